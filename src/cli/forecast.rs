@@ -1,0 +1,91 @@
+//! `rewarm forecast [--days 30] [--now T] [--leads]`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+
+use super::{parse_now, with_store};
+use crate::config::Settings;
+use crate::forecast::plan;
+use crate::store::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct ForecastArgs {
+    /// How many days ahead.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// Forecast from this time instead of now (RFC 3339 or YYYY-MM-DD).
+    #[arg(long, value_parser = parse_now)]
+    pub now: Option<DateTime<Utc>>,
+    /// One line per email (time, lead, campaign, step) instead of totals per day.
+    #[arg(long)]
+    pub leads: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn forecast(config: &Path, args: ForecastArgs) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(config)?;
+    let now = args.now.unwrap_or_else(Utc::now);
+    let until = now + chrono::Duration::days(args.days.into());
+    let planned = with_store!(&settings.database_url, |store| {
+        store.migrate().await?;
+        plan(&store, &settings, now, until)
+            .await
+            .context("Failed to compute the forecast")?
+    });
+    if args.json && args.leads {
+        println!("{}", serde_json::to_string_pretty(&planned)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.leads {
+        println!(
+            "{:<22} {:<26} {:<32} {:<20} {:>4}  template",
+            "when (UTC)", "lead local time", "lead", "campaign", "step"
+        );
+        for p in &planned {
+            println!(
+                "{:<22} {:<26} {:<32} {:<20} {:>4}  {}",
+                p.at.format("%Y-%m-%d %H:%M"),
+                p.local,
+                p.email,
+                p.campaign,
+                p.step,
+                p.template
+            );
+        }
+        println!(
+            "{} email(s) in the next {} day(s)",
+            planned.len(),
+            args.days
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Per UTC day and campaign.
+    let mut per_day: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for p in &planned {
+        *per_day
+            .entry((p.at.format("%Y-%m-%d").to_string(), p.campaign.clone()))
+            .or_default() += 1;
+    }
+    if args.json {
+        let rows: Vec<_> = per_day.iter().map(|((day, campaign), n)| serde_json::json!({"day": day, "campaign": campaign, "emails": n})).collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<12} {:<24} {:>6}", "day (UTC)", "campaign", "emails");
+    for ((day, campaign), n) in &per_day {
+        println!("{day:<12} {campaign:<24} {n:>6}");
+    }
+    println!(
+        "{} email(s) in the next {} day(s) from {}",
+        planned.len(),
+        args.days,
+        now.format("%Y-%m-%d %H:%M UTC")
+    );
+    Ok(ExitCode::SUCCESS)
+}

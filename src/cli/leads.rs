@@ -1,0 +1,320 @@
+//! `rewarm leads import FILE`, `rewarm leads show EMAIL`, `rewarm leads rewarmed` and
+//! `rewarm leads recycle EMAIL`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+
+use super::with_store;
+use crate::config::Settings;
+use crate::domain::email::EmailAddress;
+use crate::domain::lead::NewLead;
+use crate::ingest;
+use crate::store::{Store, UpsertSummary};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum LeadsCommand {
+    /// Import leads from a CRM export (CSV) or JSON Lines; upsert by normalised email.
+    Import {
+        /// The file (.csv, .jsonl).
+        file: PathBuf,
+        /// Reject the whole file if any row is bad.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// A lead's data and timeline: imported, enrolled, every email, every state change.
+    Show {
+        email: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Leads re-warmed (by a reply or their score) recently, newest first.
+    Rewarmed {
+        /// How far back ("7d", "2w", "3mo", "12h").
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// Only leads of this owner (email, case-insensitive).
+        #[arg(long)]
+        owner: Option<String>,
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hands a lead back from sales to nurture, its history intact: the cadence it was on
+    /// resumes where re-warming stopped it, not before `--after`.
+    Recycle {
+        email: String,
+        #[arg(long)]
+        reason: String,
+        /// Wait this long before the next email ("90d"; default: now).
+        #[arg(long)]
+        after: Option<String>,
+    },
+}
+
+/// `now` minus a span ("7d", "3mo", "12h").
+pub fn span_before(span: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
+    use crate::domain::cadence::Span;
+    let span = Span::parse(span)?;
+    let t = match span {
+        Span::Fixed(d) => now.checked_sub_signed(d),
+        Span::Days(n) => now.checked_sub_signed(chrono::Duration::days(i64::from(n))),
+        Span::Months(n) => now.checked_sub_months(chrono::Months::new(n)),
+    };
+    t.context("the span reaches before the calendar starts")
+}
+
+/// Rows written per transaction while importing.
+const CHUNK: usize = 1000;
+
+pub struct ImportOutcome {
+    pub summary: UpsertSummary,
+    pub merged: usize,
+    pub rejected: usize,
+}
+
+pub async fn leads(config: &Path, cmd: LeadsCommand) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(config)?;
+    with_store!(&settings.database_url, |store| {
+        store.migrate().await?;
+        match cmd {
+            LeadsCommand::Import { file, strict } => {
+                let outcome =
+                    import_file(&store, &settings, &file, strict, Utc::now(), false).await?;
+                // 3 = imported, but some rows were rejected (scripts can tell).
+                Ok(if outcome.rejected > 0 {
+                    ExitCode::from(3)
+                } else {
+                    ExitCode::SUCCESS
+                })
+            }
+            LeadsCommand::Show { email, json } => show(&store, &settings, &email, json).await,
+            LeadsCommand::Rewarmed { since, owner, json } => {
+                let since = span_before(&since, Utc::now())?;
+                rewarmed(&store, since, owner.as_deref(), json).await
+            }
+            LeadsCommand::Recycle {
+                email,
+                reason,
+                after,
+            } => {
+                recycle(
+                    &store,
+                    &settings,
+                    &email,
+                    &reason,
+                    after.as_deref(),
+                    Utc::now(),
+                )
+                .await
+            }
+        }
+    })
+}
+
+/// Parses `file`, reports bad rows (file:line: field: reason), and upserts the good ones in
+/// chunks with a progress bar. With `strict`, one bad row rejects the whole file.
+pub async fn import_file<S: Store>(
+    store: &S,
+    settings: &Settings,
+    file: &Path,
+    strict: bool,
+    now: DateTime<Utc>,
+    quiet: bool,
+) -> anyhow::Result<ImportOutcome> {
+    let parsed = ingest::parse_path_at(file, settings.default_tz, now)?;
+    for error in &parsed.rejected {
+        eprintln!("rejected {error}");
+    }
+    if strict && !parsed.rejected.is_empty() {
+        anyhow::bail!(
+            "{}: {} bad row(s); nothing was imported (--strict)",
+            file.display(),
+            parsed.rejected.len()
+        );
+    }
+    let leads: Vec<NewLead> = parsed.leads.into_iter().map(|p| p.lead).collect();
+    let bar = if quiet || leads.len() < 5 * CHUNK {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(leads.len() as u64)
+    };
+    let source = file.display().to_string();
+    let mut summary = UpsertSummary::default();
+    for chunk in leads.chunks(CHUNK) {
+        let s = store
+            .upsert_leads(chunk, &source, now)
+            .await
+            .with_context(|| format!("Failed to write leads from {source}"))?;
+        summary.inserted += s.inserted;
+        summary.updated += s.updated;
+        summary.unchanged += s.unchanged;
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    if !quiet {
+        println!(
+            "{source}: inserted {}, updated {}, unchanged {}, merged {} duplicate row(s), rejected {}",
+            summary.inserted,
+            summary.updated,
+            summary.unchanged,
+            parsed.merged,
+            parsed.rejected.len()
+        );
+    }
+    Ok(ImportOutcome {
+        summary,
+        merged: parsed.merged,
+        rejected: parsed.rejected.len(),
+    })
+}
+
+async fn show<S: Store>(
+    store: &S,
+    settings: &Settings,
+    email: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let email = EmailAddress::parse(email)?;
+    let Some(lead) = store.lead_by_email(&email).await? else {
+        eprintln!("no lead with email {email}");
+        return Ok(ExitCode::FAILURE);
+    };
+    let timeline = store.timeline(lead.id).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"lead": lead, "timeline": timeline}))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let tz = lead.zone_or(settings.default_tz);
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    println!("{} ({})", lead.email, lead.state.as_str());
+    println!(
+        "  name: {} {}   company: {}   title: {}",
+        opt(&lead.first_name),
+        opt(&lead.last_name),
+        opt(&lead.company),
+        opt(&lead.title)
+    );
+    println!(
+        "  owner: {} <{}>",
+        opt(&lead.owner_name),
+        opt(&lead.owner_email)
+    );
+    println!(
+        "  lost: {} on {}   time zone: {}",
+        opt(&lead.lost_reason),
+        lead.lost_at
+            .map(|t| t.with_timezone(&tz).format("%Y-%m-%d").to_string())
+            .unwrap_or_else(|| "-".into()),
+        tz.name()
+    );
+    if !lead.tags.is_empty() {
+        println!("  tags: {}", lead.tags.join(", "));
+    }
+    for (k, v) in &lead.fields {
+        println!("  {k}: {v}");
+    }
+    println!("timeline:");
+    for event in timeline {
+        let detail = match &event.detail {
+            serde_json::Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => format!("{k}={s}"),
+                    other => format!("{k}={other}"),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            other => other.to_string(),
+        };
+        println!(
+            "  {}  {:<18} {detail}",
+            event.at.format("%Y-%m-%d %H:%M:%SZ"),
+            event.kind
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the leads re-warmed since `since` (text table, or JSON lines).
+pub async fn rewarmed<S: Store>(
+    store: &S,
+    since: DateTime<Utc>,
+    owner: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let leads = store.leads_rewarmed(since, owner).await?;
+    for (lead, at) in &leads {
+        if json {
+            println!("{}", serde_json::json!({"rewarmed_at": at, "lead": lead}));
+        } else {
+            let name = [lead.first_name.as_deref(), lead.last_name.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            println!(
+                "{}  {}  {}  {}  owner: {}",
+                at.format("%Y-%m-%d %H:%M"),
+                lead.email,
+                if name.is_empty() { "-" } else { &name },
+                lead.company.as_deref().unwrap_or("-"),
+                lead.owner_email.as_deref().unwrap_or("-"),
+            );
+        }
+    }
+    if !json {
+        eprintln!(
+            "{} lead(s) re-warmed since {}",
+            leads.len(),
+            since.format("%Y-%m-%d %H:%M UTC")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Hands a lead back to nurture (see `Store::recycle`).
+pub async fn recycle<S: Store>(
+    store: &S,
+    settings: &Settings,
+    email: &str,
+    reason: &str,
+    after: Option<&str>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<ExitCode> {
+    let email = EmailAddress::parse(email)?;
+    let lead = store
+        .lead_by_email(&email)
+        .await?
+        .with_context(|| format!("no lead {email}"))?;
+    let resume_at = match after {
+        Some(a) => {
+            crate::domain::cadence::Span::parse(a)?.after(now, lead.zone_or(settings.default_tz))
+        }
+        None => now,
+    };
+    match store.recycle(lead.id, reason, resume_at, now).await? {
+        Some(state) => {
+            println!(
+                "{email}: {} → {} (next email not before {})",
+                lead.state.as_str(),
+                state.as_str(),
+                resume_at.format("%Y-%m-%d %H:%M UTC")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            eprintln!(
+                "error: {email} is {}; only re-warmed or completed leads can be recycled",
+                lead.state.as_str()
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

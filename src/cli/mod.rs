@@ -1,0 +1,203 @@
+//! The command line: one file per command group. Every command takes `--config FILE`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+
+use crate::store::StoreError;
+use crate::store::sqlite::SqliteStore;
+
+mod check;
+pub mod db;
+mod forecast;
+pub mod inbound;
+mod leads;
+mod preview;
+mod run;
+mod status;
+mod suppress;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rewarm",
+    version,
+    about = "Brings failed sales leads back to life: timed re-engagement emails, replies, hand-back to sales."
+)]
+pub struct Cli {
+    /// The config file (TOML); `REWARM__SECTION__KEY` environment variables override it.
+    #[arg(
+        long,
+        short,
+        global = true,
+        default_value = "config/rewarm.toml",
+        env = "REWARM_CONFIG"
+    )]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: enrol, claim what is due, render, send, record — every tick.
+    Run(run::RunArgs),
+    /// Validate the config and the templates; non-zero exit on any error.
+    Check,
+    /// Show a step's email for a lead exactly as it would be sent.
+    Preview(preview::PreviewArgs),
+    /// What will be sent when, per day and campaign (or per lead), without sending.
+    Forecast(forecast::ForecastArgs),
+    /// Import leads, show a lead's timeline.
+    #[command(subcommand)]
+    Leads(leads::LeadsCommand),
+    /// Leads per state and campaign, deliveries sent and failed today.
+    Status(status::StatusArgs),
+    /// Apply database migrations (the daemon also applies them at start).
+    Migrate,
+    /// Database tools: copy a whole deployment from one database to another.
+    #[command(subcommand)]
+    Db(db::DbCommand),
+    /// The global suppression list: addresses and whole domains that are never emailed.
+    #[command(subcommand)]
+    Suppress(suppress::SuppressCommand),
+    /// Inbound mail: replay saved messages through matching, classification and effects.
+    #[command(subcommand)]
+    Inbound(inbound::InboundCommand),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run::run(&cli.config, args).await,
+        Command::Check => check::check(&cli.config).await,
+        Command::Preview(args) => preview::preview(&cli.config, args).await,
+        Command::Forecast(args) => forecast::forecast(&cli.config, args).await,
+        Command::Leads(cmd) => leads::leads(&cli.config, cmd).await,
+        Command::Status(args) => status::status(&cli.config, args).await,
+        Command::Migrate => {
+            let settings = crate::config::Settings::load(&cli.config)?;
+            with_store!(&settings.database_url, |store| {
+                crate::store::Store::migrate(&store).await
+            })?;
+            println!(
+                "migrations applied to {}",
+                redact_url(&settings.database_url)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Db(cmd) => db::db(cmd).await,
+        Command::Suppress(cmd) => suppress::suppress(&cli.config, cmd).await,
+        Command::Inbound(cmd) => inbound::inbound(&cli.config, cmd).await,
+    }
+}
+
+/// Opens the store named by `url` and runs `body` with it (generic over the backend).
+#[macro_export]
+macro_rules! with_store {
+    ($url:expr, |$store:ident| $body:expr) => {{
+        let url: &str = $url;
+        if url.starts_with("sqlite:") {
+            let $store = $crate::store::sqlite::SqliteStore::connect(url)
+                .await
+                .with_context(|| {
+                    format!(
+                        "Failed to open the database {}",
+                        $crate::cli::redact_url(url)
+                    )
+                })?;
+            $body
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let $store = $crate::store::postgres::PgStore::connect(url)
+                .await
+                .with_context(|| {
+                    format!(
+                        "Failed to open the database {}",
+                        $crate::cli::redact_url(url)
+                    )
+                })?;
+            $body
+        } else {
+            return Err(anyhow::Error::from(
+                $crate::store::StoreError::UnsupportedUrl(url.to_string()),
+            ));
+        }
+    }};
+}
+pub(crate) use with_store;
+
+/// `url` with its password (if any) replaced by `[redacted]`, for messages and logs:
+/// `postgres://rewarm:secret@db/rewarm` → `postgres://rewarm:[redacted]@db/rewarm`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:[redacted]@{host}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// Opens and migrates the SQLite store (used where only SQLite applies).
+#[allow(dead_code)]
+pub(crate) async fn open_sqlite(url: &str) -> Result<SqliteStore, StoreError> {
+    let store = SqliteStore::connect(url).await?;
+    crate::store::Store::migrate(&store).await?;
+    Ok(store)
+}
+
+/// Parses `--now` values: RFC 3339 (`2026-03-02T09:00:00Z`) or a date (`2026-03-02`, midnight UTC).
+pub fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| format!("`{s}` is not a time: use RFC 3339 like 2026-03-02T09:00:00Z or a date like 2026-03-02"))
+}
+
+/// Starts logging per the config (`RUST_LOG` wins over `log.level`).
+pub fn init_logging(settings: &crate::config::Settings) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match settings.log.format {
+        crate::config::LogFormat::Json => builder.json().try_init(),
+        crate::config::LogFormat::Text => builder.try_init(),
+    };
+}

@@ -1,0 +1,61 @@
+//! `rewarm status`: leads per state and campaign, deliveries today.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+
+use super::{parse_now, with_store};
+use crate::config::Settings;
+use crate::store::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The time to report at (RFC 3339 or YYYY-MM-DD); "today" is the UTC day of it.
+    #[arg(long, value_parser = parse_now)]
+    pub now: Option<DateTime<Utc>>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn status(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(config)?;
+    let now = args.now.unwrap_or_else(Utc::now);
+    let since = now
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc())
+        .unwrap_or(now);
+    let report = with_store!(&settings.database_url, |store| {
+        store.migrate().await?;
+        store
+            .status(since, now)
+            .await
+            .context("Failed to read the status")?
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("leads:");
+    for (state, n) in &report.leads_by_state {
+        println!("  {state:<12} {n}");
+    }
+    println!("campaigns (enrolments):");
+    for (campaign, states) in &report.enrolments {
+        let parts: Vec<String> = states.iter().map(|(s, n)| format!("{s} {n}")).collect();
+        println!("  {campaign:<24} {}", parts.join(", "));
+    }
+    println!(
+        "deliveries today (since {}):",
+        since.format("%Y-%m-%d 00:00 UTC")
+    );
+    println!(
+        "  sent {}   failed {}   unknown {}",
+        report.sent_since, report.failed_since, report.unknown_since
+    );
+    println!("  due now and not yet sent: {}", report.due_now);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,65 @@
+//! The daemon's side tasks besides the send pass: polling the reply mailbox and telling sales
+//! (notifications and the weekly digest). `rewarm run --once` runs each once after its pass;
+//! the daemon runs them every tick.
+
+use chrono::{DateTime, Utc};
+
+use crate::app::Loaded;
+use crate::inbound::imap::ImapPoller;
+use crate::inbound::process::{InboundMessage, process};
+use crate::secret::Secret;
+use crate::store::Store;
+use crate::transport::Transport;
+
+/// One poll of the reply mailbox, when one is configured; every message goes through
+/// `inbound::process`. Returns how many were handled.
+pub async fn poll_replies<S: Store>(
+    store: &S,
+    loaded: &Loaded,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    let Some(imap) = loaded.settings.inbound.imap.clone() else {
+        return Ok(0);
+    };
+    let password = Secret::from_env_or_credential(&imap.password_env)?;
+    let poller = ImapPoller::new(imap, password);
+    poller
+        .poll_once(store, |raw, dedupe_key| async move {
+            let msg = InboundMessage {
+                raw,
+                source: "imap".into(),
+                dedupe_key,
+                received_at: now,
+            };
+            process(store, loaded, &msg, now, false).await.map(|_| ())
+        })
+        .await
+}
+
+/// Delivers due notifications and enqueues the weekly digest when its cron fired.
+pub async fn tell_sales<S: Store>(
+    store: &S,
+    loaded: &Loaded,
+    transport: &Transport,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    const LAST_DIGEST: &str = "notify:digest:last_run";
+    if loaded.settings.notify.digest.is_some() {
+        let last = store
+            .kv_get(LAST_DIGEST)
+            .await?
+            .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
+            .map(|t| t.with_timezone(&Utc));
+        crate::notify::enqueue_digests(store, loaded, now, last).await?;
+        store.kv_set(LAST_DIGEST, &now.to_rfc3339()).await?;
+    }
+    crate::notify::deliver_due(
+        store,
+        loaded,
+        transport,
+        now,
+        &loaded.settings.scheduler.worker_id,
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,339 @@
+//! Dispatch: claimed deliveries are rendered, composed, sent and recorded in batches.
+//! Claims are leases committed before anything is sent; rendering runs on blocking
+//! threads while the previous batch is on the wire; one transaction records a batch.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{Loaded, lock};
+use crate::domain::lead::Lead;
+use crate::store::{
+    ClaimedDelivery, DeferReason, NextStep, Outcome, RecordedOutcome, Store, StoreError,
+};
+use crate::transport::{OutgoingEmail, SendError, Transport};
+
+/// Batches being rendered or sent at once (one more is claimed while one is on the wire).
+const PIPELINE: usize = 3;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DispatchReport {
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+    pub unknown: usize,
+    pub deferred: usize,
+}
+
+impl DispatchReport {
+    fn add(&mut self, outcomes: &[RecordedOutcome]) {
+        let m = crate::metrics::get();
+        for o in outcomes {
+            let (mine, global) = match o.outcome {
+                Outcome::Sent { .. } => (&mut self.sent, &m.sent),
+                Outcome::Retry { .. } => (&mut self.retried, &m.retried),
+                Outcome::Deferred { .. } => (&mut self.deferred, &m.deferred),
+                Outcome::Failed { .. } => (&mut self.failed, &m.failed),
+                Outcome::Unknown { .. } => (&mut self.unknown, &m.unknown),
+            };
+            *mine += 1;
+            crate::metrics::Metrics::add(global, 1);
+        }
+    }
+}
+
+/// Sends everything due at `now`, batch after batch, until nothing due is left or `stop`
+/// is cancelled.
+pub async fn send_due<S: Store>(
+    store: &S,
+    loaded: &Arc<Loaded>,
+    transport: &Transport,
+    now: DateTime<Utc>,
+    stop: &CancellationToken,
+) -> Result<DispatchReport, StoreError> {
+    let sched = &loaded.settings.scheduler;
+    let mut report = DispatchReport::default();
+    let mut in_flight = FuturesUnordered::new();
+    let mut exhausted = false;
+    // A batch claimed late in a long pass still gets its full lease: `now` plus the real time
+    // the pass has taken. (Outcomes are recorded at `now`, so `--now T` stays exact.)
+    let started = std::time::Instant::now();
+    let clock = || now + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
+    loop {
+        // On shutdown no new batch is claimed; batches in flight finish and are recorded.
+        while !exhausted && !stop.is_cancelled() && in_flight.len() < PIPELINE {
+            let batch = store
+                .claim_due(
+                    now,
+                    &sched.worker_id,
+                    clock() + sched.lease,
+                    sched.batch_size,
+                )
+                .await?;
+            exhausted = batch.len() < sched.batch_size;
+            if batch.is_empty() {
+                break;
+            }
+            let leads = store
+                .leads_by_ids(&batch.iter().map(|d| d.lead_id).collect::<Vec<_>>())
+                .await?;
+            in_flight.push(process(loaded, transport, batch, leads, now, started));
+        }
+        let Some(outcomes) = in_flight.next().await else {
+            break;
+        };
+        store
+            .record_outcomes(&outcomes, &sched.worker_id, now)
+            .await?;
+        report.add(&outcomes);
+    }
+    if report != DispatchReport::default() {
+        tracing::info!(
+            sent = report.sent,
+            retried = report.retried,
+            failed = report.failed,
+            unknown = report.unknown,
+            "Dispatched due deliveries"
+        );
+    }
+    Ok(report)
+}
+
+/// Renders, composes and sends one claimed batch; returns an outcome for every delivery.
+async fn process(
+    loaded: &Arc<Loaded>,
+    transport: &Transport,
+    batch: Vec<ClaimedDelivery>,
+    leads: Vec<Lead>,
+    now: DateTime<Utc>,
+    started: std::time::Instant,
+) -> Vec<RecordedOutcome> {
+    // Rate limits count real time: the pass's `now` plus how long the pass has run.
+    let wall = || now + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
+    let leads: HashMap<i64, Lead> = leads.into_iter().map(|l| (l.id, l)).collect();
+    // Rendering is CPU work: it runs on a blocking thread while other batches are on the wire.
+    let prepared = {
+        let (loaded, batch) = (Arc::clone(loaded), batch.clone());
+        tokio::task::spawn_blocking(move || {
+            let out = prepare(&loaded, &batch, &leads, now);
+            (out, leads)
+        })
+        .await
+    };
+    let ((outgoing, mut outcomes), leads) = match prepared {
+        Ok(prepared) => prepared,
+        // Only a panic inside rendering gets here; the batch stays claimed and its lease
+        // expires into `unknown` — never sent twice.
+        Err(e) => {
+            tracing::error!(error = %e, "Rendering a batch panicked; its deliveries will expire as unknown");
+            return Vec::new();
+        }
+    };
+    let by_id: HashMap<i64, &ClaimedDelivery> = batch.iter().map(|d| (d.id, d)).collect();
+    let message_ids: HashMap<i64, String> = outgoing
+        .iter()
+        .map(|m| (m.delivery_id, m.message_id.clone()))
+        .collect();
+    // Over a limit, work is deferred (never dropped) and the attempt does not count.
+    let outgoing = match &loaded.limiter {
+        Some(limiter) => {
+            let (admitted, held) = lock(limiter).admit_emails(wall(), outgoing);
+            for (id, due_at) in held {
+                if let Some(d) = by_id.get(&id) {
+                    outcomes.push(RecordedOutcome {
+                        delivery: (*d).clone(),
+                        outcome: Outcome::Deferred {
+                            due_at,
+                            reason: DeferReason::RateLimit,
+                        },
+                    });
+                }
+            }
+            admitted
+        }
+        None => outgoing,
+    };
+    let (count, send_started) = (outgoing.len(), std::time::Instant::now());
+    let results = transport.send_batch(outgoing).await;
+    if count > 0 {
+        crate::metrics::get()
+            .observe_send_latency(send_started.elapsed().as_secs_f64() / count as f64, count);
+    }
+    let max_attempts = loaded.settings.scheduler.max_attempts;
+    for (delivery_id, result) in results {
+        let throttled = loaded
+            .limiter
+            .as_ref()
+            .and_then(|l| lock(l).record(wall(), &(delivery_id, result.clone())));
+        let Some(delivery) = by_id.get(&delivery_id) else {
+            continue;
+        };
+        let message_id = message_ids.get(&delivery_id).cloned().unwrap_or_default();
+        let lead = leads.get(&delivery.lead_id);
+        let outcome = match (result, throttled) {
+            (Ok(()), _) => Outcome::Sent {
+                message_id,
+                next: next_step(loaded, delivery, lead, now),
+            },
+            // Throttled by the provider or the recipient's domain: the step is kept, no attempt counted.
+            (Err(SendError::Transient(_)), Some(due_at)) => Outcome::Deferred {
+                due_at,
+                reason: DeferReason::RateLimit,
+            },
+            (Err(SendError::Transient(error)), None) if delivery.attempts < max_attempts => {
+                Outcome::Retry {
+                    due_at: now + backoff(loaded.settings.scheduler.retry_base, delivery.attempts),
+                    error,
+                }
+            }
+            (Err(SendError::Transient(error)), None) => Outcome::Failed {
+                error: format!("gave up after {} attempts: {error}", delivery.attempts),
+                next: next_step(loaded, delivery, lead, now),
+                suppress: false,
+            },
+            // A hard bounce suppresses the address and ends the cadence; another permanent
+            // refusal fails this step only.
+            (Err(SendError::Permanent(error)), _) => {
+                let hard = SendError::Permanent(error.clone()).is_hard_bounce();
+                Outcome::Failed {
+                    error,
+                    next: if hard {
+                        None
+                    } else {
+                        next_step(loaded, delivery, lead, now)
+                    },
+                    suppress: hard,
+                }
+            }
+            (Err(SendError::Unknown(error)), _) => Outcome::Unknown {
+                error,
+                next: next_step(loaded, delivery, lead, now),
+            },
+        };
+        outcomes.push(RecordedOutcome {
+            delivery: (*delivery).clone(),
+            outcome,
+        });
+    }
+    outcomes
+}
+
+/// Renders and composes every delivery of the batch; those that cannot be rendered fail
+/// with the reason (the cadence goes on), the others are ready to send.
+fn prepare(
+    loaded: &Loaded,
+    batch: &[ClaimedDelivery],
+    leads: &HashMap<i64, Lead>,
+    now: DateTime<Utc>,
+) -> (Vec<OutgoingEmail>, Vec<RecordedOutcome>) {
+    let settings = &loaded.settings;
+    let composer = loaded.composer();
+    let mut ready = Vec::with_capacity(batch.len());
+    let mut failed = Vec::new();
+    for delivery in batch {
+        let lead = leads.get(&delivery.lead_id);
+        // A delivery claimed late (the daemon was down, a retry came due at night) still
+        // waits for the lead's send window.
+        if let (Some(lead), Some(campaign)) = (lead, settings.campaigns.get(&delivery.campaign)) {
+            let tz = lead.zone_or(settings.default_tz);
+            if !campaign.cadence.window.contains(now, tz) {
+                let due_at = campaign.cadence.window.next_open(now, tz);
+                failed.push(RecordedOutcome {
+                    delivery: delivery.clone(),
+                    outcome: Outcome::Deferred {
+                        due_at,
+                        reason: DeferReason::SendWindow,
+                    },
+                });
+                continue;
+            }
+        }
+        let built = match (lead, settings.campaigns.get(&delivery.campaign)) {
+            (Some(lead), Some(campaign)) => composer
+                .build(
+                    lead,
+                    campaign,
+                    &delivery.template,
+                    delivery.step,
+                    delivery.id,
+                    now,
+                )
+                .map(|(_, m)| m),
+            (None, _) => Err("lead not found".to_string()),
+            (_, None) => Err(format!(
+                "campaign `{}` is no longer configured",
+                delivery.campaign
+            )),
+        };
+        match built {
+            Ok(message) => ready.push(message),
+            Err(error) => {
+                tracing::warn!(delivery = delivery.id, template = %delivery.template, %error, "Delivery failed before sending");
+                failed.push(RecordedOutcome {
+                    delivery: delivery.clone(),
+                    outcome: Outcome::Failed {
+                        error,
+                        next: next_step(loaded, delivery, lead, now),
+                        suppress: false,
+                    },
+                });
+            }
+        }
+    }
+    (ready, failed)
+}
+
+/// The step after `delivery`, per its campaign's cadence, or None when the campaign is done
+/// (or no longer configured).
+fn next_step(
+    loaded: &Loaded,
+    delivery: &ClaimedDelivery,
+    lead: Option<&Lead>,
+    now: DateTime<Utc>,
+) -> Option<NextStep> {
+    let settings = &loaded.settings;
+    let campaign = settings.campaigns.get(&delivery.campaign)?;
+    let tz = lead
+        .map(|l| l.zone_or(settings.default_tz))
+        .unwrap_or(settings.default_tz);
+    let step = delivery.step + 1;
+    let due_at = campaign.cadence.next_due(step, now, tz)?;
+    Some(NextStep {
+        step,
+        due_at,
+        template: campaign.template_for(step).to_string(),
+    })
+}
+
+/// Exponential backoff with jitter: base · 2^(attempt-1), the second half randomised.
+fn backoff(base: chrono::Duration, attempt: u32) -> chrono::Duration {
+    let exp = base * 2_i32.saturating_pow(attempt.saturating_sub(1).min(16));
+    let half = exp / 2;
+    let jitter_ms = half.num_milliseconds().max(0) as u64;
+    half + chrono::Duration::milliseconds(if jitter_ms == 0 {
+        0
+    } else {
+        (rand::random::<u64>() % jitter_ms) as i64
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_between_half_and_full() {
+        let base = chrono::Duration::seconds(60);
+        for attempt in 1..6 {
+            let full = 60 * 2_i64.pow(attempt - 1);
+            for _ in 0..50 {
+                let d = backoff(base, attempt).num_seconds();
+                assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d}s");
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! A lead as it enters (`NewLead`), as it is stored (`Lead`), and the states it moves through.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use super::email::EmailAddress;
+
+/// A lead as read from a CSV row, a JSON line or an API call: already validated.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NewLead {
+    pub email: Option<EmailAddress>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub company: Option<String>,
+    pub title: Option<String>,
+    pub owner_email: Option<EmailAddress>,
+    pub owner_name: Option<String>,
+    pub lost_reason: Option<String>,
+    pub lost_at: Option<DateTime<Utc>>,
+    pub timezone: Option<Tz>,
+    pub tags: Vec<String>,
+    /// Every column that is not a recognised one: usable in templates as `lead.fields.NAME`.
+    pub fields: BTreeMap<String, String>,
+}
+
+/// Where a lead stands. Every change of state writes an event on the lead's timeline.
+///
+/// ```text
+/// new ──enrol──▶ nurturing ──last step sent──▶ completed
+///                    │  ▲
+///       reply/score  │  │ sales recycles it (leads recycle)
+///                    ▼  │
+///                 rewarmed
+/// any ──unsubscribe / hard bounce / complaint──▶ suppressed
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum LeadState {
+    /// Imported, not (yet) matched by any segment.
+    New,
+    /// Enrolled in a campaign; emails are scheduled.
+    Nurturing,
+    /// Every step of its campaign was sent; nothing more is scheduled.
+    Completed,
+    /// Warmed up again: handed to sales, its cadence stopped.
+    Rewarmed,
+    /// Must never be emailed again.
+    Suppressed,
+}
+
+impl LeadState {
+    pub const ALL: [LeadState; 5] = [
+        LeadState::New,
+        LeadState::Nurturing,
+        LeadState::Completed,
+        LeadState::Rewarmed,
+        LeadState::Suppressed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeadState::New => "new",
+            LeadState::Nurturing => "nurturing",
+            LeadState::Completed => "completed",
+            LeadState::Rewarmed => "rewarmed",
+            LeadState::Suppressed => "suppressed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == s)
+    }
+}
+
+/// A lead read back from the store.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Lead {
+    pub id: i64,
+    pub email: EmailAddress,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub company: Option<String>,
+    pub title: Option<String>,
+    pub owner_email: Option<String>,
+    pub owner_name: Option<String>,
+    pub lost_reason: Option<String>,
+    pub lost_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "serialize_tz")]
+    pub timezone: Option<Tz>,
+    pub tags: Vec<String>,
+    pub fields: BTreeMap<String, String>,
+    pub state: LeadState,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn serialize_tz<S: serde::Serializer>(tz: &Option<Tz>, s: S) -> Result<S::Ok, S::Error> {
+    match tz {
+        Some(tz) => s.serialize_some(tz.name()),
+        None => s.serialize_none(),
+    }
+}
+
+impl Lead {
+    /// The lead's zone, or `default` when it has none.
+    pub fn zone_or(&self, default: Tz) -> Tz {
+        self.timezone.unwrap_or(default)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_through_their_names() {
+        for state in LeadState::ALL {
+            assert_eq!(LeadState::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(LeadState::parse("warm"), None);
+    }
+}

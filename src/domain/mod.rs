@@ -1,0 +1,7 @@
+//! Pure types and rules: no I/O here.
+
+pub mod cadence;
+pub mod clock;
+pub mod email;
+pub mod lead;
+pub mod segment;

@@ -1,0 +1,24 @@
+//! `GET /metrics`: the process's counters in the Prometheus text format, with the queue
+//! depth (deliveries due now and not yet sent) read from the store at scrape time.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{Shared, store_failure};
+use crate::metrics;
+use crate::store::Store;
+
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+pub(super) async fn scrape<S: Store>(State(state): State<Shared<S>>) -> Response {
+    let now = state.clock.now();
+    match state.store.status(now, now).await {
+        Ok(status) => (
+            [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
+            metrics::get().render(status.due_now),
+        )
+            .into_response(),
+        Err(e) => (store_failure("metrics", &e), "a database error\n").into_response(),
+    }
+}

@@ -1,0 +1,125 @@
+//! The daemon's HTTP side (axum): one-click unsubscribe, click tracking, health probes,
+//! Prometheus metrics and the leads API. One file per job:
+//!
+//! - [`unsubscribe`]: `GET /u/{token}` (a confirmation page, changes nothing) and
+//!   `POST /u/{token}` (RFC 8058 one-click: suppresses the address, answers 200, never a redirect).
+//! - [`click`]: `GET /c/{token}?u=URL` records the click and redirects, only to a URL we signed.
+//! - [`health`]: `/healthz` (the process answers) and `/readyz` (the database answers).
+//! - [`metrics`]: `/metrics`, the Prometheus text exposition.
+//! - [`api`]: `POST /api/leads` and `GET /api/leads/{email}`, behind a bearer token.
+//! - [`inbound`]: `POST /inbound/{postmark,mailgun,sendgrid,raw}`, provider webhooks for replies.
+//!
+//! Nothing here trusts a request: a token is verified before the store is asked anything, and
+//! a forged token gets the same 404 as an unknown one. Handlers never panic; a failure is
+//! logged once, at `warn`, where it is answered.
+
+mod api;
+mod click;
+mod health;
+mod inbound;
+mod metrics;
+mod unsubscribe;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::Current;
+use crate::domain::clock::Clock;
+use crate::secret::Secret;
+use crate::store::{Store, StoreError};
+use crate::tokens::{Claims, TokenKeys, TokenKind};
+
+/// What the handlers share.
+pub struct HttpState<S: Store> {
+    pub store: S,
+    /// The configuration and templates, swapped whole on reload.
+    pub current: Current,
+    /// Verify unsubscribe and click tokens, together with the keys of the current
+    /// configuration (so links signed after a reload that changed the keys verify too).
+    pub keys: TokenKeys,
+    /// The bearer token of `/api/…`; without one the API answers 404.
+    pub api_token: Option<Secret>,
+    pub clock: Clock,
+}
+
+impl<S: Store> HttpState<S> {
+    /// The claims of a `kind` token signed over `context` by one of our keys, else None.
+    fn verify(&self, token: &str, context: &[u8], kind: TokenKind) -> Option<Claims> {
+        let claims = self
+            .keys
+            .verify_with(token, context)
+            .or_else(|| self.current.get().keys.verify_with(token, context))?;
+        (claims.kind == kind).then_some(claims)
+    }
+}
+
+/// The state as handlers hold it: shared, never cloned field by field.
+type Shared<S> = Arc<HttpState<S>>;
+
+/// Every route, ready to serve.
+pub fn router<S: Store>(state: HttpState<S>) -> Router {
+    Router::new()
+        .route(
+            "/u/{token}",
+            get(unsubscribe::page::<S>)
+                .post(unsubscribe::confirm::<S>)
+                .layer(DefaultBodyLimit::max(unsubscribe::BODY_LIMIT)),
+        )
+        .route("/c/{token}", get(click::follow::<S>))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready::<S>))
+        .route("/metrics", get(metrics::scrape::<S>))
+        .route(
+            "/api/leads",
+            post(api::upsert_leads::<S>).layer(DefaultBodyLimit::max(api::BODY_LIMIT)),
+        )
+        .route("/api/leads/{email}", get(api::show_lead::<S>))
+        .route(
+            "/inbound/postmark",
+            post(inbound::postmark::<S>).layer(DefaultBodyLimit::max(inbound::BODY_LIMIT)),
+        )
+        .route(
+            "/inbound/mailgun",
+            post(inbound::mailgun::<S>).layer(DefaultBodyLimit::max(inbound::BODY_LIMIT)),
+        )
+        .route(
+            "/inbound/sendgrid",
+            post(inbound::sendgrid::<S>).layer(DefaultBodyLimit::max(inbound::BODY_LIMIT)),
+        )
+        .route(
+            "/inbound/raw",
+            post(inbound::raw::<S>).layer(DefaultBodyLimit::max(inbound::BODY_LIMIT)),
+        )
+        .with_state(Arc::new(state))
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` is cancelled, then stops accepting
+/// and lets requests in flight finish.
+pub async fn serve<S: Store>(
+    listener: tokio::net::TcpListener,
+    state: HttpState<S>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "HTTP server listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    tracing::info!(%address, "HTTP server stopped");
+    Ok(())
+}
+
+/// Logs a store failure once and gives the status to answer: 503 when the database did not
+/// answer (the client's next try may work), 500 for anything else.
+fn store_failure(what: &'static str, error: &StoreError) -> StatusCode {
+    tracing::warn!(request = what, error = %error, "Request failed on a database error");
+    match error {
+        StoreError::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}

@@ -1,0 +1,233 @@
+//! Which lead an inbound message is about, in the order:
+//!
+//! 1. `token`: a signed token in a recipient address (`reply+TOKEN@…`, `bounce+TOKEN@…`);
+//! 2. `in_reply_to`: In-Reply-To / References against our Message-IDs (the token in
+//!    `<TOKEN@domain>`, else the delivery stored with that Message-ID);
+//! 3. `report`: for DSNs and ARF reports, the original message's Message-ID, then its
+//!    Final-Recipient / Original-Rcpt-To / To addresses against the leads;
+//! 4. `sender`: the From address against the leads.
+//!
+//! A forged or foreign token verifies to nothing and matching moves on to the next rule.
+//! The address/ID helpers are pure; [`find`] asks the store.
+
+use crate::domain::email::EmailAddress;
+use crate::inbound::parse::{ParsedInbound, Report};
+use crate::store::{DeliveryTarget, Store, StoreError, bare_message_id};
+use crate::tokens::{TokenKeys, TokenKind};
+
+/// What a message was matched to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Match {
+    pub lead_id: i64,
+    pub email: EmailAddress,
+    pub delivery_id: Option<i64>,
+    /// `token`, `in_reply_to`, `report` or `sender`.
+    pub matched_by: &'static str,
+}
+
+impl Match {
+    fn from_target(t: DeliveryTarget, matched_by: &'static str) -> Self {
+        Match {
+            lead_id: t.lead_id,
+            email: t.email,
+            delivery_id: Some(t.delivery_id),
+            matched_by,
+        }
+    }
+}
+
+/// The token of a VERP/reply address: `reply+TOKEN@…` → (Reply, TOKEN), `bounce+TOKEN@…` →
+/// (Bounce, TOKEN). Accepts `Name <addr>` and angle brackets; the prefix is case-insensitive.
+pub fn address_token(address: &str) -> Option<(TokenKind, &str)> {
+    let addr = address.trim();
+    let addr = match (addr.rfind('<'), addr.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &addr[a + 1..b],
+        _ => addr,
+    };
+    let local = &addr[..addr.rfind('@')?];
+    let (prefix, token) = local.split_once('+')?;
+    let kind = if prefix.eq_ignore_ascii_case("reply") {
+        TokenKind::Reply
+    } else if prefix.eq_ignore_ascii_case("bounce") {
+        TokenKind::Bounce
+    } else {
+        return None;
+    };
+    (!token.is_empty()).then_some((kind, token))
+}
+
+/// The part of a Message-ID before its `@` (`<TOKEN@domain>` → TOKEN).
+pub fn message_id_token(message_id: &str) -> Option<&str> {
+    let bare = bare_message_id(message_id);
+    let (local, _) = bare.rsplit_once('@')?;
+    (!local.is_empty()).then_some(local)
+}
+
+/// Every Message-ID in In-Reply-To and References (each header may hold several), newest
+/// first: In-Reply-To, then References from the last.
+pub fn thread_ids(parsed: &ParsedInbound) -> Vec<String> {
+    let split = |v: &String| -> Vec<String> {
+        v.split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| bare_message_id(s).to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let mut out: Vec<String> = Vec::new();
+    for id in parsed.in_reply_to.iter().flat_map(split).chain(
+        parsed
+            .references
+            .iter()
+            .rev()
+            .flat_map(|r| split(r).into_iter().rev()),
+    ) {
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
+}
+
+/// `rfc822; ann@acme.test` → `ann@acme.test`, as a lead address if valid.
+pub fn report_address(field: &str) -> Option<EmailAddress> {
+    let value = match field.split_once(';') {
+        Some((_, v)) => v,
+        None => field,
+    };
+    let value = value.trim().trim_start_matches('<').trim_end_matches('>');
+    EmailAddress::parse(value).ok()
+}
+
+/// Parses the address of a From / To header value (`Name <a@b>` or `a@b`).
+pub fn header_address(value: &str) -> Option<EmailAddress> {
+    let v = value.trim();
+    let v = match (v.rfind('<'), v.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &v[a + 1..b],
+        _ => v,
+    };
+    EmailAddress::parse(v.trim()).ok()
+}
+
+async fn by_thread_id<S: Store>(
+    store: &S,
+    keys: &TokenKeys,
+    id: &str,
+) -> Result<Option<DeliveryTarget>, StoreError> {
+    if let Some(token) = message_id_token(id)
+        && let Some(claims) = keys.verify_kind(token, TokenKind::Reply)
+        && let Some(t) = store.delivery_target(claims.delivery_id).await?
+    {
+        return Ok(Some(t));
+    }
+    store.delivery_by_message_id(id).await
+}
+
+async fn by_address<S: Store>(
+    store: &S,
+    email: &EmailAddress,
+) -> Result<Option<Match>, StoreError> {
+    Ok(store.lead_by_email(email).await?.map(|l| Match {
+        lead_id: l.id,
+        email: l.email,
+        delivery_id: None,
+        matched_by: "",
+    }))
+}
+
+/// Finds the lead `parsed` is about (None = unmatched).
+pub async fn find<S: Store>(
+    store: &S,
+    keys: &TokenKeys,
+    parsed: &ParsedInbound,
+) -> Result<Option<Match>, StoreError> {
+    // 1. A token in a recipient address.
+    for r in &parsed.recipients {
+        if let Some((kind, token)) = address_token(r)
+            && let Some(claims) = keys.verify_kind(token, kind)
+            && let Some(t) = store.delivery_target(claims.delivery_id).await?
+        {
+            return Ok(Some(Match::from_target(t, "token")));
+        }
+    }
+    // 2. In-Reply-To / References.
+    for id in thread_ids(parsed) {
+        if let Some(t) = by_thread_id(store, keys, &id).await? {
+            return Ok(Some(Match::from_target(t, "in_reply_to")));
+        }
+    }
+    // 3. The original message inside a report.
+    if let Some(report) = &parsed.report {
+        let (recipients, original) = match report {
+            Report::Delivery(recipients, original) => (recipients.as_slice(), original),
+            Report::Feedback(original) => (&[][..], original),
+        };
+        if let Some(id) = original.message_id.as_deref()
+            && let Some(t) = by_thread_id(store, keys, id).await?
+        {
+            return Ok(Some(Match::from_target(t, "report")));
+        }
+        let addresses = recipients
+            .iter()
+            .flat_map(|r| {
+                [
+                    r.final_recipient.as_deref(),
+                    r.original_recipient.as_deref(),
+                ]
+            })
+            .flatten()
+            .filter_map(report_address)
+            .chain(original.to.iter().filter_map(|t| header_address(t)));
+        for email in addresses {
+            if let Some(m) = by_address(store, &email).await? {
+                return Ok(Some(Match {
+                    matched_by: "report",
+                    ..m
+                }));
+            }
+        }
+    }
+    // 4. The sender.
+    if let Some(from) = parsed.from.as_deref().and_then(header_address)
+        && let Some(m) = by_address(store, &from).await?
+    {
+        return Ok(Some(Match {
+            matched_by: "sender",
+            ..m
+        }));
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_come_out_of_reply_and_bounce_addresses() {
+        assert_eq!(
+            address_token("Reply+abc.def@r.example"),
+            Some((TokenKind::Reply, "abc.def"))
+        );
+        assert_eq!(
+            address_token("Sales <bounce+xyz@b.example>"),
+            Some((TokenKind::Bounce, "xyz"))
+        );
+        assert_eq!(address_token("ann+news@acme.test"), None);
+        assert_eq!(address_token("reply+@r.example"), None);
+        assert_eq!(address_token("reply+abc"), None);
+    }
+
+    #[test]
+    fn message_id_tokens_and_report_addresses() {
+        assert_eq!(message_id_token("<tok123@mail.example>"), Some("tok123"));
+        assert_eq!(message_id_token("nothing"), None);
+        assert_eq!(
+            report_address("rfc822; Ann@Acme.test").map(|e| e.to_string()),
+            Some("ann@acme.test".into())
+        );
+        assert_eq!(
+            header_address("Ann <ann@acme.test>").map(|e| e.to_string()),
+            Some("ann@acme.test".into())
+        );
+    }
+}

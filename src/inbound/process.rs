@@ -1,0 +1,223 @@
+//! One inbound message, from raw bytes to its effect — the single path IMAP, the webhooks
+//! and `rewarm inbound replay` share: parse → match (see [`super::matching`]) → classify →
+//! effect ([`crate::rewarm`]) → `Store::record_inbound` (one transaction; a dedupe key seen
+//! before changes nothing). Unparseable or unmatched mail is still recorded (as `other` /
+//! without a lead): nothing is dropped.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::app::Loaded;
+use crate::domain::email::EmailAddress;
+use crate::inbound::classify::{Classification, classify};
+use crate::inbound::matching;
+use crate::inbound::parse::{ParsedInbound, Report, parse};
+use crate::rewarm::{Reply, effect_for};
+use crate::store::{InboundEffect, InboundRecord, Store};
+
+/// A raw message as it arrived.
+#[derive(Debug, Clone)]
+pub struct InboundMessage {
+    pub raw: Vec<u8>,
+    /// `imap`, `postmark`, `mailgun`, `sendgrid`, `raw`, `replay`.
+    pub source: String,
+    /// Same message → same key (provider message id, IMAP UIDVALIDITY/UID, Message-ID, file hash…).
+    pub dedupe_key: String,
+    pub received_at: DateTime<Utc>,
+}
+
+/// What `process` found and did.
+#[derive(Debug, Clone)]
+pub struct Processed {
+    pub classification: Classification,
+    pub lead: Option<EmailAddress>,
+    pub matched_by: Option<&'static str>,
+    /// None on a dry run.
+    pub inbound_id: Option<i64>,
+    /// The dedupe key was seen before: nothing changed.
+    pub duplicate: bool,
+}
+
+/// Evidence for a suppression / soft bounce: the report's per-recipient status lines.
+fn report_evidence(parsed: &ParsedInbound) -> serde_json::Value {
+    match &parsed.report {
+        Some(Report::Delivery(recipients, original)) => json!({
+            "report": "delivery-status",
+            "original_message_id": original.message_id,
+            "recipients": recipients.iter().map(|r| json!({
+                "final_recipient": r.final_recipient, "action": r.action,
+                "status": r.status, "diagnostic": r.diagnostic,
+            })).collect::<Vec<_>>(),
+        }),
+        Some(Report::Feedback(original)) => json!({
+            "report": "feedback-report", "original_message_id": original.message_id,
+        }),
+        None => json!({}),
+    }
+}
+
+/// Runs one message through parse → match → classify → effect → record (unless `dry_run`,
+/// which reads only).
+pub async fn process<S: Store>(
+    store: &S,
+    loaded: &Loaded,
+    msg: &InboundMessage,
+    now: DateTime<Utc>,
+    dry_run: bool,
+) -> anyhow::Result<Processed> {
+    let parsed = parse(&msg.raw);
+    let (classification, found, record_base) = match &parsed {
+        Ok(parsed) => {
+            let found = matching::find(store, &loaded.keys, parsed).await?;
+            let classification = classify(parsed);
+            (classification, found, Some(parsed))
+        }
+        Err(e) => {
+            tracing::warn!(dedupe_key = %msg.dedupe_key, error = %e, "Inbound message could not be parsed; kept as `other`");
+            (Classification::Other, None, None)
+        }
+    };
+    let mut processed = Processed {
+        classification,
+        lead: found.as_ref().map(|m| m.email.clone()),
+        matched_by: found.as_ref().map(|m| m.matched_by),
+        inbound_id: None,
+        duplicate: false,
+    };
+    if dry_run {
+        return Ok(processed);
+    }
+
+    let text = record_base.map(|p| p.text.clone()).unwrap_or_default();
+    let subject = record_base
+        .map(|p| p.subject.clone())
+        .filter(|s| !s.is_empty());
+    let from = record_base.and_then(|p| p.from.clone());
+    let mut effect = InboundEffect::None;
+    if let (Some(m), Some(parsed)) = (&found, record_base) {
+        let lead = store.leads_by_ids(&[m.lead_id]).await?.into_iter().next();
+        if let Some(lead) = lead {
+            let timeline = if classification == Classification::HumanReply {
+                store.timeline(lead.id).await?
+            } else {
+                Vec::new()
+            };
+            let reply = Reply {
+                dedupe_key: &msg.dedupe_key,
+                subject: subject.as_deref(),
+                text: &text,
+                from: from.as_deref(),
+                return_date: parsed.return_date,
+                received_at: Some(msg.received_at),
+                evidence: report_evidence(parsed),
+            };
+            effect = effect_for(&loaded.settings, classification, &lead, &reply, &timeline);
+        }
+    }
+    let record = InboundRecord {
+        dedupe_key: msg.dedupe_key.clone(),
+        source: msg.source.clone(),
+        received_at: msg.received_at,
+        message_id: record_base.and_then(|p| p.message_id.clone()),
+        from_address: from.clone(),
+        subject: subject.clone(),
+        classification: classification.as_str().to_string(),
+        lead_id: found.as_ref().map(|m| m.lead_id),
+        delivery_id: found.as_ref().and_then(|m| m.delivery_id),
+        matched_by: found.as_ref().map(|m| m.matched_by.to_string()),
+        text: record_base.map(|_| text.clone()),
+        raw: msg.raw.clone(),
+    };
+    let applied = store.record_inbound(&record, &effect, now).await?;
+    processed.inbound_id = Some(applied.inbound_id);
+    processed.duplicate = applied.duplicate;
+
+    // Engagement points for the reply (score threshold per segment); only a first recording.
+    if !applied.duplicate
+        && let Some(m) = &found
+    {
+        let kind = classification.as_str();
+        let points = loaded
+            .settings
+            .scoring
+            .points_for(score_kind(classification));
+        if points != 0 {
+            engage(
+                store,
+                loaded,
+                m.lead_id,
+                m.delivery_id,
+                kind,
+                points,
+                &msg.dedupe_key,
+                now,
+            )
+            .await?;
+        }
+    }
+
+    tracing::info!(
+        source = %msg.source,
+        dedupe_key = %msg.dedupe_key,
+        classification = classification.as_str(),
+        lead = processed.lead.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+        matched_by = processed.matched_by.unwrap_or("unmatched"),
+        effect = effect.name(),
+        inbound_id = applied.inbound_id,
+        duplicate = applied.duplicate,
+        "Inbound message processed"
+    );
+    Ok(processed)
+}
+
+/// The scoring key of a classification (`reply` for a human reply, else its name).
+fn score_kind(c: Classification) -> &'static str {
+    match c {
+        Classification::HumanReply => "reply",
+        other => other.as_str(),
+    }
+}
+
+/// Adds engagement points to a lead; re-warms it (with notifications) when its segment's
+/// `rewarm_score` is crossed. The segment is the one whose campaign sent `delivery_id`, else
+/// the first segment the lead matches. Returns whether the lead re-warmed now.
+#[allow(clippy::too_many_arguments)]
+pub async fn engage<S: Store>(
+    store: &S,
+    loaded: &Loaded,
+    lead_id: i64,
+    delivery_id: Option<i64>,
+    kind: &str,
+    points: i64,
+    key: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let Some(lead) = store.leads_by_ids(&[lead_id]).await?.into_iter().next() else {
+        return Ok(false);
+    };
+    let settings = &loaded.settings;
+    let campaign = match delivery_id {
+        Some(id) => store.delivery_target(id).await?.map(|t| t.campaign),
+        None => None,
+    };
+    let segment = campaign
+        .and_then(|c| settings.segments.iter().find(|s| s.campaign == c))
+        .or_else(|| {
+            crate::domain::segment::first_match(&settings.segments, &lead, now, settings.default_tz)
+        });
+    let threshold = segment.map(|s| s.rewarm_score).unwrap_or(0);
+    let notifications = if threshold > 0 {
+        let timeline = store.timeline(lead_id).await?;
+        let reply = Reply {
+            dedupe_key: &format!("score:{kind}:{key}"),
+            text: "",
+            ..Reply::default()
+        };
+        crate::rewarm::notifications(settings, &lead, &reply, &timeline)
+    } else {
+        Vec::new()
+    };
+    Ok(store
+        .engage(lead_id, kind, points, threshold, &notifications, now)
+        .await?)
+}

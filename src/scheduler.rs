@@ -1,0 +1,154 @@
+//! Scheduler: one pass enrols matching leads, repairs enrolments left without a next
+//! step, and hands everything due to dispatch. `pass(now)` is all the daemon loop calls,
+//! so tests and `run --once --now T` drive exactly the daemon's logic.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::Loaded;
+use crate::dispatch::{self, DispatchReport};
+use crate::domain::lead::LeadState;
+use crate::domain::segment::first_match;
+use crate::store::{NewEnrolment, NextStep, Store, StoreError};
+use crate::transport::Transport;
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PassReport {
+    pub enrolled: usize,
+    pub expired: usize,
+    pub resumed: usize,
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+    pub unknown: usize,
+    pub deferred: usize,
+}
+
+const PAGE: usize = 1000;
+
+/// One pass at `now`.
+pub async fn pass<S: Store>(
+    store: &S,
+    loaded: &std::sync::Arc<Loaded>,
+    transport: &Transport,
+    now: DateTime<Utc>,
+    repair: bool,
+    stop: &CancellationToken,
+) -> Result<PassReport, StoreError> {
+    let mut report = PassReport {
+        expired: store.expire_leases(now).await?,
+        ..Default::default()
+    };
+    if repair || report.expired > 0 {
+        report.resumed = resume_stalled(store, loaded, now).await?;
+    }
+    report.enrolled = enrol(store, loaded, now).await?;
+    let DispatchReport {
+        sent,
+        retried,
+        failed,
+        unknown,
+        deferred,
+    } = dispatch::send_due(store, loaded, transport, now, stop).await?;
+    Ok(PassReport {
+        sent,
+        retried,
+        failed,
+        unknown,
+        deferred,
+        ..report
+    })
+}
+
+/// Enrols every `new` lead that a segment matches at `now`, page by page.
+pub async fn enrol<S: Store>(
+    store: &S,
+    loaded: &Loaded,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let settings = &loaded.settings;
+    let mut after = 0;
+    let mut enrolled = 0;
+    loop {
+        let leads = store.leads_in_state(LeadState::New, after, PAGE).await?;
+        let Some(last) = leads.last() else { break };
+        after = last.id;
+        let batch: Vec<NewEnrolment> = leads
+            .iter()
+            .filter_map(|lead| {
+                let segment = first_match(&settings.segments, lead, now, settings.default_tz)?;
+                let campaign = settings.campaigns.get(&segment.campaign)?;
+                let anchor = lead.lost_at.unwrap_or(lead.created_at);
+                Some(NewEnrolment {
+                    lead_id: lead.id,
+                    campaign: campaign.name.clone(),
+                    segment: segment.name.clone(),
+                    first_due: campaign.cadence.first_due(
+                        anchor,
+                        now,
+                        lead.zone_or(settings.default_tz),
+                    ),
+                    template: campaign.template_for(0).to_string(),
+                })
+            })
+            .collect();
+        enrolled += store.enrol(&batch, now).await?;
+        if leads.len() < PAGE {
+            break;
+        }
+    }
+    Ok(enrolled)
+}
+
+/// Gives enrolments left without a scheduled step (after a crash, an unknown outcome) their
+/// next step, or completes them.
+async fn resume_stalled<S: Store>(
+    store: &S,
+    loaded: &Loaded,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let settings = &loaded.settings;
+    let mut total = 0;
+    // Bounded: an enrolment that cannot be resumed (its next row exists already) must not spin.
+    for _ in 0..100 {
+        let stalled = store.stalled_enrolments(PAGE).await?;
+        if stalled.is_empty() {
+            return Ok(total);
+        }
+        let ids: Vec<i64> = stalled.iter().map(|s| s.lead_id).collect();
+        let zones: HashMap<i64, chrono_tz::Tz> = store
+            .leads_by_ids(&ids)
+            .await?
+            .into_iter()
+            .map(|l| (l.id, l.zone_or(settings.default_tz)))
+            .collect();
+        let resumed: Vec<_> = stalled
+            .into_iter()
+            .map(|s| {
+                let next = settings.campaigns.get(&s.campaign).and_then(|c| {
+                    let tz = zones
+                        .get(&s.lead_id)
+                        .copied()
+                        .unwrap_or(settings.default_tz);
+                    let step = s.last_step + 1;
+                    c.cadence.next_due(step, s.last_at, tz).map(|due| NextStep {
+                        step,
+                        due_at: c.cadence.window.next_open(due.max(now), tz),
+                        template: c.template_for(step).to_string(),
+                    })
+                });
+                (s, next)
+            })
+            .collect();
+        total += resumed.len();
+        let full = resumed.len() == PAGE;
+        store.resume_enrolments(&resumed, now).await?;
+        if !full {
+            return Ok(total);
+        }
+    }
+    Ok(total)
+}

@@ -1,0 +1,259 @@
+//! Mailgun's raw-MIME API: `POST {base}/v3/{domain}/messages.mime`, HTTP basic auth
+//! `api:KEY`, a multipart/form-data body with `to` (the envelope recipient) and `message` (the
+//! composed message, byte for byte, as a file part). The message goes out exactly as composed
+//! (our Message-ID, List-Unsubscribe and DKIM signature included); the delivery id is attached
+//! as the variable `v:rewarm_delivery_id` so event webhooks can be matched.
+//!
+//! Mailgun's batch sending shares one body among recipients, and every rewarm message is
+//! rendered for its lead: so one call per message, `concurrency` at once.
+//!
+//! # What each answer means
+//!
+//! | answer                                                   | outcome                          |
+//! |----------------------------------------------------------|----------------------------------|
+//! | 200                                                      | `Ok`                             |
+//! | 400 about the `to` address                               | `Permanent`, hard bounce         |
+//! | 400, anything else; 413 (too large)                      | `Permanent` (this message)       |
+//! | 401 (bad key), 402, 403 (domain disabled, sandbox recipient not authorised), 404 (unknown domain, wrong base URL) and other answers | `Transient`, configuration |
+//! | 429, 5xx                                                 | `Transient`                      |
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::ACCEPT;
+use reqwest::multipart::{Form, Part};
+use serde::Deserialize;
+
+use super::http_common::{self, HARD_BOUNCE, Reply, SetupError};
+use super::{OutgoingEmail, SendError, SendOutcome};
+use crate::secret::Secret;
+
+const PROVIDER: &str = "mailgun";
+
+/// Mailgun's US API; EU domains use `https://api.eu.mailgun.net`.
+pub const DEFAULT_BASE_URL: &str = "https://api.mailgun.net";
+
+/// How to reach Mailgun.
+#[derive(Debug, Clone)]
+pub struct MailgunSettings {
+    pub base_url: String,
+    pub api_key: Secret,
+    /// The sending domain as set up in Mailgun (e.g. `mg.example.com`).
+    pub domain: String,
+    /// API calls in flight at once.
+    pub concurrency: usize,
+    /// Limit on one API call (connecting gets at most half of it, and at most 10 s).
+    pub timeout: Duration,
+}
+
+impl MailgunSettings {
+    /// The defaults: Mailgun's US API, 8 calls at once, 30 s.
+    pub fn new(api_key: Secret, domain: impl Into<String>) -> MailgunSettings {
+        MailgunSettings {
+            base_url: DEFAULT_BASE_URL.to_string(),
+            api_key,
+            domain: domain.into(),
+            concurrency: 8,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Sends through Mailgun; cheap to share (`&self`).
+pub struct MailgunTransport {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: MailgunSettings,
+    url: String,
+    client: reqwest::Client,
+}
+
+impl fmt::Debug for MailgunTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MailgunTransport")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MailgunTransport {
+    /// Checks the settings and builds the HTTP client; nothing is sent.
+    pub fn new(settings: MailgunSettings) -> Result<MailgunTransport, SetupError> {
+        let base = http_common::base_url(PROVIDER, &settings.base_url)?;
+        let domain = settings.domain.trim();
+        if domain.is_empty()
+            || !domain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        {
+            return Err(SetupError {
+                provider: PROVIDER,
+                message: format!("`{domain}` is not a sending domain (e.g. mg.example.com)"),
+            });
+        }
+        if settings.api_key.expose().trim().is_empty() {
+            return Err(SetupError {
+                provider: PROVIDER,
+                message: "the API key is empty".to_string(),
+            });
+        }
+        let client = http_common::build_client(PROVIDER, settings.timeout)?;
+        Ok(MailgunTransport {
+            inner: Arc::new(Inner {
+                url: format!("{base}/v3/{domain}/messages.mime"),
+                settings,
+                client,
+            }),
+        })
+    }
+
+    pub fn settings(&self) -> &MailgunSettings {
+        &self.inner.settings
+    }
+
+    /// Sends every message (one call each, `concurrency` at once). One outcome per message,
+    /// in the batch's order.
+    ///
+    /// Let it finish: dropping the future abandons calls in flight, whose messages may have
+    /// been accepted.
+    pub async fn send_batch(&self, batch: Vec<OutgoingEmail>) -> Vec<SendOutcome> {
+        let inner = &self.inner;
+        http_common::run_bounded(batch, inner.settings.concurrency, |email| async move {
+            let id = email.delivery_id;
+            let outcome = inner.send_one(email).await;
+            if let Err(e) = &outcome {
+                tracing::debug!(delivery_id = id, error = %e, "mailgun did not take the message");
+            }
+            vec![(id, outcome)]
+        })
+        .await
+    }
+}
+
+impl Inner {
+    async fn send_one(&self, email: OutgoingEmail) -> Result<(), SendError> {
+        let to = email.envelope_to.trim().to_string();
+        if to.is_empty() {
+            return Err(SendError::Permanent(format!(
+                "{PROVIDER}: the message has no recipient"
+            )));
+        }
+        let message = Part::bytes(email.bytes)
+            .file_name("message.mime")
+            .mime_str("message/rfc822")
+            .map_err(|e| {
+                SendError::Transient(format!("{PROVIDER}: cannot build the request: {e}"))
+            })?;
+        let form = Form::new()
+            .text("to", to)
+            .text("v:rewarm_delivery_id", email.delivery_id.to_string())
+            .part("message", message);
+        let request = self
+            .client
+            .post(&self.url)
+            .basic_auth("api", Some(self.settings.api_key.expose().trim()))
+            .header(ACCEPT, "application/json")
+            .multipart(form);
+        let reply = http_common::execute(PROVIDER, request).await?;
+        outcome(&reply)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Answer {
+    #[serde(default)]
+    message: String,
+}
+
+/// What Mailgun's answer means for the message.
+fn outcome(reply: &Reply) -> Result<(), SendError> {
+    let status = reply.status.as_u16();
+    match status {
+        200..=299 => Ok(()),
+        400 => {
+            let message = serde_json::from_str::<Answer>(reply.body_text())
+                .map(|a| a.message)
+                .unwrap_or_else(|_| reply.body_excerpt());
+            let lower = message.to_ascii_lowercase();
+            if lower.contains("'to'")
+                || lower.contains("to parameter")
+                || lower.contains("recipient")
+            {
+                Err(SendError::Permanent(format!(
+                    "{PROVIDER}: HTTP 400 recipient refused {HARD_BOUNCE}: {message}"
+                )))
+            } else {
+                Err(SendError::Permanent(format!(
+                    "{PROVIDER}: HTTP 400 message refused: {message}"
+                )))
+            }
+        }
+        413 => Err(SendError::Permanent(format!(
+            "{PROVIDER}: HTTP 413 message too large: {}",
+            reply.body_excerpt()
+        ))),
+        401 => Err(http_common::config_problem(
+            PROVIDER,
+            reply,
+            "the API key is wrong (basic auth user `api`)",
+        )),
+        402 | 403 => Err(http_common::config_problem(
+            PROVIDER,
+            reply,
+            "the account or domain may not send (disabled, unpaid, or a sandbox domain with an unauthorised recipient)",
+        )),
+        404 => Err(http_common::config_problem(
+            PROVIDER,
+            reply,
+            "unknown sending domain or wrong base URL (EU domains use https://api.eu.mailgun.net)",
+        )),
+        429 | 500..=599 => Err(http_common::try_later(PROVIDER, reply)),
+        _ => Err(http_common::config_problem(
+            PROVIDER,
+            reply,
+            "unexpected answer (check the base URL)",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::StatusCode;
+
+    fn reply(status: u16, body: &str) -> Reply {
+        Reply {
+            status: StatusCode::from_u16(status).unwrap(),
+            body: Ok(body.to_string()),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn answers_map_to_outcomes() {
+        assert_eq!(
+            outcome(&reply(
+                200,
+                r#"{"id":"<x@mg>","message":"Queued. Thank you."}"#
+            )),
+            Ok(())
+        );
+        let e = outcome(&reply(
+            400,
+            r#"{"message":"'to' parameter is not a valid address. please check documentation"}"#,
+        ))
+        .unwrap_err();
+        assert!(e.is_permanent() && e.is_hard_bounce(), "{e}");
+        let e = outcome(&reply(400, r#"{"message":"Message is invalid"}"#)).unwrap_err();
+        assert!(e.is_permanent() && !e.is_hard_bounce(), "{e}");
+        for status in [401, 402, 403, 404, 429, 500, 503] {
+            assert!(
+                outcome(&reply(status, "")).unwrap_err().is_transient(),
+                "{status}"
+            );
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! `rewarm check` on the bundled examples and on broken configs: every problem is named
+//! with its file and key, and the exit code says whether anything is wrong.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn rewarm(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rewarm"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run rewarm")
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A temp folder with the repo's templates and `config` written as `test.toml`.
+fn with_config(config: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo().join("templates"), &dir.path().join("templates"));
+    std::fs::write(dir.path().join("test.toml"), config).unwrap();
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+const GOOD: &str = r#"
+database_url = "sqlite://check.db"
+[compliance]
+postal_address = "Acme Inc., 1 Example Street, 75001 Paris, France"
+
+[sender]
+from = "Acme <hello@acme.example>"
+[[segments]]
+name = "all"
+campaign = "checkin"
+[campaigns.checkin]
+first_after = "90d"
+every = "30d"
+"#;
+
+#[test]
+fn the_bundled_example_config_and_templates_pass_check() {
+    for config in ["config/example.toml", "config/rewarm.toml"] {
+        let out = rewarm(&repo(), &["--config", config, "check"]);
+        assert!(out.status.success(), "{config}: {}", stderr(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+    }
+}
+
+#[test]
+fn the_bundled_example_loads_with_its_templates() {
+    std::env::set_current_dir(repo()).unwrap();
+    let loaded = rewarm::app::Loaded::load(Path::new("config/example.toml")).unwrap();
+    assert_eq!(loaded.settings.campaigns.len(), 3);
+    for campaign in loaded.settings.campaigns.values() {
+        for t in &campaign.templates {
+            assert!(loaded.templates.has(t), "template {t} of {}", campaign.name);
+        }
+    }
+}
+
+#[test]
+fn the_default_campaign_is_three_lines() {
+    let dir = with_config(GOOD);
+    let out = rewarm(dir.path(), &["--config", "test.toml", "check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+fn assert_check_fails(config: &str, expected: &[&str]) {
+    let dir = with_config(config);
+    let out = rewarm(dir.path(), &["--config", "test.toml", "check"]);
+    assert!(!out.status.success(), "check should fail for:\n{config}");
+    let err = stderr(&out);
+    assert!(err.contains("test.toml"), "names the file: {err}");
+    for e in expected {
+        assert!(err.contains(e), "expected `{e}` in:\n{err}");
+    }
+}
+
+#[test]
+fn an_unknown_template_is_named_with_its_campaign_key() {
+    assert_check_fails(
+        &GOOD.replace(
+            "every = \"30d\"",
+            "every = \"30d\"\ntemplates = [\"checkin\", \"no_such_template\"]",
+        ),
+        &["campaigns.checkin.templates", "no_such_template"],
+    );
+}
+
+#[test]
+fn a_bad_cron_expression_is_named_with_its_key() {
+    assert_check_fails(
+        &GOOD.replace("every = \"30d\"", "cron = \"0 25 * * *\""),
+        &["campaigns.checkin.cron", "0 25 * * *"],
+    );
+}
+
+#[test]
+fn a_bad_duration_is_named_with_its_key() {
+    assert_check_fails(
+        &GOOD.replace("first_after = \"90d\"", "first_after = \"ninety days\""),
+        &["campaigns.checkin.first_after", "ninety days"],
+    );
+}
+
+#[test]
+fn an_unknown_time_zone_is_named() {
+    assert_check_fails(
+        &format!("default_timezone = \"Europe/Atlantis\"\n{GOOD}"),
+        &["default_timezone", "Europe/Atlantis"],
+    );
+}
+
+#[test]
+fn a_segment_pointing_at_a_missing_campaign_is_named() {
+    assert_check_fails(
+        &GOOD.replace("campaign = \"checkin\"", "campaign = \"recycle\""),
+        &["segments[0].campaign", "recycle"],
+    );
+}
+
+#[test]
+fn a_bad_send_window_is_named() {
+    assert_check_fails(
+        &GOOD.replace(
+            "every = \"30d\"",
+            "every = \"30d\"\nsend_window = { days = \"Mon-Funday\", hours = \"09:00-17:00\" }",
+        ),
+        &["campaigns.checkin.send_window", "Mon-Funday"],
+    );
+}
+
+#[test]
+fn an_unknown_key_is_refused_rather_than_ignored() {
+    assert_check_fails(
+        &GOOD.replace("every = \"30d\"", "every = \"30d\"\nmax_touch = 3"),
+        &["max_touch"],
+    );
+}
+
+#[test]
+fn a_template_using_a_variable_leads_do_not_have_fails_check() {
+    let dir = with_config(GOOD);
+    std::fs::write(
+        dir.path().join("templates/checkin/subject.txt"),
+        "Hello {{ lead.nickname }}",
+    )
+    .unwrap();
+    let out = rewarm(dir.path(), &["--config", "test.toml", "check"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("checkin/subject.txt") && err.contains("nickname"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_template_using_a_custom_field_no_imported_lead_has_fails_check() {
+    let dir = with_config(GOOD);
+    std::fs::write(
+        dir.path().join("templates/checkin/subject.txt"),
+        "About {{ lead.fields.industry }}",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("leads.csv"),
+        "email,first_name,region\nann@example.com,Ann,EMEA\n",
+    )
+    .unwrap();
+    let import = rewarm(
+        dir.path(),
+        &["--config", "test.toml", "leads", "import", "leads.csv"],
+    );
+    assert!(import.status.success(), "{}", stderr(&import));
+    let out = rewarm(dir.path(), &["--config", "test.toml", "check"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("industry"), "{err}");
+}
+
+#[test]
+fn the_systemd_unit_passes_systemd_analyze_verify() {
+    let Ok(probe) = Command::new("systemd-analyze").arg("--version").output() else {
+        eprintln!("SKIPPED: systemd-analyze is not installed");
+        return;
+    };
+    assert!(probe.status.success());
+    // verify insists that ExecStart's binary exists: point it at the one cargo just built.
+    let unit = std::fs::read_to_string(repo().join("systemd/rewarm.service"))
+        .unwrap()
+        .replace("/usr/local/bin/rewarm", env!("CARGO_BIN_EXE_rewarm"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rewarm.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).trim().is_empty(), "warnings: {}", stderr(&out));
+}
+
+#[test]
+fn a_zero_rhythm_is_refused() {
+    assert_check_fails(
+        &GOOD.replace("every = \"30d\"", "every = \"0d\""),
+        &["campaigns.checkin.every", "longer than zero"],
+    );
+}
+
+#[test]
+fn a_template_without_the_unsubscribe_link_fails_check() {
+    let dir = with_config(GOOD);
+    std::fs::write(
+        dir.path().join("templates/_footer.txt"),
+        "--\n{{ postal_address }}\n",
+    )
+    .unwrap();
+    let out = rewarm(dir.path(), &["--config", "test.toml", "check"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("campaigns.checkin.templates")
+            && err.contains("checkin/text.txt")
+            && err.contains("unsubscribe"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_template_without_the_postal_address_fails_check() {
+    let dir = with_config(GOOD);
+    std::fs::write(
+        dir.path().join("templates/_footer.html"),
+        "<a href=\"{{ unsubscribe_url }}\">unsubscribe</a>",
+    )
+    .unwrap();
+    let out = rewarm(dir.path(), &["--config", "test.toml", "check"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("checkin/html.html") && err.contains("postal address"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_postal_address_is_named() {
+    assert_check_fails(
+        &GOOD.replace(
+            "postal_address = \"Acme Inc., 1 Example Street, 75001 Paris, France\"",
+            "",
+        ),
+        &["compliance.postal_address"],
+    );
+}

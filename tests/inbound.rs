@@ -1,0 +1,174 @@
+//! `rewarm inbound replay` through the binary: `--dry-run` over the corpus prints the expected
+//! JSON line per file and changes nothing; a real replay records every message once (unmatched
+//! mail kept) and replaying the same files again is a no-op.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rewarm::domain::lead::LeadState;
+use rewarm::store::Store;
+use rewarm::store::sqlite::SqliteStore;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rewarm(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rewarm"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run rewarm")
+}
+
+const CONFIG: &str = r#"
+database_url = "sqlite://inbound.db"
+templates_dir = "TEMPLATES"
+[compliance]
+postal_address = "Acme Inc., 1 Example Street, 75001 Paris, France"
+[sender]
+from = "Acme <hello@acme.example>"
+[[segments]]
+name = "all"
+campaign = "checkin"
+[campaigns.checkin]
+first_after = "90d"
+every = "30d"
+"#;
+
+/// (file, classification, lead or None).
+fn expected() -> Vec<(String, String, Option<String>)> {
+    std::fs::read_to_string(repo().join("tests/fixtures/inbound/expected.tsv"))
+        .expect("expected.tsv")
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let cols: Vec<&str> = l.split('\t').collect();
+            let lead = cols[2].trim();
+            (
+                cols[0].to_string(),
+                cols[1].to_string(),
+                (lead != "-").then(|| lead.to_string()),
+            )
+        })
+        .collect()
+}
+
+/// A temp dir with a config and the corpus' leads imported.
+fn setup() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = repo().join("templates");
+    std::fs::write(
+        dir.path().join("test.toml"),
+        CONFIG.replace("TEMPLATES", &templates.display().to_string()),
+    )
+    .unwrap();
+    let mut csv = String::from("email,first_name,lost_reason,lost_at\n");
+    for (_, _, lead) in expected() {
+        if let Some(lead) = lead
+            && !csv.contains(&format!("\n{lead},"))
+        {
+            csv.push_str(&format!("{lead},Ann,no_budget,2025-06-01\n"));
+        }
+    }
+    std::fs::write(dir.path().join("leads.csv"), csv).unwrap();
+    let out = rewarm(
+        dir.path(),
+        &["--config", "test.toml", "leads", "import", "leads.csv"],
+    );
+    assert!(
+        out.status.success(),
+        "import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+fn corpus_files() -> Vec<String> {
+    expected()
+        .iter()
+        .map(|(f, _, _)| {
+            repo()
+                .join("tests/fixtures/inbound")
+                .join(f)
+                .display()
+                .to_string()
+        })
+        .collect()
+}
+
+async fn store(dir: &Path) -> SqliteStore {
+    let url = format!("sqlite://{}", dir.join("inbound.db").display());
+    SqliteStore::connect(&url).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_prints_the_expected_line_per_file_and_changes_nothing() {
+    let dir = setup();
+    let files = corpus_files();
+    let mut args = vec!["--config", "test.toml", "inbound", "replay", "--dry-run"];
+    args.extend(files.iter().map(String::as_str));
+    let out = rewarm(dir.path(), &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let want: Vec<serde_json::Value> = expected()
+        .into_iter()
+        .zip(&files)
+        .map(|((_, c, lead), file)| serde_json::json!({"file": file, "classification": c, "lead": lead}))
+        .collect();
+    assert_eq!(lines, want);
+    let store = store(dir.path()).await;
+    assert!(store.inbound_messages(0, 100).await.unwrap().is_empty());
+    assert!(store.notifications(0, 100).await.unwrap().is_empty());
+    assert!(store.suppressions().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_records_every_message_once_and_acts_on_the_leads() {
+    let dir = setup();
+    let files = corpus_files();
+    let mut args = vec!["--config", "test.toml", "inbound", "replay"];
+    args.extend(files.iter().map(String::as_str));
+    let out = rewarm(dir.path(), &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = store(dir.path()).await;
+    let stored = store.inbound_messages(0, 100).await.unwrap();
+    assert_eq!(
+        stored.len(),
+        files.len(),
+        "every message kept, matched or not"
+    );
+    for (file, classification, lead) in expected() {
+        let Some(lead) = lead else { continue };
+        let email = rewarm::domain::email::EmailAddress::parse(&lead).unwrap();
+        let l = store.lead_by_email(&email).await.unwrap().unwrap();
+        let want = match classification.as_str() {
+            "human_reply" => LeadState::Rewarmed,
+            "hard_bounce" | "complaint" | "unsubscribe" => LeadState::Suppressed,
+            _ => LeadState::New,
+        };
+        assert_eq!(l.state, want, "{file}: {lead}");
+    }
+    let unmatched = stored.iter().filter(|s| s.record.lead_id.is_none()).count();
+    assert_eq!(unmatched, 1, "the newsletter is kept, unmatched");
+    // Replaying the same files: duplicates, nothing changes.
+    let before = store.inbound_messages(0, 100).await.unwrap();
+    let out = rewarm(dir.path(), &args);
+    assert!(out.status.success());
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["duplicate"], true, "{line}");
+    }
+    assert_eq!(store.inbound_messages(0, 100).await.unwrap(), before);
+}

@@ -1,0 +1,707 @@
+//! Several daemons, one PostgreSQL: real processes of the built binary share the due work
+//! through `FOR UPDATE SKIP LOCKED` leases and a capturing SMTP server counts what arrives.
+//!
+//! - scale-out: three daemons, 20,000 due deliveries — each arrives exactly once, and all
+//!   three daemons do a share of the work; SIGTERM stops them cleanly.
+//! - failover: one daemon is killed (-9) mid-run; the others take over after its lease, and
+//!   the tally is exact: sent + unknown = total, nothing sent twice.
+//! - db copy: a SQLite deployment copied to PostgreSQL answers `status`, `forecast` and
+//!   `leads show` exactly as before.
+//!
+//! Needs `REWARM_TEST_POSTGRES_URL` (e.g. postgres://postgres@127.0.0.1:5432/test); without
+//! it every test prints a loud SKIPPED line and passes.
+
+mod support;
+
+use std::collections::{BTreeMap, HashSet};
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::FutureExt as _;
+use rewarm::domain::email::EmailAddress;
+use rewarm::domain::lead::NewLead;
+use rewarm::store::postgres::PgStore;
+use rewarm::store::sqlite::SqliteStore;
+use rewarm::store::{Rows, Store, Table};
+use sqlx::Connection as _;
+use support::smtp_server::{CapturedMessage, TestSmtpServer};
+
+const SKIP: &str =
+    "SKIPPED (set REWARM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test to run)";
+
+/// The daemon tests share two CPU cores: they run one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+// ── Fixtures ────────────────────────────────────────────────────────────────────────────
+
+/// A fresh PostgreSQL database, dropped afterwards.
+struct TestDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    async fn create(test: &str) -> Option<TestDatabase> {
+        let Ok(admin_url) = std::env::var("REWARM_TEST_POSTGRES_URL") else {
+            // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "!!! {test}: {SKIP}");
+            return None;
+        };
+        let name = format!("rewarm_t_{:016x}", rand::random::<u64>());
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .expect("connect to REWARM_TEST_POSTGRES_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("CREATE DATABASE");
+        let _ = admin.close().await;
+        let (base, query) = match admin_url.split_once('?') {
+            Some((b, q)) => (b.to_string(), format!("?{q}")),
+            None => (admin_url.clone(), String::new()),
+        };
+        let (scheme, rest) = base.split_once("://").expect("a postgres:// URL");
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let url = format!("{scheme}://{authority}/{name}{query}");
+        Some(TestDatabase {
+            admin_url,
+            name,
+            url,
+        })
+    }
+
+    async fn drop_database(self) {
+        if let Ok(mut admin) = sqlx::PgConnection::connect(&self.admin_url).await {
+            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+            let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut admin)
+                .await;
+            let _ = admin.close().await;
+        }
+    }
+}
+
+/// Runs `body` with a fresh database (one test at a time), dropping it even if `body` panics.
+async fn with_database<F, Fut>(test: &str, body: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let _serial = SERIAL.lock().await;
+    let Some(db) = TestDatabase::create(test).await else {
+        return;
+    };
+    let result = AssertUnwindSafe(body(db.url.clone())).catch_unwind().await;
+    db.drop_database().await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A daemon config sending through the test SMTP server: every lead is due at once, any
+/// time of day, and has a second step a month later.
+fn write_config(dir: &Path, database_url: &str, smtp_port: u16) -> PathBuf {
+    let path = dir.join("rewarm.toml");
+    let config = format!(
+        r#"
+database_url = "{database_url}"
+default_timezone = "Europe/Paris"
+templates_dir = "{templates}"
+
+[log]
+format = "text"
+level = "info"
+
+[compliance]
+postal_address = "Acme Inc., 1 Example Street, 75001 Paris, France"
+
+[sender]
+from = "Claire at Acme <claire@acme.example>"
+
+[transport]
+kind = "smtp"
+
+[transport.smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "none"
+pool_size = 4
+timeout = "10s"
+
+[scheduler]
+tick = "1s"
+batch_size = 250
+lease = "5s"
+
+# Several daemons on one machine: each its own HTTP port.
+[http]
+listen = "127.0.0.1:0"
+
+[[segments]]
+name = "everyone"
+campaign = "checkin"
+
+[campaigns.checkin]
+first_after = "90d"
+every = "30d"
+max_touches = 2
+send_window = {{ days = "Mon-Sun", hours = "00:00-24:00" }}
+"#,
+        templates = repo().join("templates").display()
+    );
+    std::fs::write(&path, config).expect("write the config");
+    path
+}
+
+/// `n` leads lost long before `now`, imported in chunks and enrolled at `now` (all due then).
+async fn import_and_enrol(store: &PgStore, config: &Path, n: usize, now: DateTime<Utc>) {
+    let lost = now - chrono::Duration::days(200);
+    let leads: Vec<NewLead> = (0..n)
+        .map(|i| NewLead {
+            email: Some(
+                EmailAddress::parse(&format!("lead{i:05}@example.com")).expect("valid email"),
+            ),
+            first_name: Some(format!("Lead{i}")),
+            company: Some("Example Corp".into()),
+            lost_reason: Some("went_quiet".into()),
+            lost_at: Some(lost),
+            ..Default::default()
+        })
+        .collect();
+    for chunk in leads.chunks(1000) {
+        store
+            .upsert_leads(chunk, "scale-out", now)
+            .await
+            .expect("import");
+    }
+    let loaded = rewarm::app::Loaded::load(config).expect("load the config");
+    let enrolled = rewarm::scheduler::enrol(store, &loaded, now)
+        .await
+        .expect("enrol");
+    assert_eq!(enrolled, n);
+}
+
+/// One `rewarm run` daemon; killed when dropped (so a failing test leaves nothing behind).
+struct Daemon {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(
+        config: &Path,
+        database_url: &str,
+        name: &str,
+        now: Option<&str>,
+        dir: &Path,
+    ) -> Daemon {
+        let log = dir.join(format!("{name}.log"));
+        let mut args = vec![
+            "--config".to_string(),
+            config.display().to_string(),
+            "run".to_string(),
+        ];
+        if let Some(now) = now {
+            args.extend(["--now".to_string(), now.to_string()]);
+        }
+        let child = Command::new(env!("CARGO_BIN_EXE_rewarm"))
+            .args(&args)
+            .env("REWARM__DATABASE_URL", database_url)
+            .env("REWARM__SCHEDULER__WORKER_ID", name)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("daemon log file"))
+            .spawn()
+            .expect("start the daemon");
+        Daemon {
+            name: name.to_string(),
+            child,
+            log,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What systemd does on `stop`.
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {}", self.pid());
+    }
+
+    async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the daemon") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A daemon logs ERROR only when data is lost or an operator must act: none may appear here.
+fn assert_no_errors(daemons: &[Daemon]) {
+    for d in daemons {
+        let text = std::fs::read_to_string(&d.log).unwrap_or_default();
+        let errors: Vec<&str> = text.lines().filter(|l| l.contains(" ERROR ")).collect();
+        assert!(
+            errors.is_empty(),
+            "{} logged errors:\n{}",
+            d.name,
+            errors.join("\n")
+        );
+    }
+}
+
+fn logs(daemons: &[Daemon]) -> String {
+    daemons
+        .iter()
+        .map(|d| format!("--- {} (pid {}) ---\n{}", d.name, d.pid(), d.log_tail()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The Message-ID header's value, without angle brackets.
+fn message_id(m: &CapturedMessage) -> String {
+    let text = String::from_utf8_lossy(&m.data);
+    let header_end = text.find("\r\n\r\n").unwrap_or(text.len());
+    text[..header_end]
+        .split("\r\n")
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("message-id")
+                .then(|| value.trim().trim_matches(['<', '>']).to_string())
+        })
+        .unwrap_or_else(|| panic!("a message without a Message-ID:\n{}", &text[..header_end]))
+}
+
+/// The delivery a Message-ID was made for: the Message-ID is a signed reply token
+/// `KEYID.PAYLOAD.TAG@domain` whose PAYLOAD is base64url(kind ‖ delivery id (big-endian) ‖ extra).
+fn delivery_of(message_id: &str) -> i64 {
+    use base64::Engine as _;
+    message_id
+        .split('.')
+        .nth(1)
+        .and_then(|payload| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .ok()
+        })
+        .filter(|raw| raw.len() == 13)
+        .and_then(|raw| raw[1..9].try_into().ok())
+        .map(i64::from_be_bytes)
+        .unwrap_or_else(|| panic!("unexpected Message-ID {message_id}"))
+}
+
+/// Step-0 deliveries per (state, worker).
+async fn tally(store: &PgStore) -> BTreeMap<(String, String), i64> {
+    let rows: Vec<(String, Option<String>, i64)> =
+        sqlx::query_as("SELECT state, claimed_by, count(*) FROM deliveries WHERE step = 0 GROUP BY state, claimed_by")
+            .fetch_all(store.pool())
+            .await
+            .expect("tally");
+    rows.into_iter()
+        .map(|(state, worker, n)| ((state, worker.unwrap_or_default()), n))
+        .collect()
+}
+
+async fn unfinished(store: &PgStore) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE step = 0 AND state IN ('scheduled', 'claimed', 'retry_wait')")
+        .fetch_one(store.pool())
+        .await
+        .expect("count unfinished")
+}
+
+async fn wait_until_finished(store: &PgStore, timeout: Duration, daemons: &[Daemon]) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = unfinished(store).await;
+        if left == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{left} deliveries still unfinished after {timeout:?}\n{}",
+            logs(daemons)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn stop_all(daemons: &mut [Daemon]) {
+    for d in daemons.iter() {
+        d.terminate();
+    }
+    for d in daemons.iter_mut() {
+        let status = d.wait_exit(Duration::from_secs(30)).await;
+        let log = d.log_tail();
+        let status = status
+            .unwrap_or_else(|| panic!("{} did not stop within 30 s of SIGTERM\n{log}", d.name));
+        assert!(
+            status.success(),
+            "{} exited with {status} after SIGTERM\n{log}",
+            d.name
+        );
+    }
+}
+
+// ── Scale-out ───────────────────────────────────────────────────────────────────────────
+
+const SCALE_OUT: usize = 20_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_daemons_send_every_due_delivery_exactly_once() {
+    with_database("three_daemons_send_every_due_delivery_exactly_once", |url| async move {
+        let server = TestSmtpServer::start().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = write_config(dir.path(), &url, server.port());
+
+        // Three daemons starting at once each migrate first: the migrator's lock makes that safe.
+        let migrations: Vec<Child> = (0..3)
+            .map(|_| {
+                Command::new(env!("CARGO_BIN_EXE_rewarm"))
+                    .args(["--config", &config.display().to_string(), "migrate"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("start rewarm migrate")
+            })
+            .collect();
+        for child in migrations {
+            let out = child.wait_with_output().expect("rewarm migrate");
+            assert!(out.status.success(), "concurrent migrate: {}", String::from_utf8_lossy(&out.stderr));
+        }
+
+        let now = "2026-03-03T09:00:00Z";
+        let store = PgStore::connect(&url).await.expect("connect");
+        let started = Instant::now();
+        import_and_enrol(&store, &config, SCALE_OUT, rewarm::cli::parse_now(now).expect("time")).await;
+        let imported = started.elapsed();
+
+        let started = Instant::now();
+        let mut daemons: Vec<Daemon> = (0..3).map(|i| Daemon::start(&config, &url, &format!("daemon-{i}"), Some(now), dir.path())).collect();
+        let arrived = server.wait_for_count(SCALE_OUT, Duration::from_secs(180)).await;
+        assert!(arrived, "only {} of {SCALE_OUT} messages arrived\n{}", server.count(), logs(&daemons));
+        wait_until_finished(&store, Duration::from_secs(30), &daemons).await;
+        let sent_in = started.elapsed();
+        // Two more ticks: nothing else may arrive.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        stop_all(&mut daemons).await;
+        assert_no_errors(&daemons);
+
+        let messages = server.messages();
+        assert_eq!(messages.len(), SCALE_OUT, "messages received");
+        let ids: Vec<String> = messages.iter().map(message_id).collect();
+        let unique_ids: HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique_ids.len(), SCALE_OUT, "unique Message-IDs");
+        let deliveries: HashSet<i64> = ids.iter().map(|id| delivery_of(id)).collect();
+        assert_eq!(deliveries.len(), SCALE_OUT, "no delivery sent twice");
+        let recipients: HashSet<&String> = messages.iter().flat_map(|m| &m.rcpt_to).collect();
+        assert_eq!(recipients.len(), SCALE_OUT, "every lead got its email, once");
+
+        // The database agrees: every step-0 row sent, with the Message-ID that arrived.
+        let recorded: Vec<String> =
+            sqlx::query_scalar("SELECT message_id FROM deliveries WHERE step = 0 AND state = 'sent'").fetch_all(store.pool()).await.expect("sent rows");
+        assert_eq!(recorded.len(), SCALE_OUT);
+        assert_eq!(recorded.iter().collect::<HashSet<_>>(), unique_ids, "recorded Message-IDs are the ones that arrived");
+
+        let per_worker: BTreeMap<String, i64> = tally(&store).await.into_iter().map(|((_, worker), n)| (worker, n)).collect();
+        eprintln!(
+            "scale-out: imported and enrolled {SCALE_OUT} in {imported:.1?}; sent by three daemons in {sent_in:.1?} ({:.0}/s); per daemon: {per_worker:?}",
+            SCALE_OUT as f64 / sent_in.as_secs_f64()
+        );
+        assert_eq!(per_worker.len(), 3, "{per_worker:?}");
+        for (worker, n) in &per_worker {
+            assert!(*n >= (SCALE_OUT / 20) as i64, "{worker} did only {n} of {SCALE_OUT}: {per_worker:?}");
+        }
+        store.close().await;
+    })
+    .await;
+}
+
+// ── Failover ────────────────────────────────────────────────────────────────────────────
+
+const FAILOVER: usize = 6_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_daemons_leased_work_becomes_unknown_and_the_others_finish() {
+    with_database("a_killed_daemons_leased_work_becomes_unknown_and_the_others_finish", |url| async move {
+        let server = TestSmtpServer::start().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = write_config(dir.path(), &url, server.port());
+        let store = PgStore::connect(&url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        // The real clock this time: leases must be able to expire.
+        import_and_enrol(&store, &config, FAILOVER, Utc::now()).await;
+
+        let mut daemons: Vec<Daemon> = (0..3).map(|i| Daemon::start(&config, &url, &format!("daemon-{i}"), None, dir.path())).collect();
+        // Kill daemon-0 mid-run, while it holds leases.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let held_at_kill = loop {
+            let held: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE state = 'claimed' AND claimed_by = 'daemon-0'")
+                .fetch_one(store.pool())
+                .await
+                .expect("count leases");
+            if server.count() >= FAILOVER / 4 && held > 0 {
+                daemons[0].child.kill().expect("kill -9 daemon-0");
+                break held;
+            }
+            assert!(Instant::now() < deadline, "daemon-0 never held a lease after {} messages\n{}", server.count(), logs(&daemons));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        let killed_at = Instant::now();
+        let status = daemons[0].wait_exit(Duration::from_secs(10)).await.expect("daemon-0 is gone");
+        assert!(!status.success(), "daemon-0 was killed");
+        let arrived_at_kill = server.count();
+
+        wait_until_finished(&store, Duration::from_secs(90), &daemons).await;
+        let recovered_in = killed_at.elapsed();
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        stop_all(&mut daemons[1..]).await;
+        assert_no_errors(&daemons[1..]);
+
+        let tally = tally(&store).await;
+        let count = |state: &str| tally.iter().filter(|((s, _), _)| s == state).map(|(_, n)| n).sum::<i64>();
+        let (sent, unknown) = (count("sent"), count("unknown"));
+        assert_eq!(sent + unknown, FAILOVER as i64, "nothing lost: {tally:?}");
+        for ((state, worker), n) in &tally {
+            assert!(state != "unknown" || worker == "daemon-0", "{n} unknown deliveries of the surviving {worker}: {tally:?}");
+        }
+
+        let messages = server.messages();
+        let ids: Vec<String> = messages.iter().map(message_id).collect();
+        assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len(), "no Message-ID twice");
+        let delivered: HashSet<i64> = ids.iter().map(|id| delivery_of(id)).collect();
+        assert_eq!(delivered.len(), ids.len(), "no delivery sent twice");
+        let recorded: HashSet<String> = sqlx::query_scalar("SELECT message_id FROM deliveries WHERE step = 0 AND state = 'sent'")
+            .fetch_all(store.pool())
+            .await
+            .expect("sent rows")
+            .into_iter()
+            .collect();
+        assert!(recorded.iter().all(|id| ids.contains(id)), "every delivery recorded as sent arrived");
+        // The unknown ones: some left daemon-0 before it died (sent, never recorded), the rest
+        // were leased but never sent. Neither kind is sent again.
+        let unknown_ids: HashSet<i64> = sqlx::query_scalar("SELECT id FROM deliveries WHERE step = 0 AND state = 'unknown'")
+            .fetch_all(store.pool())
+            .await
+            .expect("unknown rows")
+            .into_iter()
+            .collect();
+        let unknown_arrived = unknown_ids.iter().filter(|id| delivered.contains(id)).count();
+        assert_eq!(messages.len(), sent as usize + unknown_arrived, "arrived = sent + unknown that had left");
+        let unknown_events: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE kind = 'delivery_unknown'")
+            .fetch_one(store.pool())
+            .await
+            .expect("events");
+        assert_eq!(unknown_events, unknown, "each unknown delivery is on its lead's timeline");
+        eprintln!(
+            "failover: {FAILOVER} due; daemon-0 killed (-9) holding {held_at_kill} leases after {arrived_at_kill} messages had arrived; \
+             finished {recovered_in:.1?} later; sent {sent}, unknown {unknown} ({unknown_arrived} of them had reached the server, \
+             {} never left); per (state, worker): {tally:?}",
+            unknown as usize - unknown_arrived
+        );
+        store.close().await;
+    })
+    .await;
+}
+
+// ── db copy ─────────────────────────────────────────────────────────────────────────────
+
+fn rewarm(dir: &Path, database_url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rewarm"))
+        .current_dir(dir)
+        .args(["--config", "rewarm.toml"])
+        .args(args)
+        .env("REWARM__DATABASE_URL", database_url)
+        .output()
+        .expect("run rewarm")
+}
+
+fn stdout_of(dir: &Path, database_url: &str, args: &[&str]) -> String {
+    let out = rewarm(dir, database_url, args);
+    assert!(
+        out.status.success(),
+        "rewarm {args:?} on {database_url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_copy_from_sqlite_gives_the_same_status_forecast_and_timelines() {
+    with_database(
+        "db_copy_from_sqlite_gives_the_same_status_forecast_and_timelines",
+        |pg_url| async move {
+            // The bundled example's campaigns, sending into files.
+            let dir = tempfile::tempdir().expect("temp dir");
+            let example = std::fs::read_to_string(repo().join("config/example.toml"))
+                .expect("example config");
+            std::fs::write(dir.path().join("rewarm.toml"), example).expect("write config");
+            std::fs::create_dir_all(dir.path().join("templates")).expect("templates dir");
+            copy_dir(&repo().join("templates"), &dir.path().join("templates"));
+            let sqlite_url = format!("sqlite://{}", dir.path().join("rewarm.db").display());
+
+            // A deployment with some history: two imports, passes over several months.
+            let leads_csv = repo().join("examples/leads.csv").display().to_string();
+            let crm_csv = repo()
+                .join("tests/fixtures/leads/crm_export.csv")
+                .display()
+                .to_string();
+            stdout_of(
+                dir.path(),
+                &sqlite_url,
+                &[
+                    "run",
+                    "--once",
+                    "--import",
+                    &leads_csv,
+                    "--import",
+                    &crm_csv,
+                    "--now",
+                    "2026-09-01T09:00:00Z",
+                ],
+            );
+            for now in [
+                "2026-10-01T09:00:00Z",
+                "2026-11-03T15:30:00Z",
+                "2026-12-01T07:00:00Z",
+                "2027-01-04T10:00:00Z",
+            ] {
+                stdout_of(dir.path(), &sqlite_url, &["run", "--once", "--now", now]);
+            }
+
+            let out = rewarm(
+                dir.path(),
+                &sqlite_url,
+                &["db", "copy", "--from", &sqlite_url, "--to", &pg_url],
+            );
+            let printed = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "db copy: {}{}",
+                printed,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                printed.contains("every table's row count matches"),
+                "{printed}"
+            );
+            // A second copy into the now non-empty database is refused.
+            let again = rewarm(
+                dir.path(),
+                &sqlite_url,
+                &["db", "copy", "--from", &sqlite_url, "--to", &pg_url],
+            );
+            assert!(!again.status.success());
+            assert!(
+                String::from_utf8_lossy(&again.stderr).contains("not empty"),
+                "{}",
+                String::from_utf8_lossy(&again.stderr)
+            );
+
+            let now = "2027-01-10T09:00:00Z";
+            for args in [
+                vec!["status", "--json", "--now", now],
+                vec![
+                    "forecast", "--json", "--leads", "--days", "400", "--now", now,
+                ],
+                vec!["forecast", "--json", "--days", "400", "--now", now],
+            ] {
+                let (on_sqlite, on_pg) = (
+                    stdout_of(dir.path(), &sqlite_url, &args),
+                    stdout_of(dir.path(), &pg_url, &args),
+                );
+                assert!(on_sqlite.len() > 20, "{args:?}: {on_sqlite}");
+                assert_eq!(on_sqlite, on_pg, "rewarm {args:?}");
+            }
+            let sqlite = SqliteStore::connect(&sqlite_url)
+                .await
+                .expect("open SQLite");
+            let Rows::Leads(leads) = sqlite
+                .export_rows(Table::Leads, 0, 10_000)
+                .await
+                .expect("leads")
+            else {
+                panic!("not leads")
+            };
+            assert!(leads.len() >= 15, "{} leads", leads.len());
+            let mut events = 0;
+            for lead in &leads {
+                let args = ["leads", "show", lead.email.as_str(), "--json"];
+                let (on_sqlite, on_pg) = (
+                    stdout_of(dir.path(), &sqlite_url, &args),
+                    stdout_of(dir.path(), &pg_url, &args),
+                );
+                assert_eq!(on_sqlite, on_pg, "timeline of {}", lead.email);
+                let shown: serde_json::Value = serde_json::from_str(&on_pg).expect("JSON");
+                events += shown["timeline"].as_array().map(Vec::len).unwrap_or(0);
+            }
+            let counts = sqlite.table_counts().await.expect("counts");
+            assert_eq!(events as i64, counts[&Table::Events]);
+            assert!(
+                counts[&Table::Deliveries] > leads.len() as i64,
+                "some leads got more than one email: {counts:?}"
+            );
+            eprintln!(
+                "db copy: {counts:?} copied; status, forecast and {} timelines identical",
+                leads.len()
+            );
+
+            // The copy is a working deployment: the daemon carries on from it on PostgreSQL.
+            let pass = stdout_of(
+                dir.path(),
+                &pg_url,
+                &["run", "--once", "--now", "2027-02-01T10:00:00Z"],
+            );
+            assert!(pass.contains("\"sent\""), "{pass}");
+        },
+    )
+    .await;
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy file");
+        }
+    }
+}

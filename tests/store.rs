@@ -1,0 +1,2860 @@
+//! The store contract: one behavioural suite, the same test functions run on SQLite (a temp
+//! file) and on PostgreSQL (a fresh database per test, dropped afterwards).
+//!
+//! The PostgreSQL variants need `REWARM_TEST_POSTGRES_URL` (a database the tests may connect
+//! to and run CREATE DATABASE from), e.g.
+//! `REWARM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test cargo test --test store`.
+//! Without it they print a loud SKIPPED line and pass.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+use chrono::{DateTime, Duration, Utc};
+use futures::FutureExt as _;
+use rewarm::domain::email::EmailAddress;
+use rewarm::domain::lead::{Lead, LeadState, NewLead};
+use rewarm::store::postgres::PgStore;
+use rewarm::store::sqlite::SqliteStore;
+use rewarm::store::{
+    ClaimedDelivery, DeliveryRecord, DeliveryTarget, InboundApplied, InboundEffect, InboundRecord,
+    NewEnrolment, NewNotification, NextStep, Outcome, RecordedOutcome, Rows, Store, Suppression,
+    SuppressionReason, SuppressionRecord, Table, UpsertSummary,
+};
+use sqlx::Connection as _;
+
+// ── Harness ─────────────────────────────────────────────────────────────────────────────
+
+/// Each name is an `async fn NAME<S: Store>(store: S)` below; it runs once per backend.
+macro_rules! store_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::on_sqlite(|store| super::$name(store)).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::on_postgres(stringify!($name), |store| super::$name(store)).await;
+                }
+            )*
+        }
+    };
+}
+
+store_tests!(
+    upsert_inserts_merges_and_writes_events,
+    enrolling_twice_enrols_once,
+    claims_take_only_due_deliveries_of_nurturing_leads_oldest_first,
+    concurrent_claimers_never_get_the_same_delivery,
+    outcomes_move_deliveries_leads_and_enrolments,
+    a_late_or_foreign_outcome_is_handled_as_documented,
+    an_expired_lease_becomes_unknown_and_is_never_claimed_again,
+    stalled_enrolments_resume_with_their_next_step_or_complete,
+    pending_deliveries_are_the_waiting_ones_by_due_time,
+    status_counts_every_state,
+    time_stamps_round_trip_to_the_millisecond,
+    export_pages_every_row_by_id,
+    suppressing_an_address_and_a_domain_stops_everything_for_their_leads,
+    suppress_keeps_the_first_entry_per_address_and_writes_no_second_event,
+    a_new_lead_on_the_list_is_imported_suppressed_and_never_enrolled,
+    claims_check_the_list_itself_even_when_the_lead_row_was_not_updated,
+    enrolment_suppresses_a_new_lead_whose_address_is_listed,
+    unsuppress_removes_the_entry_but_leaves_the_leads_suppressed,
+    a_hard_bounce_lists_the_address_and_schedules_nothing_more,
+    a_secret_is_generated_once_and_stays_the_same,
+    delivery_target_names_the_lead_campaign_and_step,
+    a_click_is_recorded_on_the_leads_timeline,
+    ping_answers,
+    a_reply_rewarms_once_stops_the_cadence_and_enqueues_notifications,
+    unmatched_mail_is_kept_and_changes_no_lead,
+    an_auto_reply_postpones_and_a_bounce_suppresses,
+    soft_bounces_suppress_after_the_limit_in_a_row,
+    engagement_crossing_the_threshold_rewarms_once,
+    notifications_are_claimed_leased_and_recorded,
+    kv_values_are_kept_and_replaced,
+    a_delivery_is_found_by_its_message_id,
+    a_recycled_lead_resumes_its_cadence_after_the_wait,
+);
+
+const SKIP: &str =
+    "SKIPPED (set REWARM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test to run)";
+
+async fn on_sqlite<F, Fut>(test: F)
+where
+    F: FnOnce(SqliteStore) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let store = SqliteStore::connect(&url).await.expect("open SQLite");
+    store.migrate().await.expect("migrate SQLite");
+    test(store).await;
+}
+
+/// A fresh PostgreSQL database for one test, dropped afterwards (also when the test fails).
+pub struct TestDatabase {
+    admin_url: String,
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    /// None (after printing why) when `REWARM_TEST_POSTGRES_URL` is not set.
+    pub async fn create(test: &str) -> Option<TestDatabase> {
+        let Ok(admin_url) = std::env::var("REWARM_TEST_POSTGRES_URL") else {
+            // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "!!! {test} on PostgreSQL: {SKIP}");
+            return None;
+        };
+        let name = format!("rewarm_t_{:016x}", rand::random::<u64>());
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .expect("connect to REWARM_TEST_POSTGRES_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("CREATE DATABASE");
+        let _ = admin.close().await;
+        let url = database_url(&admin_url, &name);
+        Some(TestDatabase {
+            admin_url,
+            name,
+            url,
+        })
+    }
+
+    pub async fn drop_database(self) {
+        if let Ok(mut admin) = sqlx::PgConnection::connect(&self.admin_url).await {
+            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+            if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut admin)
+                .await
+            {
+                eprintln!("could not drop test database {}: {e}", self.name);
+            }
+            let _ = admin.close().await;
+        }
+    }
+}
+
+/// `postgres://u@h:p/test?x` with the database replaced by `name`.
+fn database_url(admin: &str, name: &str) -> String {
+    let (base, query) = match admin.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (admin, String::new()),
+    };
+    let (scheme, rest) = base.split_once("://").unwrap_or(("postgres", base));
+    let authority = rest.split('/').next().unwrap_or(rest);
+    format!("{scheme}://{authority}/{name}{query}")
+}
+
+async fn on_postgres<F, Fut>(test: &str, body: F)
+where
+    F: FnOnce(PgStore) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(db) = TestDatabase::create(test).await else {
+        return;
+    };
+    let store = PgStore::connect(&db.url)
+        .await
+        .expect("connect to the test database");
+    store.migrate().await.expect("migrate PostgreSQL");
+    let result = AssertUnwindSafe(body(store.clone())).catch_unwind().await;
+    store.close().await;
+    db.drop_database().await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+// ── Helpers ─────────────────────────────────────────────────────────────────────────────
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .expect("RFC 3339 time")
+        .with_timezone(&Utc)
+}
+
+/// The time the suite's clock stands at (a Tuesday morning in Paris).
+fn t0() -> DateTime<Utc> {
+    t("2026-03-03T09:00:00Z")
+}
+
+fn email(s: &str) -> EmailAddress {
+    EmailAddress::parse(s).expect("valid email")
+}
+
+fn lead(address: &str) -> NewLead {
+    NewLead {
+        email: Some(email(address)),
+        first_name: Some("Ann".into()),
+        lost_reason: Some("no_budget".into()),
+        lost_at: Some(t("2025-06-01T12:00:00Z")),
+        ..Default::default()
+    }
+}
+
+/// `n` new leads `lead{i}@example.com`, imported at `now`; returned by id.
+async fn import<S: Store>(store: &S, n: usize, now: DateTime<Utc>) -> Vec<Lead> {
+    let leads: Vec<NewLead> = (0..n)
+        .map(|i| lead(&format!("lead{i}@example.com")))
+        .collect();
+    for chunk in leads.chunks(500) {
+        store
+            .upsert_leads(chunk, "test", now)
+            .await
+            .expect("upsert");
+    }
+    let mut all = store
+        .leads_in_state(LeadState::New, 0, n + 10)
+        .await
+        .expect("leads");
+    all.sort_by_key(|l| l.id);
+    all
+}
+
+fn enrolment(lead: &Lead, campaign: &str, due: DateTime<Utc>) -> NewEnrolment {
+    NewEnrolment {
+        lead_id: lead.id,
+        campaign: campaign.into(),
+        segment: "all".into(),
+        first_due: due,
+        template: "first".into(),
+    }
+}
+
+/// `n` leads enrolled in campaign `c`, step 0 due at `due`.
+async fn enrolled<S: Store>(store: &S, n: usize, due: DateTime<Utc>) -> Vec<Lead> {
+    let leads = import(store, n, t0() - Duration::days(1)).await;
+    let batch: Vec<NewEnrolment> = leads.iter().map(|l| enrolment(l, "c", due)).collect();
+    assert_eq!(
+        store
+            .enrol(&batch, t0() - Duration::hours(2))
+            .await
+            .expect("enrol"),
+        n
+    );
+    leads
+}
+
+async fn deliveries<S: Store>(store: &S) -> Vec<DeliveryRecord> {
+    match store
+        .export_rows(Table::Deliveries, 0, 1_000_000)
+        .await
+        .expect("export deliveries")
+    {
+        Rows::Deliveries(rows) => rows,
+        other => panic!("asked for deliveries, got {:?}", other.table()),
+    }
+}
+
+async fn delivery_of<S: Store>(store: &S, lead_id: i64, step: i64) -> DeliveryRecord {
+    deliveries(store)
+        .await
+        .into_iter()
+        .find(|d| d.lead_id == lead_id && d.step == step)
+        .unwrap_or_else(|| panic!("no delivery for lead {lead_id} step {step}"))
+}
+
+async fn lead_state<S: Store>(store: &S, id: i64) -> LeadState {
+    store.leads_by_ids(&[id]).await.expect("lead")[0].state
+}
+
+async fn kinds<S: Store>(store: &S, lead_id: i64) -> Vec<String> {
+    store
+        .timeline(lead_id)
+        .await
+        .expect("timeline")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+async fn enrolment_states<S: Store>(store: &S) -> BTreeMap<i64, String> {
+    match store
+        .export_rows(Table::Enrolments, 0, 1_000_000)
+        .await
+        .expect("export enrolments")
+    {
+        Rows::Enrolments(rows) => rows.into_iter().map(|e| (e.lead_id, e.state)).collect(),
+        other => panic!("asked for enrolments, got {:?}", other.table()),
+    }
+}
+
+fn next(step: u32, due: DateTime<Utc>) -> Option<NextStep> {
+    Some(NextStep {
+        step,
+        due_at: due,
+        template: format!("t{step}"),
+    })
+}
+
+fn outcome(d: &ClaimedDelivery, outcome: Outcome) -> RecordedOutcome {
+    RecordedOutcome {
+        delivery: d.clone(),
+        outcome,
+    }
+}
+
+fn for_lead(claimed: &[ClaimedDelivery], lead: &Lead) -> ClaimedDelivery {
+    claimed
+        .iter()
+        .find(|d| d.lead_id == lead.id)
+        .cloned()
+        .unwrap_or_else(|| panic!("lead {} was not claimed", lead.id))
+}
+
+// ── The contract ────────────────────────────────────────────────────────────────────────
+
+async fn upsert_inserts_merges_and_writes_events<S: Store>(store: S) {
+    let now = t0();
+    let mut a = lead("ann@example.com");
+    a.tags = vec!["vip".into()];
+    a.fields.insert("plan".into(), "pro".into());
+    let b = lead("bob@example.com");
+    // The same address twice in one batch: folded into one lead (later non-empty values win).
+    let mut a_again = NewLead {
+        email: Some(email(" ANN@example.com ")),
+        last_name: Some("Lee".into()),
+        ..Default::default()
+    };
+    a_again.tags = vec!["emea".into()];
+    let no_email = NewLead {
+        first_name: Some("Nobody".into()),
+        ..Default::default()
+    };
+    let summary = store
+        .upsert_leads(&[a, b.clone(), a_again, no_email], "first.csv", now)
+        .await
+        .unwrap();
+    assert_eq!(
+        summary,
+        UpsertSummary {
+            inserted: 2,
+            updated: 0,
+            unchanged: 0
+        }
+    );
+
+    let ann = store
+        .lead_by_email(&email("ann@example.com"))
+        .await
+        .unwrap()
+        .expect("ann");
+    assert_eq!(
+        (ann.first_name.as_deref(), ann.last_name.as_deref()),
+        (Some("Ann"), Some("Lee"))
+    );
+    assert_eq!(ann.tags, vec!["vip".to_string(), "emea".to_string()]);
+    assert_eq!(ann.state, LeadState::New);
+    assert_eq!(ann.created_at, now);
+
+    // Second import: new values win, empty ones keep what is there, tags union (ignoring
+    // case), fields merge; an identical row changes nothing; a new address is inserted.
+    let later = now + Duration::hours(1);
+    let mut a2 = NewLead {
+        email: Some(email("ann@example.com")),
+        company: Some("Acme".into()),
+        ..Default::default()
+    };
+    a2.tags = vec!["EMEA".into(), "new".into()];
+    a2.fields.insert("seats".into(), "5".into());
+    let summary = store
+        .upsert_leads(&[a2, b, lead("cid@example.com")], "second.csv", later)
+        .await
+        .unwrap();
+    assert_eq!(
+        summary,
+        UpsertSummary {
+            inserted: 1,
+            updated: 1,
+            unchanged: 1
+        }
+    );
+
+    let ann = store
+        .lead_by_email(&email("ann@example.com"))
+        .await
+        .unwrap()
+        .expect("ann");
+    assert_eq!(ann.first_name.as_deref(), Some("Ann"));
+    assert_eq!(ann.company.as_deref(), Some("Acme"));
+    assert_eq!(
+        ann.tags,
+        vec!["vip".to_string(), "emea".to_string(), "new".to_string()]
+    );
+    assert_eq!(
+        ann.fields,
+        BTreeMap::from([
+            ("plan".to_string(), "pro".to_string()),
+            ("seats".to_string(), "5".to_string())
+        ])
+    );
+    assert_eq!((ann.created_at, ann.updated_at), (now, later));
+
+    let timeline = store.timeline(ann.id).await.unwrap();
+    assert_eq!(
+        timeline.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        ["imported", "updated"]
+    );
+    assert_eq!(timeline[0].detail["source"], "first.csv");
+    assert_eq!(timeline[1].detail["source"], "second.csv");
+    assert_eq!(
+        timeline[1].detail["changed"],
+        serde_json::json!(["company", "tags", "fields"])
+    );
+    assert_eq!(timeline[1].at, later);
+    let bob = store
+        .lead_by_email(&email("bob@example.com"))
+        .await
+        .unwrap()
+        .expect("bob");
+    assert_eq!(
+        kinds(&store, bob.id).await,
+        ["imported"],
+        "an unchanged lead gets no event"
+    );
+
+    assert_eq!(
+        store.field_names().await.unwrap(),
+        BTreeSet::from(["plan".to_string(), "seats".to_string()])
+    );
+    assert!(
+        store
+            .lead_by_email(&email("nobody@example.com"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Paging by id.
+    let page1 = store.leads_in_state(LeadState::New, 0, 2).await.unwrap();
+    assert_eq!(page1.len(), 2);
+    let page2 = store
+        .leads_in_state(LeadState::New, page1[1].id, 2)
+        .await
+        .unwrap();
+    assert_eq!(page2.len(), 1);
+    assert!(page1[0].id < page1[1].id && page1[1].id < page2[0].id);
+    assert!(
+        store
+            .leads_in_state(LeadState::Nurturing, 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let by_ids = store
+        .leads_by_ids(&[page2[0].id, page1[0].id, 999_999])
+        .await
+        .unwrap();
+    assert_eq!(
+        by_ids.iter().map(|l| l.id).collect::<BTreeSet<_>>(),
+        BTreeSet::from([page1[0].id, page2[0].id])
+    );
+}
+
+async fn enrolling_twice_enrols_once<S: Store>(store: S) {
+    let leads = import(&store, 3, t0()).await;
+    let due = t0() + Duration::days(1);
+    let batch: Vec<NewEnrolment> = leads[..2].iter().map(|l| enrolment(l, "c", due)).collect();
+    assert_eq!(store.enrol(&batch, t0()).await.unwrap(), 2);
+    assert_eq!(
+        store.enrol(&batch, t0()).await.unwrap(),
+        0,
+        "same batch, same time"
+    );
+    assert_eq!(
+        store
+            .enrol(&batch, t0() + Duration::minutes(1))
+            .await
+            .unwrap(),
+        0,
+        "same batch, later"
+    );
+    // A lead already nurturing is not enrolled in another campaign either.
+    assert_eq!(
+        store
+            .enrol(&[enrolment(&leads[0], "other", due)], t0())
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(store.enrol(&[], t0()).await.unwrap(), 0);
+
+    let counts = store.table_counts().await.unwrap();
+    assert_eq!(
+        (counts[&Table::Enrolments], counts[&Table::Deliveries]),
+        (2, 2)
+    );
+    for l in &leads[..2] {
+        assert_eq!(lead_state(&store, l.id).await, LeadState::Nurturing);
+        assert_eq!(kinds(&store, l.id).await, ["imported", "enrolled"]);
+        let d = delivery_of(&store, l.id, 0).await;
+        assert_eq!(
+            (d.state.as_str(), d.due_at, d.template.as_str(), d.attempts),
+            ("scheduled", due, "first", 0)
+        );
+    }
+    let enrolled = &store.timeline(leads[0].id).await.unwrap()[1];
+    assert_eq!(enrolled.detail["campaign"], "c");
+    assert_eq!(
+        (
+            enrolled.detail["from"].as_str(),
+            enrolled.detail["to"].as_str()
+        ),
+        (Some("new"), Some("nurturing"))
+    );
+    assert_eq!(lead_state(&store, leads[2].id).await, LeadState::New);
+}
+
+async fn claims_take_only_due_deliveries_of_nurturing_leads_oldest_first<S: Store>(store: S) {
+    let leads = import(&store, 5, t0()).await;
+    // Leads 0..3 due at staggered times; lead 4 in two campaigns, one of which will suppress it.
+    let mut batch: Vec<NewEnrolment> = leads[..4]
+        .iter()
+        .enumerate()
+        .map(|(i, l)| enrolment(l, "c", t0() - Duration::minutes(10 * i as i64)))
+        .collect();
+    batch.push(enrolment(&leads[4], "a", t0() - Duration::hours(1)));
+    batch.push(enrolment(&leads[4], "b", t0() + Duration::hours(1)));
+    assert_eq!(
+        store.enrol(&batch, t0() - Duration::days(1)).await.unwrap(),
+        6
+    );
+
+    assert!(
+        store
+            .claim_due(t0() - Duration::hours(2), "w", t0(), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing due yet"
+    );
+    let lease = t0() + Duration::minutes(10);
+    let first = store.claim_due(t0(), "w", lease, 2).await.unwrap();
+    // Oldest due first: lead 4's campaign a (-1h) and lead 3 (-30 min); the batch itself
+    // comes back in no particular order.
+    let ids = |batch: &[ClaimedDelivery]| batch.iter().map(|d| d.lead_id).collect::<BTreeSet<_>>();
+    assert_eq!(ids(&first), BTreeSet::from([leads[4].id, leads[3].id]));
+    assert!(
+        first
+            .iter()
+            .all(|d| d.attempts == 1 && d.step == 0 && d.template == "first")
+    );
+    let rest = store.claim_due(t0(), "w", lease, 10).await.unwrap();
+    assert_eq!(
+        ids(&rest),
+        BTreeSet::from([leads[2].id, leads[1].id, leads[0].id])
+    );
+    assert!(
+        store
+            .claim_due(t0(), "w", lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "claimed rows are not claimed again"
+    );
+    let row = delivery_of(&store, leads[0].id, 0).await;
+    assert_eq!(
+        (
+            row.state.as_str(),
+            row.claimed_by.as_deref(),
+            row.lease_until
+        ),
+        ("claimed", Some("w"), Some(lease))
+    );
+
+    // Campaign a fails hard for lead 4: the lead is suppressed (and its address listed), so
+    // campaign b's delivery, due later, is cancelled and never claimed.
+    let a = for_lead(&first, &leads[4]);
+    store
+        .record_outcomes(
+            &[outcome(
+                &a,
+                Outcome::Failed {
+                    error: "550 no such user".into(),
+                    next: None,
+                    suppress: true,
+                },
+            )],
+            "w",
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(lead_state(&store, leads[4].id).await, LeadState::Suppressed);
+    assert!(
+        store
+            .claim_due(t0() + Duration::days(1), "w", lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(delivery_of(&store, leads[4].id, 0).await.state, "failed");
+    let b = deliveries(&store)
+        .await
+        .into_iter()
+        .find(|d| d.lead_id == leads[4].id && d.campaign == "b")
+        .expect("b");
+    assert_eq!(b.state, "cancelled");
+    let listed = store
+        .suppression_for(&leads[4].email)
+        .await
+        .unwrap()
+        .expect("hard bounce listed");
+    assert_eq!(listed.reason, SuppressionReason::HardBounce);
+    assert_eq!(listed.evidence["delivery_id"], a.id);
+    assert_eq!(listed.evidence["error"], "550 no such user");
+}
+
+async fn concurrent_claimers_never_get_the_same_delivery<S: Store>(store: S) {
+    const N: usize = 300;
+    enrolled(&store, N, t0() - Duration::minutes(5)).await;
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let worker = format!("w{w}");
+            let mut mine = Vec::new();
+            loop {
+                let batch = store
+                    .claim_due(t0(), &worker, t0() + Duration::minutes(5), 7)
+                    .await
+                    .expect("claim");
+                if batch.is_empty() {
+                    break;
+                }
+                mine.extend(batch.into_iter().map(|d| d.id));
+                tokio::task::yield_now().await;
+            }
+            (worker, mine)
+        }));
+    }
+    let mut seen = HashSet::new();
+    let mut per_worker = BTreeMap::new();
+    for task in tasks {
+        let (worker, ids) = task.await.expect("claimer task");
+        per_worker.insert(worker.clone(), ids.len());
+        for id in ids {
+            assert!(
+                seen.insert(id),
+                "delivery {id} claimed twice (second time by {worker})"
+            );
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        N,
+        "every due delivery claimed exactly once: {per_worker:?}"
+    );
+    // The table agrees with what the claimers were told.
+    for d in deliveries(&store).await {
+        assert_eq!((d.state.as_str(), d.attempts), ("claimed", 1));
+    }
+}
+
+async fn outcomes_move_deliveries_leads_and_enrolments<S: Store>(store: S) {
+    let leads = enrolled(&store, 7, t0() - Duration::minutes(1)).await;
+    let claimed = store
+        .claim_due(t0(), "w1", t0() + Duration::minutes(10), 100)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 7);
+    let d = |i: usize| for_lead(&claimed, &leads[i]);
+    let month = t0() + Duration::days(30);
+    let outcomes = vec![
+        outcome(
+            &d(0),
+            Outcome::Sent {
+                message_id: "m0@x".into(),
+                next: next(1, month),
+            },
+        ),
+        outcome(
+            &d(1),
+            Outcome::Retry {
+                due_at: t0() + Duration::minutes(5),
+                error: "450 busy".into(),
+            },
+        ),
+        outcome(
+            &d(2),
+            Outcome::Deferred {
+                due_at: t0() + Duration::hours(2),
+                reason: rewarm::store::DeferReason::SendWindow,
+            },
+        ),
+        outcome(
+            &d(3),
+            Outcome::Failed {
+                error: "template broke".into(),
+                next: next(1, month),
+                suppress: false,
+            },
+        ),
+        outcome(
+            &d(4),
+            Outcome::Failed {
+                error: "550 unknown user".into(),
+                next: None,
+                suppress: true,
+            },
+        ),
+        outcome(
+            &d(5),
+            Outcome::Unknown {
+                error: "connection reset after DATA".into(),
+                next: None,
+            },
+        ),
+        outcome(
+            &d(6),
+            Outcome::Sent {
+                message_id: "m6@x".into(),
+                next: None,
+            },
+        ),
+    ];
+    store.record_outcomes(&outcomes, "w1", t0()).await.unwrap();
+    store.record_outcomes(&[], "w1", t0()).await.unwrap();
+
+    // Sent with a next step: the step is scheduled, the lead keeps nurturing.
+    let sent = delivery_of(&store, leads[0].id, 0).await;
+    assert_eq!(
+        (
+            sent.state.as_str(),
+            sent.message_id.as_deref(),
+            sent.sent_at,
+            sent.lease_until
+        ),
+        ("sent", Some("m0@x"), Some(t0()), None)
+    );
+    let step1 = delivery_of(&store, leads[0].id, 1).await;
+    assert_eq!(
+        (
+            step1.state.as_str(),
+            step1.due_at,
+            step1.template.as_str(),
+            step1.attempts
+        ),
+        ("scheduled", month, "t1", 0)
+    );
+    assert_eq!(lead_state(&store, leads[0].id).await, LeadState::Nurturing);
+    assert_eq!(
+        kinds(&store, leads[0].id).await,
+        ["imported", "enrolled", "sent"]
+    );
+    let event = store
+        .timeline(leads[0].id)
+        .await
+        .unwrap()
+        .pop()
+        .expect("sent event");
+    assert_eq!(
+        (
+            event.detail["message_id"].as_str(),
+            event.detail["step"].as_u64(),
+            event.at
+        ),
+        (Some("m0@x"), Some(1), t0())
+    );
+
+    // Retry: waits, then is claimed again with the attempt counted.
+    let retry = delivery_of(&store, leads[1].id, 0).await;
+    assert_eq!(
+        (
+            retry.state.as_str(),
+            retry.due_at,
+            retry.last_error.as_deref()
+        ),
+        ("retry_wait", t0() + Duration::minutes(5), Some("450 busy"))
+    );
+    assert_eq!(
+        kinds(&store, leads[1].id).await.last().map(String::as_str),
+        Some("delivery_retry")
+    );
+    assert!(
+        store
+            .claim_due(
+                t0() + Duration::minutes(4),
+                "w1",
+                t0() + Duration::hours(1),
+                10
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = store
+        .claim_due(
+            t0() + Duration::minutes(5),
+            "w2",
+            t0() + Duration::hours(1),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        again
+            .iter()
+            .map(|d| (d.lead_id, d.attempts))
+            .collect::<Vec<_>>(),
+        [(leads[1].id, 2)]
+    );
+
+    // Deferred: back to scheduled at the window's opening; the attempt does not count.
+    let deferred = delivery_of(&store, leads[2].id, 0).await;
+    assert_eq!(
+        (
+            deferred.state.as_str(),
+            deferred.due_at,
+            deferred.attempts,
+            deferred.claimed_by
+        ),
+        ("scheduled", t0() + Duration::hours(2), 0, None)
+    );
+    assert_eq!(
+        kinds(&store, leads[2].id).await.last().map(String::as_str),
+        Some("delivery_deferred")
+    );
+
+    // Failed (not permanent for the lead): the cadence goes on.
+    let failed = delivery_of(&store, leads[3].id, 0).await;
+    assert_eq!(
+        (failed.state.as_str(), failed.last_error.as_deref()),
+        ("failed", Some("template broke"))
+    );
+    assert_eq!(delivery_of(&store, leads[3].id, 1).await.state, "scheduled");
+    assert_eq!(lead_state(&store, leads[3].id).await, LeadState::Nurturing);
+
+    // Failed hard: lead suppressed, enrolment stopped, both on the timeline.
+    assert_eq!(lead_state(&store, leads[4].id).await, LeadState::Suppressed);
+    assert_eq!(
+        kinds(&store, leads[4].id).await,
+        ["imported", "enrolled", "delivery_failed", "suppressed"]
+    );
+    let suppressed = store
+        .timeline(leads[4].id)
+        .await
+        .unwrap()
+        .pop()
+        .expect("suppressed event");
+    assert_eq!(
+        (
+            suppressed.detail["from"].as_str(),
+            suppressed.detail["to"].as_str(),
+            suppressed.detail["reason"].as_str(),
+            suppressed.detail["error"].as_str()
+        ),
+        (
+            Some("nurturing"),
+            Some("suppressed"),
+            Some("hard_bounce"),
+            Some("550 unknown user")
+        )
+    );
+
+    // Unknown and sent as the last step: the enrolment and the lead complete.
+    assert_eq!(delivery_of(&store, leads[5].id, 0).await.state, "unknown");
+    assert_eq!(
+        kinds(&store, leads[5].id).await,
+        ["imported", "enrolled", "delivery_unknown", "completed"]
+    );
+    assert_eq!(lead_state(&store, leads[5].id).await, LeadState::Completed);
+    assert_eq!(
+        kinds(&store, leads[6].id).await,
+        ["imported", "enrolled", "sent", "completed"]
+    );
+    assert_eq!(lead_state(&store, leads[6].id).await, LeadState::Completed);
+    let completed = store
+        .timeline(leads[6].id)
+        .await
+        .unwrap()
+        .pop()
+        .expect("completed event");
+    assert_eq!(
+        (
+            completed.detail["from"].as_str(),
+            completed.detail["to"].as_str()
+        ),
+        (Some("nurturing"), Some("completed"))
+    );
+
+    let enrolments = enrolment_states(&store).await;
+    let expected = [
+        "active",
+        "active",
+        "active",
+        "active",
+        "stopped",
+        "completed",
+        "completed",
+    ];
+    for (i, state) in expected.iter().enumerate() {
+        assert_eq!(enrolments[&leads[i].id], *state, "lead {i}'s enrolment");
+    }
+}
+
+async fn a_late_or_foreign_outcome_is_handled_as_documented<S: Store>(store: S) {
+    let leads = enrolled(&store, 2, t0() - Duration::minutes(1)).await;
+    let claimed = store
+        .claim_due(t0(), "w1", t0() + Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    // A worker that does not hold the claim cannot settle it.
+    let foreign = for_lead(&claimed, &leads[0]);
+    store
+        .record_outcomes(
+            &[outcome(
+                &foreign,
+                Outcome::Sent {
+                    message_id: "x@x".into(),
+                    next: None,
+                },
+            )],
+            "intruder",
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(delivery_of(&store, leads[0].id, 0).await.state, "claimed");
+    assert_eq!(
+        kinds(&store, leads[0].id).await,
+        ["imported", "enrolled"],
+        "nothing recorded"
+    );
+    assert_eq!(lead_state(&store, leads[0].id).await, LeadState::Nurturing);
+    // A result that arrives after the lease expired (row already `unknown`) is still recorded.
+    let late = for_lead(&claimed, &leads[1]);
+    assert_eq!(
+        store
+            .expire_leases(t0() + Duration::minutes(6))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(delivery_of(&store, leads[1].id, 0).await.state, "unknown");
+    // …but a late retry or deferral is not: the row is no longer waiting for one.
+    let retry = Outcome::Retry {
+        due_at: t0() + Duration::hours(1),
+        error: "451".into(),
+    };
+    store
+        .record_outcomes(&[outcome(&late, retry)], "w1", t0() + Duration::minutes(7))
+        .await
+        .unwrap();
+    assert_eq!(delivery_of(&store, leads[1].id, 0).await.state, "unknown");
+    assert_eq!(
+        kinds(&store, leads[1].id).await,
+        ["imported", "enrolled", "delivery_unknown"]
+    );
+    store
+        .record_outcomes(
+            &[outcome(
+                &late,
+                Outcome::Sent {
+                    message_id: "late@x".into(),
+                    next: next(1, t0() + Duration::days(30)),
+                },
+            )],
+            "w1",
+            t0() + Duration::minutes(7),
+        )
+        .await
+        .unwrap();
+    let row = delivery_of(&store, leads[1].id, 0).await;
+    assert_eq!(
+        (row.state.as_str(), row.message_id.as_deref()),
+        ("sent", Some("late@x"))
+    );
+    assert_eq!(delivery_of(&store, leads[1].id, 1).await.state, "scheduled");
+}
+
+async fn an_expired_lease_becomes_unknown_and_is_never_claimed_again<S: Store>(store: S) {
+    let leads = enrolled(&store, 3, t0() - Duration::minutes(1)).await;
+    let lease = t0() + Duration::minutes(5);
+    let claimed = store
+        .claim_due(t0(), "crashed-worker", lease, 2)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(
+        store
+            .expire_leases(t0() + Duration::minutes(4))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store.expire_leases(lease).await.unwrap(),
+        0,
+        "a lease is good until its last instant"
+    );
+    let after = lease + Duration::milliseconds(1);
+    assert_eq!(store.expire_leases(after).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .expire_leases(after + Duration::minutes(1))
+            .await
+            .unwrap(),
+        0,
+        "expired once"
+    );
+    for d in &claimed {
+        let row = delivery_of(&store, d.lead_id, 0).await;
+        assert_eq!((row.state.as_str(), row.updated_at), ("unknown", after));
+        let timeline = store.timeline(d.lead_id).await.unwrap();
+        let event = timeline.last().expect("event");
+        assert_eq!(event.kind, "delivery_unknown");
+        assert_eq!(
+            (
+                event.detail["claimed_by"].as_str(),
+                event.detail["step"].as_u64(),
+                event.at
+            ),
+            (Some("crashed-worker"), Some(1), after)
+        );
+    }
+    // Never sent again: only the third lead's delivery is ever claimable.
+    let later = store
+        .claim_due(
+            t0() + Duration::days(365),
+            "w2",
+            t0() + Duration::days(366),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        later.iter().map(|d| d.lead_id).collect::<Vec<_>>(),
+        [leads
+            .iter()
+            .map(|l| l.id)
+            .find(|id| claimed.iter().all(|c| c.lead_id != *id))
+            .unwrap()]
+    );
+    let status = store.status(t0(), after).await.unwrap();
+    assert_eq!(status.unknown_since, 2);
+}
+
+async fn stalled_enrolments_resume_with_their_next_step_or_complete<S: Store>(store: S) {
+    let leads = enrolled(&store, 3, t0() - Duration::minutes(1)).await;
+    assert!(
+        store.stalled_enrolments(10).await.unwrap().is_empty(),
+        "scheduled work is not stalled"
+    );
+    assert_eq!(
+        store
+            .claim_due(t0(), "w", t0() + Duration::minutes(5), 10)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(
+        store.stalled_enrolments(10).await.unwrap().is_empty(),
+        "claimed work is not stalled"
+    );
+    let expired_at = t0() + Duration::minutes(6);
+    store.expire_leases(expired_at).await.unwrap();
+    let mut stalled = store.stalled_enrolments(10).await.unwrap();
+    stalled.sort_by_key(|s| s.lead_id);
+    assert_eq!(stalled.len(), 3);
+    for (s, l) in stalled.iter().zip(&leads) {
+        assert_eq!(
+            (s.lead_id, s.campaign.as_str(), s.last_step, s.last_at),
+            (l.id, "c", 0, expired_at)
+        );
+    }
+    assert_eq!(store.stalled_enrolments(2).await.unwrap().len(), 2, "limit");
+
+    let resumed = vec![
+        (stalled[0].clone(), next(1, t0() + Duration::days(30))),
+        (stalled[1].clone(), None),
+        (stalled[2].clone(), next(1, t0() + Duration::days(30))),
+    ];
+    store.resume_enrolments(&resumed, expired_at).await.unwrap();
+    // Resuming twice (two daemons repairing at once) neither doubles a step nor an event.
+    store.resume_enrolments(&resumed, expired_at).await.unwrap();
+    store.resume_enrolments(&[], expired_at).await.unwrap();
+    assert!(store.stalled_enrolments(10).await.unwrap().is_empty());
+
+    let step1 = delivery_of(&store, leads[0].id, 1).await;
+    assert_eq!(
+        (step1.state.as_str(), step1.due_at, step1.template.as_str()),
+        ("scheduled", t0() + Duration::days(30), "t1")
+    );
+    assert_eq!(lead_state(&store, leads[0].id).await, LeadState::Nurturing);
+    assert_eq!(lead_state(&store, leads[1].id).await, LeadState::Completed);
+    assert_eq!(
+        kinds(&store, leads[1].id).await,
+        ["imported", "enrolled", "delivery_unknown", "completed"]
+    );
+    assert_eq!(enrolment_states(&store).await[&leads[1].id], "completed");
+    assert_eq!(store.table_counts().await.unwrap()[&Table::Deliveries], 5);
+    let claimed = store
+        .claim_due(
+            t0() + Duration::days(30),
+            "w",
+            t0() + Duration::days(31),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|d| (d.lead_id, d.step))
+            .collect::<BTreeSet<_>>(),
+        BTreeSet::from([(leads[0].id, 1), (leads[2].id, 1)])
+    );
+}
+
+async fn pending_deliveries_are_the_waiting_ones_by_due_time<S: Store>(store: S) {
+    let leads = import(&store, 4, t0()).await;
+    let dues = [
+        t0() + Duration::days(3),
+        t0() - Duration::hours(1),
+        t0() + Duration::days(1),
+        t0() - Duration::hours(2),
+    ];
+    let batch: Vec<NewEnrolment> = leads
+        .iter()
+        .zip(dues)
+        .map(|(l, due)| enrolment(l, "c", due))
+        .collect();
+    store.enrol(&batch, t0() - Duration::days(1)).await.unwrap();
+    // Lead 3 (due first) is claimed and fails hard; lead 1 is claimed and retried.
+    let claimed = store
+        .claim_due(t0(), "w", t0() + Duration::minutes(5), 2)
+        .await
+        .unwrap();
+    let retry_at = t0() + Duration::days(2);
+    store
+        .record_outcomes(
+            &[
+                outcome(
+                    &for_lead(&claimed, &leads[3]),
+                    Outcome::Failed {
+                        error: "550".into(),
+                        next: None,
+                        suppress: true,
+                    },
+                ),
+                outcome(
+                    &for_lead(&claimed, &leads[1]),
+                    Outcome::Retry {
+                        due_at: retry_at,
+                        error: "451".into(),
+                    },
+                ),
+            ],
+            "w",
+            t0(),
+        )
+        .await
+        .unwrap();
+    let pending = store.pending_deliveries().await.unwrap();
+    let got: Vec<(i64, DateTime<Utc>, u32, &str)> = pending
+        .iter()
+        .map(|p| (p.lead_id, p.due_at, p.step, p.template.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (leads[2].id, dues[2], 0, "first"),
+            (leads[1].id, retry_at, 0, "first"),
+            (leads[0].id, dues[0], 0, "first")
+        ]
+    );
+    assert!(pending.iter().all(|p| p.campaign == "c"));
+}
+
+async fn status_counts_every_state<S: Store>(store: S) {
+    let leads = import(&store, 6, t0() - Duration::days(2)).await;
+    let batch: Vec<NewEnrolment> = leads[..5]
+        .iter()
+        .map(|l| enrolment(l, "c", t0() - Duration::days(1)))
+        .collect();
+    store
+        .enrol(
+            &[enrolment(&leads[4], "other", t0() + Duration::days(1))],
+            t0() - Duration::days(2),
+        )
+        .await
+        .unwrap();
+    store
+        .enrol(&batch[..4], t0() - Duration::days(2))
+        .await
+        .unwrap();
+    // Yesterday: lead 0 sent (next step due today at 08:00).
+    let yesterday = t0() - Duration::days(1);
+    let claimed = store
+        .claim_due(yesterday, "w", yesterday + Duration::minutes(5), 1)
+        .await
+        .unwrap();
+    store
+        .record_outcomes(
+            &[outcome(
+                &claimed[0],
+                Outcome::Sent {
+                    message_id: "y@x".into(),
+                    next: next(1, t0() - Duration::hours(1)),
+                },
+            )],
+            "w",
+            yesterday,
+        )
+        .await
+        .unwrap();
+    let first = claimed[0].lead_id;
+    // Today: one sent (last step), one failed hard, one unknown; one claim left running.
+    let claimed = store
+        .claim_due(t0(), "w", t0() + Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    let by_lead = |id: i64| {
+        claimed
+            .iter()
+            .find(|d| d.lead_id == id)
+            .cloned()
+            .expect("claimed")
+    };
+    let others: Vec<i64> = leads[..4]
+        .iter()
+        .map(|l| l.id)
+        .filter(|id| *id != first)
+        .collect();
+    store
+        .record_outcomes(
+            &[
+                outcome(
+                    &by_lead(others[0]),
+                    Outcome::Sent {
+                        message_id: "a@x".into(),
+                        next: None,
+                    },
+                ),
+                outcome(
+                    &by_lead(others[1]),
+                    Outcome::Failed {
+                        error: "550".into(),
+                        next: None,
+                        suppress: true,
+                    },
+                ),
+                outcome(
+                    &by_lead(others[2]),
+                    Outcome::Unknown {
+                        error: "reset".into(),
+                        next: next(1, t0() + Duration::days(30)),
+                    },
+                ),
+            ],
+            "w",
+            t0(),
+        )
+        .await
+        .unwrap();
+    let since = t("2026-03-03T00:00:00Z");
+    let report = store.status(since, t0()).await.unwrap();
+    let leads_by_state: BTreeMap<&str, i64> = report
+        .leads_by_state
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    assert_eq!(
+        leads_by_state,
+        BTreeMap::from([
+            ("new", 1),
+            ("nurturing", 3),
+            ("completed", 1),
+            ("rewarmed", 0),
+            ("suppressed", 1)
+        ])
+    );
+    let enrolments: BTreeMap<&str, BTreeMap<&str, i64>> = report
+        .enrolments
+        .iter()
+        .map(|(c, m)| {
+            (
+                c.as_str(),
+                m.iter().map(|(s, n)| (s.as_str(), *n)).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        enrolments,
+        BTreeMap::from([
+            (
+                "c",
+                BTreeMap::from([("active", 2), ("completed", 1), ("stopped", 1)])
+            ),
+            ("other", BTreeMap::from([("active", 1)]))
+        ])
+    );
+    let deliveries_by_state: BTreeMap<&str, i64> = report
+        .deliveries_by_state
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    // Lead 0's step 1 (due an hour ago) was claimed in today's batch and is still out.
+    assert_eq!(
+        deliveries_by_state,
+        BTreeMap::from([
+            ("sent", 2),
+            ("failed", 1),
+            ("unknown", 1),
+            ("claimed", 1),
+            ("scheduled", 2)
+        ])
+    );
+    assert_eq!(
+        (report.sent_since, report.failed_since, report.unknown_since),
+        (1, 1, 1)
+    );
+    // Due now: nothing (lead 0's step 1 is claimed; the unknown's next step is next month;
+    // campaign `other` is due tomorrow).
+    assert_eq!(report.due_now, 0);
+    assert_eq!(
+        store
+            .status(since, t0() + Duration::days(1))
+            .await
+            .unwrap()
+            .due_now,
+        1
+    );
+    assert_eq!(
+        store
+            .status(since, t0() + Duration::days(31))
+            .await
+            .unwrap()
+            .due_now,
+        2
+    );
+}
+
+async fn time_stamps_round_trip_to_the_millisecond<S: Store>(store: S) {
+    let precise = t("2025-01-02T03:04:05.678901Z");
+    let ms = t("2025-01-02T03:04:05.678Z");
+    let now = t("2026-03-03T09:00:00.123456789Z");
+    let now_ms = t("2026-03-03T09:00:00.123Z");
+    let mut l = lead("time@example.com");
+    l.lost_at = Some(precise);
+    store.upsert_leads(&[l], "t", now).await.unwrap();
+    let stored = store
+        .lead_by_email(&email("time@example.com"))
+        .await
+        .unwrap()
+        .expect("lead");
+    assert_eq!(
+        (stored.lost_at, stored.created_at, stored.updated_at),
+        (Some(ms), now_ms, now_ms)
+    );
+    assert_eq!(store.timeline(stored.id).await.unwrap()[0].at, now_ms);
+    let due = t("2026-03-03T08:59:59.999999Z");
+    store
+        .enrol(&[enrolment(&stored, "c", due)], now)
+        .await
+        .unwrap();
+    let lease = t("2026-03-03T09:05:00.000999Z");
+    let claimed = store.claim_due(now, "w", lease, 1).await.unwrap();
+    assert_eq!(claimed[0].due_at, t("2026-03-03T08:59:59.999Z"));
+    let row = delivery_of(&store, stored.id, 0).await;
+    assert_eq!(
+        (row.lease_until, row.updated_at),
+        (Some(t("2026-03-03T09:05:00.000Z")), now_ms)
+    );
+    // Far from 1970 in both directions.
+    let mut old = lead("old@example.com");
+    old.lost_at = Some(t("1969-07-20T20:17:40.5Z"));
+    let mut future = lead("future@example.com");
+    future.lost_at = Some(t("2199-12-31T23:59:59.999Z"));
+    store.upsert_leads(&[old, future], "t", now).await.unwrap();
+    assert_eq!(
+        store
+            .lead_by_email(&email("old@example.com"))
+            .await
+            .unwrap()
+            .expect("old")
+            .lost_at,
+        Some(t("1969-07-20T20:17:40.5Z"))
+    );
+    assert_eq!(
+        store
+            .lead_by_email(&email("future@example.com"))
+            .await
+            .unwrap()
+            .expect("future")
+            .lost_at,
+        Some(t("2199-12-31T23:59:59.999Z"))
+    );
+}
+
+async fn export_pages_every_row_by_id<S: Store>(store: S) {
+    enrolled(&store, 25, t0()).await;
+    let counts = store.table_counts().await.unwrap();
+    assert_eq!(
+        counts.iter().map(|(t, n)| (*t, *n)).collect::<Vec<_>>(),
+        [
+            (Table::Leads, 25),
+            (Table::Enrolments, 25),
+            (Table::Deliveries, 25),
+            (Table::Events, 50),
+            (Table::Suppressions, 0),
+            (Table::Secrets, 0)
+        ]
+    );
+    for table in Table::ALL {
+        let (mut after, mut ids) = (0, Vec::new());
+        loop {
+            let page = store.export_rows(table, after, 7).await.unwrap();
+            assert_eq!(page.table(), table);
+            let Some(last) = page.last_id() else { break };
+            let page_ids: Vec<i64> = match &page {
+                Rows::Leads(r) => r.iter().map(|r| r.id).collect(),
+                Rows::Enrolments(r) => r.iter().map(|r| r.id).collect(),
+                Rows::Deliveries(r) => r.iter().map(|r| r.id).collect(),
+                Rows::Events(r) => r.iter().map(|r| r.id).collect(),
+                Rows::Suppressions(r) => r.iter().map(|r| r.id).collect(),
+                Rows::Secrets(r) => r.iter().map(|r| r.id).collect(),
+            };
+            ids.extend(page_ids);
+            after = last;
+        }
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{table}: by id");
+        assert_eq!(ids.len() as i64, counts[&table], "{table}: every row once");
+    }
+}
+
+// ── Suppression, tokens, health ─────────────────────────────────────────────────────────
+
+fn entry(address: &str, reason: SuppressionReason, note: &str) -> Suppression {
+    Suppression {
+        address: address.into(),
+        reason,
+        evidence: serde_json::json!({ "note": note }),
+        created_at: t0(),
+    }
+}
+
+/// Leads with these addresses, imported a day before `t0()` and enrolled in campaign `c`
+/// with step 0 due an hour before `t0()`; returned in the order given.
+async fn enrolled_as<S: Store>(store: &S, addresses: &[&str]) -> Vec<Lead> {
+    let batch: Vec<NewLead> = addresses.iter().map(|a| lead(a)).collect();
+    store
+        .upsert_leads(&batch, "test", t0() - Duration::days(1))
+        .await
+        .unwrap();
+    let mut leads = Vec::new();
+    for a in addresses {
+        leads.push(
+            store
+                .lead_by_email(&email(a))
+                .await
+                .unwrap()
+                .expect("imported"),
+        );
+    }
+    let enrol: Vec<NewEnrolment> = leads
+        .iter()
+        .map(|l| enrolment(l, "c", t0() - Duration::hours(1)))
+        .collect();
+    assert_eq!(
+        store
+            .enrol(&enrol, t0() - Duration::hours(2))
+            .await
+            .unwrap(),
+        leads.len()
+    );
+    leads
+}
+
+async fn last_event<S: Store>(store: &S, lead_id: i64) -> rewarm::store::Event {
+    store
+        .timeline(lead_id)
+        .await
+        .unwrap()
+        .pop()
+        .expect("an event")
+}
+
+async fn event_count<S: Store>(store: &S) -> i64 {
+    store.table_counts().await.unwrap()[&Table::Events]
+}
+
+async fn suppressing_an_address_and_a_domain_stops_everything_for_their_leads<S: Store>(store: S) {
+    let leads = enrolled_as(
+        &store,
+        &[
+            "ann@a.example",
+            "bob@b.example",
+            "cat@b.example",
+            "dan@c.example",
+            "eve@sub.b.example",
+        ],
+    )
+    .await;
+    let [ann, bob, cat, dan, eve] = &leads[..] else {
+        unreachable!()
+    };
+    // Bob's email is waiting for a retry, the others are back to `scheduled`.
+    let claimed = store
+        .claim_due(t0(), "w", t0() + Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 5);
+    let outcomes: Vec<RecordedOutcome> = claimed
+        .iter()
+        .map(|d| {
+            outcome(
+                d,
+                if d.lead_id == bob.id {
+                    Outcome::Retry {
+                        due_at: t0() + Duration::minutes(5),
+                        error: "451".into(),
+                    }
+                } else {
+                    Outcome::Deferred {
+                        due_at: t0() + Duration::minutes(1),
+                        reason: rewarm::store::DeferReason::RateLimit,
+                    }
+                },
+            )
+        })
+        .collect();
+    store.record_outcomes(&outcomes, "w", t0()).await.unwrap();
+    assert_eq!(delivery_of(&store, bob.id, 0).await.state, "retry_wait");
+
+    let added = store
+        .suppress(
+            &[
+                entry("ann@a.example", SuppressionReason::Unsubscribed, "token 17"),
+                entry("@b.example", SuppressionReason::Complaint, "abuse desk"),
+                entry("cat@b.example", SuppressionReason::Manual, "asked by phone"),
+            ],
+            t0() + Duration::seconds(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(added, 3);
+
+    // The address, the domain (not its subdomain), and nobody else.
+    for (lead, state) in [
+        (ann, LeadState::Suppressed),
+        (bob, LeadState::Suppressed),
+        (cat, LeadState::Suppressed),
+        (dan, LeadState::Nurturing),
+        (eve, LeadState::Nurturing),
+    ] {
+        assert_eq!(lead_state(&store, lead.id).await, state, "{}", lead.email);
+    }
+    for (lead, state) in [
+        (ann, "cancelled"),
+        (bob, "cancelled"),
+        (cat, "cancelled"),
+        (dan, "scheduled"),
+        (eve, "scheduled"),
+    ] {
+        assert_eq!(
+            delivery_of(&store, lead.id, 0).await.state,
+            state,
+            "{}",
+            lead.email
+        );
+    }
+    let enrolments = enrolment_states(&store).await;
+    assert_eq!(enrolments[&ann.id], "stopped");
+    assert_eq!(enrolments[&bob.id], "stopped");
+    assert_eq!(enrolments[&cat.id], "stopped");
+    assert_eq!(enrolments[&dan.id], "active");
+
+    // One `suppressed` event per lead, naming the entry that did it (an exact address of
+    // the batch wins over its domain).
+    for (lead, address, reason, note) in [
+        (ann, "ann@a.example", "unsubscribed", "token 17"),
+        (bob, "@b.example", "complaint", "abuse desk"),
+        (cat, "cat@b.example", "manual", "asked by phone"),
+    ] {
+        let timeline = store.timeline(lead.id).await.unwrap();
+        let suppressed: Vec<_> = timeline.iter().filter(|e| e.kind == "suppressed").collect();
+        assert_eq!(suppressed.len(), 1, "{}", lead.email);
+        let e = suppressed[0];
+        assert_eq!(e.at, t0() + Duration::seconds(1));
+        assert_eq!(e.detail["from"], "nurturing");
+        assert_eq!(e.detail["to"], "suppressed");
+        assert_eq!(e.detail["reason"], reason);
+        assert_eq!(e.detail["address"], address);
+        assert_eq!(e.detail["evidence"]["note"], note);
+    }
+    assert!(
+        !kinds(&store, dan.id)
+            .await
+            .contains(&"suppressed".to_string())
+    );
+
+    // Only Dan and Eve are ever claimed again.
+    let later = store
+        .claim_due(t0() + Duration::days(1), "w", t0() + Duration::days(2), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        later.iter().map(|d| d.lead_id).collect::<BTreeSet<_>>(),
+        BTreeSet::from([dan.id, eve.id])
+    );
+    assert!(
+        store
+            .pending_deliveries()
+            .await
+            .unwrap()
+            .iter()
+            .all(|p| p.lead_id == dan.id || p.lead_id == eve.id)
+    );
+
+    // The list, oldest first; lookups by address or domain.
+    let list = store.suppressions().await.unwrap();
+    assert_eq!(
+        list.iter().map(|s| s.address.as_str()).collect::<Vec<_>>(),
+        ["ann@a.example", "@b.example", "cat@b.example"]
+    );
+    assert_eq!(list[0].reason, SuppressionReason::Unsubscribed);
+    assert_eq!(list[0].evidence, serde_json::json!({"note": "token 17"}));
+    assert_eq!(list[0].created_at, t0());
+    let found = |s: Option<Suppression>| s.map(|s| s.address);
+    assert_eq!(
+        found(store.suppression_for(&ann.email).await.unwrap()).as_deref(),
+        Some("ann@a.example")
+    );
+    assert_eq!(
+        found(store.suppression_for(&bob.email).await.unwrap()).as_deref(),
+        Some("@b.example")
+    );
+    assert_eq!(
+        found(store.suppression_for(&cat.email).await.unwrap()).as_deref(),
+        Some("cat@b.example"),
+        "the exact address before its domain"
+    );
+    assert_eq!(
+        found(
+            store
+                .suppression_for(&email("new@b.example"))
+                .await
+                .unwrap()
+        )
+        .as_deref(),
+        Some("@b.example")
+    );
+    assert_eq!(store.suppression_for(&eve.email).await.unwrap(), None);
+    assert_eq!(store.suppression_for(&dan.email).await.unwrap(), None);
+    assert_eq!(store.table_counts().await.unwrap()[&Table::Suppressions], 3);
+}
+
+async fn suppress_keeps_the_first_entry_per_address_and_writes_no_second_event<S: Store>(store: S) {
+    let leads = enrolled_as(&store, &["ann@a.example"]).await;
+    // The same address twice in one batch: the first entry is kept.
+    let added = store
+        .suppress(
+            &[
+                entry("ann@a.example", SuppressionReason::Unsubscribed, "first"),
+                entry("ann@a.example", SuppressionReason::Manual, "second"),
+            ],
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(added, 1);
+    let events = event_count(&store).await;
+    // Again, later, with another reason: nothing new, no second event.
+    let added = store
+        .suppress(
+            &[entry(
+                "ann@a.example",
+                SuppressionReason::Complaint,
+                "third",
+            )],
+            t0() + Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(added, 0);
+    assert_eq!(event_count(&store).await, events);
+    let list = store.suppressions().await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].reason, SuppressionReason::Unsubscribed);
+    assert_eq!(list[0].evidence["note"], "first");
+    assert_eq!(lead_state(&store, leads[0].id).await, LeadState::Suppressed);
+    // An empty batch changes nothing.
+    assert_eq!(store.suppress(&[], t0()).await.unwrap(), 0);
+}
+
+async fn a_new_lead_on_the_list_is_imported_suppressed_and_never_enrolled<S: Store>(store: S) {
+    // Entries for addresses no lead has yet.
+    let added = store
+        .suppress(
+            &[
+                entry(
+                    "x@a.example",
+                    SuppressionReason::Unsubscribed,
+                    "before import",
+                ),
+                entry(
+                    "@blocked.example",
+                    SuppressionReason::Complaint,
+                    "whole domain",
+                ),
+            ],
+            t0() - Duration::days(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(added, 2);
+    let summary = store
+        .upsert_leads(
+            &[
+                lead("X@A.example"),
+                lead("y@blocked.example"),
+                lead("z@ok.example"),
+            ],
+            "crm.csv",
+            t0() - Duration::days(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.inserted, 3);
+    let x = store
+        .lead_by_email(&email("x@a.example"))
+        .await
+        .unwrap()
+        .unwrap();
+    let y = store
+        .lead_by_email(&email("y@blocked.example"))
+        .await
+        .unwrap()
+        .unwrap();
+    let z = store
+        .lead_by_email(&email("z@ok.example"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (x.state, y.state, z.state),
+        (LeadState::Suppressed, LeadState::Suppressed, LeadState::New)
+    );
+    // One event each, saying why.
+    let tx = store.timeline(x.id).await.unwrap();
+    assert_eq!(tx.len(), 1);
+    assert_eq!(tx[0].kind, "imported");
+    assert_eq!(tx[0].detail["source"], "crm.csv");
+    assert_eq!(tx[0].detail["state"], "suppressed");
+    assert_eq!(tx[0].detail["reason"], "unsubscribed");
+    assert_eq!(tx[0].detail["address"], "x@a.example");
+    assert_eq!(tx[0].detail["evidence"]["note"], "before import");
+    let ty = store.timeline(y.id).await.unwrap();
+    assert_eq!(ty.len(), 1);
+    assert_eq!(ty[0].detail["reason"], "complaint");
+    assert_eq!(ty[0].detail["address"], "@blocked.example");
+    let tz = store.timeline(z.id).await.unwrap();
+    assert_eq!(
+        tz[0].detail,
+        serde_json::json!({"source": "crm.csv", "state": "new"})
+    );
+    // An update of a suppressed lead keeps it suppressed.
+    let mut again = lead("x@a.example");
+    again.company = Some("Acme".into());
+    store
+        .upsert_leads(&[again], "crm2.csv", t0())
+        .await
+        .unwrap();
+    assert_eq!(lead_state(&store, x.id).await, LeadState::Suppressed);
+    // Enrolment skips them; only z is enrolled.
+    let batch = vec![
+        enrolment(&x, "c", t0()),
+        enrolment(&y, "c", t0()),
+        enrolment(&z, "c", t0()),
+    ];
+    assert_eq!(store.enrol(&batch, t0()).await.unwrap(), 1);
+    let claimed = store
+        .claim_due(t0(), "w", t0() + Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed.iter().map(|d| d.lead_id).collect::<Vec<_>>(),
+        [z.id]
+    );
+    assert_eq!(deliveries(&store).await.len(), 1);
+}
+
+/// Entries written as raw rows (`import_rows`, as `db copy` does): the leads' rows are not
+/// touched, so only the claim's own look at the list can keep them from being sent.
+async fn list_behind_the_leads_back<S: Store>(store: &S, addresses: &[&str]) {
+    let rows = addresses
+        .iter()
+        .enumerate()
+        .map(|(i, a)| SuppressionRecord {
+            id: 1000 + i as i64,
+            address: a.to_string(),
+            reason: "unsubscribed".into(),
+            evidence: serde_json::json!({"via": "raw row"}),
+            created_at: t0(),
+        })
+        .collect();
+    assert_eq!(
+        store.import_rows(&Rows::Suppressions(rows)).await.unwrap(),
+        addresses.len()
+    );
+}
+
+async fn claims_check_the_list_itself_even_when_the_lead_row_was_not_updated<S: Store>(store: S) {
+    let leads = enrolled_as(
+        &store,
+        &[
+            "ann@a.example",
+            "bob@b.example",
+            "cat@c.example",
+            "dan@d.example",
+        ],
+    )
+    .await;
+    // Scheduled and nurturing; then Ann's address and Bob's domain are listed.
+    list_behind_the_leads_back(&store, &["ann@a.example", "@b.example"]).await;
+    assert_eq!(lead_state(&store, leads[0].id).await, LeadState::Nurturing);
+    assert_eq!(lead_state(&store, leads[1].id).await, LeadState::Nurturing);
+    let claimed = store
+        .claim_due(t0(), "w", t0() + Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed.iter().map(|d| d.lead_id).collect::<BTreeSet<_>>(),
+        BTreeSet::from([leads[2].id, leads[3].id])
+    );
+    // Still not, however often the claim runs.
+    assert!(
+        store
+            .claim_due(t0() + Duration::days(1), "w", t0() + Duration::days(2), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(delivery_of(&store, leads[0].id, 0).await.state, "scheduled");
+    assert_eq!(delivery_of(&store, leads[0].id, 0).await.attempts, 0);
+    // The rows moved with `import_rows` advance the id sequence: a later entry gets a new id.
+    assert_eq!(
+        store
+            .suppress(
+                &[entry("eve@e.example", SuppressionReason::Manual, "")],
+                t0()
+            )
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.suppressions().await.unwrap().len(), 3);
+}
+
+async fn enrolment_suppresses_a_new_lead_whose_address_is_listed<S: Store>(store: S) {
+    let leads = import(&store, 3, t0() - Duration::days(1)).await;
+    list_behind_the_leads_back(&store, &["lead1@example.com"]).await;
+    let batch: Vec<NewEnrolment> = leads.iter().map(|l| enrolment(l, "c", t0())).collect();
+    assert_eq!(store.enrol(&batch, t0()).await.unwrap(), 2);
+    assert_eq!(lead_state(&store, leads[0].id).await, LeadState::Nurturing);
+    assert_eq!(lead_state(&store, leads[1].id).await, LeadState::Suppressed);
+    assert_eq!(lead_state(&store, leads[2].id).await, LeadState::Nurturing);
+    let e = last_event(&store, leads[1].id).await;
+    assert_eq!(e.kind, "suppressed");
+    assert_eq!(e.detail["from"], "new");
+    assert_eq!(e.detail["to"], "suppressed");
+    assert_eq!(e.detail["reason"], "unsubscribed");
+    assert_eq!(e.detail["address"], "lead1@example.com");
+    assert_eq!(e.detail["evidence"]["via"], "raw row");
+    assert_eq!(kinds(&store, leads[1].id).await, ["imported", "suppressed"]);
+    assert!(
+        !enrolment_states(&store).await.contains_key(&leads[1].id),
+        "no enrolment row"
+    );
+    assert_eq!(deliveries(&store).await.len(), 2);
+}
+
+async fn unsuppress_removes_the_entry_but_leaves_the_leads_suppressed<S: Store>(store: S) {
+    let leads = enrolled_as(&store, &["ann@a.example", "bob@b.example"]).await;
+    store
+        .suppress(
+            &[
+                entry("ann@a.example", SuppressionReason::Unsubscribed, ""),
+                entry("@b.example", SuppressionReason::Manual, ""),
+            ],
+            t0(),
+        )
+        .await
+        .unwrap();
+    let events = event_count(&store).await;
+    assert!(store.unsuppress("ann@a.example").await.unwrap());
+    assert!(
+        !store.unsuppress("ann@a.example").await.unwrap(),
+        "gone already"
+    );
+    assert!(!store.unsuppress("nobody@a.example").await.unwrap());
+    assert!(store.unsuppress("@b.example").await.unwrap());
+    assert!(store.suppressions().await.unwrap().is_empty());
+    assert_eq!(store.suppression_for(&leads[0].email).await.unwrap(), None);
+    // The leads stay suppressed (a person must recycle them); nothing is rescheduled.
+    assert_eq!(lead_state(&store, leads[0].id).await, LeadState::Suppressed);
+    assert_eq!(lead_state(&store, leads[1].id).await, LeadState::Suppressed);
+    assert_eq!(event_count(&store).await, events);
+    assert!(
+        store
+            .claim_due(t0() + Duration::days(1), "w", t0() + Duration::days(2), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // New leads at the domain are no longer suppressed.
+    store
+        .upsert_leads(&[lead("cat@b.example")], "later.csv", t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .lead_by_email(&email("cat@b.example"))
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        LeadState::New
+    );
+}
+
+async fn a_hard_bounce_lists_the_address_and_schedules_nothing_more<S: Store>(store: S) {
+    let leads = enrolled_as(&store, &["ann@a.example", "bob@b.example"]).await;
+    // Bob is listed by hand after his email was claimed: his entry stays the first one.
+    let claimed = store
+        .claim_due(t0(), "w", t0() + Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    store
+        .suppress(
+            &[entry("bob@b.example", SuppressionReason::Manual, "first")],
+            t0(),
+        )
+        .await
+        .unwrap();
+    let ann_d = for_lead(&claimed, &leads[0]);
+    let bob_d = for_lead(&claimed, &leads[1]);
+    store
+        .record_outcomes(
+            &[
+                // A `next` given with a hard bounce is ignored: nothing more is scheduled.
+                outcome(
+                    &ann_d,
+                    Outcome::Failed {
+                        error: "550 5.1.1 no such user".into(),
+                        next: next(1, t0() + Duration::days(30)),
+                        suppress: true,
+                    },
+                ),
+                outcome(
+                    &bob_d,
+                    Outcome::Failed {
+                        error: "550 5.1.1 gone".into(),
+                        next: None,
+                        suppress: true,
+                    },
+                ),
+            ],
+            "w",
+            t0() + Duration::seconds(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(lead_state(&store, leads[0].id).await, LeadState::Suppressed);
+    assert!(
+        deliveries(&store)
+            .await
+            .iter()
+            .all(|d| d.step == 0 && d.state == "failed"),
+        "no step 1 for anyone"
+    );
+    let ann = store
+        .suppression_for(&leads[0].email)
+        .await
+        .unwrap()
+        .expect("listed");
+    assert_eq!(ann.address, "ann@a.example");
+    assert_eq!(ann.reason, SuppressionReason::HardBounce);
+    assert_eq!(
+        ann.evidence,
+        serde_json::json!({"delivery_id": ann_d.id, "error": "550 5.1.1 no such user"})
+    );
+    assert_eq!(ann.created_at, t0() + Duration::seconds(5));
+    let e = last_event(&store, leads[0].id).await;
+    assert_eq!(e.kind, "suppressed");
+    assert_eq!(e.detail["reason"], "hard_bounce");
+    assert_eq!(e.detail["evidence"]["delivery_id"], ann_d.id);
+    assert_eq!(e.detail["address"], "ann@a.example");
+    // Bob keeps his first entry.
+    let bob = store
+        .suppression_for(&leads[1].email)
+        .await
+        .unwrap()
+        .expect("listed");
+    assert_eq!(bob.reason, SuppressionReason::Manual);
+    assert_eq!(enrolment_states(&store).await[&leads[0].id], "stopped");
+}
+
+async fn a_secret_is_generated_once_and_stays_the_same<S: Store>(store: S) {
+    let first = store
+        .secret("token-key", || "generated-1".to_string())
+        .await
+        .unwrap();
+    assert_eq!(first, "generated-1");
+    let again = store
+        .secret("token-key", || panic!("must not generate twice"))
+        .await
+        .unwrap();
+    assert_eq!(again, "generated-1");
+    let other = store
+        .secret("other", || "generated-2".to_string())
+        .await
+        .unwrap();
+    assert_eq!(other, "generated-2");
+    // Several daemons at once: every one gets the value stored first.
+    let racers: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.secret("raced", move || format!("racer-{i}")).await })
+        })
+        .collect();
+    let mut values = HashSet::new();
+    for r in racers {
+        values.insert(r.await.unwrap().unwrap());
+    }
+    assert_eq!(values.len(), 1, "{values:?}");
+    let raced = values.into_iter().next().unwrap();
+    assert_eq!(
+        store.secret("raced", || "late".into()).await.unwrap(),
+        raced
+    );
+    assert_eq!(store.table_counts().await.unwrap()[&Table::Secrets], 3);
+    // Exported for `db copy`, but never shown by Debug.
+    let Rows::Secrets(rows) = store.export_rows(Table::Secrets, 0, 10).await.unwrap() else {
+        panic!("secrets")
+    };
+    assert_eq!(rows[0].name, "token-key");
+    assert_eq!(rows[0].value, "generated-1");
+    assert!(!format!("{rows:?}").contains("generated-1"));
+}
+
+async fn delivery_target_names_the_lead_campaign_and_step<S: Store>(store: S) {
+    let leads = enrolled_as(&store, &["ann@a.example", "bob@b.example"]).await;
+    let claimed = store
+        .claim_due(t0(), "w", t0() + Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    let d = for_lead(&claimed, &leads[0]);
+    assert_eq!(
+        store.delivery_target(d.id).await.unwrap(),
+        Some(DeliveryTarget {
+            delivery_id: d.id,
+            lead_id: leads[0].id,
+            email: email("ann@a.example"),
+            campaign: "c".into(),
+            step: 1,
+            message_id: None,
+        })
+    );
+    store
+        .record_outcomes(
+            &[outcome(
+                &d,
+                Outcome::Sent {
+                    message_id: "<m1@rewarm>".into(),
+                    next: next(1, t0() + Duration::days(30)),
+                },
+            )],
+            "w",
+            t0(),
+        )
+        .await
+        .unwrap();
+    let sent = store.delivery_target(d.id).await.unwrap().unwrap();
+    assert_eq!(sent.message_id.as_deref(), Some("<m1@rewarm>"));
+    assert_eq!(sent.step, 1);
+    let second = delivery_of(&store, leads[0].id, 1).await;
+    let target = store.delivery_target(second.id).await.unwrap().unwrap();
+    assert_eq!((target.step, target.message_id), (2, None));
+    assert_eq!(store.delivery_target(987_654).await.unwrap(), None);
+}
+
+async fn a_click_is_recorded_on_the_leads_timeline<S: Store>(store: S) {
+    let leads = enrolled_as(&store, &["ann@a.example"]).await;
+    let d = delivery_of(&store, leads[0].id, 0).await;
+    let events = event_count(&store).await;
+    assert!(
+        store
+            .record_click(d.id, "https://acme.example/pricing?x=1", t0())
+            .await
+            .unwrap()
+    );
+    let e = last_event(&store, leads[0].id).await;
+    assert_eq!(e.kind, "clicked");
+    assert_eq!(e.at, t0());
+    assert_eq!(
+        e.detail,
+        serde_json::json!({"campaign": "c", "step": 1, "url": "https://acme.example/pricing?x=1"})
+    );
+    assert_eq!(event_count(&store).await, events + 1);
+    // No such delivery: false, nothing written.
+    assert!(
+        !store
+            .record_click(987_654, "https://x.example", t0())
+            .await
+            .unwrap()
+    );
+    assert_eq!(event_count(&store).await, events + 1);
+    // A click changes no state.
+    assert_eq!(lead_state(&store, leads[0].id).await, LeadState::Nurturing);
+}
+
+async fn ping_answers<S: Store>(store: S) {
+    store.ping().await.expect("ping");
+}
+
+// ── Inbound, engagement, outbox, kv (issue 3) ──────────────────────────────────────────
+
+fn inbound_record(key: &str, lead_id: Option<i64>, classification: &str) -> InboundRecord {
+    InboundRecord {
+        dedupe_key: key.into(),
+        source: "test".into(),
+        received_at: t0(),
+        message_id: Some(format!("<{key}@mail.example>")),
+        from_address: Some("ann@a.example".into()),
+        subject: Some("Re: hello".into()),
+        classification: classification.into(),
+        lead_id,
+        delivery_id: None,
+        matched_by: lead_id.map(|_| "sender".into()),
+        text: Some("Yes, let's talk.".into()),
+        raw: b"Subject: Re: hello\r\n\r\nYes, let's talk.\r\n\xff".to_vec(),
+    }
+}
+
+fn note(lead_id: i64, key: &str) -> NewNotification {
+    NewNotification {
+        kind: "webhook".into(),
+        lead_id: Some(lead_id),
+        idempotency_key: key.into(),
+        payload: serde_json::json!({"event": "lead.rewarmed", "key": key}),
+    }
+}
+
+fn rewarm_effect(lead_id: i64, key: &str) -> InboundEffect {
+    InboundEffect::Rewarm {
+        text: "Yes, let's talk.".into(),
+        subject: Some("Re: hello".into()),
+        notifications: vec![note(lead_id, key)],
+    }
+}
+
+async fn a_reply_rewarms_once_stops_the_cadence_and_enqueues_notifications<S: Store>(store: S) {
+    let leads = enrolled_as(&store, &["ann@a.example", "bob@b.example"]).await;
+    let ann = &leads[0];
+    let effect = rewarm_effect(ann.id, "rewarmed:1:k1:webhook");
+    let first = store
+        .record_inbound(
+            &inbound_record("k1", Some(ann.id), "human_reply"),
+            &effect,
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert!(!first.duplicate);
+    assert_eq!(lead_state(&store, ann.id).await, LeadState::Rewarmed);
+    assert_eq!(delivery_of(&store, ann.id, 0).await.state, "cancelled");
+    assert_eq!(enrolment_states(&store).await[&ann.id], "stopped");
+    // Bob is untouched.
+    assert_eq!(lead_state(&store, leads[1].id).await, LeadState::Nurturing);
+    assert_eq!(delivery_of(&store, leads[1].id, 0).await.state, "scheduled");
+    let k = kinds(&store, ann.id).await;
+    assert_eq!(&k[k.len() - 3..], ["inbound", "replied", "rewarmed"]);
+    let replied = store
+        .timeline(ann.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == "replied")
+        .unwrap();
+    assert_eq!(replied.detail["text"], "Yes, let's talk.");
+    assert_eq!(replied.detail["classification"], "human_reply");
+    let pending = store.notifications(0, 10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].state, "pending");
+    assert_eq!(pending[0].lead_id, Some(ann.id));
+    assert_eq!(pending[0].payload["key"], "rewarmed:1:k1:webhook");
+
+    // The provider retries: same key → duplicate, nothing changes at all.
+    let events = event_count(&store).await;
+    let again = store
+        .record_inbound(
+            &inbound_record("k1", Some(ann.id), "human_reply"),
+            &effect,
+            t0() + Duration::minutes(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        InboundApplied {
+            inbound_id: first.inbound_id,
+            duplicate: true
+        }
+    );
+    assert_eq!(event_count(&store).await, events);
+    assert_eq!(store.notifications(0, 10).await.unwrap().len(), 1);
+    let stored = store.inbound_messages(0, 10).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        stored[0].record,
+        inbound_record("k1", Some(ann.id), "human_reply")
+    );
+    assert_eq!(stored[0].effects["effect"], "rewarm");
+    assert_eq!(stored[0].effects["rewarmed"], true);
+
+    // Re-warmed leads are listed, by owner too.
+    let listed = store
+        .leads_rewarmed(t0() - Duration::days(1), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.iter().map(|(l, at)| (l.id, *at)).collect::<Vec<_>>(),
+        vec![(ann.id, t0())]
+    );
+    assert!(
+        store
+            .leads_rewarmed(t0() + Duration::seconds(1), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .leads_rewarmed(t0() - Duration::days(1), Some("nobody@x.example"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn unmatched_mail_is_kept_and_changes_no_lead<S: Store>(store: S) {
+    let leads = enrolled_as(&store, &["ann@a.example"]).await;
+    let events = event_count(&store).await;
+    let applied = store
+        .record_inbound(
+            &inbound_record("stray", None, "other"),
+            &rewarm_effect(leads[0].id, "x"),
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert!(!applied.duplicate);
+    assert_eq!(event_count(&store).await, events);
+    assert_eq!(lead_state(&store, leads[0].id).await, LeadState::Nurturing);
+    assert!(store.notifications(0, 10).await.unwrap().is_empty());
+    let stored = store.inbound_messages(0, 10).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].record.lead_id, None);
+    assert_eq!(
+        stored[0].record.raw,
+        inbound_record("stray", None, "other").raw
+    );
+}
+
+async fn an_auto_reply_postpones_and_a_bounce_suppresses<S: Store>(store: S) {
+    let leads = enrolled_as(&store, &["ann@a.example", "bob@b.example"]).await;
+    let (ann, bob) = (&leads[0], &leads[1]);
+    let before = delivery_of(&store, ann.id, 0).await.due_at;
+    let until = before + Duration::days(10);
+    store
+        .record_inbound(
+            &inbound_record("ooo", Some(ann.id), "auto_reply"),
+            &InboundEffect::Postpone { until },
+            t0(),
+        )
+        .await
+        .unwrap();
+    let d = delivery_of(&store, ann.id, 0).await;
+    assert_eq!((d.state.as_str(), d.due_at), ("scheduled", until));
+    assert_eq!(lead_state(&store, ann.id).await, LeadState::Nurturing);
+    // An earlier date never brings a delivery forward.
+    store
+        .record_inbound(
+            &inbound_record("ooo2", Some(ann.id), "auto_reply"),
+            &InboundEffect::Postpone { until: before },
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(delivery_of(&store, ann.id, 0).await.due_at, until);
+
+    store
+        .record_inbound(
+            &inbound_record("dsn", Some(bob.id), "hard_bounce"),
+            &InboundEffect::Suppress {
+                reason: SuppressionReason::HardBounce,
+                evidence: serde_json::json!({"status": "5.1.1"}),
+            },
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(lead_state(&store, bob.id).await, LeadState::Suppressed);
+    assert_eq!(delivery_of(&store, bob.id, 0).await.state, "cancelled");
+    let entry = store
+        .suppression_for(&email("bob@b.example"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(entry.reason, SuppressionReason::HardBounce);
+    assert_eq!(entry.evidence["status"], "5.1.1");
+}
+
+async fn soft_bounces_suppress_after_the_limit_in_a_row<S: Store>(store: S) {
+    let leads = enrolled_as(&store, &["ann@a.example"]).await;
+    let ann = &leads[0];
+    let soft = |n: u32| InboundEffect::SoftBounce {
+        limit: 3,
+        evidence: serde_json::json!({"n": n}),
+    };
+    for n in 0..2 {
+        store
+            .record_inbound(
+                &inbound_record(&format!("soft{n}"), Some(ann.id), "soft_bounce"),
+                &soft(n),
+                t0(),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(lead_state(&store, ann.id).await, LeadState::Nurturing);
+    // A duplicate does not count.
+    store
+        .record_inbound(
+            &inbound_record("soft1", Some(ann.id), "soft_bounce"),
+            &soft(1),
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(lead_state(&store, ann.id).await, LeadState::Nurturing);
+    store
+        .record_inbound(
+            &inbound_record("soft2", Some(ann.id), "soft_bounce"),
+            &soft(2),
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(lead_state(&store, ann.id).await, LeadState::Suppressed);
+    let entry = store
+        .suppression_for(&email("ann@a.example"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(entry.evidence["soft_bounces"], 3);
+}
+
+async fn engagement_crossing_the_threshold_rewarms_once<S: Store>(store: S) {
+    let leads = enrolled_as(&store, &["ann@a.example", "bob@b.example"]).await;
+    let ann = &leads[0];
+    assert!(
+        !store
+            .engage(ann.id, "click", 5, 10, &[note(ann.id, "s1")], t0())
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.score(ann.id).await.unwrap(), 5);
+    assert_eq!(lead_state(&store, ann.id).await, LeadState::Nurturing);
+    assert!(store.notifications(0, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .engage(ann.id, "click", 5, 10, &[note(ann.id, "s2")], t0())
+            .await
+            .unwrap()
+    );
+    assert_eq!(lead_state(&store, ann.id).await, LeadState::Rewarmed);
+    assert_eq!(delivery_of(&store, ann.id, 0).await.state, "cancelled");
+    assert_eq!(store.notifications(0, 10).await.unwrap().len(), 1);
+    // Above the threshold already: no second re-warm, no second notification.
+    assert!(
+        !store
+            .engage(ann.id, "click", 5, 10, &[note(ann.id, "s3")], t0())
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.notifications(0, 10).await.unwrap().len(), 1);
+    assert_eq!(store.score(ann.id).await.unwrap(), 15);
+    // Threshold 0 never re-warms.
+    let bob = &leads[1];
+    assert!(
+        !store
+            .engage(bob.id, "click", 100, 0, &[], t0())
+            .await
+            .unwrap()
+    );
+    assert_eq!(lead_state(&store, bob.id).await, LeadState::Nurturing);
+    // Unknown lead: nothing.
+    assert!(
+        !store
+            .engage(987_654, "click", 100, 1, &[], t0())
+            .await
+            .unwrap()
+    );
+}
+
+async fn notifications_are_claimed_leased_and_recorded<S: Store>(store: S) {
+    let leads = enrolled_as(&store, &["ann@a.example"]).await;
+    let id = leads[0].id;
+    let batch = [note(id, "a"), note(id, "b"), note(id, "c")];
+    assert_eq!(store.enqueue_notifications(&batch, t0()).await.unwrap(), 3);
+    // Same keys again: skipped.
+    assert_eq!(store.enqueue_notifications(&batch, t0()).await.unwrap(), 0);
+    assert!(
+        store
+            .claim_notifications(t0() - Duration::seconds(1), "w1", t0(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let lease = t0() + Duration::minutes(5);
+    let claimed = store
+        .claim_notifications(t0(), "w1", lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|n| n.idempotency_key.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "b", "c"]
+    );
+    assert!(
+        claimed
+            .iter()
+            .all(|n| n.attempts == 1 && n.state == "claimed")
+    );
+    // Leased: nobody else gets them.
+    assert!(
+        store
+            .claim_notifications(t0(), "w2", lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retry_at = t0() + Duration::minutes(10);
+    store
+        .record_notifications(
+            &[
+                (claimed[0].id, Ok(()), None),
+                (claimed[1].id, Err("503".into()), Some(retry_at)),
+                (claimed[2].id, Err("400".into()), None),
+            ],
+            "w1",
+            t0() + Duration::seconds(1),
+        )
+        .await
+        .unwrap();
+    let all = store.notifications(0, 10).await.unwrap();
+    assert_eq!(
+        all.iter().map(|n| n.state.as_str()).collect::<Vec<_>>(),
+        ["sent", "pending", "failed"]
+    );
+    assert_eq!(all[0].sent_at, Some(t0() + Duration::seconds(1)));
+    assert_eq!(
+        (all[1].next_at, all[1].last_error.as_deref()),
+        (retry_at, Some("503"))
+    );
+    assert_eq!(all[2].last_error.as_deref(), Some("400"));
+    // The retry comes back when due, with its attempt counted.
+    let again = store
+        .claim_notifications(retry_at, "w2", retry_at + Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    assert_eq!((again.len(), again[0].attempts), (1, 2));
+    // A foreign worker's record is ignored; an expired lease is claimable again.
+    store
+        .record_notifications(&[(again[0].id, Ok(()), None)], "w1", retry_at)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.notifications(0, 10).await.unwrap()[1].state,
+        "claimed"
+    );
+    let later = retry_at + Duration::minutes(6);
+    let reclaimed = store
+        .claim_notifications(later, "w3", later + Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    assert_eq!((reclaimed.len(), reclaimed[0].attempts), (1, 3));
+}
+
+async fn kv_values_are_kept_and_replaced<S: Store>(store: S) {
+    assert_eq!(store.kv_get("imap:uidvalidity").await.unwrap(), None);
+    store.kv_set("imap:uidvalidity", "42").await.unwrap();
+    store.kv_set("imap:last_uid", "7").await.unwrap();
+    store.kv_set("imap:last_uid", "9").await.unwrap();
+    assert_eq!(
+        store.kv_get("imap:uidvalidity").await.unwrap().as_deref(),
+        Some("42")
+    );
+    assert_eq!(
+        store.kv_get("imap:last_uid").await.unwrap().as_deref(),
+        Some("9")
+    );
+}
+
+async fn a_delivery_is_found_by_its_message_id<S: Store>(store: S) {
+    let leads = enrolled_as(&store, &["ann@a.example"]).await;
+    let claimed = store
+        .claim_due(t0(), "w", t0() + Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    let d = for_lead(&claimed, &leads[0]);
+    store
+        .record_outcomes(
+            &[outcome(
+                &d,
+                Outcome::Sent {
+                    message_id: "<tok.abc@mail.example>".into(),
+                    next: next(1, t0() + Duration::days(30)),
+                },
+            )],
+            "w",
+            t0(),
+        )
+        .await
+        .unwrap();
+    for id in [
+        "<tok.abc@mail.example>",
+        "tok.abc@mail.example",
+        " <tok.abc@mail.example> ",
+    ] {
+        let target = store.delivery_by_message_id(id).await.unwrap().unwrap();
+        assert_eq!((target.delivery_id, target.lead_id), (d.id, leads[0].id));
+    }
+    assert_eq!(
+        store
+            .delivery_by_message_id("<other@mail.example>")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.delivery_by_message_id("<>").await.unwrap(), None);
+}
+
+async fn a_recycled_lead_resumes_its_cadence_after_the_wait<S: Store>(store: S) {
+    let leads = enrolled_as(&store, &["ann@a.example", "bob@b.example"]).await;
+    let ann = &leads[0];
+    // Not re-warmed: nothing to recycle.
+    assert_eq!(store.recycle(ann.id, "no", t0(), t0()).await.unwrap(), None);
+    store
+        .record_inbound(
+            &inbound_record("k1", Some(ann.id), "human_reply"),
+            &rewarm_effect(ann.id, "n1"),
+            t0(),
+        )
+        .await
+        .unwrap();
+    let resume = t0() + Duration::days(90);
+    assert_eq!(
+        store
+            .recycle(
+                ann.id,
+                "not now, try in Q3",
+                resume,
+                t0() + Duration::hours(1)
+            )
+            .await
+            .unwrap(),
+        Some(LeadState::Nurturing)
+    );
+    assert_eq!(lead_state(&store, ann.id).await, LeadState::Nurturing);
+    let d = delivery_of(&store, ann.id, 0).await;
+    assert_eq!((d.state.as_str(), d.due_at), ("scheduled", resume));
+    assert_eq!(enrolment_states(&store).await[&ann.id], "active");
+    let e = last_event(&store, ann.id).await;
+    assert_eq!(e.kind, "recycled");
+    assert_eq!(e.detail["reason"], "not now, try in Q3");
+    assert_eq!(e.detail["from"], "rewarmed");
+    // History intact: the reply is still on the timeline.
+    assert!(kinds(&store, ann.id).await.contains(&"replied".to_string()));
+    // Not claimable before the wait; claimable after.
+    assert!(
+        store
+            .claim_due(t0() + Duration::days(1), "w", t0() + Duration::days(2), 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|c| c.lead_id != ann.id)
+    );
+    assert!(
+        store
+            .claim_due(resume, "w", resume + Duration::minutes(5), 10)
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.lead_id == ann.id)
+    );
+    // No longer listed as re-warmed; a lead never enrolled goes back to new.
+    assert!(
+        store
+            .leads_rewarmed(t0() - Duration::days(1), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .upsert_leads(&[lead("carl@c.example")], "test", t0())
+        .await
+        .unwrap();
+    let carl = store
+        .lead_by_email(&email("carl@c.example"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .engage(carl.id, "click", 10, 5, &[], t0())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.recycle(carl.id, "r", t0(), t0()).await.unwrap(),
+        Some(LeadState::New)
+    );
+    assert_eq!(store.score(carl.id).await.unwrap(), 0);
+}
+
+// ── db copy across backends ─────────────────────────────────────────────────────────────
+
+/// Every exported row of every table.
+async fn dump<S: Store>(store: &S) -> Vec<Rows> {
+    let mut out = Vec::new();
+    for table in Table::ALL {
+        out.push(store.export_rows(table, 0, 1_000_000).await.unwrap());
+    }
+    out
+}
+
+/// Some of everything: merged leads, enrolments, every delivery state, events.
+async fn busy_state<S: Store>(store: &S) {
+    let leads = enrolled(store, 8, t0() - Duration::minutes(1)).await;
+    let mut ann = lead("ann@example.com");
+    ann.tags = vec!["vip".into()];
+    ann.fields.insert("plan".into(), "pro".into());
+    ann.timezone = Some(chrono_tz::Tz::America__New_York);
+    store.upsert_leads(&[ann], "crm.csv", t0()).await.unwrap();
+    let claimed = store
+        .claim_due(t0(), "w1", t0() + Duration::minutes(5), 6)
+        .await
+        .unwrap();
+    let outcomes: Vec<RecordedOutcome> = claimed
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            outcome(
+                d,
+                match i {
+                    0 => Outcome::Sent {
+                        message_id: "m@x".into(),
+                        next: next(1, t0() + Duration::days(30)),
+                    },
+                    1 => Outcome::Retry {
+                        due_at: t0() + Duration::minutes(5),
+                        error: "451".into(),
+                    },
+                    2 => Outcome::Deferred {
+                        due_at: t0() + Duration::hours(3),
+                        reason: rewarm::store::DeferReason::SendWindow,
+                    },
+                    3 => Outcome::Failed {
+                        error: "550".into(),
+                        next: None,
+                        suppress: true,
+                    },
+                    _ => Outcome::Sent {
+                        message_id: format!("m{i}@x"),
+                        next: None,
+                    },
+                },
+            )
+        })
+        .collect();
+    store.record_outcomes(&outcomes, "w1", t0()).await.unwrap();
+    // The suppression list and a stored secret move with the rest.
+    store
+        .suppress(
+            &[
+                entry(
+                    "@blocked.example",
+                    SuppressionReason::Complaint,
+                    "abuse desk",
+                ),
+                entry(
+                    "gone@else.example",
+                    SuppressionReason::Unsubscribed,
+                    "token",
+                ),
+            ],
+            t0(),
+        )
+        .await
+        .unwrap();
+    store
+        .secret("unsubscribe-key", || "k3y".into())
+        .await
+        .unwrap();
+    // Two claims stay out, one of them expires.
+    store
+        .claim_due(
+            t0() + Duration::minutes(1),
+            "w2",
+            t0() + Duration::minutes(2),
+            2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .expire_leases(t0() + Duration::minutes(3))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(leads.len(), 8);
+}
+
+async fn copy_round_trip_keeps_every_row<A: Store, B: Store>(a: A, b: B, a_again: A) {
+    busy_state(&a).await;
+    let outcome = rewarm::cli::db::copy(&a, &b, false, false)
+        .await
+        .expect("copy a → b");
+    assert!(outcome.matches(), "{outcome:?}");
+    assert_eq!(
+        dump(&a).await,
+        dump(&b).await,
+        "every row, column and id survives the copy"
+    );
+    // Refuses a non-empty target…
+    let refused = rewarm::cli::db::copy(&a, &b, false, false)
+        .await
+        .expect_err("non-empty target");
+    assert!(refused.to_string().contains("not empty"), "{refused}");
+    // …unless forced, which replaces its contents.
+    let outcome = rewarm::cli::db::copy(&a, &b, true, false)
+        .await
+        .expect("forced copy");
+    assert!(outcome.matches());
+    assert_eq!(dump(&a).await, dump(&b).await);
+    // And back: the same rows again.
+    rewarm::cli::db::copy(&b, &a_again, false, false)
+        .await
+        .expect("copy b → a");
+    assert_eq!(dump(&a).await, dump(&a_again).await);
+    // New rows in the copy get fresh ids after the copied ones (sequences advanced).
+    let before = dump(&b).await;
+    let max_lead = before[0].last_id().unwrap_or(0);
+    store_one_more(&b).await;
+    let added = b
+        .lead_by_email(&email("after-copy@example.com"))
+        .await
+        .unwrap()
+        .expect("new lead");
+    assert!(
+        added.id > max_lead,
+        "new id {} after copied max {max_lead}",
+        added.id
+    );
+    let events = b.timeline(added.id).await.unwrap();
+    assert_eq!(events.len(), 1);
+}
+
+async fn store_one_more<S: Store>(store: &S) {
+    store
+        .upsert_leads(&[lead("after-copy@example.com")], "later.csv", t0())
+        .await
+        .unwrap();
+}
+
+async fn sqlite_store() -> (SqliteStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::connect(&format!("sqlite://{}", dir.path().join("s.db").display()))
+        .await
+        .expect("sqlite");
+    store.migrate().await.expect("migrate");
+    (store, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_copy_sqlite_to_sqlite_keeps_every_row() {
+    let (a, _da) = sqlite_store().await;
+    let (b, _db) = sqlite_store().await;
+    let (c, _dc) = sqlite_store().await;
+    copy_round_trip_keeps_every_row(a, b, c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_copy_sqlite_to_postgres_and_back_keeps_every_row() {
+    let Some(db) =
+        TestDatabase::create("db_copy_sqlite_to_postgres_and_back_keeps_every_row").await
+    else {
+        return;
+    };
+    let (a, _da) = sqlite_store().await;
+    let (c, _dc) = sqlite_store().await;
+    let b = PgStore::connect(&db.url).await.expect("postgres");
+    let result = AssertUnwindSafe(copy_round_trip_keeps_every_row(a, b.clone(), c))
+        .catch_unwind()
+        .await;
+    b.close().await;
+    db.drop_database().await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_run_once_when_several_daemons_start_at_once() {
+    let Some(db) =
+        TestDatabase::create("migrations_run_once_when_several_daemons_start_at_once").await
+    else {
+        return;
+    };
+    let result = AssertUnwindSafe(async {
+        let stores = futures::future::join_all((0..4).map(|_| PgStore::connect(&db.url))).await;
+        let stores: Vec<PgStore> = stores.into_iter().map(|s| s.expect("connect")).collect();
+        let results = futures::future::join_all(stores.iter().map(|s| s.migrate())).await;
+        for r in results {
+            r.expect("every concurrent migrate succeeds");
+        }
+        let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+            .fetch_one(stores[0].pool())
+            .await
+            .expect("count");
+        assert_eq!(applied, 3, "0001, 0002 and 0003, each once");
+        for s in &stores {
+            s.close().await;
+        }
+    })
+    .catch_unwind()
+    .await;
+    db.drop_database().await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}

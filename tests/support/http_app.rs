@@ -1,0 +1,330 @@
+//! The daemon's HTTP side on a real port: a SQLite file in a temporary folder, the repo's
+//! templates (copied), the `file` transport, and `rewarm::http::serve` on 127.0.0.1:0, driven
+//! by a fixed clock. Passes are run by calling `scheduler::pass` directly, never by sleeping.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rewarm::app::{Current, Loaded};
+use rewarm::config::Settings;
+use rewarm::domain::clock::Clock;
+use rewarm::domain::email::EmailAddress;
+use rewarm::domain::lead::{Lead, NewLead};
+use rewarm::http::HttpState;
+use rewarm::scheduler::{self, PassReport};
+use rewarm::secret::Secret;
+use rewarm::store::sqlite::SqliteStore;
+use rewarm::store::{DeliveryRecord, Event, Rows, Store, Table};
+use rewarm::tokens::{TokenKeys, TokenKind};
+use rewarm::transport::Transport;
+use rewarm::transport::file::FileTransport;
+use tokio_util::sync::CancellationToken;
+
+/// The bearer token of the API in these tests.
+pub const API_TOKEN: &str = "test-api-token-0123456789";
+/// When the HTTP side believes it is: a Monday, 10:00 UTC.
+pub const T0: &str = "2026-03-02T10:00:00Z";
+/// When the test leads were lost: long enough before T0 that their first email is due at T0.
+pub const LOST_AT: &str = "2025-12-01T10:00:00Z";
+
+const CONFIG: &str = r#"
+database_url = "@DATABASE_URL@"
+default_timezone = "UTC"
+templates_dir = "@TEMPLATES_DIR@"
+
+[log]
+level = "warn"
+
+[sender]
+from = "Claire at Acme <claire@acme.example>"
+
+[compliance]
+postal_address = "Acme Inc., 1 Example Street, 75001 Paris, France"
+
+[http]
+public_url = "@PUBLIC_URL@"
+
+[transport]
+kind = "file"
+outbox = "@OUTBOX@"
+
+[[segments]]
+name = "asked-about-pricing"
+campaign = "pricing"
+lost_reason = ["pricing"]
+
+[[segments]]
+name = "everyone"
+campaign = "checkin"
+
+[campaigns.checkin]
+first_after = "30d"
+every = "30d"
+max_touches = 3
+templates = ["checkin"]
+send_window = { days = "Mon-Sun", hours = "00:00-24:00" }
+
+[campaigns.pricing]
+first_after = "30d"
+every = "30d"
+max_touches = 1
+templates = ["pricing"]
+track_clicks = true
+send_window = { days = "Mon-Sun", hours = "00:00-24:00" }
+"#;
+
+/// The link of the `pricing` template (its campaign tracks clicks).
+pub const PRICING_URL: &str = "https://acme.example/pricing?plan=pro&seats=5";
+
+/// A plain-text template with one link, written next to the repo's templates.
+fn write_pricing_template(templates: &Path) {
+    let dir = templates.join("pricing");
+    std::fs::create_dir_all(&dir).expect("create the pricing template folder");
+    std::fs::write(dir.join("subject.txt"), "Our new prices").expect("write subject.txt");
+    let text = format!(
+        "Hi {{{{ lead.first_name }}}},\n\nThe new prices are at {PRICING_URL} if you want a look.\n\n\
+         {{{{ postal_address }}}}\nUnsubscribe in one click: {{{{ unsubscribe_url }}}}\n"
+    );
+    std::fs::write(dir.join("text.txt"), text).expect("write text.txt");
+}
+
+pub fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .unwrap_or_else(|e| panic!("bad time {s}: {e}"))
+        .with_timezone(&Utc)
+}
+
+/// The key the tests sign tokens with (and the server verifies them with).
+pub fn test_keys() -> TokenKeys {
+    TokenKeys::new(vec![("k1".into(), Secret::new("x".repeat(32)))]).expect("a valid key")
+}
+
+pub struct HttpApp {
+    /// Holds the database, templates and outbox; removed on drop.
+    pub dir: tempfile::TempDir,
+    pub store: SqliteStore,
+    pub current: Current,
+    pub keys: TokenKeys,
+    pub transport: Transport,
+    pub outbox: PathBuf,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// One keep-alive client that does not follow redirects.
+    pub client: reqwest::Client,
+    pub stop: CancellationToken,
+    pub server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl HttpApp {
+    /// A server with the API on (bearer [`API_TOKEN`]).
+    pub async fn spawn() -> HttpApp {
+        Self::spawn_with(Some(API_TOKEN)).await
+    }
+
+    pub async fn spawn_with(api_token: Option<&str>) -> HttpApp {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let templates = dir.path().join("templates");
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"),
+            &templates,
+        );
+        write_pricing_template(&templates);
+        let outbox = dir.path().join("outbox");
+        let database_url = format!("sqlite://{}", dir.path().join("rewarm.db").display());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let base = format!(
+            "http://{}",
+            listener.local_addr().expect("the bound address")
+        );
+        let text = CONFIG
+            .replace("@DATABASE_URL@", &database_url)
+            .replace("@TEMPLATES_DIR@", &templates.display().to_string())
+            .replace("@PUBLIC_URL@", &base)
+            .replace("@OUTBOX@", &outbox.display().to_string());
+        let settings =
+            Settings::from_toml(&text, "http-test.toml").unwrap_or_else(|e| panic!("{e}"));
+        let mut loaded = Loaded::with_settings(settings).unwrap_or_else(|e| panic!("{e:#}"));
+        // Emails sign their links with the keys the server verifies them with.
+        let keys = test_keys();
+        loaded.keys = keys.clone();
+        let store = SqliteStore::connect(&database_url)
+            .await
+            .expect("open the database");
+        store.migrate().await.expect("migrate");
+        let current = Current::new(loaded);
+        let state = HttpState {
+            store: store.clone(),
+            current: current.clone(),
+            keys: keys.clone(),
+            api_token: api_token.map(Secret::new),
+            clock: Clock::Fixed(at(T0)),
+        };
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(rewarm::http::serve(listener, state, stop.clone()));
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client");
+        HttpApp {
+            dir,
+            store,
+            current,
+            keys,
+            transport: Transport::File(FileTransport::new(outbox.clone())),
+            outbox,
+            base,
+            client,
+            stop,
+            server: Some(server),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Adds leads lost at [`LOST_AT`], so a pass at [`T0`] sends each its first email.
+    pub async fn add_leads(&self, emails: &[&str]) {
+        self.add_leads_lost_for(emails, None).await;
+    }
+
+    /// Like `add_leads`, with a lost reason (`pricing` puts them in the click-tracked campaign).
+    pub async fn add_leads_lost_for(&self, emails: &[&str], lost_reason: Option<&str>) {
+        let leads: Vec<NewLead> = emails
+            .iter()
+            .map(|e| NewLead {
+                email: Some(EmailAddress::parse(e).expect("a valid address")),
+                first_name: Some("Sam".into()),
+                company: Some("Initech".into()),
+                lost_reason: lost_reason.map(str::to_string),
+                lost_at: Some(at(LOST_AT)),
+                ..Default::default()
+            })
+            .collect();
+        let summary = self
+            .store
+            .upsert_leads(&leads, "test", at(T0))
+            .await
+            .expect("upsert leads");
+        assert_eq!(summary.inserted, leads.len());
+    }
+
+    /// One scheduler pass at `now` through the file transport, as the daemon runs it.
+    pub async fn pass(&self, now: DateTime<Utc>) -> PassReport {
+        let loaded: Arc<Loaded> = self.current.get();
+        scheduler::pass(
+            &self.store,
+            &loaded,
+            &self.transport,
+            now,
+            true,
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("pass at {now}: {e}"))
+    }
+
+    pub async fn lead(&self, email: &str) -> Lead {
+        self.find_lead(email)
+            .await
+            .unwrap_or_else(|| panic!("no lead {email}"))
+    }
+
+    pub async fn find_lead(&self, email: &str) -> Option<Lead> {
+        let address = EmailAddress::parse(email).expect("a valid address");
+        self.store
+            .lead_by_email(&address)
+            .await
+            .expect("lead_by_email")
+    }
+
+    pub async fn timeline(&self, email: &str) -> Vec<Event> {
+        let id = self.lead(email).await.id;
+        self.store.timeline(id).await.expect("timeline")
+    }
+
+    pub async fn deliveries(&self) -> Vec<DeliveryRecord> {
+        match self
+            .store
+            .export_rows(Table::Deliveries, 0, 10_000)
+            .await
+            .expect("export deliveries")
+        {
+            Rows::Deliveries(rows) => rows,
+            other => panic!("asked for deliveries, got {:?}", other.table()),
+        }
+    }
+
+    /// The id of the first delivery to `email`.
+    pub async fn delivery_to(&self, email: &str) -> i64 {
+        let lead_id = self.lead(email).await.id;
+        self.deliveries()
+            .await
+            .into_iter()
+            .find(|d| d.lead_id == lead_id)
+            .unwrap_or_else(|| panic!("no delivery to {email}"))
+            .id
+    }
+
+    /// The unsubscribe URL of a delivery, signed as emails sign it.
+    pub fn unsubscribe_url(&self, delivery_id: i64) -> String {
+        self.url(&format!(
+            "/u/{}",
+            self.keys.sign(TokenKind::Unsubscribe, delivery_id, 0)
+        ))
+    }
+
+    /// Every `.eml` in the outbox, by file name.
+    pub fn emails(&self) -> Vec<(PathBuf, String)> {
+        let Ok(entries) = std::fs::read_dir(&self.outbox) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(PathBuf, String)> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .map(|p| {
+                let text = std::fs::read_to_string(&p)
+                    .unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+                (p, text)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Stops the server and waits until it has.
+    pub async fn shut_down(&mut self) -> std::io::Result<()> {
+        self.stop.cancel();
+        match self.server.take() {
+            Some(server) => server
+                .await
+                .expect("the server task ended without panicking"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for HttpApp {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("create {}: {e}", to.display()));
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()))
+    {
+        let path = entry.expect("a directory entry").path();
+        let target = to.join(path.file_name().expect("a file name"));
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target)
+                .unwrap_or_else(|e| panic!("copy {}: {e}", path.display()));
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Inbound webhooks on a real port: each provider's signed request is processed once, a
+//! retry of the same request is answered 200 and changes nothing, and a bad or missing
+//! signature is 401 with nothing changed.
+
+mod support;
+
+use hmac::{KeyInit, Mac};
+use rewarm::app::Loaded;
+use rewarm::domain::lead::LeadState;
+use rewarm::store::Store;
+use support::http_app::{HttpApp, T0, at, test_keys};
+
+const LEAD: &str = "sam@initech.example";
+const POSTMARK: (&str, &str) = ("REWARM_TEST_WH_POSTMARK", "pm-secret-123");
+const MAILGUN: (&str, &str) = ("REWARM_TEST_WH_MAILGUN", "mg-signing-key-456");
+const SENDGRID: (&str, &str) = ("REWARM_TEST_WH_SENDGRID", "sg-secret-789");
+const RAW: (&str, &str) = ("REWARM_TEST_WH_RAW", "raw-bearer-000");
+
+/// A server whose four endpoints are on, with one lead that was sent its first email.
+/// Returns the app and that email's Message-ID.
+async fn app() -> (HttpApp, String) {
+    static ENV: std::sync::Once = std::sync::Once::new();
+    ENV.call_once(|| {
+        for (name, value) in [POSTMARK, MAILGUN, SENDGRID, RAW] {
+            // SAFETY of set_var: done once, before any test of this binary reads these.
+            unsafe { std::env::set_var(name, value) };
+        }
+    });
+    let app = HttpApp::spawn().await;
+    let mut settings = app.current.get().settings.clone();
+    let w = &mut settings.inbound.webhooks;
+    w.postmark_token_env = Some(POSTMARK.0.into());
+    w.mailgun_signing_key_env = Some(MAILGUN.0.into());
+    w.sendgrid_token_env = Some(SENDGRID.0.into());
+    w.raw_token_env = Some(RAW.0.into());
+    let mut loaded = Loaded::with_settings(settings).expect("reload");
+    loaded.keys = test_keys();
+    app.current.replace(loaded);
+    app.add_leads(&[LEAD]).await;
+    app.pass(at(T0)).await;
+    let id = app
+        .deliveries()
+        .await
+        .into_iter()
+        .find_map(|d| d.message_id)
+        .expect("the first email was sent with a Message-ID");
+    (app, id.trim_matches(['<', '>']).to_string())
+}
+
+/// A human reply to the email with `message_id`.
+fn reply(message_id: &str, own_id: &str) -> String {
+    format!(
+        "From: Sam <{LEAD}>\r\nTo: claire@acme.example\r\nSubject: Re: checking in\r\n\
+         Message-ID: <{own_id}>\r\nIn-Reply-To: <{message_id}>\r\nReferences: <{message_id}>\r\n\
+         Date: Mon, 2 Mar 2026 10:30:00 +0000\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         Yes, good timing: we have budget again. Can you call me on Thursday?\r\n\r\nSam\r\n"
+    )
+}
+
+async fn inbound_count(app: &HttpApp) -> usize {
+    app.store
+        .inbound_messages(0, 1000)
+        .await
+        .expect("inbound")
+        .len()
+}
+
+/// Checks the first request re-warmed the lead, then that `again` (the same request) is a
+/// no-op answered 200.
+async fn assert_once(app: &HttpApp, first: reqwest::Response, again: reqwest::Response) {
+    assert_eq!(first.status(), 200, "{:?}", first.text().await);
+    assert_eq!(inbound_count(app).await, 1);
+    assert_eq!(app.lead(LEAD).await.state, LeadState::Rewarmed);
+    let timeline = app.timeline(LEAD).await.len();
+    assert_eq!(again.status(), 200);
+    let body: serde_json::Value = again.json().await.expect("json");
+    assert_eq!(body["duplicate"], true);
+    assert_eq!(inbound_count(app).await, 1);
+    assert_eq!(app.timeline(LEAD).await.len(), timeline);
+}
+
+async fn assert_nothing_changed(app: &HttpApp, response: reqwest::Response) {
+    assert_eq!(response.status(), 401);
+    assert_eq!(inbound_count(app).await, 0);
+    assert_eq!(app.lead(LEAD).await.state, LeadState::Nurturing);
+}
+
+#[tokio::test]
+async fn a_raw_message_with_the_bearer_token_rewarms_once() {
+    let (app, id) = app().await;
+    let body = reply(&id, "r1@initech.example");
+    let post = |token: &str| {
+        app.client
+            .post(app.url("/inbound/raw"))
+            .bearer_auth(token)
+            .body(body.clone())
+    };
+    assert_nothing_changed(&app, post("wrong").send().await.unwrap()).await;
+    let missing = app.client.post(app.url("/inbound/raw")).body(body.clone());
+    assert_nothing_changed(&app, missing.send().await.unwrap()).await;
+    let first = post(RAW.1).send().await.unwrap();
+    let again = post(RAW.1).send().await.unwrap();
+    assert_once(&app, first, again).await;
+}
+
+#[tokio::test]
+async fn a_postmark_message_with_the_basic_auth_password_rewarms_once() {
+    let (app, id) = app().await;
+    let payload = serde_json::json!({
+        "From": LEAD, "FromName": "Sam", "To": "claire@acme.example",
+        "Subject": "Re: checking in", "MessageID": "7f1c6b0e-postmark",
+        "Date": "Mon, 2 Mar 2026 10:30:00 +0000",
+        "Headers": [
+            {"Name": "In-Reply-To", "Value": format!("<{id}>")},
+            {"Name": "Message-ID", "Value": "<r2@initech.example>"}
+        ],
+        "TextBody": "Yes, good timing: we have budget again. Can you call me on Thursday?\n\nSam",
+        "HtmlBody": "<p>Yes, good timing: we have budget again.</p>"
+    });
+    let post = |password: &str| {
+        app.client
+            .post(app.url("/inbound/postmark"))
+            .basic_auth("postmark", Some(password))
+            .json(&payload)
+    };
+    assert_nothing_changed(&app, post("wrong").send().await.unwrap()).await;
+    let missing = app.client.post(app.url("/inbound/postmark")).json(&payload);
+    assert_nothing_changed(&app, missing.send().await.unwrap()).await;
+    let first = post(POSTMARK.1).send().await.unwrap();
+    let again = post(POSTMARK.1).send().await.unwrap();
+    assert_once(&app, first, again).await;
+}
+
+#[tokio::test]
+async fn a_sendgrid_raw_mime_parse_rewarms_once() {
+    let (app, id) = app().await;
+    let body = reply(&id, "r3@initech.example");
+    let post = |password: Option<&str>| {
+        let form = reqwest::multipart::Form::new()
+            .text("to", "claire@acme.example")
+            .text("email", body.clone());
+        let request = app
+            .client
+            .post(app.url("/inbound/sendgrid"))
+            .multipart(form);
+        match password {
+            Some(p) => request.basic_auth("sendgrid", Some(p)),
+            None => request,
+        }
+    };
+    assert_nothing_changed(&app, post(Some("wrong")).send().await.unwrap()).await;
+    assert_nothing_changed(&app, post(None).send().await.unwrap()).await;
+    let first = post(Some(SENDGRID.1)).send().await.unwrap();
+    let again = post(Some(SENDGRID.1)).send().await.unwrap();
+    assert_once(&app, first, again).await;
+}
+
+fn mailgun_form(key: &str, timestamp: i64, token: &str, body_mime: &str) -> Vec<(String, String)> {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}{token}").as_bytes());
+    let signature: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    vec![
+        ("timestamp".into(), timestamp.to_string()),
+        ("token".into(), token.into()),
+        ("signature".into(), signature),
+        ("recipient".into(), "claire@acme.example".into()),
+        ("body-mime".into(), body_mime.into()),
+    ]
+}
+
+#[tokio::test]
+async fn a_mailgun_mime_post_with_a_valid_signature_rewarms_once() {
+    let (app, id) = app().await;
+    let body = reply(&id, "r4@initech.example");
+    let now = at(T0).timestamp();
+    let post = |form: Vec<(String, String)>| {
+        app.client
+            .post(app.url("/inbound/mailgun"))
+            .form(&form)
+            .send()
+    };
+    // Signed with another key, unsigned, and signed but five minutes and more old.
+    let forged = mailgun_form("not-the-key", now, "tok-forged", &body);
+    assert_nothing_changed(&app, post(forged).await.unwrap()).await;
+    let mut unsigned = mailgun_form(MAILGUN.1, now, "tok-unsigned", &body);
+    unsigned.retain(|(k, _)| k != "signature");
+    assert_nothing_changed(&app, post(unsigned).await.unwrap()).await;
+    let stale = mailgun_form(MAILGUN.1, now - 301, "tok-stale", &body);
+    assert_nothing_changed(&app, post(stale).await.unwrap()).await;
+    let future = mailgun_form(MAILGUN.1, now + 301, "tok-future", &body);
+    assert_nothing_changed(&app, post(future).await.unwrap()).await;
+
+    let good = mailgun_form(MAILGUN.1, now - 10, "tok-good-1", &body);
+    let first = post(good.clone()).await.unwrap();
+    let again = post(good).await.unwrap();
+    assert_once(&app, first, again).await;
+
+    // The same token and signature on another message is a replay: refused.
+    let other = reply(&id, "r5@initech.example");
+    let replayed = mailgun_form(MAILGUN.1, now - 10, "tok-good-1", &other);
+    assert_eq!(post(replayed).await.unwrap().status(), 401);
+    assert_eq!(inbound_count(&app).await, 1);
+}
+
+#[tokio::test]
+async fn an_endpoint_without_a_configured_secret_does_not_exist() {
+    let app = HttpApp::spawn().await;
+    for path in [
+        "/inbound/postmark",
+        "/inbound/mailgun",
+        "/inbound/sendgrid",
+        "/inbound/raw",
+    ] {
+        let response = app
+            .client
+            .post(app.url(path))
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+    }
+}
