@@ -8,8 +8,9 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::Loaded;
+use crate::config::Settings;
 use crate::dispatch::{self, DispatchReport};
-use crate::domain::lead::LeadState;
+use crate::domain::lead::{Lead, LeadState};
 use crate::domain::segment::first_match;
 use crate::store::{NewEnrolment, NextStep, Store, StoreError};
 use crate::transport::Transport;
@@ -78,22 +79,7 @@ pub async fn enrol<S: Store>(
         after = last.id;
         let batch: Vec<NewEnrolment> = leads
             .iter()
-            .filter_map(|lead| {
-                let segment = first_match(&settings.segments, lead, now, settings.default_tz)?;
-                let campaign = settings.campaigns.get(&segment.campaign)?;
-                let anchor = lead.lost_at.unwrap_or(lead.created_at);
-                Some(NewEnrolment {
-                    lead_id: lead.id,
-                    campaign: campaign.name.clone(),
-                    segment: segment.name.clone(),
-                    first_due: campaign.cadence.first_due(
-                        anchor,
-                        now,
-                        lead.zone_or(settings.default_tz),
-                    ),
-                    template: campaign.template_for(0).to_string(),
-                })
-            })
+            .filter_map(|lead| enrolment_for(settings, lead, now, now))
             .collect();
         enrolled += store.enrol(&batch, now).await?;
         if leads.len() < PAGE {
@@ -101,6 +87,31 @@ pub async fn enrol<S: Store>(
         }
     }
     Ok(enrolled)
+}
+
+/// The enrolment of `lead` in its segment's campaign (None if no segment matches it at
+/// `now`), its first email due at the first allowed slot after the campaign's `first_after`
+/// and not before `not_before`.
+pub fn enrolment_for(
+    settings: &Settings,
+    lead: &Lead,
+    now: DateTime<Utc>,
+    not_before: DateTime<Utc>,
+) -> Option<NewEnrolment> {
+    let segment = first_match(&settings.segments, lead, now, settings.default_tz)?;
+    let campaign = settings.campaigns.get(&segment.campaign)?;
+    let anchor = lead.lost_at.unwrap_or(lead.created_at);
+    Some(NewEnrolment {
+        lead_id: lead.id,
+        campaign: campaign.name.clone(),
+        segment: segment.name.clone(),
+        first_due: campaign.cadence.first_due(
+            anchor,
+            now.max(not_before),
+            lead.zone_or(settings.default_tz),
+        ),
+        template: campaign.template_for(0).to_string(),
+    })
 }
 
 /// Gives enrolments left without a scheduled step (after a crash, an unknown outcome) their

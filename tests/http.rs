@@ -498,6 +498,42 @@ async fn a_signed_click_redirects_to_its_url_and_lands_on_the_timeline() {
     assert_eq!(clicks[0].detail["url"], TARGET);
 }
 
+/// Clicks score (`[scoring] points.click`, 10 by default); reaching the segment's
+/// `rewarm_score` (100 by default) re-warms the lead once, like a reply.
+#[tokio::test]
+async fn clicks_add_up_to_the_segments_rewarm_score_and_rewarm_the_lead_once() {
+    let app = app_with_two_sent_leads().await;
+    let delivery_id = app.delivery_to(SAM).await;
+    let token = app
+        .keys
+        .sign_with(TokenKind::Click, delivery_id, 0, TARGET.as_bytes());
+    let link = app.url(&format!("/c/{token}?u={}", encode(TARGET)));
+    let lead_id = app.lead(SAM).await.id;
+    let click = || async {
+        let response = app.client.get(&link).send().await.expect("GET the link");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    };
+
+    for _ in 0..9 {
+        click().await;
+    }
+    assert_eq!(app.store.score(lead_id).await.unwrap(), 90);
+    assert_eq!(app.lead(SAM).await.state, LeadState::Nurturing);
+
+    click().await;
+    assert_eq!(app.store.score(lead_id).await.unwrap(), 100);
+    assert_eq!(app.lead(SAM).await.state, LeadState::Rewarmed);
+    click().await;
+    let rewarms = app
+        .timeline(SAM)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == "rewarmed")
+        .count();
+    assert_eq!(rewarms, 1, "a second crossing re-warmed again");
+    assert_eq!(app.lead(PAT).await.state, LeadState::Nurturing);
+}
+
 #[tokio::test]
 async fn a_tracked_link_in_a_sent_email_redirects_to_the_original_url_and_records_the_click() {
     let app = HttpApp::spawn().await;

@@ -172,3 +172,138 @@ async fn replay_records_every_message_once_and_acts_on_the_leads() {
     }
     assert_eq!(store.inbound_messages(0, 100).await.unwrap(), before);
 }
+
+fn stdout_of(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Sales' side: a reply re-warms a lead, `leads rewarmed` lists it (owner filter included),
+/// `leads recycle` hands it back to nurture with its history, and the cadence resumes only
+/// after `--after`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewarmed_leads_are_listed_and_a_recycled_one_resumes_its_cadence_after_the_wait() {
+    let dir = setup();
+    let reply = repo().join("tests/fixtures/inbound/gmail_human_reply.eml");
+    let args = ["--config", "test.toml", "inbound", "replay"];
+    stdout_of(&rewarm(
+        dir.path(),
+        &[&args[..], &[reply.to_str().unwrap()]].concat(),
+    ));
+
+    let listed = stdout_of(&rewarm(
+        dir.path(),
+        &[
+            "--config",
+            "test.toml",
+            "leads",
+            "rewarmed",
+            "--since",
+            "1d",
+        ],
+    ));
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(listed.contains("ann@example.com"), "{listed}");
+    let json = stdout_of(&rewarm(
+        dir.path(),
+        &["--config", "test.toml", "leads", "rewarmed", "--json"],
+    ));
+    let v: serde_json::Value = serde_json::from_str(json.trim()).expect("one JSON line");
+    assert_eq!(v["lead"]["email"], "ann@example.com");
+    let none = stdout_of(&rewarm(
+        dir.path(),
+        &[
+            "--config",
+            "test.toml",
+            "leads",
+            "rewarmed",
+            "--owner",
+            "nobody@acme.example",
+        ],
+    ));
+    assert!(none.trim().is_empty(), "{none}");
+
+    // Only re-warmed (or completed) leads go back to nurture.
+    let refused = rewarm(
+        dir.path(),
+        &[
+            "--config",
+            "test.toml",
+            "leads",
+            "recycle",
+            "bob.miller@example.org",
+            "--reason",
+            "x",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("only re-warmed or completed"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let recycled = stdout_of(&rewarm(
+        dir.path(),
+        &[
+            "--config",
+            "test.toml",
+            "leads",
+            "recycle",
+            "ann@example.com",
+            "--reason",
+            "not ready until Q3",
+            "--after",
+            "30d",
+        ],
+    ));
+    assert!(recycled.contains("rewarmed →"), "{recycled}");
+    let store = store(dir.path()).await;
+    let email = rewarm::domain::email::EmailAddress::parse("ann@example.com").unwrap();
+    let ann = store.lead_by_email(&email).await.unwrap().unwrap();
+    assert_ne!(ann.state, LeadState::Rewarmed);
+    let kinds: Vec<String> = store
+        .timeline(ann.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    for kind in ["imported", "inbound", "rewarmed", "recycled"] {
+        assert!(kinds.iter().any(|k| k == kind), "no `{kind}` in {kinds:?}");
+    }
+    let shown = stdout_of(&rewarm(
+        dir.path(),
+        &["--config", "test.toml", "leads", "show", "ann@example.com"],
+    ));
+    assert!(shown.contains("not ready until Q3"), "{shown}");
+
+    // Nothing for ann before the wait is over; her email once it is.
+    let now = chrono::Utc::now();
+    let to_ann = |at: chrono::DateTime<chrono::Utc>| {
+        let at = at.to_rfc3339();
+        stdout_of(&rewarm(
+            dir.path(),
+            &["--config", "test.toml", "run", "--once", "--now", &at],
+        ));
+        std::fs::read_dir(dir.path().join("outbox"))
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|e| {
+                        std::fs::read_to_string(e.path()).is_ok_and(|t| {
+                            t.contains("To: ann@example.com") || t.contains("<ann@example.com>")
+                        })
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(to_ann(now + chrono::Duration::days(10)), 0);
+    assert_eq!(to_ann(now + chrono::Duration::days(32)), 1);
+    assert_eq!(to_ann(now + chrono::Duration::days(33)), 1, "sent twice");
+}

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use super::with_store;
 use crate::config::Settings;
 use crate::domain::email::EmailAddress;
+use crate::domain::lead::LeadState;
 use crate::domain::lead::NewLead;
 use crate::ingest;
 use crate::store::{Store, UpsertSummary};
@@ -300,6 +301,29 @@ pub async fn recycle<S: Store>(
         None => now,
     };
     match store.recycle(lead.id, reason, resume_at, now).await? {
+        // Nothing to resume (it never was in a cadence): enrol it now, so `--after` holds
+        // instead of the daemon enrolling it with its first email due at once.
+        Some(LeadState::New) if resume_at > now => {
+            let enrolment = crate::scheduler::enrolment_for(settings, &lead, now, resume_at);
+            let enrolled = match &enrolment {
+                Some(e) => store.enrol(std::slice::from_ref(e), now).await?,
+                None => 0,
+            };
+            let state = if enrolled > 0 {
+                LeadState::Nurturing
+            } else {
+                LeadState::New
+            };
+            println!(
+                "{email}: {} → {} (next email not before {})",
+                lead.state.as_str(),
+                state.as_str(),
+                enrolment
+                    .map_or(resume_at, |e| e.first_due)
+                    .format("%Y-%m-%d %H:%M UTC")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Some(state) => {
             println!(
                 "{email}: {} → {} (next email not before {})",

@@ -40,7 +40,12 @@ pub(super) async fn follow<S: Store>(
         .record_click(claims.delivery_id, &url, state.clock.now())
         .await
     {
-        Ok(true) => Metrics::add(&metrics::get().clicks, 1),
+        Ok(true) => {
+            Metrics::add(&metrics::get().clicks, 1);
+            if let Err(e) = score_click(&state, claims.delivery_id, &url).await {
+                tracing::warn!(delivery_id = claims.delivery_id, error = %e, "Click not scored on an error");
+            }
+        }
         Ok(false) => tracing::debug!(
             delivery_id = claims.delivery_id,
             "Click on a signed link of an unknown delivery"
@@ -61,6 +66,37 @@ pub(super) async fn follow<S: Store>(
         ],
     )
         .into_response()
+}
+
+/// Adds the `click` points of `[scoring]` to the clicker's engagement score; crossing the
+/// segment's `rewarm_score` re-warms the lead (and tells sales) like a reply would.
+async fn score_click<S: Store>(
+    state: &Shared<S>,
+    delivery_id: i64,
+    url: &str,
+) -> anyhow::Result<()> {
+    let loaded = state.current.get();
+    let points = loaded.settings.scoring.points_for("click");
+    if points == 0 {
+        return Ok(());
+    }
+    let Some(target) = state.store.delivery_target(delivery_id).await? else {
+        return Ok(());
+    };
+    let now = state.clock.now();
+    let key = format!("{delivery_id}:{}:{url}", now.timestamp_millis());
+    crate::inbound::process::engage(
+        &state.store,
+        &loaded,
+        target.lead_id,
+        Some(delivery_id),
+        "click",
+        points,
+        &key,
+        now,
+    )
+    .await?;
+    Ok(())
 }
 
 /// `url` as a `Location` value, if it is an http(s) URL a header can carry.
