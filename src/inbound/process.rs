@@ -131,6 +131,9 @@ pub async fn process<S: Store>(
     let applied = store.record_inbound(&record, &effect, now).await?;
     processed.inbound_id = Some(applied.inbound_id);
     processed.duplicate = applied.duplicate;
+    if !applied.duplicate {
+        crate::metrics::get().reply(classification.as_str());
+    }
 
     // Engagement points for the reply (score threshold per segment); only a first recording.
     if !applied.duplicate
