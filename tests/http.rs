@@ -630,6 +630,14 @@ async fn the_probes_answer_while_the_database_does() {
     assert_eq!(health.text().await.unwrap().trim(), "ok");
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
+
+    // The database goes away: not ready (503, with the reason), still alive.
+    app.store.close().await;
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(ready.text().await.unwrap().starts_with("not ready:"));
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
 }
 
 #[tokio::test]

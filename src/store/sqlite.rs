@@ -115,6 +115,11 @@ macro_rules! suppress_matches {
 }
 
 impl SqliteStore {
+    /// Closes the connections (waiting for those in use); every later call fails.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// Opens (creating if missing) the database at `url` (`sqlite://FILE` or `sqlite::memory:`).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
