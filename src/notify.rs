@@ -405,12 +405,18 @@ fn webhook_body(
         if let Some(reply) = reply {
             body.entry("reply").or_insert(json!(reply));
         }
+        // The lead and its timeline as they are at delivery (re-warmed, the reply on it),
+        // over the copy taken when the notification was queued.
         if let Some(lead) = lead {
-            body.entry("lead")
-                .or_insert(serde_json::to_value(lead).unwrap_or(Value::Null));
+            body.insert(
+                "lead".into(),
+                serde_json::to_value(lead).unwrap_or(Value::Null),
+            );
             let skip = timeline.len().saturating_sub(TIMELINE_LINES);
-            body.entry("timeline")
-                .or_insert(serde_json::to_value(&timeline[skip..]).unwrap_or(Value::Null));
+            body.insert(
+                "timeline".into(),
+                serde_json::to_value(&timeline[skip..]).unwrap_or(Value::Null),
+            );
         }
         Value::Object(body)
     };
