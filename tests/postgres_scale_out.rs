@@ -6,7 +6,8 @@
 //! - failover: one daemon is killed (-9) mid-run; the others take over after its lease, and
 //!   the tally is exact: sent + unknown = total, nothing sent twice.
 //! - db copy: a SQLite deployment copied to PostgreSQL answers `status`, `forecast` and
-//!   `leads show` exactly as before.
+//!   `leads show` exactly as before, and holds the same inbound mail (raw bytes included),
+//!   notification outbox and kv values (the IMAP position): nothing is read or told twice.
 //!
 //! Needs `REWARM_TEST_POSTGRES_URL` (e.g. postgres://postgres@127.0.0.1:5432/test); without
 //! it every test prints a loud SKIPPED line and passes.
@@ -25,7 +26,7 @@ use rewarm::domain::email::EmailAddress;
 use rewarm::domain::lead::NewLead;
 use rewarm::store::postgres::PgStore;
 use rewarm::store::sqlite::SqliteStore;
-use rewarm::store::{Rows, Store, Table};
+use rewarm::store::{InboundEffect, InboundRecord, NewNotification, Rows, Store, Table};
 use sqlx::Connection as _;
 use support::smtp_server::{CapturedMessage, TestSmtpServer};
 
@@ -603,6 +604,7 @@ async fn db_copy_from_sqlite_gives_the_same_status_forecast_and_timelines() {
             ] {
                 stdout_of(dir.path(), &sqlite_url, &["run", "--once", "--now", now]);
             }
+            let inbound = add_inbound_side(&sqlite_url).await;
 
             let out = rewarm(
                 dir.path(),
@@ -627,11 +629,51 @@ async fn db_copy_from_sqlite_gives_the_same_status_forecast_and_timelines() {
                 &["db", "copy", "--from", &sqlite_url, "--to", &pg_url],
             );
             assert!(!again.status.success());
-            assert!(
-                String::from_utf8_lossy(&again.stderr).contains("not empty"),
-                "{}",
-                String::from_utf8_lossy(&again.stderr)
+            let refused = String::from_utf8_lossy(&again.stderr);
+            assert!(refused.contains("not empty"), "{refused}");
+            for held in ["2 inbound", "3 notifications", "3 kv_state"] {
+                assert!(refused.contains(held), "{held}: {refused}");
+            }
+
+            // The inbound side arrived identical: every row, column and id.
+            let pg = PgStore::connect(&pg_url).await.expect("open PostgreSQL");
+            let sqlite = SqliteStore::connect(&sqlite_url)
+                .await
+                .expect("open SQLite");
+            assert_eq!(inbound_tables(&sqlite).await, inbound_tables(&pg).await);
+            let messages = pg.inbound_messages(0, 100).await.expect("inbound");
+            assert_eq!(
+                messages,
+                sqlite.inbound_messages(0, 100).await.expect("inbound")
             );
+            assert_eq!(
+                messages
+                    .iter()
+                    .map(|m| (m.record.lead_id, m.record.raw.as_slice()))
+                    .collect::<Vec<_>>(),
+                [(Some(inbound.lead_id), REPLY_RAW), (None, UNMATCHED_RAW)]
+            );
+            assert_eq!(messages[0].effects["effect"], "rewarm");
+            let outbox = pg.notifications(0, 100).await.expect("outbox");
+            assert_eq!(outbox, sqlite.notifications(0, 100).await.expect("outbox"));
+            assert_eq!(
+                outbox
+                    .iter()
+                    .map(|n| (n.state.as_str(), n.last_error.as_deref()))
+                    .collect::<Vec<_>>(),
+                [
+                    ("sent", None),
+                    ("pending", Some("email not sent: 421")),
+                    ("pending", None)
+                ]
+            );
+            for (key, value) in KV {
+                assert_eq!(
+                    pg.kv_get(key).await.expect("kv").as_deref(),
+                    Some(value),
+                    "{key}"
+                );
+            }
 
             let now = "2027-01-10T09:00:00Z";
             for args in [
@@ -648,9 +690,6 @@ async fn db_copy_from_sqlite_gives_the_same_status_forecast_and_timelines() {
                 assert!(on_sqlite.len() > 20, "{args:?}: {on_sqlite}");
                 assert_eq!(on_sqlite, on_pg, "rewarm {args:?}");
             }
-            let sqlite = SqliteStore::connect(&sqlite_url)
-                .await
-                .expect("open SQLite");
             let Rows::Leads(leads) = sqlite
                 .export_rows(Table::Leads, 0, 10_000)
                 .await
@@ -688,9 +727,165 @@ async fn db_copy_from_sqlite_gives_the_same_status_forecast_and_timelines() {
                 &["run", "--once", "--now", "2027-02-01T10:00:00Z"],
             );
             assert!(pass.contains("\"sent\""), "{pass}");
+            // …telling sales what the copy still owed them: the pending notifications go out.
+            let told = pg.notifications(0, 100).await.expect("outbox");
+            assert_eq!(
+                told.iter().map(|n| n.state.as_str()).collect::<Vec<_>>(),
+                ["sent", "sent", "sent"],
+                "{told:?}"
+            );
+            assert_eq!(told[0], outbox[0], "what was sent before is not sent again");
+            pg.close().await;
+            sqlite.close().await;
         },
     )
     .await;
+}
+
+/// A reply as it came back (not valid UTF-8: a Latin-1 body).
+const REPLY_RAW: &[u8] = b"From: lead\r\nSubject: Re: a quick question\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\nOui, appelez-moi apr\xe8s le 10.\r\n";
+/// Mail that matches nothing, with bytes no text column could hold.
+const UNMATCHED_RAW: &[u8] = b"Subject: \x00\xff\xfe\r\n\r\n\x80\x81 binary junk\r\n";
+/// The daemon's kv values: the IMAP mailbox position and the digest's last run.
+const KV: [(&str, &str); 3] = [
+    ("imap:imap.acme.example:INBOX:uidvalidity", "1767225600"),
+    ("imap:imap.acme.example:INBOX:last_uid", "317"),
+    ("notify:digest:last_run", "2027-01-04T07:00:00+00:00"),
+];
+
+/// What [`add_inbound_side`] wrote.
+struct InboundSide {
+    /// The lead whose reply was matched.
+    lead_id: i64,
+}
+
+/// Gives a deployment an inbound side: a reply matched to the email it answers (it re-warms
+/// its lead and leaves a notification to sales pending), unmatched mail, a notification
+/// already sent and one waiting for a retry, and the daemon's kv values.
+async fn add_inbound_side(sqlite_url: &str) -> InboundSide {
+    let store = SqliteStore::connect(sqlite_url).await.expect("open SQLite");
+    let at: DateTime<Utc> = "2027-01-05T09:00:00Z".parse().expect("time");
+    let Rows::Deliveries(deliveries) = store
+        .export_rows(Table::Deliveries, 0, 100_000)
+        .await
+        .expect("deliveries")
+    else {
+        panic!("not deliveries")
+    };
+    let answered = deliveries
+        .iter()
+        .rev()
+        .find(|d| d.state == "sent" && d.message_id.is_some())
+        .expect("a sent email");
+    let lead = store
+        .leads_by_ids(&[answered.lead_id])
+        .await
+        .expect("lead")
+        .pop()
+        .expect("the answered lead");
+    let owner_email = |key: &str, reply: &str| NewNotification {
+        kind: "owner_email".into(),
+        lead_id: Some(lead.id),
+        idempotency_key: format!("{key}:owner_email"),
+        payload: serde_json::json!({"event": "lead.rewarmed", "to": "sales@acme.example",
+                                    "lead_email": lead.email.to_string(), "reply": reply,
+                                    "subject": "Re: a quick question"}),
+    };
+
+    // Earlier notifications: one sent, one waiting for a retry after a transient error.
+    let earlier = at - chrono::Duration::hours(1);
+    let batch = [
+        owner_email("rewarm:earlier-1", "Sounds good."),
+        owner_email("rewarm:earlier-2", "Later, maybe."),
+    ];
+    assert_eq!(
+        store
+            .enqueue_notifications(&batch, earlier)
+            .await
+            .expect("enqueue"),
+        2
+    );
+    let claimed = store
+        .claim_notifications(earlier, "w1", at, 10)
+        .await
+        .expect("claim");
+    store
+        .record_notifications(
+            &[
+                (claimed[0].id, Ok(()), None),
+                (
+                    claimed[1].id,
+                    Err("email not sent: 421".into()),
+                    Some(at + chrono::Duration::days(1)),
+                ),
+            ],
+            "w1",
+            earlier,
+        )
+        .await
+        .expect("record");
+
+    // A reply to the email, matched by its In-Reply-To: it re-warms the lead.
+    let reply = InboundRecord {
+        dedupe_key: "imap:1767225600:317".into(),
+        source: "imap".into(),
+        received_at: at,
+        message_id: Some("<reply-317@lead.example>".into()),
+        from_address: Some(lead.email.to_string()),
+        subject: Some("Re: a quick question".into()),
+        classification: "human_reply".into(),
+        lead_id: Some(lead.id),
+        delivery_id: Some(answered.id),
+        matched_by: Some("in_reply_to".into()),
+        text: Some("Oui, appelez-moi après le 10.".into()),
+        raw: REPLY_RAW.to_vec(),
+    };
+    let effect = InboundEffect::Rewarm {
+        text: "Oui, appelez-moi après le 10.".into(),
+        subject: reply.subject.clone(),
+        notifications: vec![owner_email(
+            "rewarm:imap:1767225600:317",
+            "Oui, appelez-moi après le 10.",
+        )],
+    };
+    let applied = store
+        .record_inbound(&reply, &effect, at)
+        .await
+        .expect("reply");
+    assert!(!applied.duplicate);
+    // Mail that matches nothing is kept for review.
+    let unmatched = InboundRecord {
+        dedupe_key: "imap:1767225600:316".into(),
+        source: "imap".into(),
+        received_at: at,
+        message_id: None,
+        from_address: Some("someone@else.example".into()),
+        subject: None,
+        classification: "other".into(),
+        lead_id: None,
+        delivery_id: None,
+        matched_by: None,
+        text: None,
+        raw: UNMATCHED_RAW.to_vec(),
+    };
+    store
+        .record_inbound(&unmatched, &InboundEffect::None, at)
+        .await
+        .expect("unmatched");
+    for (key, value) in KV {
+        store.kv_set(key, value).await.expect("kv");
+    }
+    store.close().await;
+    InboundSide { lead_id: lead.id }
+}
+
+/// Every row of the tables of migrations/*/0003: inbound mail, the outbox, kv values.
+async fn inbound_tables<S: Store>(store: &S) -> Vec<Rows> {
+    let mut out = Vec::new();
+    for table in [Table::Inbound, Table::Notifications, Table::KvState] {
+        out.push(store.export_rows(table, 0, 10_000).await.expect("export"));
+    }
+    out
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -1410,7 +1410,10 @@ async fn export_pages_every_row_by_id<S: Store>(store: S) {
             (Table::Deliveries, 25),
             (Table::Events, 50),
             (Table::Suppressions, 0),
-            (Table::Secrets, 0)
+            (Table::Secrets, 0),
+            (Table::Inbound, 0),
+            (Table::Notifications, 0),
+            (Table::KvState, 0)
         ]
     );
     for table in Table::ALL {
@@ -1426,6 +1429,9 @@ async fn export_pages_every_row_by_id<S: Store>(store: S) {
                 Rows::Events(r) => r.iter().map(|r| r.id).collect(),
                 Rows::Suppressions(r) => r.iter().map(|r| r.id).collect(),
                 Rows::Secrets(r) => r.iter().map(|r| r.id).collect(),
+                Rows::Inbound(r) => r.iter().map(|r| r.id).collect(),
+                Rows::Notifications(r) => r.iter().map(|r| r.id).collect(),
+                Rows::KvState(r) => r.iter().map(|r| r.id).collect(),
             };
             ids.extend(page_ids);
             after = last;
@@ -2651,7 +2657,8 @@ async fn dump<S: Store>(store: &S) -> Vec<Rows> {
     out
 }
 
-/// Some of everything: merged leads, enrolments, every delivery state, events.
+/// Some of everything: merged leads, enrolments, every delivery state, events, the
+/// suppression list, a secret, inbound mail, the outbox in every state and kv values.
 async fn busy_state<S: Store>(store: &S) {
     let leads = enrolled(store, 8, t0() - Duration::minutes(1)).await;
     let mut ann = lead("ann@example.com");
@@ -2737,18 +2744,136 @@ async fn busy_state<S: Store>(store: &S) {
         2
     );
     assert_eq!(leads.len(), 8);
+
+    // The inbound side: the outbox in every state (sent, pending for a retry, claimed under
+    // a live lease, failed)…
+    let later = t0() + Duration::minutes(4);
+    let sent = deliveries(store)
+        .await
+        .into_iter()
+        .find(|d| d.state == "sent")
+        .expect("a sent delivery");
+    let batch = ["n-sent", "n-retry", "n-claimed", "n-failed"].map(|k| note(sent.lead_id, k));
+    assert_eq!(store.enqueue_notifications(&batch, later).await.unwrap(), 4);
+    let claimed = store
+        .claim_notifications(later, "w1", later + Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 4);
+    store
+        .record_notifications(
+            &[
+                (claimed[0].id, Ok(()), None),
+                (
+                    claimed[1].id,
+                    Err("503".into()),
+                    Some(later + Duration::minutes(10)),
+                ),
+                (claimed[3].id, Err("400".into()), None),
+            ],
+            "w1",
+            later,
+        )
+        .await
+        .unwrap();
+    // …a reply matched to its delivery (re-warms the lead; its notification stays pending)…
+    let mut reply = inbound_record("reply-1", Some(sent.lead_id), "human_reply");
+    reply.delivery_id = Some(sent.id);
+    reply.matched_by = Some("in_reply_to".into());
+    reply.received_at = later;
+    store
+        .record_inbound(
+            &reply,
+            &rewarm_effect(sent.lead_id, "rewarmed:reply-1:webhook"),
+            later,
+        )
+        .await
+        .unwrap();
+    // …unmatched mail whose raw bytes are not UTF-8, and an empty message…
+    let mut stray = inbound_record("stray-1", None, "other");
+    stray.raw = vec![0x00, 0xff, 0xfe, b'\r', b'\n', 0x80, b'\\', b'x'];
+    stray.text = None;
+    store
+        .record_inbound(&stray, &InboundEffect::None, later)
+        .await
+        .unwrap();
+    let mut empty = inbound_record("empty-1", None, "other");
+    (
+        empty.raw,
+        empty.message_id,
+        empty.from_address,
+        empty.subject,
+        empty.text,
+    ) = (Vec::new(), None, None, None, None);
+    store
+        .record_inbound(&empty, &InboundEffect::None, later)
+        .await
+        .unwrap();
+    // …and the daemon's small named values (the IMAP position, the digest's last run).
+    for (key, value) in [
+        ("imap:imap.example:INBOX:uidvalidity", "1700000000"),
+        ("imap:imap.example:INBOX:last_uid", "41"),
+        ("imap:imap.example:INBOX:last_uid", "42"),
+        ("notify:digest:last_run", "2026-03-02T08:00:00+00:00"),
+    ] {
+        store.kv_set(key, value).await.unwrap();
+    }
 }
 
 async fn copy_round_trip_keeps_every_row<A: Store, B: Store>(a: A, b: B, a_again: A) {
     busy_state(&a).await;
+    let counts = a.table_counts().await.unwrap();
+    assert_eq!(counts.len(), Table::ALL.len());
+    assert!(
+        counts.values().all(|n| *n > 0),
+        "some of everything: {counts:?}"
+    );
     let outcome = rewarm::cli::db::copy(&a, &b, false, false)
         .await
         .expect("copy a → b");
     assert!(outcome.matches(), "{outcome:?}");
     assert_eq!(
+        outcome.copied,
+        counts
+            .iter()
+            .map(|(t, n)| (*t, *n as usize))
+            .collect::<BTreeMap<_, _>>()
+    );
+    assert_eq!(
         dump(&a).await,
         dump(&b).await,
         "every row, column and id survives the copy"
+    );
+    // What the daemon reads back is the same too: raw bytes, effects, leases, kv values.
+    assert_eq!(
+        a.inbound_messages(0, 100).await.unwrap(),
+        b.inbound_messages(0, 100).await.unwrap()
+    );
+    let outbox = b.notifications(0, 100).await.unwrap();
+    assert_eq!(a.notifications(0, 100).await.unwrap(), outbox);
+    assert_eq!(
+        outbox.iter().map(|n| n.state.as_str()).collect::<Vec<_>>(),
+        ["sent", "pending", "claimed", "failed", "pending"]
+    );
+    assert_eq!(
+        b.kv_get("imap:imap.example:INBOX:last_uid")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("42")
+    );
+    // The copied lease is honoured: only the pending notifications are claimable.
+    let due = t0() + Duration::minutes(4);
+    let claimable = b
+        .claim_notifications(due, "w9", due + Duration::minutes(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimable
+            .iter()
+            .map(|n| n.idempotency_key.as_str())
+            .collect::<Vec<_>>(),
+        ["rewarmed:reply-1:webhook"]
     );
     // Refuses a non-empty target…
     let refused = rewarm::cli::db::copy(&a, &b, false, false)
@@ -2782,6 +2907,21 @@ async fn copy_round_trip_keeps_every_row<A: Store, B: Store>(a: A, b: B, a_again
     );
     let events = b.timeline(added.id).await.unwrap();
     assert_eq!(events.len(), 1);
+    let after = dump(&b).await;
+    for (table, (was, now)) in Table::ALL.iter().zip(before.iter().zip(&after)) {
+        if matches!(
+            table,
+            Table::Inbound | Table::Notifications | Table::KvState
+        ) {
+            assert_eq!(now.len(), was.len() + 1, "{table}: one row more");
+            assert!(
+                now.last_id() > was.last_id(),
+                "{table}: new id {:?} after copied max {:?}",
+                now.last_id(),
+                was.last_id()
+            );
+        }
+    }
 }
 
 async fn store_one_more<S: Store>(store: &S) {
@@ -2789,6 +2929,19 @@ async fn store_one_more<S: Store>(store: &S) {
         .upsert_leads(&[lead("after-copy@example.com")], "later.csv", t0())
         .await
         .unwrap();
+    store
+        .record_inbound(
+            &inbound_record("after-copy", None, "other"),
+            &InboundEffect::None,
+            t0(),
+        )
+        .await
+        .unwrap();
+    store
+        .enqueue_notifications(&[note(1, "after-copy")], t0())
+        .await
+        .unwrap();
+    store.kv_set("after-copy", "1").await.unwrap();
 }
 
 async fn sqlite_store() -> (SqliteStore, tempfile::TempDir) {

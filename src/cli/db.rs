@@ -3,10 +3,14 @@
 //!
 //! Every table is copied page by page with its ids (so timelines, enrolments and deliveries
 //! keep pointing at the same rows): leads, enrolments, deliveries, events, the suppression
-//! list and the stored secrets (a generated token signing key must move with the data, or
-//! the unsubscribe links in emails already sent would stop working). On PostgreSQL the id
-//! sequences are advanced past the copied rows. Afterwards the rows per table are counted on both sides and must match. A
-//! target that already holds data is refused unless `--force`, which empties it first.
+//! list, the stored secrets (a generated token signing key must move with the data, or the
+//! unsubscribe links in emails already sent would stop working), the inbound messages
+//! (matched or not, raw bytes included), the notification outbox (pending notifications to
+//! sales must not be lost) and the daemon's small named values (`kv_state`: without the IMAP
+//! mailbox's UIDVALIDITY and last UID the copy would read the mailbox again). On PostgreSQL
+//! the id sequences are advanced past the copied rows. Afterwards the rows per table are
+//! counted on both sides and must match. A target that already holds data is refused unless
+//! `--force`, which empties it first.
 //! Stop the daemons writing to the source while copying: a write during the copy shows up
 //! as a count mismatch, and the copy must then be run again (with `--force`).
 
@@ -20,8 +24,10 @@ use crate::store::{Store, Table};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum DbCommand {
-    /// Copy leads, events, enrolments, deliveries, suppressions and secrets (ids kept) from one
-    /// database to another, then check the row counts per table. E.g. --from sqlite://rewarm.db --to postgres://…
+    /// Copy a deployment's whole state (ids kept) from one database to another: leads,
+    /// enrolments, deliveries, events, suppressions, secrets, inbound messages, the
+    /// notification outbox and the daemon's kv state (IMAP position, digest's last run);
+    /// then check the row counts per table. E.g. --from sqlite://rewarm.db --to postgres://…
     Copy(CopyArgs),
 }
 
@@ -55,10 +61,10 @@ pub async fn db(cmd: DbCommand) -> anyhow::Result<ExitCode> {
                 &from, &to, args.force, true
             )
             .await))?;
-            println!("{:<12} {:>10} {:>10}", "table", "source", "target");
+            println!("{:<14} {:>10} {:>10}", "table", "source", "target");
             for (table, (source, target)) in &outcome.counts {
                 println!(
-                    "{:<12} {source:>10} {target:>10}{}",
+                    "{:<14} {source:>10} {target:>10}{}",
                     table.as_str(),
                     if source == target { "" } else { "   MISMATCH" }
                 );

@@ -605,7 +605,8 @@ pub(crate) fn suppressions_json(entries: &[Suppression]) -> serde_json::Value {
     )
 }
 
-/// The tables `db copy` moves, in an order that respects their references.
+/// The tables `db copy` moves — every table a deployment's state lives in — in an order
+/// that respects their references.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Table {
@@ -615,17 +616,24 @@ pub enum Table {
     Events,
     Suppressions,
     Secrets,
+    Inbound,
+    Notifications,
+    KvState,
 }
 
 impl Table {
-    /// Parents before children.
-    pub const ALL: [Table; 6] = [
+    /// Parents before children (inbound messages point at leads and deliveries,
+    /// notifications at leads).
+    pub const ALL: [Table; 9] = [
         Table::Leads,
         Table::Enrolments,
         Table::Deliveries,
         Table::Events,
         Table::Suppressions,
         Table::Secrets,
+        Table::Inbound,
+        Table::Notifications,
+        Table::KvState,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -636,6 +644,9 @@ impl Table {
             Table::Events => "events",
             Table::Suppressions => "suppressions",
             Table::Secrets => "secrets",
+            Table::Inbound => "inbound",
+            Table::Notifications => "notifications",
+            Table::KvState => "kv_state",
         }
     }
 }
@@ -741,6 +752,55 @@ impl std::fmt::Debug for SecretRecord {
     }
 }
 
+/// An `inbound` row as stored (matched or not, `raw` included).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundMessageRecord {
+    pub id: i64,
+    pub dedupe_key: String,
+    pub source: String,
+    pub received_at: DateTime<Utc>,
+    pub message_id: Option<String>,
+    pub from_address: Option<String>,
+    pub subject: Option<String>,
+    pub classification: String,
+    pub lead_id: Option<i64>,
+    pub delivery_id: Option<i64>,
+    pub matched_by: Option<String>,
+    pub text: Option<String>,
+    pub raw: Vec<u8>,
+    /// A JSON object.
+    pub effects: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A `notifications` row as stored (leases included).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationRecord {
+    pub id: i64,
+    pub idempotency_key: String,
+    pub kind: String,
+    pub lead_id: Option<i64>,
+    pub payload: serde_json::Value,
+    pub state: String,
+    pub attempts: i64,
+    pub next_at: DateTime<Utc>,
+    pub claimed_by: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// A `kv_state` row as stored (e.g. the IMAP mailbox's UIDVALIDITY and last UID: without
+/// them a copied deployment would read its mailbox again).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KvRecord {
+    pub id: i64,
+    pub key: String,
+    pub value: String,
+    pub updated_at: DateTime<Utc>,
+}
+
 /// A page of one table's rows.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rows {
@@ -750,6 +810,9 @@ pub enum Rows {
     Events(Vec<EventRecord>),
     Suppressions(Vec<SuppressionRecord>),
     Secrets(Vec<SecretRecord>),
+    Inbound(Vec<InboundMessageRecord>),
+    Notifications(Vec<NotificationRecord>),
+    KvState(Vec<KvRecord>),
 }
 
 impl Rows {
@@ -761,6 +824,9 @@ impl Rows {
             Rows::Events(_) => Table::Events,
             Rows::Suppressions(_) => Table::Suppressions,
             Rows::Secrets(_) => Table::Secrets,
+            Rows::Inbound(_) => Table::Inbound,
+            Rows::Notifications(_) => Table::Notifications,
+            Rows::KvState(_) => Table::KvState,
         }
     }
 
@@ -772,6 +838,9 @@ impl Rows {
             Rows::Events(r) => r.len(),
             Rows::Suppressions(r) => r.len(),
             Rows::Secrets(r) => r.len(),
+            Rows::Inbound(r) => r.len(),
+            Rows::Notifications(r) => r.len(),
+            Rows::KvState(r) => r.len(),
         }
     }
 
@@ -788,12 +857,16 @@ impl Rows {
             Rows::Events(r) => r.last().map(|r| r.id),
             Rows::Suppressions(r) => r.last().map(|r| r.id),
             Rows::Secrets(r) => r.last().map(|r| r.id),
+            Rows::Inbound(r) => r.last().map(|r| r.id),
+            Rows::Notifications(r) => r.last().map(|r| r.id),
+            Rows::KvState(r) => r.last().map(|r| r.id),
         }
     }
 }
 
 /// Exported rows as one JSON array, the batch format both backends' `import_rows` expand in
-/// SQL: time stamps as integer milliseconds since the epoch, JSON columns as JSON values.
+/// SQL: time stamps as integer milliseconds since the epoch, JSON columns as JSON values,
+/// bytes (`inbound.raw`) as lower-case hex (SQLite's `unhex`, PostgreSQL's `decode(…, 'hex')`).
 pub(crate) fn rows_json(rows: &Rows) -> serde_json::Value {
     use serde_json::json;
     let ms = |t: &DateTime<Utc>| t.timestamp_millis();
@@ -835,8 +908,42 @@ pub(crate) fn rows_json(rows: &Rows) -> serde_json::Value {
             .iter()
             .map(|r| json!({"id": r.id, "name": r.name, "value": r.value, "created_at": ms(&r.created_at)}))
             .collect(),
+        Rows::Inbound(rows) => rows
+            .iter()
+            .map(|r| {
+                json!({"id": r.id, "dedupe_key": r.dedupe_key, "source": r.source, "received_at": ms(&r.received_at),
+                       "message_id": r.message_id, "from_address": r.from_address, "subject": r.subject,
+                       "classification": r.classification, "lead_id": r.lead_id, "delivery_id": r.delivery_id,
+                       "matched_by": r.matched_by, "text": r.text, "raw": hex(&r.raw), "effects": r.effects,
+                       "created_at": ms(&r.created_at)})
+            })
+            .collect(),
+        Rows::Notifications(rows) => rows
+            .iter()
+            .map(|r| {
+                json!({"id": r.id, "idempotency_key": r.idempotency_key, "kind": r.kind, "lead_id": r.lead_id,
+                       "payload": r.payload, "state": r.state, "attempts": r.attempts, "next_at": ms(&r.next_at),
+                       "claimed_by": r.claimed_by, "lease_until": r.lease_until.as_ref().map(ms), "last_error": r.last_error,
+                       "created_at": ms(&r.created_at), "sent_at": r.sent_at.as_ref().map(ms)})
+            })
+            .collect(),
+        Rows::KvState(rows) => rows
+            .iter()
+            .map(|r| json!({"id": r.id, "key": r.key, "value": r.value, "updated_at": ms(&r.updated_at)}))
+            .collect(),
     };
     serde_json::Value::Array(items)
+}
+
+/// Bytes as lower-case hex, two digits each.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 // ── Inbound ─────────────────────────────────────────────────────────────────────────────

@@ -609,9 +609,11 @@ impl Store for PgStore {
     }
 
     async fn table_counts(&self) -> Result<BTreeMap<Table, i64>, StoreError> {
-        let (leads, enrolments, deliveries, events, suppressions, secrets): (i64, i64, i64, i64, i64, i64) = sqlx::query_as(
+        #[allow(clippy::type_complexity)]
+        let (leads, enrolments, deliveries, events, suppressions, secrets, inbound, notifications, kv_state): (i64, i64, i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM leads), (SELECT count(*) FROM enrolments), (SELECT count(*) FROM deliveries), (SELECT count(*) FROM events),
-                    (SELECT count(*) FROM suppressions), (SELECT count(*) FROM secrets)",
+                    (SELECT count(*) FROM suppressions), (SELECT count(*) FROM secrets), (SELECT count(*) FROM inbound),
+                    (SELECT count(*) FROM notifications), (SELECT count(*) FROM kv_state)",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -622,6 +624,9 @@ impl Store for PgStore {
             (Table::Events, events),
             (Table::Suppressions, suppressions),
             (Table::Secrets, secrets),
+            (Table::Inbound, inbound),
+            (Table::Notifications, notifications),
+            (Table::KvState, kv_state),
         ]))
     }
 
@@ -803,6 +808,121 @@ impl Store for PgStore {
                         .collect(),
                 )
             }
+            Table::Inbound => {
+                #[derive(FromRow)]
+                struct Row {
+                    id: i64,
+                    dedupe_key: String,
+                    source: String,
+                    received_at: DateTime<Utc>,
+                    message_id: Option<String>,
+                    from_address: Option<String>,
+                    subject: Option<String>,
+                    classification: String,
+                    lead_id: Option<i64>,
+                    delivery_id: Option<i64>,
+                    matched_by: Option<String>,
+                    text: Option<String>,
+                    raw: Vec<u8>,
+                    effects: Value,
+                    created_at: DateTime<Utc>,
+                }
+                let rows: Vec<Row> = sqlx::query_as(
+                    "SELECT id, dedupe_key, source, received_at, message_id, from_address, subject, classification, lead_id, delivery_id,
+                            matched_by, text, raw, effects, created_at
+                     FROM inbound WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(after_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Rows::Inbound(
+                    rows.into_iter()
+                        .map(|r| InboundMessageRecord {
+                            id: r.id,
+                            dedupe_key: r.dedupe_key,
+                            source: r.source,
+                            received_at: r.received_at,
+                            message_id: r.message_id,
+                            from_address: r.from_address,
+                            subject: r.subject,
+                            classification: r.classification,
+                            lead_id: r.lead_id,
+                            delivery_id: r.delivery_id,
+                            matched_by: r.matched_by,
+                            text: r.text,
+                            raw: r.raw,
+                            effects: r.effects,
+                            created_at: r.created_at,
+                        })
+                        .collect(),
+                )
+            }
+            Table::Notifications => {
+                #[derive(FromRow)]
+                struct Row {
+                    id: i64,
+                    idempotency_key: String,
+                    kind: String,
+                    lead_id: Option<i64>,
+                    payload: Value,
+                    state: String,
+                    attempts: i64,
+                    next_at: DateTime<Utc>,
+                    claimed_by: Option<String>,
+                    lease_until: Option<DateTime<Utc>>,
+                    last_error: Option<String>,
+                    created_at: DateTime<Utc>,
+                    sent_at: Option<DateTime<Utc>>,
+                }
+                let rows: Vec<Row> = sqlx::query_as(
+                    "SELECT id, idempotency_key, kind, lead_id, payload, state, attempts, next_at, claimed_by, lease_until, last_error,
+                            created_at, sent_at
+                     FROM notifications WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(after_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Rows::Notifications(
+                    rows.into_iter()
+                        .map(|r| NotificationRecord {
+                            id: r.id,
+                            idempotency_key: r.idempotency_key,
+                            kind: r.kind,
+                            lead_id: r.lead_id,
+                            payload: r.payload,
+                            state: r.state,
+                            attempts: r.attempts,
+                            next_at: r.next_at,
+                            claimed_by: r.claimed_by,
+                            lease_until: r.lease_until,
+                            last_error: r.last_error,
+                            created_at: r.created_at,
+                            sent_at: r.sent_at,
+                        })
+                        .collect(),
+                )
+            }
+            Table::KvState => {
+                let rows: Vec<(i64, String, String, DateTime<Utc>)> = sqlx::query_as(
+                    "SELECT id, key, value, updated_at FROM kv_state WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(after_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Rows::KvState(
+                    rows.into_iter()
+                        .map(|(id, key, value, updated_at)| KvRecord {
+                            id,
+                            key,
+                            value,
+                            updated_at,
+                        })
+                        .collect(),
+                )
+            }
         })
     }
 
@@ -856,6 +976,30 @@ impl Store for PgStore {
                  FROM jsonb_array_elements($1) AS j(v)",
                 "SELECT setval(pg_get_serial_sequence('secrets', 'id'), (SELECT coalesce(max(id), 0) + 1 FROM secrets), false)",
             ),
+            Table::Inbound => (
+                "INSERT INTO inbound (id, dedupe_key, source, received_at, message_id, from_address, subject, classification,
+                                      lead_id, delivery_id, matched_by, text, raw, effects, created_at)
+                 SELECT (v->>'id')::bigint, v->>'dedupe_key', v->>'source', rewarm_ms((v->>'received_at')::bigint), v->>'message_id',
+                        v->>'from_address', v->>'subject', v->>'classification', (v->>'lead_id')::bigint, (v->>'delivery_id')::bigint,
+                        v->>'matched_by', v->>'text', decode(v->>'raw', 'hex'), v->'effects', rewarm_ms((v->>'created_at')::bigint)
+                 FROM jsonb_array_elements($1) AS j(v)",
+                "SELECT setval(pg_get_serial_sequence('inbound', 'id'), (SELECT coalesce(max(id), 0) + 1 FROM inbound), false)",
+            ),
+            Table::Notifications => (
+                "INSERT INTO notifications (id, idempotency_key, kind, lead_id, payload, state, attempts, next_at, claimed_by, lease_until,
+                                            last_error, created_at, sent_at)
+                 SELECT (v->>'id')::bigint, v->>'idempotency_key', v->>'kind', (v->>'lead_id')::bigint, v->'payload', v->>'state',
+                        (v->>'attempts')::bigint, rewarm_ms((v->>'next_at')::bigint), v->>'claimed_by', rewarm_ms((v->>'lease_until')::bigint),
+                        v->>'last_error', rewarm_ms((v->>'created_at')::bigint), rewarm_ms((v->>'sent_at')::bigint)
+                 FROM jsonb_array_elements($1) AS j(v)",
+                "SELECT setval(pg_get_serial_sequence('notifications', 'id'), (SELECT coalesce(max(id), 0) + 1 FROM notifications), false)",
+            ),
+            Table::KvState => (
+                "INSERT INTO kv_state (id, key, value, updated_at)
+                 SELECT (v->>'id')::bigint, v->>'key', v->>'value', rewarm_ms((v->>'updated_at')::bigint)
+                 FROM jsonb_array_elements($1) AS j(v)",
+                "SELECT setval(pg_get_serial_sequence('kv_state', 'id'), (SELECT coalesce(max(id), 0) + 1 FROM kv_state), false)",
+            ),
         };
         let mut tx = self.pool.begin().await?;
         let n = sqlx::query(insert)
@@ -871,7 +1015,11 @@ impl Store for PgStore {
 
     async fn delete_all_rows(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        // Children before parents.
         for sql in [
+            "DELETE FROM inbound",
+            "DELETE FROM notifications",
+            "DELETE FROM kv_state",
             "DELETE FROM events",
             "DELETE FROM deliveries",
             "DELETE FROM enrolments",
@@ -1783,7 +1931,7 @@ async fn suppress_tx(
     Ok(inserted)
 }
 
-/// A `notifications` row (SQLite).
+/// A `notifications` row (PostgreSQL).
 #[derive(FromRow)]
 struct NotificationRow {
     id: i64,

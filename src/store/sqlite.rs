@@ -995,9 +995,11 @@ impl Store for SqliteStore {
     }
 
     async fn table_counts(&self) -> Result<BTreeMap<Table, i64>, StoreError> {
-        let (leads, enrolments, deliveries, events, suppressions, secrets): (i64, i64, i64, i64, i64, i64) = sqlx::query_as(
+        #[allow(clippy::type_complexity)]
+        let (leads, enrolments, deliveries, events, suppressions, secrets, inbound, notifications, kv_state): (i64, i64, i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM leads), (SELECT count(*) FROM enrolments), (SELECT count(*) FROM deliveries), (SELECT count(*) FROM events),
-                    (SELECT count(*) FROM suppressions), (SELECT count(*) FROM secrets)",
+                    (SELECT count(*) FROM suppressions), (SELECT count(*) FROM secrets), (SELECT count(*) FROM inbound),
+                    (SELECT count(*) FROM notifications), (SELECT count(*) FROM kv_state)",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -1008,6 +1010,9 @@ impl Store for SqliteStore {
             (Table::Events, events),
             (Table::Suppressions, suppressions),
             (Table::Secrets, secrets),
+            (Table::Inbound, inbound),
+            (Table::Notifications, notifications),
+            (Table::KvState, kv_state),
         ]))
     }
 
@@ -1216,6 +1221,126 @@ impl Store for SqliteStore {
                         .collect::<Result<_, StoreError>>()?,
                 )
             }
+            Table::Inbound => {
+                #[derive(FromRow)]
+                struct Row {
+                    id: i64,
+                    dedupe_key: String,
+                    source: String,
+                    received_at: i64,
+                    message_id: Option<String>,
+                    from_address: Option<String>,
+                    subject: Option<String>,
+                    classification: String,
+                    lead_id: Option<i64>,
+                    delivery_id: Option<i64>,
+                    matched_by: Option<String>,
+                    text: Option<String>,
+                    raw: Vec<u8>,
+                    effects: String,
+                    created_at: i64,
+                }
+                let rows: Vec<Row> = sqlx::query_as(
+                    "SELECT id, dedupe_key, source, received_at, message_id, from_address, subject, classification, lead_id, delivery_id,
+                            matched_by, text, raw, effects, created_at
+                     FROM inbound WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(after_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Rows::Inbound(
+                    rows.into_iter()
+                        .map(|r| {
+                            Ok(InboundMessageRecord {
+                                id: r.id,
+                                received_at: from_ms("inbound", r.id, r.received_at)?,
+                                effects: json_column("inbound", r.id, "effects", r.effects)?,
+                                created_at: from_ms("inbound", r.id, r.created_at)?,
+                                dedupe_key: r.dedupe_key,
+                                source: r.source,
+                                message_id: r.message_id,
+                                from_address: r.from_address,
+                                subject: r.subject,
+                                classification: r.classification,
+                                lead_id: r.lead_id,
+                                delivery_id: r.delivery_id,
+                                matched_by: r.matched_by,
+                                text: r.text,
+                                raw: r.raw,
+                            })
+                        })
+                        .collect::<Result<_, StoreError>>()?,
+                )
+            }
+            Table::Notifications => {
+                #[derive(FromRow)]
+                struct Row {
+                    id: i64,
+                    idempotency_key: String,
+                    kind: String,
+                    lead_id: Option<i64>,
+                    payload: String,
+                    state: String,
+                    attempts: i64,
+                    next_at: i64,
+                    claimed_by: Option<String>,
+                    lease_until: Option<i64>,
+                    last_error: Option<String>,
+                    created_at: i64,
+                    sent_at: Option<i64>,
+                }
+                let rows: Vec<Row> = sqlx::query_as(
+                    "SELECT id, idempotency_key, kind, lead_id, payload, state, attempts, next_at, claimed_by, lease_until, last_error,
+                            created_at, sent_at
+                     FROM notifications WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(after_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Rows::Notifications(
+                    rows.into_iter()
+                        .map(|r| {
+                            Ok(NotificationRecord {
+                                id: r.id,
+                                payload: json_column("notifications", r.id, "payload", r.payload)?,
+                                next_at: from_ms("notifications", r.id, r.next_at)?,
+                                lease_until: opt_ms("notifications", r.id, r.lease_until)?,
+                                created_at: from_ms("notifications", r.id, r.created_at)?,
+                                sent_at: opt_ms("notifications", r.id, r.sent_at)?,
+                                idempotency_key: r.idempotency_key,
+                                kind: r.kind,
+                                lead_id: r.lead_id,
+                                state: r.state,
+                                attempts: r.attempts,
+                                claimed_by: r.claimed_by,
+                                last_error: r.last_error,
+                            })
+                        })
+                        .collect::<Result<_, StoreError>>()?,
+                )
+            }
+            Table::KvState => {
+                let rows: Vec<(i64, String, String, i64)> =
+                    sqlx::query_as("SELECT id, key, value, updated_at FROM kv_state WHERE id > $1 ORDER BY id LIMIT $2")
+                        .bind(after_id)
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                        .await?;
+                Rows::KvState(
+                    rows.into_iter()
+                        .map(|(id, key, value, updated_at)| {
+                            Ok(KvRecord {
+                                id,
+                                key,
+                                value,
+                                updated_at: from_ms("kv_state", id, updated_at)?,
+                            })
+                        })
+                        .collect::<Result<_, StoreError>>()?,
+                )
+            }
         })
     }
 
@@ -1263,6 +1388,28 @@ impl Store for SqliteStore {
                  SELECT j.value->>'id', j.value->>'name', j.value->>'value', j.value->>'created_at'
                  FROM json_each($1) j"
             }
+            Table::Inbound => {
+                "INSERT INTO inbound (id, dedupe_key, source, received_at, message_id, from_address, subject, classification,
+                                      lead_id, delivery_id, matched_by, text, raw, effects, created_at)
+                 SELECT j.value->>'id', j.value->>'dedupe_key', j.value->>'source', j.value->>'received_at', j.value->>'message_id',
+                        j.value->>'from_address', j.value->>'subject', j.value->>'classification', j.value->>'lead_id',
+                        j.value->>'delivery_id', j.value->>'matched_by', j.value->>'text', unhex(j.value->>'raw'), j.value->'effects',
+                        j.value->>'created_at'
+                 FROM json_each($1) j"
+            }
+            Table::Notifications => {
+                "INSERT INTO notifications (id, idempotency_key, kind, lead_id, payload, state, attempts, next_at, claimed_by, lease_until,
+                                            last_error, created_at, sent_at)
+                 SELECT j.value->>'id', j.value->>'idempotency_key', j.value->>'kind', j.value->>'lead_id', j.value->'payload',
+                        j.value->>'state', j.value->>'attempts', j.value->>'next_at', j.value->>'claimed_by', j.value->>'lease_until',
+                        j.value->>'last_error', j.value->>'created_at', j.value->>'sent_at'
+                 FROM json_each($1) j"
+            }
+            Table::KvState => {
+                "INSERT INTO kv_state (id, key, value, updated_at)
+                 SELECT j.value->>'id', j.value->>'key', j.value->>'value', j.value->>'updated_at'
+                 FROM json_each($1) j"
+            }
         };
         let mut tx = self.write().await?;
         let n = sqlx::query(sql)
@@ -1276,7 +1423,11 @@ impl Store for SqliteStore {
 
     async fn delete_all_rows(&self) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
+        // Children before parents.
         for sql in [
+            "DELETE FROM inbound",
+            "DELETE FROM notifications",
+            "DELETE FROM kv_state",
             "DELETE FROM events",
             "DELETE FROM deliveries",
             "DELETE FROM enrolments",
