@@ -130,7 +130,7 @@ struct RawScoring {
     points: BTreeMap<String, i64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawNotify {
     #[serde(default = "default_true")]
@@ -140,6 +140,20 @@ struct RawNotify {
     webhook_secret_env: Option<String>,
     webhook_format: Option<String>,
     digest_cron: Option<String>,
+}
+
+/// Without a `[notify]` section the lead's owner is still emailed (as inside one).
+impl Default for RawNotify {
+    fn default() -> Self {
+        Self {
+            owner_email: true,
+            fallback_email: None,
+            webhook_url: None,
+            webhook_secret_env: None,
+            webhook_format: None,
+            digest_cron: None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -307,3 +307,55 @@ async fn rewarmed_leads_are_listed_and_a_recycled_one_resumes_its_cadence_after_
     assert_eq!(to_ann(now + chrono::Duration::days(32)), 1);
     assert_eq!(to_ann(now + chrono::Duration::days(33)), 1, "sent twice");
 }
+
+/// The same message by two ways (here: a mailbox export whose copy gained a `Received:` line,
+/// as IMAP and a webhook would deliver it) is one message: keyed by its Message-ID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_message_arriving_twice_in_different_bytes_changes_its_lead_once() {
+    let dir = setup();
+    let original = repo().join("tests/fixtures/inbound/gmail_human_reply.eml");
+    let bytes = std::fs::read(&original).unwrap();
+    let mut copy =
+        b"Received: from mx2.example.com by imap.acme.example; Mon, 2 Mar 2026 10:00:00 +0000\r\n"
+            .to_vec();
+    copy.extend_from_slice(&bytes);
+    let copy_path = dir.path().join("copy.eml");
+    std::fs::write(&copy_path, copy).unwrap();
+
+    let first = stdout_of(&rewarm(
+        dir.path(),
+        &[
+            "--config",
+            "test.toml",
+            "inbound",
+            "replay",
+            original.to_str().unwrap(),
+        ],
+    ));
+    let second = stdout_of(&rewarm(
+        dir.path(),
+        &[
+            "--config",
+            "test.toml",
+            "inbound",
+            "replay",
+            copy_path.to_str().unwrap(),
+        ],
+    ));
+    let first: serde_json::Value = serde_json::from_str(first.trim()).unwrap();
+    let second: serde_json::Value = serde_json::from_str(second.trim()).unwrap();
+    assert_eq!(first["duplicate"], false, "{first}");
+    assert_eq!(second["duplicate"], true, "{second}");
+    let store = store(dir.path()).await;
+    assert_eq!(store.inbound_messages(0, 10).await.unwrap().len(), 1);
+    let email = rewarm::domain::email::EmailAddress::parse("ann@example.com").unwrap();
+    let ann = store.lead_by_email(&email).await.unwrap().unwrap();
+    let rewarms = store
+        .timeline(ann.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "rewarmed")
+        .count();
+    assert_eq!(rewarms, 1);
+}

@@ -2358,10 +2358,33 @@ async fn soft_bounces_suppress_after_the_limit_in_a_row<S: Store>(store: S) {
         .await
         .unwrap();
     assert_eq!(lead_state(&store, ann.id).await, LeadState::Nurturing);
+    // A click shows mail reaches her: the count starts over.
+    let claimed = store
+        .claim_due(t0(), "w", t0() + Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    let ann_delivery = for_lead(&claimed, ann).id;
+    assert!(
+        store
+            .record_click(ann_delivery, "https://acme.example/", t0())
+            .await
+            .unwrap()
+    );
+    for n in 2..4 {
+        store
+            .record_inbound(
+                &inbound_record(&format!("soft{n}"), Some(ann.id), "soft_bounce"),
+                &soft(n),
+                t0(),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(lead_state(&store, ann.id).await, LeadState::Nurturing);
     store
         .record_inbound(
-            &inbound_record("soft2", Some(ann.id), "soft_bounce"),
-            &soft(2),
+            &inbound_record("soft4", Some(ann.id), "soft_bounce"),
+            &soft(4),
             t0(),
         )
         .await

@@ -88,6 +88,9 @@ pub async fn process<S: Store>(
         return Ok(processed);
     }
 
+    // One message, one key, whichever way it came: the same reply seen over IMAP and in a
+    // replayed export (or from two providers) changes its lead once.
+    let dedupe_key = dedupe_key(record_base, &msg.dedupe_key);
     let text = record_base.map(|p| p.text.clone()).unwrap_or_default();
     let subject = record_base
         .map(|p| p.subject.clone())
@@ -103,7 +106,7 @@ pub async fn process<S: Store>(
                 Vec::new()
             };
             let reply = Reply {
-                dedupe_key: &msg.dedupe_key,
+                dedupe_key: &dedupe_key,
                 subject: subject.as_deref(),
                 text: &text,
                 from: from.as_deref(),
@@ -115,7 +118,7 @@ pub async fn process<S: Store>(
         }
     }
     let record = InboundRecord {
-        dedupe_key: msg.dedupe_key.clone(),
+        dedupe_key: dedupe_key.clone(),
         source: msg.source.clone(),
         received_at: msg.received_at,
         message_id: record_base.and_then(|p| p.message_id.clone()),
@@ -152,7 +155,7 @@ pub async fn process<S: Store>(
                 m.delivery_id,
                 kind,
                 points,
-                &msg.dedupe_key,
+                &dedupe_key,
                 now,
             )
             .await?;
@@ -161,7 +164,7 @@ pub async fn process<S: Store>(
 
     tracing::info!(
         source = %msg.source,
-        dedupe_key = %msg.dedupe_key,
+        dedupe_key = %dedupe_key,
         classification = classification.as_str(),
         lead = processed.lead.as_ref().map(|e| e.to_string()).unwrap_or_default(),
         matched_by = processed.matched_by.unwrap_or("unmatched"),
@@ -171,6 +174,27 @@ pub async fn process<S: Store>(
         "Inbound message processed"
     );
     Ok(processed)
+}
+
+/// `message-id:<id>` when the message has a Message-ID, else the channel's own key (IMAP
+/// UID, provider id, file hash).
+fn dedupe_key(parsed: Option<&ParsedInbound>, channel_key: &str) -> String {
+    match parsed.and_then(|p| p.message_id.as_deref()).map(str::trim) {
+        // Long ids are hashed: the key is a unique index entry and must stay small.
+        Some(id) if id.len() > 200 => {
+            use sha2::Digest as _;
+            let digest = sha2::Sha256::digest(id.as_bytes());
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            format!("message-id:sha256:{hex}")
+        }
+        Some(id) if !id.is_empty() => {
+            format!(
+                "message-id:{}",
+                id.trim_start_matches('<').trim_end_matches('>')
+            )
+        }
+        _ => channel_key.to_string(),
+    }
 }
 
 /// The scoring key of a classification (`reply` for a human reply, else its name).
@@ -223,4 +247,49 @@ pub async fn engage<S: Store>(
     Ok(store
         .engage(lead_id, kind, points, threshold, &notifications, now)
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed_with(message_id: Option<&str>) -> ParsedInbound {
+        let raw = match message_id {
+            Some(id) => {
+                format!("From: a@b.example\r\nMessage-ID: {id}\r\nSubject: hi\r\n\r\nhello\r\n")
+            }
+            None => "From: a@b.example\r\nSubject: hi\r\n\r\nhello\r\n".to_string(),
+        };
+        parse(raw.as_bytes()).expect("parses")
+    }
+
+    #[test]
+    fn the_message_id_is_the_key_whatever_the_channel() {
+        let p = parsed_with(Some("<abc@mail.example>"));
+        assert_eq!(
+            dedupe_key(Some(&p), "imap:h:INBOX:1:7"),
+            "message-id:abc@mail.example"
+        );
+        assert_eq!(
+            dedupe_key(Some(&p), "replay:sha256:00"),
+            dedupe_key(Some(&p), "mailgun:xyz")
+        );
+    }
+
+    #[test]
+    fn without_a_message_id_the_channel_key_stays() {
+        let p = parsed_with(None);
+        assert_eq!(dedupe_key(Some(&p), "imap:h:INBOX:1:7"), "imap:h:INBOX:1:7");
+        assert_eq!(dedupe_key(None, "raw:sha256:ff"), "raw:sha256:ff");
+    }
+
+    #[test]
+    fn a_huge_message_id_is_hashed_to_a_short_key() {
+        let id = format!("<{}@x.example>", "a".repeat(5000));
+        let key = dedupe_key(Some(&parsed_with(Some(&id))), "k");
+        assert!(
+            key.starts_with("message-id:sha256:") && key.len() < 100,
+            "{key}"
+        );
+    }
 }

@@ -2228,9 +2228,14 @@ async fn apply_effect_sqlite(
                 now,
             )
             .await?;
+            // "In a row": soft bounces since the last sign that mail reaches the person (a
+            // reply, an auto-reply, a click). A `sent` proves nothing (the bounce comes after
+            // it), so it does not reset the count.
             let count: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM events WHERE lead_id = $1 AND kind = 'soft_bounce'
-                   AND id > COALESCE((SELECT max(id) FROM events WHERE lead_id = $1 AND kind IN ('sent', 'replied')), 0)",
+                   AND id > COALESCE((SELECT max(id) FROM events WHERE lead_id = $1
+                                               AND (kind IN ('replied', 'clicked')
+                                                    OR (kind = 'inbound' AND json_extract(detail, '$.classification') IN ('human_reply', 'auto_reply')))), 0)",
             )
             .bind(lead_id)
             .fetch_one(&mut *conn)
