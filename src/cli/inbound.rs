@@ -68,18 +68,23 @@ pub async fn replay<S: Store>(
             .await
             .with_context(|| format!("Failed to process {}", file.display()))?;
         let lead = processed.lead.as_ref().map(|e| e.to_string());
-        if dry_run {
-            println!(
-                "{}",
-                serde_json::json!({"file": file.display().to_string(), "classification": processed.classification.as_str(), "lead": lead})
-            );
-        } else {
-            println!(
-                "{}",
-                serde_json::json!({"file": file.display().to_string(), "classification": processed.classification.as_str(), "lead": lead,
-                                   "matched_by": processed.matched_by, "inbound_id": processed.inbound_id, "duplicate": processed.duplicate})
-            );
+        // Keys in the documented order: file, classification, lead (then what was done).
+        let mut line = format!(
+            "{{\"file\":{},\"classification\":{},\"lead\":{}",
+            serde_json::json!(file.display().to_string()),
+            serde_json::json!(processed.classification.as_str()),
+            serde_json::json!(lead),
+        );
+        if !dry_run {
+            line.push_str(&format!(
+                ",\"matched_by\":{},\"inbound_id\":{},\"duplicate\":{}",
+                serde_json::json!(processed.matched_by),
+                serde_json::json!(processed.inbound_id),
+                processed.duplicate,
+            ));
         }
+        line.push('}');
+        println!("{line}");
     }
     Ok(ExitCode::SUCCESS)
 }
