@@ -2,17 +2,21 @@
 //! (notifications and the weekly digest). `rewarm run --once` runs each once after its pass;
 //! the daemon runs them every tick.
 
+use std::cell::Cell;
+
 use chrono::{DateTime, Utc};
 
 use crate::app::Loaded;
 use crate::inbound::imap::ImapPoller;
 use crate::inbound::process::{InboundMessage, process};
+use crate::metrics::ImapPollOutcome;
 use crate::secret::Secret;
 use crate::store::Store;
 use crate::transport::Transport;
 
 /// One poll of the reply mailbox, when one is configured; every message goes through
-/// `inbound::process`. Returns how many were handled.
+/// `inbound::process`. Returns how many were handled. Each poll is counted on
+/// `rewarm_imap_polls_total{outcome}`.
 pub async fn poll_replies<S: Store>(
     store: &S,
     loaded: &Loaded,
@@ -21,19 +25,37 @@ pub async fn poll_replies<S: Store>(
     let Some(imap) = loaded.settings.inbound.imap.clone() else {
         return Ok(0);
     };
-    let password = Secret::from_env_or_credential(&imap.password_env)?;
-    let poller = ImapPoller::new(imap, password);
-    poller
-        .poll_once(store, |raw, dedupe_key| async move {
-            let msg = InboundMessage {
-                raw,
-                source: "imap".into(),
-                dedupe_key,
-                received_at: now,
-            };
-            process(store, loaded, &msg, now, false).await.map(|_| ())
-        })
-        .await
+    // The poller stops at a message the handler refused and still answers Ok: noted here.
+    let stopped = Cell::new(false);
+    let polled = async {
+        let password = Secret::from_env_or_credential(&imap.password_env)?;
+        let poller = ImapPoller::new(imap, password);
+        poller
+            .poll_once(store, |raw, dedupe_key| {
+                let stopped = &stopped;
+                async move {
+                    let msg = InboundMessage {
+                        raw,
+                        source: "imap".into(),
+                        dedupe_key,
+                        received_at: now,
+                    };
+                    let done = process(store, loaded, &msg, now, false).await.map(|_| ());
+                    if done.is_err() {
+                        stopped.set(true);
+                    }
+                    done
+                }
+            })
+            .await
+    }
+    .await;
+    crate::metrics::get().imap_poll(match &polled {
+        Err(_) => ImapPollOutcome::Failed,
+        Ok(_) if stopped.get() => ImapPollOutcome::Stopped,
+        Ok(_) => ImapPollOutcome::Ok,
+    });
+    polled
 }
 
 /// Delivers due notifications and enqueues the weekly digest when its cron fired.

@@ -1,5 +1,5 @@
 //! Process-wide counters for `/metrics` (Prometheus text format): cheap atomics bumped by
-//! dispatch and the HTTP handlers, rendered on scrape. Queue depth is read from the store
+//! dispatch, notification delivery, the IMAP poll and the HTTP handlers, rendered on scrape. Queue depth is read from the store
 //! at scrape time, not kept here.
 
 use std::fmt::Write as _;
@@ -19,6 +19,55 @@ pub const REPLY_CLASSES: [&str; 7] = [
     "other",
 ];
 
+/// Notification kinds counted by `rewarm_notifications_total{kind=…}`; any other is `other`.
+pub const NOTIFICATION_KINDS: [&str; 4] = ["owner_email", "digest", "webhook", "other"];
+
+/// What became of one notification attempt, as recorded in the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationOutcome {
+    /// The receiver accepted it (2xx, or the transport took the email).
+    Delivered,
+    /// A transient failure; tried again later.
+    Retried,
+    /// Failed for good (refused, bad payload, too many attempts).
+    Failed,
+}
+
+impl NotificationOutcome {
+    pub const ALL: [NotificationOutcome; 3] = [Self::Delivered, Self::Retried, Self::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Retried => "retried",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// What one poll of the reply mailbox came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImapPollOutcome {
+    /// Every new message was handled.
+    Ok,
+    /// A message could not be processed: the poll stopped at it, the next poll tries again.
+    Stopped,
+    /// Connect, login, an IMAP command or the store failed.
+    Failed,
+}
+
+impl ImapPollOutcome {
+    pub const ALL: [ImapPollOutcome; 3] = [Self::Ok, Self::Stopped, Self::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Stopped => "stopped",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 pub struct Metrics {
     pub sent: AtomicU64,
     pub failed: AtomicU64,
@@ -29,6 +78,10 @@ pub struct Metrics {
     pub unsubscribes: AtomicU64,
     pub clicks: AtomicU64,
     pub replies: [AtomicU64; 7],
+    /// By [`NOTIFICATION_KINDS`], then [`NotificationOutcome::ALL`].
+    notifications: [[AtomicU64; 3]; 4],
+    /// By [`ImapPollOutcome::ALL`].
+    imap_polls: [AtomicU64; 3],
     latency_buckets: [AtomicU64; 10],
     latency_count: AtomicU64,
     /// Sum of latencies in microseconds.
@@ -55,6 +108,8 @@ impl Metrics {
             unsubscribes: Z,
             clicks: Z,
             replies: [Z; 7],
+            notifications: [const { [Z; 3] }; 4],
+            imap_polls: [Z; 3],
             latency_buckets: [Z; 10],
             latency_count: Z,
             latency_sum_us: Z,
@@ -69,6 +124,20 @@ impl Metrics {
         if let Some(i) = REPLY_CLASSES.iter().position(|c| *c == class) {
             self.replies[i].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts one recorded notification outcome.
+    pub fn notification(&self, kind: &str, outcome: NotificationOutcome) {
+        let k = NOTIFICATION_KINDS
+            .iter()
+            .position(|c| *c == kind)
+            .unwrap_or(NOTIFICATION_KINDS.len() - 1);
+        self.notifications[k][outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one poll of the reply mailbox.
+    pub fn imap_poll(&self, outcome: ImapPollOutcome) {
+        self.imap_polls[outcome as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records how long one batch's sends took, spread over its messages.
@@ -155,6 +224,32 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
+            "# HELP rewarm_notifications_total Notifications to sales by kind and outcome.\n# TYPE rewarm_notifications_total counter"
+        );
+        for (kind, row) in NOTIFICATION_KINDS.iter().zip(&self.notifications) {
+            for (outcome, v) in NotificationOutcome::ALL.iter().zip(row) {
+                let _ = writeln!(
+                    out,
+                    "rewarm_notifications_total{{kind=\"{kind}\",outcome=\"{}\"}} {}",
+                    outcome.as_str(),
+                    v.load(Ordering::Relaxed)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP rewarm_imap_polls_total Polls of the reply mailbox by outcome.\n# TYPE rewarm_imap_polls_total counter"
+        );
+        for (outcome, v) in ImapPollOutcome::ALL.iter().zip(&self.imap_polls) {
+            let _ = writeln!(
+                out,
+                "rewarm_imap_polls_total{{outcome=\"{}\"}} {}",
+                outcome.as_str(),
+                v.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
             "# HELP rewarm_queue_depth Deliveries due now and not yet sent.\n# TYPE rewarm_queue_depth gauge\nrewarm_queue_depth {queue_depth}"
         );
         let _ = writeln!(
@@ -201,5 +296,52 @@ mod tests {
         assert!(text.contains("rewarm_send_latency_seconds_bucket{le=\"0.025\"} 4"));
         assert!(text.contains("rewarm_send_latency_seconds_bucket{le=\"+Inf\"} 4"));
         assert!(text.contains("rewarm_send_latency_seconds_count 4"));
+    }
+
+    #[test]
+    fn notifications_are_counted_by_kind_and_outcome_unknown_kinds_as_other() {
+        let m = Metrics::new();
+        m.notification("webhook", NotificationOutcome::Delivered);
+        m.notification("webhook", NotificationOutcome::Delivered);
+        m.notification("owner_email", NotificationOutcome::Retried);
+        m.notification("digest", NotificationOutcome::Failed);
+        m.notification("carrier_pigeon", NotificationOutcome::Failed);
+        let text = m.render(0);
+        assert!(text.contains("# TYPE rewarm_notifications_total counter"));
+        for line in [
+            "rewarm_notifications_total{kind=\"webhook\",outcome=\"delivered\"} 2",
+            "rewarm_notifications_total{kind=\"webhook\",outcome=\"retried\"} 0",
+            "rewarm_notifications_total{kind=\"owner_email\",outcome=\"retried\"} 1",
+            "rewarm_notifications_total{kind=\"digest\",outcome=\"failed\"} 1",
+            "rewarm_notifications_total{kind=\"other\",outcome=\"failed\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+        }
+        // Every kind × outcome is exposed, zeros included, so rates start at the first scrape.
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("rewarm_notifications_total{"))
+            .count();
+        assert_eq!(
+            series,
+            NOTIFICATION_KINDS.len() * NotificationOutcome::ALL.len()
+        );
+    }
+
+    #[test]
+    fn imap_polls_are_counted_by_outcome() {
+        let m = Metrics::new();
+        m.imap_poll(ImapPollOutcome::Ok);
+        m.imap_poll(ImapPollOutcome::Ok);
+        m.imap_poll(ImapPollOutcome::Failed);
+        let text = m.render(0);
+        assert!(text.contains("# TYPE rewarm_imap_polls_total counter"));
+        for line in [
+            "rewarm_imap_polls_total{outcome=\"ok\"} 2",
+            "rewarm_imap_polls_total{outcome=\"stopped\"} 0",
+            "rewarm_imap_polls_total{outcome=\"failed\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+        }
     }
 }

@@ -27,6 +27,7 @@ use serde_json::{Map, Value, json};
 use crate::app::Loaded;
 use crate::config::NotifySettings;
 use crate::domain::lead::{Lead, LeadState};
+use crate::metrics::NotificationOutcome;
 use crate::secret::Secret;
 use crate::store::{Event, NewNotification, Notification, Store};
 use crate::transport::{OutgoingEmail, SendError, Transport};
@@ -191,6 +192,17 @@ pub async fn deliver_due<S: Store>(
         .record_notifications(&results, worker, now)
         .await
         .context("Failed to record notification outcomes")?;
+    // Counted once recorded: an outcome that was not recorded is claimed and tried again.
+    let metrics = crate::metrics::get();
+    for (id, result, retry) in &results {
+        let kind = by_id.get(id).map_or("other", |n| n.kind.as_str());
+        let outcome = match (result, retry) {
+            (Ok(()), _) => NotificationOutcome::Delivered,
+            (Err(_), Some(_)) => NotificationOutcome::Retried,
+            (Err(_), None) => NotificationOutcome::Failed,
+        };
+        metrics.notification(kind, outcome);
+    }
     Ok(report)
 }
 

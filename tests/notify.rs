@@ -1,6 +1,7 @@
 //! Sales is told: a re-warm puts notifications in the outbox and `notify::deliver_due`
 //! delivers each exactly once — a signed JSON webhook (or Slack `text`), retried after a 5xx,
 //! and an owner email with the reply and the lead's timeline through a real SMTP server.
+//! Each recorded outcome is counted on `/metrics`.
 
 mod support;
 
@@ -109,6 +110,26 @@ async fn deliver(app: &HttpApp, transport: &Transport, now: DateTime<Utc>) -> no
         .expect("deliver_due")
 }
 
+/// `rewarm_notifications_total{kind="webhook",outcome="delivered"}` as `/metrics` shows it.
+async fn webhooks_delivered(app: &HttpApp) -> u64 {
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(r#"rewarm_notifications_total{kind="webhook",outcome="delivered"} "#)
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no delivered webhook counter in:\n{metrics}"))
+}
+
 #[tokio::test]
 async fn a_rewarm_posts_exactly_one_signed_webhook() {
     let receiver = RecordingServer::start().await;
@@ -117,10 +138,13 @@ async fn a_rewarm_posts_exactly_one_signed_webhook() {
     reply(&app, &id, now).await;
     reply(&app, &id, now).await; // the same message again changes nothing
 
+    let delivered_before = webhooks_delivered(&app).await;
     let report = deliver(&app, &app.transport, now).await;
     assert_eq!((report.claimed, report.sent), (1, 1), "{report:?}");
     let again = deliver(&app, &app.transport, now + chrono::Duration::hours(3)).await;
     assert_eq!(again.claimed, 0);
+    // On /metrics (a process-wide counter other tests add to as well: at least ours).
+    assert!(webhooks_delivered(&app).await > delivered_before);
 
     let requests = receiver.requests();
     assert_eq!(requests.len(), 1);

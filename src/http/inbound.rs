@@ -1,8 +1,10 @@
 //! Inbound mail from email providers, each behind its own secret:
 //!
 //! - `POST /inbound/postmark`: Postmark's inbound JSON, basic auth (the password is checked).
-//! - `POST /inbound/mailgun`: Mailgun's form (urlencoded or multipart), HMAC-SHA256 of
-//!   `timestamp + token` with the signing key, a 5-minute replay window.
+//! - `POST /inbound/mailgun` and `POST /inbound/mailgun/mime` (the URL Mailgun posts raw MIME
+//!   to): Mailgun's form (urlencoded or multipart), HMAC-SHA256 of `timestamp + token` with the
+//!   signing key, timestamps up to [`MAILGUN_MAX_AGE_SECS`] old (Mailgun's retry horizon), each
+//!   token bound to one message in the store (see [`mailgun_token`]).
 //! - `POST /inbound/sendgrid`: SendGrid Inbound Parse in raw mode (multipart, `email` field),
 //!   basic auth (the password is checked).
 //! - `POST /inbound/raw`: a raw RFC 5322 message, `Authorization: Bearer TOKEN`.
@@ -13,16 +15,12 @@
 //! `inbound replay`) and the answer is 200 only once that wrote it; a provider's retry of the
 //! same message carries the same dedupe key, so it is answered 200 and changes nothing.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
-
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use chrono::{DateTime, Utc};
 use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Digest as _;
@@ -31,13 +29,20 @@ use subtle::ConstantTimeEq as _;
 use super::Shared;
 use crate::inbound::process::{InboundMessage, process};
 use crate::secret::Secret;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// The largest body an inbound endpoint reads (providers post up to ~25 MB with attachments).
 pub(super) const BODY_LIMIT: usize = 40 * 1024 * 1024;
 
-/// How far a Mailgun timestamp may be from our clock, either way.
-const REPLAY_WINDOW_SECS: i64 = 5 * 60;
+/// How old a Mailgun timestamp may be. Mailgun retries a POST it did not get a 200 (or 406)
+/// for during 8 hours (after 5 or 10 min, …, 2 h, 4 h), apparently with the first attempt's
+/// timestamp, token and signature; a shorter window would refuse those retries and lose the
+/// message. 9 hours covers the 8 with an hour to spare (queueing on Mailgun's side, skew).
+/// Replays inside the window are harmless: a token is bound to one message ([`mailgun_token`]).
+const MAILGUN_MAX_AGE_SECS: i64 = 9 * 60 * 60;
+
+/// How far ahead of our clock a Mailgun timestamp may be (clock skew).
+const MAILGUN_MAX_SKEW_SECS: i64 = 5 * 60;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -77,7 +82,7 @@ pub(super) async fn postmark<S: Store>(
     accept(&state, raw, "postmark", key).await
 }
 
-/// `POST /inbound/mailgun`
+/// `POST /inbound/mailgun` and `POST /inbound/mailgun/mime`
 pub(super) async fn mailgun<S: Store>(
     State(state): State<Shared<S>>,
     headers: HeaderMap,
@@ -94,8 +99,8 @@ pub(super) async fn mailgun<S: Store>(
     let Some(secret) = configured(env.as_deref(), "mailgun") else {
         return not_found();
     };
-    // The signature travels in the form itself: the form is split into fields, nothing of
-    // the message is read until the signature, its age and its token are checked.
+    // The signature travels in the form itself: the form is split into fields, and nothing of
+    // the message is processed until the signature, its age and its token are checked.
     let Some(fields) = form_fields(&headers, &body) else {
         return unauthorized("Mailgun");
     };
@@ -110,29 +115,46 @@ pub(super) async fn mailgun<S: Store>(
     else {
         return unauthorized("Mailgun");
     };
-    let now = state.clock.now();
     if !mailgun_signature_ok(secret.expose(), &timestamp, &token, &signature) {
         return unauthorized("Mailgun");
     }
     let Ok(ts) = timestamp.trim().parse::<i64>() else {
         return unauthorized("Mailgun");
     };
-    if (now.timestamp() - ts).abs() > REPLAY_WINDOW_SECS {
+    let age = state.clock.now().timestamp() - ts;
+    if !(-MAILGUN_MAX_SKEW_SECS..=MAILGUN_MAX_AGE_SECS).contains(&age) {
         tracing::warn!(
             timestamp = ts,
-            "Refused a Mailgun webhook outside the replay window"
+            age_secs = age,
+            "Refused a Mailgun webhook whose timestamp is too old or in the future"
         );
-        return unauthorized("Mailgun");
-    }
-    if !fresh_token(&token, &body, now) {
-        tracing::warn!("Refused a Mailgun webhook whose token was used for another request");
         return unauthorized("Mailgun");
     }
     let raw = match field("body-mime") {
         Some(mime) if !mime.trim().is_empty() => mime.into_bytes(),
         _ => mailgun_mime(&field, &fields),
     };
-    let key = match field("Message-Id").or_else(|| header_message_id(&raw)) {
+    let given_id = field("Message-Id");
+    // The digest covers everything the dedupe key is made of, so a token bound to it is bound
+    // to one message and one key, however the form was encoded.
+    let digest = message_digest(given_id.as_deref(), &raw);
+    match mailgun_token(&state.store, &token, &digest).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!("Refused a Mailgun webhook whose token came with another message");
+            return unauthorized("Mailgun");
+        }
+        Err(error) => {
+            // Not answered 2xx: Mailgun tries again, with the same token.
+            tracing::warn!(%error, "Mailgun webhook token not checked: database error");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": "the message could not be stored; try again later"})),
+            )
+                .into_response();
+        }
+    }
+    let key = match given_id.or_else(|| header_message_id(&raw)) {
         Some(id) if !id.trim().is_empty() => format!("mailgun:{}", bare_id(&id)),
         _ => fallback_key("mailgun", &raw),
     };
@@ -378,25 +400,45 @@ pub fn mailgun_signature_ok(key: &str, timestamp: &str, token: &str, signature: 
     same_secret(&given, &expected)
 }
 
-/// Remembers Mailgun tokens for the replay window. A token is fresh the first time; the
-/// same token again is accepted only with the very same body (a retry of that request, which
-/// the dedupe key makes a no-op) and refused with any other body (a replayed signature).
-fn fresh_token(token: &str, body: &[u8], now: DateTime<Utc>) -> bool {
-    static SEEN: OnceLock<Mutex<HashMap<String, ([u8; 32], DateTime<Utc>)>>> = OnceLock::new();
-    let digest: [u8; 32] = sha2::Sha256::digest(body).into();
-    let mut seen = SEEN
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let horizon = now - chrono::Duration::seconds(2 * REPLAY_WINDOW_SECS);
-    seen.retain(|_, (_, at)| *at > horizon);
-    match seen.get(token) {
-        Some((earlier, _)) => bool::from(earlier.ct_eq(&digest)),
+/// Binds a Mailgun token to one message, in the store (`mailgun:token:{token}` → the
+/// message's digest), so the binding survives restarts and holds for every daemon sharing the
+/// database. Mailgun's signature covers the timestamp and token, not the message: without this,
+/// a captured signature could carry any message for [`MAILGUN_MAX_AGE_SECS`].
+///
+/// True for a new token (now bound to `digest`) and for a known token with the same digest (a
+/// retry: it goes through the normal path, where its dedupe key makes it a no-op if it was
+/// stored already); false for a known token with another message (a replayed signature).
+///
+/// Two daemons that get the same new token at the same moment may both bind it; with the
+/// same message (Mailgun's own retry) the dedupe key makes it one change, and a different
+/// message in that instant would need a captured signature before its first delivery reached
+/// us. Rows are kept, not pruned: one short row per Mailgun message, next to the inbound row
+/// that keeps the whole message, and an expired token is refused by its timestamp anyway.
+async fn mailgun_token<S: Store>(store: &S, token: &str, digest: &str) -> Result<bool, StoreError> {
+    let key = format!("mailgun:token:{token}");
+    match store.kv_get(&key).await? {
+        Some(earlier) => Ok(same_secret(&earlier, digest)),
         None => {
-            seen.insert(token.to_string(), (digest, now));
-            true
+            store.kv_set(&key, digest).await?;
+            Ok(true)
         }
     }
+}
+
+/// The hex SHA-256 of a Mailgun message: its `Message-Id` field (absent, or length-prefixed,
+/// so no two pairs collide) and its raw bytes, independent of how the form was encoded.
+fn message_digest(message_id: Option<&str>, raw: &[u8]) -> String {
+    let mut hasher = sha2::Sha256::new();
+    match message_id {
+        None => hasher.update([0]),
+        Some(id) => {
+            hasher.update([1]);
+            hasher.update((id.len() as u64).to_be_bytes());
+            hasher.update(id.as_bytes());
+        }
+    }
+    hasher.update(raw);
+    hex(&hasher.finalize())
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -723,6 +765,16 @@ mod tests {
         assert!(!mailgun_signature_ok("key-2", "1700000000", "abc", &sig));
         assert!(!mailgun_signature_ok("key-1", "1700000001", "abc", &sig));
         assert!(!mailgun_signature_ok("key-1", "1700000000", "abc", ""));
+    }
+
+    #[test]
+    fn a_message_digest_tells_the_id_field_apart_from_the_raw_bytes() {
+        let d = |id: Option<&str>, raw: &[u8]| message_digest(id, raw);
+        assert_eq!(d(Some("a@b"), b"x"), d(Some("a@b"), b"x"));
+        assert_ne!(d(Some("a@b"), b"x"), d(Some("a@b"), b"y"));
+        assert_ne!(d(Some("a@b"), b"x"), d(Some("a@c"), b"x"));
+        assert_ne!(d(None, b"x"), d(Some(""), b"x"));
+        assert_ne!(d(Some("ab"), b"c"), d(Some("a"), b"bc"));
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! - [`health`]: `/healthz` (the process answers) and `/readyz` (the database answers).
 //! - [`metrics`]: `/metrics`, the Prometheus text exposition.
 //! - [`api`]: `POST /api/leads` and `GET /api/leads/{email}`, behind a bearer token.
-//! - [`inbound`]: `POST /inbound/{postmark,mailgun,sendgrid,raw}`, provider webhooks for replies.
+//! - [`inbound`]: `POST /inbound/{postmark,mailgun,mailgun/mime,sendgrid,raw}`, provider webhooks
+//!   for replies.
 //!
 //! Nothing here trusts a request: a token is verified before the store is asked anything, and
 //! a forged token gets the same 404 as an unknown one. Handlers never panic; a failure is
@@ -85,6 +86,11 @@ pub fn router<S: Store>(state: HttpState<S>) -> Router {
         )
         .route(
             "/inbound/mailgun",
+            post(inbound::mailgun::<S>).layer(DefaultBodyLimit::max(inbound::BODY_LIMIT)),
+        )
+        // Mailgun posts the raw message (`body-mime`) only to URLs ending in `mime`.
+        .route(
+            "/inbound/mailgun/mime",
             post(inbound::mailgun::<S>).layer(DefaultBodyLimit::max(inbound::BODY_LIMIT)),
         )
         .route(
