@@ -268,13 +268,26 @@ fn owner_email(
 
 /// Subject and body of "a lead replied": the reply, the lead, its timeline.
 fn rewarm_text(n: &Notification, lead: &Lead, timeline: &[Event]) -> (String, String) {
-    let reply = reply_of(&n.payload, timeline).unwrap_or_else(|| "(no text)".into());
     let name = display_name(lead);
-    let subject = format!("Re-warmed: {name} replied");
-    let mut t = format!("{name} <{}> wrote back:\n\n", lead.email);
-    for line in reply.lines() {
-        t.push_str(&format!("> {line}\n"));
-    }
+    let (subject, mut t) = if n.payload["reason"] == "score" {
+        // Re-warmed by engagement (clicks…), not by a reply: say so, quote nothing.
+        let last = str_field(&n.payload, &["score_kind"]).unwrap_or_else(|| "engagement".into());
+        let threshold = n.payload["rewarm_score"].as_i64().unwrap_or(0);
+        (
+            format!("Re-warmed: {name} is engaging"),
+            format!(
+                "{name} <{}> reached the re-warm score of {threshold} (last: a {last}).\n",
+                lead.email
+            ),
+        )
+    } else {
+        let reply = reply_of(&n.payload, timeline).unwrap_or_else(|| "(no text)".into());
+        let mut t = format!("{name} <{}> wrote back:\n\n", lead.email);
+        for line in reply.lines() {
+            t.push_str(&format!("> {line}\n"));
+        }
+        (format!("Re-warmed: {name} replied"), t)
+    };
     t.push_str("\nThe lead\n--------\n");
     let mut row = |k: &str, v: Option<String>| {
         if let Some(v) = v.filter(|v| !v.is_empty()) {

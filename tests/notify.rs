@@ -265,3 +265,50 @@ async fn the_owner_gets_an_email_with_the_reply_and_the_timeline() {
         "{digest}"
     );
 }
+
+/// A lead re-warmed by its score (clicks), not by a reply: the owner is told so, with no
+/// made-up reply.
+#[tokio::test]
+async fn a_rewarm_by_score_tells_the_owner_it_was_engagement() {
+    let smtp = TestSmtpServer::start().await;
+    let (app, _) = app(|s| s.notify.owner_email = true).await;
+    let now = at(T0) + chrono::Duration::minutes(30);
+    let delivery = app
+        .deliveries()
+        .await
+        .into_iter()
+        .next()
+        .expect("a delivery");
+    let loaded = app.current.get();
+    let rewarmed = rewarm::inbound::process::engage(
+        &app.store,
+        &loaded,
+        delivery.lead_id,
+        Some(delivery.id),
+        "click",
+        100,
+        "test-click",
+        now,
+    )
+    .await
+    .expect("engage");
+    assert!(rewarmed);
+    let transport = Transport::Smtp(SmtpPool::new(SmtpSettings {
+        host: "127.0.0.1".into(),
+        port: smtp.port(),
+        tls: TlsMode::None,
+        username: None,
+        password: None,
+        pool_size: 1,
+        timeout: Duration::from_secs(5),
+        hello_name: Some("rewarm.test".into()),
+    }));
+    assert_eq!(deliver(&app, &transport, now).await.sent, 1);
+    let text = String::from_utf8_lossy(&smtp.messages()[0].data).replace("=\r\n", "");
+    assert!(text.contains("is engaging"), "{text}");
+    assert!(text.contains("(last: a click)"), "{text}");
+    assert!(
+        !text.contains("replied") && !text.contains("(no text)"),
+        "{text}"
+    );
+}

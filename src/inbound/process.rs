@@ -240,7 +240,15 @@ pub async fn engage<S: Store>(
             text: "",
             ..Reply::default()
         };
-        crate::rewarm::notifications(settings, &lead, &reply, &timeline)
+        let mut notifications = crate::rewarm::notifications(settings, &lead, &reply, &timeline);
+        for n in &mut notifications {
+            if let serde_json::Value::Object(p) = &mut n.payload {
+                p.insert("reason".into(), json!("score"));
+                p.insert("score_kind".into(), json!(kind));
+                p.insert("rewarm_score".into(), json!(threshold));
+            }
+        }
+        notifications
     } else {
         Vec::new()
     };
