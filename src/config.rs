@@ -528,6 +528,19 @@ pub struct WebhookSecrets {
 }
 
 /// Engagement points per event kind (`reply`, `click`, `auto_reply`, …).
+/// What `[scoring.points]` can give points for: a human reply (`reply`), a click, and the
+/// other inbound classifications.
+pub const SCORE_KINDS: [&str; 8] = [
+    "reply",
+    "click",
+    "auto_reply",
+    "hard_bounce",
+    "soft_bounce",
+    "complaint",
+    "unsubscribe",
+    "other",
+];
+
 #[derive(Debug, Clone)]
 pub struct ScoringSettings {
     pub points: BTreeMap<String, i64>,
@@ -1101,6 +1114,17 @@ impl Settings {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
+        for kind in raw.scoring.points.keys() {
+            if !SCORE_KINDS.contains(&kind.as_str()) {
+                err(
+                    &format!("scoring.points.{kind}"),
+                    format!(
+                        "unknown engagement kind `{kind}` (known: {})",
+                        SCORE_KINDS.join(", ")
+                    ),
+                );
+            }
+        }
         points.extend(raw.scoring.points);
         let scoring = ScoringSettings { points };
         let rn = raw.notify;
@@ -1119,7 +1143,7 @@ impl Settings {
                 if !(url.starts_with("https://") || url.starts_with("http://")) {
                     err(
                         "notify.webhook_url",
-                        format!("`{url}` must start with https://"),
+                        format!("`{url}` must start with https:// or http://"),
                     );
                 }
                 let slack = match rn.webhook_format.as_deref().unwrap_or("json") {

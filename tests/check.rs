@@ -275,3 +275,11 @@ fn a_missing_postal_address_is_named() {
         &["compliance.postal_address"],
     );
 }
+
+#[test]
+fn an_unknown_engagement_kind_is_named() {
+    assert_check_fails(
+        &format!("{GOOD}\n[scoring.points]\nclik = 5\n"),
+        &["scoring.points.clik", "unknown engagement kind", "click"],
+    );
+}
