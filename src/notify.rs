@@ -302,7 +302,11 @@ fn rewarm_text(n: &Notification, lead: &Lead, timeline: &[Event]) -> (String, St
     row("Lost reason", lead.lost_reason.clone());
     row(
         "Lost at",
-        lead.lost_at.map(|d| d.format("%Y-%m-%d").to_string()),
+        // The day in the lead's zone (where the deal was lost), else UTC.
+        lead.lost_at.map(|d| match lead.timezone {
+            Some(tz) => d.with_timezone(&tz).format("%Y-%m-%d").to_string(),
+            None => d.format("%Y-%m-%d").to_string(),
+        }),
     );
     row("Tags", Some(lead.tags.join(", ")));
     for (k, v) in &lead.fields {
