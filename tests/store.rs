@@ -1340,6 +1340,15 @@ async fn status_counts_every_state<S: Store>(store: S) {
             .due_now,
         2
     );
+    // The cheap count /metrics uses agrees with `status`.
+    for days in [0, 1, 31] {
+        let at = t0() + Duration::days(days);
+        assert_eq!(
+            store.due_now(at).await.unwrap(),
+            store.status(since, at).await.unwrap().due_now,
+            "{days} days on"
+        );
+    }
 }
 
 async fn time_stamps_round_trip_to_the_millisecond<S: Store>(store: S) {

@@ -13,10 +13,10 @@ const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 pub(super) async fn scrape<S: Store>(State(state): State<Shared<S>>) -> Response {
     let now = state.clock.now();
-    match state.store.status(now, now).await {
-        Ok(status) => (
+    match state.store.due_now(now).await {
+        Ok(due_now) => (
             [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
-            metrics::get().render(status.due_now),
+            metrics::get().render(due_now),
         )
             .into_response(),
         Err(e) => (store_failure("metrics", &e), "a database error\n").into_response(),

@@ -380,6 +380,10 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// A trivial round trip to the database (for `/readyz`).
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Deliveries due at `now` and not sent yet (the queue depth `status` reports as
+    /// `due_now`), in one indexed count: `/metrics` asks on every scrape.
+    fn due_now(&self, now: DateTime<Utc>) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
     // ── Inbound, engagement, the notification outbox ───────────────────────────────────
 
     /// Keeps one inbound message and applies what it does to its lead, in one transaction.

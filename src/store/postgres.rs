@@ -255,6 +255,10 @@ macro_rules! select_leads {
 /// The same text the SQLite store writes (`json_object(...)` there, `jsonb_build_object` here).
 const UNKNOWN_REASON: &str = "lease expired before the outcome was recorded; not resent";
 
+/// Deliveries due and not sent yet, of leads still in nurture (`Store::due_now`).
+const DUE_NOW_SQL: &str = "SELECT count(*) FROM deliveries d JOIN leads l ON l.id = d.lead_id
+     WHERE d.state IN ('scheduled', 'retry_wait') AND d.due_at <= $1 AND l.state = 'nurturing'";
+
 impl Store for PgStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         let migrations = MIGRATIONS
@@ -1501,6 +1505,13 @@ impl Store for PgStore {
             .await?;
         tx.commit().await?;
         Ok(Some(to))
+    }
+
+    async fn due_now(&self, now: DateTime<Utc>) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(DUE_NOW_SQL)
+            .bind(ts(now))
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -386,6 +386,10 @@ pub(crate) fn outcome_json(r: &RecordedOutcome) -> Value {
     }
 }
 
+/// Deliveries due and not sent yet, of leads still in nurture (`Store::due_now`).
+const DUE_NOW_SQL: &str = "SELECT count(*) FROM deliveries d JOIN leads l ON l.id = d.lead_id
+     WHERE d.state IN ('scheduled', 'retry_wait') AND d.due_at <= $1 AND l.state = 'nurturing'";
+
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         let migrations = MIGRATIONS
@@ -1920,6 +1924,13 @@ impl Store for SqliteStore {
             .await?;
         tx.commit().await?;
         Ok(Some(to))
+    }
+
+    async fn due_now(&self, now: DateTime<Utc>) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(DUE_NOW_SQL)
+            .bind(ms(now))
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
