@@ -78,6 +78,7 @@ store_tests!(
     engagement_crossing_the_threshold_rewarms_once,
     notifications_are_claimed_leased_and_recorded,
     kv_values_are_kept_and_replaced,
+    kv_set_if_absent_binds_a_key_once_even_under_a_race,
     a_delivery_is_found_by_its_message_id,
     a_recycled_lead_resumes_its_cadence_after_the_wait,
 );
@@ -2554,6 +2555,28 @@ async fn kv_values_are_kept_and_replaced<S: Store>(store: S) {
         store.kv_get("imap:last_uid").await.unwrap().as_deref(),
         Some("9")
     );
+}
+
+async fn kv_set_if_absent_binds_a_key_once_even_under_a_race<S: Store + Clone + 'static>(store: S) {
+    assert_eq!(store.kv_set_if_absent("k", "first").await.unwrap(), "first");
+    assert_eq!(
+        store.kv_set_if_absent("k", "second").await.unwrap(),
+        "first"
+    );
+    assert_eq!(store.kv_get("k").await.unwrap().as_deref(), Some("first"));
+    // Eight writers at once with eight values: all see the same winner.
+    let racers: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.kv_set_if_absent("race", &format!("v{i}")).await })
+        })
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for r in racers {
+        seen.insert(r.await.unwrap().unwrap());
+    }
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(store.kv_get("race").await.unwrap(), seen.into_iter().next());
 }
 
 async fn a_delivery_is_found_by_its_message_id<S: Store>(store: S) {

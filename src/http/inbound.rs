@@ -409,20 +409,13 @@ pub fn mailgun_signature_ok(key: &str, timestamp: &str, token: &str, signature: 
 /// retry: it goes through the normal path, where its dedupe key makes it a no-op if it was
 /// stored already); false for a known token with another message (a replayed signature).
 ///
-/// Two daemons that get the same new token at the same moment may both bind it; with the
-/// same message (Mailgun's own retry) the dedupe key makes it one change, and a different
-/// message in that instant would need a captured signature before its first delivery reached
-/// us. Rows are kept, not pruned: one short row per Mailgun message, next to the inbound row
+/// The binding is atomic (`kv_set_if_absent`): of two daemons getting the same new token at
+/// the same moment with different messages, only the first-bound message passes. Rows are kept, not pruned: one short row per Mailgun message, next to the inbound row
 /// that keeps the whole message, and an expired token is refused by its timestamp anyway.
 async fn mailgun_token<S: Store>(store: &S, token: &str, digest: &str) -> Result<bool, StoreError> {
     let key = format!("mailgun:token:{token}");
-    match store.kv_get(&key).await? {
-        Some(earlier) => Ok(same_secret(&earlier, digest)),
-        None => {
-            store.kv_set(&key, digest).await?;
-            Ok(true)
-        }
-    }
+    let bound = store.kv_set_if_absent(&key, digest).await?;
+    Ok(same_secret(&bound, digest))
 }
 
 /// The hex SHA-256 of a Mailgun message: its `Message-Id` field (absent, or length-prefixed,

@@ -468,6 +468,15 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn kv_set(&self, key: &str, value: &str)
     -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Stores `value` under `key` unless a value is there already; returns the value stored
+    /// afterwards (ours, or the earlier one). Atomic: of several processes racing with
+    /// different values, all get the same answer.
+    fn kv_set_if_absent(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+
     /// The delivery that was sent with this Message-ID (compared without angle brackets,
     /// case-sensitively).
     fn delivery_by_message_id(

@@ -1401,6 +1401,26 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn kv_set_if_absent(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        // Two statements, no lock: the INSERT waits for a racing insert of the same key to
+        // commit, and the SELECT (a new snapshot under READ COMMITTED) then sees the winner.
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query(
+            "INSERT INTO kv_state (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(ts(Utc::now()))
+        .execute(&mut *conn)
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT value FROM kv_state WHERE key = $1")
+                .bind(key)
+                .fetch_one(&mut *conn)
+                .await?,
+        )
+    }
+
     async fn delivery_by_message_id(
         &self,
         message_id: &str,

@@ -1817,6 +1817,24 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn kv_set_if_absent(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO kv_state (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(ms(Utc::now()))
+        .execute(&mut *tx)
+        .await?;
+        let stored: String = sqlx::query_scalar("SELECT value FROM kv_state WHERE key = $1")
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
     async fn delivery_by_message_id(
         &self,
         message_id: &str,
