@@ -69,6 +69,7 @@ pub enum Command {
 }
 
 pub fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -90,6 +91,26 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `rewarm leads rewarmed | head` must end quietly when `head` has read enough: `println!`
+/// panics on a closed stdout (Rust ignores SIGPIPE, so the write fails with EPIPE). That one
+/// panic ends the process like SIGPIPE would for any Unix tool, silently; every other panic
+/// is reported as usual. Sockets are not stdout: the daemon's connections are unaffected.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141); // 128 + SIGPIPE, what a shell reports for `yes | head`
+        }
+        default(info);
+    }));
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
