@@ -3,9 +3,12 @@
 //! of the key that signed it (so keys can rotate), and is verified in constant time: a
 //! forged or altered token matches nothing.
 //!
-//! Form: `KEYID.PAYLOAD.TAG`, each part URL- and local-part-safe (`[A-Za-z0-9_-]`), where
-//! PAYLOAD is base64url(kind ‖ delivery id ‖ extra) and TAG the first 16 bytes of
-//! HMAC-SHA256(key, KEYID ‖ "." ‖ PAYLOAD).
+//! Form: `KEYID.SEALED.TAG`, each part URL- and local-part-safe (`[A-Za-z0-9_-]`). With
+//! CLAIMS = kind ‖ delivery id ‖ extra (13 bytes) and PAYLOAD = base64url(CLAIMS), TAG is the
+//! first 16 bytes of HMAC-SHA256(key, KEYID ‖ "." ‖ PAYLOAD ‖ "." ‖ context), and SEALED is
+//! base64url(CLAIMS XOR the first 13 bytes of HMAC-SHA256(key, "seal" ‖ TAG)): the token is
+//! opaque (a reader learns neither the delivery id nor how many emails were sent), and
+//! verifying unseals with the TAG, then checks the TAG over what it unsealed.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -120,14 +123,30 @@ impl TokenKeys {
         raw.push(kind as u8);
         raw.extend_from_slice(&delivery_id.to_be_bytes());
         raw.extend_from_slice(&extra.to_be_bytes());
-        let payload = URL_SAFE_NO_PAD.encode(raw);
+        let payload = URL_SAFE_NO_PAD.encode(&raw);
         let tag = Self::mac(secret, kid, &payload, context)
             .finalize()
             .into_bytes();
+        let tag = &tag[..TAG_LEN];
+        Self::seal(secret, tag, &mut raw);
         format!(
-            "{kid}.{payload}.{}",
-            URL_SAFE_NO_PAD.encode(&tag[..TAG_LEN])
+            "{kid}.{}.{}",
+            URL_SAFE_NO_PAD.encode(&raw),
+            URL_SAFE_NO_PAD.encode(tag)
         )
+    }
+
+    /// XORs `claims` with a keystream derived from the key and the tag (its own inverse).
+    fn seal(secret: &Secret, tag: &[u8], claims: &mut [u8]) {
+        // Invariant: HMAC accepts keys of any length.
+        let mut mac = HmacSha256::new_from_slice(secret.expose().as_bytes())
+            .expect("HMAC takes any key length");
+        mac.update(b"seal");
+        mac.update(tag);
+        let stream = mac.finalize().into_bytes();
+        for (b, k) in claims.iter_mut().zip(stream.iter()) {
+            *b ^= k;
+        }
     }
 
     /// The claims of `token` if a configured key signed it, else None.
@@ -141,7 +160,7 @@ impl TokenKeys {
             return None;
         }
         let mut parts = token.split('.');
-        let (kid, payload, tag) = (parts.next()?, parts.next()?, parts.next()?);
+        let (kid, sealed, tag) = (parts.next()?, parts.next()?, parts.next()?);
         if parts.next().is_some() {
             return None;
         }
@@ -150,14 +169,15 @@ impl TokenKeys {
         if tag.len() != TAG_LEN {
             return None;
         }
-        // Constant-time comparison of the truncated tag.
-        Self::mac(secret, kid, payload, context)
-            .verify_truncated_left(&tag)
-            .ok()?;
-        let raw = URL_SAFE_NO_PAD.decode(payload).ok()?;
+        let mut raw = URL_SAFE_NO_PAD.decode(sealed).ok()?;
         if raw.len() != 13 {
             return None;
         }
+        Self::seal(secret, &tag, &mut raw);
+        // Constant-time comparison of the truncated tag, over the unsealed claims.
+        Self::mac(secret, kid, &URL_SAFE_NO_PAD.encode(&raw), context)
+            .verify_truncated_left(&tag)
+            .ok()?;
         let kind = TokenKind::from_byte(raw[0])?;
         let delivery_id = i64::from_be_bytes(raw[1..9].try_into().ok()?);
         let extra = u32::from_be_bytes(raw[9..13].try_into().ok()?);
@@ -199,6 +219,11 @@ mod tests {
             })
         );
         assert!(t.starts_with("k2."));
+        // Opaque: the same claims under another key look unrelated, and the id is not in
+        // the clear (13 bytes of claims → 18 base64 characters, none of them the plain form).
+        let plain = URL_SAFE_NO_PAD
+            .encode([&[2u8][..], &42i64.to_be_bytes(), &3u32.to_be_bytes()].concat());
+        assert!(!t.contains(&plain), "{t}");
         assert!(
             t.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')

@@ -24,9 +24,11 @@ use chrono::{DateTime, Utc};
 use futures::FutureExt as _;
 use rewarm::domain::email::EmailAddress;
 use rewarm::domain::lead::NewLead;
+use rewarm::secret::Secret;
 use rewarm::store::postgres::PgStore;
 use rewarm::store::sqlite::SqliteStore;
 use rewarm::store::{InboundEffect, InboundRecord, NewNotification, Rows, Store, Table};
+use rewarm::tokens::{TokenKeys, TokenKind};
 use sqlx::Connection as _;
 use support::smtp_server::{CapturedMessage, TestSmtpServer};
 
@@ -309,21 +311,24 @@ fn message_id(m: &CapturedMessage) -> String {
         .unwrap_or_else(|| panic!("a message without a Message-ID:\n{}", &text[..header_end]))
 }
 
-/// The delivery a Message-ID was made for: the Message-ID is a signed reply token
-/// `KEYID.PAYLOAD.TAG@domain` whose PAYLOAD is base64url(kind ‖ delivery id (big-endian) ‖ extra).
-fn delivery_of(message_id: &str) -> i64 {
-    use base64::Engine as _;
-    message_id
-        .split('.')
-        .nth(1)
-        .and_then(|payload| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(payload)
-                .ok()
+/// The keys the daemons signed with: without `[tokens]` in the config, the first daemon
+/// generated one and stored it in the database (`token_key_db1`).
+async fn signing_keys(store: &PgStore) -> TokenKeys {
+    let secret = store
+        .secret("token_key_db1", || {
+            panic!("the daemons stored no token key")
         })
-        .filter(|raw| raw.len() == 13)
-        .and_then(|raw| raw[1..9].try_into().ok())
-        .map(i64::from_be_bytes)
+        .await
+        .expect("the token key");
+    TokenKeys::new(vec![("db1".into(), Secret::new(secret))]).expect("keys")
+}
+
+/// The delivery a Message-ID was made for: the Message-ID is a signed reply token
+/// `TOKEN@domain`, opaque without the key.
+fn delivery_of(keys: &TokenKeys, message_id: &str) -> i64 {
+    let token = message_id.split('@').next().unwrap_or_default();
+    keys.verify_kind(token, TokenKind::Reply)
+        .map(|claims| claims.delivery_id)
         .unwrap_or_else(|| panic!("unexpected Message-ID {message_id}"))
 }
 
@@ -428,7 +433,8 @@ async fn three_daemons_send_every_due_delivery_exactly_once() {
         let ids: Vec<String> = messages.iter().map(message_id).collect();
         let unique_ids: HashSet<&String> = ids.iter().collect();
         assert_eq!(unique_ids.len(), SCALE_OUT, "unique Message-IDs");
-        let deliveries: HashSet<i64> = ids.iter().map(|id| delivery_of(id)).collect();
+        let keys = signing_keys(&store).await;
+        let deliveries: HashSet<i64> = ids.iter().map(|id| delivery_of(&keys, id)).collect();
         assert_eq!(deliveries.len(), SCALE_OUT, "no delivery sent twice");
         let recipients: HashSet<&String> = messages.iter().flat_map(|m| &m.rcpt_to).collect();
         assert_eq!(recipients.len(), SCALE_OUT, "every lead got its email, once");
@@ -505,7 +511,8 @@ async fn a_killed_daemons_leased_work_becomes_unknown_and_the_others_finish() {
         let messages = server.messages();
         let ids: Vec<String> = messages.iter().map(message_id).collect();
         assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len(), "no Message-ID twice");
-        let delivered: HashSet<i64> = ids.iter().map(|id| delivery_of(id)).collect();
+        let keys = signing_keys(&store).await;
+        let delivered: HashSet<i64> = ids.iter().map(|id| delivery_of(&keys, id)).collect();
         assert_eq!(delivered.len(), ids.len(), "no delivery sent twice");
         let recorded: HashSet<String> = sqlx::query_scalar("SELECT message_id FROM deliveries WHERE step = 0 AND state = 'sent'")
             .fetch_all(store.pool())
