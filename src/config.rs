@@ -527,20 +527,22 @@ pub struct WebhookSecrets {
     pub raw_token_env: Option<String>,
 }
 
-/// Engagement points per event kind (`reply`, `click`, `auto_reply`, …).
 /// What `[scoring.points]` can give points for: a human reply (`reply`), a click, and the
-/// other inbound classifications.
-pub const SCORE_KINDS: [&str; 8] = [
-    "reply",
-    "click",
-    "auto_reply",
-    "hard_bounce",
-    "soft_bounce",
-    "complaint",
-    "unsubscribe",
-    "other",
-];
+/// other inbound classifications (`auto_reply`, `soft_bounce`, …).
+pub fn score_kinds() -> Vec<&'static str> {
+    use crate::inbound::classify::Classification;
+    ["reply", "click"]
+        .into_iter()
+        .chain(
+            Classification::ALL
+                .into_iter()
+                .filter(|c| *c != Classification::HumanReply)
+                .map(Classification::as_str),
+        )
+        .collect()
+}
 
+/// Engagement points per event kind (`reply`, `click`, `auto_reply`, …).
 #[derive(Debug, Clone)]
 pub struct ScoringSettings {
     pub points: BTreeMap<String, i64>,
@@ -1114,13 +1116,14 @@ impl Settings {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
+        let kinds = score_kinds();
         for kind in raw.scoring.points.keys() {
-            if !SCORE_KINDS.contains(&kind.as_str()) {
+            if !kinds.contains(&kind.as_str()) {
                 err(
                     &format!("scoring.points.{kind}"),
                     format!(
                         "unknown engagement kind `{kind}` (known: {})",
-                        SCORE_KINDS.join(", ")
+                        kinds.join(", ")
                     ),
                 );
             }
