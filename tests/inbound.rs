@@ -1,6 +1,8 @@
-//! `rewarm inbound replay` through the binary: `--dry-run` over the corpus prints the expected
-//! JSON line per file and changes nothing; a real replay records every message once (unmatched
-//! mail kept) and replaying the same files again is a no-op.
+//! The inbound and sales-side commands through the binary: `inbound replay --dry-run` over the
+//! corpus prints the expected JSON line per file and changes nothing; a real replay records every
+//! message once (unmatched mail kept), again is a no-op, and the same message in other bytes
+//! changes its lead once; `inbound list` / `show` review what was kept; `leads rewarmed` and
+//! `leads recycle` hand leads between sales and nurture.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -358,4 +360,158 @@ async fn one_message_arriving_twice_in_different_bytes_changes_its_lead_once() {
         .filter(|e| e.kind == "rewarmed")
         .count();
     assert_eq!(rewarms, 1);
+}
+
+/// A temp dir (see `setup`) with the whole corpus replayed.
+fn replayed() -> tempfile::TempDir {
+    replayed_with_ids().0
+}
+
+/// A temp dir with the whole corpus replayed, and each file's inbound id (from replay's output).
+fn replayed_with_ids() -> (tempfile::TempDir, Vec<(String, i64)>) {
+    let dir = setup();
+    let files = corpus_files();
+    let mut args = vec!["--config", "test.toml", "inbound", "replay"];
+    args.extend(files.iter().map(String::as_str));
+    let ids = stdout_of(&rewarm(dir.path(), &args))
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["file"].as_str().unwrap().to_string(),
+                v["inbound_id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    (dir, ids)
+}
+
+fn inbound(dir: &Path, args: &[&str]) -> Output {
+    rewarm(dir, &[&["--config", "test.toml", "inbound"], args].concat())
+}
+
+/// The id (first column) of each line of `inbound list`.
+fn listed_ids(out: &str) -> Vec<i64> {
+    out.lines()
+        .map(|l| l.split_whitespace().next().unwrap().parse().expect("an id"))
+        .collect()
+}
+
+/// An operator reviews kept mail without SQL: `--unmatched` is exactly the newsletter,
+/// `--class` filters by classification, newest first, and the summary goes to stderr.
+#[test]
+fn inbound_list_filters_unmatched_mail_and_classifications_newest_first() {
+    let dir = replayed();
+    let out = inbound(dir.path(), &["list", "--unmatched"]);
+    let listed = stdout_of(&out);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(listed.contains("news@vendor.example"), "{listed}");
+    assert!(
+        listed.contains("This week: 7 ways to reduce churn"),
+        "{listed}"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "1 message(s)");
+
+    let hard_bounces = expected()
+        .iter()
+        .filter(|(_, c, _)| c == "hard_bounce")
+        .count();
+    let listed = stdout_of(&inbound(dir.path(), &["list", "--class", "hard_bounce"]));
+    assert_eq!(listed.lines().count(), hard_bounces, "{listed}");
+    assert!(
+        listed.lines().all(|l| l.contains("  hard_bounce  ")),
+        "{listed}"
+    );
+    let ids = listed_ids(&listed);
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+
+    let all = stdout_of(&inbound(dir.path(), &["list", "--since", "1h"]));
+    assert_eq!(all.lines().count(), corpus_files().len(), "{all}");
+    let matched = all
+        .lines()
+        .find(|l| l.contains("ann@example.com"))
+        .expect("ann's reply, with its lead");
+    assert!(matched.contains("human_reply"), "{matched}");
+}
+
+#[test]
+fn inbound_list_json_prints_one_object_per_message() {
+    let dir = replayed();
+    let listed = stdout_of(&inbound(dir.path(), &["list", "--json"]));
+    let objects: Vec<serde_json::Value> = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(objects.len(), corpus_files().len());
+    let unmatched: Vec<&serde_json::Value> =
+        objects.iter().filter(|o| o["lead"].is_null()).collect();
+    assert_eq!(unmatched.len(), 1, "{listed}");
+    assert_eq!(unmatched[0]["classification"], "other");
+    assert_eq!(unmatched[0]["matched_by"], serde_json::Value::Null);
+    assert!(
+        objects
+            .iter()
+            .any(|o| o["lead"] == "ann@example.com" && o["classification"] == "human_reply"),
+        "{listed}"
+    );
+    for o in &objects {
+        assert!(o["id"].is_i64() && o["received_at"].is_string(), "{o}");
+    }
+}
+
+#[test]
+fn inbound_show_raw_prints_the_message_exactly_as_received() {
+    let (dir, ids) = replayed_with_ids();
+    assert_eq!(ids.len(), corpus_files().len());
+    for (file, id) in ids {
+        let raw = inbound(dir.path(), &["show", &id.to_string(), "--raw"]);
+        assert!(raw.status.success(), "{file}");
+        assert_eq!(raw.stdout, std::fs::read(&file).unwrap(), "{file}");
+    }
+}
+
+#[test]
+fn inbound_show_prints_the_record_and_its_effects() {
+    let dir = replayed();
+    let listed = stdout_of(&inbound(dir.path(), &["list", "--unmatched"]));
+    let id = listed_ids(&listed)[0].to_string();
+    let shown = stdout_of(&inbound(dir.path(), &["show", &id]));
+    for want in [
+        "classification:  other",
+        "lead:            - (unmatched)",
+        "from:            news@vendor.example",
+        "effects:         {\"effect\":\"none\"}",
+        "VENDOR WEEKLY",
+    ] {
+        assert!(shown.contains(want), "no `{want}` in\n{shown}");
+    }
+}
+
+#[test]
+fn inbound_show_of_an_unknown_id_fails_and_says_so() {
+    let dir = replayed();
+    let out = inbound(dir.path(), &["show", "99999"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no inbound message 99999"), "{err}");
+}
+
+#[test]
+fn inbound_list_refuses_an_unknown_class_and_names_the_known_ones() {
+    let dir = setup();
+    let out = inbound(dir.path(), &["list", "--class", "nonsense"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nonsense"), "{err}");
+    for class in rewarm::inbound::classify::Classification::ALL {
+        assert!(err.contains(class.as_str()), "no `{class}` in {err}");
+    }
+    let out = inbound(dir.path(), &["list", "--since", "7x"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--since"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

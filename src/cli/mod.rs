@@ -63,7 +63,7 @@ pub enum Command {
     /// The global suppression list: addresses and whole domains that are never emailed.
     #[command(subcommand)]
     Suppress(suppress::SuppressCommand),
-    /// Inbound mail: replay saved messages through matching, classification and effects.
+    /// Inbound mail: replay saved messages; list and show the ones kept (matched or not).
     #[command(subcommand)]
     Inbound(inbound::InboundCommand),
 }

@@ -1,31 +1,16 @@
-//! `rewarm inbound replay FILE.eml... [--dry-run]`: raw RFC 5322 messages through exactly the
-//! path IMAP and the webhooks use (`inbound::process`).
+//! `rewarm inbound replay FILE.eml... [--dry-run]`: saved messages through exactly the path IMAP
+//! and the webhooks use (`inbound::process`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use chrono::Utc;
 use sha2::{Digest, Sha256};
 
-use super::with_store;
 use crate::app::Loaded;
-use crate::config::Settings;
 use crate::inbound::process::{InboundMessage, process};
 use crate::store::Store;
-
-#[derive(Debug, clap::Subcommand)]
-pub enum InboundCommand {
-    /// Runs saved messages (.eml) through matching, classification and their effects.
-    Replay {
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// Change nothing; print one JSON object per file:
-        /// {"file", "classification", "lead"}.
-        #[arg(long)]
-        dry_run: bool,
-    },
-}
 
 /// The dedupe key of a replayed file: the SHA-256 of its bytes, so replaying the same file
 /// twice is a no-op.
@@ -33,19 +18,6 @@ pub fn replay_key(raw: &[u8]) -> String {
     let digest = Sha256::digest(raw);
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("replay:sha256:{hex}")
-}
-
-pub async fn inbound(config: &Path, cmd: InboundCommand) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(config)?;
-    with_store!(&settings.database_url, |store| {
-        store.migrate().await?;
-        let loaded = Loaded::with_store(settings, &store).await?;
-        match cmd {
-            InboundCommand::Replay { files, dry_run } => {
-                replay(&store, &loaded, &files, dry_run).await
-            }
-        }
-    })
 }
 
 pub async fn replay<S: Store>(
