@@ -2208,6 +2208,11 @@ async fn a_reply_rewarms_once_stops_the_cadence_and_enqueues_notifications<S: St
         .unwrap();
     assert_eq!(replied.detail["text"], "Yes, let's talk.");
     assert_eq!(replied.detail["classification"], "human_reply");
+    let status = store.status(t0() - Duration::days(1), t0()).await.unwrap();
+    assert_eq!(
+        status.notifications_by_state,
+        BTreeMap::from([("pending".to_string(), 1)])
+    );
     let pending = store.notifications(0, 10).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].state, "pending");
@@ -2289,6 +2294,15 @@ async fn unmatched_mail_is_kept_and_changes_no_lead<S: Store>(store: S) {
         stored[0].record.raw,
         inbound_record("stray", None, "other").raw
     );
+    let status = store.status(t0() - Duration::days(1), t0()).await.unwrap();
+    assert_eq!(status.inbound_unmatched, 1);
+    assert_eq!(
+        status.inbound_since,
+        BTreeMap::from([("other".to_string(), 1)])
+    );
+    assert!(status.notifications_by_state.is_empty());
+    let later = store.status(t0() + Duration::days(1), t0()).await.unwrap();
+    assert!(later.inbound_since.is_empty(), "counted since `since` only");
 }
 
 async fn an_auto_reply_postpones_and_a_bounce_suppresses<S: Store>(store: S) {

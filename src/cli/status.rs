@@ -57,5 +57,35 @@ pub async fn status(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode>
         report.sent_since, report.failed_since, report.unknown_since
     );
     println!("  due now and not yet sent: {}", report.due_now);
+    let classes: Vec<String> = report
+        .inbound_since
+        .iter()
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect();
+    println!(
+        "inbound today: {}",
+        if classes.is_empty() {
+            "none".to_string()
+        } else {
+            classes.join(", ")
+        }
+    );
+    println!(
+        "  unmatched, kept for review (rewarm inbound list --unmatched): {}",
+        report.inbound_unmatched
+    );
+    let outbox = |state: &str| {
+        report
+            .notifications_by_state
+            .get(state)
+            .copied()
+            .unwrap_or(0)
+    };
+    println!(
+        "notifications to sales: pending {}   sent {}   failed {}",
+        outbox("pending") + outbox("claimed"),
+        outbox("sent"),
+        outbox("failed")
+    );
     Ok(ExitCode::SUCCESS)
 }

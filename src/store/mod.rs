@@ -204,6 +204,12 @@ pub struct StatusReport {
     pub unknown_since: i64,
     /// Deliveries due now or earlier and not yet sent.
     pub due_now: i64,
+    /// Inbound messages received since `since`, by classification.
+    pub inbound_since: BTreeMap<String, i64>,
+    /// Inbound messages no lead matched, over all time (kept for review).
+    pub inbound_unmatched: i64,
+    /// The notification outbox by state (`pending`, `claimed`, `sent`, `failed`), over all time.
+    pub notifications_by_state: BTreeMap<String, i64>,
 }
 
 /// Everything the rest of rewarm asks of a database. Both backends pass the same

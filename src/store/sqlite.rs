@@ -995,6 +995,22 @@ impl Store for SqliteStore {
         report.failed_since = failed;
         report.unknown_since = unknown;
         report.due_now = due;
+        let inbound: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT classification, count(*) FROM inbound WHERE received_at >= $1 GROUP BY classification",
+        )
+        .bind(ms(since))
+        .fetch_all(&self.pool)
+        .await?;
+        report.inbound_since.extend(inbound);
+        report.inbound_unmatched =
+            sqlx::query_scalar("SELECT count(*) FROM inbound WHERE lead_id IS NULL")
+                .fetch_one(&self.pool)
+                .await?;
+        let notifications: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, count(*) FROM notifications GROUP BY state")
+                .fetch_all(&self.pool)
+                .await?;
+        report.notifications_by_state.extend(notifications);
         Ok(report)
     }
 
