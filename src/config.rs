@@ -103,6 +103,7 @@ struct RawImap {
     processed_mailbox: Option<String>,
     #[serde(default = "default_poll")]
     poll: String,
+    ca_file: Option<PathBuf>,
 }
 fn default_true() -> bool {
     true
@@ -512,6 +513,58 @@ pub struct ImapSettings {
     /// Processed messages are moved here; without it they are flagged `\Seen` and `$rewarm`.
     pub processed_mailbox: Option<String>,
     pub poll: std::time::Duration,
+    /// Extra trust anchors for the server certificate (a private CA), on top of the built-in
+    /// Mozilla roots.
+    pub ca_file: Option<CaFile>,
+}
+
+/// `inbound.imap.ca_file`: the CA certificates read from a PEM file, at least one.
+#[derive(Clone)]
+pub struct CaFile {
+    path: PathBuf,
+    certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+}
+
+impl CaFile {
+    /// Reads every `CERTIFICATE` section of the PEM file at `path`; an unreadable file, broken
+    /// PEM or a file without a certificate is an error (its message names the path).
+    pub fn read(path: &Path) -> Result<CaFile, String> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+
+        let shown = path.display();
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+        let certs = CertificateDer::pem_slice_iter(&bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("`{shown}` is not valid PEM: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "`{shown}` holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+            ));
+        }
+        Ok(CaFile {
+            path: path.to_path_buf(),
+            certs,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The certificates, in file order (never empty).
+    pub fn certs(&self) -> &[rustls::pki_types::CertificateDer<'static>] {
+        &self.certs
+    }
+}
+
+impl std::fmt::Debug for CaFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaFile")
+            .field("path", &self.path)
+            .field("certs", &self.certs.len())
+            .finish()
+    }
 }
 
 /// Names of the env vars / credentials that authenticate inbound webhooks (unset = endpoint off).
@@ -1079,6 +1132,11 @@ impl Settings {
                 err("inbound.imap.poll", e);
                 std::time::Duration::from_secs(30)
             });
+            let ca_file = i.ca_file.and_then(|path| {
+                CaFile::read(&path)
+                    .map_err(|e| err("inbound.imap.ca_file", e))
+                    .ok()
+            });
             ImapSettings {
                 port: i.port.unwrap_or(if i.tls { 993 } else { 143 }),
                 host: i.host,
@@ -1088,6 +1146,7 @@ impl Settings {
                 mailbox: i.mailbox,
                 processed_mailbox: i.processed_mailbox,
                 poll,
+                ca_file,
             }
         });
         for (key, domain) in [

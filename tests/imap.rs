@@ -473,3 +473,99 @@ async fn a_reply_to_a_sent_email_polled_over_imap_rewarms_the_lead_once() {
     );
     assert_eq!(server.messages("Processed").await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_with_the_servers_certificate_as_ca_file_a_poll_reads_and_moves_a_message() {
+    let Some(server) = Dovecot::start_tls().await else {
+        return;
+    };
+    let (_dir, store) = store().await;
+    server.append("INBOX", &message(1)).await;
+    let uidvalidity = server.uidvalidity("INBOX").await;
+    let settings = server.tls_settings("INBOX", Some("Processed"), Some(&server.cert_path()));
+    let poller = ImapPoller::new(settings, server.password());
+
+    let seen: Seen = Default::default();
+    assert_eq!(poll(&poller, &store, &seen, &server).await, 1);
+    assert_eq!(raws(&seen), vec![message(1)]);
+    assert_eq!(
+        keys(&seen),
+        vec![format!("imap:127.0.0.1:INBOX:{uidvalidity}:1")]
+    );
+    assert!(server.messages("INBOX").await.is_empty());
+    let processed = server.messages("Processed").await;
+    assert_eq!(
+        processed.iter().map(|m| m.raw.clone()).collect::<Vec<_>>(),
+        vec![message(1)]
+    );
+    assert_eq!(
+        store.kv_get("imap:127.0.0.1:INBOX:last_uid").await.unwrap(),
+        Some("1".to_string())
+    );
+    // The session really was TLS: Dovecot logs the login with its TLS marker.
+    let logs = server.logs();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("Login: user=<tester>") && l.contains("TLS")),
+        "no TLS login in the Dovecot log:\n{logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_without_ca_file_a_self_signed_server_is_refused_as_untrusted_and_nothing_is_read()
+{
+    let Some(server) = Dovecot::start_tls().await else {
+        return;
+    };
+    let (_dir, store) = store().await;
+    server.append("INBOX", &message(1)).await;
+    let poller = ImapPoller::new(
+        server.tls_settings("INBOX", Some("Processed"), None),
+        server.password(),
+    );
+    let seen: Seen = Default::default();
+    let err = poller
+        .poll_once(&store, recorder(&seen))
+        .await
+        .expect_err("a certificate no root signed must be refused");
+    let text = format!("{err:#}");
+    assert!(text.contains("certificate is not trusted"), "{text}");
+    assert!(text.contains("inbound.imap.ca_file"), "{text}");
+    assert!(seen.lock().unwrap().is_empty());
+    assert_eq!(
+        store.kv_get("imap:127.0.0.1:INBOX:last_uid").await.unwrap(),
+        None
+    );
+    assert_eq!(server.messages("INBOX").await.len(), 1);
+}
+
+#[test]
+fn a_ca_file_that_is_missing_or_not_pem_is_a_config_error_naming_the_key_and_the_path() {
+    use rewarm::config::Settings;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let not_pem = dir.path().join("ca.der");
+    std::fs::write(&not_pem, b"\x30\x82\x01\x0a not a PEM file").expect("write");
+    let missing = dir.path().join("missing.pem");
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pipeline");
+    let base = std::fs::read_to_string(format!("{fixtures}/rewarm.toml"))
+        .expect("the fixture config")
+        .replace("@DATABASE_URL@", "sqlite://unused.db")
+        .replace("@TEMPLATES_DIR@", &format!("{fixtures}/templates"))
+        .replace("@SMTP_PORT@", "2525");
+    for path in [&not_pem, &missing] {
+        let text = format!(
+            "{base}\n[inbound.imap]\nhost = \"imap.acme.example\"\nusername = \"r\"\n\
+             password_env = \"REWARM_IMAP_PASSWORD\"\nca_file = \"{}\"\n",
+            path.display()
+        );
+        let errors = Settings::from_toml(&text, "test.toml")
+            .expect_err("a bad ca_file must not load")
+            .0;
+        let [e] = errors.as_slice() else {
+            panic!("one error expected: {errors:?}");
+        };
+        assert_eq!(e.key, "inbound.imap.ca_file", "{e}");
+        assert!(e.message.contains(&path.display().to_string()), "{e}");
+    }
+}

@@ -1,6 +1,7 @@
 //! The IMAP reply-mailbox poller: connects (implicit TLS, or plain TCP for loopback tests),
 //! logs in, selects the reply mailbox and hands every message it has not handled yet to the
-//! inbound path, in UID order.
+//! inbound path, in UID order. Over TLS the server certificate must chain to the built-in
+//! Mozilla roots or to a CA from `inbound.imap.ca_file`.
 //!
 //! Nothing is read twice or skipped across restarts:
 //! - the mailbox's UIDVALIDITY and the last handled UID are kept in the store
@@ -52,6 +53,7 @@ impl std::fmt::Debug for ImapPoller {
             .field("host", &self.settings.host)
             .field("port", &self.settings.port)
             .field("tls", &self.settings.tls)
+            .field("ca_file", &self.settings.ca_file)
             .field("username", &self.settings.username)
             .field("mailbox", &self.settings.mailbox)
             .field("password", &self.password)
@@ -118,26 +120,66 @@ impl ImapPoller {
             .with_context(|| format!("connecting to {}:{}", s.host, s.port))?;
         let _ = tcp.set_nodelay(true);
         if s.tls {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let mut roots = rustls::RootCertStore::empty();
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .context("TLS protocol versions")?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(self.tls_config()?));
             let name = rustls::pki_types::ServerName::try_from(s.host.clone())
                 .with_context(|| format!("`{}` is not a valid TLS server name", s.host))?;
-            let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
             let stream = io("TLS handshake", connector.connect(name, tcp))
                 .await
+                .map_err(|e| self.explain_untrusted(e))
                 .with_context(|| format!("TLS to {}:{}", s.host, s.port))?;
             self.session(stream, store, &mut handle).await
         } else {
             self.session(tcp, store, &mut handle).await
         }
+    }
+
+    /// The TLS client config: the built-in Mozilla roots plus the certificates of `ca_file`.
+    fn tls_config(&self) -> anyhow::Result<rustls::ClientConfig> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(ca) = &self.settings.ca_file {
+            for cert in ca.certs() {
+                roots.add(cert.clone()).with_context(|| {
+                    format!(
+                        "inbound.imap.ca_file `{}`: a certificate is not a usable trust anchor",
+                        ca.path().display()
+                    )
+                })?;
+            }
+        }
+        Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+    }
+
+    /// Says in words what a rejected server certificate means for the operator; other
+    /// handshake errors pass through unchanged.
+    fn explain_untrusted(&self, e: anyhow::Error) -> anyhow::Error {
+        let rejected = e
+            .chain()
+            .filter_map(|c| c.downcast_ref::<std::io::Error>())
+            .filter_map(|io| io.get_ref()?.downcast_ref::<rustls::Error>())
+            .any(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
+        if !rejected {
+            return e;
+        }
+        let trusted = match &self.settings.ca_file {
+            Some(ca) => format!(
+                "one of the built-in Mozilla roots or a CA in inbound.imap.ca_file `{}`",
+                ca.path().display()
+            ),
+            None => "one of the built-in Mozilla roots (set inbound.imap.ca_file for a private CA)"
+                .into(),
+        };
+        e.context(format!(
+            "the server's certificate is not trusted: it must be valid for `{}`, current, and signed by {trusted}",
+            self.settings.host
+        ))
     }
 
     async fn session<T, S, F, Fut>(

@@ -1,7 +1,9 @@
 #![allow(dead_code)]
 //! A real Dovecot IMAP server for tests: `dovecot -F -c CONFIG` as a child process, with its
 //! config, state, logs and a passwd-file user's Maildir in a temporary folder, listening on a
-//! free high port on 127.0.0.1 (plain IMAP, `ssl = no`).
+//! free high port on 127.0.0.1 (plain IMAP, `ssl = no`). [`Dovecot::start_tls`] adds an implicit
+//! TLS listener (IMAPS) on a second port, with a self-signed certificate for `localhost` and
+//! `127.0.0.1` made by `openssl` at start; the plain listener stays for the test's own sessions.
 //!
 //! Works as root (CI: login processes run as `dovenull`, the mail user as `dovecot`, because
 //! Dovecot refuses to run either as root) and as an ordinary user (everything runs as that
@@ -24,6 +26,8 @@ pub struct Dovecot {
     dir: tempfile::TempDir,
     child: Child,
     port: u16,
+    /// The IMAPS port, when started with [`Dovecot::start_tls`].
+    tls_port: Option<u16>,
 }
 
 /// The `dovecot` binary: on PATH, or Debian's /usr/sbin (not on an ordinary user's PATH).
@@ -75,10 +79,31 @@ impl Dovecot {
             );
             return None;
         };
-        Some(Self::start_installed(&bin).await)
+        Some(Self::start_installed(&bin, false).await)
     }
 
-    async fn start_installed(bin: &Path) -> Dovecot {
+    /// Like [`Dovecot::start`], plus an IMAPS listener ([`Dovecot::tls_port`]) whose
+    /// certificate is [`Dovecot::cert_path`]; `None` (SKIPPED) without dovecot or openssl.
+    pub async fn start_tls() -> Option<Dovecot> {
+        let bin = binary();
+        let openssl = Command::new("openssl")
+            .arg("version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        let Some(bin) = bin.filter(|_| openssl) else {
+            eprintln!(
+                "\n==========================================================================\n\
+                 SKIPPED: dovecot or openssl not installed (apt-get install dovecot-imapd openssl)\n\
+                 ==========================================================================\n"
+            );
+            return None;
+        };
+        Some(Self::start_installed(&bin, true).await)
+    }
+
+    async fn start_installed(bin: &Path, tls: bool) -> Dovecot {
         let dir = tempfile::Builder::new()
             .prefix("rewarm-dovecot-")
             .tempdir()
@@ -126,13 +151,26 @@ impl Dovecot {
         set_mode(&passwd, 0o644);
 
         let port = free_port();
+        let tls_port = tls.then(free_port);
+        if tls {
+            make_certificate(&root);
+        }
         let r = root.display();
+        // With TLS, `ssl = yes` (not `required`) keeps the plain listener usable for the test's
+        // own APPEND and inspection sessions; the poller under test uses the IMAPS port.
+        let (ssl, imaps_port) = match tls_port {
+            Some(p) => (
+                format!("ssl = yes\nssl_cert = <{r}/cert.pem\nssl_key = <{r}/key.pem"),
+                format!("address = 127.0.0.1\n    port = {p}\n    ssl = yes"),
+            ),
+            None => ("ssl = no".to_string(), "port = 0".to_string()),
+        };
         let config = format!(
             "base_dir = {r}/base
 state_dir = {r}/state
 listen = 127.0.0.1
 protocols = imap
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 log_path = {r}/dovecot.log
@@ -158,7 +196,7 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    {imaps_port}
   }}
 }}
 service anvil {{
@@ -179,8 +217,16 @@ service anvil {{
             ))
             .spawn()
             .expect("spawn dovecot");
-        let mut server = Dovecot { dir, child, port };
+        let mut server = Dovecot {
+            dir,
+            child,
+            port,
+            tls_port,
+        };
         server.wait_ready().await;
+        if let Some(p) = tls_port {
+            server.wait_listening(p).await;
+        }
         server
     }
 
@@ -204,6 +250,17 @@ service anvil {{
         }
     }
 
+    /// Waits until `port` accepts TCP connections (the IMAPS listener; the plain one answered).
+    async fn wait_listening(&mut self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            if Instant::now() > deadline {
+                panic!("dovecot's IMAPS port {port} is not open:\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn try_login(&self) -> anyhow::Result<ImapSession> {
         let tcp = TcpStream::connect(("127.0.0.1", self.port)).await?;
         let mut client = async_imap::Client::new(tcp);
@@ -219,6 +276,16 @@ service anvil {{
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The IMAPS (implicit TLS) port; panics unless started with [`Dovecot::start_tls`].
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port.expect("Dovecot::start_tls")
+    }
+
+    /// The server's self-signed certificate (PEM), its own trust anchor.
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.path().join("cert.pem")
     }
 
     pub fn dir(&self) -> &Path {
@@ -256,6 +323,25 @@ service anvil {{
             mailbox: mailbox.into(),
             processed_mailbox: processed_mailbox.map(Into::into),
             poll: Duration::from_secs(1),
+            ca_file: None,
+        }
+    }
+
+    /// `ImapSettings` for the poller over implicit TLS to the IMAPS port, trusting `ca_file`
+    /// (besides the built-in roots) when given.
+    pub fn tls_settings(
+        &self,
+        mailbox: &str,
+        processed_mailbox: Option<&str>,
+        ca_file: Option<&Path>,
+    ) -> rewarm::config::ImapSettings {
+        rewarm::config::ImapSettings {
+            port: self.tls_port(),
+            tls: true,
+            ca_file: ca_file.map(|p| {
+                rewarm::config::CaFile::read(p).unwrap_or_else(|e| panic!("ca_file: {e}"))
+            }),
+            ..self.settings(mailbox, processed_mailbox)
         }
     }
 
@@ -352,6 +438,31 @@ pub struct MessageState {
     pub keywords: Vec<String>,
     pub flags: Vec<String>,
     pub raw: Vec<u8>,
+}
+
+/// A throwaway self-signed server certificate (no CA) for `localhost` / `127.0.0.1` (2 days) in
+/// `root/cert.pem`, its key in `root/key.pem`.
+fn make_certificate(root: &Path) {
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        // Not a CA: webpki refuses a CA certificate as the server's own (CaUsedAsEndEntity).
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(root.join("key.pem"))
+        .arg("-out")
+        .arg(root.join("cert.pem"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl req failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn set_mode(path: &Path, mode: u32) {
