@@ -744,6 +744,39 @@ impl Store for SqliteStore {
         if applicable.is_empty() {
             return Ok(());
         }
+        // Which statements can touch a row: each one only reads outcomes of some kinds, so one
+        // with none of those in the batch would change nothing and is not run (a batch that
+        // only sent, with next steps, runs 3 of the 13).
+        fn kind(v: &Value) -> &str {
+            v["kind"].as_str().unwrap_or_default()
+        }
+        let any = |wanted: &dyn Fn(&Value) -> bool| applicable.iter().any(wanted);
+        let finished = |v: &Value| matches!(kind(v), "sent" | "failed" | "unknown");
+        let suppressing = |v: &Value| kind(v) == "failed" && v["suppress"].as_bool() == Some(true);
+        let (sent, deferred, retry) = (
+            any(&|v| kind(v) == "sent"),
+            any(&|v| kind(v) == "deferred"),
+            any(&|v| kind(v) == "retry"),
+        );
+        let failed_or_unknown = any(&|v| matches!(kind(v), "failed" | "unknown"));
+        let has_next = any(&|v| finished(v) && !v["next"].is_null());
+        let ends = any(&|v| finished(v) && v["next"].is_null());
+        let suppresses = any(&suppressing);
+        let needed: [bool; 13] = [
+            true,
+            sent,
+            deferred,
+            retry,
+            failed_or_unknown,
+            has_next,
+            ends,
+            ends,
+            suppresses,
+            ends,
+            suppresses,
+            suppresses,
+            suppresses,
+        ];
         let batch = Value::Array(applicable).to_string();
         // A result that comes back after its lease expired (row already `unknown`) is still recorded.
         let statements: [&'static str; 13] = [
@@ -795,8 +828,8 @@ impl Store for SqliteStore {
              WHERE +state = 'active' AND $3 = $3
                AND lead_id IN (SELECT j.value->>'lead_id' FROM json_each($1) j WHERE j.value->>'kind' = 'failed' AND coalesce(j.value->>'suppress', 0))",
         ];
-        for sql in statements {
-            sqlx::query(sql)
+        for (sql, _) in statements.iter().zip(needed).filter(|(_, needed)| *needed) {
+            sqlx::query(*sql)
                 .bind(&batch)
                 .bind(now)
                 .bind(worker)
