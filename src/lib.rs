@@ -30,6 +30,7 @@ pub mod daemon;
 pub mod dispatch;
 pub mod domain;
 pub mod forecast;
+pub mod hex;
 pub mod http;
 pub mod inbound;
 pub mod ingest;

@@ -96,6 +96,31 @@ fn suppress(reason: SuppressionReason, reply: &Reply<'_>) -> InboundEffect {
     }
 }
 
+/// The notifications a re-warm by score enqueues (its engagement of `kind` reached the
+/// segment's `rewarm_score`): like a reply's, without a reply, with `reason: "score"`.
+pub fn score_notifications(
+    settings: &Settings,
+    lead: &Lead,
+    kind: &str,
+    threshold: i64,
+    key: &str,
+    timeline: &[Event],
+) -> Vec<NewNotification> {
+    let reply = Reply {
+        dedupe_key: &format!("score:{kind}:{key}"),
+        ..Reply::default()
+    };
+    let mut out = notifications(settings, lead, &reply, timeline);
+    for n in &mut out {
+        if let Value::Object(p) = &mut n.payload {
+            p.insert("reason".into(), json!("score"));
+            p.insert("score_kind".into(), json!(kind));
+            p.insert("rewarm_score".into(), json!(threshold));
+        }
+    }
+    out
+}
+
 /// The notifications a re-warm by `reply` enqueues: built by
 /// [`crate::notify::rewarm_notifications`] (owner email / webhook per `notify`), each payload
 /// completed with the lead's data, the reply and the lead's timeline.

@@ -110,24 +110,24 @@ async fn deliver(app: &HttpApp, transport: &Transport, now: DateTime<Utc>) -> no
         .expect("deliver_due")
 }
 
+/// SMTP to the test server, one connection, no TLS.
+fn smtp_transport(smtp: &TestSmtpServer) -> Transport {
+    Transport::Smtp(SmtpPool::new(SmtpSettings {
+        host: "127.0.0.1".into(),
+        port: smtp.port(),
+        tls: TlsMode::None,
+        username: None,
+        password: None,
+        pool_size: 1,
+        timeout: Duration::from_secs(5),
+        hello_name: Some("rewarm.test".into()),
+    }))
+}
+
 /// `rewarm_notifications_total{kind="webhook",outcome="delivered"}` as `/metrics` shows it.
 async fn webhooks_delivered(app: &HttpApp) -> u64 {
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
+    app.metric(r#"rewarm_notifications_total{kind="webhook",outcome="delivered"}"#)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metrics
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(r#"rewarm_notifications_total{kind="webhook",outcome="delivered"} "#)
-        })
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no delivered webhook counter in:\n{metrics}"))
 }
 
 #[tokio::test]
@@ -215,16 +215,7 @@ async fn the_owner_gets_an_email_with_the_reply_and_the_timeline() {
     let (app, id) = app(|s| s.notify.owner_email = true).await;
     let now = at(T0) + chrono::Duration::minutes(30);
     reply(&app, &id, now).await;
-    let transport = Transport::Smtp(SmtpPool::new(SmtpSettings {
-        host: "127.0.0.1".into(),
-        port: smtp.port(),
-        tls: TlsMode::None,
-        username: None,
-        password: None,
-        pool_size: 1,
-        timeout: Duration::from_secs(5),
-        hello_name: Some("rewarm.test".into()),
-    }));
+    let transport = smtp_transport(&smtp);
     let report = deliver(&app, &transport, now).await;
     assert_eq!(report.sent, 1, "{report:?}");
     let messages = smtp.messages();
@@ -284,7 +275,7 @@ async fn a_rewarm_by_score_tells_the_owner_it_was_engagement() {
         &app.store,
         &loaded,
         delivery.lead_id,
-        Some(delivery.id),
+        Some(&delivery.campaign),
         "click",
         100,
         "test-click",
@@ -293,16 +284,7 @@ async fn a_rewarm_by_score_tells_the_owner_it_was_engagement() {
     .await
     .expect("engage");
     assert!(rewarmed);
-    let transport = Transport::Smtp(SmtpPool::new(SmtpSettings {
-        host: "127.0.0.1".into(),
-        port: smtp.port(),
-        tls: TlsMode::None,
-        username: None,
-        password: None,
-        pool_size: 1,
-        timeout: Duration::from_secs(5),
-        hello_name: Some("rewarm.test".into()),
-    }));
+    let transport = smtp_transport(&smtp);
     assert_eq!(deliver(&app, &transport, now).await.sent, 1);
     let text = String::from_utf8_lossy(&smtp.messages()[0].data).replace("=\r\n", "");
     assert!(text.contains("is engaging"), "{text}");

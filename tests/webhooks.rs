@@ -105,21 +105,10 @@ async fn a_raw_message_with_the_bearer_token_rewarms_once() {
     let again = post(RAW.1).send().await.unwrap();
     assert_once(&app, first, again).await;
     // Counted by class on /metrics (a process-wide counter other tests add to as well).
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let human: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("rewarm_replies_total{class=\"human_reply\"} "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no human_reply counter in:\n{metrics}"));
-    assert!(human >= 1, "{metrics}");
+    let human = app
+        .metric(r#"rewarm_replies_total{class="human_reply"}"#)
+        .await;
+    assert!(human >= 1, "{human}");
 }
 
 #[tokio::test]

@@ -89,7 +89,7 @@ async fn score_click<S: Store>(
         &state.store,
         &loaded,
         target.lead_id,
-        Some(delivery_id),
+        Some(&target.campaign),
         "click",
         points,
         &key,

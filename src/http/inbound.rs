@@ -395,7 +395,7 @@ pub fn mailgun_signature_ok(key: &str, timestamp: &str, token: &str, signature: 
     };
     mac.update(timestamp.as_bytes());
     mac.update(token.as_bytes());
-    let expected = hex(&mac.finalize().into_bytes());
+    let expected = crate::hex::encode(&mac.finalize().into_bytes());
     let given = signature.trim().to_ascii_lowercase();
     same_secret(&given, &expected)
 }
@@ -431,16 +431,12 @@ fn message_digest(message_id: Option<&str>, raw: &[u8]) -> String {
         }
     }
     hasher.update(raw);
-    hex(&hasher.finalize())
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(&hasher.finalize())
 }
 
 /// `{prefix}:sha256:{hex}` of the raw message, when it has no id of its own.
 fn fallback_key(prefix: &str, raw: &[u8]) -> String {
-    format!("{prefix}:sha256:{}", hex(&sha2::Sha256::digest(raw)))
+    format!("{prefix}:sha256:{}", crate::hex::sha256(raw))
 }
 
 /// An id without its angle brackets and surrounding space.
@@ -713,10 +709,7 @@ fn synthesize(m: Synth) -> Vec<u8> {
     put("MIME-Version", "1.0");
     let crlf = |body: &str| body.replace("\r\n", "\n").replace('\n', "\r\n");
     if !m.html.trim().is_empty() && !m.text.trim().is_empty() {
-        let boundary = format!(
-            "=_rewarm_{}",
-            &hex(&sha2::Sha256::digest(m.text.as_bytes()))[..16]
-        );
+        let boundary = format!("=_rewarm_{}", &crate::hex::sha256(m.text.as_bytes())[..16]);
         put(
             "Content-Type",
             &format!("multipart/alternative; boundary=\"{boundary}\""),
@@ -753,7 +746,7 @@ mod tests {
     fn mailgun_signatures_verify_only_with_the_key() {
         let mut mac = HmacSha256::new_from_slice(b"key-1").unwrap();
         mac.update(b"1700000000abc");
-        let sig = hex(&mac.finalize().into_bytes());
+        let sig = crate::hex::encode(&mac.finalize().into_bytes());
         assert!(mailgun_signature_ok("key-1", "1700000000", "abc", &sig));
         assert!(!mailgun_signature_ok("key-2", "1700000000", "abc", &sig));
         assert!(!mailgun_signature_ok("key-1", "1700000001", "abc", &sig));

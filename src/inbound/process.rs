@@ -148,11 +148,15 @@ pub async fn process<S: Store>(
             .scoring
             .points_for(score_kind(classification));
         if points != 0 {
+            let campaign = match m.delivery_id {
+                Some(id) => store.delivery_target(id).await?.map(|t| t.campaign),
+                None => None,
+            };
             engage(
                 store,
                 loaded,
                 m.lead_id,
-                m.delivery_id,
+                campaign.as_deref(),
                 kind,
                 points,
                 &dedupe_key,
@@ -182,10 +186,7 @@ fn dedupe_key(parsed: Option<&ParsedInbound>, channel_key: &str) -> String {
     match parsed.and_then(|p| p.message_id.as_deref()).map(str::trim) {
         // Long ids are hashed: the key is a unique index entry and must stay small.
         Some(id) if id.len() > 200 => {
-            use sha2::Digest as _;
-            let digest = sha2::Sha256::digest(id.as_bytes());
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-            format!("message-id:sha256:{hex}")
+            format!("message-id:sha256:{}", crate::hex::sha256(id.as_bytes()))
         }
         Some(id) if !id.is_empty() => {
             format!(
@@ -206,14 +207,15 @@ fn score_kind(c: Classification) -> &'static str {
 }
 
 /// Adds engagement points to a lead; re-warms it (with notifications) when its segment's
-/// `rewarm_score` is crossed. The segment is the one whose campaign sent `delivery_id`, else
-/// the first segment the lead matches. Returns whether the lead re-warmed now.
+/// `rewarm_score` is crossed. The segment is the one of `campaign` (the campaign of the email
+/// engaged with), else the first segment the lead matches. Returns whether the lead re-warmed
+/// now.
 #[allow(clippy::too_many_arguments)]
 pub async fn engage<S: Store>(
     store: &S,
     loaded: &Loaded,
     lead_id: i64,
-    delivery_id: Option<i64>,
+    campaign: Option<&str>,
     kind: &str,
     points: i64,
     key: &str,
@@ -223,10 +225,6 @@ pub async fn engage<S: Store>(
         return Ok(false);
     };
     let settings = &loaded.settings;
-    let campaign = match delivery_id {
-        Some(id) => store.delivery_target(id).await?.map(|t| t.campaign),
-        None => None,
-    };
     let segment = campaign
         .and_then(|c| settings.segments.iter().find(|s| s.campaign == c))
         .or_else(|| {
@@ -235,20 +233,7 @@ pub async fn engage<S: Store>(
     let threshold = segment.map(|s| s.rewarm_score).unwrap_or(0);
     let notifications = if threshold > 0 {
         let timeline = store.timeline(lead_id).await?;
-        let reply = Reply {
-            dedupe_key: &format!("score:{kind}:{key}"),
-            text: "",
-            ..Reply::default()
-        };
-        let mut notifications = crate::rewarm::notifications(settings, &lead, &reply, &timeline);
-        for n in &mut notifications {
-            if let serde_json::Value::Object(p) = &mut n.payload {
-                p.insert("reason".into(), json!("score"));
-                p.insert("score_kind".into(), json!(kind));
-                p.insert("rewarm_score".into(), json!(threshold));
-            }
-        }
-        notifications
+        crate::rewarm::score_notifications(settings, &lead, kind, threshold, key, &timeline)
     } else {
         Vec::new()
     };

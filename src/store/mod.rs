@@ -933,7 +933,7 @@ pub(crate) fn rows_json(rows: &Rows) -> serde_json::Value {
                 json!({"id": r.id, "dedupe_key": r.dedupe_key, "source": r.source, "received_at": ms(&r.received_at),
                        "message_id": r.message_id, "from_address": r.from_address, "subject": r.subject,
                        "classification": r.classification, "lead_id": r.lead_id, "delivery_id": r.delivery_id,
-                       "matched_by": r.matched_by, "text": r.text, "raw": hex(&r.raw), "effects": r.effects,
+                       "matched_by": r.matched_by, "text": r.text, "raw": crate::hex::encode(&r.raw), "effects": r.effects,
                        "created_at": ms(&r.created_at)})
             })
             .collect(),
@@ -952,17 +952,6 @@ pub(crate) fn rows_json(rows: &Rows) -> serde_json::Value {
             .collect(),
     };
     serde_json::Value::Array(items)
-}
-
-/// Bytes as lower-case hex, two digits each.
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
 }
 
 // ── Inbound ─────────────────────────────────────────────────────────────────────────────

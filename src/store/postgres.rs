@@ -594,21 +594,19 @@ impl Store for PgStore {
                 .fetch_all(&self.pool)
                 .await?;
         report.deliveries_by_state.extend(deliveries);
-        let (sent, failed, unknown, due): (i64, i64, i64, i64) = sqlx::query_as(
+        let (sent, failed, unknown): (i64, i64, i64) = sqlx::query_as(
             "SELECT
                (SELECT count(*) FROM deliveries WHERE state = 'sent' AND sent_at >= $1),
                (SELECT count(*) FROM deliveries WHERE state = 'failed' AND updated_at >= $1),
-               (SELECT count(*) FROM deliveries WHERE state = 'unknown' AND updated_at >= $1),
-               (SELECT count(*) FROM deliveries d JOIN leads l ON l.id = d.lead_id WHERE d.state IN ('scheduled', 'retry_wait') AND d.due_at <= $2 AND l.state = 'nurturing')",
+               (SELECT count(*) FROM deliveries WHERE state = 'unknown' AND updated_at >= $1)",
         )
         .bind(ts(since))
-        .bind(ts(now))
         .fetch_one(&self.pool)
         .await?;
         report.sent_since = sent;
         report.failed_since = failed;
         report.unknown_since = unknown;
-        report.due_now = due;
+        report.due_now = self.due_now(now).await?;
         let inbound: Vec<(String, i64)> = sqlx::query_as(
             "SELECT classification, count(*) FROM inbound WHERE received_at >= $1 GROUP BY classification",
         )

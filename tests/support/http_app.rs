@@ -247,6 +247,24 @@ impl HttpApp {
         self.store.timeline(id).await.expect("timeline")
     }
 
+    /// The value of one series on `/metrics` (its name with labels, as printed).
+    pub async fn metric(&self, series: &str) -> u64 {
+        let metrics = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("the metrics text");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
+    }
+
     pub async fn deliveries(&self) -> Vec<DeliveryRecord> {
         match self
             .store

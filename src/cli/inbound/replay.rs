@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use chrono::Utc;
-use sha2::{Digest, Sha256};
 
 use crate::app::Loaded;
 use crate::inbound::process::{InboundMessage, process};
@@ -15,9 +14,7 @@ use crate::store::Store;
 /// The dedupe key of a replayed file: the SHA-256 of its bytes, so replaying the same file
 /// twice is a no-op.
 pub fn replay_key(raw: &[u8]) -> String {
-    let digest = Sha256::digest(raw);
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("replay:sha256:{hex}")
+    format!("replay:sha256:{}", crate::hex::sha256(raw))
 }
 
 pub async fn replay<S: Store>(
