@@ -367,7 +367,9 @@ async fn postmark_a_429_is_transient_and_defers_then_the_next_call_goes_through(
     );
     let transport = PostmarkTransport::new(postmark(&server)).unwrap();
     let mut limiter = Limiter::new(LimitSettings::default());
-    let now = chrono::Utc::now();
+    let now = chrono::DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
+        .expect("a fixed time")
+        .with_timezone(&chrono::Utc);
     let batch: Vec<OutgoingEmail> = (1..=3).map(email).collect();
     let admitted = limiter.admit(
         now,

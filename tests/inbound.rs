@@ -15,12 +15,21 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The moment every command runs at, unless it passes its own `--now`: a Monday morning inside
+/// the default send window. No test here reads the wall clock.
+const NOW: &str = "2026-03-02T10:00:00Z";
+
+fn now() -> chrono::DateTime<chrono::Utc> {
+    rewarm::cli::parse_now(NOW).expect("a fixed time")
+}
+
 fn rewarm(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rewarm"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run rewarm")
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rewarm"));
+    command.current_dir(dir).args(args);
+    if !args.contains(&"--now") {
+        command.args(["--now", NOW]);
+    }
+    command.output().expect("run rewarm")
 }
 
 const CONFIG: &str = r#"
@@ -285,7 +294,7 @@ async fn rewarmed_leads_are_listed_and_a_recycled_one_resumes_its_cadence_after_
     assert!(shown.contains("not ready until Q3"), "{shown}");
 
     // Nothing for ann before the wait is over; her email once it is.
-    let now = chrono::Utc::now();
+    let now = now();
     let to_ann = |at: chrono::DateTime<chrono::Utc>| {
         let at = at.to_rfc3339();
         stdout_of(&rewarm(

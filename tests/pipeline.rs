@@ -1932,7 +1932,9 @@ async fn a_batch_claimed_late_in_a_long_pass_gets_a_full_lease() {
             )
         })
         .collect();
-    h.add_leads(&leads, Utc::now()).await;
+    // A clock that runs (leases must be able to expire) from a fixed start, not the wall clock.
+    let clock = rewarm::domain::clock::Clock::starting_at(at("2026-03-02T10:00:00Z"));
+    h.add_leads(&leads, clock.now()).await;
     let relay = slow_relay(h.server.port(), Duration::from_millis(250)).await;
     let slow = Transport::Smtp(SmtpPool::new(SmtpSettings {
         host: "127.0.0.1".into(),
@@ -1945,18 +1947,18 @@ async fn a_batch_claimed_late_in_a_long_pass_gets_a_full_lease() {
         hello_name: None,
     }));
 
-    // Daemon A runs one pass on the real clock; daemon B starts its passes (expiring leases
+    // Daemon A runs one pass on the running clock; daemon B starts its passes (expiring leases
     // first, as every pass does) every 50 ms meanwhile.
     let done = AtomicBool::new(false);
     let a = async {
-        let report = h.pass_via(&slow, Utc::now()).await;
+        let report = h.pass_via(&slow, clock.now()).await;
         done.store(true, Ordering::SeqCst);
         report
     };
     let b = async {
         let mut expired = 0;
         while !done.load(Ordering::SeqCst) {
-            expired += h.store.expire_leases(Utc::now()).await.expect("expire");
+            expired += h.store.expire_leases(clock.now()).await.expect("expire");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         expired

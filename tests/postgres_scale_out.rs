@@ -10,7 +10,7 @@
 //!   notification outbox and kv values (the IMAP position): nothing is read or told twice.
 //!
 //! Needs `REWARM_TEST_POSTGRES_URL` (e.g. postgres://postgres@127.0.0.1:5432/test); without
-//! it every test prints a loud SKIPPED line and passes.
+//! it every test prints a loud SKIPPED line and passes (and fails under `CI=true`).
 
 mod support;
 
@@ -50,9 +50,7 @@ struct TestDatabase {
 impl TestDatabase {
     async fn create(test: &str) -> Option<TestDatabase> {
         let Ok(admin_url) = std::env::var("REWARM_TEST_POSTGRES_URL") else {
-            // Straight to stderr: the test harness captures `eprintln!` of passing tests.
-            use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "!!! {test}: {SKIP}");
+            support::skip(&format!("{test}: {SKIP}"));
             return None;
         };
         let name = format!("rewarm_t_{:016x}", rand::random::<u64>());
@@ -471,10 +469,13 @@ async fn a_killed_daemons_leased_work_becomes_unknown_and_the_others_finish() {
         let config = write_config(dir.path(), &url, server.port());
         let store = PgStore::connect(&url).await.expect("connect");
         store.migrate().await.expect("migrate");
-        // The real clock this time: leases must be able to expire.
-        import_and_enrol(&store, &config, FAILOVER, Utc::now()).await;
+        // A running clock this time (leases must be able to expire), from a fixed start: each
+        // daemon's `--now` clock starts there and runs on; none reads the wall clock.
+        const START: &str = "2026-03-02T10:00:00Z";
+        let start = DateTime::parse_from_rfc3339(START).expect("a fixed time").with_timezone(&Utc);
+        import_and_enrol(&store, &config, FAILOVER, start).await;
 
-        let mut daemons: Vec<Daemon> = (0..3).map(|i| Daemon::start(&config, &url, &format!("daemon-{i}"), None, dir.path())).collect();
+        let mut daemons: Vec<Daemon> = (0..3).map(|i| Daemon::start(&config, &url, &format!("daemon-{i}"), Some(START), dir.path())).collect();
         // Kill daemon-0 mid-run, while it holds leases.
         let deadline = Instant::now() + Duration::from_secs(120);
         let held_at_kill = loop {

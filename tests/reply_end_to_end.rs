@@ -1,5 +1,6 @@
 //! The issue's whole loop through the real `rewarm` binary, as an operator runs it: leads
-//! imported with `rewarm leads import`, then the daemon (`rewarm run`, real clock) sends the
+//! imported with `rewarm leads import`, then the daemon (`rewarm run --now T`: a clock that
+//! starts at a fixed time and runs on, so nothing depends on the hour) sends the
 //! first email to a capturing SMTP server; the lead's reply is APPENDed to a real Dovecot
 //! mailbox; the daemon polls it, re-warms the lead, stops its cadence and POSTs one signed
 //! webhook to a receiver started here. Then the daemon is stopped (SIGTERM) and started again
@@ -28,6 +29,8 @@ use support::smtp_server::{CapturedMessage, TestSmtpServer};
 const LEAD: &str = "fay.fine@finekg.example";
 const OWNER: &str = "maria.chen@acme.test";
 const REPLY_TEXT: &str = "good timing - we have budget again. Can we talk on Friday?";
+/// Where time starts (a Monday morning; the send window is any hour of any day anyway).
+const START: &str = "2026-03-02T10:00:00Z";
 /// The cadence's rhythm: step 2 would go out this long after step 1.
 const EVERY: Duration = Duration::from_secs(15);
 
@@ -171,9 +174,10 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(config: &Path, log: PathBuf) -> Daemon {
+    /// `rewarm run --now NOW`: the daemon's clock starts at `now` and runs on.
+    fn start(config: &Path, log: PathBuf, now: DateTime<Utc>) -> Daemon {
         let file = std::fs::File::create(&log).expect("the daemon's log file");
-        let child = rewarm(config, &["run"])
+        let child = rewarm(config, &["run", "--now", &now.to_rfc3339()])
             .stdout(file.try_clone().expect("clone the log file"))
             .stderr(file)
             .spawn()
@@ -347,8 +351,15 @@ async fn a_reply_polled_by_the_daemon_rewarms_the_lead_notifies_once_and_a_resta
         &format!("{}/hooks/rewarm", receiver.url()),
     );
 
+    // No wall clock: time starts at START and runs on, here and in each daemon (`run --now`).
+    // A daemon's clock starts a moment after this one, so it is never ahead of `clock`.
+    let start: DateTime<Utc> = DateTime::parse_from_rfc3339(START)
+        .expect("a fixed time")
+        .with_timezone(&Utc);
+    let clock = rewarm::domain::clock::Clock::starting_at(start);
+
     // The CRM export: one lead lost for "no budget" 200 days ago, so step 1 is due now.
-    let lost_on = (Utc::now() - chrono::Duration::days(200)).format("%Y-%m-%d");
+    let lost_on = (start - chrono::Duration::days(200)).format("%Y-%m-%d");
     let csv = dir.path().join("leads.csv");
     std::fs::write(
         &csv,
@@ -360,12 +371,18 @@ async fn a_reply_polled_by_the_daemon_rewarms_the_lead_notifies_once_and_a_resta
     .expect("write the CSV");
     rewarm_output(
         &config,
-        &["leads", "import", csv.to_str().expect("UTF-8 path")],
+        &[
+            "leads",
+            "import",
+            csv.to_str().expect("UTF-8 path"),
+            "--now",
+            START,
+        ],
     );
 
     // ── 1. The daemon sends step 1. ─────────────────────────────────────────────────────────
     let started = Instant::now();
-    let mut daemon = Daemon::start(&config, dir.path().join("daemon-1.log"));
+    let mut daemon = Daemon::start(&config, dir.path().join("daemon-1.log"), clock.now());
     let sent = wait_for(
         "the first email",
         Duration::from_secs(20),
@@ -451,7 +468,7 @@ async fn a_reply_polled_by_the_daemon_rewarms_the_lead_notifies_once_and_a_resta
          {REPLY_TEXT}\r\n\
          \r\n\
          Fay\r\n",
-        date = Utc::now().to_rfc2822(),
+        date = clock.now().to_rfc2822(),
     );
     server.append("INBOX", reply.as_bytes()).await;
 
@@ -465,7 +482,7 @@ async fn a_reply_polled_by_the_daemon_rewarms_the_lead_notifies_once_and_a_resta
     )
     .await;
     assert!(
-        Utc::now() < step_2_due,
+        clock.now() < step_2_due,
         "the re-warm came after step 2 was due: the test proves nothing about the cadence"
     );
     assert_eq!(
@@ -552,7 +569,7 @@ async fn a_reply_polled_by_the_daemon_rewarms_the_lead_notifies_once_and_a_resta
     );
 
     let logins_before = imap_logins(&server);
-    let mut daemon = Daemon::start(&config, dir.path().join("daemon-2.log"));
+    let mut daemon = Daemon::start(&config, dir.path().join("daemon-2.log"), clock.now());
     // A few polls of the mailbox by the new daemon.
     wait_for(
         "three polls of the restarted daemon",
@@ -565,7 +582,7 @@ async fn a_reply_polled_by_the_daemon_rewarms_the_lead_notifies_once_and_a_resta
     // And past the time step 2 would have gone out (without the re-warm it goes within a
     // tick of its due time), plus three ticks.
     let past_step_2 = step_2_due + chrono::Duration::seconds(3);
-    while Utc::now() < past_step_2 {
+    while clock.now() < past_step_2 {
         daemon.assert_alive();
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -4,7 +4,7 @@
 //! The PostgreSQL variants need `REWARM_TEST_POSTGRES_URL` (a database the tests may connect
 //! to and run CREATE DATABASE from), e.g.
 //! `REWARM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test cargo test --test store`.
-//! Without it they print a loud SKIPPED line and pass.
+//! Without it they print a loud SKIPPED line and pass (and fail under `CI=true`).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::future::Future;
@@ -109,6 +109,11 @@ impl TestDatabase {
     /// None (after printing why) when `REWARM_TEST_POSTGRES_URL` is not set.
     pub async fn create(test: &str) -> Option<TestDatabase> {
         let Ok(admin_url) = std::env::var("REWARM_TEST_POSTGRES_URL") else {
+            // Under `CI=true` a missing PostgreSQL fails: CI has one (`.ci/run`).
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true, and {test} on PostgreSQL has no database: {SKIP}"
+            );
             // Straight to stderr: the test harness captures `eprintln!` of passing tests.
             use std::io::Write as _;
             let _ = writeln!(std::io::stderr(), "!!! {test} on PostgreSQL: {SKIP}");

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::config::Settings;
 use crate::domain::email::EmailAddress;
@@ -18,8 +18,8 @@ use crate::store::sqlite::SqliteStore;
 /// Leads from the database each template is tried on.
 const SAMPLE: usize = 200;
 
-pub async fn check(config: &Path) -> anyhow::Result<ExitCode> {
-    let problems = problems(config).await;
+pub async fn check(config: &Path, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
+    let problems = problems(config, now).await;
     if problems.is_empty() {
         println!("{}: ok", config.display());
         Ok(ExitCode::SUCCESS)
@@ -33,7 +33,7 @@ pub async fn check(config: &Path) -> anyhow::Result<ExitCode> {
 }
 
 /// Every problem of the configuration at `config`, each naming its file and key.
-pub async fn problems(config: &Path) -> Vec<String> {
+pub async fn problems(config: &Path, now: DateTime<Utc>) -> Vec<String> {
     let settings = match Settings::load(config) {
         Ok(s) => s,
         Err(errors) => return errors.0.iter().map(ToString::to_string).collect(),
@@ -60,7 +60,6 @@ pub async fn problems(config: &Path) -> Vec<String> {
         return problems;
     }
     let db_leads = database_leads(&settings).await;
-    let now = Utc::now();
     let field_names: std::collections::BTreeSet<String> = db_leads
         .iter()
         .flat_map(|l| l.fields.keys().cloned())

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 
-use super::{parse_now, with_store};
+use super::with_store;
 use crate::config::Settings;
 use crate::forecast::plan;
 use crate::store::Store;
@@ -17,9 +17,6 @@ pub struct ForecastArgs {
     /// How many days ahead.
     #[arg(long, default_value_t = 30)]
     pub days: u32,
-    /// Forecast from this time instead of now (RFC 3339 or YYYY-MM-DD).
-    #[arg(long, value_parser = parse_now)]
-    pub now: Option<DateTime<Utc>>,
     /// One line per email (time, lead, campaign, step) instead of totals per day.
     #[arg(long)]
     pub leads: bool,
@@ -28,9 +25,12 @@ pub struct ForecastArgs {
     pub json: bool,
 }
 
-pub async fn forecast(config: &Path, args: ForecastArgs) -> anyhow::Result<ExitCode> {
+pub async fn forecast(
+    config: &Path,
+    args: ForecastArgs,
+    now: DateTime<Utc>,
+) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(config)?;
-    let now = args.now.unwrap_or_else(Utc::now);
     let until = now + chrono::Duration::days(args.days.into());
     let planned = with_store!(&settings.database_url, |store| {
         store.migrate().await?;

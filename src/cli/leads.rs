@@ -77,14 +77,18 @@ pub struct ImportOutcome {
     pub rejected: usize,
 }
 
-pub async fn leads(config: &Path, cmd: LeadsCommand) -> anyhow::Result<ExitCode> {
+pub async fn leads(
+    config: &Path,
+    cmd: LeadsCommand,
+    now: DateTime<Utc>,
+) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(config)?;
     with_store!(&settings.database_url, |store| {
         store.migrate().await?;
         match cmd {
             LeadsCommand::Import { file, strict } => {
                 let outcome =
-                    import_file(&store, &settings, &file, strict, Utc::now(), false).await?;
+                    import_file(&store, &settings, &file, strict, now, false).await?;
                 // 3 = imported, but some rows were rejected (scripts can tell).
                 Ok(if outcome.rejected > 0 {
                     ExitCode::from(3)
@@ -94,7 +98,7 @@ pub async fn leads(config: &Path, cmd: LeadsCommand) -> anyhow::Result<ExitCode>
             }
             LeadsCommand::Show { email, json } => show(&store, &settings, &email, json).await,
             LeadsCommand::Rewarmed { since, owner, json } => {
-                let since = span_before(&since, Utc::now())?;
+                let since = span_before(&since, now)?;
                 rewarmed(&store, since, owner.as_deref(), json).await
             }
             LeadsCommand::Recycle {
@@ -108,7 +112,7 @@ pub async fn leads(config: &Path, cmd: LeadsCommand) -> anyhow::Result<ExitCode>
                     &email,
                     &reason,
                     after.as_deref(),
-                    Utc::now(),
+                    now,
                 )
                 .await
             }

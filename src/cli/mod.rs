@@ -36,6 +36,11 @@ pub struct Cli {
         env = "REWARM_CONFIG"
     )]
     pub config: PathBuf,
+    /// Act as if the clock stood at this time (RFC 3339 like 2026-03-02T09:00:00Z, or a date,
+    /// midnight UTC): for dry runs, tests and walkthroughs. Every command takes it; the daemon's
+    /// clock starts there and runs on, `run --once` and the other commands stand still at it.
+    #[arg(long, global = true, value_parser = parse_now)]
+    pub now: Option<DateTime<Utc>>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -114,13 +119,15 @@ fn quiet_on_closed_stdout() {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    // One-shot commands read the time once: `--now`, or the wall clock.
+    let now = cli.now.unwrap_or_else(Utc::now);
     match cli.command {
-        Command::Run(args) => run::run(&cli.config, args).await,
-        Command::Check => check::check(&cli.config).await,
-        Command::Preview(args) => preview::preview(&cli.config, args).await,
-        Command::Forecast(args) => forecast::forecast(&cli.config, args).await,
-        Command::Leads(cmd) => leads::leads(&cli.config, cmd).await,
-        Command::Status(args) => status::status(&cli.config, args).await,
+        Command::Run(args) => run::run(&cli.config, args, cli.now).await,
+        Command::Check => check::check(&cli.config, now).await,
+        Command::Preview(args) => preview::preview(&cli.config, args, now).await,
+        Command::Forecast(args) => forecast::forecast(&cli.config, args, now).await,
+        Command::Leads(cmd) => leads::leads(&cli.config, cmd, now).await,
+        Command::Status(args) => status::status(&cli.config, args, now).await,
         Command::Migrate => {
             let settings = crate::config::Settings::load(&cli.config)?;
             with_store!(&settings.database_url, |store| {
@@ -133,8 +140,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Db(cmd) => db::db(cmd).await,
-        Command::Suppress(cmd) => suppress::suppress(&cli.config, cmd).await,
-        Command::Inbound(cmd) => inbound::inbound(&cli.config, cmd).await,
+        Command::Suppress(cmd) => suppress::suppress(&cli.config, cmd, now).await,
+        Command::Inbound(cmd) => inbound::inbound(&cli.config, cmd, now).await,
     }
 }
 

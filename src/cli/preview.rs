@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::with_store;
 use crate::app::Loaded;
@@ -29,7 +29,11 @@ pub struct PreviewArgs {
     pub raw: bool,
 }
 
-pub async fn preview(config: &Path, args: PreviewArgs) -> anyhow::Result<ExitCode> {
+pub async fn preview(
+    config: &Path,
+    args: PreviewArgs,
+    now: DateTime<Utc>,
+) -> anyhow::Result<ExitCode> {
     let settings = crate::config::Settings::load(config)?;
     let email = EmailAddress::parse(&args.lead)?;
     let (loaded, lead) = with_store!(&settings.database_url.clone(), |store| {
@@ -41,7 +45,6 @@ pub async fn preview(config: &Path, args: PreviewArgs) -> anyhow::Result<ExitCod
     let Some(lead) = lead else {
         anyhow::bail!("no lead with email {email} (import it first: rewarm leads import FILE)");
     };
-    let now = Utc::now();
     let campaign = match &args.campaign {
         Some(name) => settings
             .campaigns

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
 
-use super::{init_logging, parse_now, with_store};
+use super::{init_logging, with_store};
 use crate::app::{Current, Loaded, build_transport};
 use crate::config::Settings;
 use crate::domain::clock::Clock;
@@ -21,9 +21,6 @@ pub struct RunArgs {
     /// One pass (enrol, send everything due now) and exit.
     #[arg(long)]
     pub once: bool,
-    /// Behave as if the clock stood at this time (RFC 3339 or YYYY-MM-DD); for dry runs and tests.
-    #[arg(long, value_parser = parse_now)]
-    pub now: Option<DateTime<Utc>>,
     /// Import these lead files (CSV or JSON Lines) before starting.
     #[arg(long)]
     pub import: Vec<PathBuf>,
@@ -32,11 +29,22 @@ pub struct RunArgs {
     pub no_migrate: bool,
 }
 
-pub async fn run(config: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
+/// `now` is the global `--now`: with `--once` the pass runs at that moment; the daemon's clock
+/// starts there and runs on (so a test's daemon sees time pass without reading the wall clock).
+pub async fn run(
+    config: &Path,
+    args: RunArgs,
+    now: Option<DateTime<Utc>>,
+) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(config)?;
     init_logging(&settings);
     let url = settings.database_url.clone();
-    with_store!(&url, |store| run_with(store, config, settings, args).await)
+    let clock = match now {
+        None => Clock::Real,
+        Some(t) if args.once => Clock::Fixed(t),
+        Some(t) => Clock::starting_at(t),
+    };
+    with_store!(&url, |store| run_with(store, config, settings, args, clock).await)
 }
 
 async fn run_with<S: Store>(
@@ -44,6 +52,7 @@ async fn run_with<S: Store>(
     config: &Path,
     settings: Settings,
     args: RunArgs,
+    clock: Clock,
 ) -> anyhow::Result<ExitCode> {
     if !args.no_migrate {
         store
@@ -52,7 +61,6 @@ async fn run_with<S: Store>(
             .context("Failed to migrate the database")?;
     }
     let loaded = Loaded::with_store(settings, &store).await?;
-    let clock = args.now.map(Clock::Fixed).unwrap_or(Clock::Real);
     for file in &args.import {
         let outcome =
             super::leads::import_file(&store, &loaded.settings, file, false, clock.now(), true)

@@ -6,23 +6,23 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 
-use super::{parse_now, with_store};
+use super::with_store;
 use crate::config::Settings;
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// The time to report at (RFC 3339 or YYYY-MM-DD); "today" is the UTC day of it.
-    #[arg(long, value_parser = parse_now)]
-    pub now: Option<DateTime<Utc>>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
-pub async fn status(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
+pub async fn status(
+    config: &Path,
+    args: StatusArgs,
+    now: DateTime<Utc>,
+) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(config)?;
-    let now = args.now.unwrap_or_else(Utc::now);
     let since = now
         .date_naive()
         .and_hms_opt(0, 0, 0)

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::with_store;
@@ -62,9 +62,12 @@ fn parse_reason(s: &str) -> Result<SuppressionReason, String> {
     })
 }
 
-pub async fn suppress(config: &Path, cmd: SuppressCommand) -> anyhow::Result<ExitCode> {
+pub async fn suppress(
+    config: &Path,
+    cmd: SuppressCommand,
+    now: DateTime<Utc>,
+) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(config)?;
-    let now = Utc::now();
     // Everything is validated before the database is opened: a bad address changes nothing.
     let (entries, remove) = match &cmd {
         SuppressCommand::Add {

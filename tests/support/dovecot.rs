@@ -72,11 +72,7 @@ impl Dovecot {
     /// Starts a fresh server, or prints SKIPPED and returns `None` when Dovecot is missing.
     pub async fn start() -> Option<Dovecot> {
         let Some(bin) = binary() else {
-            eprintln!(
-                "\n==========================================================================\n\
-                 SKIPPED: dovecot not installed (apt-get install dovecot-imapd; .ci/run installs it)\n\
-                 ==========================================================================\n"
-            );
+            super::skip("dovecot not installed (apt-get install dovecot-imapd; .ci/run installs it)");
             return None;
         };
         Some(Self::start_installed(&bin, false).await)
@@ -93,11 +89,7 @@ impl Dovecot {
             .status()
             .is_ok_and(|s| s.success());
         let Some(bin) = bin.filter(|_| openssl) else {
-            eprintln!(
-                "\n==========================================================================\n\
-                 SKIPPED: dovecot or openssl not installed (apt-get install dovecot-imapd openssl)\n\
-                 ==========================================================================\n"
-            );
+            super::skip("dovecot or openssl not installed (apt-get install dovecot-imapd openssl)");
             return None;
         };
         Some(Self::start_installed(&bin, true).await)

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::leads::span_before;
 use super::with_store;
@@ -65,7 +65,11 @@ fn classification() -> impl clap::builder::TypedValueParser<Value = Classificati
         .map(|name| Classification::parse(&name).expect("every possible value is a name"))
 }
 
-pub async fn inbound(config: &Path, cmd: InboundCommand) -> anyhow::Result<ExitCode> {
+pub async fn inbound(
+    config: &Path,
+    cmd: InboundCommand,
+    now: DateTime<Utc>,
+) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(config)?;
     // A bad `--since` fails before the database is opened.
     let filter = match &cmd {
@@ -79,7 +83,7 @@ pub async fn inbound(config: &Path, cmd: InboundCommand) -> anyhow::Result<ExitC
             class: *class,
             since: since
                 .as_deref()
-                .map(|s| span_before(s, Utc::now()).context("invalid --since"))
+                .map(|s| span_before(s, now).context("invalid --since"))
                 .transpose()?,
         }),
         _ => None,
@@ -89,7 +93,7 @@ pub async fn inbound(config: &Path, cmd: InboundCommand) -> anyhow::Result<ExitC
         match cmd {
             InboundCommand::Replay { files, dry_run } => {
                 let loaded = Loaded::with_store(settings, &store).await?;
-                replay(&store, &loaded, &files, dry_run).await
+                replay(&store, &loaded, &files, dry_run, now).await
             }
             InboundCommand::List { json, .. } => {
                 let filter = filter.expect("set for `list` above");

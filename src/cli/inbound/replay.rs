@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::app::Loaded;
 use crate::inbound::process::{InboundMessage, process};
@@ -22,11 +22,11 @@ pub async fn replay<S: Store>(
     loaded: &Loaded,
     files: &[PathBuf],
     dry_run: bool,
+    now: DateTime<Utc>,
 ) -> anyhow::Result<ExitCode> {
     for file in files {
         let raw =
             std::fs::read(file).with_context(|| format!("Failed to read {}", file.display()))?;
-        let now = Utc::now();
         let msg = InboundMessage {
             dedupe_key: replay_key(&raw),
             raw,
