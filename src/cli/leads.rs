@@ -87,8 +87,7 @@ pub async fn leads(
         store.migrate().await?;
         match cmd {
             LeadsCommand::Import { file, strict } => {
-                let outcome =
-                    import_file(&store, &settings, &file, strict, now, false).await?;
+                let outcome = import_file(&store, &settings, &file, strict, now, false).await?;
                 // 3 = imported, but some rows were rejected (scripts can tell).
                 Ok(if outcome.rejected > 0 {
                     ExitCode::from(3)
@@ -105,17 +104,7 @@ pub async fn leads(
                 email,
                 reason,
                 after,
-            } => {
-                recycle(
-                    &store,
-                    &settings,
-                    &email,
-                    &reason,
-                    after.as_deref(),
-                    now,
-                )
-                .await
-            }
+            } => recycle(&store, &settings, &email, &reason, after.as_deref(), now).await,
         }
     })
 }

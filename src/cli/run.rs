@@ -44,7 +44,8 @@ pub async fn run(
         Some(t) if args.once => Clock::Fixed(t),
         Some(t) => Clock::starting_at(t),
     };
-    with_store!(&url, |store| run_with(store, config, settings, args, clock).await)
+    with_store!(&url, |store| run_with(store, config, settings, args, clock)
+        .await)
 }
 
 async fn run_with<S: Store>(

@@ -35,8 +35,8 @@ impl Clock {
             Clock::Started { at, since } => {
                 // An elapsed time past chrono's range (hundreds of millions of years) cannot
                 // happen; saturate rather than panic.
-                let elapsed = chrono::Duration::from_std(since.elapsed())
-                    .unwrap_or(chrono::Duration::MAX);
+                let elapsed =
+                    chrono::Duration::from_std(since.elapsed()).unwrap_or(chrono::Duration::MAX);
                 at.checked_add_signed(elapsed).unwrap_or(*at)
             }
         }

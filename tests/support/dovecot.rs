@@ -72,7 +72,9 @@ impl Dovecot {
     /// Starts a fresh server, or prints SKIPPED and returns `None` when Dovecot is missing.
     pub async fn start() -> Option<Dovecot> {
         let Some(bin) = binary() else {
-            super::skip("dovecot not installed (apt-get install dovecot-imapd; .ci/run installs it)");
+            super::skip(
+                "dovecot not installed (apt-get install dovecot-imapd; .ci/run installs it)",
+            );
             return None;
         };
         Some(Self::start_installed(&bin, false).await)
