@@ -146,7 +146,10 @@ async fn a_4xx_on_rcpt_is_transient_for_that_message_only_and_a_5xx_permanent_wi
     match &outcomes[&7] {
         Err(e) if e.is_permanent() => {
             assert!(e.message().contains("550 5.1.1 no such user"), "{e}");
-            assert!(e.is_hard_bounce(), "a 5xx to RCPT TO refuses the address: {e}");
+            assert!(
+                e.is_hard_bounce(),
+                "a 5xx to RCPT TO refuses the address: {e}"
+            );
         }
         other => panic!("lead 7: {other:?}"),
     }

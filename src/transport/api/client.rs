@@ -221,6 +221,18 @@ impl Reply {
     }
 }
 
+#[cfg(test)]
+impl Reply {
+    /// An answer as a provider gives it, for the providers' unit tests.
+    pub fn canned(status: u16, body: &str) -> Reply {
+        Reply {
+            status: StatusCode::from_u16(status).expect("a valid HTTP status in a test"),
+            body: Ok(body.to_string()),
+            retry_after: None,
+        }
+    }
+}
+
 /// A reqwest error as a send outcome: nothing left if the request was never built or the
 /// connection never opened; otherwise the provider may have the message.
 fn request_error(provider: &'static str, e: &reqwest::Error) -> SendError {

@@ -96,10 +96,8 @@ impl MailgunTransport {
         &self.settings
     }
 
-    /// Sends every message (one call each, `concurrency` at once). One outcome per message,
-    /// in the batch's order.
-    ///
-    /// Let it finish: dropping the future abandons calls in flight, whose messages may have
+    /// Sends every message as raw MIME with its own call (`concurrency` at once); one outcome
+    /// per message, in the batch's order. Let it finish: calls abandoned in flight may have
     /// been accepted.
     pub async fn send_batch(&self, batch: Vec<OutgoingEmail>) -> Vec<SendOutcome> {
         self.api
@@ -182,14 +180,9 @@ fn outcome(reply: &Reply) -> Result<(), SendError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::StatusCode;
 
     fn reply(status: u16, body: &str) -> Reply {
-        Reply {
-            status: StatusCode::from_u16(status).unwrap(),
-            body: Ok(body.to_string()),
-            retry_after: None,
-        }
+        Reply::canned(status, body)
     }
 
     #[test]

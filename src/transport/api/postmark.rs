@@ -373,14 +373,9 @@ fn batch_outcomes(ids: &[i64], reply: &Reply) -> Vec<SendOutcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::StatusCode;
 
     fn reply(status: u16, body: &str) -> Reply {
-        Reply {
-            status: StatusCode::from_u16(status).unwrap(),
-            body: Ok(body.to_string()),
-            retry_after: None,
-        }
+        Reply::canned(status, body)
     }
 
     #[test]

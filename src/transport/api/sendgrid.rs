@@ -104,11 +104,9 @@ impl SendGridTransport {
         &self.settings
     }
 
-    /// Sends every message (one call each, `concurrency` at once). One outcome per message,
-    /// in the batch's order.
-    ///
-    /// Let it finish: dropping the future abandons calls in flight, whose messages may have
-    /// been accepted.
+    /// Sends every message with its own call to `/v3/mail/send` (`concurrency` at once); one
+    /// outcome per message, in the batch's order. Let it finish: calls abandoned in flight
+    /// may have been accepted.
     pub async fn send_batch(&self, batch: Vec<OutgoingEmail>) -> Vec<SendOutcome> {
         self.api
             .send_each(batch, self.settings.concurrency, |email| {
@@ -290,13 +288,11 @@ fn bad_request(reply: &Reply) -> SendError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::StatusCode;
 
     fn reply(status: u16, body: &str) -> Reply {
         Reply {
-            status: StatusCode::from_u16(status).unwrap(),
-            body: Ok(body.to_string()),
             retry_after: Some(7),
+            ..Reply::canned(status, body)
         }
     }
 

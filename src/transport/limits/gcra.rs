@@ -13,6 +13,8 @@ pub(super) fn interval(rate: f64) -> TimeDelta {
     TimeDelta::nanoseconds(nanos as i64)
 }
 
+/// A configured duration as a chrono one (at most a year, so an absurd setting cannot
+/// overflow a time).
 pub(super) fn delta(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::days(365))
 }

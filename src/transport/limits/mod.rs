@@ -7,8 +7,8 @@
 //!   24 hours;
 //! - per recipient domain: a rate and a concurrency (messages admitted and not yet recorded).
 //!   When a domain pushes back (an SMTP 421 or 451 reply, or an enhanced status 4.7.x — read
-//!   from the fields of the typed [`SendError`], never from its text) its
-//!   rate and concurrency halve, it gets a breather, and they recover slowly: every
+//!   from the fields of the typed [`SendError`], never from its text) its rate and
+//!   concurrency halve, it gets a breather, and they recover slowly: every
 //!   `recovery_interval` without push-back adds `recovery_fraction` of the configured rate
 //!   and one unit of concurrency, up to the configured values;
 //! - a pause of the whole transport when the provider answers HTTP 429 (for its
@@ -31,8 +31,8 @@
 //! length `d`. The 24-hour cap counts admissions, minus those that certainly did not leave
 //! (a `Transient` outcome is refunded: it will be counted again when it is retried).
 //!
-//! The parts: [`settings`] (what may be configured, and its checks), [`gcra`] (the rate
-//! arithmetic), [`domain`] (one recipient domain's pace, slow-down and recovery), [`limiter`]
+//! The parts: `settings` (what may be configured, and its checks), `gcra` (the rate
+//! arithmetic), `domain` (one recipient domain's pace, slow-down and recovery), `limiter`
 //! (admission, recording, the daily window and the projection of `not_before`); this file
 //! says which failures are throttles.
 

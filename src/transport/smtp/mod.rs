@@ -30,9 +30,9 @@
 //! opened: a `421 4.7.0` there is a domain pushing back); a 5xx to RCPT TO is marked
 //! "recipient refused", a hard bounce.
 //!
-//! This file holds the pool and the shared queue a batch is sent from; [`session`] opens a
-//! connection and runs one message's conversation, [`reply`] says what a failed step means,
-//! [`tls`] wraps implicit TLS around our own socket.
+//! This file holds the pool and the shared queue a batch is sent from; `session` opens a
+//! connection and runs one message's conversation, `reply` says what a failed step means,
+//! `tls` wraps implicit TLS around our own socket.
 
 mod reply;
 mod session;

@@ -1,7 +1,7 @@
 //! One SMTP session: opening it over our own `TCP_NODELAY` socket (greeting, EHLO,
 //! STARTTLS or implicit TLS, AUTH), keeping it idle in the pool and checking it before reuse,
 //! and one message's conversation on it (MAIL FROM, RCPT TO, DATA, body) with what each
-//! failure means ([`reply`](super::reply)).
+//! failure means (`reply`).
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
