@@ -1,6 +1,6 @@
 //! Transports carry finished messages to the world: [`smtp`] (our own pool of lettre
 //! connections), an email provider's HTTP API ([`api`]: Postmark, SendGrid, Mailgun) or a
-//! folder of `.eml` files ([`file`]). Each send answers per message, and a failure is a typed
+//! folder of `.eml` files ([`file`](mod@file)). Each send answers per message, and a failure is a typed
 //! [`SendError`] that says whether trying again can help (transient), cannot (permanent), or
 //! whether we cannot know if the message left (unknown — never retried, so no step goes out
 //! twice), and carries what the peer said as fields (SMTP reply and enhanced status, HTTP

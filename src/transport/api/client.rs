@@ -1,5 +1,5 @@
 //! What the HTTP API transports (Postmark, SendGrid, Mailgun) share: one reqwest client setup
-//! (ring as the only rustls crypto provider), the [`Api`] endpoint each posts to, how a
+//! (ring as the only rustls crypto provider), the `Api` endpoint each posts to, how a
 //! failed request or a refusing answer becomes a typed [`SendError`] (the HTTP status and
 //! `Retry-After` as fields), and bounded concurrency.
 //!
@@ -10,7 +10,7 @@
 //! | the request could not be built                       | `Transient` (nothing left)       |
 //! | DNS, TCP connect or TLS handshake failed             | `Transient` (nothing left)       |
 //! | the connection broke or timed out once the request was on its way, or the answer was unreadable | `Unknown` (never retried) |
-//! | an HTTP status came back                             | the provider's mapping decides; [`standard_outcome`] holds what they share |
+//! | an HTTP status came back                             | the provider's mapping decides; `standard_outcome` holds what they share |
 //!
 //! Redirects are not followed: a provider's send endpoint never redirects, and following one
 //! with a POST could send the message somewhere else.

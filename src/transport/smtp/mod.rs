@@ -3,7 +3,8 @@
 //! lettre speaks SMTP; we own the sockets and the pool. lettre's pooled `AsyncSmtpTransport`
 //! never sets `TCP_NODELAY`, so every message waited for a delayed ACK (~23 msg/s per
 //! connection). Here each connection is a `tokio::net::TcpStream` with `set_nodelay(true)`
-//! handed to [`AsyncSmtpConnection::connect_with_transport`].
+//! handed to [`AsyncSmtpConnection::connect_with_transport`](
+//! lettre::transport::smtp::client::AsyncSmtpConnection::connect_with_transport).
 //!
 //! # What each outcome means (this is what keeps "no step twice" true)
 //!
