@@ -385,6 +385,9 @@ async fn postmark_a_429_is_transient_and_defers_then_the_next_call_goes_through(
         let e = outcome.1.as_ref().unwrap_err();
         assert!(e.is_transient(), "{e}");
         assert!(e.to_string().contains("HTTP 429"), "{e}");
+        // The status and Retry-After are fields, which the limits read.
+        assert_eq!(e.http_status(), Some(429));
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(20)));
         assert_eq!(
             throttle_of(e),
             Some(Throttle::Provider {

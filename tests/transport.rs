@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use lettre::message::header::ContentType;
 use rewarm::secret::Secret;
 use rewarm::transport::file::FileTransport;
+use rewarm::transport::limits::{Throttle, throttle_of};
 use rewarm::transport::smtp::{SmtpPool, SmtpSettings, TlsMode};
 use rewarm::transport::{OutgoingEmail, SendError, SendOutcome};
 use support::smtp_server::TestSmtpServer;
@@ -247,6 +248,40 @@ async fn nothing_listening_on_the_port_makes_every_message_transient() {
             matches!(&outcome, Err(e) if e.is_transient() && e.message().contains("connect")),
             "delivery {id}: {outcome:?}"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_greets_with_421_makes_every_message_transient_and_its_reply_a_domain_throttle()
+ {
+    // A server that answers every connection "421 4.7.0 too many connections" and hangs up.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            use tokio::io::AsyncWriteExt;
+            let _ = socket
+                .write_all(b"421 4.7.0 too many connections, try later\r\n")
+                .await;
+        }
+    });
+    let pool = SmtpPool::new(settings(port, 2));
+
+    let outcomes = outcome_map(pool.send_batch(batch(0..4)).await);
+
+    for (id, outcome) in outcomes {
+        let e = outcome.as_ref().unwrap_err();
+        assert!(
+            e.is_transient() && e.message().contains("greeting/EHLO"),
+            "delivery {id}: {e}"
+        );
+        let reply = e.smtp_reply().expect("the greeting's reply is kept");
+        assert_eq!(reply.code, 421, "{e}");
+        assert_eq!(
+            reply.enhanced.map(|s| s.to_string()).as_deref(),
+            Some("4.7.0")
+        );
+        assert_eq!(throttle_of(e), Some(Throttle::Domain), "{e}");
     }
 }
 
