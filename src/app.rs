@@ -249,7 +249,7 @@ pub fn build_transport(settings: &Settings) -> anyhow::Result<Transport> {
         }
         TransportSettings::Api(api) => {
             use crate::config::ApiProvider;
-            use crate::transport::{mailgun, postmark, sendgrid};
+            use crate::transport::api::{mailgun, postmark, sendgrid};
             let key = Secret::from_env_or_credential(&api.key_env)
                 .context("Failed to read the API key")?;
             match api.provider {

@@ -15,7 +15,7 @@ use crate::domain::lead::Lead;
 use crate::store::{
     ClaimedDelivery, DeferReason, NextStep, Outcome, RecordedOutcome, Store, StoreError,
 };
-use crate::transport::{OutgoingEmail, SendError, Transport};
+use crate::transport::{ErrorKind, OutgoingEmail, SendError, Transport};
 
 /// Batches being rendered or sent at once (one more is claimed while one is on the wire).
 const PIPELINE: usize = 3;
@@ -163,7 +163,6 @@ async fn process(
         crate::metrics::get()
             .observe_send_latency(send_started.elapsed().as_secs_f64() / count as f64, count);
     }
-    let max_attempts = loaded.settings.scheduler.max_attempts;
     for (delivery_id, result) in results {
         let throttled = loaded
             .limiter
@@ -174,45 +173,12 @@ async fn process(
         };
         let message_id = message_ids.get(&delivery_id).cloned().unwrap_or_default();
         let lead = leads.get(&delivery.lead_id);
-        let outcome = match (result, throttled) {
-            (Ok(()), _) => Outcome::Sent {
+        let outcome = match result {
+            Ok(()) => Outcome::Sent {
                 message_id,
                 next: next_step(loaded, delivery, lead, now),
             },
-            // Throttled by the provider or the recipient's domain: the step is kept, no attempt counted.
-            (Err(SendError::Transient(_)), Some(due_at)) => Outcome::Deferred {
-                due_at,
-                reason: DeferReason::RateLimit,
-            },
-            (Err(SendError::Transient(error)), None) if delivery.attempts < max_attempts => {
-                Outcome::Retry {
-                    due_at: now + backoff(loaded.settings.scheduler.retry_base, delivery.attempts),
-                    error,
-                }
-            }
-            (Err(SendError::Transient(error)), None) => Outcome::Failed {
-                error: format!("gave up after {} attempts: {error}", delivery.attempts),
-                next: next_step(loaded, delivery, lead, now),
-                suppress: false,
-            },
-            // A hard bounce suppresses the address and ends the cadence; another permanent
-            // refusal fails this step only.
-            (Err(SendError::Permanent(error)), _) => {
-                let hard = SendError::Permanent(error.clone()).is_hard_bounce();
-                Outcome::Failed {
-                    error,
-                    next: if hard {
-                        None
-                    } else {
-                        next_step(loaded, delivery, lead, now)
-                    },
-                    suppress: hard,
-                }
-            }
-            (Err(SendError::Unknown(error)), _) => Outcome::Unknown {
-                error,
-                next: next_step(loaded, delivery, lead, now),
-            },
+            Err(error) => failure(loaded, delivery, lead, error, throttled, now),
         };
         outcomes.push(RecordedOutcome {
             delivery: (*delivery).clone(),
@@ -220,6 +186,60 @@ async fn process(
         });
     }
     outcomes
+}
+
+/// What a failed send means for its delivery, read from the error's kind and fields (never
+/// its text): deferred when the limits call it a throttle (`throttled`), retried with backoff
+/// while attempts remain, failed — and suppressed when the recipient was refused for good —
+/// or unknown.
+fn failure(
+    loaded: &Loaded,
+    delivery: &ClaimedDelivery,
+    lead: Option<&Lead>,
+    error: SendError,
+    throttled: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Outcome {
+    let max_attempts = loaded.settings.scheduler.max_attempts;
+    match (error.kind(), throttled) {
+        // Throttled by the provider or the recipient's domain: the step is kept, no
+        // attempt counted.
+        (ErrorKind::Transient, Some(due_at)) => Outcome::Deferred {
+            due_at,
+            reason: DeferReason::RateLimit,
+        },
+        (ErrorKind::Transient, None) if delivery.attempts < max_attempts => Outcome::Retry {
+            due_at: now + backoff(loaded.settings.scheduler.retry_base, delivery.attempts),
+            error: error.into_message(),
+        },
+        (ErrorKind::Transient, None) => Outcome::Failed {
+            error: format!(
+                "gave up after {} attempts: {}",
+                delivery.attempts,
+                error.message()
+            ),
+            next: next_step(loaded, delivery, lead, now),
+            suppress: false,
+        },
+        // A hard bounce suppresses the address and ends the cadence; another permanent
+        // refusal fails this step only.
+        (ErrorKind::Permanent, _) => {
+            let hard = error.is_hard_bounce();
+            Outcome::Failed {
+                error: error.into_message(),
+                next: if hard {
+                    None
+                } else {
+                    next_step(loaded, delivery, lead, now)
+                },
+                suppress: hard,
+            }
+        }
+        (ErrorKind::Unknown, _) => Outcome::Unknown {
+            error: error.into_message(),
+            next: next_step(loaded, delivery, lead, now),
+        },
+    }
 }
 
 /// Renders and composes every delivery of the batch; those that cannot be rendered fail

@@ -30,7 +30,7 @@ use crate::domain::lead::{Lead, LeadState};
 use crate::metrics::NotificationOutcome;
 use crate::secret::Secret;
 use crate::store::{Event, NewNotification, Notification, Store};
-use crate::transport::{OutgoingEmail, SendError, Transport};
+use crate::transport::{OutgoingEmail, Transport};
 
 /// Notifications claimed per call.
 pub const BATCH: usize = 50;
@@ -161,7 +161,9 @@ pub async fn deliver_due<S: Store>(
             let attempts = by_id.get(&id).map_or(MAX_ATTEMPTS, |n| n.attempts);
             results.push(match outcome {
                 Ok(()) => (id, Ok(()), None),
-                Err(SendError::Permanent(e)) => (id, Err(format!("email refused: {e}")), None),
+                Err(e) if e.is_permanent() => {
+                    (id, Err(format!("email refused: {}", e.message())), None)
+                }
                 // Unknown too: a notification may go twice, it must not be lost.
                 Err(e) => (
                     id,

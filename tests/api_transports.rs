@@ -12,10 +12,10 @@ use base64::Engine as _;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue, MessageId};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use rewarm::secret::Secret;
+use rewarm::transport::api::mailgun::{MailgunSettings, MailgunTransport};
+use rewarm::transport::api::postmark::{PostmarkSettings, PostmarkTransport};
+use rewarm::transport::api::sendgrid::{SendGridSettings, SendGridTransport};
 use rewarm::transport::limits::{LimitSettings, Limiter, Throttle, throttle_of};
-use rewarm::transport::mailgun::{MailgunSettings, MailgunTransport};
-use rewarm::transport::postmark::{PostmarkSettings, PostmarkTransport};
-use rewarm::transport::sendgrid::{SendGridSettings, SendGridTransport};
 use rewarm::transport::{OutgoingEmail, SendError, SendOutcome, Transport};
 use serde_json::{Value, json};
 use support::recording_http::{RecordedRequest, RecordingServer, ScriptedResponse};
@@ -387,6 +387,9 @@ async fn postmark_a_429_is_transient_and_defers_then_the_next_call_goes_through(
         let e = outcome.1.as_ref().unwrap_err();
         assert!(e.is_transient(), "{e}");
         assert!(e.to_string().contains("HTTP 429"), "{e}");
+        // The status and Retry-After are fields, which the limits read.
+        assert_eq!(e.http_status(), Some(429));
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(20)));
         assert_eq!(
             throttle_of(e),
             Some(Throttle::Provider {
@@ -477,7 +480,7 @@ async fn postmark_a_whole_batch_refused_is_transient_for_every_message() {
     assert!(
         outcomes
             .iter()
-            .all(|(_, o)| matches!(o, Err(SendError::Transient(_)))),
+            .all(|(_, o)| matches!(o, Err(e) if e.is_transient())),
         "{outcomes:?}"
     );
 }
@@ -497,7 +500,7 @@ async fn an_answer_that_never_comes_is_unknown_and_is_not_retried() {
     assert!(
         outcomes
             .iter()
-            .all(|(_, o)| matches!(o, Err(SendError::Unknown(_)))),
+            .all(|(_, o)| matches!(o, Err(e) if e.is_unknown())),
         "{outcomes:?}"
     );
     assert_eq!(

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use lettre::message::header::ContentType;
 use rewarm::secret::Secret;
 use rewarm::transport::file::FileTransport;
+use rewarm::transport::limits::{Throttle, throttle_of};
 use rewarm::transport::smtp::{SmtpPool, SmtpSettings, TlsMode};
 use rewarm::transport::{OutgoingEmail, SendError, SendOutcome};
 use support::smtp_server::TestSmtpServer;
@@ -137,14 +138,19 @@ async fn a_4xx_on_rcpt_is_transient_for_that_message_only_and_a_5xx_permanent_wi
     let outcomes = outcome_map(pool.send_batch(batch(0..20)).await);
 
     match &outcomes[&3] {
-        Err(SendError::Transient(text)) => {
-            assert!(text.contains("450 4.2.0 mailbox busy"), "{text}")
+        Err(e) if e.is_transient() => {
+            assert!(e.message().contains("450 4.2.0 mailbox busy"), "{e}");
+            assert_eq!(e.smtp_reply().map(|r| r.code), Some(450));
         }
         other => panic!("lead 3: {other:?}"),
     }
     match &outcomes[&7] {
-        Err(SendError::Permanent(text)) => {
-            assert!(text.contains("550 5.1.1 no such user"), "{text}")
+        Err(e) if e.is_permanent() => {
+            assert!(e.message().contains("550 5.1.1 no such user"), "{e}");
+            assert!(
+                e.is_hard_bounce(),
+                "a 5xx to RCPT TO refuses the address: {e}"
+            );
         }
         other => panic!("lead 7: {other:?}"),
     }
@@ -175,7 +181,7 @@ async fn a_connection_dropped_after_data_gives_unknown_for_that_message_and_the_
 
     // One connection sends in order: the 5th message is delivery 4.
     assert!(
-        matches!(&outcomes[&4], Err(SendError::Unknown(_))),
+        matches!(&outcomes[&4], Err(e) if e.is_unknown()),
         "{:?}",
         outcomes[&4]
     );
@@ -198,7 +204,7 @@ async fn with_several_connections_a_drop_after_data_costs_exactly_one_unknown_an
 
     let unknown: Vec<_> = outcomes
         .iter()
-        .filter(|(_, o)| matches!(o, Err(SendError::Unknown(_))))
+        .filter(|(_, o)| matches!(o, Err(e) if e.is_unknown()))
         .collect();
     assert_eq!(unknown.len(), 1, "{unknown:?}");
     assert_eq!(outcomes.values().filter(|o| o.is_ok()).count(), 199);
@@ -239,9 +245,43 @@ async fn nothing_listening_on_the_port_makes_every_message_transient() {
     assert_eq!(outcomes.len(), 10);
     for (id, outcome) in outcomes {
         assert!(
-            matches!(&outcome, Err(SendError::Transient(t)) if t.contains("connect")),
+            matches!(&outcome, Err(e) if e.is_transient() && e.message().contains("connect")),
             "delivery {id}: {outcome:?}"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_greets_with_421_makes_every_message_transient_and_its_reply_a_domain_throttle()
+ {
+    // A server that answers every connection "421 4.7.0 too many connections" and hangs up.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            use tokio::io::AsyncWriteExt;
+            let _ = socket
+                .write_all(b"421 4.7.0 too many connections, try later\r\n")
+                .await;
+        }
+    });
+    let pool = SmtpPool::new(settings(port, 2));
+
+    let outcomes = outcome_map(pool.send_batch(batch(0..4)).await);
+
+    for (id, outcome) in outcomes {
+        let e = outcome.as_ref().unwrap_err();
+        assert!(
+            e.is_transient() && e.message().contains("greeting/EHLO"),
+            "delivery {id}: {e}"
+        );
+        let reply = e.smtp_reply().expect("the greeting's reply is kept");
+        assert_eq!(reply.code, 421, "{e}");
+        assert_eq!(
+            reply.enhanced.map(|s| s.to_string()).as_deref(),
+            Some("4.7.0")
+        );
+        assert_eq!(throttle_of(e), Some(Throttle::Domain), "{e}");
     }
 }
 
@@ -256,7 +296,7 @@ async fn starttls_demanded_but_not_offered_sends_nothing_and_every_message_is_tr
 
     for (id, outcome) in outcomes {
         assert!(
-            matches!(&outcome, Err(SendError::Transient(t)) if t.contains("STARTTLS")),
+            matches!(&outcome, Err(e) if e.is_transient() && e.message().contains("STARTTLS")),
             "delivery {id}: {outcome:?}"
         );
     }
@@ -275,7 +315,7 @@ async fn implicit_tls_against_a_plain_server_fails_the_handshake_and_every_messa
 
     for (id, outcome) in outcomes {
         assert!(
-            matches!(&outcome, Err(SendError::Transient(t)) if t.contains("TLS")),
+            matches!(&outcome, Err(e) if e.is_transient() && e.message().contains("TLS")),
             "delivery {id}: {outcome:?}"
         );
     }
@@ -300,7 +340,7 @@ async fn auth_plain_with_the_right_password_sends_and_with_a_wrong_one_everythin
     let outcomes = outcome_map(SmtpPool::new(bad).send_batch(batch(10..20)).await);
     for (id, outcome) in outcomes {
         assert!(
-            matches!(&outcome, Err(SendError::Transient(t)) if t.contains("AUTH")),
+            matches!(&outcome, Err(e) if e.is_transient() && e.message().contains("AUTH")),
             "delivery {id}: {outcome:?}"
         );
     }
@@ -473,6 +513,6 @@ async fn the_file_transport_reports_an_unwritable_outbox_as_transient() {
     assert!(
         outcomes
             .iter()
-            .all(|(_, o)| matches!(o, Err(SendError::Transient(_))))
+            .all(|(_, o)| matches!(o, Err(e) if e.is_transient()))
     );
 }

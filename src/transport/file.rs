@@ -49,7 +49,7 @@ impl FileTransport {
                 tracing::warn!(error = %e, "the file transport's writer ended abnormally");
                 let error = format!("the file writer ended abnormally: {e}");
                 ids.into_iter()
-                    .map(|id| (id, Err(SendError::Transient(error.clone()))))
+                    .map(|id| (id, Err(SendError::transient(error.clone()))))
                     .collect()
             }
         }
@@ -62,7 +62,7 @@ fn write_batch(outbox: &Path, batch: &[OutgoingEmail]) -> Vec<SendOutcome> {
         tracing::warn!(%error, "file transport");
         return batch
             .iter()
-            .map(|m| (m.delivery_id, Err(SendError::Transient(error.clone()))))
+            .map(|m| (m.delivery_id, Err(SendError::transient(error.clone()))))
             .collect();
     }
     batch
@@ -72,7 +72,7 @@ fn write_batch(outbox: &Path, batch: &[OutgoingEmail]) -> Vec<SendOutcome> {
             let outcome = write_atomically(outbox, &path, &email.bytes).map_err(|e| {
                 let error = format!("cannot write {}: {e}", path.display());
                 tracing::warn!(%error, delivery_id = email.delivery_id, "file transport");
-                SendError::Transient(error)
+                SendError::transient(error)
             });
             (email.delivery_id, outcome)
         })

@@ -23,16 +23,15 @@
 //! | 429, 5xx                                                     | `Transient`                    |
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde::{Deserialize, Serialize};
 
-use super::http_common::{self, HARD_BOUNCE, Mailbox, Reply, SetupError};
-use super::{OutgoingEmail, SendError, SendOutcome};
+use super::client::{self, Api, Blame, Reply, SetupError};
+use super::mime::{self, Mailbox};
 use crate::secret::Secret;
+use crate::transport::{OutgoingEmail, SendError, SendOutcome};
 
 const PROVIDER: &str = "sendgrid";
 
@@ -78,81 +77,54 @@ impl SendGridSettings {
     }
 }
 
-/// Sends through SendGrid; cheap to share (`&self`).
+/// Sends through SendGrid; share it by reference (`&self`).
+#[derive(Debug)]
 pub struct SendGridTransport {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
     settings: SendGridSettings,
-    url: String,
-    client: reqwest::Client,
-}
-
-impl fmt::Debug for SendGridTransport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SendGridTransport")
-            .field("settings", &self.inner.settings)
-            .finish_non_exhaustive()
-    }
+    api: Api,
 }
 
 impl SendGridTransport {
     /// Checks the settings and builds the HTTP client; nothing is sent.
     pub fn new(settings: SendGridSettings) -> Result<SendGridTransport, SetupError> {
-        let base = http_common::base_url(PROVIDER, &settings.base_url)?;
         let key = settings.api_key.expose().trim();
         if key.is_empty()
             || reqwest::header::HeaderValue::from_str(&format!("Bearer {key}")).is_err()
         {
-            return Err(SetupError {
-                provider: PROVIDER,
-                message: "the API key is empty or has characters a header cannot carry".to_string(),
-            });
+            return Err(SetupError::new(
+                PROVIDER,
+                "the API key is empty or has characters a header cannot carry",
+            ));
         }
-        let client = http_common::build_client(PROVIDER, settings.timeout)?;
-        Ok(SendGridTransport {
-            inner: Arc::new(Inner {
-                settings,
-                url: format!("{base}/v3/mail/send"),
-                client,
-            }),
-        })
+        let api = Api::new(PROVIDER, &settings.base_url, settings.timeout)?;
+        Ok(SendGridTransport { settings, api })
     }
 
     pub fn settings(&self) -> &SendGridSettings {
-        &self.inner.settings
+        &self.settings
     }
 
-    /// Sends every message (one call each, `concurrency` at once). One outcome per message,
-    /// in the batch's order.
-    ///
-    /// Let it finish: dropping the future abandons calls in flight, whose messages may have
-    /// been accepted.
+    /// Sends every message with its own call to `/v3/mail/send` (`concurrency` at once); one
+    /// outcome per message, in the batch's order. Let it finish: calls abandoned in flight
+    /// may have been accepted.
     pub async fn send_batch(&self, batch: Vec<OutgoingEmail>) -> Vec<SendOutcome> {
-        let inner = &self.inner;
-        http_common::run_bounded(batch, inner.settings.concurrency, |email| async move {
-            let outcome = inner.send_one(&email).await;
-            if let Err(e) = &outcome {
-                tracing::debug!(delivery_id = email.delivery_id, error = %e, "sendgrid did not take the message");
-            }
-            vec![(email.delivery_id, outcome)]
-        })
-        .await
+        self.api
+            .send_each(batch, self.settings.concurrency, |email| {
+                self.send_one(email)
+            })
+            .await
     }
-}
 
-impl Inner {
-    async fn send_one(&self, email: &OutgoingEmail) -> Result<(), SendError> {
-        let body = payload(email)?;
+    async fn send_one(&self, email: OutgoingEmail) -> Result<(), SendError> {
+        let body = payload(&email)?;
         let request = self
-            .client
-            .post(&self.url)
+            .api
+            .post("/v3/mail/send")
             .bearer_auth(self.settings.api_key.expose().trim())
             .header(ACCEPT, "application/json")
             .header(CONTENT_TYPE, "application/json")
             .body(body);
-        let reply = http_common::execute(PROVIDER, request).await?;
+        let reply = self.api.execute(request).await?;
         outcome(&reply)
     }
 }
@@ -200,7 +172,7 @@ struct Mail<'a> {
 
 /// The JSON for one message, or why it cannot be sent.
 fn payload(email: &OutgoingEmail) -> Result<Vec<u8>, SendError> {
-    let f = http_common::fields_of(PROVIDER, email)?;
+    let f = mime::fields_of(PROVIDER, email)?;
     // SendGrid wants text/plain first, then text/html.
     let mut content = Vec::new();
     if let Some(text) = f.text.as_deref() {
@@ -234,7 +206,7 @@ fn payload(email: &OutgoingEmail) -> Result<Vec<u8>, SendError> {
         headers,
     };
     serde_json::to_vec(&mail)
-        .map_err(|e| SendError::Permanent(format!("{PROVIDER}: cannot encode the message: {e}")))
+        .map_err(|e| SendError::permanent(format!("{PROVIDER}: cannot encode the message: {e}")))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -253,89 +225,74 @@ struct ErrorItem {
 
 /// What SendGrid's answer means for the message.
 fn outcome(reply: &Reply) -> Result<(), SendError> {
-    let status = reply.status.as_u16();
-    match status {
-        200..=299 => Ok(()),
-        400 => {
-            let errors = serde_json::from_str::<ErrorBody>(reply.body_text())
-                .unwrap_or_default()
-                .errors;
-            let fields: Vec<String> = errors
-                .iter()
-                .filter_map(|e| e.field.as_deref().map(str::to_ascii_lowercase))
-                .collect();
-            let about_recipient = fields.iter().any(|f| {
-                f.starts_with("personalizations")
-                    && (f.contains(".to") || f.contains(".cc") || f.contains(".bcc"))
-            });
-            let about_sender = fields
-                .iter()
-                .any(|f| f.starts_with("from") || f.starts_with("reply_to"));
-            let detail = if errors.is_empty() {
-                reply.body_excerpt()
-            } else {
-                errors
-                    .iter()
-                    .map(|e| {
-                        format!(
-                            "{}{}",
-                            e.field
-                                .as_deref()
-                                .map(|f| format!("{f}: "))
-                                .unwrap_or_default(),
-                            e.message.as_deref().unwrap_or("")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            };
-            if about_sender && !about_recipient {
-                Err(SendError::Transient(format!(
-                    "{PROVIDER}: HTTP 400 — configuration problem (sender), not the recipient's: {detail}"
-                )))
-            } else if about_recipient {
-                Err(SendError::Permanent(format!(
-                    "{PROVIDER}: HTTP 400 recipient refused {HARD_BOUNCE}: {detail}"
-                )))
-            } else {
-                Err(SendError::Permanent(format!(
-                    "{PROVIDER}: HTTP 400 message refused: {detail}"
-                )))
-            }
-        }
-        413 => Err(SendError::Permanent(format!(
-            "{PROVIDER}: HTTP 413 message too large: {}",
-            reply.body_excerpt()
-        ))),
-        401 => Err(http_common::config_problem(
+    match reply.status.as_u16() {
+        400 => Err(bad_request(reply)),
+        413 => Err(client::too_large(PROVIDER, reply)),
+        _ => client::standard_outcome(
             PROVIDER,
             reply,
-            "the API key is wrong or revoked",
-        )),
-        403 => Err(http_common::config_problem(
-            PROVIDER,
-            reply,
-            "forbidden: the sender identity is not verified or the key lacks the mail.send permission",
-        )),
-        429 | 500..=599 => Err(http_common::try_later(PROVIDER, reply)),
-        _ => Err(http_common::config_problem(
-            PROVIDER,
-            reply,
-            "unexpected answer (check the base URL)",
-        )),
+            &[
+                (401, "the API key is wrong or revoked"),
+                (
+                    403,
+                    "forbidden: the sender identity is not verified or the key lacks the mail.send permission",
+                ),
+            ],
+        ),
     }
+}
+
+/// A 400: SendGrid names the fields it refused; a recipient field is a hard bounce, our
+/// sender alone is our configuration, anything else refuses this message.
+fn bad_request(reply: &Reply) -> SendError {
+    let errors = serde_json::from_str::<ErrorBody>(reply.body_text())
+        .unwrap_or_default()
+        .errors;
+    let fields: Vec<String> = errors
+        .iter()
+        .filter_map(|e| e.field.as_deref().map(str::to_ascii_lowercase))
+        .collect();
+    let about_recipient = fields.iter().any(|f| {
+        f.starts_with("personalizations")
+            && (f.contains(".to") || f.contains(".cc") || f.contains(".bcc"))
+    });
+    let about_sender = fields
+        .iter()
+        .any(|f| f.starts_with("from") || f.starts_with("reply_to"));
+    let detail = if errors.is_empty() {
+        reply.body_excerpt()
+    } else {
+        errors
+            .iter()
+            .map(|e| {
+                let field = e.field.as_deref().map(|f| format!("{f}: "));
+                format!(
+                    "{}{}",
+                    field.unwrap_or_default(),
+                    e.message.as_deref().unwrap_or("")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let blame = if about_recipient {
+        Blame::Recipient
+    } else if about_sender {
+        Blame::Sender
+    } else {
+        Blame::Message
+    };
+    client::bad_request(PROVIDER, reply, blame, &detail)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::StatusCode;
 
     fn reply(status: u16, body: &str) -> Reply {
         Reply {
-            status: StatusCode::from_u16(status).unwrap(),
-            body: Ok(body.to_string()),
             retry_after: Some(7),
+            ..Reply::canned(status, body)
         }
     }
 

@@ -1,274 +1,13 @@
-//! What the HTTP API transports (Postmark, SendGrid, Mailgun) share: one reqwest client setup
-//! (ring as the only rustls crypto provider), how a failed request becomes a [`SendError`],
-//! bounded concurrency, and a small reader for the messages we compose ourselves (the
-//! providers that take fields instead of raw MIME need From, To, Subject, the text and HTML
-//! parts and the extra headers such as `List-Unsubscribe`).
-//!
-//! # What a failed HTTP exchange means
-//!
-//! | what happened                                        | outcome                          |
-//! |------------------------------------------------------|----------------------------------|
-//! | the request could not be built                       | `Transient` (nothing left)       |
-//! | DNS, TCP connect or TLS handshake failed             | `Transient` (nothing left)       |
-//! | the connection broke or timed out once the request was on its way, or the answer was unreadable | `Unknown` (never retried) |
-//! | an HTTP status came back                             | the provider's mapping decides   |
-//!
-//! Redirects are not followed: a provider's send endpoint never redirects, and following one
-//! with a POST could send the message somewhere else.
+//! Reading our own messages back: just enough MIME for the providers that take fields
+//! instead of raw MIME (Postmark, SendGrid). They need From, To, Reply-To, Subject, the text
+//! and HTML parts and the extra headers such as `List-Unsubscribe`; the message is one we
+//! composed (lettre's output), so this reader only has to be right about what lettre writes.
 
 use std::borrow::Cow;
-use std::sync::Once;
-use std::time::Duration;
 
 use base64::Engine as _;
-use futures::StreamExt;
-use reqwest::StatusCode;
 
-use super::{OutgoingEmail, SendError, SendOutcome};
-
-/// The marker a `Permanent` error carries when the recipient address itself is refused (an
-/// inactive/bounced recipient, an invalid address): see [`SendError::is_hard_bounce`].
-///
-/// [`SendError::is_hard_bounce`]: super::SendError::is_hard_bounce
-pub const HARD_BOUNCE: &str = "[hard bounce]";
-
-/// Installs ring as the process-wide rustls crypto provider (once). reqwest is built with
-/// `rustls-no-provider`, so a client cannot be built before a provider is installed; if the
-/// application already installed one, that one stays.
-pub fn ensure_crypto_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
-/// Why an API transport could not be set up (bad base URL, TLS setup failure).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{provider}: {message}")]
-pub struct SetupError {
-    pub provider: &'static str,
-    pub message: String,
-}
-
-/// The HTTP client every API transport uses: `timeout` bounds a whole exchange, connecting
-/// gets at most half of it, and at most 10 s (so a connect that times out is reported as
-/// such — `Transient` — rather than as a whole exchange that timed out, which is `Unknown`).
-pub(crate) fn build_client(
-    provider: &'static str,
-    timeout: Duration,
-) -> Result<reqwest::Client, SetupError> {
-    ensure_crypto_provider();
-    let timeout = timeout.max(Duration::from_millis(100));
-    reqwest::Client::builder()
-        .user_agent(concat!("rewarm/", env!("CARGO_PKG_VERSION")))
-        .timeout(timeout)
-        .connect_timeout((timeout / 2).min(Duration::from_secs(10)))
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .tcp_nodelay(true)
-        .build()
-        .map_err(|e| SetupError {
-            provider,
-            message: format!("cannot build the HTTP client: {}", error_chain(&e)),
-        })
-}
-
-/// Checks and normalises a configured base URL (no trailing slash).
-pub(crate) fn base_url(provider: &'static str, raw: &str) -> Result<String, SetupError> {
-    let trimmed = raw.trim().trim_end_matches('/');
-    let url = reqwest::Url::parse(trimmed).map_err(|e| SetupError {
-        provider,
-        message: format!("base URL `{raw}` is not a URL: {e}"),
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(SetupError {
-            provider,
-            message: format!(
-                "base URL `{raw}` must start with https:// (or http:// for a local test server)"
-            ),
-        });
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(SetupError {
-            provider,
-            message: format!("base URL `{raw}` must not have a query or fragment"),
-        });
-    }
-    Ok(trimmed.to_string())
-}
-
-/// An HTTP answer from a provider.
-#[derive(Debug)]
-pub(crate) struct Reply {
-    pub status: StatusCode,
-    /// The body, or why it could not be read.
-    pub body: Result<String, String>,
-    /// The `Retry-After` header in seconds, when it was given as a number.
-    pub retry_after: Option<u64>,
-}
-
-impl Reply {
-    pub fn body_text(&self) -> &str {
-        match &self.body {
-            Ok(b) => b.as_str(),
-            Err(_) => "",
-        }
-    }
-
-    /// The body shortened for an error message.
-    pub fn body_excerpt(&self) -> String {
-        match &self.body {
-            Ok(b) => excerpt(b, 300),
-            Err(e) => format!("(body unreadable: {e})"),
-        }
-    }
-}
-
-/// Sends a request and reads the answer; a failure is classified as in the module docs.
-pub(crate) async fn execute(
-    provider: &'static str,
-    request: reqwest::RequestBuilder,
-) -> Result<Reply, SendError> {
-    let response = match request.send().await {
-        Ok(r) => r,
-        Err(e) => return Err(request_error(provider, &e)),
-    };
-    let status = response.status();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let body = response.text().await.map_err(|e| error_chain(&e));
-    Ok(Reply {
-        status,
-        body,
-        retry_after,
-    })
-}
-
-/// A reqwest error as a send outcome: nothing left if the request was never built or the
-/// connection never opened; otherwise the provider may have the message.
-pub(crate) fn request_error(provider: &'static str, e: &reqwest::Error) -> SendError {
-    let detail = error_chain(e);
-    if e.is_builder() {
-        SendError::Transient(format!("{provider}: cannot build the request: {detail}"))
-    } else if e.is_connect() {
-        SendError::Transient(format!("{provider}: cannot connect: {detail}"))
-    } else {
-        SendError::Unknown(format!(
-            "{provider}: the exchange broke off after the request was sent ({detail}); the provider may have accepted the message"
-        ))
-    }
-}
-
-/// A Transient error for a status that says "slow down" (429) or "try later" (5xx). The text
-/// always holds `HTTP <code>` (and `retry after <n>s` when the provider said so), which
-/// [`super::limits::throttle_of`] reads.
-pub(crate) fn try_later(provider: &'static str, reply: &Reply) -> SendError {
-    let code = reply.status.as_u16();
-    let what = if code == 429 {
-        "rate limited by the provider"
-    } else {
-        "provider unavailable"
-    };
-    let after = reply
-        .retry_after
-        .map(|s| format!(" (retry after {s}s)"))
-        .unwrap_or_default();
-    SendError::Transient(format!(
-        "{provider}: HTTP {code} {what}{after}: {}",
-        reply.body_excerpt()
-    ))
-}
-
-/// A Transient error for a problem on our side (bad key, unverified sender, wrong domain):
-/// retrying after the configuration is fixed will work, and the lead is not to blame.
-pub(crate) fn config_problem(provider: &'static str, reply: &Reply, hint: &str) -> SendError {
-    SendError::Transient(format!(
-        "{provider}: HTTP {} — configuration or account problem, not the recipient's: {hint}: {}",
-        reply.status.as_u16(),
-        reply.body_excerpt()
-    ))
-}
-
-/// The error and its sources on one line.
-pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
-
-pub(crate) fn excerpt(s: &str, max: usize) -> String {
-    let s = s.trim();
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let cut: String = s.chars().take(max).collect();
-    format!("{cut}…")
-}
-
-/// Runs `send` over `items` with at most `concurrency` at once; the outcomes come back in the
-/// order of `items` (each call returns the outcomes of its item).
-pub(crate) async fn run_bounded<T, F, Fut>(
-    items: Vec<T>,
-    concurrency: usize,
-    send: F,
-) -> Vec<SendOutcome>
-where
-    F: Fn(T) -> Fut,
-    Fut: Future<Output = Vec<SendOutcome>>,
-{
-    let mut indexed: Vec<(usize, Vec<SendOutcome>)> =
-        futures::stream::iter(items.into_iter().enumerate().map(|(i, item)| {
-            let fut = send(item);
-            async move { (i, fut.await) }
-        }))
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await;
-    indexed.sort_by_key(|(i, _)| *i);
-    indexed.into_iter().flat_map(|(_, o)| o).collect()
-}
-
-/// Splits items into chunks of at most `max_count` items and at most `max_bytes` (an item
-/// larger than `max_bytes` gets a chunk of its own), keeping their order.
-pub(crate) fn chunks<T>(
-    items: Vec<T>,
-    max_count: usize,
-    max_bytes: usize,
-    size_of: impl Fn(&T) -> usize,
-) -> Vec<Vec<T>> {
-    let max_count = max_count.max(1);
-    let mut out = Vec::new();
-    let mut current = Vec::new();
-    let mut bytes = 0usize;
-    for item in items {
-        let size = size_of(&item);
-        if !current.is_empty() && (current.len() >= max_count || bytes + size > max_bytes) {
-            out.push(std::mem::take(&mut current));
-            bytes = 0;
-        }
-        bytes += size;
-        current.push(item);
-    }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out
-}
-
-// ---------------------------------------------------------------------------------------
-// Reading our own messages back: just enough MIME for the field-based providers.
-// ---------------------------------------------------------------------------------------
+use crate::transport::{OutgoingEmail, SendError};
 
 /// An address with its optional display name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -327,11 +66,11 @@ pub(crate) fn fields_of(
     email: &OutgoingEmail,
 ) -> Result<Fields, SendError> {
     let parsed = parse_message(&email.bytes).map_err(|e| {
-        SendError::Permanent(format!("{provider}: cannot read the composed message: {e}"))
+        SendError::permanent(format!("{provider}: cannot read the composed message: {e}"))
     })?;
     let envelope_to = email.envelope_to.trim().to_string();
     if envelope_to.is_empty() {
-        return Err(SendError::Permanent(format!(
+        return Err(SendError::permanent(format!(
             "{provider}: the message has no recipient"
         )));
     }
@@ -815,17 +554,6 @@ pub fn parse_mailbox(value: &str) -> Option<Mailbox> {
     }
 }
 
-/// The domain of an address, lowercased, without a trailing dot ("" when there is none).
-pub fn domain_of(address: &str) -> String {
-    address
-        .trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .rsplit_once('@')
-        .map(|(_, d)| d.trim().trim_end_matches('.').to_ascii_lowercase())
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -953,35 +681,5 @@ mod tests {
             "\"Doe, \\\"J\\\"\" <j@x.test>"
         );
         assert!(parse_mailbox("undisclosed-recipients:;").is_none());
-    }
-
-    #[test]
-    fn domains_are_lowercased_without_trailing_dot() {
-        assert_eq!(domain_of("Lead@GMail.COM."), "gmail.com");
-        assert_eq!(domain_of("<a@b.test>"), "b.test");
-        assert_eq!(domain_of("nodomain"), "");
-    }
-
-    #[test]
-    fn chunks_respect_count_and_size() {
-        let email = |i: i64, size: usize| OutgoingEmail {
-            delivery_id: i,
-            envelope_from: String::new(),
-            envelope_to: String::new(),
-            message_id: String::new(),
-            bytes: vec![b'x'; size],
-        };
-        let batch: Vec<_> = (0..7).map(|i| email(i, 10)).collect();
-        let sizes: Vec<usize> = chunks(batch, 3, 1000, |m: &OutgoingEmail| m.bytes.len())
-            .iter()
-            .map(|c| c.len())
-            .collect();
-        assert_eq!(sizes, vec![3, 3, 1]);
-        let batch = vec![email(1, 60), email(2, 60), email(3, 200), email(4, 10)];
-        let ids: Vec<Vec<i64>> = chunks(batch, 500, 100, |m: &OutgoingEmail| m.bytes.len())
-            .iter()
-            .map(|c| c.iter().map(|m| m.delivery_id).collect())
-            .collect();
-        assert_eq!(ids, vec![vec![1], vec![2], vec![3], vec![4]]);
     }
 }

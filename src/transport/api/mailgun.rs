@@ -17,17 +17,15 @@
 //! | 401 (bad key), 402, 403 (domain disabled, sandbox recipient not authorised), 404 (unknown domain, wrong base URL) and other answers | `Transient`, configuration |
 //! | 429, 5xx                                                 | `Transient`                      |
 
-use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::ACCEPT;
 use reqwest::multipart::{Form, Part};
 use serde::Deserialize;
 
-use super::http_common::{self, HARD_BOUNCE, Reply, SetupError};
-use super::{OutgoingEmail, SendError, SendOutcome};
+use super::client::{self, Api, Blame, Reply, SetupError};
 use crate::secret::Secret;
+use crate::transport::{OutgoingEmail, SendError, SendOutcome};
 
 const PROVIDER: &str = "mailgun";
 
@@ -60,84 +58,59 @@ impl MailgunSettings {
     }
 }
 
-/// Sends through Mailgun; cheap to share (`&self`).
+/// Sends through Mailgun; share it by reference (`&self`).
+#[derive(Debug)]
 pub struct MailgunTransport {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
     settings: MailgunSettings,
-    url: String,
-    client: reqwest::Client,
-}
-
-impl fmt::Debug for MailgunTransport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MailgunTransport")
-            .field("settings", &self.inner.settings)
-            .finish_non_exhaustive()
-    }
+    /// `/v3/{domain}/messages.mime`.
+    path: String,
+    api: Api,
 }
 
 impl MailgunTransport {
     /// Checks the settings and builds the HTTP client; nothing is sent.
     pub fn new(settings: MailgunSettings) -> Result<MailgunTransport, SetupError> {
-        let base = http_common::base_url(PROVIDER, &settings.base_url)?;
         let domain = settings.domain.trim();
         if domain.is_empty()
             || !domain
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
         {
-            return Err(SetupError {
-                provider: PROVIDER,
-                message: format!("`{domain}` is not a sending domain (e.g. mg.example.com)"),
-            });
+            return Err(SetupError::new(
+                PROVIDER,
+                format!("`{domain}` is not a sending domain (e.g. mg.example.com)"),
+            ));
         }
         if settings.api_key.expose().trim().is_empty() {
-            return Err(SetupError {
-                provider: PROVIDER,
-                message: "the API key is empty".to_string(),
-            });
+            return Err(SetupError::new(PROVIDER, "the API key is empty"));
         }
-        let client = http_common::build_client(PROVIDER, settings.timeout)?;
+        let api = Api::new(PROVIDER, &settings.base_url, settings.timeout)?;
         Ok(MailgunTransport {
-            inner: Arc::new(Inner {
-                url: format!("{base}/v3/{domain}/messages.mime"),
-                settings,
-                client,
-            }),
+            path: format!("/v3/{domain}/messages.mime"),
+            settings,
+            api,
         })
     }
 
     pub fn settings(&self) -> &MailgunSettings {
-        &self.inner.settings
+        &self.settings
     }
 
-    /// Sends every message (one call each, `concurrency` at once). One outcome per message,
-    /// in the batch's order.
-    ///
-    /// Let it finish: dropping the future abandons calls in flight, whose messages may have
+    /// Sends every message as raw MIME with its own call (`concurrency` at once); one outcome
+    /// per message, in the batch's order. Let it finish: calls abandoned in flight may have
     /// been accepted.
     pub async fn send_batch(&self, batch: Vec<OutgoingEmail>) -> Vec<SendOutcome> {
-        let inner = &self.inner;
-        http_common::run_bounded(batch, inner.settings.concurrency, |email| async move {
-            let id = email.delivery_id;
-            let outcome = inner.send_one(email).await;
-            if let Err(e) = &outcome {
-                tracing::debug!(delivery_id = id, error = %e, "mailgun did not take the message");
-            }
-            vec![(id, outcome)]
-        })
-        .await
+        self.api
+            .send_each(batch, self.settings.concurrency, |email| {
+                self.send_one(email)
+            })
+            .await
     }
-}
 
-impl Inner {
     async fn send_one(&self, email: OutgoingEmail) -> Result<(), SendError> {
         let to = email.envelope_to.trim().to_string();
         if to.is_empty() {
-            return Err(SendError::Permanent(format!(
+            return Err(SendError::permanent(format!(
                 "{PROVIDER}: the message has no recipient"
             )));
         }
@@ -145,19 +118,19 @@ impl Inner {
             .file_name("message.mime")
             .mime_str("message/rfc822")
             .map_err(|e| {
-                SendError::Transient(format!("{PROVIDER}: cannot build the request: {e}"))
+                SendError::transient(format!("{PROVIDER}: cannot build the request: {e}"))
             })?;
         let form = Form::new()
             .text("to", to)
             .text("v:rewarm_delivery_id", email.delivery_id.to_string())
             .part("message", message);
         let request = self
-            .client
-            .post(&self.url)
+            .api
+            .post(&self.path)
             .basic_auth("api", Some(self.settings.api_key.expose().trim()))
             .header(ACCEPT, "application/json")
             .multipart(form);
-        let reply = http_common::execute(PROVIDER, request).await?;
+        let reply = self.api.execute(request).await?;
         outcome(&reply)
     }
 }
@@ -170,66 +143,46 @@ struct Answer {
 
 /// What Mailgun's answer means for the message.
 fn outcome(reply: &Reply) -> Result<(), SendError> {
-    let status = reply.status.as_u16();
-    match status {
-        200..=299 => Ok(()),
+    const ACCOUNT: &str = "the account or domain may not send (disabled, unpaid, or a sandbox domain with an unauthorised recipient)";
+    match reply.status.as_u16() {
         400 => {
             let message = serde_json::from_str::<Answer>(reply.body_text())
                 .map(|a| a.message)
                 .unwrap_or_else(|_| reply.body_excerpt());
             let lower = message.to_ascii_lowercase();
-            if lower.contains("'to'")
+            let blame = if lower.contains("'to'")
                 || lower.contains("to parameter")
                 || lower.contains("recipient")
             {
-                Err(SendError::Permanent(format!(
-                    "{PROVIDER}: HTTP 400 recipient refused {HARD_BOUNCE}: {message}"
-                )))
+                Blame::Recipient
             } else {
-                Err(SendError::Permanent(format!(
-                    "{PROVIDER}: HTTP 400 message refused: {message}"
-                )))
-            }
+                Blame::Message
+            };
+            Err(client::bad_request(PROVIDER, reply, blame, &message))
         }
-        413 => Err(SendError::Permanent(format!(
-            "{PROVIDER}: HTTP 413 message too large: {}",
-            reply.body_excerpt()
-        ))),
-        401 => Err(http_common::config_problem(
+        413 => Err(client::too_large(PROVIDER, reply)),
+        _ => client::standard_outcome(
             PROVIDER,
             reply,
-            "the API key is wrong (basic auth user `api`)",
-        )),
-        402 | 403 => Err(http_common::config_problem(
-            PROVIDER,
-            reply,
-            "the account or domain may not send (disabled, unpaid, or a sandbox domain with an unauthorised recipient)",
-        )),
-        404 => Err(http_common::config_problem(
-            PROVIDER,
-            reply,
-            "unknown sending domain or wrong base URL (EU domains use https://api.eu.mailgun.net)",
-        )),
-        429 | 500..=599 => Err(http_common::try_later(PROVIDER, reply)),
-        _ => Err(http_common::config_problem(
-            PROVIDER,
-            reply,
-            "unexpected answer (check the base URL)",
-        )),
+            &[
+                (401, "the API key is wrong (basic auth user `api`)"),
+                (402, ACCOUNT),
+                (403, ACCOUNT),
+                (
+                    404,
+                    "unknown sending domain or wrong base URL (EU domains use https://api.eu.mailgun.net)",
+                ),
+            ],
+        ),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::StatusCode;
 
     fn reply(status: u16, body: &str) -> Reply {
-        Reply {
-            status: StatusCode::from_u16(status).unwrap(),
-            body: Ok(body.to_string()),
-            retry_after: None,
-        }
+        Reply::canned(status, body)
     }
 
     #[test]

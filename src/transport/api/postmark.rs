@@ -24,17 +24,16 @@
 //! A problem of our own (token, sender signature, account) is `Transient` so that it does
 //! not burn the lead's step or suppress the address: fix the configuration and the retries go.
 
-use std::collections::BTreeMap;
-use std::fmt;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use super::http_common::{self, HARD_BOUNCE, Reply, SetupError};
-use super::{OutgoingEmail, SendError, SendOutcome};
+use super::client::{self, Api, Reply, SetupError};
+use super::mime;
 use crate::secret::Secret;
+use crate::transport::{OutgoingEmail, SendError, SendOutcome};
 
 const PROVIDER: &str = "postmark";
 
@@ -77,57 +76,38 @@ impl PostmarkSettings {
     }
 }
 
-/// Sends through Postmark; cheap to share (`&self`).
+/// Sends through Postmark; share it by reference (`&self`).
+#[derive(Debug)]
 pub struct PostmarkTransport {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
     settings: PostmarkSettings,
-    base_url: String,
     token: HeaderValue,
-    client: reqwest::Client,
-}
-
-impl fmt::Debug for PostmarkTransport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PostmarkTransport")
-            .field("settings", &self.inner.settings)
-            .finish_non_exhaustive()
-    }
+    api: Api,
 }
 
 impl PostmarkTransport {
     /// Checks the settings and builds the HTTP client; nothing is sent.
     pub fn new(settings: PostmarkSettings) -> Result<PostmarkTransport, SetupError> {
-        let base_url = http_common::base_url(PROVIDER, &settings.base_url)?;
         let mut token =
             HeaderValue::from_str(settings.server_token.expose().trim()).map_err(|_| {
-                SetupError {
-                    provider: PROVIDER,
-                    message: "the server token has characters a header cannot carry".to_string(),
-                }
+                SetupError::new(
+                    PROVIDER,
+                    "the server token has characters a header cannot carry",
+                )
             })?;
         token.set_sensitive(true);
         if settings.server_token.expose().trim().is_empty() {
-            return Err(SetupError {
-                provider: PROVIDER,
-                message: "the server token is empty".to_string(),
-            });
+            return Err(SetupError::new(PROVIDER, "the server token is empty"));
         }
-        let client = http_common::build_client(PROVIDER, settings.timeout)?;
+        let api = Api::new(PROVIDER, &settings.base_url, settings.timeout)?;
         Ok(PostmarkTransport {
-            inner: Arc::new(Inner {
-                settings,
-                base_url,
-                token,
-                client,
-            }),
+            settings,
+            token,
+            api,
         })
     }
 
     pub fn settings(&self) -> &PostmarkSettings {
-        &self.inner.settings
+        &self.settings
     }
 
     /// Sends the batch: groups of up to `batch_size` go to `/email/batch` (a group of one to
@@ -138,30 +118,28 @@ impl PostmarkTransport {
     pub async fn send_batch(&self, batch: Vec<OutgoingEmail>) -> Vec<SendOutcome> {
         let mut outcomes: Vec<SendOutcome> = Vec::new();
         let mut ready: Vec<(i64, Vec<u8>)> = Vec::with_capacity(batch.len());
-        let stream = self.inner.settings.message_stream.as_deref();
+        let stream = self.settings.message_stream.as_deref();
         for email in &batch {
             match payload(email, stream) {
                 Ok(json) => ready.push((email.delivery_id, json)),
                 Err(e) => outcomes.push((email.delivery_id, Err(e))),
             }
         }
-        let batch_size = self.inner.settings.batch_size.clamp(1, MAX_BATCH);
-        let groups = http_common::chunks(ready, batch_size, MAX_BATCH_BYTES, |(_, json)| {
+        let batch_size = self.settings.batch_size.clamp(1, MAX_BATCH);
+        let groups = client::chunks(ready, batch_size, MAX_BATCH_BYTES, |(_, json)| {
             json.len() + 1
         });
-        let inner = &self.inner;
-        let sent =
-            http_common::run_bounded(groups, inner.settings.concurrency, |group| async move {
-                if group.len() == 1 {
-                    inner.send_single(group).await
-                } else {
-                    inner.send_group(group).await
-                }
-            })
-            .await;
+        let sent = client::run_bounded(groups, self.settings.concurrency, |group| async move {
+            if group.len() == 1 {
+                self.send_single(group).await
+            } else {
+                self.send_group(group).await
+            }
+        })
+        .await;
         outcomes.extend(sent);
         // Back in the order of the batch.
-        let order: std::collections::HashMap<i64, usize> = batch
+        let order: HashMap<i64, usize> = batch
             .iter()
             .enumerate()
             .map(|(i, m)| (m.delivery_id, i))
@@ -169,12 +147,10 @@ impl PostmarkTransport {
         outcomes.sort_by_key(|(id, _)| order.get(id).copied().unwrap_or(usize::MAX));
         outcomes
     }
-}
 
-impl Inner {
     fn request(&self, path: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
-        self.client
-            .post(format!("{}{path}", self.base_url))
+        self.api
+            .post(path)
             .header(ACCEPT, "application/json")
             .header(CONTENT_TYPE, "application/json")
             .header("X-Postmark-Server-Token", self.token.clone())
@@ -185,11 +161,11 @@ impl Inner {
         let Some((id, json)) = group.pop() else {
             return Vec::new();
         };
-        let outcome = match http_common::execute(PROVIDER, self.request("/email", json)).await {
+        let outcome = match self.api.execute(self.request("/email", json)).await {
             Ok(reply) => single_outcome(&reply),
             Err(e) => Err(e),
         };
-        log_failure(id, &outcome);
+        self.api.log_failure(id, &outcome);
         vec![(id, outcome)]
     }
 
@@ -205,21 +181,14 @@ impl Inner {
             body.extend_from_slice(&json);
         }
         body.push(b']');
-        let outcomes =
-            match http_common::execute(PROVIDER, self.request("/email/batch", body)).await {
-                Ok(reply) => batch_outcomes(&ids, &reply),
-                Err(e) => ids.iter().map(|id| (*id, Err(e.clone()))).collect(),
-            };
+        let outcomes = match self.api.execute(self.request("/email/batch", body)).await {
+            Ok(reply) => batch_outcomes(&ids, &reply),
+            Err(e) => ids.iter().map(|id| (*id, Err(e.clone()))).collect(),
+        };
         for (id, outcome) in &outcomes {
-            log_failure(*id, outcome);
+            self.api.log_failure(*id, outcome);
         }
         outcomes
-    }
-}
-
-fn log_failure(id: i64, outcome: &Result<(), SendError>) {
-    if let Err(e) = outcome {
-        tracing::debug!(delivery_id = id, error = %e, "postmark did not take the message");
     }
 }
 
@@ -252,7 +221,7 @@ struct Header<'a> {
 
 /// The JSON for one message, or why it cannot be sent.
 fn payload(email: &OutgoingEmail, stream: Option<&str>) -> Result<Vec<u8>, SendError> {
-    let f = http_common::fields_of(PROVIDER, email)?;
+    let f = mime::fields_of(PROVIDER, email)?;
     let message = Message {
         from: f.from.to_header_form(),
         to: f.to.to_header_form(),
@@ -269,7 +238,7 @@ fn payload(email: &OutgoingEmail, stream: Option<&str>) -> Result<Vec<u8>, SendE
         message_stream: stream.filter(|s| !s.trim().is_empty()),
     };
     serde_json::to_vec(&message)
-        .map_err(|e| SendError::Permanent(format!("{PROVIDER}: cannot encode the message: {e}")))
+        .map_err(|e| SendError::permanent(format!("{PROVIDER}: cannot encode the message: {e}")))
 }
 
 /// Postmark's answer body (a single result, an error, or one entry of a batch answer).
@@ -284,84 +253,82 @@ struct ApiResult {
 /// What a Postmark ErrorCode means for the message it is about.
 fn classify_code(code: i64, message: &str) -> Result<(), SendError> {
     let text = |what: &str| format!("{PROVIDER}: ErrorCode {code} {what}: {message}");
+    let config = |what: &str| Err(SendError::transient(text(what)));
     match code {
         0 => Ok(()),
-        406 => Err(SendError::Permanent(text(&format!(
-            "inactive recipient {HARD_BOUNCE}"
-        )))),
-        300 => {
-            let lower = message.to_ascii_lowercase();
-            let about_us = [
-                "'from'",
-                "from address",
-                "reply-to",
-                "'replyto'",
-                "replyto",
-                "sender signature",
-                "sender",
-            ]
-            .iter()
-            .any(|w| lower.contains(w));
-            let about_recipient = ["'to'", "'cc'", "'bcc'", "recipient", "to address"]
-                .iter()
-                .any(|w| lower.contains(w));
-            if about_us {
-                Err(SendError::Transient(text(
-                    "invalid email request — configuration problem (sender), not the recipient's",
-                )))
-            } else if about_recipient {
-                Err(SendError::Permanent(text(&format!(
-                    "invalid email request (recipient) {HARD_BOUNCE}"
-                ))))
-            } else {
-                Err(SendError::Permanent(text("invalid email request")))
-            }
-        }
-        429 => Err(SendError::Transient(format!(
+        406 => Err(client::recipient_refused(
+            format!("{PROVIDER}: ErrorCode {code} inactive recipient"),
+            message,
+        )),
+        300 => Err(invalid_request(message)),
+        // Postmark's way of saying HTTP 429 inside an answer: a throttle, read as one.
+        429 => Err(SendError::transient(format!(
             "{PROVIDER}: HTTP 429 rate limited by the provider: ErrorCode 429: {message}"
-        ))),
-        100 => Err(SendError::Transient(text("maintenance"))),
-        10 => Err(SendError::Transient(text(
+        ))
+        .with_http_status(429, None)),
+        100 => config("maintenance"),
+        10 => config(
             "bad or missing server token — configuration problem: check the Postmark server token",
-        ))),
-        400 | 401 | 405 | 412 | 413 => Err(SendError::Transient(text(
+        ),
+        400 | 401 | 405 | 412 | 413 => config(
             "sender signature or account problem — configuration problem, not the recipient's",
-        ))),
-        _ => Err(SendError::Transient(text(
-            "request refused — configuration or format problem, not the recipient's",
-        ))),
+        ),
+        _ => config("request refused — configuration or format problem, not the recipient's"),
+    }
+}
+
+/// ErrorCode 300 ("invalid email request"): about our sender (configuration), about the
+/// recipient (a hard bounce), or about something else in the message.
+fn invalid_request(message: &str) -> SendError {
+    let lower = message.to_ascii_lowercase();
+    let about_us = [
+        "'from'",
+        "from address",
+        "reply-to",
+        "'replyto'",
+        "replyto",
+        "sender signature",
+        "sender",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
+    let about_recipient = ["'to'", "'cc'", "'bcc'", "recipient", "to address"]
+        .iter()
+        .any(|w| lower.contains(w));
+    let head = format!("{PROVIDER}: ErrorCode 300");
+    if about_us {
+        SendError::transient(format!(
+            "{head} invalid email request — configuration problem (sender), not the recipient's: {message}"
+        ))
+    } else if about_recipient {
+        client::recipient_refused(format!("{head} invalid email request (recipient)"), message)
+    } else {
+        SendError::permanent(format!("{head} invalid email request: {message}"))
     }
 }
 
 /// The outcome of `POST /email`.
 fn single_outcome(reply: &Reply) -> Result<(), SendError> {
-    let status = reply.status.as_u16();
     let parsed = || serde_json::from_str::<ApiResult>(reply.body_text()).ok();
-    match status {
+    match reply.status.as_u16() {
         200..=299 => match parsed() {
             Some(r) => classify_code(r.error_code, &r.message),
             // Accepted: a 2xx says so even if its body cannot be read.
             None => Ok(()),
         },
-        401 => Err(http_common::config_problem(
-            PROVIDER,
-            reply,
-            "bad or missing server token (X-Postmark-Server-Token)",
-        )),
         422 => match parsed() {
             Some(r) if r.error_code != 0 => classify_code(r.error_code, &r.message),
-            _ => Err(http_common::config_problem(
+            _ => Err(client::config_problem(
                 PROVIDER,
                 reply,
                 "request refused without a readable ErrorCode",
             )),
         },
-        429 | 500..=599 => Err(http_common::try_later(PROVIDER, reply)),
-        _ => Err(http_common::config_problem(
+        _ => client::standard_outcome(
             PROVIDER,
             reply,
-            "unexpected answer (check the base URL)",
-        )),
+            &[(401, "bad or missing server token (X-Postmark-Server-Token)")],
+        ),
     }
 }
 
@@ -378,7 +345,7 @@ fn batch_outcomes(ids: &[i64], reply: &Reply) -> Vec<SendOutcome> {
             .map(|(i, id)| {
                 let outcome = match results.get(i) {
                     Some(r) => classify_code(r.error_code, &r.message),
-                    None => Err(SendError::Unknown(format!(
+                    None => Err(SendError::unknown(format!(
                         "{PROVIDER}: the batch was accepted (HTTP {status}) but its answer for this message is missing or unreadable; it may have been sent"
                     ))),
                 };
@@ -387,13 +354,17 @@ fn batch_outcomes(ids: &[i64], reply: &Reply) -> Vec<SendOutcome> {
             .collect();
     }
     // The whole call was refused: nothing was sent, and no single message is to blame.
+    let retry_after = reply.retry_after.map(Duration::from_secs);
     let outcome = match single_outcome(reply) {
-        Err(SendError::Permanent(text)) => Err(SendError::Transient(format!(
-            "{text} (the whole batch call was refused)"
-        ))),
-        Ok(()) => Err(SendError::Transient(format!(
+        Err(e) if e.is_permanent() => Err(SendError::transient(format!(
+            "{} (the whole batch call was refused)",
+            e.message()
+        ))
+        .with_http_status(status, retry_after)),
+        Ok(()) => Err(SendError::transient(format!(
             "{PROVIDER}: the batch call was refused: HTTP {status}"
-        ))),
+        ))
+        .with_http_status(status, retry_after)),
         other => other,
     };
     ids.iter().map(|id| (*id, outcome.clone())).collect()
@@ -402,14 +373,9 @@ fn batch_outcomes(ids: &[i64], reply: &Reply) -> Vec<SendOutcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::StatusCode;
 
     fn reply(status: u16, body: &str) -> Reply {
-        Reply {
-            status: StatusCode::from_u16(status).unwrap(),
-            body: Ok(body.to_string()),
-            retry_after: None,
-        }
+        Reply::canned(status, body)
     }
 
     #[test]
@@ -483,7 +449,7 @@ mod tests {
         let out = batch_outcomes(&[1, 2, 3], &r);
         assert_eq!(out[0], (1, Ok(())));
         assert!(matches!(&out[1], (2, Err(e)) if e.is_hard_bounce()));
-        assert!(matches!(&out[2], (3, Err(SendError::Unknown(_)))));
+        assert!(matches!(&out[2], (3, Err(e)) if e.is_unknown()));
     }
 
     #[test]
@@ -494,12 +460,12 @@ mod tests {
         );
         assert!(
             out.iter()
-                .all(|(_, o)| matches!(o, Err(SendError::Transient(_))))
+                .all(|(_, o)| matches!(o, Err(e) if e.is_transient()))
         );
         let out = batch_outcomes(&[1, 2], &reply(500, "oops"));
         assert!(
             out.iter()
-                .all(|(_, o)| matches!(o, Err(SendError::Transient(_))))
+                .all(|(_, o)| matches!(o, Err(e) if e.is_transient()))
         );
     }
 }

@@ -1,0 +1,643 @@
+//! The [`Limiter`]: admits what may go now, defers the rest with a projected `not_before`,
+//! and learns from what each send answered (a refund under the daily cap for what did not
+//! leave, a pause after the provider's 429, a slow-down when a domain pushes back).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use chrono::{DateTime, Utc};
+
+use super::domain::DomainState;
+use super::gcra::{Gcra, delta, interval};
+use super::settings::LimitSettings;
+use super::{Throttle, WINDOW, domain_of, throttle_of};
+use crate::transport::{OutgoingEmail, SendOutcome};
+
+/// Beyond this many known domains, idle ones (at their configured rate, nothing in flight,
+/// no debt) are forgotten.
+const PRUNE_DOMAINS_ABOVE: usize = 10_000;
+
+/// What [`Limiter::admit`] decided: every delivery of the batch is in exactly one list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Admission {
+    /// May be sent now, in the order given.
+    pub admitted: Vec<i64>,
+    /// Not now: not before the time given (always later than `now`).
+    pub deferred: Vec<(i64, DateTime<Utc>)>,
+}
+
+#[derive(Debug, Clone)]
+struct InFlight {
+    domain: String,
+    admitted_at: DateTime<Utc>,
+}
+
+/// The limits of one transport, with their state. See the module docs.
+#[derive(Debug, Clone)]
+pub struct Limiter {
+    settings: LimitSettings,
+    transport: Gcra,
+    paused_until: Option<DateTime<Utc>>,
+    /// Admission times still inside the 24-hour window (oldest first) with their counts.
+    window: VecDeque<(DateTime<Utc>, u64)>,
+    window_total: u64,
+    domains: HashMap<String, DomainState>,
+    in_flight: HashMap<i64, InFlight>,
+}
+
+impl Limiter {
+    pub fn new(settings: LimitSettings) -> Limiter {
+        Limiter {
+            settings: settings.sanitized(),
+            transport: Gcra { tat: None },
+            paused_until: None,
+            window: VecDeque::new(),
+            window_total: 0,
+            domains: HashMap::new(),
+            in_flight: HashMap::new(),
+        }
+    }
+
+    pub fn settings(&self) -> &LimitSettings {
+        &self.settings
+    }
+
+    /// New settings (a reload) keeping what was sent, what is in flight and the slow-downs
+    /// (a domain's current rate is kept below its new configured rate).
+    pub fn update_settings(&mut self, settings: LimitSettings) {
+        self.settings = settings.sanitized();
+        for (name, state) in self.domains.iter_mut() {
+            let limit = self.settings.domain_limit(name).clone();
+            state.rate = state.rate.min(limit.per_second);
+            state.concurrency = state.concurrency.min(limit.concurrency);
+            state.limit = limit;
+        }
+    }
+
+    /// Decides, for each `(delivery id, recipient domain)` in order, whether it may be sent
+    /// now. Admitted deliveries count against every limit at once; they are "in flight" for
+    /// their domain until [`record`](Limiter::record) or [`release`](Limiter::release).
+    pub fn admit<D: AsRef<str>>(&mut self, now: DateTime<Utc>, batch: &[(i64, D)]) -> Admission {
+        self.expire(now);
+        let mut admission = Admission::default();
+        let mut blocked: Vec<(i64, String)> = Vec::new();
+        let transport_t = self.settings.per_second.map(interval);
+        let transport_burst = self.settings.transport_burst();
+        for (id, domain) in batch {
+            let id = *id;
+            let domain = self.settings.domain_key(domain.as_ref());
+            // The same delivery admitted again (e.g. re-claimed): its old admission ends.
+            if self.in_flight.contains_key(&id) {
+                self.release(id);
+            }
+            let transport_ok = self.paused_until.is_none_or(|p| p <= now)
+                && transport_t
+                    .is_none_or(|t| self.transport.earliest(now, t, transport_burst) <= now)
+                && self
+                    .settings
+                    .daily_cap
+                    .is_none_or(|cap| self.window_total < cap);
+            let state = self.domain_state(&domain, now);
+            let domain_ok = state.in_flight < state.concurrency && state.earliest(now) <= now;
+            if !(transport_ok && domain_ok) {
+                blocked.push((id, domain));
+                continue;
+            }
+            let t = interval(state.rate);
+            state.gcra.take(now, t);
+            state.in_flight += 1;
+            if let Some(t) = transport_t {
+                self.transport.take(now, t);
+            }
+            match self.window.back_mut() {
+                Some((at, count)) if *at == now => *count += 1,
+                _ => self.window.push_back((now, 1)),
+            }
+            self.window_total += 1;
+            self.in_flight.insert(
+                id,
+                InFlight {
+                    domain,
+                    admitted_at: now,
+                },
+            );
+            admission.admitted.push(id);
+        }
+        admission.deferred = self.project(now, &blocked);
+        admission
+    }
+
+    /// [`admit`](Limiter::admit) for composed messages (keyed by the envelope recipient's
+    /// domain): the messages that may go now, in order, and the deferred deliveries with
+    /// their `not_before`.
+    pub fn admit_emails(
+        &mut self,
+        now: DateTime<Utc>,
+        emails: Vec<OutgoingEmail>,
+    ) -> (Vec<OutgoingEmail>, Vec<(i64, DateTime<Utc>)>) {
+        let keys: Vec<(i64, String)> = emails
+            .iter()
+            .map(|m| (m.delivery_id, domain_of(&m.envelope_to)))
+            .collect();
+        let admission = self.admit(now, &keys);
+        let admitted: HashSet<i64> = admission.admitted.into_iter().collect();
+        let go = emails
+            .into_iter()
+            .filter(|m| admitted.contains(&m.delivery_id))
+            .collect();
+        (go, admission.deferred)
+    }
+
+    /// Records what happened to an admitted delivery. Returns `Some(not_before)` when the
+    /// send was throttled (HTTP 429, or the domain's 421/451/4.7.x): the delivery should be
+    /// deferred to that time, not retried — the attempt was not its fault.
+    pub fn record(&mut self, now: DateTime<Utc>, outcome: &SendOutcome) -> Option<DateTime<Utc>> {
+        let (id, result) = outcome;
+        let entry = self.in_flight.remove(id);
+        if let Some(entry) = &entry
+            && let Some(state) = self.domains.get_mut(&entry.domain)
+        {
+            state.in_flight = state.in_flight.saturating_sub(1);
+        }
+        let Err(error) = result else {
+            return None;
+        };
+        if error.is_transient()
+            && let Some(entry) = &entry
+        {
+            // It did not leave: it will be counted again when it is sent.
+            self.refund(entry.admitted_at);
+        }
+        let min = now + delta(self.settings.min_defer);
+        match throttle_of(error)? {
+            Throttle::Provider { retry_after } => {
+                let until = now + delta(retry_after.unwrap_or(self.settings.provider_pause));
+                let until = until.max(min);
+                self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+                tracing::info!(until = %until, "the provider throttled us (HTTP 429); sending paused");
+                Some(until)
+            }
+            Throttle::Domain => {
+                let Some(entry) = entry else {
+                    // Not admitted here: no domain to slow down, but still not its fault.
+                    return Some((now + delta(self.settings.provider_pause)).max(min));
+                };
+                let min_rate = self.settings.min_domain_rate;
+                let state = self.domain_state(&entry.domain, now);
+                let next = state.slow_down(&entry.domain, now, entry.admitted_at, min_rate);
+                Some(next.max(min))
+            }
+        }
+    }
+
+    /// Forgets an admitted delivery that was not sent after all (its concurrency slot and its
+    /// place under the daily cap are given back).
+    pub fn release(&mut self, id: i64) {
+        if let Some(entry) = self.in_flight.remove(&id) {
+            if let Some(state) = self.domains.get_mut(&entry.domain) {
+                state.in_flight = state.in_flight.saturating_sub(1);
+            }
+            self.refund(entry.admitted_at);
+        }
+    }
+
+    /// Messages counted in the 24 hours before `now`.
+    pub fn sent_in_window(&mut self, now: DateTime<Utc>) -> u64 {
+        self.expire(now);
+        self.window_total
+    }
+
+    /// A domain's current rate (messages per second) and concurrency, as of `now`.
+    pub fn domain_pace(&mut self, now: DateTime<Utc>, domain: &str) -> (f64, u32) {
+        let key = self.settings.domain_key(domain);
+        let state = self.domain_state(&key, now);
+        (state.rate, state.concurrency)
+    }
+
+    /// Deliveries admitted and not yet recorded for `domain`.
+    pub fn in_flight(&self, domain: &str) -> u32 {
+        self.domains
+            .get(&self.settings.domain_key(domain))
+            .map_or(0, |s| s.in_flight)
+    }
+
+    /// Until when the whole transport is paused (after an HTTP 429).
+    pub fn paused_until(&self) -> Option<DateTime<Utc>> {
+        self.paused_until
+    }
+
+    fn domain_state(&mut self, domain: &str, now: DateTime<Utc>) -> &mut DomainState {
+        let settings = &self.settings;
+        let state = self
+            .domains
+            .entry(domain.to_string())
+            .or_insert_with(|| DomainState::new(settings.domain_limit(domain).clone()));
+        state.recover(now, settings);
+        state
+    }
+
+    /// Drops what has left the window, forgets stale in-flight deliveries and idle domains.
+    fn expire(&mut self, now: DateTime<Utc>) {
+        while let Some((at, count)) = self.window.front() {
+            if *at + WINDOW <= now {
+                self.window_total = self.window_total.saturating_sub(*count);
+                self.window.pop_front();
+            } else {
+                break;
+            }
+        }
+        if self.paused_until.is_some_and(|p| p <= now) {
+            self.paused_until = None;
+        }
+        let timeout = delta(self.settings.in_flight_timeout);
+        let stale: Vec<i64> = self
+            .in_flight
+            .iter()
+            .filter(|(_, f)| f.admitted_at + timeout <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            if let Some(entry) = self.in_flight.remove(&id)
+                && let Some(state) = self.domains.get_mut(&entry.domain)
+            {
+                state.in_flight = state.in_flight.saturating_sub(1);
+            }
+        }
+        if self.domains.len() > PRUNE_DOMAINS_ABOVE {
+            self.domains.retain(|_, s| !s.idle(now));
+        }
+    }
+
+    /// Gives back one place under the daily cap taken at `admitted_at`.
+    fn refund(&mut self, admitted_at: DateTime<Utc>) {
+        if let Some(pos) = self.window.iter().rposition(|(at, _)| *at == admitted_at) {
+            let empty = {
+                let (_, count) = &mut self.window[pos];
+                *count = count.saturating_sub(1);
+                *count == 0
+            };
+            self.window_total = self.window_total.saturating_sub(1);
+            if empty {
+                self.window.remove(pos);
+            }
+        }
+    }
+
+    /// When each blocked delivery may go, projected from the current state without changing
+    /// it: first each domain's own pace (rate, concurrency, slow-down), then, in that order,
+    /// the transport's rate, pause and daily cap.
+    fn project(
+        &mut self,
+        now: DateTime<Utc>,
+        blocked: &[(i64, String)],
+    ) -> Vec<(i64, DateTime<Utc>)> {
+        if blocked.is_empty() {
+            return Vec::new();
+        }
+        let min = now + delta(self.settings.min_defer);
+        // 1. Per domain.
+        let mut virtual_domains: HashMap<&str, (Gcra, u32)> = HashMap::new();
+        let mut by_domain: Vec<(usize, DateTime<Utc>)> = Vec::with_capacity(blocked.len());
+        for (index, (_, domain)) in blocked.iter().enumerate() {
+            let state = self.domain_state(domain, now).clone();
+            let (gcra, over) = virtual_domains
+                .entry(domain.as_str())
+                .or_insert((state.gcra, 0));
+            let t = interval(state.rate);
+            let burst = state.limit.burst.min(state.concurrency).max(1);
+            let mut at = gcra.earliest(now, t, burst).max(min);
+            if state.in_flight >= state.concurrency {
+                // Slots free up as sends are recorded; assume one round per `min_defer`.
+                let rounds = 1 + *over / state.concurrency.max(1);
+                at = at.max(now + delta(self.settings.min_defer) * rounds as i32);
+                *over += 1;
+            }
+            gcra.take(at, t);
+            by_domain.push((index, at));
+        }
+        // 2. The transport, in the order the domains allow.
+        by_domain.sort_by_key(|(index, at)| (*at, *index));
+        let transport_t = self.settings.per_second.map(interval);
+        let burst = self.settings.transport_burst();
+        let mut gcra = self.transport;
+        let mut window = self.window.iter();
+        let mut expiring: Option<(DateTime<Utc>, u64)> = None;
+        let mut out = vec![(0i64, now); blocked.len()];
+        for (extra, (index, mut at)) in by_domain.into_iter().enumerate() {
+            let extra = extra as u64;
+            if let Some(p) = self.paused_until {
+                at = at.max(p);
+            }
+            if let Some(t) = transport_t {
+                at = at.max(gcra.earliest(at, t, burst));
+            }
+            if let Some(cap) = self.settings.daily_cap
+                && self.window_total + extra >= cap
+            {
+                // The window is full: this one waits for the next admission to leave it.
+                loop {
+                    match &mut expiring {
+                        Some((_, left)) if *left > 0 => break,
+                        _ => match window.next() {
+                            Some((when, count)) => expiring = Some((*when, *count)),
+                            None => break,
+                        },
+                    }
+                }
+                match &mut expiring {
+                    Some((when, left)) if *left > 0 => {
+                        at = at.max(*when + WINDOW);
+                        *left -= 1;
+                    }
+                    // More deferred than the window holds: after what the deferred
+                    // themselves will have used has left, at the earliest.
+                    _ => at = at.max(now + WINDOW),
+                }
+            }
+            if let Some(t) = transport_t {
+                gcra.take(at, t);
+            }
+            out[index] = (blocked[index].0, at.max(min));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::TimeDelta;
+
+    use super::super::test_support::*;
+    use super::*;
+    use crate::transport::SendError;
+    use crate::transport::limits::DomainLimit;
+
+    #[test]
+    fn nothing_goes_over_the_per_second_rate() {
+        let mut limiter = Limiter::new(transport_only(Some(10.0), Some(10), None));
+        let queue: Vec<_> = (0..500)
+            .map(|i| (i, "example.org".to_string(), t0()))
+            .collect();
+        let sent = drain(&mut limiter, queue, secs(0.25), t0() + TimeDelta::hours(1));
+        assert_eq!(sent.len(), 500);
+        // GCRA: at most burst + ⌊d·rate⌋ in any span of length d.
+        let times: Vec<DateTime<Utc>> = sent.iter().map(|(_, at)| *at).collect();
+        for (i, start) in times.iter().enumerate() {
+            for span in [0.0, 0.5, 1.0, 3.0, 10.0] {
+                let end = *start + secs(span);
+                let n = times[i..].iter().take_while(|at| **at <= end).count();
+                let allowed = 10 + (span * 10.0).floor() as usize;
+                assert!(
+                    n <= allowed,
+                    "{n} messages within {span}s from {start} (allowed {allowed})"
+                );
+            }
+        }
+        // And the rate is used: 500 messages at 10/s take about 49 s after the burst.
+        let last = times.last().unwrap();
+        assert!(
+            *last - t0() <= TimeDelta::seconds(52),
+            "took {}",
+            *last - t0()
+        );
+    }
+
+    #[test]
+    fn a_big_batch_is_split_into_now_and_a_projected_later() {
+        let mut limiter = Limiter::new(transport_only(Some(5.0), Some(5), None));
+        let b = batch(0..20, "example.org");
+        let a = limiter.admit(t0(), &b);
+        check_complete(&b, &a, t0());
+        assert_eq!(a.admitted, vec![0, 1, 2, 3, 4]);
+        // The rest spread at the rate: the k-th deferred at about (k+1)/5 s.
+        let times: Vec<TimeDelta> = a.deferred.iter().map(|(_, at)| *at - t0()).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+        assert_eq!(times.first().copied(), Some(TimeDelta::seconds(1)));
+        assert_eq!(times.last().copied(), Some(TimeDelta::seconds(3)));
+        // At the projected time, the first deferred are admitted.
+        let later: Vec<(i64, String)> = a
+            .deferred
+            .iter()
+            .filter(|(_, at)| *at <= t0() + TimeDelta::seconds(1))
+            .map(|(id, _)| (*id, "example.org".to_string()))
+            .collect();
+        assert!(!later.is_empty());
+        let again = limiter.admit(t0() + TimeDelta::seconds(1), &later);
+        assert_eq!(again.admitted.len(), later.len(), "{again:?}");
+    }
+
+    #[test]
+    fn the_daily_cap_holds_over_any_rolling_24_hours_and_nothing_is_dropped() {
+        let mut limiter = Limiter::new(transport_only(None, None, Some(100)));
+        let queue: Vec<_> = (0..350)
+            .map(|i| {
+                (
+                    i,
+                    format!("d{}.example", i % 7),
+                    t0() + TimeDelta::minutes(i * 3),
+                )
+            })
+            .collect();
+        let sent = drain(
+            &mut limiter,
+            queue,
+            TimeDelta::minutes(10),
+            t0() + TimeDelta::days(10),
+        );
+        assert_eq!(sent.len(), 350, "every delivery eventually goes");
+        let mut ids: Vec<i64> = sent.iter().map(|(id, _)| *id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 350, "and only once");
+        let times: Vec<DateTime<Utc>> = sent.iter().map(|(_, at)| *at).collect();
+        for (i, start) in times.iter().enumerate() {
+            let n = times[i..]
+                .iter()
+                .take_while(|at| **at < *start + WINDOW)
+                .count();
+            assert!(n <= 100, "{n} messages in the 24 h from {start}");
+        }
+    }
+
+    #[test]
+    fn the_rolling_window_frees_a_place_exactly_24_hours_after_each_send() {
+        let mut limiter = Limiter::new(transport_only(None, None, Some(3)));
+        for h in 0..3 {
+            let now = t0() + TimeDelta::hours(h);
+            let a = limiter.admit(now, &[(h, "a.test")]);
+            assert_eq!(a.admitted, vec![h]);
+            limiter.record(now, &(h, Ok(())));
+        }
+        // Full: the next ones wait for the sends at 0 h, 1 h, 2 h to leave the window.
+        let now = t0() + TimeDelta::hours(23) + TimeDelta::minutes(59);
+        let a = limiter.admit(
+            now,
+            &[
+                (10, "a.test"),
+                (11, "b.test"),
+                (12, "c.test"),
+                (13, "d.test"),
+            ],
+        );
+        assert!(a.admitted.is_empty());
+        let due: Vec<DateTime<Utc>> = a.deferred.iter().map(|(_, at)| *at).collect();
+        assert_eq!(due[0], t0() + TimeDelta::hours(24));
+        assert_eq!(due[1], t0() + TimeDelta::hours(25));
+        assert_eq!(due[2], t0() + TimeDelta::hours(26));
+        assert!(due[3] >= t0() + TimeDelta::hours(26), "{:?}", due[3]);
+        // One second before the boundary: still full. At the boundary: one place.
+        let just_before = t0() + TimeDelta::hours(24) - TimeDelta::seconds(1);
+        assert!(
+            limiter
+                .admit(just_before, &[(10, "a.test")])
+                .admitted
+                .is_empty()
+        );
+        let at = t0() + TimeDelta::hours(24);
+        let a = limiter.admit(at, &[(10, "a.test"), (11, "b.test")]);
+        assert_eq!(a.admitted, vec![10]);
+        assert_eq!(a.deferred[0].1, t0() + TimeDelta::hours(25));
+        assert_eq!(limiter.sent_in_window(at), 3);
+    }
+
+    #[test]
+    fn transient_failures_give_their_place_under_the_cap_back() {
+        let mut limiter = Limiter::new(transport_only(None, None, Some(2)));
+        let a = limiter.admit(t0(), &[(1, "a.test"), (2, "a.test"), (3, "a.test")]);
+        assert_eq!(a.admitted, vec![1, 2]);
+        limiter.record(t0(), &(1, Err(SendError::transient("connection refused"))));
+        limiter.record(t0(), &(2, Err(SendError::unknown("broke off"))));
+        assert_eq!(
+            limiter.sent_in_window(t0()),
+            1,
+            "an unknown outcome stays counted"
+        );
+        let a = limiter.admit(
+            t0() + TimeDelta::seconds(5),
+            &[(3, "a.test"), (4, "a.test")],
+        );
+        assert_eq!(a.admitted, vec![3]);
+        // Released (never sent): given back too.
+        limiter.release(3);
+        assert_eq!(limiter.sent_in_window(t0() + TimeDelta::seconds(5)), 1);
+    }
+
+    #[test]
+    fn stale_in_flight_deliveries_are_forgotten() {
+        let mut limiter = Limiter::new(LimitSettings {
+            default_domain: DomainLimit {
+                per_second: 1000.0,
+                burst: 1000,
+                concurrency: 1,
+            },
+            in_flight_timeout: Duration::from_secs(60),
+            ..LimitSettings::default()
+        });
+        assert_eq!(limiter.admit(t0(), &[(1, "a.test")]).admitted, vec![1]);
+        assert!(
+            limiter
+                .admit(t0() + secs(59.0), &[(2, "a.test")])
+                .admitted
+                .is_empty()
+        );
+        assert_eq!(
+            limiter.admit(t0() + secs(60.0), &[(2, "a.test")]).admitted,
+            vec![2]
+        );
+    }
+
+    #[test]
+    fn composed_messages_are_split_by_their_recipients_domain() {
+        let mut limiter = Limiter::new(LimitSettings {
+            default_domain: DomainLimit {
+                per_second: 1000.0,
+                burst: 1000,
+                concurrency: 1,
+            },
+            ..LimitSettings::default()
+        });
+        let email = |id: i64, to: &str| OutgoingEmail {
+            delivery_id: id,
+            envelope_from: "bounces@acme.test".into(),
+            envelope_to: to.into(),
+            message_id: format!("{id}@acme.test"),
+            bytes: b"Subject: x\r\n\r\nhi\r\n".to_vec(),
+        };
+        let (go, later) = limiter.admit_emails(
+            t0(),
+            vec![
+                email(1, "a@Gmail.com"),
+                email(2, "b@gmail.com"),
+                email(3, "c@acme.test"),
+            ],
+        );
+        let ids: Vec<i64> = go.iter().map(|m| m.delivery_id).collect();
+        assert_eq!(ids, vec![1, 3]);
+        assert_eq!(later.len(), 1);
+        assert_eq!(later[0].0, 2);
+        assert!(later[0].1 > t0());
+    }
+
+    #[test]
+    fn a_mixed_queue_with_every_limit_drains_completely_within_all_limits() {
+        let mut settings = gmail_settings();
+        settings.per_second = Some(20.0);
+        settings.burst = Some(20);
+        settings.daily_cap = Some(400);
+        settings.default_domain = DomainLimit {
+            per_second: 3.0,
+            burst: 3,
+            concurrency: 5,
+        };
+        let mut limiter = Limiter::new(settings);
+        let domains = [
+            "gmail.com",
+            "outlook.com",
+            "acme.test",
+            "gmail.com",
+            "yahoo.com",
+        ];
+        let queue: Vec<_> = (0..1000)
+            .map(|i| (i, domains[i as usize % domains.len()].to_string(), t0()))
+            .collect();
+        let sent = drain(&mut limiter, queue, secs(0.5), t0() + TimeDelta::days(4));
+        assert_eq!(sent.len(), 1000);
+        let times: Vec<DateTime<Utc>> = sent.iter().map(|(_, at)| *at).collect();
+        for (i, start) in times.iter().enumerate() {
+            let in_day = times[i..]
+                .iter()
+                .take_while(|at| **at < *start + WINDOW)
+                .count();
+            assert!(in_day <= 400, "{in_day} in 24 h");
+            let in_sec = times[i..]
+                .iter()
+                .take_while(|at| **at <= *start + secs(1.0))
+                .count();
+            assert!(in_sec <= 40, "{in_sec} within 1 s");
+        }
+        // Per domain: gmail at most 8 + 8/s, the others 3 + 3/s.
+        for domain in ["gmail.com", "acme.test"] {
+            let (burst, rate) = if domain == "gmail.com" {
+                (8, 8.0)
+            } else {
+                (3, 3.0)
+            };
+            let dt: Vec<DateTime<Utc>> = sent
+                .iter()
+                .filter(|(id, _)| domains[*id as usize % domains.len()] == domain)
+                .map(|(_, at)| *at)
+                .collect();
+            for (i, start) in dt.iter().enumerate() {
+                let n = dt[i..]
+                    .iter()
+                    .take_while(|at| **at <= *start + secs(2.0))
+                    .count();
+                assert!(
+                    n <= burst + (2.0 * rate) as usize,
+                    "{domain}: {n} within 2 s"
+                );
+            }
+        }
+    }
+}
