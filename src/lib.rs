@@ -38,7 +38,6 @@ pub mod links;
 pub mod metrics;
 pub mod notify;
 pub mod render;
-pub mod rewarm;
 pub mod scheduler;
 pub mod secret;
 pub mod store;

@@ -31,61 +31,12 @@
 //! Threading (an In-Reply-To one of our Message-IDs) never enters into it: an auto-reply is
 //! threaded too.
 
-use std::fmt;
-
 use super::parse::{
     DsnRecipient, Failure, ParsedInbound, Report, contains_phrase, fold, is_mail_system,
     phrase_positions, text_failure,
 };
 
-/// What an inbound message is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Classification {
-    HumanReply,
-    AutoReply,
-    HardBounce,
-    SoftBounce,
-    Complaint,
-    Unsubscribe,
-    Other,
-}
-
-impl Classification {
-    pub const ALL: [Classification; 7] = [
-        Classification::HumanReply,
-        Classification::AutoReply,
-        Classification::HardBounce,
-        Classification::SoftBounce,
-        Classification::Complaint,
-        Classification::Unsubscribe,
-        Classification::Other,
-    ];
-
-    /// The stored and printed name (`human_reply`, `auto_reply`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Classification::HumanReply => "human_reply",
-            Classification::AutoReply => "auto_reply",
-            Classification::HardBounce => "hard_bounce",
-            Classification::SoftBounce => "soft_bounce",
-            Classification::Complaint => "complaint",
-            Classification::Unsubscribe => "unsubscribe",
-            Classification::Other => "other",
-        }
-    }
-
-    /// The classification named `name` (as [`Classification::as_str`] writes it).
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == name.trim())
-    }
-}
-
-impl fmt::Display for Classification {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::domain::reply::Classification;
 
 /// A classification and the rule that decided it (evidence for the record and for review).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -669,7 +620,7 @@ fn negated(before: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inbound::parse::OriginalHeaders;
+    use crate::inbound::parse::{OriginalHeaders, parse};
 
     /// A message from ann@example.com with these headers, subject and new text.
     fn message(headers: &[(&str, &str)], subject: &str, text: &str) -> ParsedInbound {
@@ -699,16 +650,6 @@ mod tests {
                 .collect(),
             OriginalHeaders::default(),
         )
-    }
-
-    #[test]
-    fn names_round_trip() {
-        for c in Classification::ALL {
-            assert_eq!(Classification::parse(c.as_str()), Some(c));
-            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
-            assert_eq!(c.to_string(), c.as_str());
-        }
-        assert_eq!(Classification::parse("human"), None);
     }
 
     #[test]
@@ -1022,5 +963,60 @@ mod tests {
         let mut anonymous = p.clone();
         anonymous.from = None;
         assert_eq!(classify(&anonymous), Classification::Other);
+    }
+
+    fn crlf(text: &str) -> Vec<u8> {
+        text.replace('\n', "\r\n").into_bytes()
+    }
+
+    #[test]
+    fn a_standard_report_lists_every_recipient_and_hard_wins() {
+        let raw = crlf(
+            "From: MAILER-DAEMON@mx.example.net\n\
+             To: bounce+k1.T.t@bounce.acme.example\n\
+             Subject: Undelivered Mail Returned to Sender\n\
+             Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\n\n\
+             --b\nContent-Type: text/plain\n\nTwo problems.\n\
+             --b\nContent-Type: message/delivery-status\n\n\
+             Reporting-MTA: dns; mx.example.net\n\n\
+             Final-Recipient: rfc822; cy@example.net\nAction: delayed\nStatus: 4.4.1\n\n\
+             Final-Recipient: rfc822; bob@example.org\nAction: failed\nStatus: 5.1.1\n\
+             --b\nContent-Type: message/rfc822\n\n\
+             Message-ID: <k1.AQ.x@acme.example>\nTo: bob@example.org, cy@example.net\nSubject: Hi\n\nHello\n\
+             --b--\n",
+        );
+        let p = parse(&raw).unwrap();
+        let Some(Report::Delivery(recipients, original)) = &p.report else {
+            panic!("no report: {p:?}")
+        };
+        let finals: Vec<_> = recipients
+            .iter()
+            .map(|r| r.final_recipient.as_deref())
+            .collect();
+        assert_eq!(finals, [Some("cy@example.net"), Some("bob@example.org")]);
+        assert_eq!(original.message_id.as_deref(), Some("k1.AQ.x@acme.example"));
+        assert_eq!(original.to, ["bob@example.org", "cy@example.net"]);
+        assert_eq!(classify(&p), Classification::HardBounce);
+    }
+
+    #[test]
+    fn a_feedback_report_with_a_redacted_original_names_the_original_recipient() {
+        let raw = crlf(
+            "From: fbl@mailbox.example\nSubject: complaint\n\
+             Content-Type: multipart/report; report-type=feedback-report; boundary=\"b\"\n\n\
+             --b\nContent-Type: text/plain\n\nAbuse report.\n\
+             --b\nContent-Type: message/feedback-report\n\n\
+             Feedback-Type: abuse\nVersion: 1\nOriginal-Rcpt-To: <Jane@Example.com>\n\
+             --b\nContent-Type: text/rfc822-headers\n\n\
+             Message-ID: <k1.AQ.y@acme.example>\nTo: redacted\nSubject: Hi\n\
+             --b--\n",
+        );
+        let p = parse(&raw).unwrap();
+        let expected = OriginalHeaders {
+            message_id: Some("k1.AQ.y@acme.example".into()),
+            to: vec!["jane@example.com".into()],
+        };
+        assert_eq!(p.report, Some(Report::Feedback(expected)));
+        assert_eq!(classify(&p), Classification::Complaint);
     }
 }

@@ -3,6 +3,7 @@
 //! on it (see `process`).
 
 pub mod classify;
+pub mod effect;
 pub mod imap;
 pub mod matching;
 pub mod parse;

@@ -4,10 +4,11 @@
 //! returns a [`ParsedInbound`]: the ids and addresses that tie the message to one of our
 //! deliveries, the *new* text its sender wrote (quoted history and signature stripped), the
 //! content of a delivery or feedback report — a standard `multipart/report`, or one of the
-//! common non-standard bounces synthesized into the same shape — and, for out-of-office
-//! replies, the return date they state.
+//! common non-standard bounces synthesized into the same shape — and the day it was written.
+//! What an out-of-office reply says about its sender's return is read after classification
+//! ([`stated_return_date`]): only auto-replies are searched for one.
 //!
-//! Pure code, no I/O. Nothing here panics on any input: every heuristic scan is bounded, and
+//! Pure code, no I/O (not even the clock: the caller says which day a dateless message came). Nothing here panics on any input: every heuristic scan is bounded, and
 //! the third-party MIME parser runs under `catch_unwind`, so a bug in it costs one message
 //! rather than the daemon (or a replay of a whole mailbox export).
 
@@ -18,7 +19,7 @@ use mail_parser::{
     Address, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
 };
 
-use super::classify::{Classification, classify};
+use crate::domain::reply::Classification;
 
 /// An inbound message, reduced to what matching and classification need.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,8 +47,9 @@ pub struct ParsedInbound {
     /// A delivery-status or feedback report, standard or synthesized from a known
     /// non-standard bounce.
     pub report: Option<Report>,
-    /// The return date an out-of-office reply states, when it states one (auto-replies only).
-    pub return_date: Option<NaiveDate>,
+    /// The calendar day of the Date header, as the sender wrote it (in the sender's zone):
+    /// what an auto-reply's "back on Monday" counts from.
+    pub sent_on: Option<NaiveDate>,
 }
 
 impl ParsedInbound {
@@ -210,18 +212,11 @@ fn parse_message(raw: &[u8]) -> Result<ParsedInbound, ParseError> {
         text: strip_quoted(&body),
         headers,
         report: None,
-        return_date: None,
+        sent_on: msg
+            .date()
+            .and_then(|d| NaiveDate::from_ymd_opt(d.year.into(), d.month.into(), d.day.into())),
     };
     parsed.report = standard_report(&msg).or_else(|| nonstandard_bounce(&msg, &parsed, &body));
-    if classify(&parsed) == Classification::AutoReply {
-        let reference = msg
-            .date()
-            .and_then(|d| NaiveDate::from_ymd_opt(d.year.into(), d.month.into(), d.day.into()))
-            // Best effort for a dateless auto-reply: it was surely written about now.
-            .unwrap_or_else(|| chrono::Utc::now().date_naive());
-        parsed.return_date =
-            return_date(&format!("{}\n{}", parsed.subject, parsed.text), reference);
-    }
     Ok(parsed)
 }
 
@@ -1170,6 +1165,22 @@ pub(crate) fn text_failure(folded: &str) -> Option<Failure> {
 // ---------------------------------------------------------------------------------------------
 // Return dates of out-of-office replies
 
+/// The date an auto-reply says its sender is back ([`return_date`] over its subject and new
+/// text), counted from the day it was written: its Date header, else `received_on` (a dateless
+/// auto-reply was surely written about when it arrived). None for anything but an auto-reply:
+/// only those announce an absence, and a person's "back on Monday" postpones nothing.
+pub fn stated_return_date(
+    p: &ParsedInbound,
+    classification: Classification,
+    received_on: NaiveDate,
+) -> Option<NaiveDate> {
+    if classification != Classification::AutoReply {
+        return None;
+    }
+    let reference = p.sent_on.unwrap_or(received_on);
+    return_date(&format!("{}\n{}", p.subject, p.text), reference)
+}
+
 /// The return date an out-of-office text states, best effort: dates written as ISO
 /// (`2027-03-12`), numerically (`12.03.2027`, `12/03/2027`, `3/12/27`, `12.03.`) or with
 /// month names in English, German, French, Spanish or Dutch (`12 March 2027`,
@@ -1946,7 +1957,7 @@ mod tests {
         assert_eq!(p.header("X-AUTOREPLY-TEST"), Some("folded value"));
         assert_eq!(p.text, "Yes please.");
         assert_eq!(p.report, None);
-        assert_eq!(p.return_date, None);
+        assert_eq!(p.sent_on, None);
     }
 
     #[test]
@@ -2009,57 +2020,6 @@ mod tests {
         assert_eq!(recipients[0].action.as_deref(), Some("failed"));
         assert_eq!(original.message_id.as_deref(), Some("k1.AQ.x@acme.example"));
         assert_eq!(original.to, ["bob@example.org"]);
-    }
-
-    #[test]
-    fn a_standard_report_lists_every_recipient_and_hard_wins() {
-        let raw = crlf(
-            "From: MAILER-DAEMON@mx.example.net\n\
-             To: bounce+k1.T.t@bounce.acme.example\n\
-             Subject: Undelivered Mail Returned to Sender\n\
-             Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\n\n\
-             --b\nContent-Type: text/plain\n\nTwo problems.\n\
-             --b\nContent-Type: message/delivery-status\n\n\
-             Reporting-MTA: dns; mx.example.net\n\n\
-             Final-Recipient: rfc822; cy@example.net\nAction: delayed\nStatus: 4.4.1\n\n\
-             Final-Recipient: rfc822; bob@example.org\nAction: failed\nStatus: 5.1.1\n\
-             --b\nContent-Type: message/rfc822\n\n\
-             Message-ID: <k1.AQ.x@acme.example>\nTo: bob@example.org, cy@example.net\nSubject: Hi\n\nHello\n\
-             --b--\n",
-        );
-        let p = parse(&raw).unwrap();
-        let Some(Report::Delivery(recipients, original)) = &p.report else {
-            panic!("no report: {p:?}")
-        };
-        let finals: Vec<_> = recipients
-            .iter()
-            .map(|r| r.final_recipient.as_deref())
-            .collect();
-        assert_eq!(finals, [Some("cy@example.net"), Some("bob@example.org")]);
-        assert_eq!(original.message_id.as_deref(), Some("k1.AQ.x@acme.example"));
-        assert_eq!(original.to, ["bob@example.org", "cy@example.net"]);
-        assert_eq!(classify(&p), Classification::HardBounce);
-    }
-
-    #[test]
-    fn a_feedback_report_with_a_redacted_original_names_the_original_recipient() {
-        let raw = crlf(
-            "From: fbl@mailbox.example\nSubject: complaint\n\
-             Content-Type: multipart/report; report-type=feedback-report; boundary=\"b\"\n\n\
-             --b\nContent-Type: text/plain\n\nAbuse report.\n\
-             --b\nContent-Type: message/feedback-report\n\n\
-             Feedback-Type: abuse\nVersion: 1\nOriginal-Rcpt-To: <Jane@Example.com>\n\
-             --b\nContent-Type: text/rfc822-headers\n\n\
-             Message-ID: <k1.AQ.y@acme.example>\nTo: redacted\nSubject: Hi\n\
-             --b--\n",
-        );
-        let p = parse(&raw).unwrap();
-        let expected = OriginalHeaders {
-            message_id: Some("k1.AQ.y@acme.example".into()),
-            to: vec!["jane@example.com".into()],
-        };
-        assert_eq!(p.report, Some(Report::Feedback(expected)));
-        assert_eq!(classify(&p), Classification::Complaint);
     }
 
     #[test]

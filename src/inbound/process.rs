@@ -1,6 +1,6 @@
 //! One inbound message, from raw bytes to its effect — the single path IMAP, the webhooks
 //! and `rewarm inbound replay` share: parse → match (see [`super::matching`]) → classify →
-//! effect ([`crate::rewarm`]) → `Store::record_inbound` (one transaction; a dedupe key seen
+//! return date (auto-replies) → effect ([`super::effect`]) → `Store::record_inbound` (one transaction; a dedupe key seen
 //! before changes nothing). Unparseable or unmatched mail is still recorded (as `other` /
 //! without a lead): nothing is dropped.
 
@@ -9,10 +9,11 @@ use serde_json::json;
 
 use crate::app::Loaded;
 use crate::domain::email::EmailAddress;
-use crate::inbound::classify::{Classification, classify};
+use crate::domain::reply::Classification;
+use crate::inbound::classify::classify;
+use crate::inbound::effect::{Reply, effect_for};
 use crate::inbound::matching;
-use crate::inbound::parse::{ParsedInbound, Report, parse};
-use crate::rewarm::{Reply, effect_for};
+use crate::inbound::parse::{ParsedInbound, Report, parse, stated_return_date};
 use crate::store::{InboundEffect, InboundRecord, Store};
 
 /// A raw message as it arrived.
@@ -110,7 +111,11 @@ pub async fn process<S: Store>(
                 subject: subject.as_deref(),
                 text: &text,
                 from: from.as_deref(),
-                return_date: parsed.return_date,
+                return_date: stated_return_date(
+                    parsed,
+                    classification,
+                    msg.received_at.date_naive(),
+                ),
                 received_at: Some(msg.received_at),
                 evidence: report_evidence(parsed),
             };
@@ -146,7 +151,7 @@ pub async fn process<S: Store>(
         let points = loaded
             .settings
             .scoring
-            .points_for(score_kind(classification));
+            .points_for(classification.score_kind());
         if points != 0 {
             let campaign = match m.delivery_id {
                 Some(id) => store.delivery_target(id).await?.map(|t| t.campaign),
@@ -198,14 +203,6 @@ fn dedupe_key(parsed: Option<&ParsedInbound>, channel_key: &str) -> String {
     }
 }
 
-/// The scoring key of a classification (`reply` for a human reply, else its name).
-fn score_kind(c: Classification) -> &'static str {
-    match c {
-        Classification::HumanReply => "reply",
-        other => other.as_str(),
-    }
-}
-
 /// Adds engagement points to a lead; re-warms it (with notifications) when its segment's
 /// `rewarm_score` is crossed. The segment is the one of `campaign` (the campaign of the email
 /// engaged with), else the first segment the lead matches. Returns whether the lead re-warmed
@@ -233,7 +230,9 @@ pub async fn engage<S: Store>(
     let threshold = segment.map(|s| s.rewarm_score).unwrap_or(0);
     let notifications = if threshold > 0 {
         let timeline = store.timeline(lead_id).await?;
-        crate::rewarm::score_notifications(settings, &lead, kind, threshold, key, &timeline)
+        crate::inbound::effect::score_notifications(
+            settings, &lead, kind, threshold, key, &timeline,
+        )
     } else {
         Vec::new()
     };
