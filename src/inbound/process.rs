@@ -1,8 +1,11 @@
 //! One inbound message, from raw bytes to its effect — the single path IMAP, the webhooks
 //! and `rewarm inbound replay` share: parse → match (see [`super::matching`]) → classify →
-//! return date (auto-replies) → effect ([`super::effect`]) → `Store::record_inbound` (one transaction; a dedupe key seen
-//! before changes nothing). Unparseable or unmatched mail is still recorded (as `other` /
-//! without a lead): nothing is dropped.
+//! return date (auto-replies only) → effect ([`super::effect`]) → `Store::record_inbound`
+//! (one transaction; a dedupe key seen before changes nothing). Unparseable or unmatched mail
+//! is still recorded (as `other` / without a lead): nothing is dropped.
+//!
+//! Each message is handled inside an `inbound` tracing span (source, channel key, Message-ID,
+//! lead), so every line logged about it — here, in matching, in the store — says which.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -99,8 +102,12 @@ async fn process_in<S: Store>(
         }
     };
     let parsed = parsed.as_ref();
-    if let Some(id) = parsed.and_then(|p| p.message_id.as_deref()) {
-        span.record("message_id", id);
+    // A hostile id of kilobytes would weigh on every line: only sane ones are named.
+    if let Some(id) = parsed
+        .and_then(|p| p.message_id.as_deref())
+        .filter(|id| id.len() <= 200)
+    {
+        span.record("message_id", tracing::field::display(id));
     }
     let found = match parsed {
         Some(p) => matching::find(store, &loaded.keys, p).await?,
@@ -346,5 +353,86 @@ mod tests {
             key.starts_with("message-id:sha256:") && key.len() < 100,
             "{key}"
         );
+    }
+
+    /// Captures what a `fmt` subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("not poisoned").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn every_line_about_a_message_names_its_source_key_message_id_and_lead() {
+        use crate::domain::lead::NewLead;
+        use crate::store::sqlite::SqliteStore;
+
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = SqliteStore::connect(&url).await.expect("open");
+        store.migrate().await.expect("migrate");
+        let loaded =
+            Loaded::load(std::path::Path::new("config/example.toml")).expect("example config");
+        let now = DateTime::parse_from_rfc3339("2027-03-01T10:00:00Z")
+            .expect("a time")
+            .to_utc();
+        let lead = NewLead {
+            email: Some(EmailAddress::parse("ann@example.com").expect("an address")),
+            ..NewLead::default()
+        };
+        store
+            .upsert_leads(&[lead], "test", now)
+            .await
+            .expect("a lead");
+
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(captured.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let msg = InboundMessage {
+            raw: b"From: ann@example.com\r\nMessage-ID: <m1@mail.example>\r\n\
+                   Subject: Re: hi\r\n\r\nYes, call me.\r\n"
+                .to_vec(),
+            source: "replay".into(),
+            dedupe_key: "replay:sha256:00".into(),
+            received_at: now,
+        };
+        let processed = process(&store, &loaded, &msg, now, false)
+            .await
+            .expect("processed");
+        assert_eq!(processed.matched_by, Some("sender"));
+
+        let logged = String::from_utf8(captured.0.lock().expect("not poisoned").clone())
+            .expect("UTF-8 logs");
+        let line = logged
+            .lines()
+            .find(|l| l.contains("Inbound message processed"))
+            .unwrap_or_else(|| panic!("no summary line in {logged:?}"));
+        for field in [
+            "inbound{",
+            "source=replay",
+            "key=replay:sha256:00",
+            "message_id=m1@mail.example",
+            "lead=ann@example.com",
+        ] {
+            assert!(line.contains(field), "{field} missing from {line:?}");
+        }
     }
 }

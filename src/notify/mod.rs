@@ -39,8 +39,8 @@ pub use webhook::signature;
 pub const BATCH: usize = 50;
 /// After this many attempts a notification fails for good.
 pub const MAX_ATTEMPTS: u32 = 10;
-/// Lines of a lead's timeline in an owner email.
-pub(super) const TIMELINE_LINES: usize = 50;
+/// Lines of a lead's timeline in an owner email or a webhook body.
+const TIMELINE_LINES: usize = 50;
 
 /// What one [`deliver_due`] call did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -97,7 +97,7 @@ pub fn rewarm_notifications(
 }
 
 /// The reply's text: from the payload, else the lead's last `replied` event.
-pub(super) fn reply_of(payload: &Value, timeline: &[Event]) -> Option<String> {
+fn reply_of(payload: &Value, timeline: &[Event]) -> Option<String> {
     str_field(payload, &["reply", "text", "reply_text"]).or_else(|| {
         timeline
             .iter()
@@ -112,7 +112,7 @@ pub(super) fn reply_of(payload: &Value, timeline: &[Event]) -> Option<String> {
     })
 }
 
-pub(super) fn display_name(lead: &Lead) -> String {
+fn display_name(lead: &Lead) -> String {
     let name = [lead.first_name.as_deref(), lead.last_name.as_deref()]
         .into_iter()
         .flatten()
@@ -125,7 +125,7 @@ pub(super) fn display_name(lead: &Lead) -> String {
     }
 }
 
-pub(super) fn str_field(payload: &Value, names: &[&str]) -> Option<String> {
+fn str_field(payload: &Value, names: &[&str]) -> Option<String> {
     names
         .iter()
         .find_map(|k| payload.get(k).and_then(Value::as_str))

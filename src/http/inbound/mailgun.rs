@@ -129,8 +129,9 @@ pub fn mailgun_signature_ok(key: &str, timestamp: &str, token: &str, signature: 
 /// stored already); false for a known token with another message (a replayed signature).
 ///
 /// The binding is atomic (`kv_set_if_absent`): of two daemons getting the same new token at
-/// the same moment with different messages, only the first-bound message passes. Rows are kept, not pruned: one short row per Mailgun message, next to the inbound row
-/// that keeps the whole message, and an expired token is refused by its timestamp anyway.
+/// the same moment with different messages, only the first-bound message passes. Rows are
+/// kept, not pruned: one short row per Mailgun message, next to the inbound row that keeps the
+/// whole message, and an expired token is refused by its timestamp anyway.
 async fn mailgun_token<S: Store>(store: &S, token: &str, digest: &str) -> Result<bool, StoreError> {
     let key = format!("mailgun:token:{token}");
     let bound = store.kv_set_if_absent(&key, digest).await?;

@@ -1,21 +1,25 @@
 //! Inbound mail from email providers, each behind its own secret (one file per provider):
 //!
-//! - [`postmark`] `POST /inbound/postmark`: Postmark's inbound JSON, basic auth (the password is checked).
-//! - [`mailgun`] `POST /inbound/mailgun` and `POST /inbound/mailgun/mime` (the URL Mailgun posts raw MIME
-//!   to): Mailgun's form (urlencoded or multipart), HMAC-SHA256 of `timestamp + token` with the
-//!   signing key, timestamps up to 9 hours old (Mailgun's retry horizon), each token bound to
-//!   one message in the store.
-//! - [`sendgrid`] `POST /inbound/sendgrid`: SendGrid Inbound Parse in raw mode (multipart, `email` field),
-//!   basic auth (the password is checked).
+//! - [`postmark`] `POST /inbound/postmark`: Postmark's inbound JSON, basic auth (the password
+//!   is checked).
+//! - [`mailgun`] `POST /inbound/mailgun` and `POST /inbound/mailgun/mime` (the URL Mailgun
+//!   posts raw MIME to): Mailgun's form (urlencoded or multipart), HMAC-SHA256 of
+//!   `timestamp + token` with the signing key, timestamps up to 9 hours old (Mailgun's retry
+//!   horizon), each token bound to one message in the store.
+//! - [`sendgrid`] `POST /inbound/sendgrid`: SendGrid Inbound Parse in raw mode (multipart,
+//!   `email` field), basic auth (the password is checked).
 //! - [`raw`] `POST /inbound/raw`: a raw RFC 5322 message, `Authorization: Bearer TOKEN`.
 //!
 //! The secret is checked before anything of the message is parsed: a bad or missing one is
 //! 401 and nothing changes. An endpoint whose secret is not configured does not exist (404).
 //! Every message goes through [`crate::inbound::process::process`] (the same path as IMAP and
 //! `inbound replay`) and the answer is 200 only once that wrote it; a provider's retry of the
+//! same message carries the same dedupe key, so it is answered 200 and changes nothing.
 //!
 //! What they share is here, once: the secret check and the body read ([`authenticated_body`]),
-//! and [`accept`], which processes the message and answers. [`form`] splits the form bodies
+//! and [`accept`], which processes the message and answers. Postmark, SendGrid and raw differ
+//! only in how a body becomes a message (their [`Provider`] impls, run by [`guarded`]);
+//! Mailgun signs inside its form, so it has its own handler. [`form`] splits the form bodies
 //! Mailgun and SendGrid post, and [`rebuild`] writes a message from the fields of providers
 //! that post parsed mail (Postmark, Mailgun without `body-mime`).
 
@@ -28,6 +32,7 @@ mod sendgrid;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -36,9 +41,6 @@ use sha2::Digest as _;
 use subtle::ConstantTimeEq as _;
 
 pub(super) use mailgun::mailgun;
-pub(super) use postmark::postmark;
-pub(super) use raw::raw;
-pub(super) use sendgrid::sendgrid;
 
 use super::Shared;
 use crate::config::Settings;
@@ -65,6 +67,59 @@ enum Credential {
     BasicPassword,
     /// `Authorization: Bearer SECRET`.
     Bearer,
+}
+
+/// A provider that posts one message per request with a secret in a header: how its body
+/// becomes a raw message and that message's dedupe key.
+trait Provider {
+    const GUARD: Guard;
+
+    /// The raw message and its dedupe key, from an authenticated request; Err is why the body
+    /// is not what the provider posts (answered 400).
+    fn message(headers: &HeaderMap, body: &[u8]) -> Result<(Vec<u8>, String), &'static str>;
+}
+
+/// `POST /inbound/postmark`
+pub(super) async fn postmark<S: Store>(
+    state: State<Shared<S>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    guarded::<S, postmark::Postmark>(state, headers, body).await
+}
+
+/// `POST /inbound/sendgrid`
+pub(super) async fn sendgrid<S: Store>(
+    state: State<Shared<S>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    guarded::<S, sendgrid::SendGrid>(state, headers, body).await
+}
+
+/// `POST /inbound/raw`
+pub(super) async fn raw<S: Store>(
+    state: State<Shared<S>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    guarded::<S, raw::Raw>(state, headers, body).await
+}
+
+/// Handles a request to `P`'s endpoint: its secret, then its body, then [`accept`].
+async fn guarded<S: Store, P: Provider>(
+    State(state): State<Shared<S>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let body = match authenticated_body(&state, &P::GUARD, &headers, body).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    match P::message(&headers, &body) {
+        Ok((raw, key)) => accept(&state, raw, P::GUARD.endpoint, key).await,
+        Err(reason) => bad_request(reason),
+    }
 }
 
 /// The secret of `endpoint`, named in the current configuration by `env`; None when the

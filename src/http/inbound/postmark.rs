@@ -2,43 +2,35 @@
 //! the secret). The message is Postmark's `RawEmail` when the server sends it, else one rebuilt
 //! from the JSON fields; its dedupe key is Postmark's `MessageID`.
 
-use axum::body::Body;
-use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::Response;
 use serde_json::Value;
 
 use super::rebuild::{Synth, header_in, synthesize};
-use super::{Credential, Guard, accept, authenticated_body, bad_request, bare_id, fallback_key};
-use crate::http::Shared;
-use crate::store::Store;
+use super::{Credential, Guard, Provider, bare_id, fallback_key};
 
-const GUARD: Guard = Guard {
-    endpoint: "postmark",
-    env: |s| s.inbound.webhooks.postmark_token_env.clone(),
-    credential: Credential::BasicPassword,
-};
+/// Postmark's inbound webhook.
+pub(super) struct Postmark;
 
-/// `POST /inbound/postmark`
-pub(in crate::http) async fn postmark<S: Store>(
-    State(state): State<Shared<S>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let body = match authenticated_body(&state, &GUARD, &headers, body).await {
-        Ok(body) => body,
-        Err(response) => return response,
+impl Provider for Postmark {
+    const GUARD: Guard = Guard {
+        endpoint: "postmark",
+        env: |s| s.inbound.webhooks.postmark_token_env.clone(),
+        credential: Credential::BasicPassword,
     };
-    let payload: Value = match serde_json::from_slice(&body) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => return bad_request("the body is not a Postmark inbound JSON object"),
-    };
-    let raw = postmark_mime(&payload);
-    let key = match payload.get("MessageID").and_then(Value::as_str) {
-        Some(id) if !id.trim().is_empty() => format!("postmark:{}", id.trim()),
-        _ => fallback_key("postmark", &raw),
-    };
-    accept(&state, raw, "postmark", key).await
+
+    /// The message (`RawEmail`, else rebuilt) and Postmark's `MessageID` as its key.
+    fn message(_headers: &HeaderMap, body: &[u8]) -> Result<(Vec<u8>, String), &'static str> {
+        let payload: Value = match serde_json::from_slice(body) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => return Err("the body is not a Postmark inbound JSON object"),
+        };
+        let raw = postmark_mime(&payload);
+        let key = match payload.get("MessageID").and_then(Value::as_str) {
+            Some(id) if !id.trim().is_empty() => format!("postmark:{}", id.trim()),
+            _ => fallback_key("postmark", &raw),
+        };
+        Ok((raw, key))
+    }
 }
 
 /// Postmark's `RawEmail` when present, else a message rebuilt from its fields.

@@ -1,35 +1,27 @@
 //! `POST /inbound/raw`: a raw RFC 5322 message as the body, `Authorization: Bearer TOKEN` —
 //! for a mail server's pipe or any provider not covered by its own endpoint.
 
-use axum::body::Body;
-use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::Response;
 
-use super::{Credential, Guard, accept, authenticated_body, bad_request, message_key};
-use crate::http::Shared;
-use crate::store::Store;
+use super::{Credential, Guard, Provider, message_key};
 
-const GUARD: Guard = Guard {
-    endpoint: "raw",
-    env: |s| s.inbound.webhooks.raw_token_env.clone(),
-    credential: Credential::Bearer,
-};
+/// The plain raw-MIME endpoint.
+pub(super) struct Raw;
 
-/// `POST /inbound/raw`
-pub(in crate::http) async fn raw<S: Store>(
-    State(state): State<Shared<S>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let body = match authenticated_body(&state, &GUARD, &headers, body).await {
-        Ok(body) => body,
-        Err(response) => return response,
+impl Provider for Raw {
+    const GUARD: Guard = Guard {
+        endpoint: "raw",
+        env: |s| s.inbound.webhooks.raw_token_env.clone(),
+        credential: Credential::Bearer,
     };
-    if body.is_empty() {
-        return bad_request("the body is empty; send the raw RFC 5322 message");
+
+    /// The body itself, keyed by its Message-ID.
+    fn message(_headers: &HeaderMap, body: &[u8]) -> Result<(Vec<u8>, String), &'static str> {
+        if body.is_empty() {
+            return Err("the body is empty; send the raw RFC 5322 message");
+        }
+        let raw = body.to_vec();
+        let key = message_key("raw", &raw);
+        Ok((raw, key))
     }
-    let raw = body.to_vec();
-    let key = message_key("raw", &raw);
-    accept(&state, raw, "raw", key).await
 }
