@@ -311,7 +311,7 @@ fn negated(before: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inbound::parse::{OriginalHeaders, parse};
+    use crate::inbound::parse::{OriginalHeaders, crlf, parse};
 
     /// A message from ann@example.com with these headers, subject and new text.
     fn message(headers: &[(&str, &str)], subject: &str, text: &str) -> ParsedInbound {
@@ -654,10 +654,6 @@ mod tests {
         let mut anonymous = p.clone();
         anonymous.from = None;
         assert_eq!(classify(&anonymous), Classification::Other);
-    }
-
-    fn crlf(text: &str) -> Vec<u8> {
-        text.replace('\n', "\r\n").into_bytes()
     }
 
     #[test]

@@ -266,11 +266,7 @@ fn line_at(text: &str, at: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inbound::parse::parse;
-
-    fn crlf(text: &str) -> Vec<u8> {
-        text.replace('\n', "\r\n").into_bytes()
-    }
+    use crate::inbound::parse::{crlf, parse};
 
     #[test]
     fn nonstandard_bounce_is_synthesized_from_text_and_inline_copy() {

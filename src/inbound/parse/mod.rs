@@ -160,13 +160,15 @@ fn skip_mbox_separator(raw: &[u8]) -> &[u8] {
     }
     raw
 }
+/// A test message written with `\n` line ends, as the CRLF it has on the wire.
+#[cfg(test)]
+pub(crate) fn crlf(text: &str) -> Vec<u8> {
+    text.replace('\n', "\r\n").into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn crlf(text: &str) -> Vec<u8> {
-        text.replace('\n', "\r\n").into_bytes()
-    }
 
     #[test]
     fn headers_ids_and_recipients_are_read() {
