@@ -30,12 +30,15 @@ mod raw;
 mod rebuild;
 mod sendgrid;
 
+use std::panic::AssertUnwindSafe;
+
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use futures::FutureExt as _;
 use serde_json::json;
 use sha2::Digest as _;
 use subtle::ConstantTimeEq as _;
@@ -182,16 +185,12 @@ async fn accept<S: Store>(
         dedupe_key,
         received_at: now,
     };
-    // `process` runs on a blocking thread with its own `block_on`: its future is not `Send`
-    // (an iterator borrowed across an await in inbound matching), which axum requires.
-    // TODO: await it directly once `inbound::matching::find` collects before awaiting.
-    let store = state.store.clone();
-    let handle = tokio::runtime::Handle::current();
-    let outcome = tokio::task::spawn_blocking(move || {
-        handle.block_on(process(&store, &loaded, &message, now, false))
-    })
-    .await
-    .unwrap_or_else(|e| Err(anyhow::anyhow!("inbound processing panicked: {e}")));
+    // A panic in processing is answered like any other failure (503: the provider retries)
+    // rather than dropping the connection.
+    let outcome = AssertUnwindSafe(process(&state.store, &loaded, &message, now, false))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("inbound processing panicked")));
     match outcome {
         Ok(processed) => {
             tracing::info!(
