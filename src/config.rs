@@ -583,7 +583,7 @@ pub struct WebhookSecrets {
 /// What `[scoring.points]` can give points for: a human reply (`reply`), a click, and the
 /// other inbound classifications (`auto_reply`, `soft_bounce`, …).
 pub fn score_kinds() -> Vec<&'static str> {
-    use crate::inbound::classify::Classification;
+    use crate::domain::reply::Classification;
     ["reply", "click"]
         .into_iter()
         .chain(

@@ -4,4 +4,5 @@ pub mod cadence;
 pub mod clock;
 pub mod email;
 pub mod lead;
+pub mod reply;
 pub mod segment;

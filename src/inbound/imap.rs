@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use async_imap::types::Flag;
+use async_imap::types::{Flag, Mailbox};
 use async_imap::{Client, Session};
 use futures::TryStreamExt;
 use tokio::net::TcpStream;
@@ -59,6 +59,17 @@ impl std::fmt::Debug for ImapPoller {
             .field("password", &self.password)
             .finish()
     }
+}
+
+/// What an IMAP session runs over: plain TCP or TLS.
+trait ImapStream:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + std::fmt::Debug + Send
+{
+}
+
+impl<T> ImapStream for T where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + std::fmt::Debug + Send
+{
 }
 
 /// Runs one network step with [`IO_TIMEOUT`].
@@ -189,7 +200,7 @@ impl ImapPoller {
         handle: &mut F,
     ) -> anyhow::Result<usize>
     where
-        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + std::fmt::Debug + Send,
+        T: ImapStream,
         S: Store,
         F: FnMut(Vec<u8>, String) -> Fut,
         Fut: Future<Output = anyhow::Result<()>>,
@@ -224,7 +235,7 @@ impl ImapPoller {
         handle: &mut F,
     ) -> anyhow::Result<usize>
     where
-        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + std::fmt::Debug + Send,
+        T: ImapStream,
         S: Store,
         F: FnMut(Vec<u8>, String) -> Fut,
         Fut: Future<Output = anyhow::Result<()>>,
@@ -236,73 +247,10 @@ impl ImapPoller {
         let uidvalidity = mailbox
             .uid_validity
             .ok_or_else(|| anyhow!("mailbox `{}` has no UIDVALIDITY", s.mailbox))?;
-
-        let validity_key = self.state_key("uidvalidity");
         let last_uid_key = self.state_key("last_uid");
-        let stored_validity = store
-            .kv_get(&validity_key)
-            .await?
-            .and_then(|v| v.trim().parse::<u32>().ok());
-        let mut last_uid: u32 = if stored_validity == Some(uidvalidity) {
-            store
-                .kv_get(&last_uid_key)
-                .await?
-                .and_then(|v| v.trim().parse::<u32>().ok())
-                .unwrap_or(0)
-        } else {
-            if let Some(old) = stored_validity {
-                tracing::warn!(
-                    host = %s.host,
-                    mailbox = %s.mailbox,
-                    old_uidvalidity = old,
-                    new_uidvalidity = uidvalidity,
-                    "IMAP UIDVALIDITY changed: reading the mailbox again from UID 1"
-                );
-            }
-            // last_uid first: a crash in between leaves the old validity, which forces this again.
-            store.kv_set(&last_uid_key, "0").await?;
-            store
-                .kv_set(&validity_key, &uidvalidity.to_string())
-                .await?;
-            0
-        };
-
+        let mut last_uid = self.resume_after(store, uidvalidity).await?;
         // Decide how handled messages are marked before handling any.
-        let caps = io("CAPABILITY", session.capabilities()).await?;
-        let mark = match &s.processed_mailbox {
-            Some(target) => {
-                // Create it if missing; "already exists" is the common answer.
-                if let Err(e) = io("CREATE", session.create(target)).await {
-                    tracing::debug!(mailbox = %target, error = %format!("{e:#}"), "IMAP CREATE");
-                }
-                let exists = io("LIST", async {
-                    let names: Vec<_> = session
-                        .list(None, Some(target))
-                        .await?
-                        .try_collect()
-                        .await?;
-                    Ok::<_, async_imap::error::Error>(!names.is_empty())
-                })
-                .await?;
-                if !exists {
-                    anyhow::bail!(
-                        "processed_mailbox `{target}` does not exist and cannot be created"
-                    );
-                }
-                Mark::Move {
-                    target: target.clone(),
-                    has_move: caps.has_str("MOVE"),
-                    has_uidplus: caps.has_str("UIDPLUS"),
-                }
-            }
-            None => Mark::Flag {
-                keyword: mailbox.permanent_flags.contains(&Flag::MayCreate)
-                    || mailbox
-                        .permanent_flags
-                        .iter()
-                        .any(|f| matches!(f, Flag::Custom(k) if k == PROCESSED_KEYWORD)),
-            },
-        };
+        let mark = self.mark(session, &mailbox).await?;
 
         let query = format!(
             "UID {}:* NOT KEYWORD {PROCESSED_KEYWORD}",
@@ -320,25 +268,7 @@ impl ImapPoller {
 
         let mut handled = 0usize;
         for batch in uids.chunks(BATCH_SIZE) {
-            let set = batch
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
-            let mut bodies: HashMap<u32, Vec<u8>> = io("UID FETCH", async {
-                let fetches: Vec<_> = session
-                    .uid_fetch(&set, "(UID BODY.PEEK[])")
-                    .await?
-                    .try_collect()
-                    .await?;
-                Ok::<_, async_imap::error::Error>(
-                    fetches
-                        .iter()
-                        .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
-                        .collect(),
-                )
-            })
-            .await?;
+            let mut bodies = fetch(session, batch).await?;
             for &uid in batch {
                 let Some(raw) = bodies.remove(&uid) else {
                     // Expunged by someone else between SEARCH and FETCH: nothing left to read.
@@ -363,6 +293,105 @@ impl ImapPoller {
         }
         Ok(handled)
     }
+
+    /// The last UID handled in this mailbox, 0 to read it from the start: when its
+    /// UIDVALIDITY is not the one stored, the stored UID means nothing and is reset.
+    async fn resume_after<S: Store>(&self, store: &S, uidvalidity: u32) -> anyhow::Result<u32> {
+        let s = &self.settings;
+        let validity_key = self.state_key("uidvalidity");
+        let last_uid_key = self.state_key("last_uid");
+        let stored_validity = store
+            .kv_get(&validity_key)
+            .await?
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        if stored_validity == Some(uidvalidity) {
+            return Ok(store
+                .kv_get(&last_uid_key)
+                .await?
+                .and_then(|v| v.trim().parse::<u32>().ok())
+                .unwrap_or(0));
+        }
+        if let Some(old) = stored_validity {
+            tracing::warn!(
+                host = %s.host,
+                mailbox = %s.mailbox,
+                old_uidvalidity = old,
+                new_uidvalidity = uidvalidity,
+                "IMAP UIDVALIDITY changed: reading the mailbox again from UID 1"
+            );
+        }
+        // last_uid first: a crash in between leaves the old validity, which forces this again.
+        store.kv_set(&last_uid_key, "0").await?;
+        store
+            .kv_set(&validity_key, &uidvalidity.to_string())
+            .await?;
+        Ok(0)
+    }
+
+    /// How handled messages are marked: moved to `processed_mailbox` (created if missing),
+    /// else flagged, with the `$rewarm` keyword when the selected mailbox accepts keywords.
+    async fn mark<T>(&self, session: &mut Session<T>, mailbox: &Mailbox) -> anyhow::Result<Mark>
+    where
+        T: ImapStream,
+    {
+        let caps = io("CAPABILITY", session.capabilities()).await?;
+        let Some(target) = &self.settings.processed_mailbox else {
+            return Ok(Mark::Flag {
+                keyword: mailbox.permanent_flags.contains(&Flag::MayCreate)
+                    || mailbox
+                        .permanent_flags
+                        .iter()
+                        .any(|f| matches!(f, Flag::Custom(k) if k == PROCESSED_KEYWORD)),
+            });
+        };
+        // Create it if missing; "already exists" is the common answer.
+        if let Err(e) = io("CREATE", session.create(target)).await {
+            tracing::debug!(mailbox = %target, error = %format!("{e:#}"), "IMAP CREATE");
+        }
+        let exists = io("LIST", async {
+            let names: Vec<_> = session
+                .list(None, Some(target))
+                .await?
+                .try_collect()
+                .await?;
+            Ok::<_, async_imap::error::Error>(!names.is_empty())
+        })
+        .await?;
+        if !exists {
+            anyhow::bail!("processed_mailbox `{target}` does not exist and cannot be created");
+        }
+        Ok(Mark::Move {
+            target: target.clone(),
+            has_move: caps.has_str("MOVE"),
+            has_uidplus: caps.has_str("UIDPLUS"),
+        })
+    }
+}
+
+/// The raw messages of `uids` (`BODY.PEEK[]`: reading does not mark them `\Seen`), by UID.
+async fn fetch<T>(session: &mut Session<T>, uids: &[u32]) -> anyhow::Result<HashMap<u32, Vec<u8>>>
+where
+    T: ImapStream,
+{
+    let set = uids
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    io("UID FETCH", async {
+        let fetches: Vec<_> = session
+            .uid_fetch(&set, "(UID BODY.PEEK[])")
+            .await?
+            .try_collect()
+            .await?;
+        Ok::<_, async_imap::error::Error>(
+            fetches
+                .iter()
+                .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
+                .collect(),
+        )
+    })
+    .await
 }
 
 /// What happens to a handled message.
@@ -379,7 +408,7 @@ enum Mark {
 impl Mark {
     async fn apply<T>(&self, session: &mut Session<T>, uid: u32) -> anyhow::Result<()>
     where
-        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + std::fmt::Debug + Send,
+        T: ImapStream,
     {
         let set = uid.to_string();
         match self {

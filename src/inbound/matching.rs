@@ -166,7 +166,9 @@ pub async fn find<S: Store>(
         {
             return Ok(Some(Match::from_target(t, "report")));
         }
-        let addresses = recipients
+        // Collected before the first await: a lazy iterator of closures held across an await
+        // makes the future not `Send` (its closures' lifetimes are not general enough).
+        let addresses: Vec<EmailAddress> = recipients
             .iter()
             .flat_map(|r| {
                 [
@@ -176,9 +178,10 @@ pub async fn find<S: Store>(
             })
             .flatten()
             .filter_map(report_address)
-            .chain(original.to.iter().filter_map(|t| header_address(t)));
-        for email in addresses {
-            if let Some(m) = by_address(store, &email).await? {
+            .chain(original.to.iter().filter_map(|t| header_address(t)))
+            .collect();
+        for email in &addresses {
+            if let Some(m) = by_address(store, email).await? {
                 return Ok(Some(Match {
                     matched_by: "report",
                     ..m

@@ -1,18 +1,23 @@
 //! One inbound message, from raw bytes to its effect — the single path IMAP, the webhooks
 //! and `rewarm inbound replay` share: parse → match (see [`super::matching`]) → classify →
-//! effect ([`crate::rewarm`]) → `Store::record_inbound` (one transaction; a dedupe key seen
-//! before changes nothing). Unparseable or unmatched mail is still recorded (as `other` /
-//! without a lead): nothing is dropped.
+//! return date (auto-replies only) → effect ([`super::effect`]) → `Store::record_inbound`
+//! (one transaction; a dedupe key seen before changes nothing). Unparseable or unmatched mail
+//! is still recorded (as `other` / without a lead): nothing is dropped.
+//!
+//! Each message is handled inside an `inbound` tracing span (source, channel key, Message-ID,
+//! lead), so every line logged about it — here, in matching, in the store — says which.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
+use tracing::Instrument as _;
 
 use crate::app::Loaded;
 use crate::domain::email::EmailAddress;
-use crate::inbound::classify::{Classification, classify};
-use crate::inbound::matching;
-use crate::inbound::parse::{ParsedInbound, Report, parse};
-use crate::rewarm::{Reply, effect_for};
+use crate::domain::reply::Classification;
+use crate::inbound::classify::classify;
+use crate::inbound::effect::{Reply, effect_for};
+use crate::inbound::matching::{self, Match};
+use crate::inbound::parse::{ParsedInbound, Report, parse, stated_return_date};
 use crate::store::{InboundEffect, InboundRecord, Store};
 
 /// A raw message as it arrived.
@@ -58,6 +63,10 @@ fn report_evidence(parsed: &ParsedInbound) -> serde_json::Value {
 
 /// Runs one message through parse → match → classify → effect → record (unless `dry_run`,
 /// which reads only).
+///
+/// Everything logged meanwhile — here, in matching, in the store — is inside one `inbound`
+/// span naming the message: its `source`, the channel's `key`, then its `message_id` once
+/// parsed and its `lead` once matched.
 pub async fn process<S: Store>(
     store: &S,
     loaded: &Loaded,
@@ -65,18 +74,49 @@ pub async fn process<S: Store>(
     now: DateTime<Utc>,
     dry_run: bool,
 ) -> anyhow::Result<Processed> {
-    let parsed = parse(&msg.raw);
-    let (classification, found, record_base) = match &parsed {
-        Ok(parsed) => {
-            let found = matching::find(store, &loaded.keys, parsed).await?;
-            let classification = classify(parsed);
-            (classification, found, Some(parsed))
-        }
+    let span = tracing::info_span!(
+        "inbound",
+        source = %msg.source,
+        key = %msg.dedupe_key,
+        message_id = tracing::field::Empty,
+        lead = tracing::field::Empty,
+    );
+    process_in(store, loaded, msg, now, dry_run, &span)
+        .instrument(span.clone())
+        .await
+}
+
+async fn process_in<S: Store>(
+    store: &S,
+    loaded: &Loaded,
+    msg: &InboundMessage,
+    now: DateTime<Utc>,
+    dry_run: bool,
+    span: &tracing::Span,
+) -> anyhow::Result<Processed> {
+    let parsed = match parse(&msg.raw) {
+        Ok(parsed) => Some(parsed),
         Err(e) => {
             tracing::warn!(dedupe_key = %msg.dedupe_key, error = %e, "Inbound message could not be parsed; kept as `other`");
-            (Classification::Other, None, None)
+            None
         }
     };
+    let parsed = parsed.as_ref();
+    // A hostile id of kilobytes would weigh on every line: only sane ones are named.
+    if let Some(id) = parsed
+        .and_then(|p| p.message_id.as_deref())
+        .filter(|id| id.len() <= 200)
+    {
+        span.record("message_id", tracing::field::display(id));
+    }
+    let found = match parsed {
+        Some(p) => matching::find(store, &loaded.keys, p).await?,
+        None => None,
+    };
+    if let Some(m) = &found {
+        span.record("lead", tracing::field::display(&m.email));
+    }
+    let classification = parsed.map_or(Classification::Other, classify);
     let mut processed = Processed {
         classification,
         lead: found.as_ref().map(|m| m.email.clone()),
@@ -88,87 +128,25 @@ pub async fn process<S: Store>(
         return Ok(processed);
     }
 
-    // One message, one key, whichever way it came: the same reply seen over IMAP and in a
-    // replayed export (or from two providers) changes its lead once.
-    let dedupe_key = dedupe_key(record_base, &msg.dedupe_key);
-    let text = record_base.map(|p| p.text.clone()).unwrap_or_default();
-    let subject = record_base
-        .map(|p| p.subject.clone())
-        .filter(|s| !s.is_empty());
-    let from = record_base.and_then(|p| p.from.clone());
-    let mut effect = InboundEffect::None;
-    if let (Some(m), Some(parsed)) = (&found, record_base) {
-        let lead = store.leads_by_ids(&[m.lead_id]).await?.into_iter().next();
-        if let Some(lead) = lead {
-            let timeline = if classification == Classification::HumanReply {
-                store.timeline(lead.id).await?
-            } else {
-                Vec::new()
-            };
-            let reply = Reply {
-                dedupe_key: &dedupe_key,
-                subject: subject.as_deref(),
-                text: &text,
-                from: from.as_deref(),
-                return_date: parsed.return_date,
-                received_at: Some(msg.received_at),
-                evidence: report_evidence(parsed),
-            };
-            effect = effect_for(&loaded.settings, classification, &lead, &reply, &timeline);
-        }
-    }
-    let record = InboundRecord {
-        dedupe_key: dedupe_key.clone(),
-        source: msg.source.clone(),
-        received_at: msg.received_at,
-        message_id: record_base.and_then(|p| p.message_id.clone()),
-        from_address: from.clone(),
-        subject: subject.clone(),
-        classification: classification.as_str().to_string(),
-        lead_id: found.as_ref().map(|m| m.lead_id),
-        delivery_id: found.as_ref().and_then(|m| m.delivery_id),
-        matched_by: found.as_ref().map(|m| m.matched_by.to_string()),
-        text: record_base.map(|_| text.clone()),
-        raw: msg.raw.clone(),
+    let record = record_of(msg, parsed, found.as_ref(), classification);
+    let effect = match (&found, parsed) {
+        (Some(m), Some(p)) => lead_effect(store, loaded, &record, p, m, classification).await?,
+        _ => InboundEffect::None,
     };
     let applied = store.record_inbound(&record, &effect, now).await?;
     processed.inbound_id = Some(applied.inbound_id);
     processed.duplicate = applied.duplicate;
     if !applied.duplicate {
         crate::metrics::get().reply(classification.as_str());
-    }
-
-    // Engagement points for the reply (score threshold per segment); only a first recording.
-    if !applied.duplicate
-        && let Some(m) = &found
-    {
-        let kind = classification.as_str();
-        let points = loaded
-            .settings
-            .scoring
-            .points_for(score_kind(classification));
-        if points != 0 {
-            let campaign = match m.delivery_id {
-                Some(id) => store.delivery_target(id).await?.map(|t| t.campaign),
-                None => None,
-            };
-            engage(
-                store,
-                loaded,
-                m.lead_id,
-                campaign.as_deref(),
-                kind,
-                points,
-                &dedupe_key,
-                now,
-            )
-            .await?;
+        // Engagement points for the reply (score threshold per segment); only a first recording.
+        if let Some(m) = &found {
+            score(store, loaded, m, classification, &record.dedupe_key, now).await?;
         }
     }
 
     tracing::info!(
         source = %msg.source,
-        dedupe_key = %dedupe_key,
+        dedupe_key = %record.dedupe_key,
         classification = classification.as_str(),
         lead = processed.lead.as_ref().map(|e| e.to_string()).unwrap_or_default(),
         matched_by = processed.matched_by.unwrap_or("unmatched"),
@@ -178,6 +156,103 @@ pub async fn process<S: Store>(
         "Inbound message processed"
     );
     Ok(processed)
+}
+
+/// What is stored of the message: everything, the raw bytes included, matched or not.
+fn record_of(
+    msg: &InboundMessage,
+    parsed: Option<&ParsedInbound>,
+    found: Option<&Match>,
+    classification: Classification,
+) -> InboundRecord {
+    InboundRecord {
+        // One message, one key, whichever way it came: the same reply seen over IMAP and in a
+        // replayed export (or from two providers) changes its lead once.
+        dedupe_key: dedupe_key(parsed, &msg.dedupe_key),
+        source: msg.source.clone(),
+        received_at: msg.received_at,
+        message_id: parsed.and_then(|p| p.message_id.clone()),
+        from_address: parsed.and_then(|p| p.from.clone()),
+        subject: parsed.map(|p| p.subject.clone()).filter(|s| !s.is_empty()),
+        classification: classification.as_str().to_string(),
+        lead_id: found.map(|m| m.lead_id),
+        delivery_id: found.and_then(|m| m.delivery_id),
+        matched_by: found.map(|m| m.matched_by.to_string()),
+        text: parsed.map(|p| p.text.clone()),
+        raw: msg.raw.clone(),
+    }
+}
+
+/// What the message does to the lead it matched (nothing when the lead is gone). An
+/// auto-reply's return date is read here, after classification: only auto-replies have one.
+async fn lead_effect<S: Store>(
+    store: &S,
+    loaded: &Loaded,
+    record: &InboundRecord,
+    parsed: &ParsedInbound,
+    m: &Match,
+    classification: Classification,
+) -> anyhow::Result<InboundEffect> {
+    let Some(lead) = store.leads_by_ids(&[m.lead_id]).await?.into_iter().next() else {
+        return Ok(InboundEffect::None);
+    };
+    let timeline = if classification == Classification::HumanReply {
+        store.timeline(lead.id).await?
+    } else {
+        Vec::new()
+    };
+    let reply = Reply {
+        dedupe_key: &record.dedupe_key,
+        subject: record.subject.as_deref(),
+        text: record.text.as_deref().unwrap_or_default(),
+        from: record.from_address.as_deref(),
+        // A dateless auto-reply counts from the day it came.
+        return_date: stated_return_date(parsed, classification, record.received_at.date_naive()),
+        received_at: Some(record.received_at),
+        evidence: report_evidence(parsed),
+    };
+    Ok(effect_for(
+        &loaded.settings,
+        classification,
+        &lead,
+        &reply,
+        &timeline,
+    ))
+}
+
+/// Gives the matched lead the points `[scoring.points]` sets for `classification` (under the
+/// campaign of the email it answers, when known).
+async fn score<S: Store>(
+    store: &S,
+    loaded: &Loaded,
+    m: &Match,
+    classification: Classification,
+    key: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let points = loaded
+        .settings
+        .scoring
+        .points_for(classification.score_kind());
+    if points == 0 {
+        return Ok(());
+    }
+    let campaign = match m.delivery_id {
+        Some(id) => store.delivery_target(id).await?.map(|t| t.campaign),
+        None => None,
+    };
+    engage(
+        store,
+        loaded,
+        m.lead_id,
+        campaign.as_deref(),
+        classification.as_str(),
+        points,
+        key,
+        now,
+    )
+    .await?;
+    Ok(())
 }
 
 /// `message-id:<id>` when the message has a Message-ID, else the channel's own key (IMAP
@@ -195,14 +270,6 @@ fn dedupe_key(parsed: Option<&ParsedInbound>, channel_key: &str) -> String {
             )
         }
         _ => channel_key.to_string(),
-    }
-}
-
-/// The scoring key of a classification (`reply` for a human reply, else its name).
-fn score_kind(c: Classification) -> &'static str {
-    match c {
-        Classification::HumanReply => "reply",
-        other => other.as_str(),
     }
 }
 
@@ -233,7 +300,9 @@ pub async fn engage<S: Store>(
     let threshold = segment.map(|s| s.rewarm_score).unwrap_or(0);
     let notifications = if threshold > 0 {
         let timeline = store.timeline(lead_id).await?;
-        crate::rewarm::score_notifications(settings, &lead, kind, threshold, key, &timeline)
+        crate::inbound::effect::score_notifications(
+            settings, &lead, kind, threshold, key, &timeline,
+        )
     } else {
         Vec::new()
     };
@@ -284,5 +353,86 @@ mod tests {
             key.starts_with("message-id:sha256:") && key.len() < 100,
             "{key}"
         );
+    }
+
+    /// Captures what a `fmt` subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("not poisoned").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn every_line_about_a_message_names_its_source_key_message_id_and_lead() {
+        use crate::domain::lead::NewLead;
+        use crate::store::sqlite::SqliteStore;
+
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = SqliteStore::connect(&url).await.expect("open");
+        store.migrate().await.expect("migrate");
+        let loaded =
+            Loaded::load(std::path::Path::new("config/example.toml")).expect("example config");
+        let now = DateTime::parse_from_rfc3339("2027-03-01T10:00:00Z")
+            .expect("a time")
+            .to_utc();
+        let lead = NewLead {
+            email: Some(EmailAddress::parse("ann@example.com").expect("an address")),
+            ..NewLead::default()
+        };
+        store
+            .upsert_leads(&[lead], "test", now)
+            .await
+            .expect("a lead");
+
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(captured.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let msg = InboundMessage {
+            raw: b"From: ann@example.com\r\nMessage-ID: <m1@mail.example>\r\n\
+                   Subject: Re: hi\r\n\r\nYes, call me.\r\n"
+                .to_vec(),
+            source: "replay".into(),
+            dedupe_key: "replay:sha256:00".into(),
+            received_at: now,
+        };
+        let processed = process(&store, &loaded, &msg, now, false)
+            .await
+            .expect("processed");
+        assert_eq!(processed.matched_by, Some("sender"));
+
+        let logged = String::from_utf8(captured.0.lock().expect("not poisoned").clone())
+            .expect("UTF-8 logs");
+        let line = logged
+            .lines()
+            .find(|l| l.contains("Inbound message processed"))
+            .unwrap_or_else(|| panic!("no summary line in {logged:?}"));
+        for field in [
+            "inbound{",
+            "source=replay",
+            "key=replay:sha256:00",
+            "message_id=m1@mail.example",
+            "lead=ann@example.com",
+        ] {
+            assert!(line.contains(field), "{field} missing from {line:?}");
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! What an inbound message is: a person's reply, an automatic one, a bounce, a complaint, a
-//! request to be removed, or something else. Pure rules over a [`ParsedInbound`], applied in
-//! this order (the first that fires decides; [`verdict`] names it):
+//! request to be removed, or something else — a [`Classification`] (the type lives in
+//! `domain::reply`, so what only reads it needs no parser). Pure rules over a
+//! [`ParsedInbound`], applied in this order (the first that fires decides; [`verdict`] names
+//! it; the phrases they look for are in `phrases`):
 //!
 //! 1. A feedback report (ARF) is a `complaint`.
 //! 2. A delivery report — standard, or synthesized by [`super::parse`] from an Exim, Postfix,
@@ -31,61 +33,16 @@
 //! Threading (an In-Reply-To one of our Message-IDs) never enters into it: an auto-reply is
 //! threaded too.
 
-use std::fmt;
+mod phrases;
 
-use super::parse::{
-    DsnRecipient, Failure, ParsedInbound, Report, contains_phrase, fold, is_mail_system,
-    phrase_positions, text_failure,
+use super::parse::fold::{contains_phrase, fold, phrase_positions};
+use super::parse::{DsnRecipient, Failure, ParsedInbound, Report, is_mail_system, text_failure};
+use phrases::{
+    AFTER_PLEASE_STOP, HELPDESK_AUTOMATED, HELPDESK_RECEIVED, HELPDESK_TICKET, NEGATIONS,
+    OOF_STRONG, OOF_SUBJECT_ANYWHERE, OOF_SUBJECT_START, OOF_WEAK, REMOVE_ME,
 };
 
-/// What an inbound message is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Classification {
-    HumanReply,
-    AutoReply,
-    HardBounce,
-    SoftBounce,
-    Complaint,
-    Unsubscribe,
-    Other,
-}
-
-impl Classification {
-    pub const ALL: [Classification; 7] = [
-        Classification::HumanReply,
-        Classification::AutoReply,
-        Classification::HardBounce,
-        Classification::SoftBounce,
-        Classification::Complaint,
-        Classification::Unsubscribe,
-        Classification::Other,
-    ];
-
-    /// The stored and printed name (`human_reply`, `auto_reply`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Classification::HumanReply => "human_reply",
-            Classification::AutoReply => "auto_reply",
-            Classification::HardBounce => "hard_bounce",
-            Classification::SoftBounce => "soft_bounce",
-            Classification::Complaint => "complaint",
-            Classification::Unsubscribe => "unsubscribe",
-            Classification::Other => "other",
-        }
-    }
-
-    /// The classification named `name` (as [`Classification::as_str`] writes it).
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == name.trim())
-    }
-}
-
-impl fmt::Display for Classification {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::domain::reply::Classification;
 
 /// A classification and the rule that decided it (evidence for the record and for review).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,56 +210,6 @@ fn implicit_automatic(p: &ParsedInbound) -> Option<&'static str> {
     None
 }
 
-/// Out-of-office subject phrases that are unambiguous anywhere in a subject (folded).
-const OOF_SUBJECT_ANYWHERE: &[&str] = &[
-    "automatic reply",
-    "automatic response",
-    "auto reply",
-    "auto-reply",
-    "autoreply",
-    "auto response",
-    "auto-response",
-    "autoresponse",
-    "out of office",
-    "out of the office",
-    "out-of-office",
-    "abwesenheitsnotiz",
-    "abwesenheitsmeldung",
-    "automatische antwort",
-    "automatische ruckmeldung",
-    "reponse automatique",
-    "reponse automatique d'absence",
-    "message d'absence",
-    "respuesta automatica",
-    "fuera de la oficina",
-    "fuera de oficina",
-    "automatisch antwoord",
-    "afwezigheidsmelding",
-    "risposta automatica",
-    "resposta automatica",
-];
-
-/// Short words that only mean out-of-office when the subject starts with them.
-const OOF_SUBJECT_START: &[&str] = &[
-    "absence",
-    "absent",
-    "absente",
-    "abwesend",
-    "abwesenheit",
-    "afwezig",
-    "ausente",
-    "ooo",
-    "oof",
-    "away",
-    "vacation",
-    "holiday",
-    "urlaub",
-    "vacances",
-    "conges",
-    "vacaciones",
-    "vakantie",
-];
-
 /// A subject an out-of-office reply would have. A subject that starts as a reply ("Re:")
 /// is the original subject a person answered, so only unprefixed subjects count.
 pub fn is_out_of_office_subject(subject: &str) -> bool {
@@ -329,100 +236,6 @@ fn is_reply_subject(folded: &str) -> bool {
     PREFIXES.iter().any(|p| folded.trim_start().starts_with(p))
 }
 
-/// Phrases that on their own say "I am away" (2 points each).
-const OOF_STRONG: &[&str] = &[
-    "out of office",
-    "out of the office",
-    "out-of-office",
-    "away from the office",
-    "away from my desk",
-    "limited access to email",
-    "limited access to e-mail",
-    "limited access to my email",
-    "no access to email",
-    "upon my return",
-    "on my return",
-    "when i return",
-    "automatic reply",
-    "this is an automatic reply",
-    "abwesenheitsnotiz",
-    "nicht im buro",
-    "ausser haus",
-    "ausserhalb des buros",
-    "bin ich abwesend",
-    "bin ich nicht erreichbar",
-    "ich bin bis",
-    "nach meiner ruckkehr",
-    "bei meiner ruckkehr",
-    "automatische antwort",
-    "je suis absent",
-    "je suis absente",
-    "absent du bureau",
-    "absente du bureau",
-    "hors du bureau",
-    "a mon retour",
-    "des mon retour",
-    "reponse automatique",
-    "fuera de la oficina",
-    "estoy ausente",
-    "a mi regreso",
-    "a mi vuelta",
-    "respuesta automatica",
-    "ik ben afwezig",
-    "ben ik afwezig",
-    "niet op kantoor",
-    "na mijn terugkomst",
-    "bij terugkomst",
-    "automatisch antwoord",
-];
-
-/// Phrases a person might also write (1 point each).
-const OOF_WEAK: &[&str] = &[
-    "on vacation",
-    "on holiday",
-    "on leave",
-    "annual leave",
-    "parental leave",
-    "maternity leave",
-    "business trip",
-    "i will be back",
-    "i'll be back",
-    "i will return",
-    "i will be returning",
-    "back in the office",
-    "returning on",
-    "in urgent cases",
-    "for urgent matters",
-    "urgent matters",
-    "im urlaub",
-    "in urlaub",
-    "elternzeit",
-    "dienstreise",
-    "wieder im buro",
-    "wieder erreichbar",
-    "in dringenden fallen",
-    "bitte wenden sie sich an",
-    "en vacances",
-    "en conge",
-    "en conges",
-    "en deplacement",
-    "de retour",
-    "pour toute urgence",
-    "en cas d'urgence",
-    "de vacaciones",
-    "de viaje",
-    "de vuelta",
-    "en caso de urgencia",
-    "para asuntos urgentes",
-    "met vakantie",
-    "op vakantie",
-    "weer terug",
-    "weer bereikbaar",
-    "weer aanwezig",
-    "voor dringende zaken",
-    "in dringende gevallen",
-];
-
 /// The score at which a body is an out-of-office reply: a strong phrase plus anything more.
 const OUT_OF_OFFICE_THRESHOLD: u32 = 3;
 
@@ -445,70 +258,14 @@ fn out_of_office_score(folded: &str) -> u32 {
 
 /// A helpdesk's automatic "we got it" (folded text and subject).
 fn is_helpdesk_acknowledgement(text: &str, subject: &str) -> bool {
-    const AUTOMATED: &[&str] = &[
-        "this is an automated",
-        "this is an automatic",
-        "automatically generated",
-        "auto-generated message",
-        "do not reply to this",
-        "please do not reply",
-        "this mailbox is not monitored",
-        "diese nachricht wurde automatisch",
-        "diese e-mail wurde automatisch",
-        "automatisch generiert",
-        "automatisch erstellt",
-        "bitte antworten sie nicht",
-        "ceci est un message automatique",
-        "ceci est une reponse automatique",
-        "message genere automatiquement",
-        "merci de ne pas repondre",
-        "este es un mensaje automatico",
-        "mensaje generado automaticamente",
-        "por favor no responda",
-        "dit is een automatisch",
-        "automatisch gegenereerd",
-        "gelieve niet te antwoorden",
-    ];
-    const RECEIVED: &[&str] = &[
-        "we have received your",
-        "we've received your",
-        "we received your",
-        "has been received",
-        "thank you for contacting",
-        "thanks for contacting",
-        "request received",
-        "wir haben ihre anfrage erhalten",
-        "ist bei uns eingegangen",
-        "nous avons bien recu votre",
-        "nous avons recu votre",
-        "hemos recibido su",
-        "wij hebben uw",
-        "we hebben uw",
-    ];
-    const TICKET: &[&str] = &[
-        "ticket #",
-        "ticket number",
-        "ticket id",
-        "ticket no",
-        "ticket:",
-        "case number",
-        "case #",
-        "request #",
-        "reference number",
-        "ticketnummer",
-        "vorgangsnummer",
-        "numero de ticket",
-        "numero de caso",
-        "[#",
-    ];
     let head: String = text.chars().take(3000).collect();
-    if AUTOMATED.iter().any(|p| head.contains(p)) {
+    if HELPDESK_AUTOMATED.iter().any(|p| head.contains(p)) {
         return true;
     }
-    let received = RECEIVED
+    let received = HELPDESK_RECEIVED
         .iter()
         .any(|p| head.contains(p) || subject.contains(p));
-    let ticket = TICKET
+    let ticket = HELPDESK_TICKET
         .iter()
         .any(|p| head.contains(p) || subject.contains(p));
     received && ticket
@@ -516,121 +273,6 @@ fn is_helpdesk_acknowledgement(text: &str, subject: &str) -> bool {
 
 // ---------------------------------------------------------------------------------------------
 // Unsubscribe requests
-
-/// Ways of asking to be removed, folded (English, German, French, Spanish, Dutch).
-const REMOVE_ME: &[&str] = &[
-    "unsubscribe",
-    "remove me",
-    "remove us",
-    "remove my email",
-    "remove my e-mail",
-    "remove my address",
-    "remove my name",
-    "take me off",
-    "take us off",
-    "off your list",
-    "off your mailing list",
-    "off your email list",
-    "stop emailing",
-    "stop e-mailing",
-    "stop mailing",
-    "stop sending",
-    "stop contacting",
-    "stop writing to me",
-    "no more emails",
-    "no more e-mails",
-    "no more mails",
-    "no further emails",
-    "opt out",
-    "opt-out",
-    "opt me out",
-    "don't email me",
-    "dont email me",
-    "do not email me",
-    "don't contact me",
-    "do not contact me",
-    "don't send me",
-    "do not send me",
-    "don't want to receive",
-    "do not want to receive",
-    "abmelden",
-    "abbestellen",
-    "austragen",
-    "melden sie mich ab",
-    "tragen sie mich aus",
-    "aus ihrem verteiler",
-    "aus dem verteiler",
-    "keine e-mails mehr",
-    "keine emails mehr",
-    "keine mails mehr",
-    "keine weiteren e-mails",
-    "keine weiteren emails",
-    "keine werbung",
-    "nicht mehr kontaktieren",
-    "nicht mehr anschreiben",
-    "entfernen sie mich",
-    "desinscrire",
-    "desinscription",
-    "desabonner",
-    "desabonnement",
-    "retirez-moi",
-    "retirez moi",
-    "supprimez-moi",
-    "supprimez moi",
-    "ne plus recevoir",
-    "ne veux plus recevoir",
-    "ne souhaite plus recevoir",
-    "ne plus me contacter",
-    "darme de baja",
-    "denme de baja",
-    "dar de baja",
-    "no quiero recibir",
-    "dejen de enviar",
-    "dejar de recibir",
-    "eliminenme",
-    "eliminarme de",
-    "borrenme",
-    "cancelar suscripcion",
-    "desuscribir",
-    "desuscribirme",
-    "no me envien",
-    "afmelden",
-    "uitschrijven",
-    "schrijf mij uit",
-    "schrijf me uit",
-    "verwijder mij",
-    "verwijder me",
-    "geen e-mails meer",
-    "geen emails meer",
-    "geen mails meer",
-    "niet meer mailen",
-    "stop met mailen",
-];
-
-/// What may follow "please stop" for it to be about our emails ("please stop by" is not).
-const AFTER_PLEASE_STOP: &[&str] = &[
-    "emailing",
-    "e-mailing",
-    "mailing",
-    "sending",
-    "contacting",
-    "writing",
-    "messaging",
-    "spamming",
-    "these",
-    "this",
-    "the",
-    "your",
-    "all",
-    "it",
-];
-
-/// Words that, just before a phrase in the same clause, turn it around ("I do not want to
-/// unsubscribe", "ich will mich nicht abmelden").
-const NEGATIONS: &[&str] = &[
-    "not", "don't", "dont", "never", "no", "nicht", "kein", "pas", "jamais", "niet", "geen",
-    "nunca",
-];
 
 /// Whether a (folded) text asks to stop receiving our mail. Lines with a link are skipped:
 /// that is how footers offer unsubscribing, not how people ask for it.
@@ -669,7 +311,7 @@ fn negated(before: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inbound::parse::OriginalHeaders;
+    use crate::inbound::parse::{OriginalHeaders, crlf, parse};
 
     /// A message from ann@example.com with these headers, subject and new text.
     fn message(headers: &[(&str, &str)], subject: &str, text: &str) -> ParsedInbound {
@@ -699,16 +341,6 @@ mod tests {
                 .collect(),
             OriginalHeaders::default(),
         )
-    }
-
-    #[test]
-    fn names_round_trip() {
-        for c in Classification::ALL {
-            assert_eq!(Classification::parse(c.as_str()), Some(c));
-            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
-            assert_eq!(c.to_string(), c.as_str());
-        }
-        assert_eq!(Classification::parse("human"), None);
     }
 
     #[test]
@@ -1022,5 +654,56 @@ mod tests {
         let mut anonymous = p.clone();
         anonymous.from = None;
         assert_eq!(classify(&anonymous), Classification::Other);
+    }
+
+    #[test]
+    fn a_standard_report_lists_every_recipient_and_hard_wins() {
+        let raw = crlf(
+            "From: MAILER-DAEMON@mx.example.net\n\
+             To: bounce+k1.T.t@bounce.acme.example\n\
+             Subject: Undelivered Mail Returned to Sender\n\
+             Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\n\n\
+             --b\nContent-Type: text/plain\n\nTwo problems.\n\
+             --b\nContent-Type: message/delivery-status\n\n\
+             Reporting-MTA: dns; mx.example.net\n\n\
+             Final-Recipient: rfc822; cy@example.net\nAction: delayed\nStatus: 4.4.1\n\n\
+             Final-Recipient: rfc822; bob@example.org\nAction: failed\nStatus: 5.1.1\n\
+             --b\nContent-Type: message/rfc822\n\n\
+             Message-ID: <k1.AQ.x@acme.example>\nTo: bob@example.org, cy@example.net\nSubject: Hi\n\nHello\n\
+             --b--\n",
+        );
+        let p = parse(&raw).unwrap();
+        let Some(Report::Delivery(recipients, original)) = &p.report else {
+            panic!("no report: {p:?}")
+        };
+        let finals: Vec<_> = recipients
+            .iter()
+            .map(|r| r.final_recipient.as_deref())
+            .collect();
+        assert_eq!(finals, [Some("cy@example.net"), Some("bob@example.org")]);
+        assert_eq!(original.message_id.as_deref(), Some("k1.AQ.x@acme.example"));
+        assert_eq!(original.to, ["bob@example.org", "cy@example.net"]);
+        assert_eq!(classify(&p), Classification::HardBounce);
+    }
+
+    #[test]
+    fn a_feedback_report_with_a_redacted_original_names_the_original_recipient() {
+        let raw = crlf(
+            "From: fbl@mailbox.example\nSubject: complaint\n\
+             Content-Type: multipart/report; report-type=feedback-report; boundary=\"b\"\n\n\
+             --b\nContent-Type: text/plain\n\nAbuse report.\n\
+             --b\nContent-Type: message/feedback-report\n\n\
+             Feedback-Type: abuse\nVersion: 1\nOriginal-Rcpt-To: <Jane@Example.com>\n\
+             --b\nContent-Type: text/rfc822-headers\n\n\
+             Message-ID: <k1.AQ.y@acme.example>\nTo: redacted\nSubject: Hi\n\
+             --b--\n",
+        );
+        let p = parse(&raw).unwrap();
+        let expected = OriginalHeaders {
+            message_id: Some("k1.AQ.y@acme.example".into()),
+            to: vec!["jane@example.com".into()],
+        };
+        assert_eq!(p.report, Some(Report::Feedback(expected)));
+        assert_eq!(classify(&p), Classification::Complaint);
     }
 }

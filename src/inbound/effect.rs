@@ -1,5 +1,6 @@
 //! What a classified inbound message does to its lead (pure: builds the
-//! [`InboundEffect`] that `Store::record_inbound` applies in one transaction).
+//! [`InboundEffect`] that `Store::record_inbound` applies in one transaction), and the
+//! notifications a re-warm puts in the outbox with it.
 //!
 //! | classification | effect |
 //! |---|---|
@@ -9,12 +10,12 @@
 //! | `soft_bounce` | [`InboundEffect::SoftBounce`] (suppressed after `inbound.soft_bounce_limit` in a row) |
 //! | `other` | none |
 
-use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
 
 use crate::config::Settings;
 use crate::domain::lead::Lead;
-use crate::inbound::classify::Classification;
+use crate::domain::reply::{Classification, postpone_until};
 use crate::store::{Event, InboundEffect, NewNotification, SuppressionReason};
 
 /// The parts of a message an effect needs.
@@ -63,14 +64,6 @@ pub fn effect_for(
         },
         Classification::Other => InboundEffect::None,
     }
-}
-
-/// The start (00:00 UTC) of the day after `return_date`.
-pub fn postpone_until(return_date: NaiveDate) -> Option<DateTime<Utc>> {
-    return_date
-        .checked_add_days(Days::new(1))
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
 }
 
 fn evidence(reply: &Reply<'_>) -> Value {

@@ -1,0 +1,193 @@
+//! The outbox drained: [`deliver_due`] claims the due notifications (a lease, committed
+//! before anything is sent), builds each one's email or webhook body, delivers them, and
+//! records every outcome in one call; failures are retried with [`retry_at`].
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+
+use super::owner_email::owner_email;
+use super::webhook::{post_webhooks, webhook_body};
+use super::{BATCH, MAX_ATTEMPTS, NotifyReport};
+use crate::app::Loaded;
+use crate::domain::lead::Lead;
+use crate::metrics::NotificationOutcome;
+use crate::store::{Event, Notification, Store};
+use crate::transport::{OutgoingEmail, Transport};
+
+/// How long a claim lasts: longer than the slowest delivery (a webhook times out sooner).
+const LEASE: chrono::Duration = chrono::Duration::minutes(5);
+
+/// One notification's outcome as recorded: its id, delivered or why not, and when to try it
+/// again (None: never).
+pub(super) type Outcome = (i64, Result<(), String>, Option<DateTime<Utc>>);
+
+/// Claims due notifications, delivers them and records the outcomes (one call).
+pub async fn deliver_due<S: Store>(
+    store: &S,
+    loaded: &Loaded,
+    transport: &Transport,
+    now: DateTime<Utc>,
+    worker: &str,
+) -> anyhow::Result<NotifyReport> {
+    let claimed = store
+        .claim_notifications(now, worker, now + LEASE, BATCH)
+        .await
+        .context("Failed to claim notifications")?;
+    let mut report = NotifyReport {
+        claimed: claimed.len(),
+        ..Default::default()
+    };
+    if claimed.is_empty() {
+        return Ok(report);
+    }
+    let (leads, timelines) = leads_and_timelines(store, &claimed).await?;
+
+    let mut results: Vec<Outcome> = Vec::new();
+    let mut emails = Vec::new();
+    let mut hooks = Vec::new();
+    for n in &claimed {
+        let lead = n.lead_id.and_then(|id| leads.get(&id));
+        let timeline = n
+            .lead_id
+            .and_then(|id| timelines.get(&id))
+            .map_or(&[][..], Vec::as_slice);
+        let built = match n.kind.as_str() {
+            "owner_email" | "digest" => {
+                owner_email(loaded, n, lead, timeline, now).map(|e| emails.push(e))
+            }
+            "webhook" => {
+                webhook_body(&loaded.settings.notify, n, lead, timeline).map(|b| hooks.push((n, b)))
+            }
+            other => Err(format!("unknown notification kind `{other}`")),
+        };
+        if let Err(error) = built {
+            results.push((n.id, Err(error), None));
+        }
+    }
+
+    let by_id: BTreeMap<i64, &Notification> = claimed.iter().map(|n| (n.id, n)).collect();
+    if !emails.is_empty() {
+        results.extend(send_emails(transport, emails, &by_id, now).await);
+    }
+    if !hooks.is_empty() {
+        let outcomes = post_webhooks(&loaded.settings.notify, hooks, now).await;
+        results.extend(outcomes);
+    }
+
+    for (_, result, retry) in &results {
+        match (result, retry) {
+            (Ok(()), _) => report.sent += 1,
+            (Err(_), Some(_)) => report.retrying += 1,
+            (Err(_), None) => report.failed += 1,
+        }
+    }
+    for (id, result, retry) in &results {
+        if let Err(error) = result {
+            tracing::warn!(notification = id, retry_at = ?retry, %error, "Notification not delivered");
+        }
+    }
+    store
+        .record_notifications(&results, worker, now)
+        .await
+        .context("Failed to record notification outcomes")?;
+    // Counted once recorded: an outcome that was not recorded is claimed and tried again.
+    count(&by_id, &results);
+    Ok(report)
+}
+
+/// The leads the notifications are about, and each one's timeline, by lead id.
+async fn leads_and_timelines<S: Store>(
+    store: &S,
+    claimed: &[Notification],
+) -> anyhow::Result<(BTreeMap<i64, Lead>, BTreeMap<i64, Vec<Event>>)> {
+    let lead_ids: Vec<i64> = claimed.iter().filter_map(|n| n.lead_id).collect();
+    let leads: BTreeMap<i64, Lead> = store
+        .leads_by_ids(&lead_ids)
+        .await
+        .context("Failed to read the notified leads")?
+        .into_iter()
+        .map(|l| (l.id, l))
+        .collect();
+    let mut timelines: BTreeMap<i64, Vec<Event>> = BTreeMap::new();
+    for id in leads.keys() {
+        let events = store
+            .timeline(*id)
+            .await
+            .context("Failed to read a lead's timeline")?;
+        timelines.insert(*id, events);
+    }
+    Ok((leads, timelines))
+}
+
+/// Sends the emails in one batch; the outcome of each: refused fails for good, anything else
+/// is tried again.
+async fn send_emails(
+    transport: &Transport,
+    emails: Vec<OutgoingEmail>,
+    by_id: &BTreeMap<i64, &Notification>,
+    now: DateTime<Utc>,
+) -> Vec<Outcome> {
+    let mut results = Vec::new();
+    for (id, outcome) in transport.send_batch(emails).await {
+        let attempts = by_id.get(&id).map_or(MAX_ATTEMPTS, |n| n.attempts);
+        results.push(match outcome {
+            Ok(()) => (id, Ok(()), None),
+            Err(e) if e.is_permanent() => {
+                (id, Err(format!("email refused: {}", e.message())), None)
+            }
+            // Unknown too: a notification may go twice, it must not be lost.
+            Err(e) => (
+                id,
+                Err(format!("email not sent: {e}")),
+                retry_at(attempts, now),
+            ),
+        });
+    }
+    results
+}
+
+/// Counts the recorded outcomes in the metrics, by notification kind.
+fn count(by_id: &BTreeMap<i64, &Notification>, results: &[Outcome]) {
+    let metrics = crate::metrics::get();
+    for (id, result, retry) in results {
+        let kind = by_id.get(id).map_or("other", |n| n.kind.as_str());
+        let outcome = match (result, retry) {
+            (Ok(()), _) => NotificationOutcome::Delivered,
+            (Err(_), Some(_)) => NotificationOutcome::Retried,
+            (Err(_), None) => NotificationOutcome::Failed,
+        };
+        metrics.notification(kind, outcome);
+    }
+}
+
+/// When to try again after the `attempts`-th failed attempt: 30 s doubling up to an hour,
+/// half of it random (jitter); None once [`MAX_ATTEMPTS`] were made.
+pub fn retry_at(attempts: u32, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if attempts >= MAX_ATTEMPTS {
+        return None;
+    }
+    let exp = (30i64 << attempts.saturating_sub(1).min(10)).min(3600);
+    let jitter = rand::random_range(0..=exp / 2);
+    Some(now + chrono::Duration::seconds(exp / 2 + jitter))
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_with_jitter_and_stop() {
+        let now = Utc::now();
+        for attempts in 1..MAX_ATTEMPTS {
+            let exp = (30i64 << (attempts - 1).min(10)).min(3600);
+            let at = retry_at(attempts, now).expect("a retry");
+            let delay = (at - now).num_seconds();
+            assert!(
+                delay >= exp / 2 && delay <= exp,
+                "attempt {attempts}: {delay}s"
+            );
+        }
+        assert_eq!(retry_at(MAX_ATTEMPTS, now), None);
+    }
+}
