@@ -48,6 +48,8 @@ use crate::domain::lead::{Lead, LeadState, NewLead};
 
 #[macro_use]
 mod shared;
+#[macro_use]
+mod common;
 mod batch;
 mod copy;
 mod dialect;

@@ -91,6 +91,11 @@ pub(crate) const SUPPRESSION_FOR: &str =
 
 // ── Inbound ─────────────────────────────────────────────────────────────────────────────
 
+/// Keeps an inbound message unless its `dedupe_key` is there already (then no id returns).
+pub(crate) const INSERT_INBOUND: &str = "INSERT INTO inbound (dedupe_key, source, received_at, message_id, from_address, subject, classification,
+                          lead_id, delivery_id, matched_by, text, raw, effects, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '{}', $13)
+     ON CONFLICT (dedupe_key) DO NOTHING RETURNING id";
 pub(crate) const INBOUND_ID_BY_KEY: &str = "SELECT id FROM inbound WHERE dedupe_key = $1";
 pub(crate) const SET_INBOUND_EFFECTS: &str = "UPDATE inbound SET effects = $2 WHERE id = $1";
 pub(crate) const INBOUND_MESSAGES: &str = "SELECT id, dedupe_key, source, received_at, message_id, from_address, subject, classification, lead_id, delivery_id,

@@ -28,10 +28,14 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use self::outbox::enqueue;
+use self::suppression::suppress_tx;
+use super::batch::*;
 use super::dialect::Time;
+use super::rows::*;
 use super::shared::{self as sql, migrator};
 use super::*;
 
@@ -96,7 +100,7 @@ impl PgStore {
     }
 
     /// A transaction holding the write lock (see the module docs).
-    async fn locked_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(WRITE_LOCK)
@@ -151,39 +155,7 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query(sql::PING).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn status(
-        &self,
-        since: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<StatusReport, StoreError> {
-        let rows = sqlx::query_as(sql::STATUS)
-            .bind(Time(since))
-            .bind(Time(now))
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(sql::status_report(rows))
-    }
+    common_store_methods!();
 }
 
-/// Writes one event on a lead's timeline.
-async fn insert_event(
-    conn: &mut sqlx::PgConnection,
-    lead_id: i64,
-    kind: &str,
-    detail: &Value,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    sqlx::query(sql::INSERT_EVENT)
-        .bind(lead_id)
-        .bind(Time(now))
-        .bind(kind)
-        .bind(detail)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
+common_write_steps!(sqlx::PgConnection);

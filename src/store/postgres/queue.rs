@@ -8,8 +8,6 @@ use futures::TryFutureExt as _;
 use serde_json::Value;
 
 use super::*;
-use crate::store::batch::{enrolments_json, outcome_json, resumed_json};
-use crate::store::rows::{ClaimRow, PendingRow, StalledRow, TargetRow};
 
 /// The same text the SQLite store writes (`json_object(...)` there, `jsonb_build_object` here).
 const UNKNOWN_REASON: &str = "lease expired before the outcome was recorded; not resent";
@@ -240,13 +238,7 @@ impl QueueStore for PgStore {
         Ok(n as usize)
     }
 
-    async fn stalled_enrolments(&self, limit: usize) -> Result<Vec<StalledEnrolment>, StoreError> {
-        let rows: Vec<StalledRow> = sqlx::query_as(sql::STALLED_ENROLMENTS)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(StalledEnrolment::from).collect())
-    }
+    common_queue_methods!();
 
     async fn resume_enrolments(
         &self,
@@ -259,56 +251,12 @@ impl QueueStore for PgStore {
         let batch = resumed_json(resumed);
         retrying!(self.resume_once(&batch, now))
     }
-
-    async fn pending_deliveries(&self) -> Result<Vec<PendingDelivery>, StoreError> {
-        let rows: Vec<PendingRow> = sqlx::query_as(sql::PENDING_DELIVERIES)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(PendingDelivery::from).collect())
-    }
-
-    async fn due_now(&self, now: DateTime<Utc>) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(sql::DUE_NOW)
-            .bind(Time(now))
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    async fn delivery_target(
-        &self,
-        delivery_id: i64,
-    ) -> Result<Option<DeliveryTarget>, StoreError> {
-        let row: Option<TargetRow> = sqlx::query_as(sql::DELIVERY_TARGET)
-            .bind(delivery_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(TargetRow::into_target).transpose()
-    }
-
-    async fn delivery_by_message_id(
-        &self,
-        message_id: &str,
-    ) -> Result<Option<DeliveryTarget>, StoreError> {
-        let bare = bare_message_id(message_id);
-        if bare.is_empty() {
-            return Ok(None);
-        }
-        let id: Option<i64> = sqlx::query_scalar(sql::DELIVERY_BY_MESSAGE_ID)
-            .bind(bare)
-            .bind(format!("<{bare}>"))
-            .fetch_optional(&self.pool)
-            .await?;
-        match id {
-            Some(id) => self.delivery_target(id).await,
-            None => Ok(None),
-        }
-    }
 }
 
 /// One attempt of each write that may have to run again (see `retrying!`).
 impl PgStore {
     async fn enrol_once(&self, batch: &Value, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let mut tx = self.locked_write().await?;
+        let mut tx = self.write().await?;
         // A lead whose address or domain is on the suppression list is never enrolled: it
         // becomes `suppressed` here (with its event), so the statements below skip it.
         sqlx::query(
@@ -397,7 +345,7 @@ impl PgStore {
     }
 
     async fn resume_once(&self, batch: &Value, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let mut tx = self.locked_write().await?;
+        let mut tx = self.write().await?;
 
         for sql in RESUME {
             sqlx::query(sql)

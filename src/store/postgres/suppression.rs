@@ -4,8 +4,6 @@
 use serde_json::Value;
 
 use super::*;
-use crate::store::batch::suppressions_json;
-use crate::store::rows::SuppressionRow;
 
 /// The leads a `suppress` batch ($1) reaches and are not suppressed yet, each once, with the
 /// entry that reaches it (its exact address if listed in the batch, else its `@domain`):
@@ -51,26 +49,7 @@ impl SuppressionStore for PgStore {
         Ok(n > 0)
     }
 
-    async fn suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
-        let rows: Vec<SuppressionRow> = sqlx::query_as(sql::SUPPRESSIONS)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter()
-            .map(SuppressionRow::into_suppression)
-            .collect()
-    }
-
-    async fn suppression_for(
-        &self,
-        email: &EmailAddress,
-    ) -> Result<Option<Suppression>, StoreError> {
-        let row: Option<SuppressionRow> = sqlx::query_as(sql::SUPPRESSION_FOR)
-            .bind(email.as_str())
-            .bind(format!("@{}", email.domain()))
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(SuppressionRow::into_suppression).transpose()
-    }
+    common_suppression_methods!();
 }
 
 impl PgStore {
@@ -78,7 +57,7 @@ impl PgStore {
     /// Holds the write lock, so an import or enrolment running at the same moment either
     /// sees the new entries or has finished before they are matched against the leads.
     async fn suppress_once(&self, batch: &Value, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let mut tx = self.locked_write().await?;
+        let mut tx = self.write().await?;
         let inserted = suppress_tx(&mut tx, batch, now).await?;
         tx.commit().await?;
         Ok(inserted as usize)
@@ -86,7 +65,7 @@ impl PgStore {
 }
 
 /// The body of `suppress` inside a caller's (locked) transaction.
-async fn suppress_tx(
+pub(super) async fn suppress_tx(
     conn: &mut sqlx::PgConnection,
     batch: &Value,
     now: DateTime<Utc>,
@@ -127,26 +106,4 @@ async fn suppress_tx(
             .await?;
     }
     Ok(inserted)
-}
-
-/// Lists a lead's address (inside the caller's locked transaction), exactly like
-/// `suppress`; true if the entry is new.
-pub(super) async fn suppress_lead(
-    conn: &mut sqlx::PgConnection,
-    lead_id: i64,
-    reason: SuppressionReason,
-    evidence: &Value,
-    now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let email: String = sqlx::query_scalar(sql::LEAD_EMAIL)
-        .bind(lead_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    let batch = suppressions_json(&[Suppression {
-        address: email,
-        reason,
-        evidence: evidence.clone(),
-        created_at: now,
-    }]);
-    Ok(suppress_tx(conn, &batch, now).await? > 0)
 }

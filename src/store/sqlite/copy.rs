@@ -17,26 +17,7 @@ fn batch_value(c: &Column) -> String {
 }
 
 impl CopyStore for SqliteStore {
-    async fn table_counts(&self) -> Result<BTreeMap<Table, i64>, StoreError> {
-        let rows = sqlx::query_as(sql::TABLE_COUNTS)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(sql::table_counts(rows))
-    }
-
-    async fn export_rows(
-        &self,
-        table: Table,
-        after_id: i64,
-        limit: usize,
-    ) -> Result<Rows, StoreError> {
-        let rows = sqlx::query(AssertSqlSafe(table.export_sql()))
-            .bind(after_id)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        Rows::from_db(table, &rows)
-    }
+    common_copy_methods!();
 
     async fn import_rows(&self, rows: &Rows) -> Result<usize, StoreError> {
         if rows.is_empty() {

@@ -4,24 +4,7 @@
 use super::*;
 
 impl KvStore for SqliteStore {
-    async fn kv_get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(sql::KV_GET)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    async fn kv_set(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        let mut tx = self.write().await?;
-        sqlx::query(sql::KV_SET)
-            .bind(key)
-            .bind(value)
-            .bind(Time(Utc::now()))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
+    common_kv_methods!();
 
     async fn kv_set_if_absent(&self, key: &str, value: &str) -> Result<String, StoreError> {
         let mut tx = self.write().await?;

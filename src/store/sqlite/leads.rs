@@ -6,8 +6,18 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::store::batch::{Folded, recycle_target};
-use crate::store::rows::{EventRow, LeadRow, RewarmedRow};
+
+/// Leads re-warmed since $1 (optionally of owner $2), with when: `id`, `at`.
+const LEADS_REWARMED: &str = "SELECT l.id, r.at FROM leads l
+             CROSS JOIN (SELECT lead_id, max(at) AS at FROM events WHERE kind = 'rewarmed' GROUP BY lead_id) r ON r.lead_id = l.id
+             WHERE l.state = 'rewarmed' AND r.at >= $1 AND ($2 IS NULL OR lower(l.owner_email) = lower($2))
+             ORDER BY r.at DESC, l.id";
+
+/// `recycle`: the lead's ($1) deliveries cancelled while their enrolment was stopped are
+/// scheduled again at $2, not before `resume_at` ($3).
+const RECYCLE_RESUME: &str = "UPDATE deliveries SET state = 'scheduled', due_at = max(due_at, $3), claimed_by = NULL, lease_until = NULL, updated_at = $2
+             WHERE lead_id = $1 AND state = 'cancelled'
+               AND enrolment_id IN (SELECT id FROM enrolments WHERE lead_id = $1 AND state = 'stopped')";
 
 impl LeadStore for SqliteStore {
     async fn upsert_leads(
@@ -91,13 +101,7 @@ impl LeadStore for SqliteStore {
         Ok(plan.summary)
     }
 
-    async fn lead_by_email(&self, email: &EmailAddress) -> Result<Option<Lead>, StoreError> {
-        let row: Option<LeadRow> = sqlx::query_as(sql::LEAD_BY_EMAIL)
-            .bind(email.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(LeadRow::into_lead).transpose()
-    }
+    common_lead_methods!();
 
     async fn leads_by_ids(&self, ids: &[i64]) -> Result<Vec<Lead>, StoreError> {
         let rows: Vec<LeadRow> = sqlx::query_as(select_leads!(
@@ -109,115 +113,11 @@ impl LeadStore for SqliteStore {
         rows.into_iter().map(LeadRow::into_lead).collect()
     }
 
-    async fn leads_in_state(
-        &self,
-        state: LeadState,
-        after_id: i64,
-        limit: usize,
-    ) -> Result<Vec<Lead>, StoreError> {
-        let rows: Vec<LeadRow> = sqlx::query_as(sql::LEADS_IN_STATE)
-            .bind(state.as_str())
-            .bind(after_id)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(LeadRow::into_lead).collect()
-    }
-
     async fn field_names(&self) -> Result<BTreeSet<String>, StoreError> {
         let names: Vec<String> =
             sqlx::query_scalar("SELECT DISTINCT j.key FROM leads, json_each(leads.fields) j")
                 .fetch_all(&self.pool)
                 .await?;
         Ok(names.into_iter().collect())
-    }
-
-    async fn timeline(&self, lead_id: i64) -> Result<Vec<Event>, StoreError> {
-        let rows: Vec<EventRow> = sqlx::query_as(sql::TIMELINE)
-            .bind(lead_id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(Event::from).collect())
-    }
-
-    async fn leads_rewarmed(
-        &self,
-        since: DateTime<Utc>,
-        owner: Option<&str>,
-    ) -> Result<Vec<(Lead, DateTime<Utc>)>, StoreError> {
-        let rows: Vec<RewarmedRow> = sqlx::query_as(
-            "SELECT l.id, r.at FROM leads l
-             CROSS JOIN (SELECT lead_id, max(at) AS at FROM events WHERE kind = 'rewarmed' GROUP BY lead_id) r ON r.lead_id = l.id
-             WHERE l.state = 'rewarmed' AND r.at >= $1 AND ($2 IS NULL OR lower(l.owner_email) = lower($2))
-             ORDER BY r.at DESC, l.id",
-        )
-        .bind(Time(since))
-        .bind(owner)
-        .fetch_all(&self.pool)
-        .await?;
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        let mut leads: HashMap<i64, Lead> = self
-            .leads_by_ids(&ids)
-            .await?
-            .into_iter()
-            .map(|l| (l.id, l))
-            .collect();
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| leads.remove(&r.id).map(|l| (l, r.at.0)))
-            .collect())
-    }
-
-    async fn recycle(
-        &self,
-        lead_id: i64,
-        reason: &str,
-        resume_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<LeadState>, StoreError> {
-        let mut tx = self.write().await?;
-        let state: Option<String> = sqlx::query_scalar(sql::LEAD_STATE)
-            .bind(lead_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(from) = state.filter(|s| s == "rewarmed" || s == "completed") else {
-            return Ok(None);
-        };
-        let resumed = sqlx::query(
-            "UPDATE deliveries SET state = 'scheduled', due_at = max(due_at, $3), claimed_by = NULL, lease_until = NULL, updated_at = $2
-             WHERE lead_id = $1 AND state = 'cancelled'
-               AND enrolment_id IN (SELECT id FROM enrolments WHERE lead_id = $1 AND state = 'stopped')",
-        )
-        .bind(lead_id)
-        .bind(Time(now))
-        .bind(Time(resume_at))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query(sql::REACTIVATE_ENROLMENTS)
-            .bind(lead_id)
-            .execute(&mut *tx)
-            .await?;
-        let enrolled: i64 = sqlx::query_scalar(sql::COUNT_ENROLMENTS)
-            .bind(lead_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let to = recycle_target(resumed, enrolled);
-        insert_event(
-            &mut tx,
-            lead_id,
-            "recycled",
-            &json!({"reason": reason, "after": resume_at, "from": from, "to": to.as_str(), "resumed_deliveries": resumed}),
-            now,
-        )
-        .await?;
-        sqlx::query(sql::SET_LEAD_STATE)
-            .bind(lead_id)
-            .bind(to.as_str())
-            .bind(Time(now))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Some(to))
     }
 }

@@ -13,12 +13,16 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use self::outbox::enqueue;
+use self::suppression::suppress_tx;
+use super::batch::*;
 use super::dialect::Time;
+use super::rows::*;
 use super::shared::{self as sql, migrator};
 use super::*;
 
@@ -106,39 +110,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query(sql::PING).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn status(
-        &self,
-        since: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<StatusReport, StoreError> {
-        let rows = sqlx::query_as(sql::STATUS)
-            .bind(Time(since))
-            .bind(Time(now))
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(sql::status_report(rows))
-    }
+    common_store_methods!();
 }
 
-/// Writes one event on a lead's timeline.
-async fn insert_event(
-    conn: &mut sqlx::SqliteConnection,
-    lead_id: i64,
-    kind: &str,
-    detail: &Value,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    sqlx::query(sql::INSERT_EVENT)
-        .bind(lead_id)
-        .bind(Time(now))
-        .bind(kind)
-        .bind(detail)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
+common_write_steps!(sqlx::SqliteConnection);

@@ -7,8 +7,6 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::store::batch::{enrolments_json, outcome_json, resumed_json};
-use crate::store::rows::{ClaimRow, PendingRow, StalledRow, TargetRow};
 
 /// `record_outcomes`: one statement per effect, each over the whole batch ($1) at $2 for
 /// worker $3. A result that comes back after its lease expired (row already `unknown`) is
@@ -283,13 +281,7 @@ impl QueueStore for SqliteStore {
         Ok(expired as usize)
     }
 
-    async fn stalled_enrolments(&self, limit: usize) -> Result<Vec<StalledEnrolment>, StoreError> {
-        let rows: Vec<StalledRow> = sqlx::query_as(sql::STALLED_ENROLMENTS)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(StalledEnrolment::from).collect())
-    }
+    common_queue_methods!();
 
     async fn resume_enrolments(
         &self,
@@ -310,49 +302,5 @@ impl QueueStore for SqliteStore {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    async fn pending_deliveries(&self) -> Result<Vec<PendingDelivery>, StoreError> {
-        let rows: Vec<PendingRow> = sqlx::query_as(sql::PENDING_DELIVERIES)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(PendingDelivery::from).collect())
-    }
-
-    async fn due_now(&self, now: DateTime<Utc>) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(sql::DUE_NOW)
-            .bind(Time(now))
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    async fn delivery_target(
-        &self,
-        delivery_id: i64,
-    ) -> Result<Option<DeliveryTarget>, StoreError> {
-        let row: Option<TargetRow> = sqlx::query_as(sql::DELIVERY_TARGET)
-            .bind(delivery_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(TargetRow::into_target).transpose()
-    }
-
-    async fn delivery_by_message_id(
-        &self,
-        message_id: &str,
-    ) -> Result<Option<DeliveryTarget>, StoreError> {
-        let bare = bare_message_id(message_id);
-        if bare.is_empty() {
-            return Ok(None);
-        }
-        let id: Option<i64> = sqlx::query_scalar(sql::DELIVERY_BY_MESSAGE_ID)
-            .bind(bare)
-            .bind(format!("<{bare}>"))
-            .fetch_optional(&self.pool)
-            .await?;
-        match id {
-            Some(id) => self.delivery_target(id).await,
-            None => Ok(None),
-        }
     }
 }
