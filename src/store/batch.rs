@@ -98,11 +98,11 @@ pub(crate) fn merge_lead(old: &Lead, new: &NewLead) -> (Lead, Vec<&'static str>)
     let mut merged = old.clone();
     let mut changed = Vec::new();
     let mut set = |slot: &mut Option<String>, value: &Option<String>, name: &'static str| {
-        if let Some(v) = value {
-            if slot.as_deref() != Some(v.as_str()) {
-                *slot = Some(v.clone());
-                changed.push(name);
-            }
+        if let Some(v) = value
+            && slot.as_deref() != Some(v.as_str())
+        {
+            *slot = Some(v.clone());
+            changed.push(name);
         }
     };
     set(&mut merged.first_name, &new.first_name, "first_name");
@@ -179,6 +179,20 @@ pub(crate) fn new_lead_json(l: &NewLead, email: &EmailAddress) -> Value {
         "tags": serde_json::to_string(&l.tags).unwrap_or_else(|_| "[]".into()),
         "fields": serde_json::to_string(&l.fields).unwrap_or_else(|_| "{}".into()),
     })
+}
+
+/// The outcomes that still apply to their delivery (`outcome_applies`, given the delivery
+/// states claimed by the recording worker), as `outcome_json`: the batch `record_outcomes`
+/// expands. Events are written only for these.
+pub(crate) fn applicable_outcomes(
+    outcomes: &[RecordedOutcome],
+    states: &HashMap<i64, String>,
+) -> Vec<Value> {
+    outcomes
+        .iter()
+        .filter(|o| outcome_applies(&o.outcome, states.get(&o.delivery.id).map(String::as_str)))
+        .map(outcome_json)
+        .collect()
 }
 
 /// The JSON one outcome contributes to `record_outcomes`' statements.
@@ -309,9 +323,7 @@ pub(crate) fn notifications_json(items: &[NewNotification], now: DateTime<Utc>) 
 }
 
 /// Notification results as the JSON batch both backends expand in SQL.
-pub(crate) fn notification_results_json(
-    results: &[(i64, Result<(), String>, Option<DateTime<Utc>>)],
-) -> Value {
+pub(crate) fn notification_results_json(results: &[NotificationResult]) -> Value {
     Value::Array(
         results
             .iter()

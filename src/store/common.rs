@@ -398,7 +398,7 @@ macro_rules! common_outbox_methods {
 
         async fn record_notifications(
             &self,
-            results: &[(i64, Result<(), String>, Option<DateTime<Utc>>)],
+            results: &[NotificationResult],
             worker: &str,
             now: DateTime<Utc>,
         ) -> Result<(), StoreError> {
@@ -486,10 +486,50 @@ macro_rules! common_copy_methods {
 }
 
 /// The steps of a write both backends share, as free functions over the backend's
-/// connection type (inside the caller's transaction); `suppress_lead` calls the backend's
-/// `suppress_tx`, `apply_effect` its `enqueue`.
+/// connection type (inside the caller's transaction), with the backend's statements named
+/// in their docs.
 macro_rules! common_write_steps {
     ($conn:ty) => {
+        /// Puts notifications in the outbox inside the caller's transaction; returns how many were new.
+        async fn enqueue(
+            conn: &mut $conn,
+            notifications: &[NewNotification],
+            now: DateTime<Utc>,
+        ) -> Result<usize, StoreError> {
+            if notifications.is_empty() {
+                return Ok(0);
+            }
+            let n = sqlx::query(ENQUEUE)
+            .bind(notifications_json(notifications, now))
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            Ok(n as usize)
+        }
+
+        /// The body of `suppress` inside the caller's transaction (the backend's `SUPPRESS_INSERT`,
+        /// then its `SUPPRESS_REACH`); `batch` as `suppressions_json`. Returns the new entries.
+        async fn suppress_tx(
+            conn: &mut $conn,
+            batch: &Value,
+            now: DateTime<Utc>,
+        ) -> Result<u64, StoreError> {
+            let inserted = sqlx::query(SUPPRESS_INSERT)
+                .bind(batch)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+
+            for sql in SUPPRESS_REACH {
+                sqlx::query(sql)
+                    .bind(batch)
+                    .bind(Time(now))
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(inserted)
+        }
+
         /// Writes one event on a lead's timeline.
         async fn insert_event(
             conn: &mut $conn,

@@ -363,7 +363,7 @@ pub trait OutboxStore {
     /// Rows no longer claimed by `worker` are left alone.
     fn record_notifications(
         &self,
-        results: &[(i64, Result<(), String>, Option<DateTime<Utc>>)],
+        results: &[NotificationResult],
         worker: &str,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;

@@ -345,6 +345,10 @@ pub struct NewNotification {
     pub payload: serde_json::Value,
 }
 
+/// One attempt on a claimed notification: its id, `Ok` or the error, and when to try again
+/// (None: never; it failed for good).
+pub type NotificationResult = (i64, Result<(), String>, Option<DateTime<Utc>>);
+
 /// A notification in the outbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notification {

@@ -106,6 +106,22 @@ pub(crate) const INBOUND_MESSAGES: &str = "SELECT id, dedupe_key, source, receiv
 pub(crate) const NOTIFICATIONS: &str = "SELECT id, idempotency_key, kind, lead_id, payload, state, attempts, next_at, last_error, created_at, sent_at
      FROM notifications WHERE id > $1 ORDER BY id LIMIT $2";
 
+/// `CLAIM_NOTIFICATIONS`: up to $4 notifications due at $1 (or whose lease expired) leased
+/// to worker $2 until $3, attempts + 1; `$lock` is how the picking subquery locks.
+macro_rules! claim_notifications {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE notifications SET state = 'claimed', claimed_by = $2, lease_until = $3, attempts = attempts + 1
+             WHERE id IN (SELECT id FROM notifications
+                          WHERE (state = 'pending' AND next_at <= $1) OR (state = 'claimed' AND lease_until <= $1)
+                          ORDER BY next_at, id LIMIT $4",
+            $lock,
+            ")
+             RETURNING id, idempotency_key, kind, lead_id, payload, state, attempts, next_at, last_error, created_at, sent_at"
+        )
+    };
+}
+
 // ── Kv and secrets ──────────────────────────────────────────────────────────────────────
 
 pub(crate) const KV_GET: &str = "SELECT value FROM kv_state WHERE key = $1";

@@ -31,8 +31,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use self::outbox::enqueue;
-use self::suppression::suppress_tx;
+use self::outbox::ENQUEUE;
+use self::suppression::{SUPPRESS_INSERT, SUPPRESS_REACH};
 use super::batch::*;
 use super::dialect::Time;
 use super::rows::*;

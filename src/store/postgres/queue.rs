@@ -321,16 +321,11 @@ impl PgStore {
         .await?
         .into_iter()
         .collect();
-        let applicable: Vec<Value> = outcomes
-            .iter()
-            .filter(|o| outcome_applies(&o.outcome, states.get(&o.delivery.id).map(String::as_str)))
-            .map(outcome_json)
-            .collect();
+        let applicable = applicable_outcomes(outcomes, &states);
         if applicable.is_empty() {
             return Ok(());
         }
         let batch = Value::Array(applicable);
-
         for (sql, uses_worker) in RECORD_OUTCOMES {
             let query = sqlx::query(sql).bind(&batch).bind(Time(now));
             let query = if uses_worker {

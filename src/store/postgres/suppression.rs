@@ -27,6 +27,32 @@ macro_rules! suppress_matches {
     };
 }
 
+/// `suppress`: the batch's ($1) new entries (an address already listed keeps its first).
+pub(super) const SUPPRESS_INSERT: &str = "INSERT INTO suppressions (address, reason, evidence, created_at)
+             SELECT v->>'address', v->>'reason', v->'evidence', rewarm_ms((v->>'created_at')::bigint)
+             FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n) ORDER BY n
+             ON CONFLICT (address) DO NOTHING";
+
+/// `suppress`, after `SUPPRESS_INSERT`: every statement reads the same matches (`m`); the
+/// lead's state changes last.
+pub(super) const SUPPRESS_REACH: [&str; 4] = [
+            suppress_matches!(
+                "UPDATE deliveries SET state = 'cancelled', updated_at = $2
+                 WHERE state IN ('scheduled', 'retry_wait') AND lead_id IN (SELECT lead_id FROM m)"
+            ),
+            suppress_matches!(
+                "UPDATE enrolments SET state = 'stopped', ended_at = $2 WHERE state = 'active' AND lead_id IN (SELECT lead_id FROM m)"
+            ),
+            suppress_matches!(
+                "INSERT INTO events (lead_id, at, kind, detail)
+                 SELECT lead_id, $2, 'suppressed', jsonb_build_object('from', state, 'to', 'suppressed', 'reason', reason, 'evidence', evidence, 'address', address)
+                 FROM m ORDER BY lead_id"
+            ),
+            suppress_matches!(
+                "UPDATE leads SET state = 'suppressed', updated_at = $2 WHERE id IN (SELECT lead_id FROM m)"
+            ),
+];
+
 impl SuppressionStore for PgStore {
     async fn suppress(
         &self,
@@ -62,48 +88,4 @@ impl PgStore {
         tx.commit().await?;
         Ok(inserted as usize)
     }
-}
-
-/// The body of `suppress` inside a caller's (locked) transaction.
-pub(super) async fn suppress_tx(
-    conn: &mut sqlx::PgConnection,
-    batch: &Value,
-    now: DateTime<Utc>,
-) -> Result<u64, StoreError> {
-    let inserted = sqlx::query(
-            "INSERT INTO suppressions (address, reason, evidence, created_at)
-             SELECT v->>'address', v->>'reason', v->'evidence', rewarm_ms((v->>'created_at')::bigint)
-             FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n) ORDER BY n
-             ON CONFLICT (address) DO NOTHING",
-        )
-        .bind(batch)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    // Every statement reads the same matches (`m`); the lead's state changes last.
-    let statements: [&'static str; 4] = [
-            suppress_matches!(
-                "UPDATE deliveries SET state = 'cancelled', updated_at = $2
-                 WHERE state IN ('scheduled', 'retry_wait') AND lead_id IN (SELECT lead_id FROM m)"
-            ),
-            suppress_matches!(
-                "UPDATE enrolments SET state = 'stopped', ended_at = $2 WHERE state = 'active' AND lead_id IN (SELECT lead_id FROM m)"
-            ),
-            suppress_matches!(
-                "INSERT INTO events (lead_id, at, kind, detail)
-                 SELECT lead_id, $2, 'suppressed', jsonb_build_object('from', state, 'to', 'suppressed', 'reason', reason, 'evidence', evidence, 'address', address)
-                 FROM m ORDER BY lead_id"
-            ),
-            suppress_matches!(
-                "UPDATE leads SET state = 'suppressed', updated_at = $2 WHERE id IN (SELECT lead_id FROM m)"
-            ),
-        ];
-    for sql in statements {
-        sqlx::query(sql)
-            .bind(batch)
-            .bind(Time(now))
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(inserted)
 }

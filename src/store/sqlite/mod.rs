@@ -18,8 +18,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use self::outbox::enqueue;
-use self::suppression::suppress_tx;
+use self::outbox::ENQUEUE;
+use self::suppression::{SUPPRESS_INSERT, SUPPRESS_REACH};
 use super::batch::*;
 use super::dialect::Time;
 use super::rows::*;

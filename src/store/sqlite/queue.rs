@@ -241,11 +241,7 @@ impl QueueStore for SqliteStore {
                 .await?
                 .into_iter()
                 .collect();
-        let applicable: Vec<Value> = outcomes
-            .iter()
-            .filter(|o| outcome_applies(&o.outcome, states.get(&o.delivery.id).map(String::as_str)))
-            .map(outcome_json)
-            .collect();
+        let applicable = applicable_outcomes(outcomes, &states);
         if applicable.is_empty() {
             return Ok(());
         }

@@ -1,8 +1,6 @@
 //! The suppression list on SQLite. `suppress` lists a batch and reaches its leads with four
 //! statements over the same matches; spelled so SQLite uses the `leads_at_domain` index.
 
-use serde_json::Value;
-
 use super::*;
 
 /// The leads a `suppress` batch ($1) reaches and are not suppressed yet, each once, with the
@@ -30,6 +28,27 @@ macro_rules! suppress_matches {
         )
     };
 }
+
+/// `suppress`: the batch's ($1) new entries (an address already listed keeps its first).
+pub(super) const SUPPRESS_INSERT: &str = "INSERT INTO suppressions (address, reason, evidence, created_at)
+             SELECT j.value->>'address', j.value->>'reason', j.value->'evidence', j.value->>'created_at' FROM json_each($1) j WHERE true
+             ON CONFLICT (address) DO NOTHING";
+
+/// `suppress`, after `SUPPRESS_INSERT`: every statement reads the same matches (`m`); the
+/// lead's state changes last.
+pub(super) const SUPPRESS_REACH: [&str; 4] = [
+            suppress_matches!(
+                "UPDATE deliveries SET state = 'cancelled', updated_at = $2
+                 WHERE +state IN ('scheduled', 'retry_wait') AND lead_id IN (SELECT lead_id FROM m)"
+            ),
+            suppress_matches!("UPDATE enrolments SET state = 'stopped', ended_at = $2 WHERE +state = 'active' AND lead_id IN (SELECT lead_id FROM m)"),
+            suppress_matches!(
+                "INSERT INTO events (lead_id, at, kind, detail)
+                 SELECT lead_id, $2, 'suppressed', json_object('from', state, 'to', 'suppressed', 'reason', reason, 'evidence', json(evidence), 'address', address)
+                 FROM m ORDER BY lead_id"
+            ),
+            suppress_matches!("UPDATE leads SET state = 'suppressed', updated_at = $2 WHERE id IN (SELECT lead_id FROM m)"),
+];
 
 impl SuppressionStore for SqliteStore {
     async fn suppress(
@@ -59,43 +78,4 @@ impl SuppressionStore for SqliteStore {
     }
 
     common_suppression_methods!();
-}
-
-/// The body of `suppress` inside a caller's transaction; `batch` as `suppressions_json`.
-pub(super) async fn suppress_tx(
-    conn: &mut sqlx::SqliteConnection,
-    batch: &Value,
-    now: DateTime<Utc>,
-) -> Result<u64, StoreError> {
-    let inserted = sqlx::query(
-            "INSERT INTO suppressions (address, reason, evidence, created_at)
-             SELECT j.value->>'address', j.value->>'reason', j.value->'evidence', j.value->>'created_at' FROM json_each($1) j WHERE true
-             ON CONFLICT (address) DO NOTHING",
-        )
-        .bind(batch)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    // Every statement reads the same matches (`m`); the lead's state changes last.
-    let statements: [&'static str; 4] = [
-            suppress_matches!(
-                "UPDATE deliveries SET state = 'cancelled', updated_at = $2
-                 WHERE +state IN ('scheduled', 'retry_wait') AND lead_id IN (SELECT lead_id FROM m)"
-            ),
-            suppress_matches!("UPDATE enrolments SET state = 'stopped', ended_at = $2 WHERE +state = 'active' AND lead_id IN (SELECT lead_id FROM m)"),
-            suppress_matches!(
-                "INSERT INTO events (lead_id, at, kind, detail)
-                 SELECT lead_id, $2, 'suppressed', json_object('from', state, 'to', 'suppressed', 'reason', reason, 'evidence', json(evidence), 'address', address)
-                 FROM m ORDER BY lead_id"
-            ),
-            suppress_matches!("UPDATE leads SET state = 'suppressed', updated_at = $2 WHERE id IN (SELECT lead_id FROM m)"),
-        ];
-    for sql in statements {
-        sqlx::query(sql)
-            .bind(batch)
-            .bind(Time(now))
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(inserted)
 }
