@@ -4,14 +4,24 @@
 //! picked once, from the URL.
 //!
 //! ## Where the two databases differ, and where they do not
-//! A statement both databases run as written is kept once, in `shared.rs` (placeholders are
-//! `$1` on both); so are the row shapes read back (`rows.rs`) and the JSON batches written
-//! (`shared.rs`). Time stamps and JSON travel through `dialect.rs` (integer milliseconds and
-//! TEXT on SQLite, `timestamptz` and `jsonb` on PostgreSQL), so the same Rust value binds
-//! and decodes on both. What stays in a backend's module is what the databases really do
-//! differently: expanding a JSON batch (`json_each` vs `jsonb_array_elements`), building JSON
-//! in SQL, claiming (`UPDATE … RETURNING` under one writer vs `FOR UPDATE SKIP LOCKED`),
-//! locking and retrying across daemons, and sequences after `db copy`.
+//! The two backends differ only where the databases do; everything else is kept once:
+//!
+//! | file | what it holds, for both backends |
+//! |---|---|
+//! | `model.rs` | the values the store takes and gives back |
+//! | `dialect.rs` | how times and JSON bind and decode (ms vs `timestamptz`, TEXT vs `jsonb`) |
+//! | `shared.rs` | statements both databases run as written (`$1` placeholders work on both) |
+//! | `rows.rs` | the rows read back and how they become values |
+//! | `batch.rs` | the JSON batches written (one array parameter per statement), import merging |
+//! | `common.rs` | the Rust both backends run word for word, as macros each backend expands |
+//! | `copy.rs` | the tables `db copy` moves, described once; export and import generated |
+//!
+//! What stays in `sqlite/` and `postgres/` (the same file per area: `leads`, `queue`,
+//! `suppression`, `inbound`, `outbox`, `kv`, `copy`) is what the databases really do
+//! differently: expanding a JSON batch (`json_each` vs `jsonb_array_elements`), building
+//! JSON in SQL, upserting with `RETURNING` in one statement or two, claiming (`UPDATE …
+//! RETURNING` under one writer vs `FOR UPDATE SKIP LOCKED`), locking and retrying across
+//! daemons, and sequences after `db copy`.
 //!
 //! ## A delivery's states (one email to one lead for one step)
 //! ```text
