@@ -21,7 +21,7 @@ use chrono::Utc;
 use rewarm::app::{Loaded, build_transport};
 use rewarm::domain::email::EmailAddress;
 use rewarm::domain::lead::NewLead;
-use rewarm::store::Store;
+use rewarm::store::prelude::*;
 use rewarm::store::sqlite::SqliteStore;
 use tokio_util::sync::CancellationToken;
 

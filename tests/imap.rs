@@ -8,7 +8,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 
 use rewarm::inbound::imap::{ImapPoller, PROCESSED_KEYWORD};
-use rewarm::store::Store;
+use rewarm::store::prelude::*;
 use rewarm::store::sqlite::SqliteStore;
 use support::dovecot::Dovecot;
 

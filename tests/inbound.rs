@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use rewarm::domain::lead::LeadState;
-use rewarm::store::Store;
+use rewarm::store::prelude::*;
 use rewarm::store::sqlite::SqliteStore;
 
 fn repo() -> PathBuf {

@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rewarm::app::{Loaded, build_transport};
 use rewarm::domain::email::EmailAddress;
 use rewarm::domain::lead::NewLead;
-use rewarm::store::Store;
+use rewarm::store::prelude::*;
 use rewarm::store::sqlite::SqliteStore;
 use support::smtp_server::TestSmtpServer;
 use tokio_util::sync::CancellationToken;

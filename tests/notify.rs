@@ -14,7 +14,7 @@ use rewarm::domain::email::EmailAddress;
 use rewarm::domain::lead::NewLead;
 use rewarm::inbound::process::{InboundMessage, process};
 use rewarm::notify::{self, deliver_due};
-use rewarm::store::Store;
+use rewarm::store::prelude::*;
 use rewarm::transport::Transport;
 use rewarm::transport::smtp::{SmtpPool, SmtpSettings, TlsMode};
 use support::http_app::{HttpApp, LOST_AT, T0, at, test_keys};

@@ -24,6 +24,7 @@ use rewarm::domain::email::EmailAddress;
 use rewarm::domain::lead::{Lead, LeadState, NewLead};
 use rewarm::scheduler::{self, PassReport};
 use rewarm::store::sqlite::SqliteStore;
+use rewarm::store::prelude::*;
 use rewarm::store::{Event, Outcome, RecordedOutcome, Store};
 use rewarm::transport::Transport;
 use rewarm::transport::smtp::{SmtpPool, SmtpSettings, TlsMode};

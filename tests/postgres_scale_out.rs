@@ -27,6 +27,7 @@ use rewarm::domain::lead::NewLead;
 use rewarm::secret::Secret;
 use rewarm::store::postgres::PgStore;
 use rewarm::store::sqlite::SqliteStore;
+use rewarm::store::prelude::*;
 use rewarm::store::{InboundEffect, InboundRecord, NewNotification, Rows, Store, Table};
 use rewarm::tokens::{TokenKeys, TokenKind};
 use sqlx::Connection as _;

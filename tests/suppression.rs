@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 use rewarm::domain::email::EmailAddress;
 use rewarm::domain::lead::LeadState;
-use rewarm::store::Store;
+use rewarm::store::prelude::*;
 use rewarm::store::sqlite::SqliteStore;
 
 /// A temporary deployment: the example config pointed at a database and an outbox in a

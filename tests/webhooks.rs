@@ -10,7 +10,7 @@ use rewarm::app::Loaded;
 use rewarm::domain::clock::Clock;
 use rewarm::domain::lead::LeadState;
 use rewarm::http::HttpState;
-use rewarm::store::Store;
+use rewarm::store::prelude::*;
 use support::http_app::{HttpApp, T0, at, test_keys};
 
 const LEAD: &str = "sam@initech.example";

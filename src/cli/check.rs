@@ -12,7 +12,7 @@ use crate::domain::email::EmailAddress;
 use crate::domain::lead::{Lead, LeadState};
 use crate::domain::segment::first_match;
 use crate::render::Templates;
-use crate::store::Store;
+use crate::store::{LeadStore, Store};
 use crate::store::sqlite::SqliteStore;
 
 /// Leads from the database each template is tried on.

@@ -11,7 +11,7 @@ use super::with_store;
 use crate::app::Loaded;
 use crate::domain::email::EmailAddress;
 use crate::domain::segment::first_match;
-use crate::store::Store;
+use crate::store::{LeadStore, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct PreviewArgs {

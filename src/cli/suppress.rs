@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::with_store;
 use crate::config::Settings;
-use crate::store::{Store, Suppression, SuppressionReason};
+use crate::store::{Store, Suppression, SuppressionReason, SuppressionStore};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SuppressCommand {

@@ -15,6 +15,7 @@ use rewarm::http::HttpState;
 use rewarm::scheduler::{self, PassReport};
 use rewarm::secret::Secret;
 use rewarm::store::sqlite::SqliteStore;
+use rewarm::store::prelude::*;
 use rewarm::store::{DeliveryRecord, Event, Rows, Store, Table};
 use rewarm::tokens::{TokenKeys, TokenKind};
 use rewarm::transport::Transport;

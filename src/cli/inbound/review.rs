@@ -284,7 +284,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn list_pages_through_every_message_newest_first() {
         use crate::store::sqlite::SqliteStore;
-        use crate::store::{InboundEffect, InboundRecord};
+        use crate::store::{InboundEffect, InboundRecord, InboundStore};
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let store = SqliteStore::connect(&url).await.unwrap();

@@ -1,0 +1,693 @@
+//! The Rust both backends run word for word, kept once as macros each backend's impl
+//! expands (`common_lead_methods!()` inside `impl LeadStore for SqliteStore { … }`, and the
+//! same for `PgStore`). With times, JSON and row shapes unified (`dialect.rs`, `rows.rs`),
+//! what differs between the backends is a statement's text or how a transaction begins;
+//! both are looked up where the macro is expanded: `self.write()` (SQLite's `BEGIN
+//! IMMEDIATE`, PostgreSQL's advisory write lock), and the backend's own constants and
+//! helpers named below (e.g. `RECYCLE_RESUME`, `CLAIM_NOTIFICATIONS`, `enqueue`,
+//! `suppress_tx`). Macros rather than functions generic over the database: sqlx's bounds for
+//! that explode, and the backends would drift behind them anyway.
+
+/// `Store::ping` and `Store::status`.
+macro_rules! common_store_methods {
+    () => {
+        async fn ping(&self) -> Result<(), StoreError> {
+            sqlx::query(sql::PING).execute(&self.pool).await?;
+            Ok(())
+        }
+
+        async fn status(
+            &self,
+            since: DateTime<Utc>,
+            now: DateTime<Utc>,
+        ) -> Result<StatusReport, StoreError> {
+            let rows = sqlx::query_as(sql::STATUS)
+                .bind(Time(since))
+                .bind(Time(now))
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(sql::status_report(rows))
+        }
+    };
+}
+
+/// Reads, `leads_rewarmed` (the backend's `LEADS_REWARMED`) and `recycle` (the backend's
+/// `RECYCLE_RESUME` schedules the cancelled deliveries again).
+macro_rules! common_lead_methods {
+    () => {
+        async fn lead_by_email(&self, email: &EmailAddress) -> Result<Option<Lead>, StoreError> {
+            let row: Option<LeadRow> = sqlx::query_as(sql::LEAD_BY_EMAIL)
+                .bind(email.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+            row.map(LeadRow::into_lead).transpose()
+        }
+
+        async fn leads_in_state(
+            &self,
+            state: LeadState,
+            after_id: i64,
+            limit: usize,
+        ) -> Result<Vec<Lead>, StoreError> {
+            let rows: Vec<LeadRow> = sqlx::query_as(sql::LEADS_IN_STATE)
+                .bind(state.as_str())
+                .bind(after_id)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+            rows.into_iter().map(LeadRow::into_lead).collect()
+        }
+
+        async fn timeline(&self, lead_id: i64) -> Result<Vec<Event>, StoreError> {
+            let rows: Vec<EventRow> = sqlx::query_as(sql::TIMELINE)
+                .bind(lead_id)
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(rows.into_iter().map(Event::from).collect())
+        }
+
+        async fn leads_rewarmed(
+            &self,
+            since: DateTime<Utc>,
+            owner: Option<&str>,
+        ) -> Result<Vec<(Lead, DateTime<Utc>)>, StoreError> {
+            let rows: Vec<RewarmedRow> = sqlx::query_as(LEADS_REWARMED)
+            .bind(Time(since))
+            .bind(owner)
+            .fetch_all(&self.pool)
+            .await?;
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            let mut leads: HashMap<i64, Lead> = self
+                .leads_by_ids(&ids)
+                .await?
+                .into_iter()
+                .map(|l| (l.id, l))
+                .collect();
+            Ok(rows
+                .into_iter()
+                .filter_map(|r| leads.remove(&r.id).map(|l| (l, r.at.0)))
+                .collect())
+        }
+
+        async fn recycle(
+            &self,
+            lead_id: i64,
+            reason: &str,
+            resume_at: DateTime<Utc>,
+            now: DateTime<Utc>,
+        ) -> Result<Option<LeadState>, StoreError> {
+            let mut tx = self.write().await?;
+            let state: Option<String> = sqlx::query_scalar(sql::LEAD_STATE)
+                .bind(lead_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(from) = state.filter(|s| s == "rewarmed" || s == "completed") else {
+                return Ok(None);
+            };
+            let resumed = sqlx::query(RECYCLE_RESUME)
+            .bind(lead_id)
+            .bind(Time(now))
+            .bind(Time(resume_at))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query(sql::REACTIVATE_ENROLMENTS)
+                .bind(lead_id)
+                .execute(&mut *tx)
+                .await?;
+            let enrolled: i64 = sqlx::query_scalar(sql::COUNT_ENROLMENTS)
+                .bind(lead_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let to = recycle_target(resumed, enrolled);
+            insert_event(
+                &mut tx,
+                lead_id,
+                "recycled",
+                &json!({"reason": reason, "after": resume_at, "from": from, "to": to.as_str(), "resumed_deliveries": resumed}),
+                now,
+            )
+            .await?;
+            sqlx::query(sql::SET_LEAD_STATE)
+                .bind(lead_id)
+                .bind(to.as_str())
+                .bind(Time(now))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(to))
+        }
+    };
+}
+
+/// The queue's reads.
+macro_rules! common_queue_methods {
+    () => {
+        async fn stalled_enrolments(
+            &self,
+            limit: usize,
+        ) -> Result<Vec<StalledEnrolment>, StoreError> {
+            let rows: Vec<StalledRow> = sqlx::query_as(sql::STALLED_ENROLMENTS)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(rows.into_iter().map(StalledEnrolment::from).collect())
+        }
+
+        async fn pending_deliveries(&self) -> Result<Vec<PendingDelivery>, StoreError> {
+            let rows: Vec<PendingRow> = sqlx::query_as(sql::PENDING_DELIVERIES)
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(rows.into_iter().map(PendingDelivery::from).collect())
+        }
+
+        async fn due_now(&self, now: DateTime<Utc>) -> Result<i64, StoreError> {
+            Ok(sqlx::query_scalar(sql::DUE_NOW)
+                .bind(Time(now))
+                .fetch_one(&self.pool)
+                .await?)
+        }
+
+        async fn delivery_target(
+            &self,
+            delivery_id: i64,
+        ) -> Result<Option<DeliveryTarget>, StoreError> {
+            let row: Option<TargetRow> = sqlx::query_as(sql::DELIVERY_TARGET)
+                .bind(delivery_id)
+                .fetch_optional(&self.pool)
+                .await?;
+            row.map(TargetRow::into_target).transpose()
+        }
+
+        async fn delivery_by_message_id(
+            &self,
+            message_id: &str,
+        ) -> Result<Option<DeliveryTarget>, StoreError> {
+            let bare = bare_message_id(message_id);
+            if bare.is_empty() {
+                return Ok(None);
+            }
+            let id: Option<i64> = sqlx::query_scalar(sql::DELIVERY_BY_MESSAGE_ID)
+                .bind(bare)
+                .bind(format!("<{bare}>"))
+                .fetch_optional(&self.pool)
+                .await?;
+            match id {
+                Some(id) => self.delivery_target(id).await,
+                None => Ok(None),
+            }
+        }
+    };
+}
+
+/// The suppression list's reads.
+macro_rules! common_suppression_methods {
+    () => {
+        async fn suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
+            let rows: Vec<SuppressionRow> = sqlx::query_as(sql::SUPPRESSIONS)
+                .fetch_all(&self.pool)
+                .await?;
+            rows.into_iter()
+                .map(SuppressionRow::into_suppression)
+                .collect()
+        }
+
+        async fn suppression_for(
+            &self,
+            email: &EmailAddress,
+        ) -> Result<Option<Suppression>, StoreError> {
+            let row: Option<SuppressionRow> = sqlx::query_as(sql::SUPPRESSION_FOR)
+                .bind(email.as_str())
+                .bind(format!("@{}", email.domain()))
+                .fetch_optional(&self.pool)
+                .await?;
+            row.map(SuppressionRow::into_suppression).transpose()
+        }
+    };
+}
+
+/// Everything inbound but `record_click` (JSON built in SQL).
+macro_rules! common_inbound_methods {
+    () => {
+        async fn record_inbound(
+            &self,
+            record: &InboundRecord,
+            effect: &InboundEffect,
+            now: DateTime<Utc>,
+        ) -> Result<InboundApplied, StoreError> {
+            let mut tx = self.write().await?;
+            let inserted: Option<i64> = sqlx::query_scalar(sql::INSERT_INBOUND)
+            .bind(&record.dedupe_key)
+            .bind(&record.source)
+            .bind(Time(record.received_at))
+            .bind(&record.message_id)
+            .bind(&record.from_address)
+            .bind(&record.subject)
+            .bind(&record.classification)
+            .bind(record.lead_id)
+            .bind(record.delivery_id)
+            .bind(&record.matched_by)
+            .bind(&record.text)
+            .bind(&record.raw)
+            .bind(Time(now))
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(inbound_id) = inserted else {
+                let id: i64 = sqlx::query_scalar(sql::INBOUND_ID_BY_KEY)
+                    .bind(&record.dedupe_key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.rollback().await?;
+                return Ok(InboundApplied {
+                    inbound_id: id,
+                    duplicate: true,
+                });
+            };
+            let mut effects = json!({"effect": "none"});
+            if let Some(lead_id) = record.lead_id {
+                let state: Option<String> = sqlx::query_scalar(sql::LEAD_STATE)
+                    .bind(lead_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some(state) = state {
+                    insert_event(
+                        &mut tx,
+                        lead_id,
+                        "inbound",
+                        &json!({"classification": record.classification, "subject": record.subject,
+                                "matched_by": record.matched_by, "inbound_id": inbound_id}),
+                        now,
+                    )
+                    .await?;
+                    effects =
+                        apply_effect(&mut tx, lead_id, &state, inbound_id, record, effect, now).await?;
+                }
+            }
+            sqlx::query(sql::SET_INBOUND_EFFECTS)
+                .bind(inbound_id)
+                .bind(&effects)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(InboundApplied {
+                inbound_id,
+                duplicate: false,
+            })
+        }
+
+        async fn inbound_messages(
+            &self,
+            after_id: i64,
+            limit: usize,
+        ) -> Result<Vec<StoredInbound>, StoreError> {
+            let rows: Vec<InboundRow> = sqlx::query_as(sql::INBOUND_MESSAGES)
+                .bind(after_id)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(rows.into_iter().map(StoredInbound::from).collect())
+        }
+
+        async fn engage(
+            &self,
+            lead_id: i64,
+            kind: &str,
+            points: i64,
+            threshold: i64,
+            notifications: &[NewNotification],
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            if points == 0 {
+                return Ok(false);
+            }
+            let mut tx = self.write().await?;
+            let state: Option<String> = sqlx::query_scalar(sql::LEAD_STATE)
+                .bind(lead_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(state) = state else {
+                return Ok(false);
+            };
+            let before = lead_score(&mut tx, lead_id).await?;
+            let after = before + points;
+            insert_event(
+                &mut tx,
+                lead_id,
+                "engaged",
+                &json!({"kind": kind, "points": points, "score": after}),
+                now,
+            )
+            .await?;
+            let mut rewarmed = false;
+            if threshold > 0 && before < threshold && after >= threshold && rewarmable(&state) {
+                rewarmed = rewarm(&mut tx, lead_id, &state, "score", now).await?;
+                enqueue(&mut tx, notifications, now).await?;
+            }
+            tx.commit().await?;
+            Ok(rewarmed)
+        }
+
+        async fn score(&self, lead_id: i64) -> Result<i64, StoreError> {
+            let mut conn = self.pool.acquire().await?;
+            lead_score(&mut conn, lead_id).await
+        }
+    };
+}
+
+/// The outbox (the backend's `CLAIM_NOTIFICATIONS` and `RECORD_NOTIFICATIONS`, and its
+/// `enqueue`).
+macro_rules! common_outbox_methods {
+    () => {
+        async fn enqueue_notifications(
+            &self,
+            notifications: &[NewNotification],
+            now: DateTime<Utc>,
+        ) -> Result<usize, StoreError> {
+            if notifications.is_empty() {
+                return Ok(0);
+            }
+            let mut tx = self.write().await?;
+            let n = enqueue(&mut tx, notifications, now).await?;
+            tx.commit().await?;
+            Ok(n)
+        }
+
+        async fn claim_notifications(
+            &self,
+            now: DateTime<Utc>,
+            worker: &str,
+            lease_until: DateTime<Utc>,
+            limit: usize,
+        ) -> Result<Vec<Notification>, StoreError> {
+            let mut tx = self.write().await?;
+            let rows: Vec<NotificationRow> = sqlx::query_as(CLAIM_NOTIFICATIONS)
+                .bind(Time(now))
+                .bind(worker)
+                .bind(Time(lease_until))
+                .bind(limit as i64)
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            let mut out = rows
+                .into_iter()
+                .map(NotificationRow::into_notification)
+                .collect::<Vec<_>>();
+            out.sort_by_key(|n| n.id);
+            Ok(out)
+        }
+
+        async fn record_notifications(
+            &self,
+            results: &[NotificationResult],
+            worker: &str,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            if results.is_empty() {
+                return Ok(());
+            }
+            let batch = notification_results_json(results);
+            let mut tx = self.write().await?;
+            sqlx::query(RECORD_NOTIFICATIONS)
+                .bind(&batch)
+                .bind(worker)
+                .bind(Time(now))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn notifications(
+            &self,
+            after_id: i64,
+            limit: usize,
+        ) -> Result<Vec<Notification>, StoreError> {
+            let rows: Vec<NotificationRow> = sqlx::query_as(sql::NOTIFICATIONS)
+                .bind(after_id)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(rows
+                .into_iter()
+                .map(NotificationRow::into_notification)
+                .collect())
+        }
+    };
+}
+
+/// Reading and setting a named value.
+macro_rules! common_kv_methods {
+    () => {
+        async fn kv_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+            Ok(sqlx::query_scalar(sql::KV_GET)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?)
+        }
+
+        async fn kv_set(&self, key: &str, value: &str) -> Result<(), StoreError> {
+            let mut tx = self.write().await?;
+            sqlx::query(sql::KV_SET)
+                .bind(key)
+                .bind(value)
+                .bind(Time(Utc::now()))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+    };
+}
+
+/// Counting and exporting rows (`db copy`).
+macro_rules! common_copy_methods {
+    () => {
+        async fn table_counts(&self) -> Result<BTreeMap<Table, i64>, StoreError> {
+            let rows = sqlx::query_as(sql::TABLE_COUNTS)
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(sql::table_counts(rows))
+        }
+
+        async fn export_rows(
+            &self,
+            table: Table,
+            after_id: i64,
+            limit: usize,
+        ) -> Result<Rows, StoreError> {
+            let rows = sqlx::query(AssertSqlSafe(table.export_sql()))
+                .bind(after_id)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+            Rows::from_db(table, &rows)
+        }
+    };
+}
+
+/// The steps of a write both backends share, as free functions over the backend's
+/// connection type (inside the caller's transaction), with the backend's statements named
+/// in their docs.
+macro_rules! common_write_steps {
+    ($conn:ty) => {
+        /// Puts notifications in the outbox inside the caller's transaction; returns how many were new.
+        async fn enqueue(
+            conn: &mut $conn,
+            notifications: &[NewNotification],
+            now: DateTime<Utc>,
+        ) -> Result<usize, StoreError> {
+            if notifications.is_empty() {
+                return Ok(0);
+            }
+            let n = sqlx::query(ENQUEUE)
+            .bind(notifications_json(notifications, now))
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            Ok(n as usize)
+        }
+
+        /// The body of `suppress` inside the caller's transaction (the backend's `SUPPRESS_INSERT`,
+        /// then its `SUPPRESS_REACH`); `batch` as `suppressions_json`. Returns the new entries.
+        async fn suppress_tx(
+            conn: &mut $conn,
+            batch: &Value,
+            now: DateTime<Utc>,
+        ) -> Result<u64, StoreError> {
+            let inserted = sqlx::query(SUPPRESS_INSERT)
+                .bind(batch)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+
+            for sql in SUPPRESS_REACH {
+                sqlx::query(sql)
+                    .bind(batch)
+                    .bind(Time(now))
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(inserted)
+        }
+
+        /// Writes one event on a lead's timeline.
+        async fn insert_event(
+            conn: &mut $conn,
+            lead_id: i64,
+            kind: &str,
+            detail: &Value,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            sqlx::query(sql::INSERT_EVENT)
+                .bind(lead_id)
+                .bind(Time(now))
+                .bind(kind)
+                .bind(detail)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+
+        /// The lead's engagement score, inside the caller's transaction.
+        async fn lead_score(conn: &mut $conn, lead_id: i64) -> Result<i64, StoreError> {
+            Ok(sqlx::query_scalar(sql::SCORE)
+                .bind(lead_id)
+                .fetch_one(&mut *conn)
+                .await?)
+        }
+
+        /// Re-warms a lead in `state` (if it can be): cancels what waits, stops its enrolments, event
+        /// `rewarmed` {from, to, reason}. True if it changed.
+        async fn rewarm(
+            conn: &mut $conn,
+            lead_id: i64,
+            state: &str,
+            reason: &str,
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            if !rewarmable(state) {
+                return Ok(false);
+            }
+            for sql in sql::REWARM {
+                sqlx::query(sql)
+                    .bind(lead_id)
+                    .bind(Time(now))
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            insert_event(
+                conn,
+                lead_id,
+                "rewarmed",
+                &json!({"from": state, "to": "rewarmed", "reason": reason}),
+                now,
+            )
+            .await?;
+            Ok(true)
+        }
+
+        /// Lists a lead's address (inside the caller's transaction), exactly like `suppress`; true
+        /// if the entry is new.
+        async fn suppress_lead(
+            conn: &mut $conn,
+            lead_id: i64,
+            reason: SuppressionReason,
+            evidence: &Value,
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            let email: String = sqlx::query_scalar(sql::LEAD_EMAIL)
+                .bind(lead_id)
+                .fetch_one(&mut *conn)
+                .await?;
+            let batch = suppressions_json(&[Suppression {
+                address: email,
+                reason,
+                evidence: evidence.clone(),
+                created_at: now,
+            }]);
+            Ok(suppress_tx(conn, &batch, now).await? > 0)
+        }
+
+        /// Applies an inbound effect to a matched lead (in `state`); returns the effects summary.
+        async fn apply_effect(
+            conn: &mut $conn,
+            lead_id: i64,
+            state: &str,
+            inbound_id: i64,
+            record: &InboundRecord,
+            effect: &InboundEffect,
+            now: DateTime<Utc>,
+        ) -> Result<Value, StoreError> {
+            Ok(match effect {
+                InboundEffect::None => json!({"effect": "none"}),
+                InboundEffect::Rewarm {
+                    text,
+                    subject,
+                    notifications,
+                } => {
+                    insert_event(
+                        conn,
+                        lead_id,
+                        "replied",
+                        &json!({"text": text, "subject": subject, "classification": record.classification, "inbound_id": inbound_id}),
+                        now,
+                    )
+                    .await?;
+                    let rewarmed = rewarm(conn, lead_id, state, "reply", now).await?;
+                    let queued = if state == "suppressed" {
+                        0
+                    } else {
+                        enqueue(conn, notifications, now).await?
+                    };
+                    json!({"effect": "rewarm", "rewarmed": rewarmed, "notifications": queued})
+                }
+                InboundEffect::Postpone { until } => {
+                    let n = sqlx::query(sql::POSTPONE)
+                        .bind(lead_id)
+                        .bind(Time(now))
+                        .bind(Time(*until))
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected();
+                    insert_event(
+                        conn,
+                        lead_id,
+                        "postponed",
+                        &json!({"until": until, "deliveries": n, "inbound_id": inbound_id}),
+                        now,
+                    )
+                    .await?;
+                    json!({"effect": "postpone", "until": until, "deliveries": n})
+                }
+                InboundEffect::Suppress { reason, evidence } => {
+                    let mut evidence = evidence.clone();
+                    if let Some(o) = evidence.as_object_mut() {
+                        o.entry("inbound_id").or_insert(json!(inbound_id));
+                    }
+                    let listed = suppress_lead(conn, lead_id, *reason, &evidence, now).await?;
+                    json!({"effect": "suppress", "reason": reason.as_str(), "listed": listed})
+                }
+                InboundEffect::SoftBounce { limit, evidence } => {
+                    insert_event(
+                        conn,
+                        lead_id,
+                        "soft_bounce",
+                        &json!({"evidence": evidence, "inbound_id": inbound_id}),
+                        now,
+                    )
+                    .await?;
+                    let count: i64 = sqlx::query_scalar(sql::SOFT_BOUNCES_IN_A_ROW)
+                        .bind(lead_id)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    let suppressed = count >= i64::from(*limit) && state != "suppressed";
+                    if suppressed {
+                        let evidence = json!({"soft_bounces": count, "limit": limit, "last": evidence, "inbound_id": inbound_id});
+                        suppress_lead(conn, lead_id, SuppressionReason::HardBounce, &evidence, now).await?;
+                    }
+                    json!({"effect": "soft_bounce", "in_a_row": count, "suppressed": suppressed})
+                }
+            })
+        }
+    };
+}

@@ -1,0 +1,161 @@
+//! The PostgreSQL store: for several daemons (on several machines) sharing one database.
+//! PostgreSQL is the coordinator — no home-made locking:
+//!
+//! - **Claims** are one `UPDATE` whose subquery picks due rows `FOR UPDATE SKIP LOCKED`:
+//!   concurrent claimers skip each other's rows instead of waiting, and a row another
+//!   daemon claimed a moment ago is re-checked and left alone. The claim commits at once
+//!   (a lease: `claimed_by`, `lease_until`); nothing is held across the network.
+//! - **Batches** travel as one `jsonb` parameter expanded with `jsonb_array_elements`, in
+//!   the same format as the SQLite store (times as integer milliseconds, turned into
+//!   `timestamptz` by the `rewarm_ms()` SQL function), so a batch is a handful of statements.
+//! - **Imports, enrolments and repairs** (`upsert_leads`, `enrol`, `resume_enrolments`)
+//!   take one transaction-scoped advisory lock, so they run one at a time across daemons,
+//!   as every write does on SQLite: two daemons importing or enrolling the same leads at
+//!   once neither collide on unique keys nor write an event twice.
+//! - A transaction that loses a deadlock or a serialization check is retried (it changed
+//!   nothing), so a rare lock-order clash between daemons never loses an outcome.
+//!
+//! Time stamps are `timestamptz` truncated to the millisecond on the way in, exactly as the
+//! SQLite store keeps them, so both backends return the same values (`dialect.rs`).
+//!
+//! One file per area, as in `sqlite/`: `leads`, `queue`, `suppression`, `inbound`,
+//! `outbox`, `kv`, `copy`. Statements both databases run as written come from `shared.rs`;
+//! what is here is PostgreSQL's own: `jsonb_array_elements` batches (`WITH ORDINALITY` where
+//! the order of ids or events matters), `jsonb_build_object`, casts, `rewarm_at_domain()`,
+//! row locks, the advisory write lock and retries.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use self::outbox::ENQUEUE;
+use self::suppression::{SUPPRESS_INSERT, SUPPRESS_REACH};
+use super::batch::*;
+use super::dialect::Time;
+use super::rows::*;
+use super::shared::{self as sql, migrator};
+use super::*;
+
+mod copy;
+mod inbound;
+mod kv;
+mod leads;
+mod outbox;
+mod queue;
+mod suppression;
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "suppression",
+        include_str!("../../../migrations/postgres/0002_suppression.sql"),
+    ),
+    (
+        3,
+        "inbound",
+        include_str!("../../../migrations/postgres/0003_inbound.sql"),
+    ),
+];
+
+/// The advisory lock (`pg_advisory_xact_lock`) that serialises imports, enrolments and
+/// repairs across daemons ("rewarm" in ASCII, then 1).
+const WRITE_LOCK: i64 = 0x7265_7761_726d_0001;
+
+/// How often a transaction that lost a deadlock or serialization check is tried again.
+const RETRIES: u32 = 5;
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/db` or `postgresql://…`).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?.application_name("rewarm");
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    /// The connection pool (for tests and tools).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes every connection of the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A transaction holding the write lock (see the module docs).
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(WRITE_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+}
+
+/// Deadlocks (40P01) and serialization failures (40001) abort the whole transaction, which
+/// can then simply run again.
+fn retryable(e: &StoreError) -> bool {
+    match e {
+        StoreError::Database(sqlx::Error::Database(db)) => {
+            matches!(db.code().as_deref(), Some("40P01" | "40001"))
+        }
+        _ => false,
+    }
+}
+
+/// Runs `$body` (an expression producing a `Result` future) again while it fails with a
+/// retryable error, at most `RETRIES` times.
+macro_rules! retrying {
+    ($body:expr) => {{
+        let mut attempt = 0;
+        loop {
+            match $body.await {
+                Err(e) if retryable(&e) && attempt < RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "Transaction lost a lock conflict; trying again");
+                    tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt))).await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
+pub(crate) use retrying;
+
+impl Store for PgStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        // `locking` (the default) takes a PostgreSQL advisory lock, so daemons starting at
+        // once apply each migration exactly once; the others wait, then find nothing to do.
+        if let Err(e) = migrator(MIGRATIONS).run(&self.pool).await {
+            // The migrator's advisory lock belongs to a session, and a failed run returns
+            // its connection to the pool still holding it: closing the pool releases it,
+            // so other daemons are not left waiting. This store is unusable afterwards.
+            self.pool.close().await;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    common_store_methods!();
+}
+
+common_write_steps!(sqlx::PgConnection);

@@ -1,0 +1,355 @@
+//! The delivery queue on PostgreSQL: enrolments (under the write lock), claims
+//! (`FOR UPDATE SKIP LOCKED`, committed at once), outcomes (rows locked while deciding),
+//! leases and repairs; a transaction that loses a lock conflict runs again.
+
+use std::collections::HashMap;
+
+use futures::TryFutureExt as _;
+use serde_json::Value;
+
+use super::*;
+
+/// The same text the SQLite store writes (`json_object(...)` there, `jsonb_build_object` here).
+const UNKNOWN_REASON: &str = "lease expired before the outcome was recorded; not resent";
+
+/// One statement, committed at once. SKIP LOCKED: rows another daemon is claiming right now
+/// are skipped, not waited for; a row claimed and committed by another daemon after this
+/// statement's snapshot is re-checked under its lock and dropped. The lead is share-locked
+/// too, so its state is re-checked the same way: a lead suppressed or re-warmed a moment ago
+/// is never claimed. The suppression list is read in the same statement: an address or
+/// domain listed (committed) before the claim is refused even if its lead row was never
+/// updated.
+const CLAIM_DUE: &str = "WITH due AS MATERIALIZED (
+                    SELECT d.id FROM deliveries d JOIN leads l ON l.id = d.lead_id
+                    WHERE d.state IN ('scheduled', 'retry_wait') AND d.due_at <= $3 AND l.state = 'nurturing'
+                      AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address IN (l.email, rewarm_at_domain(l.email)))
+                    ORDER BY d.due_at, d.id LIMIT $4
+                    FOR UPDATE OF d SKIP LOCKED
+                    FOR SHARE OF l SKIP LOCKED)
+                 UPDATE deliveries SET state = 'claimed', claimed_by = $1, lease_until = $2, attempts = deliveries.attempts + 1, updated_at = $3
+                 FROM due WHERE deliveries.id = due.id
+                 RETURNING deliveries.id, deliveries.lead_id, deliveries.enrolment_id, deliveries.campaign, deliveries.step,
+                           deliveries.template, deliveries.attempts, deliveries.due_at";
+
+/// `record_outcomes`: one statement per effect, each over the whole batch ($1) at $2; those
+/// that look at the worker take it as $3. A result that comes back after its lease expired
+/// (row already `unknown`) is still recorded.
+const RECORD_OUTCOMES: [(&str, bool); 13] = [
+    (
+        "INSERT INTO events (lead_id, at, kind, detail)
+         SELECT (j.v->>'lead_id')::bigint, $2, j.v->>'event', (j.v->>'detail')::jsonb
+         FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n) ORDER BY j.n",
+        false,
+    ),
+    (
+        "UPDATE deliveries SET state = 'sent', sent_at = $2, message_id = j.v->>'message_id', last_error = NULL, lease_until = NULL, updated_at = $2
+         FROM jsonb_array_elements($1) AS j(v) WHERE j.v->>'kind' = 'sent' AND deliveries.id = (j.v->>'id')::bigint
+           AND deliveries.state IN ('claimed', 'unknown') AND deliveries.claimed_by = $3",
+        true,
+    ),
+    (
+        "UPDATE deliveries SET state = 'scheduled', due_at = rewarm_ms((j.v->>'due')::bigint), attempts = deliveries.attempts - 1, claimed_by = NULL,
+                lease_until = NULL, updated_at = $2
+         FROM jsonb_array_elements($1) AS j(v) WHERE j.v->>'kind' = 'deferred' AND deliveries.id = (j.v->>'id')::bigint
+           AND deliveries.state = 'claimed' AND deliveries.claimed_by = $3",
+        true,
+    ),
+    (
+        "UPDATE deliveries SET state = 'retry_wait', due_at = rewarm_ms((j.v->>'due')::bigint), last_error = j.v->>'error', lease_until = NULL, updated_at = $2
+         FROM jsonb_array_elements($1) AS j(v) WHERE j.v->>'kind' = 'retry' AND deliveries.id = (j.v->>'id')::bigint
+           AND deliveries.state = 'claimed' AND deliveries.claimed_by = $3",
+        true,
+    ),
+    (
+        "UPDATE deliveries SET state = j.v->>'kind', last_error = j.v->>'error', lease_until = NULL, updated_at = $2
+         FROM jsonb_array_elements($1) AS j(v) WHERE j.v->>'kind' IN ('failed', 'unknown') AND deliveries.id = (j.v->>'id')::bigint
+           AND deliveries.state IN ('claimed', 'unknown') AND deliveries.claimed_by = $3",
+        true,
+    ),
+    (
+        "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at)
+         SELECT (j.v->>'lead_id')::bigint, (j.v->>'enrolment_id')::bigint, j.v->>'campaign', (j.v->'next'->>'step')::bigint, j.v->'next'->>'template',
+                'scheduled', rewarm_ms((j.v->'next'->>'due')::bigint), $2
+         FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n)
+         WHERE j.v->>'kind' IN ('sent', 'failed', 'unknown') AND jsonb_typeof(j.v->'next') = 'object' ORDER BY j.n
+         ON CONFLICT (lead_id, campaign, step) DO NOTHING",
+        false,
+    ),
+    // Last step done: the enrolment completes, the lead with it.
+    (
+        "INSERT INTO events (lead_id, at, kind, detail)
+         SELECT l.id, $2, 'completed', jsonb_build_object('campaign', j.v->>'campaign', 'from', l.state, 'to', 'completed')
+         FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n) JOIN leads l ON l.id = (j.v->>'lead_id')::bigint
+         WHERE j.v->>'kind' IN ('sent', 'failed', 'unknown') AND coalesce(jsonb_typeof(j.v->'next'), 'null') = 'null'
+           AND NOT coalesce((j.v->>'suppress')::boolean, false) AND l.state = 'nurturing' ORDER BY j.n",
+        false,
+    ),
+    (
+        "UPDATE enrolments SET state = CASE WHEN coalesce((j.v->>'suppress')::boolean, false) THEN 'stopped' ELSE 'completed' END, ended_at = $2
+         FROM jsonb_array_elements($1) AS j(v) WHERE j.v->>'kind' IN ('sent', 'failed', 'unknown') AND coalesce(jsonb_typeof(j.v->'next'), 'null') = 'null'
+           AND enrolments.id = (j.v->>'enrolment_id')::bigint AND enrolments.state = 'active'",
+        false,
+    ),
+    // A hard failure (e.g. 5xx on RCPT) suppresses the address: recorded as a state change.
+    // … and puts it on the suppression list (the first entry for an address stays), and
+    // nothing else of the lead's goes out: other campaigns stop, their steps are cancelled.
+    (
+        "INSERT INTO events (lead_id, at, kind, detail)
+         SELECT l.id, $2, 'suppressed', jsonb_build_object('from', l.state, 'to', 'suppressed', 'reason', 'hard_bounce', 'error', j.v->>'error',
+                'evidence', jsonb_build_object('delivery_id', (j.v->>'id')::bigint, 'error', j.v->>'error'), 'address', l.email)
+         FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n) JOIN leads l ON l.id = (j.v->>'lead_id')::bigint
+         WHERE j.v->>'kind' = 'failed' AND coalesce((j.v->>'suppress')::boolean, false) AND l.state = 'nurturing' ORDER BY j.n",
+        false,
+    ),
+    (
+        "UPDATE leads SET state = CASE WHEN coalesce((j.v->>'suppress')::boolean, false) THEN 'suppressed' ELSE 'completed' END, updated_at = $2
+         FROM jsonb_array_elements($1) AS j(v) WHERE j.v->>'kind' IN ('sent', 'failed', 'unknown') AND coalesce(jsonb_typeof(j.v->'next'), 'null') = 'null'
+           AND leads.id = (j.v->>'lead_id')::bigint AND leads.state = 'nurturing'",
+        false,
+    ),
+    (
+        "INSERT INTO suppressions (address, reason, evidence, created_at)
+         SELECT l.email, 'hard_bounce', jsonb_build_object('delivery_id', (j.v->>'id')::bigint, 'error', j.v->>'error'), $2
+         FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n) JOIN leads l ON l.id = (j.v->>'lead_id')::bigint
+         WHERE j.v->>'kind' = 'failed' AND coalesce((j.v->>'suppress')::boolean, false) ORDER BY j.n
+         ON CONFLICT (address) DO NOTHING",
+        false,
+    ),
+    (
+        "UPDATE deliveries SET state = 'cancelled', updated_at = $2
+         WHERE state IN ('scheduled', 'retry_wait')
+           AND lead_id IN (SELECT (j.v->>'lead_id')::bigint FROM jsonb_array_elements($1) AS j(v)
+                           WHERE j.v->>'kind' = 'failed' AND coalesce((j.v->>'suppress')::boolean, false))",
+        false,
+    ),
+    (
+        "UPDATE enrolments SET state = 'stopped', ended_at = $2
+         WHERE state = 'active'
+           AND lead_id IN (SELECT (j.v->>'lead_id')::bigint FROM jsonb_array_elements($1) AS j(v)
+                           WHERE j.v->>'kind' = 'failed' AND coalesce((j.v->>'suppress')::boolean, false))",
+        false,
+    ),
+];
+
+/// `enrol`, after the enrolment rows: first deliveries, events, then the lead.
+const ENROL_STEPS: [&str; 3] = [
+    "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at)
+     SELECT e.lead_id, e.id, e.campaign, 0, j.v->>'template', 'scheduled', rewarm_ms((j.v->>'due')::bigint), $2
+     FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n)
+     JOIN enrolments e ON e.lead_id = (j.v->>'lead_id')::bigint AND e.campaign = j.v->>'campaign'
+     WHERE e.enrolled_at = $2 AND e.state = 'active' ORDER BY j.n
+     ON CONFLICT (lead_id, campaign, step) DO NOTHING",
+    "INSERT INTO events (lead_id, at, kind, detail)
+     SELECT l.id, $2, 'enrolled', (j.v->>'detail')::jsonb
+     FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n) JOIN leads l ON l.id = (j.v->>'lead_id')::bigint
+     WHERE l.state = 'new' ORDER BY j.n",
+    "UPDATE leads SET state = 'nurturing', updated_at = $2
+     WHERE state = 'new' AND id IN (SELECT (j.v->>'lead_id')::bigint FROM jsonb_array_elements($1) AS j(v))",
+];
+
+/// `resume_enrolments`: the next step of each enrolment that has one; those without complete,
+/// with their lead.
+const RESUME: [&str; 4] = [
+    "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at)
+     SELECT (j.v->>'lead_id')::bigint, (j.v->>'enrolment_id')::bigint, j.v->>'campaign', (j.v->'next'->>'step')::bigint, j.v->'next'->>'template',
+            'scheduled', rewarm_ms((j.v->'next'->>'due')::bigint), $2
+     FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n) WHERE jsonb_typeof(j.v->'next') = 'object' ORDER BY j.n
+     ON CONFLICT (lead_id, campaign, step) DO NOTHING",
+    "INSERT INTO events (lead_id, at, kind, detail)
+     SELECT l.id, $2, 'completed', jsonb_build_object('campaign', j.v->>'campaign', 'from', l.state, 'to', 'completed')
+     FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n) JOIN leads l ON l.id = (j.v->>'lead_id')::bigint
+     WHERE coalesce(jsonb_typeof(j.v->'next'), 'null') = 'null' AND l.state = 'nurturing' ORDER BY j.n",
+    "UPDATE enrolments SET state = 'completed', ended_at = $2
+     FROM jsonb_array_elements($1) AS j(v) WHERE coalesce(jsonb_typeof(j.v->'next'), 'null') = 'null'
+       AND enrolments.id = (j.v->>'enrolment_id')::bigint AND enrolments.state = 'active'",
+    "UPDATE leads SET state = 'completed', updated_at = $2
+     FROM jsonb_array_elements($1) AS j(v) WHERE coalesce(jsonb_typeof(j.v->'next'), 'null') = 'null'
+       AND leads.id = (j.v->>'lead_id')::bigint AND leads.state = 'nurturing'",
+];
+
+impl QueueStore for PgStore {
+    async fn enrol(
+        &self,
+        enrolments: &[NewEnrolment],
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        if enrolments.is_empty() {
+            return Ok(0);
+        }
+        let batch = enrolments_json(enrolments);
+        retrying!(self.enrol_once(&batch, now))
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        worker: &str,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let rows: Vec<ClaimRow> = retrying!(
+            sqlx::query_as(CLAIM_DUE)
+                .bind(worker)
+                .bind(Time(lease_until))
+                .bind(Time(now))
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .map_err(StoreError::from)
+        )?;
+        let mut claimed: Vec<ClaimedDelivery> =
+            rows.into_iter().map(ClaimedDelivery::from).collect();
+        // RETURNING has no order; hand them out oldest due first, as SQLite does.
+        claimed.sort_by_key(|d| (d.due_at, d.id));
+        Ok(claimed)
+    }
+
+    async fn record_outcomes(
+        &self,
+        outcomes: &[RecordedOutcome],
+        worker: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        retrying!(self.record_once(outcomes, worker, now))
+    }
+
+    async fn expire_leases(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        // One statement: the rows that turn `unknown` are exactly those that get the event,
+        // even with several daemons expiring at once (the second waits, re-checks, skips).
+        let n = retrying!(
+            sqlx::query(
+                "WITH expired AS (
+                    UPDATE deliveries SET state = 'unknown', updated_at = $1
+                    WHERE state = 'claimed' AND lease_until < $1
+                    RETURNING id, lead_id, campaign, step, template, claimed_by)
+                 INSERT INTO events (lead_id, at, kind, detail)
+                 SELECT lead_id, $1, 'delivery_unknown',
+                        jsonb_build_object('campaign', campaign, 'step', step + 1, 'template', template, 'claimed_by', claimed_by, 'reason', $2::text)
+                 FROM expired ORDER BY id",
+            )
+            .bind(Time(now))
+            .bind(UNKNOWN_REASON)
+            .execute(&self.pool)
+            .map_err(StoreError::from)
+        )?
+        .rows_affected();
+        Ok(n as usize)
+    }
+
+    common_queue_methods!();
+
+    async fn resume_enrolments(
+        &self,
+        resumed: &[(StalledEnrolment, Option<NextStep>)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if resumed.is_empty() {
+            return Ok(());
+        }
+        let batch = resumed_json(resumed);
+        retrying!(self.resume_once(&batch, now))
+    }
+}
+
+/// One attempt of each write that may have to run again (see `retrying!`).
+impl PgStore {
+    async fn enrol_once(&self, batch: &Value, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut tx = self.write().await?;
+        // A lead whose address or domain is on the suppression list is never enrolled: it
+        // becomes `suppressed` here (with its event), so the statements below skip it.
+        sqlx::query(
+            "WITH hit AS (
+                SELECT l.id, l.state, s.reason, s.evidence, s.address
+                FROM leads l CROSS JOIN LATERAL (
+                    SELECT s2.reason, s2.evidence, s2.address FROM suppressions s2 WHERE s2.address IN (l.email, rewarm_at_domain(l.email))
+                    ORDER BY s2.address LIKE '@%' LIMIT 1) s
+                WHERE l.id IN (SELECT (j.v->>'lead_id')::bigint FROM jsonb_array_elements($1) AS j(v)) AND l.state = 'new'
+                FOR UPDATE OF l),
+             upd AS (UPDATE leads SET state = 'suppressed', updated_at = $2 FROM hit WHERE leads.id = hit.id)
+             INSERT INTO events (lead_id, at, kind, detail)
+             SELECT id, $2, 'suppressed', jsonb_build_object('from', state, 'to', 'suppressed', 'reason', reason, 'evidence', evidence, 'address', address)
+             FROM hit ORDER BY id",
+        )
+        .bind(batch)
+        .bind(Time(now))
+        .execute(&mut *tx)
+        .await?;
+        // Only leads still `new` are enrolled: a lead suppressed or re-warmed meanwhile is left alone.
+        let inserted = sqlx::query(
+            "INSERT INTO enrolments (lead_id, campaign, segment, state, enrolled_at)
+             SELECT (j.v->>'lead_id')::bigint, j.v->>'campaign', j.v->>'segment', 'active', $2
+             FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n) JOIN leads l ON l.id = (j.v->>'lead_id')::bigint
+             WHERE l.state = 'new' ORDER BY j.n
+             ON CONFLICT (lead_id, campaign) DO NOTHING",
+        )
+        .bind(batch)
+        .bind(Time(now))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+
+        for sql in ENROL_STEPS {
+            sqlx::query(sql)
+                .bind(batch)
+                .bind(Time(now))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(inserted as usize)
+    }
+
+    async fn record_once(
+        &self,
+        outcomes: &[RecordedOutcome],
+        worker: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Only outcomes that still apply to their row are recorded (events included), as on
+        // SQLite. The rows are locked while deciding, so a daemon expiring leases at the same
+        // moment either goes first (the row is `unknown` here) or waits for this commit.
+        let ids: Vec<i64> = outcomes.iter().map(|o| o.delivery.id).collect();
+        let states: HashMap<i64, String> = sqlx::query_as::<_, (i64, String)>(
+            "SELECT id, state FROM deliveries WHERE id = ANY($1) AND claimed_by = $2 ORDER BY id FOR UPDATE",
+        )
+        .bind(&ids)
+        .bind(worker)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        let applicable = applicable_outcomes(outcomes, &states);
+        if applicable.is_empty() {
+            return Ok(());
+        }
+        let batch = Value::Array(applicable);
+        for (sql, uses_worker) in RECORD_OUTCOMES {
+            let query = sqlx::query(sql).bind(&batch).bind(Time(now));
+            let query = if uses_worker {
+                query.bind(worker)
+            } else {
+                query
+            };
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn resume_once(&self, batch: &Value, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+
+        for sql in RESUME {
+            sqlx::query(sql)
+                .bind(batch)
+                .bind(Time(now))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

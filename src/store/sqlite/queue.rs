@@ -1,0 +1,302 @@
+//! The delivery queue on SQLite: enrolments, claims (one conditional `UPDATE … RETURNING`
+//! under the single writer), outcomes (only the statements an outcome kind can touch),
+//! leases and repairs.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use super::*;
+
+/// `record_outcomes`: one statement per effect, each over the whole batch ($1) at $2 for
+/// worker $3. A result that comes back after its lease expired (row already `unknown`) is
+/// still recorded.
+const RECORD_OUTCOMES: [&str; 13] = [
+        "INSERT INTO events (lead_id, at, kind, detail) SELECT j.value->>'lead_id', $2, j.value->>'event', j.value->>'detail' FROM json_each($1) j WHERE $3 = $3",
+        "UPDATE deliveries SET state = 'sent', sent_at = $2, message_id = j.value->>'message_id', last_error = NULL, lease_until = NULL, updated_at = $2
+         FROM json_each($1) j WHERE j.value->>'kind' = 'sent' AND deliveries.id = j.value->>'id'
+           AND +deliveries.state IN ('claimed', 'unknown') AND +deliveries.claimed_by = $3",
+        "UPDATE deliveries SET state = 'scheduled', due_at = j.value->>'due', attempts = attempts - 1, claimed_by = NULL, lease_until = NULL, updated_at = $2
+         FROM json_each($1) j WHERE j.value->>'kind' = 'deferred' AND deliveries.id = j.value->>'id'
+           AND +deliveries.state = 'claimed' AND +deliveries.claimed_by = $3",
+        "UPDATE deliveries SET state = 'retry_wait', due_at = j.value->>'due', last_error = j.value->>'error', lease_until = NULL, updated_at = $2
+         FROM json_each($1) j WHERE j.value->>'kind' = 'retry' AND deliveries.id = j.value->>'id'
+           AND +deliveries.state = 'claimed' AND +deliveries.claimed_by = $3",
+        "UPDATE deliveries SET state = j.value->>'kind', last_error = j.value->>'error', lease_until = NULL, updated_at = $2
+         FROM json_each($1) j WHERE j.value->>'kind' IN ('failed', 'unknown') AND deliveries.id = j.value->>'id'
+           AND +deliveries.state IN ('claimed', 'unknown') AND +deliveries.claimed_by = $3",
+        "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at)
+         SELECT j.value->>'lead_id', j.value->>'enrolment_id', j.value->>'campaign', j.value->>'$.next.step', j.value->>'$.next.template', 'scheduled', j.value->>'$.next.due', $2
+         FROM json_each($1) j WHERE j.value->>'kind' IN ('sent', 'failed', 'unknown') AND j.value->>'next' IS NOT NULL AND $3 = $3
+         ON CONFLICT (lead_id, campaign, step) DO NOTHING",
+        // Last step done: the enrolment completes, the lead with it.
+        "INSERT INTO events (lead_id, at, kind, detail)
+         SELECT l.id, $2, 'completed', json_object('campaign', j.value->>'campaign', 'from', l.state, 'to', 'completed')
+         FROM json_each($1) j CROSS JOIN leads l ON l.id = j.value->>'lead_id'
+         WHERE j.value->>'kind' IN ('sent', 'failed', 'unknown') AND j.value->>'next' IS NULL AND NOT coalesce(j.value->>'suppress', 0) AND l.state = 'nurturing' AND $3 = $3",
+        "UPDATE enrolments SET state = CASE WHEN coalesce(j.value->>'suppress', 0) THEN 'stopped' ELSE 'completed' END, ended_at = $2
+         FROM json_each($1) j WHERE j.value->>'kind' IN ('sent', 'failed', 'unknown') AND j.value->>'next' IS NULL
+           AND enrolments.id = j.value->>'enrolment_id' AND +enrolments.state = 'active' AND $3 = $3",
+        // A hard failure (e.g. 5xx on RCPT) suppresses the address: recorded as a state change.
+        // … and puts it on the suppression list (the first entry for an address stays), and
+        // nothing else of the lead's goes out: other campaigns stop, their steps are cancelled.
+        "INSERT INTO events (lead_id, at, kind, detail)
+         SELECT l.id, $2, 'suppressed', json_object('from', l.state, 'to', 'suppressed', 'reason', 'hard_bounce', 'error', j.value->>'error',
+                'evidence', json_object('delivery_id', j.value->>'id', 'error', j.value->>'error'), 'address', l.email)
+         FROM json_each($1) j CROSS JOIN leads l ON l.id = j.value->>'lead_id'
+         WHERE j.value->>'kind' = 'failed' AND coalesce(j.value->>'suppress', 0) AND l.state = 'nurturing' AND $3 = $3",
+        "UPDATE leads SET state = CASE WHEN coalesce(j.value->>'suppress', 0) THEN 'suppressed' ELSE 'completed' END, updated_at = $2
+         FROM json_each($1) j WHERE j.value->>'kind' IN ('sent', 'failed', 'unknown') AND j.value->>'next' IS NULL
+           AND leads.id = j.value->>'lead_id' AND +leads.state = 'nurturing' AND $3 = $3",
+        "INSERT INTO suppressions (address, reason, evidence, created_at)
+         SELECT l.email, 'hard_bounce', json_object('delivery_id', j.value->>'id', 'error', j.value->>'error'), $2
+         FROM json_each($1) j CROSS JOIN leads l ON l.id = j.value->>'lead_id'
+         WHERE j.value->>'kind' = 'failed' AND coalesce(j.value->>'suppress', 0) AND $3 = $3
+         ON CONFLICT (address) DO NOTHING",
+        "UPDATE deliveries SET state = 'cancelled', updated_at = $2
+         WHERE +state IN ('scheduled', 'retry_wait') AND $3 = $3
+           AND lead_id IN (SELECT j.value->>'lead_id' FROM json_each($1) j WHERE j.value->>'kind' = 'failed' AND coalesce(j.value->>'suppress', 0))",
+        "UPDATE enrolments SET state = 'stopped', ended_at = $2
+         WHERE +state = 'active' AND $3 = $3
+           AND lead_id IN (SELECT j.value->>'lead_id' FROM json_each($1) j WHERE j.value->>'kind' = 'failed' AND coalesce(j.value->>'suppress', 0))",
+];
+
+/// Which of `RECORD_OUTCOMES` can touch a row of this batch: each statement only reads
+/// outcomes of some kinds, so one with none of those in the batch would change nothing and
+/// is not run (a batch that only sent, with next steps, runs 3 of the 13).
+fn record_outcomes_needed(applicable: &[Value]) -> [bool; 13] {
+    fn kind(v: &Value) -> &str {
+        v["kind"].as_str().unwrap_or_default()
+    }
+    let any = |wanted: &dyn Fn(&Value) -> bool| applicable.iter().any(wanted);
+    let finished = |v: &Value| matches!(kind(v), "sent" | "failed" | "unknown");
+    let suppressing = |v: &Value| kind(v) == "failed" && v["suppress"].as_bool() == Some(true);
+    let (sent, deferred, retry) = (
+        any(&|v| kind(v) == "sent"),
+        any(&|v| kind(v) == "deferred"),
+        any(&|v| kind(v) == "retry"),
+    );
+    let failed_or_unknown = any(&|v| matches!(kind(v), "failed" | "unknown"));
+    let has_next = any(&|v| finished(v) && !v["next"].is_null());
+    let ends = any(&|v| finished(v) && v["next"].is_null());
+    let suppresses = any(&suppressing);
+    [
+        true,
+        sent,
+        deferred,
+        retry,
+        failed_or_unknown,
+        has_next,
+        ends,
+        ends,
+        suppresses,
+        ends,
+        suppresses,
+        suppresses,
+        suppresses,
+    ]
+}
+
+/// `resume_enrolments`: the next step of each enrolment that has one; those without complete,
+/// with their lead.
+const RESUME: [&str; 4] = [
+    "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at)
+     SELECT j.value->>'lead_id', j.value->>'enrolment_id', j.value->>'campaign', j.value->>'$.next.step', j.value->>'$.next.template', 'scheduled', j.value->>'$.next.due', $2
+     FROM json_each($1) j WHERE j.value->>'next' IS NOT NULL
+     ON CONFLICT (lead_id, campaign, step) DO NOTHING",
+    "INSERT INTO events (lead_id, at, kind, detail)
+     SELECT l.id, $2, 'completed', json_object('campaign', j.value->>'campaign', 'from', l.state, 'to', 'completed')
+     FROM json_each($1) j CROSS JOIN leads l ON l.id = j.value->>'lead_id' WHERE j.value->>'next' IS NULL AND l.state = 'nurturing'",
+    "UPDATE enrolments SET state = 'completed', ended_at = $2
+     FROM json_each($1) j WHERE j.value->>'next' IS NULL AND enrolments.id = j.value->>'enrolment_id' AND +enrolments.state = 'active'",
+    "UPDATE leads SET state = 'completed', updated_at = $2
+     FROM json_each($1) j WHERE j.value->>'next' IS NULL AND leads.id = j.value->>'lead_id' AND +leads.state = 'nurturing'",
+];
+
+/// `enrol`, after the suppressed leads are turned away: enrolment rows (only for leads still
+/// `new`: a lead suppressed or re-warmed meanwhile is left alone), first deliveries, events,
+/// then the lead. The first statement's count is the number enrolled.
+const ENROL: [&str; 4] = [
+    "INSERT INTO enrolments (lead_id, campaign, segment, state, enrolled_at)
+     SELECT j.value->>'lead_id', j.value->>'campaign', j.value->>'segment', 'active', $2
+     FROM json_each($1) j CROSS JOIN leads l ON l.id = j.value->>'lead_id' WHERE l.state = 'new'
+     ON CONFLICT (lead_id, campaign) DO NOTHING",
+    "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at)
+     SELECT e.lead_id, e.id, e.campaign, 0, j.value->>'template', 'scheduled', j.value->>'due', $2
+     FROM json_each($1) j CROSS JOIN enrolments e ON e.lead_id = j.value->>'lead_id' AND e.campaign = j.value->>'campaign'
+     WHERE e.enrolled_at = $2 AND e.state = 'active'
+     ON CONFLICT (lead_id, campaign, step) DO NOTHING",
+    "INSERT INTO events (lead_id, at, kind, detail)
+     SELECT l.id, $2, 'enrolled', j.value->>'detail'
+     FROM json_each($1) j CROSS JOIN leads l ON l.id = j.value->>'lead_id' WHERE l.state = 'new'",
+    "UPDATE leads SET state = 'nurturing', updated_at = $2
+     WHERE state = 'new' AND id IN (SELECT j.value->>'lead_id' FROM json_each($1) j)",
+];
+
+/// `enrol`: a lead whose address or domain is on the suppression list is never enrolled: it
+/// becomes `suppressed` here (with its event), so the statements of `ENROL` skip it.
+const ENROL_SUPPRESSED: [&str; 2] = [
+    at_domain!(
+        "INSERT INTO events (lead_id, at, kind, detail)
+         SELECT l.id, $2, 'suppressed', json_object('from', l.state, 'to', 'suppressed', 'reason', s.reason, 'evidence', json(s.evidence), 'address', s.address)
+         FROM leads l CROSS JOIN suppressions s ON s.id = (SELECT s2.id FROM suppressions s2 WHERE s2.address IN (l.email, ",
+        "l.email",
+        ") ORDER BY s2.address LIKE '@%' LIMIT 1)
+         WHERE l.id IN (SELECT j.value->>'lead_id' FROM json_each($1) j) AND +l.state = 'new'"
+    ),
+    at_domain!(
+        "UPDATE leads SET state = 'suppressed', updated_at = $2
+         WHERE id IN (SELECT j.value->>'lead_id' FROM json_each($1) j) AND +state = 'new'
+           AND EXISTS (SELECT 1 FROM suppressions s WHERE s.address IN (leads.email, ",
+        "leads.email",
+        "))"
+    ),
+];
+
+/// One statement: the lead's state and the suppression list are checked in the same write
+/// as the claim, so a lead suppressed or re-warmed a moment ago, or whose address or domain
+/// was listed a moment ago (even if the lead row was not updated), is never claimed.
+const CLAIM_DUE: &str = at_domain!(
+    "UPDATE deliveries SET state = 'claimed', claimed_by = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3
+     WHERE id IN (
+        SELECT d.id FROM deliveries d JOIN leads l ON l.id = d.lead_id
+        WHERE d.state IN ('scheduled', 'retry_wait') AND d.due_at <= $3 AND l.state = 'nurturing'
+          AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address IN (l.email, ",
+    "l.email",
+    "))
+        ORDER BY d.due_at LIMIT $4)
+     RETURNING id, lead_id, enrolment_id, campaign, step, template, attempts, due_at"
+);
+
+/// `expire_leases`: the event first, then the state, in one transaction.
+const EXPIRE_LEASES: [&str; 2] = [
+    "INSERT INTO events (lead_id, at, kind, detail)
+     SELECT lead_id, $1, 'delivery_unknown', json_object('campaign', campaign, 'step', step + 1, 'template', template, 'claimed_by', claimed_by,
+            'reason', 'lease expired before the outcome was recorded; not resent')
+     FROM deliveries WHERE state = 'claimed' AND lease_until < $1",
+    "UPDATE deliveries SET state = 'unknown', updated_at = $1 WHERE state = 'claimed' AND lease_until < $1",
+];
+
+impl QueueStore for SqliteStore {
+    async fn enrol(
+        &self,
+        enrolments: &[NewEnrolment],
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        if enrolments.is_empty() {
+            return Ok(0);
+        }
+        let batch = enrolments_json(enrolments);
+        let mut tx = self.write().await?;
+        let mut affected = Vec::with_capacity(ENROL_SUPPRESSED.len() + ENROL.len());
+        for sql in ENROL_SUPPRESSED.into_iter().chain(ENROL) {
+            let n = sqlx::query(sql)
+                .bind(&batch)
+                .bind(Time(now))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            affected.push(n);
+        }
+        tx.commit().await?;
+        // ENROL's first statement inserts the enrolments.
+        let enrolled = affected.get(ENROL_SUPPRESSED.len()).copied().unwrap_or(0);
+        Ok(enrolled as usize)
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        worker: &str,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let rows: Vec<ClaimRow> = sqlx::query_as(CLAIM_DUE)
+            .bind(worker)
+            .bind(Time(lease_until))
+            .bind(Time(now))
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(ClaimedDelivery::from).collect())
+    }
+
+    async fn record_outcomes(
+        &self,
+        outcomes: &[RecordedOutcome],
+        worker: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        // Only outcomes that still apply to their row are recorded (events included).
+        let ids = json!(outcomes.iter().map(|o| o.delivery.id).collect::<Vec<_>>());
+        let states: HashMap<i64, String> =
+            sqlx::query_as::<_, (i64, String)>("SELECT id, state FROM deliveries WHERE id IN (SELECT value FROM json_each($1)) AND claimed_by = $2")
+                .bind(ids)
+                .bind(worker)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+        let applicable = applicable_outcomes(outcomes, &states);
+        if applicable.is_empty() {
+            return Ok(());
+        }
+        let needed = record_outcomes_needed(&applicable);
+        let batch = Value::Array(applicable);
+        for (sql, _) in RECORD_OUTCOMES
+            .into_iter()
+            .zip(needed)
+            .filter(|(_, needed)| *needed)
+        {
+            sqlx::query(sql)
+                .bind(&batch)
+                .bind(Time(now))
+                .bind(worker)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn expire_leases(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut tx = self.write().await?;
+        let mut expired = 0;
+        for sql in EXPIRE_LEASES {
+            expired = sqlx::query(sql)
+                .bind(Time(now))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(expired as usize)
+    }
+
+    common_queue_methods!();
+
+    async fn resume_enrolments(
+        &self,
+        resumed: &[(StalledEnrolment, Option<NextStep>)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if resumed.is_empty() {
+            return Ok(());
+        }
+        let batch = resumed_json(resumed);
+        let mut tx = self.write().await?;
+        for sql in RESUME {
+            sqlx::query(sql)
+                .bind(&batch)
+                .bind(Time(now))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
