@@ -379,6 +379,7 @@ mod tests {
     #[tokio::test]
     async fn every_line_about_a_message_names_its_source_key_message_id_and_lead() {
         use crate::domain::lead::NewLead;
+        use crate::store::prelude::*;
         use crate::store::sqlite::SqliteStore;
 
         let dir = tempfile::tempdir().expect("a temporary folder");
