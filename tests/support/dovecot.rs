@@ -200,7 +200,14 @@ service anvil {{
         );
         let config_path = root.join("dovecot.conf");
         std::fs::write(&config_path, config).expect("write dovecot.conf");
+        // Dovecot is an outside service: it runs on the machine's real clock even when the
+        // suite runs under libfaketime (`.ci/run`'s faked-clock step). Under a faked clock its
+        // master sees time jump ("Time moved backwards") and stops starting login processes for
+        // 180 s, so every IMAP connection would hang.
         let child = Command::new(bin)
+            .env_remove("LD_PRELOAD")
+            .env_remove("FAKETIME")
+            .env_remove("FAKETIME_SHARED")
             .arg("-F")
             .arg("-c")
             .arg(&config_path)
