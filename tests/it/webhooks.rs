@@ -3,7 +3,7 @@
 //! signature is 401 with nothing changed. Mailgun's retries come hours later, re-encoded, with
 //! the first attempt's signature: accepted; its token with another message: refused.
 
-mod support;
+use crate::support;
 
 use hmac::{KeyInit, Mac};
 use rewarm::app::Loaded;

@@ -3,7 +3,7 @@
 //! them out, the state lives in a real SQLite store. Without `dovecot` installed every test
 //! prints SKIPPED and passes (`.ci/run` installs dovecot-imapd).
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 

@@ -2,7 +2,7 @@
 //! POST, forged tokens), click tracking, health probes, metrics and the leads API. Each test
 //! gets its own SQLite file, port and outbox (tests/support/http_app.rs).
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 

@@ -11,7 +11,7 @@
 //!
 //! Without `dovecot` installed the test prints SKIPPED and passes (`.ci/run` installs it).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -2,7 +2,7 @@
 //! controllable clock): nothing goes over a limit, deferred work goes out later, nothing is
 //! dropped. And DKIM: every message carries a signature over the headers that matter.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 //! Configuration and templates: tests/fixtures/pipeline/ (the config's database, templates
 //! folder and SMTP port are filled in per test).
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;

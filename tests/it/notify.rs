@@ -3,7 +3,7 @@
 //! and an owner email with the reply and the lead's timeline through a real SMTP server.
 //! Each recorded outcome is counted on `/metrics`.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

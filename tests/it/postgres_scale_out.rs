@@ -12,7 +12,7 @@
 //! Needs `REWARM_TEST_POSTGRES_URL` (e.g. postgres://postgres@127.0.0.1:5432/test); without
 //! it every test prints a loud SKIPPED line and passes (and fails under `CI=true`).
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, HashSet};
 use std::panic::AssertUnwindSafe;
