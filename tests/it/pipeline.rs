@@ -9,7 +9,6 @@ use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -1005,7 +1004,7 @@ async fn repeating_a_pass_at_the_same_time_sends_nothing_more() {
 
 /// Runs `rewarm --config CONFIG run --once --now NOW [extra…]` and returns its JSON report.
 fn run_once(config: &Path, now: &str, extra: &[&str]) -> serde_json::Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_rewarm"))
+    let output = support::bin::command()
         .arg("--config")
         .arg(config)
         .args(["run", "--once", "--now", now])
