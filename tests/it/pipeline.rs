@@ -30,7 +30,8 @@ use support::smtp_server::{CapturedMessage, TestSmtpServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pipeline");
+use support::config::{PIPELINE_FIXTURES, pipeline_fixture};
+
 const SENDER: &str = "claire@acme.test";
 const SENDER_NAME: &str = "Claire at Acme";
 
@@ -42,15 +43,6 @@ fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
         .unwrap_or_else(|e| panic!("bad time {s}: {e}"))
         .with_timezone(&Utc)
-}
-
-/// The fixture config with this test's database, templates and SMTP port filled in.
-fn config_text(database_url: &str, smtp_port: u16) -> String {
-    let text = std::fs::read_to_string(format!("{FIXTURES}/rewarm.toml"))
-        .expect("read the fixture config");
-    text.replace("@DATABASE_URL@", database_url)
-        .replace("@TEMPLATES_DIR@", &format!("{FIXTURES}/templates"))
-        .replace("@SMTP_PORT@", &smtp_port.to_string())
 }
 
 /// A SQLite file in a temporary folder, the capturing SMTP server, the fixture config (with
@@ -73,7 +65,7 @@ impl Harness {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let database_url = format!("sqlite://{}", dir.path().join("rewarm.db").display());
         let server = TestSmtpServer::start().await;
-        let text = edit(config_text(&database_url, server.port()));
+        let text = edit(pipeline_fixture(&database_url, server.port()));
         let settings =
             Settings::from_toml(&text, "pipeline.toml").unwrap_or_else(|e| panic!("{e}"));
         let transport = build_transport(&settings).expect("the SMTP transport");
@@ -1041,9 +1033,9 @@ async fn run_once_twice_at_once(config: &Path, now: &'static str) -> [serde_json
 async fn running_the_binary_once_twice_on_one_database_sends_each_due_step_once() {
     let h = Harness::start().await;
     let config = h.dir.path().join("rewarm.toml");
-    std::fs::write(&config, config_text(&h.database_url, h.server.port()))
+    std::fs::write(&config, pipeline_fixture(&h.database_url, h.server.port()))
         .expect("write the config");
-    let csv = format!("{FIXTURES}/leads.csv");
+    let csv = format!("{PIPELINE_FIXTURES}/leads.csv");
 
     // Monday 09:00 UTC: 10:00 in Berlin, 09:00 in London, 18:00 in Tokyo.
     let now = "2026-03-02T09:00:00Z";
@@ -1746,9 +1738,9 @@ async fn a_450_is_retried_until_the_server_accepts_and_a_550_fails_and_suppresse
 async fn run_once_says_quit_on_every_smtp_connection_it_opened() {
     let h = Harness::start().await;
     let config = h.dir.path().join("rewarm.toml");
-    std::fs::write(&config, config_text(&h.database_url, h.server.port()))
+    std::fs::write(&config, pipeline_fixture(&h.database_url, h.server.port()))
         .expect("write the config");
-    let csv = format!("{FIXTURES}/leads.csv");
+    let csv = format!("{PIPELINE_FIXTURES}/leads.csv");
     let report = tokio::task::spawn_blocking(move || {
         run_once(&config, "2026-03-02T09:00:00Z", &["--import", &csv])
     })

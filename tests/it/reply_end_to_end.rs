@@ -9,7 +9,8 @@
 //! The cadence's second step is due 15 s after the first, so "the cadence stopped" is seen,
 //! not assumed: the test waits past that time and no second email arrives.
 //!
-//! Without `dovecot` installed the test prints SKIPPED and passes (`.ci/run` installs it).
+//! Without `dovecot` installed the test prints SKIPPED and passes, and fails under `CI=true`
+//! (`.ci/run` installs it).
 
 use crate::support;
 

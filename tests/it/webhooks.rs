@@ -6,7 +6,6 @@
 use crate::support;
 
 use hmac::{KeyInit, Mac};
-use rewarm::app::Loaded;
 use rewarm::domain::clock::Clock;
 use rewarm::domain::lead::LeadState;
 use rewarm::http::HttpState;
@@ -30,15 +29,13 @@ async fn app() -> (HttpApp, String) {
         }
     });
     let app = HttpApp::spawn().await;
-    let mut settings = app.current.get().settings.clone();
-    let w = &mut settings.inbound.webhooks;
-    w.postmark_token_env = Some(POSTMARK.0.into());
-    w.mailgun_signing_key_env = Some(MAILGUN.0.into());
-    w.sendgrid_token_env = Some(SENDGRID.0.into());
-    w.raw_token_env = Some(RAW.0.into());
-    let mut loaded = Loaded::with_settings(settings).expect("reload");
-    loaded.keys = test_keys();
-    app.current.replace(loaded);
+    app.reconfigure(|settings| {
+        let w = &mut settings.inbound.webhooks;
+        w.postmark_token_env = Some(POSTMARK.0.into());
+        w.mailgun_signing_key_env = Some(MAILGUN.0.into());
+        w.sendgrid_token_env = Some(SENDGRID.0.into());
+        w.raw_token_env = Some(RAW.0.into());
+    });
     app.add_leads(&[LEAD]).await;
     app.pass(at(T0)).await;
     let id = app

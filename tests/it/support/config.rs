@@ -9,6 +9,20 @@
 
 use std::path::Path;
 
+/// The pipeline tests' fixture folder: a full daemon configuration (`rewarm.toml`), its
+/// templates and leads.
+pub const PIPELINE_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pipeline");
+
+/// tests/fixtures/pipeline/rewarm.toml with a test's database, the fixture templates and the
+/// test SMTP server's port filled in (its `@…@` placeholders).
+pub fn pipeline_fixture(database_url: &str, smtp_port: u16) -> String {
+    std::fs::read_to_string(format!("{PIPELINE_FIXTURES}/rewarm.toml"))
+        .expect("read the fixture config")
+        .replace("@DATABASE_URL@", database_url)
+        .replace("@TEMPLATES_DIR@", &format!("{PIPELINE_FIXTURES}/templates"))
+        .replace("@SMTP_PORT@", &smtp_port.to_string())
+}
+
 /// A campaign that may send at any hour of any day: tests pick their moments, not the window.
 pub const ANY_TIME: &str = r#"{ days = "Mon-Sun", hours = "00:00-24:00" }"#;
 
@@ -89,14 +103,6 @@ impl TestConfig {
     /// Sets `key` to the string `value` (quoted for TOML).
     pub fn set_str(self, table: &str, key: &str, value: &str) -> TestConfig {
         self.set(table, key, quoted(value))
-    }
-
-    /// Removes `key` from `table` (a default the test wants gone).
-    pub fn unset(mut self, table: &str, key: &str) -> TestConfig {
-        if let Some(t) = self.tables.iter_mut().rev().find(|t| t.name == table) {
-            t.entries.retain(|(k, _)| k != key);
-        }
-        self
     }
 
     /// Adds a `[[segments]]` entry; [`TestConfig::set`] on "segments" changes it further.

@@ -19,7 +19,10 @@ pub const SKIP: &str =
 /// A test's database: its URL, and what keeps it alive until [`TestDatabase::drop_database`].
 pub enum TestDatabase {
     /// A SQLite file in its own temporary folder (removed with the folder).
-    Sqlite { url: String, dir: tempfile::TempDir },
+    Sqlite {
+        url: String,
+        _dir: tempfile::TempDir,
+    },
     /// A database `rewarm_t_…` of its own on the test server.
     Postgres {
         url: String,
@@ -33,7 +36,7 @@ impl TestDatabase {
     pub fn sqlite() -> TestDatabase {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("store.db").display());
-        TestDatabase::Sqlite { url, dir }
+        TestDatabase::Sqlite { url, _dir: dir }
     }
 
     /// A fresh PostgreSQL database; `None` (after [`super::skip`]) without a server.

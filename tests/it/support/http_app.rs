@@ -85,7 +85,7 @@ pub fn test_keys() -> TokenKeys {
 
 pub struct HttpApp {
     /// Holds the database, templates and outbox; removed on drop.
-    pub dir: tempfile::TempDir,
+    pub _dir: tempfile::TempDir,
     pub store: SqliteStore,
     pub current: Current,
     pub keys: TokenKeys,
@@ -145,7 +145,7 @@ impl HttpApp {
             .build()
             .expect("an HTTP client");
         HttpApp {
-            dir,
+            _dir: dir,
             store,
             current,
             keys,
@@ -158,8 +158,55 @@ impl HttpApp {
         }
     }
 
+    /// Changes the configuration as a reload does (the token keys stay [`test_keys`]).
+    pub fn reconfigure(&self, configure: impl FnOnce(&mut Settings)) {
+        let mut settings = self.current.get().settings.clone();
+        configure(&mut settings);
+        let mut loaded = Loaded::with_settings(settings).unwrap_or_else(|e| panic!("{e:#}"));
+        loaded.keys = test_keys();
+        self.current.replace(loaded);
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// `GET url` (see [`HttpApp::url`]) with the app's client; panics if nothing answers.
+    pub async fn get(&self, url: impl reqwest::IntoUrl) -> reqwest::Response {
+        self.client.get(url).send().await.expect("GET")
+    }
+
+    /// `POST url` without a body; panics if nothing answers.
+    pub async fn post(&self, url: impl reqwest::IntoUrl) -> reqwest::Response {
+        self.client.post(url).send().await.expect("POST")
+    }
+
+    /// The one-click unsubscribe a mailbox provider sends (RFC 8058): a form with
+    /// `List-Unsubscribe=One-Click`.
+    pub async fn post_one_click(&self, url: impl reqwest::IntoUrl) -> reqwest::Response {
+        self.client
+            .post(url)
+            .form(&[("List-Unsubscribe", "One-Click")])
+            .send()
+            .await
+            .expect("POST one-click")
+    }
+
+    /// `POST /api/leads` with the right bearer token: the status and the JSON answer.
+    pub async fn post_leads(
+        &self,
+        body: &serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let response = self
+            .client
+            .post(self.url("/api/leads"))
+            .bearer_auth(API_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("POST /api/leads");
+        let status = response.status();
+        (status, response.json().await.expect("a JSON body"))
     }
 
     /// Adds leads lost at [`LOST_AT`], so a pass at [`T0`] sends each its first email.
