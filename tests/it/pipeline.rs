@@ -130,7 +130,8 @@ impl Harness {
     }
 }
 
-/// A lead as a CRM export would give it.
+/// A lead as a CRM export would give it (one argument per column of the export).
+#[allow(clippy::too_many_arguments)]
 fn new_lead(
     email: &str,
     first: &str,
@@ -434,9 +435,20 @@ const LEADS: [LeadRow; 7] = [
     ),
 ];
 
+/// Per lead: (sent at, step, campaign, template) of each email.
+type Steps = BTreeMap<String, Vec<(DateTime<Utc>, u64, String, String)>>;
+
+/// (email, campaign, segment, [(send time, template); 3])
+type Expected = (
+    &'static str,
+    &'static str,
+    &'static str,
+    [(&'static str, &'static str); 3],
+);
+
 /// (email, campaign, segment, [(send time, template); 3]): worked out by hand from the
 /// cadence rules, the office hours in each lead's zone and the 6-hourly passes.
-const EXPECTED: [(&str, &str, &str, [(&str, &str); 3]); 7] = [
+const EXPECTED: [Expected; 7] = [
     // Enrolled Sunday 19:00 New York time: Monday 09:00 opens at 14:00 UTC, the next pass is
     // 18:00 UTC. Then 30 days later at the same New York time (13:00 EST → 13:00 EDT = 17:00
     // UTC → the 18:00 pass), then again (14:00 EDT = 18:00 UTC exactly).
@@ -600,7 +612,7 @@ async fn over_eight_months_each_lead_gets_its_three_steps_once_in_order_inside_i
     // The captured messages, matched to their lead (RCPT TO) and step (Message-ID ↔ `sent` event).
     let mails: Vec<Mail> = h.server.messages().iter().map(Mail::parse).collect();
     assert_eq!(mails.len(), MAIN_MESSAGES);
-    let mut observed: BTreeMap<String, Vec<(DateTime<Utc>, u64, String, String)>> = BTreeMap::new();
+    let mut observed: Steps = BTreeMap::new();
     let mut mail_of: HashMap<String, &Mail> = HashMap::new();
     for mail in &mails {
         let to = mail.recipient().to_string();
@@ -640,7 +652,7 @@ async fn over_eight_months_each_lead_gets_its_three_steps_once_in_order_inside_i
     }
 
     // Exactly the expected steps, at exactly the expected times, from exactly the expected campaign.
-    let mut expected: BTreeMap<String, Vec<(DateTime<Utc>, u64, String, String)>> = BTreeMap::new();
+    let mut expected: Steps = BTreeMap::new();
     for (email, campaign, _, steps) in EXPECTED {
         for (i, (when, template)) in steps.iter().enumerate() {
             expected.entry(email.to_string()).or_default().push((
