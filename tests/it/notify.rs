@@ -51,13 +51,8 @@ async fn app(configure: impl FnOnce(&mut Settings)) -> (HttpApp, String) {
         .await
         .unwrap();
     app.pass(at(T0)).await;
-    let id = app
-        .deliveries()
-        .await
-        .into_iter()
-        .find_map(|d| d.message_id)
-        .expect("a sent email");
-    (app, id.trim_matches(['<', '>']).to_string())
+    let id = app.first_message_id().await;
+    (app, id)
 }
 
 /// Runs a human reply to `message_id` through the inbound path.

@@ -38,13 +38,8 @@ async fn app() -> (HttpApp, String) {
     });
     app.add_leads(&[LEAD]).await;
     app.pass(at(T0)).await;
-    let id = app
-        .deliveries()
-        .await
-        .into_iter()
-        .find_map(|d| d.message_id)
-        .expect("the first email was sent with a Message-ID");
-    (app, id.trim_matches(['<', '>']).to_string())
+    let id = app.first_message_id().await;
+    (app, id)
 }
 
 /// A human reply to the email with `message_id`.

@@ -167,6 +167,17 @@ impl HttpApp {
         self.current.replace(loaded);
     }
 
+    /// The Message-ID, without its angle brackets, of the first email a pass sent.
+    pub async fn first_message_id(&self) -> String {
+        let id = self
+            .deliveries()
+            .await
+            .into_iter()
+            .find_map(|d| d.message_id)
+            .expect("the first email was sent with a Message-ID");
+        id.trim_matches(['<', '>']).to_string()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
