@@ -8,7 +8,7 @@
 //! Environment: REWARM_BENCH_N (deliveries, default 20000), REWARM_BENCH_POOL (SMTP
 //! connections, default 16), REWARM_BENCH_BATCH (batch size, default 1000).
 
-#[path = "../tests/support/smtp_server.rs"]
+#[path = "../tests/it/support/smtp_server.rs"]
 #[allow(dead_code)]
 mod smtp_server;
 

@@ -3,12 +3,11 @@
 //! and an owner email with the reply and the lead's timeline through a real SMTP server.
 //! Each recorded outcome is counted on `/metrics`.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rewarm::app::Loaded;
 use rewarm::config::{NotifyWebhook, Settings};
 use rewarm::domain::email::EmailAddress;
 use rewarm::domain::lead::NewLead;
@@ -17,7 +16,7 @@ use rewarm::notify::{self, deliver_due};
 use rewarm::store::prelude::*;
 use rewarm::transport::Transport;
 use rewarm::transport::smtp::{SmtpPool, SmtpSettings, TlsMode};
-use support::http_app::{HttpApp, LOST_AT, T0, at, test_keys};
+use support::http_app::{HttpApp, LOST_AT, T0, at};
 use support::recording_http::{RecordingServer, ScriptedResponse};
 use support::smtp_server::TestSmtpServer;
 
@@ -37,11 +36,7 @@ fn init_env() {
 async fn app(configure: impl FnOnce(&mut Settings)) -> (HttpApp, String) {
     init_env();
     let app = HttpApp::spawn().await;
-    let mut settings = app.current.get().settings.clone();
-    configure(&mut settings);
-    let mut loaded = Loaded::with_settings(settings).expect("reload");
-    loaded.keys = test_keys();
-    app.current.replace(loaded);
+    app.reconfigure(configure);
     let lead = NewLead {
         email: Some(EmailAddress::parse(LEAD).unwrap()),
         first_name: Some("Dana".into()),
@@ -56,13 +51,8 @@ async fn app(configure: impl FnOnce(&mut Settings)) -> (HttpApp, String) {
         .await
         .unwrap();
     app.pass(at(T0)).await;
-    let id = app
-        .deliveries()
-        .await
-        .into_iter()
-        .find_map(|d| d.message_id)
-        .expect("a sent email");
-    (app, id.trim_matches(['<', '>']).to_string())
+    let id = app.first_message_id().await;
+    (app, id)
 }
 
 /// Runs a human reply to `message_id` through the inbound path.
@@ -232,11 +222,10 @@ async fn the_owner_gets_an_email_with_the_reply_and_the_timeline() {
     assert!(text.contains("sent"), "{text}");
 
     // The weekly digest: one per owner and firing, delivered the same way.
-    let mut settings = app.current.get().settings.clone();
-    settings.notify.digest = Some(rewarm::domain::cadence::CronSpec::parse("0 8 * * 1").unwrap());
-    let mut loaded = Loaded::with_settings(settings).unwrap();
-    loaded.keys = test_keys();
-    app.current.replace(loaded);
+    app.reconfigure(|settings| {
+        settings.notify.digest =
+            Some(rewarm::domain::cadence::CronSpec::parse("0 8 * * 1").unwrap());
+    });
     let monday = at("2026-03-09T09:00:00Z");
     let loaded = app.current.get();
     let new = notify::enqueue_digests(&app.store, &loaded, monday, Some(now))

@@ -3,10 +3,9 @@
 //! signature is 401 with nothing changed. Mailgun's retries come hours later, re-encoded, with
 //! the first attempt's signature: accepted; its token with another message: refused.
 
-mod support;
+use crate::support;
 
 use hmac::{KeyInit, Mac};
-use rewarm::app::Loaded;
 use rewarm::domain::clock::Clock;
 use rewarm::domain::lead::LeadState;
 use rewarm::http::HttpState;
@@ -30,24 +29,17 @@ async fn app() -> (HttpApp, String) {
         }
     });
     let app = HttpApp::spawn().await;
-    let mut settings = app.current.get().settings.clone();
-    let w = &mut settings.inbound.webhooks;
-    w.postmark_token_env = Some(POSTMARK.0.into());
-    w.mailgun_signing_key_env = Some(MAILGUN.0.into());
-    w.sendgrid_token_env = Some(SENDGRID.0.into());
-    w.raw_token_env = Some(RAW.0.into());
-    let mut loaded = Loaded::with_settings(settings).expect("reload");
-    loaded.keys = test_keys();
-    app.current.replace(loaded);
+    app.reconfigure(|settings| {
+        let w = &mut settings.inbound.webhooks;
+        w.postmark_token_env = Some(POSTMARK.0.into());
+        w.mailgun_signing_key_env = Some(MAILGUN.0.into());
+        w.sendgrid_token_env = Some(SENDGRID.0.into());
+        w.raw_token_env = Some(RAW.0.into());
+    });
     app.add_leads(&[LEAD]).await;
     app.pass(at(T0)).await;
-    let id = app
-        .deliveries()
-        .await
-        .into_iter()
-        .find_map(|d| d.message_id)
-        .expect("the first email was sent with a Message-ID");
-    (app, id.trim_matches(['<', '>']).to_string())
+    let id = app.first_message_id().await;
+    (app, id)
 }
 
 /// A human reply to the email with `message_id`.

@@ -5,11 +5,10 @@
 //! Configuration and templates: tests/fixtures/pipeline/ (the config's database, templates
 //! folder and SMTP port are filled in per test).
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -32,7 +31,8 @@ use support::smtp_server::{CapturedMessage, TestSmtpServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pipeline");
+use support::config::{PIPELINE_FIXTURES, pipeline_fixture};
+
 const SENDER: &str = "claire@acme.test";
 const SENDER_NAME: &str = "Claire at Acme";
 
@@ -44,15 +44,6 @@ fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
         .unwrap_or_else(|e| panic!("bad time {s}: {e}"))
         .with_timezone(&Utc)
-}
-
-/// The fixture config with this test's database, templates and SMTP port filled in.
-fn config_text(database_url: &str, smtp_port: u16) -> String {
-    let text = std::fs::read_to_string(format!("{FIXTURES}/rewarm.toml"))
-        .expect("read the fixture config");
-    text.replace("@DATABASE_URL@", database_url)
-        .replace("@TEMPLATES_DIR@", &format!("{FIXTURES}/templates"))
-        .replace("@SMTP_PORT@", &smtp_port.to_string())
 }
 
 /// A SQLite file in a temporary folder, the capturing SMTP server, the fixture config (with
@@ -75,7 +66,7 @@ impl Harness {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let database_url = format!("sqlite://{}", dir.path().join("rewarm.db").display());
         let server = TestSmtpServer::start().await;
-        let text = edit(config_text(&database_url, server.port()));
+        let text = edit(pipeline_fixture(&database_url, server.port()));
         let settings =
             Settings::from_toml(&text, "pipeline.toml").unwrap_or_else(|e| panic!("{e}"));
         let transport = build_transport(&settings).expect("the SMTP transport");
@@ -140,7 +131,8 @@ impl Harness {
     }
 }
 
-/// A lead as a CRM export would give it.
+/// A lead as a CRM export would give it (one argument per column of the export).
+#[allow(clippy::too_many_arguments)]
 fn new_lead(
     email: &str,
     first: &str,
@@ -444,9 +436,20 @@ const LEADS: [LeadRow; 7] = [
     ),
 ];
 
+/// Per lead: (sent at, step, campaign, template) of each email.
+type Steps = BTreeMap<String, Vec<(DateTime<Utc>, u64, String, String)>>;
+
+/// (email, campaign, segment, [(send time, template); 3])
+type Expected = (
+    &'static str,
+    &'static str,
+    &'static str,
+    [(&'static str, &'static str); 3],
+);
+
 /// (email, campaign, segment, [(send time, template); 3]): worked out by hand from the
 /// cadence rules, the office hours in each lead's zone and the 6-hourly passes.
-const EXPECTED: [(&str, &str, &str, [(&str, &str); 3]); 7] = [
+const EXPECTED: [Expected; 7] = [
     // Enrolled Sunday 19:00 New York time: Monday 09:00 opens at 14:00 UTC, the next pass is
     // 18:00 UTC. Then 30 days later at the same New York time (13:00 EST → 13:00 EDT = 17:00
     // UTC → the 18:00 pass), then again (14:00 EDT = 18:00 UTC exactly).
@@ -610,7 +613,7 @@ async fn over_eight_months_each_lead_gets_its_three_steps_once_in_order_inside_i
     // The captured messages, matched to their lead (RCPT TO) and step (Message-ID ↔ `sent` event).
     let mails: Vec<Mail> = h.server.messages().iter().map(Mail::parse).collect();
     assert_eq!(mails.len(), MAIN_MESSAGES);
-    let mut observed: BTreeMap<String, Vec<(DateTime<Utc>, u64, String, String)>> = BTreeMap::new();
+    let mut observed: Steps = BTreeMap::new();
     let mut mail_of: HashMap<String, &Mail> = HashMap::new();
     for mail in &mails {
         let to = mail.recipient().to_string();
@@ -650,7 +653,7 @@ async fn over_eight_months_each_lead_gets_its_three_steps_once_in_order_inside_i
     }
 
     // Exactly the expected steps, at exactly the expected times, from exactly the expected campaign.
-    let mut expected: BTreeMap<String, Vec<(DateTime<Utc>, u64, String, String)>> = BTreeMap::new();
+    let mut expected: Steps = BTreeMap::new();
     for (email, campaign, _, steps) in EXPECTED {
         for (i, (when, template)) in steps.iter().enumerate() {
             expected.entry(email.to_string()).or_default().push((
@@ -1006,7 +1009,7 @@ async fn repeating_a_pass_at_the_same_time_sends_nothing_more() {
 
 /// Runs `rewarm --config CONFIG run --once --now NOW [extra…]` and returns its JSON report.
 fn run_once(config: &Path, now: &str, extra: &[&str]) -> serde_json::Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_rewarm"))
+    let output = support::bin::command()
         .arg("--config")
         .arg(config)
         .args(["run", "--once", "--now", now])
@@ -1043,9 +1046,9 @@ async fn run_once_twice_at_once(config: &Path, now: &'static str) -> [serde_json
 async fn running_the_binary_once_twice_on_one_database_sends_each_due_step_once() {
     let h = Harness::start().await;
     let config = h.dir.path().join("rewarm.toml");
-    std::fs::write(&config, config_text(&h.database_url, h.server.port()))
+    std::fs::write(&config, pipeline_fixture(&h.database_url, h.server.port()))
         .expect("write the config");
-    let csv = format!("{FIXTURES}/leads.csv");
+    let csv = format!("{PIPELINE_FIXTURES}/leads.csv");
 
     // Monday 09:00 UTC: 10:00 in Berlin, 09:00 in London, 18:00 in Tokyo.
     let now = "2026-03-02T09:00:00Z";
@@ -1748,9 +1751,9 @@ async fn a_450_is_retried_until_the_server_accepts_and_a_550_fails_and_suppresse
 async fn run_once_says_quit_on_every_smtp_connection_it_opened() {
     let h = Harness::start().await;
     let config = h.dir.path().join("rewarm.toml");
-    std::fs::write(&config, config_text(&h.database_url, h.server.port()))
+    std::fs::write(&config, pipeline_fixture(&h.database_url, h.server.port()))
         .expect("write the config");
-    let csv = format!("{FIXTURES}/leads.csv");
+    let csv = format!("{PIPELINE_FIXTURES}/leads.csv");
     let report = tokio::task::spawn_blocking(move || {
         run_once(&config, "2026-03-02T09:00:00Z", &["--import", &csv])
     })

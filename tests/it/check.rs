@@ -1,66 +1,29 @@
 //! `rewarm check` on the bundled examples and on broken configs: every problem is named
 //! with its file and key, and the exit code says whether anything is wrong.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
-fn rewarm(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rewarm"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run rewarm")
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use crate::support::bin::{dir_with_templates, repo, rewarm, stderr_of};
+use crate::support::config::TestConfig;
 
 /// A temp folder with the repo's templates and `config` written as `test.toml`.
 fn with_config(config: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo().join("templates"), &dir.path().join("templates"));
+    let dir = dir_with_templates();
     std::fs::write(dir.path().join("test.toml"), config).unwrap();
     dir
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
+/// The smallest configuration check accepts; each test below breaks one thing in it.
+fn good() -> String {
+    TestConfig::new("sqlite://check.db").toml()
 }
-
-const GOOD: &str = r#"
-database_url = "sqlite://check.db"
-[compliance]
-postal_address = "Acme Inc., 1 Example Street, 75001 Paris, France"
-
-[sender]
-from = "Acme <hello@acme.example>"
-[[segments]]
-name = "all"
-campaign = "checkin"
-[campaigns.checkin]
-first_after = "90d"
-every = "30d"
-"#;
 
 #[test]
 fn the_bundled_example_config_and_templates_pass_check() {
     for config in ["config/example.toml", "config/rewarm.toml"] {
         let out = rewarm(&repo(), &["--config", config, "check"]);
-        assert!(out.status.success(), "{config}: {}", stderr(&out));
+        assert!(out.status.success(), "{config}: {}", stderr_of(&out));
         assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
     }
 }
@@ -79,16 +42,16 @@ fn the_bundled_example_loads_with_its_templates() {
 
 #[test]
 fn the_default_campaign_is_three_lines() {
-    let dir = with_config(GOOD);
+    let dir = with_config(&good());
     let out = rewarm(dir.path(), &["--config", "test.toml", "check"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", stderr_of(&out));
 }
 
 fn assert_check_fails(config: &str, expected: &[&str]) {
     let dir = with_config(config);
     let out = rewarm(dir.path(), &["--config", "test.toml", "check"]);
     assert!(!out.status.success(), "check should fail for:\n{config}");
-    let err = stderr(&out);
+    let err = stderr_of(&out);
     assert!(err.contains("test.toml"), "names the file: {err}");
     for e in expected {
         assert!(err.contains(e), "expected `{e}` in:\n{err}");
@@ -98,7 +61,7 @@ fn assert_check_fails(config: &str, expected: &[&str]) {
 #[test]
 fn an_unknown_template_is_named_with_its_campaign_key() {
     assert_check_fails(
-        &GOOD.replace(
+        &good().replace(
             "every = \"30d\"",
             "every = \"30d\"\ntemplates = [\"checkin\", \"no_such_template\"]",
         ),
@@ -109,7 +72,7 @@ fn an_unknown_template_is_named_with_its_campaign_key() {
 #[test]
 fn a_bad_cron_expression_is_named_with_its_key() {
     assert_check_fails(
-        &GOOD.replace("every = \"30d\"", "cron = \"0 25 * * *\""),
+        &good().replace("every = \"30d\"", "cron = \"0 25 * * *\""),
         &["campaigns.checkin.cron", "0 25 * * *"],
     );
 }
@@ -117,7 +80,7 @@ fn a_bad_cron_expression_is_named_with_its_key() {
 #[test]
 fn a_bad_duration_is_named_with_its_key() {
     assert_check_fails(
-        &GOOD.replace("first_after = \"90d\"", "first_after = \"ninety days\""),
+        &good().replace("first_after = \"90d\"", "first_after = \"ninety days\""),
         &["campaigns.checkin.first_after", "ninety days"],
     );
 }
@@ -125,7 +88,7 @@ fn a_bad_duration_is_named_with_its_key() {
 #[test]
 fn an_unknown_time_zone_is_named() {
     assert_check_fails(
-        &format!("default_timezone = \"Europe/Atlantis\"\n{GOOD}"),
+        &format!("default_timezone = \"Europe/Atlantis\"\n{}", good()),
         &["default_timezone", "Europe/Atlantis"],
     );
 }
@@ -133,7 +96,7 @@ fn an_unknown_time_zone_is_named() {
 #[test]
 fn a_segment_pointing_at_a_missing_campaign_is_named() {
     assert_check_fails(
-        &GOOD.replace("campaign = \"checkin\"", "campaign = \"recycle\""),
+        &good().replace("campaign = \"checkin\"", "campaign = \"recycle\""),
         &["segments[0].campaign", "recycle"],
     );
 }
@@ -141,7 +104,7 @@ fn a_segment_pointing_at_a_missing_campaign_is_named() {
 #[test]
 fn a_bad_send_window_is_named() {
     assert_check_fails(
-        &GOOD.replace(
+        &good().replace(
             "every = \"30d\"",
             "every = \"30d\"\nsend_window = { days = \"Mon-Funday\", hours = \"09:00-17:00\" }",
         ),
@@ -152,14 +115,14 @@ fn a_bad_send_window_is_named() {
 #[test]
 fn an_unknown_key_is_refused_rather_than_ignored() {
     assert_check_fails(
-        &GOOD.replace("every = \"30d\"", "every = \"30d\"\nmax_touch = 3"),
+        &good().replace("every = \"30d\"", "every = \"30d\"\nmax_touch = 3"),
         &["max_touch"],
     );
 }
 
 #[test]
 fn a_template_using_a_variable_leads_do_not_have_fails_check() {
-    let dir = with_config(GOOD);
+    let dir = with_config(&good());
     std::fs::write(
         dir.path().join("templates/checkin/subject.txt"),
         "Hello {{ lead.nickname }}",
@@ -167,7 +130,7 @@ fn a_template_using_a_variable_leads_do_not_have_fails_check() {
     .unwrap();
     let out = rewarm(dir.path(), &["--config", "test.toml", "check"]);
     assert!(!out.status.success());
-    let err = stderr(&out);
+    let err = stderr_of(&out);
     assert!(
         err.contains("checkin/subject.txt") && err.contains("nickname"),
         "{err}"
@@ -176,7 +139,7 @@ fn a_template_using_a_variable_leads_do_not_have_fails_check() {
 
 #[test]
 fn a_template_using_a_custom_field_no_imported_lead_has_fails_check() {
-    let dir = with_config(GOOD);
+    let dir = with_config(&good());
     std::fs::write(
         dir.path().join("templates/checkin/subject.txt"),
         "About {{ lead.fields.industry }}",
@@ -191,10 +154,10 @@ fn a_template_using_a_custom_field_no_imported_lead_has_fails_check() {
         dir.path(),
         &["--config", "test.toml", "leads", "import", "leads.csv"],
     );
-    assert!(import.status.success(), "{}", stderr(&import));
+    assert!(import.status.success(), "{}", stderr_of(&import));
     let out = rewarm(dir.path(), &["--config", "test.toml", "check"]);
     assert!(!out.status.success());
-    let err = stderr(&out);
+    let err = stderr_of(&out);
     assert!(err.contains("industry"), "{err}");
 }
 
@@ -202,11 +165,7 @@ fn a_template_using_a_custom_field_no_imported_lead_has_fails_check() {
 fn the_systemd_unit_passes_systemd_analyze_verify() {
     let Ok(probe) = Command::new("systemd-analyze").arg("--version").output() else {
         // CI's machines have systemd: a skip there would hide a broken unit.
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true, and systemd-analyze is not installed"
-        );
-        eprintln!("SKIPPED: systemd-analyze is not installed");
+        crate::support::skip("systemd-analyze is not installed");
         return;
     };
     assert!(probe.status.success());
@@ -222,21 +181,25 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
         .arg(&path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).trim().is_empty(), "warnings: {}", stderr(&out));
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).trim().is_empty(),
+        "warnings: {}",
+        stderr_of(&out)
+    );
 }
 
 #[test]
 fn a_zero_rhythm_is_refused() {
     assert_check_fails(
-        &GOOD.replace("every = \"30d\"", "every = \"0d\""),
+        &good().replace("every = \"30d\"", "every = \"0d\""),
         &["campaigns.checkin.every", "longer than zero"],
     );
 }
 
 #[test]
 fn a_template_without_the_unsubscribe_link_fails_check() {
-    let dir = with_config(GOOD);
+    let dir = with_config(&good());
     std::fs::write(
         dir.path().join("templates/_footer.txt"),
         "--\n{{ postal_address }}\n",
@@ -244,7 +207,7 @@ fn a_template_without_the_unsubscribe_link_fails_check() {
     .unwrap();
     let out = rewarm(dir.path(), &["--config", "test.toml", "check"]);
     assert!(!out.status.success());
-    let err = stderr(&out);
+    let err = stderr_of(&out);
     assert!(
         err.contains("campaigns.checkin.templates")
             && err.contains("checkin/text.txt")
@@ -255,7 +218,7 @@ fn a_template_without_the_unsubscribe_link_fails_check() {
 
 #[test]
 fn a_template_without_the_postal_address_fails_check() {
-    let dir = with_config(GOOD);
+    let dir = with_config(&good());
     std::fs::write(
         dir.path().join("templates/_footer.html"),
         "<a href=\"{{ unsubscribe_url }}\">unsubscribe</a>",
@@ -263,7 +226,7 @@ fn a_template_without_the_postal_address_fails_check() {
     .unwrap();
     let out = rewarm(dir.path(), &["--config", "test.toml", "check"]);
     assert!(!out.status.success());
-    let err = stderr(&out);
+    let err = stderr_of(&out);
     assert!(
         err.contains("checkin/html.html") && err.contains("postal address"),
         "{err}"
@@ -273,7 +236,7 @@ fn a_template_without_the_postal_address_fails_check() {
 #[test]
 fn a_missing_postal_address_is_named() {
     assert_check_fails(
-        &GOOD.replace(
+        &good().replace(
             "postal_address = \"Acme Inc., 1 Example Street, 75001 Paris, France\"",
             "",
         ),
@@ -284,7 +247,7 @@ fn a_missing_postal_address_is_named() {
 #[test]
 fn an_unknown_engagement_kind_is_named() {
     assert_check_fails(
-        &format!("{GOOD}\n[scoring.points]\nclik = 5\n"),
+        &format!("{}\n[scoring.points]\nclik = 5\n", good()),
         &["scoring.points.clik", "unknown engagement kind", "click"],
     );
 }

@@ -2,35 +2,24 @@
 //! send (file transport), and the message is read back by a parser of our own that knows
 //! nothing of how it was built.
 
-use std::path::Path;
-use std::process::Command;
+use crate::support::bin::rewarm;
+use crate::support::config::TestConfig;
 
-fn rewarm(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_rewarm"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run rewarm")
+/// The file transport into `outbox/`, one campaign `hello` due at once at any hour.
+fn config() -> String {
+    TestConfig::bare("sqlite://hostile.db")
+        .timezone("UTC")
+        .set_str(
+            "compliance",
+            "postal_address",
+            "Acme Inc., 1 Example Street, Paris",
+        )
+        .file_transport("outbox")
+        .segment("all", "hello")
+        .campaign("hello", "0d", "30d")
+        .any_time("hello")
+        .toml()
 }
-
-const CONFIG: &str = r#"
-database_url = "sqlite://hostile.db"
-default_timezone = "UTC"
-[compliance]
-postal_address = "Acme Inc., 1 Example Street, Paris"
-[sender]
-from = "Acme <hello@acme.example>"
-[transport]
-kind = "file"
-outbox = "outbox"
-[[segments]]
-name = "all"
-campaign = "hello"
-[campaigns.hello]
-first_after = "0d"
-every = "30d"
-send_window = { days = "Mon-Sun", hours = "00:00-24:00" }
-"#;
 
 /// Headers of a message as (name, unfolded value), and the body.
 fn parse(message: &[u8]) -> (Vec<(String, String)>, String) {
@@ -75,12 +64,13 @@ fn html_part(body: &str) -> String {
     let mut out = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'=' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -92,7 +82,7 @@ fn html_part(body: &str) -> String {
 fn hostile_lead_fields_cannot_add_headers_or_markup() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    std::fs::write(root.join("rewarm.toml"), CONFIG).unwrap();
+    std::fs::write(root.join("rewarm.toml"), config()).unwrap();
     std::fs::create_dir_all(root.join("templates/hello")).unwrap();
     std::fs::write(
         root.join("templates/hello/subject.txt"),

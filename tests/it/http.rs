@@ -1,8 +1,8 @@
 //! The daemon's HTTP side over real HTTP on 127.0.0.1: one-click unsubscribe (the page, the
 //! POST, forged tokens), click tracking, health probes, metrics and the leads API. Each test
-//! gets its own SQLite file, port and outbox (tests/support/http_app.rs).
+//! gets its own SQLite file, port and outbox (tests/it/support/http_app.rs).
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 
@@ -57,12 +57,7 @@ async fn opening_the_unsubscribe_link_shows_a_confirmation_page_and_changes_noth
     let url = app.unsubscribe_url(app.delivery_to(SAM).await);
     let before = app.timeline(SAM).await;
 
-    let response = app
-        .client
-        .get(&url)
-        .send()
-        .await
-        .expect("GET the unsubscribe page");
+    let response = app.get(&url).await;
 
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers().get(LOCATION).is_none());
@@ -91,13 +86,7 @@ async fn a_one_click_post_unsubscribes_the_lead_and_the_next_pass_sends_it_nothi
     let delivery_id = app.delivery_to(SAM).await;
     let url = app.unsubscribe_url(delivery_id);
 
-    let response = app
-        .client
-        .post(&url)
-        .form(&[("List-Unsubscribe", "One-Click")])
-        .send()
-        .await
-        .expect("POST one-click");
+    let response = app.post_one_click(&url).await;
 
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers().get(LOCATION).is_none());
@@ -121,13 +110,7 @@ async fn a_one_click_post_unsubscribes_the_lead_and_the_next_pass_sends_it_nothi
 
     // Again: the same answer, nothing more recorded.
     let timeline = app.timeline(SAM).await;
-    let again = app
-        .client
-        .post(&url)
-        .form(&[("List-Unsubscribe", "One-Click")])
-        .send()
-        .await
-        .expect("POST one-click again");
+    let again = app.post_one_click(&url).await;
     assert_eq!(again.status(), StatusCode::OK);
     assert!(again.headers().get(LOCATION).is_none());
     assert_eq!(app.store.suppressions().await.unwrap(), listed);
@@ -162,12 +145,7 @@ async fn the_pages_button_posts_without_a_body_and_unsubscribes() {
     let app = app_with_two_sent_leads().await;
     let url = app.unsubscribe_url(app.delivery_to(SAM).await);
 
-    let response = app
-        .client
-        .post(&url)
-        .send()
-        .await
-        .expect("POST without a body");
+    let response = app.post(&url).await;
 
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(app.lead(SAM).await.state, LeadState::Suppressed);
@@ -185,14 +163,8 @@ async fn a_token_for_a_delivery_that_does_not_exist_is_not_found() {
     let app = app_with_two_sent_leads().await;
     let url = app.unsubscribe_url(999_999);
 
-    assert_eq!(
-        app.client.get(&url).send().await.unwrap().status(),
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.client.post(&url).send().await.unwrap().status(),
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(app.get(&url).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.post(&url).await.status(), StatusCode::NOT_FOUND);
     assert!(app.store.suppressions().await.unwrap().is_empty());
 }
 
@@ -202,12 +174,7 @@ async fn a_click_token_does_not_unsubscribe() {
     let delivery_id = app.delivery_to(SAM).await;
     let token = app.keys.sign(TokenKind::Click, delivery_id, 0);
 
-    let response = app
-        .client
-        .post(app.url(&format!("/u/{token}")))
-        .send()
-        .await
-        .unwrap();
+    let response = app.post(app.url(&format!("/u/{token}"))).await;
 
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert!(app.store.suppressions().await.unwrap().is_empty());
@@ -230,12 +197,7 @@ async fn links_signed_with_the_keys_of_a_reloaded_configuration_work_too() {
         "the reload should have changed the key"
     );
 
-    let response = app
-        .client
-        .post(app.url(&format!("/u/{token}")))
-        .send()
-        .await
-        .unwrap();
+    let response = app.post(app.url(&format!("/u/{token}"))).await;
 
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(app.lead(SAM).await.state, LeadState::Suppressed);
@@ -340,12 +302,7 @@ async fn ten_thousand_mutated_tokens_unsubscribe_nobody() {
     assert_eq!(app.lead(SAM).await.state, LeadState::Nurturing);
     assert_eq!(app.timeline(SAM).await.len(), timeline.len());
     // The real token still works: the test could have seen an acceptance.
-    let real = app
-        .client
-        .post(app.unsubscribe_url(delivery_id))
-        .send()
-        .await
-        .unwrap();
+    let real = app.post(app.unsubscribe_url(delivery_id)).await;
     assert_eq!(real.status(), StatusCode::OK);
 }
 
@@ -511,7 +468,7 @@ async fn clicks_add_up_to_the_segments_rewarm_score_and_rewarm_the_lead_once() {
     let link = app.url(&format!("/c/{token}?u={}", encode(TARGET)));
     let lead_id = app.lead(SAM).await.id;
     let click = || async {
-        let response = app.client.get(&link).send().await.expect("GET the link");
+        let response = app.get(&link).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
     };
 
@@ -557,12 +514,7 @@ async fn a_tracked_link_in_a_sent_email_redirects_to_the_original_url_and_record
     // The unsubscribe link is left as it is.
     assert!(body.contains(&format!("{}/u/", app.base)), "{body}");
 
-    let response = app
-        .client
-        .get(&link)
-        .send()
-        .await
-        .expect("GET the tracked link");
+    let response = app.get(&link).await;
 
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{link}");
     assert_eq!(response.headers()[LOCATION], PRICING_URL);
@@ -606,12 +558,7 @@ async fn a_click_token_leads_only_to_the_url_it_was_signed_for() {
             Some(u) => format!("/c/{token}?u={}", encode(u)),
             None => format!("/c/{token}"),
         };
-        let response = app
-            .client
-            .get(app.url(&path))
-            .send()
-            .await
-            .expect("GET the click link");
+        let response = app.get(app.url(&path)).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{token} {u:?}");
         assert!(response.headers().get(LOCATION).is_none());
     }
@@ -626,18 +573,18 @@ async fn a_click_token_leads_only_to_the_url_it_was_signed_for() {
 async fn the_probes_answer_while_the_database_does() {
     let app = HttpApp::spawn().await;
 
-    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let health = app.get(app.url("/healthz")).await;
     assert_eq!(health.status(), StatusCode::OK);
     assert_eq!(health.text().await.unwrap().trim(), "ok");
-    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let ready = app.get(app.url("/readyz")).await;
     assert_eq!(ready.status(), StatusCode::OK);
 
     // The database goes away: not ready (503, with the reason), still alive.
     app.store.close().await;
-    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let ready = app.get(app.url("/readyz")).await;
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(ready.text().await.unwrap().starts_with("not ready:"));
-    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let health = app.get(app.url("/healthz")).await;
     assert_eq!(health.status(), StatusCode::OK);
 }
 
@@ -651,7 +598,7 @@ async fn metrics_are_prometheus_text_with_the_queue_depth() {
         .unwrap();
     assert_eq!(enrolled, 2);
 
-    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let response = app.get(app.url("/metrics")).await;
 
     assert_eq!(response.status(), StatusCode::OK);
     assert!(
@@ -679,21 +626,11 @@ async fn metrics_are_prometheus_text_with_the_queue_depth() {
 async fn unknown_paths_are_not_found() {
     let app = HttpApp::spawn().await;
     assert_eq!(
-        app.client
-            .get(app.url("/nope"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.get(app.url("/nope")).await.status(),
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        app.client
-            .get(app.url("/u/"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.get(app.url("/u/")).await.status(),
         StatusCode::NOT_FOUND
     );
 }
@@ -701,15 +638,7 @@ async fn unknown_paths_are_not_found() {
 #[tokio::test]
 async fn cancelling_the_shutdown_token_stops_the_server() {
     let mut app = HttpApp::spawn().await;
-    assert_eq!(
-        app.client
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.get(app.url("/healthz")).await.status(), StatusCode::OK);
 
     tokio::time::timeout(std::time::Duration::from_secs(10), app.shut_down())
         .await
@@ -723,19 +652,6 @@ async fn cancelling_the_shutdown_token_stops_the_server() {
 // ---------------------------------------------------------------------------------------------
 // API
 // ---------------------------------------------------------------------------------------------
-
-async fn post_leads(app: &HttpApp, body: &Value) -> (StatusCode, Value) {
-    let response = app
-        .client
-        .post(app.url("/api/leads"))
-        .bearer_auth(API_TOKEN)
-        .json(body)
-        .send()
-        .await
-        .expect("POST /api/leads");
-    let status = response.status();
-    (status, response.json().await.expect("a JSON body"))
-}
 
 #[tokio::test]
 async fn the_api_refuses_callers_without_the_right_bearer_token() {
@@ -803,7 +719,7 @@ async fn one_bad_item_refuses_the_whole_batch_naming_its_index_and_field() {
         {"first_name": "No address"},
     ]);
 
-    let (status, answer) = post_leads(&app, &body).await;
+    let (status, answer) = app.post_leads(&body).await;
 
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let errors = answer["errors"].as_array().expect("an errors array");
@@ -828,11 +744,9 @@ async fn one_bad_item_refuses_the_whole_batch_naming_its_index_and_field() {
 async fn good_leads_are_upserted_and_counted() {
     let app = HttpApp::spawn().await;
 
-    let (status, answer) = post_leads(
-        &app,
-        &json!({"email": "ann@acme.example", "company": "Acme"}),
-    )
-    .await;
+    let (status, answer) = app
+        .post_leads(&json!({"email": "ann@acme.example", "company": "Acme"}))
+        .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer, json!({"inserted": 1, "updated": 0, "unchanged": 0}));
 
@@ -840,11 +754,11 @@ async fn good_leads_are_upserted_and_counted() {
         {"Email": "Ann@Acme.example", "title": "CTO", "tags": ["vip"]},
         {"email": "bob@acme.example", "lost_reason": "no_budget", "lost_at": "2026-01-15", "plan": "pro"},
     ]);
-    let (status, answer) = post_leads(&app, &batch).await;
+    let (status, answer) = app.post_leads(&batch).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer, json!({"inserted": 1, "updated": 1, "unchanged": 0}));
 
-    let (status, answer) = post_leads(&app, &batch).await;
+    let (status, answer) = app.post_leads(&batch).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer, json!({"inserted": 0, "updated": 0, "unchanged": 2}));
 
@@ -860,11 +774,9 @@ async fn good_leads_are_upserted_and_counted() {
 #[tokio::test]
 async fn a_lead_is_shown_with_its_timeline_and_an_unknown_one_is_not_found() {
     let app = HttpApp::spawn().await;
-    let (status, _) = post_leads(
-        &app,
-        &json!({"email": "ann@acme.example", "first_name": "Ann"}),
-    )
-    .await;
+    let (status, _) = app
+        .post_leads(&json!({"email": "ann@acme.example", "first_name": "Ann"}))
+        .await;
     assert_eq!(status, StatusCode::OK);
 
     let response = app

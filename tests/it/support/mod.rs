@@ -1,6 +1,8 @@
-#![allow(dead_code)]
 //! Helpers shared by the integration tests.
 
+pub mod bin;
+pub mod config;
+pub mod db;
 pub mod dovecot;
 pub mod http_app;
 pub mod recording_http;

@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! A real Dovecot IMAP server for tests: `dovecot -F -c CONFIG` as a child process, with its
 //! config, state, logs and a passwd-file user's Maildir in a temporary folder, listening on a
 //! free high port on 127.0.0.1 (plain IMAP, `ssl = no`). [`Dovecot::start_tls`] adds an implicit
@@ -10,7 +9,7 @@
 //! user). Debian: `apt-get install dovecot-imapd` (`.ci/run` installs it). When `dovecot` is not
 //! installed, [`Dovecot::start`] returns `None` after printing a loud SKIPPED line.
 //!
-//! Use it from a test file with `mod support;`. The server stops when dropped.
+//! Use it as `crate::support::dovecot`. The server stops when dropped.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -44,11 +43,6 @@ pub fn binary() -> Option<PathBuf> {
                 .map(|s| s.success())
                 .unwrap_or(false)
         })
-}
-
-/// Whether `dovecot` can be run here.
-pub fn installed() -> bool {
-    binary().is_some()
 }
 
 fn id(args: &[&str]) -> Option<String> {
@@ -293,11 +287,6 @@ service anvil {{
         self.dir.path()
     }
 
-    /// The Maildir of the test user.
-    pub fn maildir(&self) -> PathBuf {
-        self.dir.path().join("home").join(USER).join("Maildir")
-    }
-
     /// Dovecot's log and stderr (for failure messages).
     pub fn logs(&self) -> String {
         let read =
@@ -437,6 +426,8 @@ pub struct MessageState {
     pub uid: u32,
     pub seen: bool,
     pub keywords: Vec<String>,
+    /// Only read in the `{:?}` of a failing assertion.
+    #[allow(dead_code)]
     pub flags: Vec<String>,
     pub raw: Vec<u8>,
 }

@@ -2,7 +2,7 @@
 //! controllable clock): nothing goes over a limit, deferred work goes out later, nothing is
 //! dropped. And DKIM: every message carries a signature over the headers that matter.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,53 +13,22 @@ use rewarm::domain::email::EmailAddress;
 use rewarm::domain::lead::NewLead;
 use rewarm::store::prelude::*;
 use rewarm::store::sqlite::SqliteStore;
+use support::bin::dir_with_templates;
+use support::config::TestConfig;
 use support::smtp_server::TestSmtpServer;
 use tokio_util::sync::CancellationToken;
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
+/// SMTP to the test server (2 connections), one email per lead, any time; `extra` is TOML
+/// tables of its own (limits, DKIM), written after the rest.
 fn config(dir: &Path, port: u16, extra: &str) -> String {
-    format!(
-        r#"
-database_url = "sqlite://{db}"
-templates_dir = "{templates}"
-[compliance]
-postal_address = "Acme Inc., 1 Example Street, 75001 Paris, France"
-[sender]
-from = "Acme <hello@acme.example>"
-[transport]
-kind = "smtp"
-[transport.smtp]
-host = "127.0.0.1"
-port = {port}
-tls = "none"
-pool_size = 2
-{extra}
-[[segments]]
-name = "all"
-campaign = "checkin"
-[campaigns.checkin]
-first_after = "90d"
-every = "30d"
-max_touches = 1
-send_window = {{ days = "Mon-Sun", hours = "00:00-24:00" }}
-"#,
-        db = dir.join("r.db").display(),
-        templates = dir.join("templates").display()
-    )
+    let config = TestConfig::new(&format!("sqlite://{}", dir.join("r.db").display()))
+        .templates_dir(&dir.join("templates"))
+        .smtp(port, 2)
+        .campaign_key("checkin", "max_touches", "1")
+        .any_time("checkin")
+        .toml();
+    format!("{config}\n{extra}")
 }
-
 async fn setup(
     extra: &str,
     leads: &[&str],
@@ -70,11 +39,7 @@ async fn setup(
     Arc<Loaded>,
     DateTime<Utc>,
 ) {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"),
-        &dir.path().join("templates"),
-    );
+    let dir = dir_with_templates();
     let server = TestSmtpServer::start().await;
     let settings =
         rewarm::config::Settings::from_toml(&config(dir.path(), server.port(), extra), "test.toml")
@@ -213,10 +178,11 @@ async fn every_message_is_dkim_signed_over_the_headers_that_matter() {
     );
     let pem = String::from_utf8(out.stdout).unwrap();
     assert!(pem.contains("BEGIN RSA PRIVATE KEY"));
-    // SAFETY of set_var: this test binary reads the variable only here, before any thread uses it.
+    // SAFETY of set_var: std serialises it with the environment reads of std (and of every
+    // `Command` spawn) in this binary; only this test reads the variable.
     unsafe { std::env::set_var("REWARM_TEST_DKIM_KEY", &pem) };
     let extra = "[dkim]\ndomain = \"acme.example\"\nselector = \"rw1\"\nkey_env = \"REWARM_TEST_DKIM_KEY\"\n";
-    let (_dir, server, store, loaded, now) = setup_with_dkim(extra, &["dk@example.com"]).await;
+    let (_dir, server, store, loaded, now) = setup(extra, &["dk@example.com"]).await;
     let transport = build_transport(&loaded.settings).unwrap();
     rewarm::scheduler::pass(
         &store,
@@ -339,18 +305,4 @@ sys.exit(0 if dkim.verify(message, dnsfunc=dns) else 1)
         .output()
         .expect("python3");
     assert!(!out.status.success(), "a tampered message verified");
-}
-
-/// DKIM lives outside [transport]: its section goes after the transport table.
-async fn setup_with_dkim(
-    extra: &str,
-    leads: &[&str],
-) -> (
-    tempfile::TempDir,
-    TestSmtpServer,
-    SqliteStore,
-    Arc<Loaded>,
-    DateTime<Utc>,
-) {
-    setup(&format!("\n{extra}"), leads).await
 }

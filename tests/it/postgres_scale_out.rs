@@ -12,16 +12,17 @@
 //! Needs `REWARM_TEST_POSTGRES_URL` (e.g. postgres://postgres@127.0.0.1:5432/test); without
 //! it every test prints a loud SKIPPED line and passes (and fails under `CI=true`).
 
-mod support;
+use crate::support::bin::{self, copy_dir, repo};
+use crate::support::config::TestConfig;
+use crate::support::db::with_postgres;
 
 use std::collections::{BTreeMap, HashSet};
-use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::smtp_server::{CapturedMessage, TestSmtpServer};
 use chrono::{DateTime, Utc};
-use futures::FutureExt as _;
 use rewarm::domain::email::EmailAddress;
 use rewarm::domain::lead::NewLead;
 use rewarm::secret::Secret;
@@ -30,63 +31,11 @@ use rewarm::store::sqlite::SqliteStore;
 use rewarm::store::prelude::*;
 use rewarm::store::{InboundEffect, InboundRecord, NewNotification, Rows, Store, Table};
 use rewarm::tokens::{TokenKeys, TokenKind};
-use sqlx::Connection as _;
-use support::smtp_server::{CapturedMessage, TestSmtpServer};
-
-const SKIP: &str =
-    "SKIPPED (set REWARM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test to run)";
 
 /// The daemon tests share two CPU cores: they run one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 // ── Fixtures ────────────────────────────────────────────────────────────────────────────
-
-/// A fresh PostgreSQL database, dropped afterwards.
-struct TestDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl TestDatabase {
-    async fn create(test: &str) -> Option<TestDatabase> {
-        let Ok(admin_url) = std::env::var("REWARM_TEST_POSTGRES_URL") else {
-            support::skip(&format!("{test}: {SKIP}"));
-            return None;
-        };
-        let name = format!("rewarm_t_{:016x}", rand::random::<u64>());
-        let mut admin = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .expect("connect to REWARM_TEST_POSTGRES_URL");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("CREATE DATABASE");
-        let _ = admin.close().await;
-        let (base, query) = match admin_url.split_once('?') {
-            Some((b, q)) => (b.to_string(), format!("?{q}")),
-            None => (admin_url.clone(), String::new()),
-        };
-        let (scheme, rest) = base.split_once("://").expect("a postgres:// URL");
-        let authority = rest.split('/').next().unwrap_or(rest);
-        let url = format!("{scheme}://{authority}/{name}{query}");
-        Some(TestDatabase {
-            admin_url,
-            name,
-            url,
-        })
-    }
-
-    async fn drop_database(self) {
-        if let Ok(mut admin) = sqlx::PgConnection::connect(&self.admin_url).await {
-            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-            let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut admin)
-                .await;
-            let _ = admin.close().await;
-        }
-    }
-}
 
 /// Runs `body` with a fresh database (one test at a time), dropping it even if `body` panics.
 async fn with_database<F, Fut>(test: &str, body: F)
@@ -95,73 +44,29 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let _serial = SERIAL.lock().await;
-    let Some(db) = TestDatabase::create(test).await else {
-        return;
-    };
-    let result = AssertUnwindSafe(body(db.url.clone())).catch_unwind().await;
-    db.drop_database().await;
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    with_postgres(test, body).await;
 }
 
 /// A daemon config sending through the test SMTP server: every lead is due at once, any
 /// time of day, and has a second step a month later.
 fn write_config(dir: &Path, database_url: &str, smtp_port: u16) -> PathBuf {
-    let path = dir.join("rewarm.toml");
-    let config = format!(
-        r#"
-database_url = "{database_url}"
-default_timezone = "Europe/Paris"
-templates_dir = "{templates}"
-
-[log]
-format = "text"
-level = "info"
-
-[compliance]
-postal_address = "Acme Inc., 1 Example Street, 75001 Paris, France"
-
-[sender]
-from = "Claire at Acme <claire@acme.example>"
-
-[transport]
-kind = "smtp"
-
-[transport.smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-tls = "none"
-pool_size = 4
-timeout = "10s"
-
-[scheduler]
-tick = "1s"
-batch_size = 250
-lease = "5s"
-
-# Several daemons on one machine: each its own HTTP port.
-[http]
-listen = "127.0.0.1:0"
-
-[[segments]]
-name = "everyone"
-campaign = "checkin"
-
-[campaigns.checkin]
-first_after = "90d"
-every = "30d"
-max_touches = 2
-send_window = {{ days = "Mon-Sun", hours = "00:00-24:00" }}
-"#,
-        templates = repo().join("templates").display()
-    );
-    std::fs::write(&path, config).expect("write the config");
-    path
+    TestConfig::bare(database_url)
+        .timezone("Europe/Paris")
+        .templates_dir(&repo().join("templates"))
+        .log(Some("text"), "info")
+        .set_str("sender", "from", "Claire at Acme <claire@acme.example>")
+        .smtp(smtp_port, 4)
+        .set_str("transport.smtp", "timeout", "10s")
+        .set_str("scheduler", "tick", "1s")
+        .set("scheduler", "batch_size", "250")
+        .set_str("scheduler", "lease", "5s")
+        // Several daemons on one machine: each its own HTTP port.
+        .set_str("http", "listen", "127.0.0.1:0")
+        .segment("everyone", "checkin")
+        .campaign("checkin", "90d", "30d")
+        .campaign_key("checkin", "max_touches", "2")
+        .any_time("checkin")
+        .write(&dir.join("rewarm.toml"))
 }
 
 /// `n` leads lost long before `now`, imported in chunks and enrolled at `now` (all due then).
@@ -216,7 +121,7 @@ impl Daemon {
         if let Some(now) = now {
             args.extend(["--now".to_string(), now.to_string()]);
         }
-        let child = Command::new(env!("CARGO_BIN_EXE_rewarm"))
+        let child = bin::command()
             .args(&args)
             .env("REWARM__DATABASE_URL", database_url)
             .env("REWARM__SCHEDULER__WORKER_ID", name)
@@ -397,7 +302,7 @@ async fn three_daemons_send_every_due_delivery_exactly_once() {
         // Three daemons starting at once each migrate first: the migrator's lock makes that safe.
         let migrations: Vec<Child> = (0..3)
             .map(|_| {
-                Command::new(env!("CARGO_BIN_EXE_rewarm"))
+                bin::command()
                     .args(["--config", &config.display().to_string(), "migrate"])
                     .stdout(Stdio::null())
                     .stderr(Stdio::piped())
@@ -552,7 +457,7 @@ async fn a_killed_daemons_leased_work_becomes_unknown_and_the_others_finish() {
 // ── db copy ─────────────────────────────────────────────────────────────────────────────
 
 fn rewarm(dir: &Path, database_url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rewarm"))
+    bin::command()
         .current_dir(dir)
         .args(["--config", "rewarm.toml"])
         .args(args)
@@ -895,17 +800,4 @@ async fn inbound_tables<S: Store>(store: &S) -> Vec<Rows> {
         out.push(store.export_rows(table, 0, 10_000).await.expect("export"));
     }
     out
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("dir entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy file");
-        }
-    }
 }

@@ -3,7 +3,7 @@
 //! JSON fields or multipart parts), batch use, and how answers map to outcomes (success,
 //! 429, 5xx, hard bounces, our own misconfiguration, timeouts, refused connections).
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;

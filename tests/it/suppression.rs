@@ -3,12 +3,14 @@
 //! their emails (file transport: every message is an .eml file in a temporary outbox).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use rewarm::domain::email::EmailAddress;
 use rewarm::domain::lead::LeadState;
 use rewarm::store::prelude::*;
 use rewarm::store::sqlite::SqliteStore;
+
+use crate::support::bin;
 
 /// A temporary deployment: the example config pointed at a database and an outbox in a
 /// temporary folder, and the repository's templates.
@@ -80,7 +82,7 @@ impl Deployment {
 
     /// Runs `rewarm --config CONFIG ARGS…`.
     fn rewarm(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_rewarm"))
+        bin::command()
             .arg("--config")
             .arg(&self.config)
             .args(args)

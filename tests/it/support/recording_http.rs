@@ -1,11 +1,10 @@
-#![allow(dead_code)]
 //! A recording HTTP server for tests: axum on 127.0.0.1 (random port). It records every
 //! request (method, path with query, headers, body) and answers from a script: a response per
 //! request number (1-based, counted over the whole server), or else a default responder that
 //! may look at the request (e.g. to answer a batch with one result per message). A scripted
 //! response can be delayed, to make a client time out after its request arrived.
 //!
-//! Use it from a test file with `mod support;`. It stops when dropped.
+//! Use it as `crate::support::recording_http`. It stops when dropped.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -1,15 +1,16 @@
 //! The IMAP poller against a real Dovecot (started per test on a free loopback port, see
-//! tests/support/dovecot.rs): messages are APPENDed over IMAP, `ImapPoller::poll_once` hands
+//! tests/it/support/dovecot.rs): messages are APPENDed over IMAP, `ImapPoller::poll_once` hands
 //! them out, the state lives in a real SQLite store. Without `dovecot` installed every test
-//! prints SKIPPED and passes (`.ci/run` installs dovecot-imapd).
+//! prints SKIPPED and passes, and fails under `CI=true` (`.ci/run` installs dovecot-imapd).
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 
 use rewarm::inbound::imap::{ImapPoller, PROCESSED_KEYWORD};
 use rewarm::store::prelude::*;
 use rewarm::store::sqlite::SqliteStore;
+use support::config::pipeline_fixture;
 use support::dovecot::Dovecot;
 
 /// A realistic reply, CRLF line ends (what IMAP hands back byte for byte).
@@ -332,12 +333,7 @@ async fn a_reply_to_a_sent_email_polled_over_imap_rewarms_the_lead_once() {
     let smtp = support::smtp_server::TestSmtpServer::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let database_url = format!("sqlite://{}", dir.path().join("rewarm.db").display());
-    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pipeline");
-    let text = std::fs::read_to_string(format!("{fixtures}/rewarm.toml"))
-        .expect("the fixture config")
-        .replace("@DATABASE_URL@", &database_url)
-        .replace("@TEMPLATES_DIR@", &format!("{fixtures}/templates"))
-        .replace("@SMTP_PORT@", &smtp.port().to_string());
+    let text = pipeline_fixture(&database_url, smtp.port());
     let settings = Settings::from_toml(&text, "pipeline.toml").unwrap_or_else(|e| panic!("{e}"));
     let transport = build_transport(&settings).expect("transport");
     let store = SqliteStore::connect(&database_url).await.expect("db");
@@ -547,12 +543,7 @@ fn a_ca_file_that_is_missing_or_not_pem_is_a_config_error_naming_the_key_and_the
     let not_pem = dir.path().join("ca.der");
     std::fs::write(&not_pem, b"\x30\x82\x01\x0a not a PEM file").expect("write");
     let missing = dir.path().join("missing.pem");
-    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pipeline");
-    let base = std::fs::read_to_string(format!("{fixtures}/rewarm.toml"))
-        .expect("the fixture config")
-        .replace("@DATABASE_URL@", "sqlite://unused.db")
-        .replace("@TEMPLATES_DIR@", &format!("{fixtures}/templates"))
-        .replace("@SMTP_PORT@", "2525");
+    let base = pipeline_fixture("sqlite://unused.db", 2525);
     for path in [&not_pem, &missing] {
         let text = format!(
             "{base}\n[inbound.imap]\nhost = \"imap.acme.example\"\nusername = \"r\"\n\

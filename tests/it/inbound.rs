@@ -4,16 +4,15 @@
 //! changes its lead once; `inbound list` / `show` review what was kept; `leads rewarmed` and
 //! `leads recycle` hand leads between sales and nurture.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 use rewarm::domain::lead::LeadState;
 use rewarm::store::prelude::*;
 use rewarm::store::sqlite::SqliteStore;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::support::bin::{self, repo, stdout_of};
+use crate::support::config::TestConfig;
 
 /// The moment every command runs at, unless it passes its own `--now`: a Monday morning inside
 /// the default send window. No test here reads the wall clock.
@@ -23,29 +22,14 @@ fn now() -> chrono::DateTime<chrono::Utc> {
     rewarm::cli::parse_now(NOW).expect("a fixed time")
 }
 
+/// `rewarm ARGS…` in `dir`, at [`NOW`] unless the arguments say `--now`.
 fn rewarm(dir: &Path, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_rewarm"));
-    command.current_dir(dir).args(args);
-    if !args.contains(&"--now") {
-        command.args(["--now", NOW]);
+    if args.contains(&"--now") {
+        bin::rewarm(dir, args)
+    } else {
+        bin::rewarm(dir, &[args, &["--now", NOW]].concat())
     }
-    command.output().expect("run rewarm")
 }
-
-const CONFIG: &str = r#"
-database_url = "sqlite://inbound.db"
-templates_dir = "TEMPLATES"
-[compliance]
-postal_address = "Acme Inc., 1 Example Street, 75001 Paris, France"
-[sender]
-from = "Acme <hello@acme.example>"
-[[segments]]
-name = "all"
-campaign = "checkin"
-[campaigns.checkin]
-first_after = "90d"
-every = "30d"
-"#;
 
 /// (file, classification, lead or None).
 fn expected() -> Vec<(String, String, Option<String>)> {
@@ -68,12 +52,9 @@ fn expected() -> Vec<(String, String, Option<String>)> {
 /// A temp dir with a config and the corpus' leads imported.
 fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let templates = repo().join("templates");
-    std::fs::write(
-        dir.path().join("test.toml"),
-        CONFIG.replace("TEMPLATES", &templates.display().to_string()),
-    )
-    .unwrap();
+    TestConfig::new("sqlite://inbound.db")
+        .templates_dir(&repo().join("templates"))
+        .write(&dir.path().join("test.toml"));
     let mut csv = String::from("email,first_name,lost_reason,lost_at\n");
     for (_, _, lead) in expected() {
         if let Some(lead) = lead
@@ -182,15 +163,6 @@ async fn replay_records_every_message_once_and_acts_on_the_leads() {
         assert_eq!(v["duplicate"], true, "{line}");
     }
     assert_eq!(store.inbound_messages(0, 100).await.unwrap(), before);
-}
-
-fn stdout_of(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Sales' side: a reply re-warms a lead, `leads rewarmed` lists it (owner filter included),

@@ -22,6 +22,9 @@ use rewarm::transport::Transport;
 use rewarm::transport::file::FileTransport;
 use tokio_util::sync::CancellationToken;
 
+use super::bin::dir_with_templates;
+use super::config::TestConfig;
+
 /// The bearer token of the API in these tests.
 pub const API_TOKEN: &str = "test-api-token-0123456789";
 /// When the HTTP side believes it is: a Monday, 10:00 UTC.
@@ -29,51 +32,31 @@ pub const T0: &str = "2026-03-02T10:00:00Z";
 /// When the test leads were lost: long enough before T0 that their first email is due at T0.
 pub const LOST_AT: &str = "2025-12-01T10:00:00Z";
 
-const CONFIG: &str = r#"
-database_url = "@DATABASE_URL@"
-default_timezone = "UTC"
-templates_dir = "@TEMPLATES_DIR@"
-
-[log]
-level = "warn"
-
-[sender]
-from = "Claire at Acme <claire@acme.example>"
-
-[compliance]
-postal_address = "Acme Inc., 1 Example Street, 75001 Paris, France"
-
-[http]
-public_url = "@PUBLIC_URL@"
-
-[transport]
-kind = "file"
-outbox = "@OUTBOX@"
-
-[[segments]]
-name = "asked-about-pricing"
-campaign = "pricing"
-lost_reason = ["pricing"]
-
-[[segments]]
-name = "everyone"
-campaign = "checkin"
-
-[campaigns.checkin]
-first_after = "30d"
-every = "30d"
-max_touches = 3
-templates = ["checkin"]
-send_window = { days = "Mon-Sun", hours = "00:00-24:00" }
-
-[campaigns.pricing]
-first_after = "30d"
-every = "30d"
-max_touches = 1
-templates = ["pricing"]
-track_clicks = true
-send_window = { days = "Mon-Sun", hours = "00:00-24:00" }
-"#;
+/// The configuration: the file transport into `outbox`, leads lost for `pricing` in the
+/// click-tracked `pricing` campaign (one email), everyone else in `checkin` (three), both due
+/// 30 days after the loss at any hour.
+fn config(database_url: &str, templates: &Path, public_url: &str, outbox: &Path) -> String {
+    TestConfig::bare(database_url)
+        .timezone("UTC")
+        .templates_dir(templates)
+        .log(None, "warn")
+        .set_str("sender", "from", "Claire at Acme <claire@acme.example>")
+        .set_str("http", "public_url", public_url)
+        .file_transport(&outbox.display().to_string())
+        .segment("asked-about-pricing", "pricing")
+        .set("segments", "lost_reason", r#"["pricing"]"#)
+        .segment("everyone", "checkin")
+        .campaign("checkin", "30d", "30d")
+        .campaign_key("checkin", "max_touches", "3")
+        .campaign_key("checkin", "templates", r#"["checkin"]"#)
+        .any_time("checkin")
+        .campaign("pricing", "30d", "30d")
+        .campaign_key("pricing", "max_touches", "1")
+        .campaign_key("pricing", "templates", r#"["pricing"]"#)
+        .campaign_key("pricing", "track_clicks", "true")
+        .any_time("pricing")
+        .toml()
+}
 
 /// The link of the `pricing` template (its campaign tracks clicks).
 pub const PRICING_URL: &str = "https://acme.example/pricing?plan=pro&seats=5";
@@ -103,7 +86,7 @@ pub fn test_keys() -> TokenKeys {
 
 pub struct HttpApp {
     /// Holds the database, templates and outbox; removed on drop.
-    pub dir: tempfile::TempDir,
+    pub _dir: tempfile::TempDir,
     pub store: SqliteStore,
     pub current: Current,
     pub keys: TokenKeys,
@@ -125,12 +108,8 @@ impl HttpApp {
 
     pub async fn spawn_with(api_token: Option<&str>) -> HttpApp {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let dir = tempfile::tempdir().expect("a temporary folder");
+        let dir = dir_with_templates();
         let templates = dir.path().join("templates");
-        copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"),
-            &templates,
-        );
         write_pricing_template(&templates);
         let outbox = dir.path().join("outbox");
         let database_url = format!("sqlite://{}", dir.path().join("rewarm.db").display());
@@ -141,11 +120,7 @@ impl HttpApp {
             "http://{}",
             listener.local_addr().expect("the bound address")
         );
-        let text = CONFIG
-            .replace("@DATABASE_URL@", &database_url)
-            .replace("@TEMPLATES_DIR@", &templates.display().to_string())
-            .replace("@PUBLIC_URL@", &base)
-            .replace("@OUTBOX@", &outbox.display().to_string());
+        let text = config(&database_url, &templates, &base, &outbox);
         let settings =
             Settings::from_toml(&text, "http-test.toml").unwrap_or_else(|e| panic!("{e}"));
         let mut loaded = Loaded::with_settings(settings).unwrap_or_else(|e| panic!("{e:#}"));
@@ -171,7 +146,7 @@ impl HttpApp {
             .build()
             .expect("an HTTP client");
         HttpApp {
-            dir,
+            _dir: dir,
             store,
             current,
             keys,
@@ -184,8 +159,66 @@ impl HttpApp {
         }
     }
 
+    /// Changes the configuration as a reload does (the token keys stay [`test_keys`]).
+    pub fn reconfigure(&self, configure: impl FnOnce(&mut Settings)) {
+        let mut settings = self.current.get().settings.clone();
+        configure(&mut settings);
+        let mut loaded = Loaded::with_settings(settings).unwrap_or_else(|e| panic!("{e:#}"));
+        loaded.keys = test_keys();
+        self.current.replace(loaded);
+    }
+
+    /// The Message-ID, without its angle brackets, of the first email a pass sent.
+    pub async fn first_message_id(&self) -> String {
+        let id = self
+            .deliveries()
+            .await
+            .into_iter()
+            .find_map(|d| d.message_id)
+            .expect("the first email was sent with a Message-ID");
+        id.trim_matches(['<', '>']).to_string()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// `GET url` (see [`HttpApp::url`]) with the app's client; panics if nothing answers.
+    pub async fn get(&self, url: impl reqwest::IntoUrl) -> reqwest::Response {
+        self.client.get(url).send().await.expect("GET")
+    }
+
+    /// `POST url` without a body; panics if nothing answers.
+    pub async fn post(&self, url: impl reqwest::IntoUrl) -> reqwest::Response {
+        self.client.post(url).send().await.expect("POST")
+    }
+
+    /// The one-click unsubscribe a mailbox provider sends (RFC 8058): a form with
+    /// `List-Unsubscribe=One-Click`.
+    pub async fn post_one_click(&self, url: impl reqwest::IntoUrl) -> reqwest::Response {
+        self.client
+            .post(url)
+            .form(&[("List-Unsubscribe", "One-Click")])
+            .send()
+            .await
+            .expect("POST one-click")
+    }
+
+    /// `POST /api/leads` with the right bearer token: the status and the JSON answer.
+    pub async fn post_leads(
+        &self,
+        body: &serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let response = self
+            .client
+            .post(self.url("/api/leads"))
+            .bearer_auth(API_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("POST /api/leads");
+        let status = response.status();
+        (status, response.json().await.expect("a JSON body"))
     }
 
     /// Adds leads lost at [`LOST_AT`], so a pass at [`T0`] sends each its first email.
@@ -330,20 +363,5 @@ impl HttpApp {
 impl Drop for HttpApp {
     fn drop(&mut self) {
         self.stop.cancel();
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("create {}: {e}", to.display()));
-    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()))
-    {
-        let path = entry.expect("a directory entry").path();
-        let target = to.join(path.file_name().expect("a file name"));
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target)
-                .unwrap_or_else(|e| panic!("copy {}: {e}", path.display()));
-        }
     }
 }

@@ -3,13 +3,15 @@
 //!
 //! The PostgreSQL variants need `REWARM_TEST_POSTGRES_URL` (a database the tests may connect
 //! to and run CREATE DATABASE from), e.g.
-//! `REWARM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test cargo test --test store`.
+//! `REWARM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test cargo test --test it store::`
+//! (the fixture: tests/it/support/db.rs).
 //! Without it they print a loud SKIPPED line and pass (and fail under `CI=true`).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
+use crate::support::db::TestDatabase;
 use chrono::{DateTime, Duration, Utc};
 use futures::FutureExt as _;
 use rewarm::domain::email::EmailAddress;
@@ -21,7 +23,6 @@ use rewarm::store::{
     NewEnrolment, NewNotification, NextStep, Outcome, RecordedOutcome, Rows, Store, Suppression,
     SuppressionReason, SuppressionRecord, Table, UpsertSummary,
 };
-use sqlx::Connection as _;
 
 // ── Harness ─────────────────────────────────────────────────────────────────────────────
 
@@ -83,82 +84,13 @@ store_tests!(
     a_recycled_lead_resumes_its_cadence_after_the_wait,
 );
 
-const SKIP: &str =
-    "SKIPPED (set REWARM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test to run)";
-
 async fn on_sqlite<F, Fut>(test: F)
 where
     F: FnOnce(SqliteStore) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("store.db").display());
-    let store = SqliteStore::connect(&url).await.expect("open SQLite");
-    store.migrate().await.expect("migrate SQLite");
+    let (store, _db) = sqlite_store().await;
     test(store).await;
-}
-
-/// A fresh PostgreSQL database for one test, dropped afterwards (also when the test fails).
-pub struct TestDatabase {
-    admin_url: String,
-    pub name: String,
-    pub url: String,
-}
-
-impl TestDatabase {
-    /// None (after printing why) when `REWARM_TEST_POSTGRES_URL` is not set.
-    pub async fn create(test: &str) -> Option<TestDatabase> {
-        let Ok(admin_url) = std::env::var("REWARM_TEST_POSTGRES_URL") else {
-            // Under `CI=true` a missing PostgreSQL fails: CI has one (`.ci/run`).
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true, and {test} on PostgreSQL has no database: {SKIP}"
-            );
-            // Straight to stderr: the test harness captures `eprintln!` of passing tests.
-            use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "!!! {test} on PostgreSQL: {SKIP}");
-            return None;
-        };
-        let name = format!("rewarm_t_{:016x}", rand::random::<u64>());
-        let mut admin = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .expect("connect to REWARM_TEST_POSTGRES_URL");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("CREATE DATABASE");
-        let _ = admin.close().await;
-        let url = database_url(&admin_url, &name);
-        Some(TestDatabase {
-            admin_url,
-            name,
-            url,
-        })
-    }
-
-    pub async fn drop_database(self) {
-        if let Ok(mut admin) = sqlx::PgConnection::connect(&self.admin_url).await {
-            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-            if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut admin)
-                .await
-            {
-                eprintln!("could not drop test database {}: {e}", self.name);
-            }
-            let _ = admin.close().await;
-        }
-    }
-}
-
-/// `postgres://u@h:p/test?x` with the database replaced by `name`.
-fn database_url(admin: &str, name: &str) -> String {
-    let (base, query) = match admin.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (admin, String::new()),
-    };
-    let (scheme, rest) = base.split_once("://").unwrap_or(("postgres", base));
-    let authority = rest.split('/').next().unwrap_or(rest);
-    format!("{scheme}://{authority}/{name}{query}")
 }
 
 async fn on_postgres<F, Fut>(test: &str, body: F)
@@ -166,10 +98,10 @@ where
     F: FnOnce(PgStore) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Some(db) = TestDatabase::create(test).await else {
+    let Some(db) = TestDatabase::postgres(test).await else {
         return;
     };
-    let store = PgStore::connect(&db.url)
+    let store = PgStore::connect(db.url())
         .await
         .expect("connect to the test database");
     store.migrate().await.expect("migrate PostgreSQL");
@@ -3018,13 +2950,12 @@ async fn store_one_more<S: Store>(store: &S) {
     store.kv_set("after-copy", "1").await.unwrap();
 }
 
-async fn sqlite_store() -> (SqliteStore, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::connect(&format!("sqlite://{}", dir.path().join("s.db").display()))
-        .await
-        .expect("sqlite");
-    store.migrate().await.expect("migrate");
-    (store, dir)
+/// A migrated SQLite store, and the file it lives in (removed when dropped).
+async fn sqlite_store() -> (SqliteStore, TestDatabase) {
+    let db = TestDatabase::sqlite();
+    let store = SqliteStore::connect(db.url()).await.expect("open SQLite");
+    store.migrate().await.expect("migrate SQLite");
+    (store, db)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -3038,13 +2969,13 @@ async fn db_copy_sqlite_to_sqlite_keeps_every_row() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn db_copy_sqlite_to_postgres_and_back_keeps_every_row() {
     let Some(db) =
-        TestDatabase::create("db_copy_sqlite_to_postgres_and_back_keeps_every_row").await
+        TestDatabase::postgres("db_copy_sqlite_to_postgres_and_back_keeps_every_row").await
     else {
         return;
     };
     let (a, _da) = sqlite_store().await;
     let (c, _dc) = sqlite_store().await;
-    let b = PgStore::connect(&db.url).await.expect("postgres");
+    let b = PgStore::connect(db.url()).await.expect("postgres");
     let result = AssertUnwindSafe(copy_round_trip_keeps_every_row(a, b.clone(), c))
         .catch_unwind()
         .await;
@@ -3058,12 +2989,12 @@ async fn db_copy_sqlite_to_postgres_and_back_keeps_every_row() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_run_once_when_several_daemons_start_at_once() {
     let Some(db) =
-        TestDatabase::create("migrations_run_once_when_several_daemons_start_at_once").await
+        TestDatabase::postgres("migrations_run_once_when_several_daemons_start_at_once").await
     else {
         return;
     };
     let result = AssertUnwindSafe(async {
-        let stores = futures::future::join_all((0..4).map(|_| PgStore::connect(&db.url))).await;
+        let stores = futures::future::join_all((0..4).map(|_| PgStore::connect(db.url()))).await;
         let stores: Vec<PgStore> = stores.into_iter().map(|s| s.expect("connect")).collect();
         let results = futures::future::join_all(stores.iter().map(|s| s.migrate())).await;
         for r in results {

@@ -1,6 +1,6 @@
 //! The transports over real TCP against a real (test) SMTP server, and into a real folder.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
