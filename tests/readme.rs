@@ -165,11 +165,19 @@ fn normalise_tokens(text: &str) -> String {
             let is_token_at = |j: usize| {
                 parts.get(j).is_some_and(|k| {
                     (1..=16).contains(&k.len()) && k.chars().all(|c| c.is_ascii_alphanumeric())
-                }) && parts.get(j + 1).is_some_and(|s| s.len() == 18 && s.chars().all(is_b64))
-                    && parts.get(j + 2).is_some_and(|t| t.len() == 22 && t.chars().all(is_b64))
+                }) && parts
+                    .get(j + 1)
+                    .is_some_and(|s| s.len() == 18 && s.chars().all(is_b64))
+                    && parts
+                        .get(j + 2)
+                        .is_some_and(|t| t.len() == 22 && t.chars().all(is_b64))
             };
             if (i >= 1 && is_token_at(i - 1)) || (i >= 2 && is_token_at(i - 2)) {
-                out.push_str(if i >= 1 && is_token_at(i - 1) { "SEALED" } else { "TAG" });
+                out.push_str(if i >= 1 && is_token_at(i - 1) {
+                    "SEALED"
+                } else {
+                    "TAG"
+                });
             } else {
                 out.push_str(part);
             }
@@ -228,13 +236,22 @@ fn run_session(dir: &Path, steps: &[Step]) -> (Vec<(String, i32)>, String) {
         let tail = &rest[at + "\n@@readme-step ".len()..];
         let close = tail.find("@@\n").expect("a step marker is closed");
         let mut fields = tail[..close].split(' ');
-        let index: usize = fields.next().and_then(|f| f.parse().ok()).expect("a step index");
-        let status: i32 = fields.next().and_then(|f| f.parse().ok()).expect("a step status");
+        let index: usize = fields
+            .next()
+            .and_then(|f| f.parse().ok())
+            .expect("a step index");
+        let status: i32 = fields
+            .next()
+            .and_then(|f| f.parse().ok())
+            .expect("a step status");
         assert_eq!(index, results.len(), "steps print in order");
         results.push((rest[..at].to_string(), status));
         rest = &tail[close + "@@\n".len()..];
     }
-    (results, String::from_utf8_lossy(&output.stderr).into_owned())
+    (
+        results,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -265,8 +282,7 @@ fn the_five_minute_walkthrough_prints_what_the_readme_shows() {
         let shown = normalise(&step.expected.join("\n"), dir);
         let printed = normalise(stdout, dir);
         assert_eq!(
-            printed,
-            shown,
+            printed, shown,
             "`{}` printed (left) something else than README.md shows (right)",
             step.command
         );
@@ -360,7 +376,11 @@ fn every_relative_link_in_the_readme_and_docs_points_at_a_file_that_exists() {
             }
         }
     }
-    assert!(broken.is_empty(), "links to missing files:\n{}", broken.join("\n"));
+    assert!(
+        broken.is_empty(),
+        "links to missing files:\n{}",
+        broken.join("\n")
+    );
 }
 
 #[test]
