@@ -16,6 +16,7 @@ mod limits_and_dkim;
 mod notify;
 mod pipeline;
 mod postgres_scale_out;
+mod readme;
 mod reply_end_to_end;
 mod store;
 mod suppression;

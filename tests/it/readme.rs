@@ -23,14 +23,12 @@
 //! Standalone on purpose: its helpers are its own, small, and about the README only.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const WALKTHROUGH: &str = "## A five-minute walkthrough";
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::support::bin::repo;
 
 fn readme() -> String {
     std::fs::read_to_string(repo().join("README.md")).expect("README.md is readable")
