@@ -97,7 +97,7 @@ pub enum StoreError {
 }
 
 /// Everything the rest of rewarm asks of a database: every area at once, plus what belongs
-/// to no area. Both backends pass the same behavioural tests (`tests/store.rs`).
+/// to no area. Both backends pass the same behavioural tests (`tests/it/store.rs`).
 pub trait Store:
     LeadStore
     + QueueStore
