@@ -13,7 +13,7 @@ use super::{init_logging, with_store};
 use crate::app::{Current, Loaded, build_transport};
 use crate::config::Settings;
 use crate::domain::clock::Clock;
-use crate::scheduler;
+use crate::outbound::scheduler;
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]

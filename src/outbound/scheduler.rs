@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::Loaded;
 use crate::config::Settings;
-use crate::dispatch::{self, DispatchReport};
+use crate::outbound::dispatch::{self, DispatchReport};
 use crate::domain::lead::{Lead, LeadState};
 use crate::domain::segment::first_match;
 use crate::store::{NewEnrolment, NextStep, Store, StoreError};
