@@ -111,31 +111,44 @@ pub(super) fn json_lead(ctx: &Ctx<'_>, line: usize, value: &Value) -> Result<New
         }
     }
     if let Some(inner) = fields_object {
-        let mut seen_inner: HashSet<String> = HashSet::new();
-        for (raw_key, value) in inner {
-            let key = normalise_key(raw_key);
-            if key.is_empty() {
-                return Err(ctx.error(line, Some("fields"), "a key is empty"));
-            }
-            if !seen_inner.insert(key.clone()) {
-                return Err(ctx.error(
-                    line,
-                    Some(&key),
-                    format!("`fields` names `{key}` twice (keys ignore case)"),
-                ));
-            }
-            if seen.contains_key(&key) {
-                return Err(ctx.error(
-                    line,
-                    Some(&key),
-                    format!("`{key}` is given both at the top level and in `fields`"),
-                ));
-            }
-            let text = json_scalar(value).map_err(|r| ctx.error(line, Some(&key), r))?;
-            if let Some(text) = text {
-                row.custom(&key, &text)?;
-            }
-        }
+        custom_fields(ctx, line, &mut row, inner, &seen)?;
     }
     row.finish()
+}
+
+/// The `fields` object's entries as custom fields: each key once, and none that is also given
+/// at the top level (`seen`).
+fn custom_fields(
+    ctx: &Ctx<'_>,
+    line: usize,
+    row: &mut RowBuilder<'_, '_>,
+    inner: &serde_json::Map<String, Value>,
+    seen: &HashMap<String, &str>,
+) -> Result<(), RowError> {
+    let mut seen_inner: HashSet<String> = HashSet::new();
+    for (raw_key, value) in inner {
+        let key = normalise_key(raw_key);
+        if key.is_empty() {
+            return Err(ctx.error(line, Some("fields"), "a key is empty"));
+        }
+        if !seen_inner.insert(key.clone()) {
+            return Err(ctx.error(
+                line,
+                Some(&key),
+                format!("`fields` names `{key}` twice (keys ignore case)"),
+            ));
+        }
+        if seen.contains_key(&key) {
+            return Err(ctx.error(
+                line,
+                Some(&key),
+                format!("`{key}` is given both at the top level and in `fields`"),
+            ));
+        }
+        let text = json_scalar(value).map_err(|r| ctx.error(line, Some(&key), r))?;
+        if let Some(text) = text {
+            row.custom(&key, &text)?;
+        }
+    }
+    Ok(())
 }
