@@ -61,9 +61,11 @@ fn start_sink(bin: &Path, port: u16) -> Sink {
         .stderr(Stdio::null())
         .spawn()
         .expect("start smtp-sink");
+    // Owned by the guard at once: a sink that never listens is killed and reaped on the panic.
+    let sink = Sink(child);
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Sink(child);
+            return sink;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
@@ -195,17 +197,22 @@ send_window = {{ days = "Mon-Sun", hours = "00:00-24:00" }}
     }
     let import = t.elapsed();
     let t = Instant::now();
-    let enrolled = rewarm::scheduler::enrol(&store, &loaded, now)
+    let enrolled = rewarm::outbound::scheduler::enrol(&store, &loaded, now)
         .await
         .expect("enrol");
     let enrol = t.elapsed();
     assert_eq!(enrolled, n);
 
     let t = Instant::now();
-    let report =
-        rewarm::dispatch::send_due(&store, &loaded, &transport, now, &CancellationToken::new())
-            .await
-            .expect("dispatch");
+    let report = rewarm::outbound::dispatch::send_due(
+        &store,
+        &loaded,
+        &transport,
+        now,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("dispatch");
     let elapsed = t.elapsed();
     assert_eq!(report.sent, n, "every delivery sent: {report:?}");
     let status = store

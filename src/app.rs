@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use anyhow::Context as _;
 
 use crate::config::{Settings, TransportSettings};
-use crate::render::Templates;
+use crate::outbound::render::Templates;
 use crate::secret::Secret;
 use crate::store::Store;
 use crate::tokens::TokenKeys;
@@ -131,8 +131,8 @@ impl Loaded {
     }
 
     /// The message builder for this configuration.
-    pub fn composer(&self) -> crate::compose::Composer<'_> {
-        crate::compose::Composer::new(
+    pub fn composer(&self) -> crate::outbound::compose::Composer<'_> {
+        crate::outbound::compose::Composer::new(
             &self.settings,
             &self.templates,
             &self.keys,

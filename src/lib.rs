@@ -11,40 +11,41 @@
 //!             render (Tera) ──▶ compose (RFC 5322) ──▶ transport (SMTP pool | file)
 //!                               │                                   │
 //!                        record outcome (one transaction per batch) ◀┘
+//!  IMAP / webhooks ──▶ inbound (parse, match, classify) ──▶ effect (state change, score)
+//!                                                              └──▶ notify (sales)
 //! ```
 //!
-//! - [`domain`]: pure rules (addresses, lead states, segment matching, cadence maths, what a
-//!   reply is); no I/O.
-//! - [`ingest`]: leads in from CSV and JSON Lines, with line-numbered errors.
-//! - [`config`]: typed, validated settings; [`app`]: config + templates + transport wiring.
-//! - [`store`]: the `Store` trait and the delivery state machine; one module per database.
-//! - [`scheduler`]: one pass (expire leases, resume, enrol, dispatch); [`dispatch`]: claim →
-//!   render → send → record in batches; [`render`] and [`compose`]: templates → message.
-//! - [`transport`]: our SMTP connection pool and the `.eml` file transport.
-//! - [`inbound`]: replies, bounces and complaints coming back (IMAP, provider webhooks,
-//!   `inbound replay`), one path: parse → match → classify → effect → record.
-//! - [`notify`]: sales is told — the notification outbox drained (owner email, signed webhook,
-//!   weekly digest).
-//! - [`http`]: unsubscribe, click tracking, health, metrics, the leads API, inbound webhooks.
-//! - [`forecast`]: what will be sent when; [`cli`]: the `rewarm` command line.
+//! The tree follows that pipeline:
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`daemon`] | the daemon loop (one send pass per tick), its side tasks (reply mailbox, telling sales), signals, systemd watchdog |
+//! | [`cli`] | the `rewarm` command line: argument parsing and printing only |
+//! | [`config`] | `Settings` + `load` + the error collector; `raw` file shapes and defaults; one validator per section |
+//! | [`domain`] | pure rules, no I/O: email, lead states, segment, clock, reply (`Classification`), `cadence/{span, window, cron, crontab, dst}` |
+//! | [`ingest`] | leads in from CSV and JSON Lines, with line-numbered errors |
+//! | [`outbound`] | `scheduler` (one pass), `dispatch` (claim → render → send → record in batches), `render`, `compose`, `links`, `forecast` |
+//! | [`inbound`] | replies and bounces: `process`, `matching`, `imap`, `classify`, `effect` (the state change a reply makes), `parse/` |
+//! | [`notify`] | telling sales: outbox, owner email, webhook, digest |
+//! | [`http`] | unsubscribe, click, api, health, metrics, `inbound/` (one file per provider's webhook) |
+//! | [`transport`] | typed `SendError`, our SMTP pool, the `.eml` file transport, limits, `api/` (client, postmark, sendgrid, mailgun) |
+//! | [`store`] | the `Store` trait by area and the delivery state machine; shared SQL; `sqlite/` and `postgres/` with one file per concern |
+//!
+//! Beside them: [`app`] (config + templates + transport wiring), [`tokens`] (signed links),
+//! [`secret`] (values that print as `[redacted]`), [`metrics`] (Prometheus counters), [`hex`].
 
 pub mod app;
 pub mod cli;
-pub mod compose;
 pub mod config;
 pub mod daemon;
-pub mod dispatch;
 pub mod domain;
-pub mod forecast;
 pub mod hex;
 pub mod http;
 pub mod inbound;
 pub mod ingest;
-pub mod links;
 pub mod metrics;
 pub mod notify;
-pub mod render;
-pub mod scheduler;
+pub mod outbound;
 pub mod secret;
 pub mod store;
 pub mod tokens;

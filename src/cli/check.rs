@@ -11,9 +11,9 @@ use crate::config::Settings;
 use crate::domain::email::EmailAddress;
 use crate::domain::lead::{Lead, LeadState};
 use crate::domain::segment::first_match;
-use crate::render::Templates;
-use crate::store::{LeadStore, Store};
+use crate::outbound::render::Templates;
 use crate::store::sqlite::SqliteStore;
+use crate::store::{LeadStore, Store};
 
 /// Leads from the database each template is tried on.
 const SAMPLE: usize = 200;
@@ -88,7 +88,7 @@ pub async fn problems(config: &Path, now: DateTime<Utc>) -> Vec<String> {
                 // The law and mailbox providers want a way out and the sender's address in every email.
                 Ok(email) => {
                     let unsubscribe = composer.unsubscribe_url(1);
-                    let html = email.html.as_deref().map(crate::links::unescape);
+                    let html = email.html.as_deref().map(crate::outbound::links::unescape);
                     for (part, body) in [
                         ("text.txt", Some(&email.text)),
                         ("html.html", html.as_ref()),

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::with_store;
 use crate::config::Settings;
-use crate::forecast::plan;
+use crate::outbound::forecast::plan;
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]

@@ -297,7 +297,8 @@ pub async fn recycle<S: Store>(
         // Nothing to resume (it never was in a cadence): enrol it now, so `--after` holds
         // instead of the daemon enrolling it with its first email due at once.
         Some(LeadState::New) if resume_at > now => {
-            let enrolment = crate::scheduler::enrolment_for(settings, &lead, now, resume_at);
+            let enrolment =
+                crate::outbound::scheduler::enrolment_for(settings, &lead, now, resume_at);
             let enrolled = match &enrolment {
                 Some(e) => store.enrol(std::slice::from_ref(e), now).await?,
                 None => 0,

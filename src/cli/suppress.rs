@@ -74,31 +74,10 @@ pub async fn suppress(
             addresses,
             reason,
             note,
-        } => {
-            let mut entries = Vec::new();
-            let mut bad = Vec::new();
-            for raw in addresses {
-                match Suppression::normalise_address(raw) {
-                    Ok(address) => entries.push(Suppression {
-                        address,
-                        reason: *reason,
-                        evidence: evidence("cli", note.as_deref(), None),
-                        created_at: now,
-                    }),
-                    Err(e) => bad.push(format!("{e}")),
-                }
-            }
-            if !bad.is_empty() {
-                for e in &bad {
-                    eprintln!("rejected {e}");
-                }
-                anyhow::bail!(
-                    "{} bad address(es); nothing was added (use an email address or @domain.tld)",
-                    bad.len()
-                );
-            }
-            (entries, None)
-        }
+        } => (
+            addresses_to_add(addresses, *reason, note.as_deref(), now)?,
+            None,
+        ),
         SuppressCommand::Import { file, reason, note } => {
             (read_file(file, *reason, note.as_deref(), now)?, None)
         }
@@ -149,34 +128,73 @@ pub async fn suppress(
                     .suppressions()
                     .await
                     .context("Failed to read the suppression list")?;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&list)?);
-                } else if list.is_empty() {
-                    println!("the suppression list is empty");
-                } else {
-                    println!(
-                        "{:<40} {:<13} {:<20} evidence",
-                        "address", "reason", "since"
-                    );
-                    for s in &list {
-                        println!(
-                            "{:<40} {:<13} {:<20} {}",
-                            s.address,
-                            s.reason.as_str(),
-                            s.created_at.format("%Y-%m-%d %H:%M UTC"),
-                            s.evidence
-                        );
-                    }
-                    println!(
-                        "{} entr{}",
-                        list.len(),
-                        if list.len() == 1 { "y" } else { "ies" }
-                    );
-                }
+                print_list(&list, json)?;
                 Ok(ExitCode::SUCCESS)
             }
         }
     })
+}
+
+/// The command line's addresses as entries; none at all if one is bad (each bad one is
+/// printed).
+fn addresses_to_add(
+    addresses: &[String],
+    reason: SuppressionReason,
+    note: Option<&str>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<Suppression>> {
+    let mut entries = Vec::new();
+    let mut bad = Vec::new();
+    for raw in addresses {
+        match Suppression::normalise_address(raw) {
+            Ok(address) => entries.push(Suppression {
+                address,
+                reason,
+                evidence: evidence("cli", note, None),
+                created_at: now,
+            }),
+            Err(e) => bad.push(format!("{e}")),
+        }
+    }
+    if !bad.is_empty() {
+        for e in &bad {
+            eprintln!("rejected {e}");
+        }
+        anyhow::bail!(
+            "{} bad address(es); nothing was added (use an email address or @domain.tld)",
+            bad.len()
+        );
+    }
+    Ok(entries)
+}
+
+/// `suppress list`: JSON, or a table with a count.
+fn print_list(list: &[Suppression], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(list)?);
+    } else if list.is_empty() {
+        println!("the suppression list is empty");
+    } else {
+        println!(
+            "{:<40} {:<13} {:<20} evidence",
+            "address", "reason", "since"
+        );
+        for s in list {
+            println!(
+                "{:<40} {:<13} {:<20} {}",
+                s.address,
+                s.reason.as_str(),
+                s.created_at.format("%Y-%m-%d %H:%M UTC"),
+                s.evidence
+            );
+        }
+        println!(
+            "{} entr{}",
+            list.len(),
+            if list.len() == 1 { "y" } else { "ies" }
+        );
+    }
+    Ok(())
 }
 
 fn evidence(source: &str, note: Option<&str>, at: Option<(&Path, u64)>) -> serde_json::Value {

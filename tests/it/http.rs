@@ -593,7 +593,7 @@ async fn metrics_are_prometheus_text_with_the_queue_depth() {
     let app = HttpApp::spawn().await;
     app.add_leads(&[SAM, PAT]).await;
     // Enrolled, so due at T0, and not sent.
-    let enrolled = rewarm::scheduler::enrol(&app.store, &app.current.get(), at(T0))
+    let enrolled = rewarm::outbound::scheduler::enrol(&app.store, &app.current.get(), at(T0))
         .await
         .unwrap();
     assert_eq!(enrolled, 2);

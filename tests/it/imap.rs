@@ -365,7 +365,7 @@ async fn a_reply_to_a_sent_email_polled_over_imap_rewarms_the_lead_once() {
         )
         .await
         .expect("upsert");
-    let report = rewarm::scheduler::pass(
+    let report = rewarm::outbound::scheduler::pass(
         &store,
         &loaded,
         &transport,

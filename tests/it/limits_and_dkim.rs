@@ -72,13 +72,13 @@ async fn a_daily_cap_defers_the_rest_to_the_next_day_and_drops_nothing() {
     let transport = build_transport(&loaded.settings).unwrap();
     let stop = CancellationToken::new();
 
-    let first = rewarm::scheduler::pass(&store, &loaded, &transport, now, true, &stop)
+    let first = rewarm::outbound::scheduler::pass(&store, &loaded, &transport, now, true, &stop)
         .await
         .unwrap();
     assert_eq!((first.sent, first.deferred), (3, 2), "{first:?}");
     assert_eq!(server.count(), 3);
     // An hour later the cap still holds.
-    let later = rewarm::scheduler::pass(
+    let later = rewarm::outbound::scheduler::pass(
         &store,
         &loaded,
         &transport,
@@ -92,7 +92,7 @@ async fn a_daily_cap_defers_the_rest_to_the_next_day_and_drops_nothing() {
     assert_eq!(server.count(), 3);
     // A day later the window has rolled: the two deferred go out, once each.
     for hours in [25, 26, 30] {
-        rewarm::scheduler::pass(
+        rewarm::outbound::scheduler::pass(
             &store,
             &loaded,
             &transport,
@@ -142,7 +142,7 @@ async fn a_per_domain_rate_never_sends_more_than_allowed_at_once() {
     let (_dir, server, store, loaded, now) = setup(extra, &refs).await;
     let transport = build_transport(&loaded.settings).unwrap();
     let stop = CancellationToken::new();
-    let report = rewarm::scheduler::pass(&store, &loaded, &transport, now, true, &stop)
+    let report = rewarm::outbound::scheduler::pass(&store, &loaded, &transport, now, true, &stop)
         .await
         .unwrap();
     let slow = server
@@ -184,7 +184,7 @@ async fn every_message_is_dkim_signed_over_the_headers_that_matter() {
     let extra = "[dkim]\ndomain = \"acme.example\"\nselector = \"rw1\"\nkey_env = \"REWARM_TEST_DKIM_KEY\"\n";
     let (_dir, server, store, loaded, now) = setup(extra, &["dk@example.com"]).await;
     let transport = build_transport(&loaded.settings).unwrap();
-    rewarm::scheduler::pass(
+    rewarm::outbound::scheduler::pass(
         &store,
         &loaded,
         &transport,

@@ -27,8 +27,8 @@ use rewarm::domain::email::EmailAddress;
 use rewarm::domain::lead::NewLead;
 use rewarm::secret::Secret;
 use rewarm::store::postgres::PgStore;
-use rewarm::store::sqlite::SqliteStore;
 use rewarm::store::prelude::*;
+use rewarm::store::sqlite::SqliteStore;
 use rewarm::store::{InboundEffect, InboundRecord, NewNotification, Rows, Store, Table};
 use rewarm::tokens::{TokenKeys, TokenKind};
 
@@ -91,7 +91,7 @@ async fn import_and_enrol(store: &PgStore, config: &Path, n: usize, now: DateTim
             .expect("import");
     }
     let loaded = rewarm::app::Loaded::load(config).expect("load the config");
-    let enrolled = rewarm::scheduler::enrol(store, &loaded, now)
+    let enrolled = rewarm::outbound::scheduler::enrol(store, &loaded, now)
         .await
         .expect("enrol");
     assert_eq!(enrolled, n);

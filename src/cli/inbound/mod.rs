@@ -12,7 +12,7 @@ use super::leads::span_before;
 use super::with_store;
 use crate::app::Loaded;
 use crate::config::Settings;
-use crate::inbound::classify::Classification;
+use crate::domain::reply::Classification;
 use crate::store::Store;
 
 mod replay;

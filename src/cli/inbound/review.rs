@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 
-use crate::inbound::classify::Classification;
+use crate::domain::reply::Classification;
 use crate::store::{Store, StoredInbound};
 
 /// Which kept messages `list` shows.

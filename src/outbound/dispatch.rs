@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::app::{Loaded, lock};
 use crate::domain::lead::Lead;
@@ -81,7 +82,10 @@ pub async fn send_due<S: Store>(
             let leads = store
                 .leads_by_ids(&batch.iter().map(|d| d.lead_id).collect::<Vec<_>>())
                 .await?;
-            in_flight.push(process(loaded, transport, batch, leads, now, started));
+            // Every log line about this batch says which worker, how big, where it starts (and,
+            // through the enclosing `pass` span, which pass).
+            let span = tracing::info_span!("batch", worker = %sched.worker_id, size = batch.len(), first_delivery = batch[0].id);
+            in_flight.push(process(loaded, transport, batch, leads, now, started).instrument(span));
         }
         let Some(outcomes) = in_flight.next().await else {
             break;

@@ -3,15 +3,17 @@
 //! so tests and `run --once --now T` drive exactly the daemon's logic.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::app::Loaded;
 use crate::config::Settings;
-use crate::dispatch::{self, DispatchReport};
 use crate::domain::lead::{Lead, LeadState};
 use crate::domain::segment::first_match;
+use crate::outbound::dispatch::{self, DispatchReport};
 use crate::store::{NewEnrolment, NextStep, Store, StoreError};
 use crate::transport::Transport;
 
@@ -30,8 +32,28 @@ pub struct PassReport {
 
 const PAGE: usize = 1000;
 
-/// One pass at `now`.
+/// Numbers the passes of this process, so every log line says which pass it belongs to.
+static PASSES: AtomicU64 = AtomicU64::new(0);
+
+/// One pass at `now`, inside a `pass` span (pass id, worker, `now`); dispatch opens a `batch`
+/// span per batch inside it.
 pub async fn pass<S: Store>(
+    store: &S,
+    loaded: &std::sync::Arc<Loaded>,
+    transport: &Transport,
+    now: DateTime<Utc>,
+    repair: bool,
+    stop: &CancellationToken,
+) -> Result<PassReport, StoreError> {
+    let id = PASSES.fetch_add(1, Ordering::Relaxed) + 1;
+    let worker = &loaded.settings.scheduler.worker_id;
+    let span = tracing::info_span!("pass", id, %worker, %now);
+    run_pass(store, loaded, transport, now, repair, stop)
+        .instrument(span)
+        .await
+}
+
+async fn run_pass<S: Store>(
     store: &S,
     loaded: &std::sync::Arc<Loaded>,
     transport: &Transport,

@@ -4,6 +4,7 @@
 
 use std::cell::Cell;
 
+use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 
 use crate::app::Loaded;
@@ -84,4 +85,23 @@ pub async fn tell_sales<S: Store>(
     )
     .await?;
     Ok(())
+}
+
+/// One tick's side tasks: polls the reply mailbox (when `poll_imap`) and tells sales
+/// (notifications, digest). Both run even when the other failed.
+pub async fn run<S: Store>(
+    store: &S,
+    loaded: &Loaded,
+    transport: &Transport,
+    now: DateTime<Utc>,
+    poll_imap: bool,
+) -> anyhow::Result<()> {
+    let replies = if poll_imap {
+        poll_replies(store, loaded, now).await.map(|_| ())
+    } else {
+        Ok(())
+    };
+    let told = tell_sales(store, loaded, transport, now).await;
+    replies.context("Failed to poll the reply mailbox")?;
+    told.context("Failed to deliver notifications")
 }

@@ -12,8 +12,8 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 
 use crate::config::{Campaign, Settings};
 use crate::domain::lead::Lead;
-use crate::links;
-use crate::render::{self, RenderedEmail, Templates};
+use crate::outbound::links;
+use crate::outbound::render::{self, RenderedEmail, Templates};
 use crate::tokens::{TokenKeys, TokenKind};
 use crate::transport::OutgoingEmail;
 
@@ -185,7 +185,7 @@ impl<'a> Composer<'a> {
                 |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}',
                 " ",
             );
-        let name = crate::render::truncate_chars(name.trim().to_string(), 100);
+        let name = crate::outbound::render::truncate_chars(name.trim().to_string(), 100);
         let to = Mailbox::new((!name.is_empty()).then_some(name), to_address);
         let mut list_unsubscribe = format!("<{}>", self.unsubscribe_url(delivery_id));
         if let Some(mailto) = &self.settings.compliance.unsubscribe_mailto {

@@ -1,0 +1,426 @@
+//! The config file as written: serde shapes that mirror the TOML, with the built-in defaults.
+//! Nothing here is checked beyond types (unknown keys are refused); `validate` turns these into
+//! [`Settings`](super::Settings) and reports every problem with its key.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default = "default_database_url")]
+    pub(super) database_url: String,
+    #[serde(default = "default_timezone")]
+    pub(super) default_timezone: String,
+    #[serde(default = "default_templates_dir")]
+    pub(super) templates_dir: PathBuf,
+    #[serde(default)]
+    pub(super) log: RawLog,
+    pub(super) sender: RawSender,
+    #[serde(default)]
+    pub(super) transport: RawTransport,
+    #[serde(default)]
+    pub(super) scheduler: RawScheduler,
+    #[serde(default)]
+    pub(super) http: RawHttp,
+    #[serde(default)]
+    pub(super) compliance: RawCompliance,
+    #[serde(default)]
+    pub(super) tokens: RawTokens,
+    pub(super) dkim: Option<RawDkim>,
+    #[serde(default)]
+    pub(super) inbound: RawInbound,
+    #[serde(default)]
+    pub(super) scoring: RawScoring,
+    #[serde(default)]
+    pub(super) notify: RawNotify,
+    #[serde(default)]
+    pub(super) segments: Vec<RawSegment>,
+    #[serde(default)]
+    pub(super) campaigns: BTreeMap<String, RawCampaign>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttp {
+    pub(super) listen: Option<String>,
+    pub(super) public_url: Option<String>,
+    pub(super) api_token_env: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCompliance {
+    pub(super) postal_address: Option<String>,
+    pub(super) unsubscribe_mailto: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawInbound {
+    pub(super) reply_domain: Option<String>,
+    pub(super) bounce_domain: Option<String>,
+    pub(super) soft_bounce_limit: Option<u32>,
+    pub(super) imap: Option<RawImap>,
+    #[serde(default)]
+    pub(super) webhooks: RawWebhooks,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawImap {
+    pub(super) host: String,
+    pub(super) port: Option<u16>,
+    #[serde(default = "default_true")]
+    pub(super) tls: bool,
+    pub(super) username: String,
+    pub(super) password_env: String,
+    #[serde(default = "default_mailbox")]
+    pub(super) mailbox: String,
+    pub(super) processed_mailbox: Option<String>,
+    #[serde(default = "default_poll")]
+    pub(super) poll: String,
+    pub(super) ca_file: Option<PathBuf>,
+}
+pub(super) fn default_true() -> bool {
+    true
+}
+pub(super) fn default_mailbox() -> String {
+    "INBOX".into()
+}
+pub(super) fn default_poll() -> String {
+    "30s".into()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWebhooks {
+    pub(super) postmark_token_env: Option<String>,
+    pub(super) mailgun_signing_key_env: Option<String>,
+    pub(super) sendgrid_token_env: Option<String>,
+    pub(super) raw_token_env: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawScoring {
+    #[serde(default)]
+    pub(super) points: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNotify {
+    #[serde(default = "default_true")]
+    pub(super) owner_email: bool,
+    pub(super) fallback_email: Option<String>,
+    pub(super) webhook_url: Option<String>,
+    pub(super) webhook_secret_env: Option<String>,
+    pub(super) webhook_format: Option<String>,
+    pub(super) digest_cron: Option<String>,
+}
+
+/// Without a `[notify]` section the lead's owner is still emailed (as inside one).
+impl Default for RawNotify {
+    fn default() -> Self {
+        Self {
+            owner_email: true,
+            fallback_email: None,
+            webhook_url: None,
+            webhook_secret_env: None,
+            webhook_format: None,
+            digest_cron: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDkim {
+    pub(super) domain: String,
+    pub(super) selector: String,
+    pub(super) key_env: String,
+    #[serde(default = "default_dkim_algorithm")]
+    pub(super) algorithm: String,
+}
+pub(super) fn default_dkim_algorithm() -> String {
+    "rsa".into()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTokens {
+    #[serde(default)]
+    pub(super) keys: Vec<RawTokenKey>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTokenKey {
+    pub(super) id: String,
+    pub(super) secret_env: String,
+}
+
+pub(super) fn default_database_url() -> String {
+    "sqlite://rewarm.db".into()
+}
+pub(super) fn default_timezone() -> String {
+    "UTC".into()
+}
+pub(super) fn default_templates_dir() -> PathBuf {
+    "templates".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLog {
+    #[serde(default = "default_log_format")]
+    pub(super) format: String,
+    #[serde(default = "default_log_level")]
+    pub(super) level: String,
+}
+impl Default for RawLog {
+    fn default() -> Self {
+        Self {
+            format: default_log_format(),
+            level: default_log_level(),
+        }
+    }
+}
+pub(super) fn default_log_format() -> String {
+    "text".into()
+}
+pub(super) fn default_log_level() -> String {
+    "info".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSender {
+    pub(super) from: String,
+    pub(super) reply_to: Option<String>,
+    pub(super) message_id_domain: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTransport {
+    #[serde(default = "default_transport_kind")]
+    pub(super) kind: String,
+    #[serde(default = "default_outbox")]
+    pub(super) outbox: PathBuf,
+    #[serde(default)]
+    pub(super) smtp: RawSmtp,
+    pub(super) postmark: Option<RawApi>,
+    pub(super) sendgrid: Option<RawApi>,
+    pub(super) mailgun: Option<RawApi>,
+    pub(super) limits: Option<RawLimits>,
+}
+impl Default for RawTransport {
+    fn default() -> Self {
+        Self {
+            kind: default_transport_kind(),
+            outbox: default_outbox(),
+            smtp: RawSmtp::default(),
+            postmark: None,
+            sendgrid: None,
+            mailgun: None,
+            limits: None,
+        }
+    }
+}
+
+/// `[transport.postmark]`, `[transport.sendgrid]`, `[transport.mailgun]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApi {
+    pub(super) base_url: Option<String>,
+    /// Postmark's server token / the SendGrid or Mailgun API key: the env var or credential name.
+    pub(super) key_env: Option<String>,
+    /// Mailgun's sending domain.
+    pub(super) domain: Option<String>,
+    /// Postmark's message stream.
+    pub(super) message_stream: Option<String>,
+    pub(super) batch_size: Option<usize>,
+    pub(super) concurrency: Option<usize>,
+    pub(super) timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    pub(super) per_second: Option<f64>,
+    pub(super) burst: Option<u32>,
+    pub(super) daily_cap: Option<u64>,
+    pub(super) default_domain: Option<RawDomainLimit>,
+    #[serde(default)]
+    pub(super) domain: Vec<RawDomainLimit>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDomainLimit {
+    #[serde(default)]
+    pub(super) domains: Vec<String>,
+    pub(super) per_second: Option<f64>,
+    pub(super) burst: Option<u32>,
+    pub(super) concurrency: Option<u32>,
+}
+pub(super) fn default_transport_kind() -> String {
+    "file".into()
+}
+pub(super) fn default_outbox() -> PathBuf {
+    "outbox".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSmtp {
+    #[serde(default = "default_smtp_host")]
+    pub(super) host: String,
+    pub(super) port: Option<u16>,
+    #[serde(default = "default_smtp_tls")]
+    pub(super) tls: String,
+    pub(super) username: Option<String>,
+    pub(super) password_env: Option<String>,
+    #[serde(default = "default_pool_size")]
+    pub(super) pool_size: usize,
+    #[serde(default = "default_smtp_timeout")]
+    pub(super) timeout: String,
+    pub(super) hello_name: Option<String>,
+}
+impl Default for RawSmtp {
+    fn default() -> Self {
+        Self {
+            host: default_smtp_host(),
+            port: None,
+            tls: default_smtp_tls(),
+            username: None,
+            password_env: None,
+            pool_size: default_pool_size(),
+            timeout: default_smtp_timeout(),
+            hello_name: None,
+        }
+    }
+}
+pub(super) fn default_smtp_host() -> String {
+    "localhost".into()
+}
+pub(super) fn default_smtp_tls() -> String {
+    "starttls".into()
+}
+pub(super) fn default_pool_size() -> usize {
+    8
+}
+pub(super) fn default_smtp_timeout() -> String {
+    "30s".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawScheduler {
+    #[serde(default = "default_tick")]
+    pub(super) tick: String,
+    #[serde(default = "default_batch_size")]
+    pub(super) batch_size: usize,
+    #[serde(default = "default_lease")]
+    pub(super) lease: String,
+    #[serde(default = "default_max_attempts")]
+    pub(super) max_attempts: u32,
+    #[serde(default = "default_retry_base")]
+    pub(super) retry_base: String,
+    pub(super) worker_id: Option<String>,
+}
+impl Default for RawScheduler {
+    fn default() -> Self {
+        Self {
+            tick: default_tick(),
+            batch_size: default_batch_size(),
+            lease: default_lease(),
+            max_attempts: default_max_attempts(),
+            retry_base: default_retry_base(),
+            worker_id: None,
+        }
+    }
+}
+pub(super) fn default_tick() -> String {
+    "30s".into()
+}
+pub(super) fn default_batch_size() -> usize {
+    500
+}
+pub(super) fn default_lease() -> String {
+    "10m".into()
+}
+pub(super) fn default_max_attempts() -> u32 {
+    5
+}
+pub(super) fn default_retry_base() -> String {
+    "1m".into()
+}
+
+/// A value that may be written as one string or as a list of strings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+impl OneOrMany {
+    pub(super) fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSegment {
+    pub(super) name: String,
+    pub(super) campaign: String,
+    pub(super) lost_reason: Option<OneOrMany>,
+    pub(super) min_age: Option<String>,
+    pub(super) max_age: Option<String>,
+    pub(super) tags: Option<OneOrMany>,
+    pub(super) owner: Option<OneOrMany>,
+    #[serde(default)]
+    pub(super) fields: BTreeMap<String, String>,
+    /// Engagement score at which a lead of this segment is re-warmed (default 100).
+    pub(super) rewarm_score: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCampaign {
+    pub(super) first_after: String,
+    pub(super) every: Option<String>,
+    pub(super) cron: Option<String>,
+    #[serde(default = "default_max_touches")]
+    pub(super) max_touches: u32,
+    pub(super) templates: Option<OneOrMany>,
+    pub(super) send_window: Option<RawWindow>,
+    #[serde(default)]
+    pub(super) track_clicks: bool,
+}
+pub(super) fn default_max_touches() -> u32 {
+    6
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWindow {
+    #[serde(default = "default_window_days")]
+    pub(super) days: String,
+    #[serde(default = "default_window_hours")]
+    pub(super) hours: String,
+}
+pub(super) fn default_window_days() -> String {
+    "Mon-Fri".into()
+}
+pub(super) fn default_window_hours() -> String {
+    "09:00-17:00".into()
+}

@@ -1,0 +1,173 @@
+//! The daemon: a loop of send passes until SIGTERM, with the side tasks of each tick.
+//!
+//! Each tick runs one [`scheduler::pass`] (the whole send pipeline), then the
+//! [`side`] tasks (poll the reply mailbox, tell sales), then sleeps for `scheduler.tick` — or
+//! wakes early to stop or to reload the configuration. `rewarm run --once` is [`once`]: the
+//! same pass and side tasks a single time, so tests drive exactly the daemon's logic.
+//!
+//! - [`side`]: the reply-mailbox poll and the notification/digest delivery.
+//! - [`signals`]: SIGTERM/SIGINT drain, SIGHUP reloads.
+//! - [`watchdog`]: keeps systemd's `WatchdogSec=` fed.
+//!
+//! A failed pass or side task never ends the loop: it is logged and the next tick tries again.
+//! Stopping cancels new claims; in-flight sends finish and are recorded before we return.
+
+pub mod side;
+pub mod signals;
+pub mod watchdog;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use sd_notify::NotifyState;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{Current, Loaded};
+use crate::config::Settings;
+use crate::domain::clock::Clock;
+use crate::outbound::scheduler::{self, PassReport};
+use crate::store::Store;
+use crate::transport::Transport;
+
+/// One pass and one round of side tasks at `now`, then the SMTP pool is closed: what
+/// `run --once` does.
+pub async fn once<S: Store>(
+    store: &S,
+    loaded: &Arc<Loaded>,
+    transport: &Transport,
+    now: DateTime<Utc>,
+) -> anyhow::Result<PassReport> {
+    let report = scheduler::pass(
+        store,
+        loaded,
+        transport,
+        now,
+        true,
+        &CancellationToken::new(),
+    )
+    .await;
+    // Replies and notifications once too: a one-shot run does a whole daemon tick.
+    let side = side::run(store, loaded, transport, now, true).await;
+    close(transport).await;
+    side?;
+    Ok(report?)
+}
+
+/// Runs the daemon until SIGTERM/SIGINT: HTTP server, signal handlers, watchdog, and the
+/// loop of passes. `config` is re-read on SIGHUP; `clock` gives every tick its `now`.
+pub async fn run<S: Store>(
+    store: &S,
+    config: &Path,
+    current: Current,
+    transport: &Transport,
+    clock: Clock,
+) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    let reload = Arc::new(tokio::sync::Notify::new());
+    signals::spawn_handlers(stop.clone(), reload.clone())?;
+    let http = spawn_http(store, &current, clock, stop.clone()).await?;
+    watchdog::spawn(stop.clone());
+    let _ = sd_notify::notify(&[NotifyState::Ready]);
+    tracing::info!(config = %config.display(), transport = transport.kind(), "rewarm is running");
+
+    let mut repair = true;
+    let mut last_imap_poll = None;
+    while !stop.is_cancelled() {
+        let loaded = current.get();
+        match scheduler::pass(store, &loaded, transport, clock.now(), repair, &stop).await {
+            Ok(report) => {
+                repair = false;
+                tracing::debug!(?report, "Pass done");
+            }
+            // A failed pass never ends the daemon: the next tick tries again.
+            Err(e) => tracing::error!(error = %e, "Pass failed; retrying at the next tick"),
+        }
+        let poll_imap = imap_poll_due(&loaded, &mut last_imap_poll);
+        if let Err(e) = side::run(store, &loaded, transport, clock.now(), poll_imap).await {
+            tracing::warn!(error = %format!("{e:#}"), "Replies or notifications failed; retrying at the next tick");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(loaded.settings.scheduler.tick) => {}
+            _ = stop.cancelled() => {}
+            _ = reload.notified() => match reload_config(config, store, &loaded).await {
+                Ok(new) => {
+                    current.replace(new);
+                    tracing::info!(config = %config.display(), "Configuration reloaded");
+                }
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "New configuration is invalid; keeping the old one"),
+            },
+        }
+    }
+    let _ = sd_notify::notify(&[NotifyState::Stopping]);
+    close(transport).await;
+    if let Err(e) = http.await {
+        tracing::warn!(error = %e, "HTTP server task ended badly");
+    }
+    tracing::info!("rewarm stopped: in-flight deliveries were recorded");
+    Ok(())
+}
+
+/// The reply mailbox is polled every `inbound.imap.poll`, at most once a tick; a poll due
+/// now is noted in `last`.
+fn imap_poll_due(loaded: &Loaded, last: &mut Option<std::time::Instant>) -> bool {
+    let poll_every = loaded
+        .settings
+        .inbound
+        .imap
+        .as_ref()
+        .map(|i| i.poll)
+        .unwrap_or_default();
+    let due = last.is_none_or(|t| t.elapsed() >= poll_every);
+    if due {
+        *last = Some(std::time::Instant::now());
+    }
+    due
+}
+
+/// A new configuration and templates, with the same signing keys source and limiter state.
+async fn reload_config<S: Store>(config: &Path, store: &S, old: &Loaded) -> anyhow::Result<Loaded> {
+    let mut new = Loaded::with_store(Settings::load(config)?, store).await?;
+    new.keep_limiter_of(old);
+    Ok(new)
+}
+
+/// Serves unsubscribes, clicks, health, metrics and the API until `stop`.
+async fn spawn_http<S: Store>(
+    store: &S,
+    current: &Current,
+    clock: Clock,
+    stop: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let loaded = current.get();
+    let http = &loaded.settings.http;
+    let listener = tokio::net::TcpListener::bind(http.listen)
+        .await
+        .with_context(|| format!("Failed to listen on {} (http.listen)", http.listen))?;
+    let api_token = http
+        .api_token_env
+        .as_deref()
+        .map(crate::secret::Secret::from_env_or_credential)
+        .transpose()
+        .context("Failed to read the API token (http.api_token_env)")?;
+    let state = crate::http::HttpState {
+        store: store.clone(),
+        current: current.clone(),
+        keys: loaded.keys.clone(),
+        api_token,
+        clock,
+    };
+    Ok(tokio::spawn(async move {
+        if let Err(e) = crate::http::serve(listener, state, stop).await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    }))
+}
+
+/// Says QUIT on idle SMTP connections.
+async fn close(transport: &Transport) {
+    if let Transport::Smtp(pool) = transport {
+        pool.close().await;
+    }
+}

@@ -1,0 +1,385 @@
+//! The rules both formats share: which columns/keys mean which lead field (normalised like CRM
+//! headers), how `lost_at`, time zones, tags and free text are read and checked, and the
+//! [`RowBuilder`] that turns one row's values into a [`NewLead`] or a [`RowError`].
+
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use super::RowError;
+use super::merge::push_tag;
+use crate::domain::email::EmailAddress;
+use crate::domain::lead::NewLead;
+
+/// Where a row comes from and the clock it is checked against.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ctx<'a> {
+    pub(super) source: &'a str,
+    pub(super) default_tz: Tz,
+    pub(super) now: DateTime<Utc>,
+}
+
+impl Ctx<'_> {
+    pub(super) fn error(
+        &self,
+        line: usize,
+        field: Option<&str>,
+        reason: impl Into<String>,
+    ) -> RowError {
+        RowError::new(self.source, line, field, reason)
+    }
+}
+
+/// The columns / keys we understand; everything else is a custom field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Field {
+    Email,
+    FirstName,
+    LastName,
+    Company,
+    Title,
+    OwnerEmail,
+    OwnerName,
+    LostReason,
+    LostAt,
+    Timezone,
+    Tags,
+}
+
+impl Field {
+    /// The recognised field for a normalised key (see [`normalise_key`]).
+    pub(super) fn from_key(key: &str) -> Option<Field> {
+        Some(match key {
+            "email" | "e_mail" | "email_address" | "e_mail_address" => Field::Email,
+            "first_name" | "firstname" => Field::FirstName,
+            "last_name" | "lastname" => Field::LastName,
+            "company" => Field::Company,
+            "title" => Field::Title,
+            "owner_email" => Field::OwnerEmail,
+            "owner_name" => Field::OwnerName,
+            "lost_reason" => Field::LostReason,
+            "lost_at" => Field::LostAt,
+            "timezone" | "time_zone" => Field::Timezone,
+            "tags" => Field::Tags,
+            _ => return None,
+        })
+    }
+
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Field::Email => "email",
+            Field::FirstName => "first_name",
+            Field::LastName => "last_name",
+            Field::Company => "company",
+            Field::Title => "title",
+            Field::OwnerEmail => "owner_email",
+            Field::OwnerName => "owner_name",
+            Field::LostReason => "lost_reason",
+            Field::LostAt => "lost_at",
+            Field::Timezone => "timezone",
+            Field::Tags => "tags",
+        }
+    }
+}
+
+/// A CSV column or JSON key, once its name is normalised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Column {
+    Known(Field),
+    Custom(String),
+}
+
+impl Column {
+    pub(super) fn for_key(key: &str) -> Column {
+        match Field::from_key(key) {
+            Some(field) => Column::Known(field),
+            None => Column::Custom(key.to_string()),
+        }
+    }
+
+    pub(super) fn name(&self) -> &str {
+        match self {
+            Column::Known(field) => field.name(),
+            Column::Custom(key) => key,
+        }
+    }
+}
+
+/// `" First  Name "` → `first_name`, `E-mail` → `e_mail`: trimmed, lower-cased, and each run of
+/// spaces, hyphens and underscores turned into one `_`.
+pub(super) fn normalise_key(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut in_gap = false;
+    for c in raw.trim().trim_start_matches('\u{feff}').trim().chars() {
+        if c.is_whitespace() || c == '-' || c == '_' {
+            in_gap = true;
+            continue;
+        }
+        if in_gap && !out.is_empty() {
+            out.push('_');
+        }
+        in_gap = false;
+        out.extend(c.to_lowercase());
+    }
+    // A key made only of separators (`_id` keeps its meaning as `id`; `__` as `_`).
+    if out.is_empty() && in_gap {
+        out.push('_');
+    }
+    out
+}
+
+/// A `lost_at` as written, before it can be placed in the lead's zone.
+#[derive(Debug, Clone)]
+pub(super) struct LostAt {
+    pub(super) raw: String,
+    pub(super) kind: LostAtKind,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) enum LostAtKind {
+    /// `2026-03-01`: midnight in the lead's zone.
+    Date(NaiveDate),
+    /// `2026-03-01 09:00[:00]`: wall-clock time in the lead's zone.
+    Local(NaiveDateTime),
+    /// RFC 3339, carrying its own offset.
+    Instant(DateTime<Utc>),
+}
+
+pub(super) const EARLIEST_LOST_YEAR: i32 = 1970;
+pub(super) const LATEST_LOST_YEAR: i32 = 9999;
+
+pub(super) fn parse_lost_at(raw: &str) -> Result<LostAt, String> {
+    let not_a_date = || {
+        format!("`{raw}` is not a date (expected YYYY-MM-DD or RFC 3339 like 2026-03-01T09:00:00Z)")
+    };
+    let kind = if let Ok(date) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        LostAtKind::Date(date)
+    } else if let Ok(instant) = DateTime::parse_from_rfc3339(raw) {
+        LostAtKind::Instant(instant.with_timezone(&Utc))
+    } else {
+        // `YYYY-MM-DD HH:MM[:SS[.fff]]` (or with a `T`), no offset: local to the lead.
+        let spaced = raw.replacen(['T', 't'], " ", 1);
+        let local = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M"]
+            .iter()
+            .find_map(|format| NaiveDateTime::parse_from_str(&spaced, format).ok())
+            .ok_or_else(not_a_date)?;
+        LostAtKind::Local(local)
+    };
+    let year = match kind {
+        LostAtKind::Date(d) => chrono::Datelike::year(&d),
+        LostAtKind::Local(t) => chrono::Datelike::year(&t),
+        LostAtKind::Instant(t) => chrono::Datelike::year(&t),
+    };
+    if year < EARLIEST_LOST_YEAR {
+        return Err(format!(
+            "`{raw}` is before {EARLIEST_LOST_YEAR}: check the year"
+        ));
+    }
+    if year > LATEST_LOST_YEAR {
+        return Err(format!("`{raw}` is in the future"));
+    }
+    Ok(LostAt {
+        raw: raw.to_string(),
+        kind,
+    })
+}
+
+/// Places a `lost_at` in `tz` and checks it is not more than a day ahead of `now`.
+pub(super) fn resolve_lost_at(
+    lost: &LostAt,
+    tz: Tz,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, String> {
+    let at = match lost.kind {
+        LostAtKind::Instant(t) => t,
+        LostAtKind::Local(local) => tz
+            .from_local_datetime(&local)
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or_else(|| {
+                format!(
+                    "`{}` does not exist in {} (the clocks jump over it)",
+                    lost.raw,
+                    tz.name()
+                )
+            })?,
+        LostAtKind::Date(date) => {
+            // Midnight, or the first quarter hour after it where midnight falls in a DST gap.
+            (0..24 * 4)
+                .filter_map(|quarter| date.and_hms_opt(quarter / 4, (quarter % 4) * 15, 0))
+                .find_map(|local| tz.from_local_datetime(&local).earliest())
+                .map(|t| t.with_timezone(&Utc))
+                .ok_or_else(|| format!("`{}` cannot be placed in {}", lost.raw, tz.name()))?
+        }
+    };
+    if at > now + TimeDelta::days(1) {
+        return Err(format!(
+            "`{}` is in the future (a lead cannot be lost more than a day from now)",
+            lost.raw
+        ));
+    }
+    Ok(at)
+}
+
+/// An IANA zone name (`Europe/Paris`, `UTC`), matched exactly or else ignoring ASCII case.
+pub(super) fn parse_timezone(raw: &str) -> Result<Tz, String> {
+    if let Ok(tz) = Tz::from_str(raw) {
+        return Ok(tz);
+    }
+    chrono_tz::TZ_VARIANTS
+        .iter()
+        .find(|tz| tz.name().eq_ignore_ascii_case(raw))
+        .copied()
+        .ok_or_else(|| {
+            format!("unknown time zone `{raw}` (expected an IANA name like Europe/Paris or UTC)")
+        })
+}
+
+/// `vip; emea,,VIP ` → `["vip", "emea"]`.
+pub(super) fn split_tags(raw: &str) -> Vec<String> {
+    let mut tags = Vec::new();
+    for tag in raw.split([';', ',']) {
+        let tag = tag.trim();
+        if !tag.is_empty() {
+            push_tag(&mut tags, tag.to_string());
+        }
+    }
+    tags
+}
+
+pub(super) fn is_line_break(c: char) -> bool {
+    matches!(
+        c,
+        '\n' | '\r' | '\u{0b}' | '\u{0c}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+    )
+}
+
+/// Checks a trimmed value for what no field may hold (NUL), and what single-line fields may not
+/// hold (line breaks, other control characters).
+pub(super) fn check_text(value: &str, single_line: bool) -> Result<(), String> {
+    if value.contains('\0') {
+        return Err("contains a NUL character".to_string());
+    }
+    if single_line {
+        if value.chars().any(is_line_break) {
+            return Err("contains a line break (only custom fields may span lines)".to_string());
+        }
+        if let Some(c) = value.chars().find(|&c| c.is_control() && c != '\t') {
+            return Err(format!(
+                "contains a control character (U+{:04X})",
+                u32::from(c)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Collects one row's values, field by field, stopping at the first problem.
+pub(super) struct RowBuilder<'c, 'a> {
+    pub(super) ctx: &'c Ctx<'a>,
+    pub(super) line: usize,
+    pub(super) lead: NewLead,
+    pub(super) lost_at: Option<LostAt>,
+}
+
+impl<'c, 'a> RowBuilder<'c, 'a> {
+    pub(super) fn new(ctx: &'c Ctx<'a>, line: usize) -> Self {
+        RowBuilder {
+            ctx,
+            line,
+            lead: NewLead::default(),
+            lost_at: None,
+        }
+    }
+
+    pub(super) fn error(&self, field: &str, reason: impl Into<String>) -> RowError {
+        self.ctx.error(self.line, Some(field), reason)
+    }
+
+    /// Sets `column` from a text value (a CSV cell, a JSON string).
+    pub(super) fn text(&mut self, column: &Column, raw: &str) -> Result<(), RowError> {
+        let value = raw.trim();
+        let field = match column {
+            Column::Custom(key) => return self.custom(key, value),
+            Column::Known(field) => *field,
+        };
+        let name = field.name();
+        check_text(value, true).map_err(|reason| self.error(name, reason))?;
+        if value.is_empty() {
+            if field == Field::Email {
+                return Err(self.error(name, "missing email"));
+            }
+            return Ok(());
+        }
+        let text = Some(value.to_string());
+        match field {
+            Field::Email => {
+                let email =
+                    EmailAddress::parse(value).map_err(|e| self.error(name, e.to_string()))?;
+                self.lead.email = Some(email);
+            }
+            Field::OwnerEmail => {
+                let email =
+                    EmailAddress::parse(value).map_err(|e| self.error(name, e.to_string()))?;
+                self.lead.owner_email = Some(email);
+            }
+            Field::FirstName => self.lead.first_name = text,
+            Field::LastName => self.lead.last_name = text,
+            Field::Company => self.lead.company = text,
+            Field::Title => self.lead.title = text,
+            Field::OwnerName => self.lead.owner_name = text,
+            Field::LostReason => self.lead.lost_reason = text,
+            Field::LostAt => {
+                self.lost_at = Some(parse_lost_at(value).map_err(|r| self.error(name, r))?);
+            }
+            Field::Timezone => {
+                self.lead.timezone = Some(parse_timezone(value).map_err(|r| self.error(name, r))?);
+            }
+            Field::Tags => {
+                for tag in split_tags(value) {
+                    push_tag(&mut self.lead.tags, tag);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds tags given one by one (a JSON array); each may itself hold `;`-separated tags.
+    pub(super) fn tags<'v>(
+        &mut self,
+        items: impl IntoIterator<Item = &'v str>,
+    ) -> Result<(), RowError> {
+        for item in items {
+            let item = item.trim();
+            check_text(item, true).map_err(|reason| self.error("tags", reason))?;
+            for tag in split_tags(item) {
+                push_tag(&mut self.lead.tags, tag);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets a custom field; empty values are left out. Custom fields may span lines.
+    pub(super) fn custom(&mut self, key: &str, raw: &str) -> Result<(), RowError> {
+        let value = raw.trim();
+        check_text(value, false).map_err(|reason| self.error(key, reason))?;
+        if !value.is_empty() {
+            self.lead.fields.insert(key.to_string(), value.to_string());
+        }
+        Ok(())
+    }
+
+    pub(super) fn finish(mut self) -> Result<NewLead, RowError> {
+        if self.lead.email.is_none() {
+            return Err(self.error("email", "missing email"));
+        }
+        if let Some(lost) = &self.lost_at {
+            let tz = self.lead.timezone.unwrap_or(self.ctx.default_tz);
+            let at = resolve_lost_at(lost, tz, self.ctx.now)
+                .map_err(|reason| self.error("lost_at", reason))?;
+            self.lead.lost_at = Some(at);
+        }
+        Ok(self.lead)
+    }
+}

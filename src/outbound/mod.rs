@@ -1,0 +1,17 @@
+//! Outbound: everything between a lead in the store and a message on the wire, in pipeline
+//! order.
+//!
+//! - [`scheduler`]: one send pass — expire leases, resume, enrol matching leads, hand what is
+//!   due to dispatch. The daemon loop and `run --once` call only `scheduler::pass`.
+//! - [`dispatch`]: claim due deliveries as leases → render → send → record, in batches.
+//! - [`render`]: a step's Tera templates filled with a lead's data.
+//! - [`compose`]: a rendered email becomes an RFC 5322 message (unsubscribe headers,
+//!   Message-ID); [`links`] rewrites its links for click tracking.
+//! - [`forecast`]: what will be sent when, by the same cadence code; it never writes.
+
+pub mod compose;
+pub mod dispatch;
+pub mod forecast;
+pub mod links;
+pub mod render;
+pub mod scheduler;
