@@ -49,7 +49,15 @@ pub async fn once<S: Store>(
     )
     .await;
     // Replies and notifications once too: a one-shot run does a whole daemon tick.
-    let side = side::run(store, loaded, transport, now, true).await;
+    let side = side::run(
+        store,
+        loaded,
+        transport,
+        now,
+        true,
+        &CancellationToken::new(),
+    )
+    .await;
     close(transport).await;
     side?;
     Ok(report?)
@@ -85,7 +93,7 @@ pub async fn run<S: Store>(
             Err(e) => tracing::error!(error = %e, "Pass failed; retrying at the next tick"),
         }
         let poll_imap = imap_poll_due(&loaded, &mut last_imap_poll);
-        if let Err(e) = side::run(store, &loaded, transport, clock.now(), poll_imap).await {
+        if let Err(e) = side::run(store, &loaded, transport, clock.now(), poll_imap, &stop).await {
             tracing::warn!(error = %format!("{e:#}"), "Replies or notifications failed; retrying at the next tick");
         }
         tokio::select! {

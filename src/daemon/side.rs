@@ -6,6 +6,7 @@ use std::cell::Cell;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
 
 use crate::app::Loaded;
 use crate::inbound::imap::ImapPoller;
@@ -89,15 +90,28 @@ pub async fn tell_sales<S: Store>(
 
 /// One tick's side tasks: polls the reply mailbox (when `poll_imap`) and tells sales
 /// (notifications, digest). Both run even when the other failed.
+///
+/// When `stop` fires (SIGTERM) during the poll, the poll is abandoned: a mailbox server that
+/// does not answer must not hold up a shutdown for its minute-long timeouts. Nothing is lost
+/// or done twice: each message is recorded in one transaction before it is flagged as
+/// processed, and a message read again is recognised by its key (one message, one state
+/// change). Notifications are never abandoned mid-delivery.
 pub async fn run<S: Store>(
     store: &S,
     loaded: &Loaded,
     transport: &Transport,
     now: DateTime<Utc>,
     poll_imap: bool,
+    stop: &CancellationToken,
 ) -> anyhow::Result<()> {
     let replies = if poll_imap {
-        poll_replies(store, loaded, now).await.map(|_| ())
+        tokio::select! {
+            polled = poll_replies(store, loaded, now) => polled.map(|_| ()),
+            _ = stop.cancelled() => {
+                tracing::info!("Stopping: the reply mailbox poll was abandoned; the next start reads what it left");
+                Ok(())
+            }
+        }
     } else {
         Ok(())
     };

@@ -3,6 +3,10 @@
 //! One binary links once (17 did before) and shares its helpers without `#[path]` tricks.
 //! Run one area with a filter on its module: `cargo test --test it store::`.
 
+// Some tests put secrets in the process environment (`std::env::set_var`, unsafe since
+// edition 2024); the library itself has no unsafe code (`unsafe_code = "deny"` in Cargo.toml).
+#![allow(unsafe_code)]
+
 mod support;
 
 mod api_transports;
@@ -18,6 +22,7 @@ mod pipeline;
 mod postgres_scale_out;
 mod readme;
 mod reply_end_to_end;
+mod shutdown;
 mod store;
 mod suppression;
 mod transport;
