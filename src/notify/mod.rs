@@ -23,6 +23,7 @@
 mod digest;
 mod outbox;
 mod owner_email;
+mod retry;
 mod webhook;
 
 use serde_json::{Value, json};
@@ -32,7 +33,8 @@ use crate::domain::lead::Lead;
 use crate::store::{Event, NewNotification};
 
 pub use digest::enqueue_digests;
-pub use outbox::{deliver_due, retry_at};
+pub use outbox::deliver_due;
+pub use retry::retry_at;
 pub use webhook::signature;
 
 /// Notifications claimed per call.

@@ -1,6 +1,6 @@
 //! The outbox drained: [`deliver_due`] claims the due notifications (a lease, committed
 //! before anything is sent), builds each one's email or webhook body, delivers them, and
-//! records every outcome in one call; failures are retried with [`retry_at`].
+//! records every outcome in one call; failures are retried with [`retry_at`](super::retry_at).
 
 use std::collections::BTreeMap;
 
@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 
 use super::owner_email::owner_email;
+use super::retry::{Outcome, retry_at};
 use super::webhook::{post_webhooks, webhook_body};
 use super::{BATCH, MAX_ATTEMPTS, NotifyReport};
 use crate::app::Loaded;
@@ -18,10 +19,6 @@ use crate::transport::{OutgoingEmail, Transport};
 
 /// How long a claim lasts: longer than the slowest delivery (a webhook times out sooner).
 const LEASE: chrono::Duration = chrono::Duration::minutes(5);
-
-/// One notification's outcome as recorded: its id, delivered or why not, and when to try it
-/// again (None: never).
-pub(super) type Outcome = (i64, Result<(), String>, Option<DateTime<Utc>>);
 
 /// Claims due notifications, delivers them and records the outcomes (one call).
 pub async fn deliver_due<S: Store>(
@@ -159,35 +156,5 @@ fn count(by_id: &BTreeMap<i64, &Notification>, results: &[Outcome]) {
             (Err(_), None) => NotificationOutcome::Failed,
         };
         metrics.notification(kind, outcome);
-    }
-}
-
-/// When to try again after the `attempts`-th failed attempt: 30 s doubling up to an hour,
-/// half of it random (jitter); None once [`MAX_ATTEMPTS`] were made.
-pub fn retry_at(attempts: u32, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    if attempts >= MAX_ATTEMPTS {
-        return None;
-    }
-    let exp = (30i64 << attempts.saturating_sub(1).min(10)).min(3600);
-    let jitter = rand::random_range(0..=exp / 2);
-    Some(now + chrono::Duration::seconds(exp / 2 + jitter))
-}
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retries_back_off_exponentially_with_jitter_and_stop() {
-        let now = Utc::now();
-        for attempts in 1..MAX_ATTEMPTS {
-            let exp = (30i64 << (attempts - 1).min(10)).min(3600);
-            let at = retry_at(attempts, now).expect("a retry");
-            let delay = (at - now).num_seconds();
-            assert!(
-                delay >= exp / 2 && delay <= exp,
-                "attempt {attempts}: {delay}s"
-            );
-        }
-        assert_eq!(retry_at(MAX_ATTEMPTS, now), None);
     }
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use hmac::{KeyInit, Mac};
 use serde_json::{Map, Value, json};
 
-use super::outbox::{Outcome, retry_at};
+use super::retry::{Outcome, retry_at};
 use super::{TIMELINE_LINES, display_name, reply_of, str_field};
 use crate::config::NotifySettings;
 use crate::domain::lead::Lead;

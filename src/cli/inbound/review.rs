@@ -289,8 +289,10 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let store = SqliteStore::connect(&url).await.unwrap();
         store.migrate().await.unwrap();
-        // Whole seconds: the store keeps milliseconds, and `since` compares exactly.
-        let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+        // A fixed moment in whole seconds: the store keeps milliseconds, `since` compares exactly.
+        let now = DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let total = 2 * PAGE + 5;
         for i in 0..total {
             let record = InboundRecord {
