@@ -14,11 +14,12 @@
 
 use crate::support::bin::{self, copy_dir, repo};
 use crate::support::config::TestConfig;
+use crate::support::daemon::Daemon;
 use crate::support::db::with_postgres;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::smtp_server::{CapturedMessage, TestSmtpServer};
@@ -97,92 +98,29 @@ async fn import_and_enrol(store: &PgStore, config: &Path, n: usize, now: DateTim
     assert_eq!(enrolled, n);
 }
 
-/// One `rewarm run` daemon; killed when dropped (so a failing test leaves nothing behind).
-struct Daemon {
-    name: String,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(
-        config: &Path,
-        database_url: &str,
-        name: &str,
-        now: Option<&str>,
-        dir: &Path,
-    ) -> Daemon {
-        let log = dir.join(format!("{name}.log"));
-        let mut args = vec![
-            "--config".to_string(),
-            config.display().to_string(),
-            "run".to_string(),
-        ];
-        if let Some(now) = now {
-            args.extend(["--now".to_string(), now.to_string()]);
-        }
-        let child = bin::command()
-            .args(&args)
-            .env("REWARM__DATABASE_URL", database_url)
-            .env("REWARM__SCHEDULER__WORKER_ID", name)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("daemon log file"))
-            .spawn()
-            .expect("start the daemon");
-        Daemon {
-            name: name.to_string(),
-            child,
-            log,
-        }
+/// One `rewarm run` daemon named `name` (its worker id and log file `name.log` in `dir`).
+fn start_daemon(
+    config: &Path,
+    database_url: &str,
+    name: &str,
+    now: Option<&str>,
+    dir: &Path,
+) -> Daemon {
+    let mut command = bin::command();
+    command
+        .args(["--config", &config.display().to_string(), "run"])
+        .env("REWARM__DATABASE_URL", database_url)
+        .env("REWARM__SCHEDULER__WORKER_ID", name);
+    if let Some(now) = now {
+        command.args(["--now", now]);
     }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// What systemd does on `stop`.
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM {}", self.pid());
-    }
-
-    async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for the daemon") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(15)..].join("\n")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+    Daemon::spawn(command, dir.join(format!("{name}.log")))
 }
 
 /// A daemon logs ERROR only when data is lost or an operator must act: none may appear here.
 fn assert_no_errors(daemons: &[Daemon]) {
     for d in daemons {
-        let text = std::fs::read_to_string(&d.log).unwrap_or_default();
+        let text = d.log();
         let errors: Vec<&str> = text.lines().filter(|l| l.contains(" ERROR ")).collect();
         assert!(
             errors.is_empty(),
@@ -273,7 +211,7 @@ async fn wait_until_finished(store: &PgStore, timeout: Duration, daemons: &[Daem
 
 async fn stop_all(daemons: &mut [Daemon]) {
     for d in daemons.iter() {
-        d.terminate();
+        d.sigterm();
     }
     for d in daemons.iter_mut() {
         let status = d.wait_exit(Duration::from_secs(30)).await;
@@ -322,7 +260,7 @@ async fn three_daemons_send_every_due_delivery_exactly_once() {
         let imported = started.elapsed();
 
         let started = Instant::now();
-        let mut daemons: Vec<Daemon> = (0..3).map(|i| Daemon::start(&config, &url, &format!("daemon-{i}"), Some(now), dir.path())).collect();
+        let mut daemons: Vec<Daemon> = (0..3).map(|i| start_daemon(&config, &url, &format!("daemon-{i}"), Some(now), dir.path())).collect();
         let arrived = server.wait_for_count(SCALE_OUT, Duration::from_secs(180)).await;
         assert!(arrived, "only {} of {SCALE_OUT} messages arrived\n{}", server.count(), logs(&daemons));
         wait_until_finished(&store, Duration::from_secs(30), &daemons).await;
@@ -381,7 +319,7 @@ async fn a_killed_daemons_leased_work_becomes_unknown_and_the_others_finish() {
         let start = DateTime::parse_from_rfc3339(START).expect("a fixed time").with_timezone(&Utc);
         import_and_enrol(&store, &config, FAILOVER, start).await;
 
-        let mut daemons: Vec<Daemon> = (0..3).map(|i| Daemon::start(&config, &url, &format!("daemon-{i}"), Some(START), dir.path())).collect();
+        let mut daemons: Vec<Daemon> = (0..3).map(|i| start_daemon(&config, &url, &format!("daemon-{i}"), Some(START), dir.path())).collect();
         // Kill daemon-0 mid-run, while it holds leases.
         let deadline = Instant::now() + Duration::from_secs(120);
         let held_at_kill = loop {

@@ -15,7 +15,7 @@
 use crate::support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -25,6 +25,7 @@ use rewarm::store::sqlite::SqliteStore;
 use serde_json::Value;
 use support::bin::{self, repo};
 use support::config::TestConfig;
+use support::daemon::Daemon;
 use support::dovecot::{self, Dovecot};
 use support::recording_http::{RecordedRequest, RecordingServer};
 use support::smtp_server::{CapturedMessage, TestSmtpServer};
@@ -133,65 +134,9 @@ fn rewarm_output(config: &Path, args: &[&str]) -> String {
     stdout
 }
 
-/// One `rewarm run` daemon, its stdout and stderr in a log file; killed when dropped (so a
-/// failing test leaves nothing behind).
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    /// `rewarm run --now NOW`: the daemon's clock starts at `now` and runs on.
-    fn start(config: &Path, log: PathBuf, now: DateTime<Utc>) -> Daemon {
-        let file = std::fs::File::create(&log).expect("the daemon's log file");
-        let child = rewarm(config, &["run", "--now", &now.to_rfc3339()])
-            .stdout(file.try_clone().expect("clone the log file"))
-            .stderr(file)
-            .spawn()
-            .expect("start the daemon");
-        Daemon { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Panics (with the log) if the daemon is gone.
-    fn assert_alive(&mut self) {
-        if let Some(status) = self.child.try_wait().expect("poll the daemon") {
-            panic!("the daemon exited ({status}):\n{}", self.log());
-        }
-    }
-
-    /// SIGTERM, as systemd stops it; waits for it to drain and exit.
-    async fn terminate(&mut self) -> ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM {}", self.child.id());
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for the daemon") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the daemon did not stop within 15 s of SIGTERM:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// `rewarm run --now NOW`, its output in `log`: the daemon's clock starts at `now` and runs on.
+fn start_daemon(config: &Path, log: PathBuf, now: DateTime<Utc>) -> Daemon {
+    Daemon::spawn(rewarm(config, &["run", "--now", &now.to_rfc3339()]), log)
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, the daemon dies, or `timeout` passes.
@@ -349,7 +294,7 @@ async fn a_reply_polled_by_the_daemon_rewarms_the_lead_notifies_once_and_a_resta
 
     // ── 1. The daemon sends step 1. ─────────────────────────────────────────────────────────
     let started = Instant::now();
-    let mut daemon = Daemon::start(&config, dir.path().join("daemon-1.log"), clock.now());
+    let mut daemon = start_daemon(&config, dir.path().join("daemon-1.log"), clock.now());
     let sent = wait_for(
         "the first email",
         Duration::from_secs(20),
@@ -517,7 +462,7 @@ async fn a_reply_polled_by_the_daemon_rewarms_the_lead_notifies_once_and_a_resta
     );
 
     // ── 4. Stop the daemon (SIGTERM) and start it again on the same config. ─────────────────
-    let status = daemon.terminate().await;
+    let status = daemon.terminate(Duration::from_secs(15)).await;
     assert!(status.success(), "exit {status}:\n{}", daemon.log());
     let first_log = daemon.log();
     assert_clean(&first_log);
@@ -536,7 +481,7 @@ async fn a_reply_polled_by_the_daemon_rewarms_the_lead_notifies_once_and_a_resta
     );
 
     let logins_before = imap_logins(&server);
-    let mut daemon = Daemon::start(&config, dir.path().join("daemon-2.log"), clock.now());
+    let mut daemon = start_daemon(&config, dir.path().join("daemon-2.log"), clock.now());
     // A few polls of the mailbox by the new daemon.
     wait_for(
         "three polls of the restarted daemon",
@@ -567,7 +512,7 @@ async fn a_reply_polled_by_the_daemon_rewarms_the_lead_notifies_once_and_a_resta
         "notified again after the restart:\n{}",
         daemon.log()
     );
-    let status = daemon.terminate().await;
+    let status = daemon.terminate(Duration::from_secs(15)).await;
     assert!(status.success(), "exit {status}:\n{}", daemon.log());
     assert_clean(&daemon.log());
 

@@ -4,11 +4,11 @@
 //! the daemon, waiting out its 60 s IMAP timeout, did not stop within 15 s of SIGTERM. Here the
 //! "mailbox" is a TCP listener that accepts and says nothing (no greeting), on any clock.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::bin::{command, dir_with_templates};
 use crate::support::config::TestConfig;
+use crate::support::daemon::Daemon;
 
 const PASSWORD_ENV: &str = "REWARM_SHUTDOWN_IMAP_PASSWORD";
 
@@ -44,60 +44,31 @@ async fn sigterm_stops_the_daemon_within_seconds_while_its_mailbox_never_answers
         .set_str("inbound.imap", "password_env", PASSWORD_ENV)
         .set_str("inbound.imap", "poll", "1s")
         .write(&dir.path().join("rewarm.toml"));
-    let log = dir.path().join("daemon.log");
-    let file = std::fs::File::create(&log).expect("the daemon's log file");
-    let mut daemon = command()
+    let mut command = command();
+    command
         .current_dir(dir.path())
         .args(["--config", config.to_str().expect("UTF-8 path")])
         .args(["run", "--now", "2026-03-02T10:00:00Z"])
         .env_remove("RUST_LOG")
-        .env(PASSWORD_ENV, "secret")
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().expect("clone the log file"))
-        .stderr(file)
-        .spawn()
-        .expect("start the daemon");
-    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+        .env(PASSWORD_ENV, "secret");
+    let mut daemon = Daemon::spawn(command, dir.path().join("daemon.log"));
 
     // The daemon is inside a poll: connected, waiting for a greeting that never comes.
     let deadline = Instant::now() + Duration::from_secs(20);
     while accepted.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-        assert!(
-            daemon.try_wait().expect("poll the daemon").is_none(),
-            "the daemon exited:\n{}",
-            read_log()
-        );
+        daemon.assert_alive();
         assert!(
             Instant::now() < deadline,
             "the daemon never connected to the mailbox:\n{}",
-            read_log()
+            daemon.log()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
-    let stopped_by = Instant::now() + Duration::from_secs(5);
-    let exit = loop {
-        if let Some(exit) = daemon.try_wait().expect("wait for the daemon") {
-            break exit;
-        }
-        if Instant::now() > stopped_by {
-            let _ = daemon.kill();
-            let _ = daemon.wait();
-            panic!(
-                "the daemon did not stop within 5 s of SIGTERM:\n{}",
-                read_log()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(exit.success(), "exit {exit}:\n{}", read_log());
-    let log = read_log();
+    let exit = daemon.terminate(Duration::from_secs(5)).await;
+    assert!(exit.success(), "exit {exit}:\n{}", daemon.log());
+    let log = daemon.log();
     assert!(
         log.contains("the reply mailbox poll was abandoned"),
         "{log}"
