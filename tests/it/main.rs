@@ -10,6 +10,7 @@
 mod support;
 
 mod api_transports;
+mod bounce_corpus;
 mod check;
 mod hostile_input;
 mod http;

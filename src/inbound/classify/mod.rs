@@ -5,14 +5,15 @@
 //! it; the phrases they look for are in `phrases`):
 //!
 //! 1. A feedback report (ARF) is a `complaint`.
-//! 2. A delivery report — standard, or synthesized by [`super::parse`] from an Exim, Postfix,
-//!    Gmail or Exchange notice — is a `hard_bounce` if any recipient failed permanently
+//! 2. A delivery report — standard, or synthesized by [`super::parse`] from a non-standard
+//!    notice (qmail, Exim, Postfix, Sendmail, Exchange, GroupWise, Notes, SMTP32 …) — is a `hard_bounce` if any recipient failed permanently
 //!    (5.x.x, or `Action: failed` without a status), else a `soft_bounce` if any failed
 //!    transiently (4.x.x or `Action: delayed`); a report of successful delivery falls back on
 //!    the wording, then is `other`.
-//! 3. Anything else from a mail system (MAILER-DAEMON, postmaster): `soft_bounce` only when
+//! 3. Anything else from a mail system (MAILER-DAEMON, postmaster, a vendor's daemon, a
+//!    "Mail Delivery Subsystem" display name, an empty Return-Path): `soft_bounce` only when
 //!    its text clearly says temporary, else `hard_bounce` if it clearly says permanent, else
-//!    `other`.
+//!    `other`. A mail system's message is never a `human_reply`.
 //! 4. Explicit auto-replies: `Auto-Submitted: auto-replied` (RFC 3834), `X-Autoreply`,
 //!    `X-Autorespond`, `X-Autoresponder`, `Precedence: auto_reply`, Exchange's inbox-rule and
 //!    out-of-office markers, an out-of-office subject (English, German, French, Spanish,
@@ -24,11 +25,16 @@
 //!    `Precedence: bulk|junk|list`, a no-reply sender, an out-of-office body (scored, so one
 //!    phrase in a person's reply is not enough), a helpdesk acknowledgement ("We have received
 //!    your request" with a ticket number, "this is an automated response").
-//! 7. A request to be removed ("unsubscribe", "remove me", "abmelden", "désinscrire",
+//! 7. Review: a message that looks like a bounce but was not read as one — it carries a
+//!    returned copy of a sent message, has a bounce subject ("Undeliverable", "Fwd: Returned
+//!    mail" …), or bounce wording with a status code — is `other`, for review
+//!    ([`Verdict::for_review`]): processing keeps it unmatched, so it changes no lead and
+//!    reaches no sales rep, and `inbound list --unmatched` shows it.
+//! 8. A request to be removed ("unsubscribe", "remove me", "abmelden", "désinscrire",
 //!    "darme de baja", "afmelden" …) in the *new* text, or in a subject of the sender's own
 //!    (not "Re: …", which is ours), not negated ("I don't want to unsubscribe") and not on a
 //!    line with a link (a footer): `unsubscribe`.
-//! 8. Otherwise a message with a sender is a `human_reply`; without one, `other`.
+//! 9. Otherwise a message with a sender is a `human_reply`; without one, `other`.
 //!
 //! Threading (an In-Reply-To one of our Message-IDs) never enters into it: an auto-reply is
 //! threaded too.
@@ -36,7 +42,7 @@
 mod phrases;
 
 use super::parse::fold::{contains_phrase, fold, phrase_positions};
-use super::parse::{DsnRecipient, Failure, ParsedInbound, Report, is_mail_system, text_failure};
+use super::parse::{DsnRecipient, Failure, ParsedInbound, Report, text_failure};
 use phrases::{
     AFTER_PLEASE_STOP, HELPDESK_AUTOMATED, HELPDESK_RECEIVED, HELPDESK_TICKET, NEGATIONS,
     OOF_STRONG, OOF_SUBJECT_ANYWHERE, OOF_SUBJECT_START, OOF_WEAK, REMOVE_ME,
@@ -49,6 +55,17 @@ pub use crate::domain::reply::Classification;
 pub struct Verdict {
     pub classification: Classification,
     pub reason: &'static str,
+}
+
+/// The reason of a message that looks like a bounce but is not clearly one (see rule 7).
+pub const REVIEW_REASON: &str = "looks like a bounce, not clearly one: kept for review";
+
+impl Verdict {
+    /// Whether the message is kept for review rather than acted on: unsure between a bounce
+    /// and a person's reply, it must reach neither a lead's state nor sales.
+    pub fn for_review(&self) -> bool {
+        self.reason == REVIEW_REASON
+    }
 }
 
 /// How many characters of the new text the wording rules read.
@@ -99,7 +116,7 @@ pub fn verdict(p: &ParsedInbound) -> Verdict {
         None => {}
     }
 
-    if p.from.as_deref().is_some_and(is_mail_system) {
+    if p.shape.from_system {
         return match text_failure(&text) {
             Some(Failure::Transient) => decided(SoftBounce, "mail system notice: temporary"),
             Some(Failure::Permanent) => decided(HardBounce, "mail system notice: permanent"),
@@ -126,6 +143,9 @@ pub fn verdict(p: &ParsedInbound) -> Verdict {
     let subject = fold(&p.subject);
     if is_helpdesk_acknowledgement(&text, &subject) {
         return decided(AutoReply, "helpdesk acknowledgement");
+    }
+    if p.shape.says_bounce() {
+        return decided(Other, REVIEW_REASON);
     }
     if asks_to_be_removed(&text) || (!is_reply_subject(&subject) && asks_to_be_removed(&subject)) {
         return decided(Unsubscribe, "asks to be removed");
@@ -307,6 +327,9 @@ fn negated(before: &str) -> bool {
         .take(3)
         .any(|w| NEGATIONS.contains(&w))
 }
+
+#[cfg(test)]
+mod bounce_tests;
 
 #[cfg(test)]
 mod tests {

@@ -86,6 +86,8 @@ pub(super) fn is_separator(trimmed: &str) -> bool {
     const MARKERS: &[&str] = &[
         "original message",
         "ursprungliche nachricht",
+        "ursprunglichen nachricht",
+        "returned mail",
         "original-nachricht",
         "urspr. nachricht",
         "message d'origine",
@@ -104,6 +106,8 @@ pub(super) fn is_separator(trimmed: &str) -> bool {
         || folded.contains("this is a copy of the message")
         || folded.contains("below this line is a copy of the message")
         || folded.starts_with("original message headers")
+        || folded.contains("unsent message follows")
+        || folded.starts_with("original message follows")
 }
 
 /// An Outlook-style block: a "From:" line followed within four lines by a "Sent:"/"Date:"

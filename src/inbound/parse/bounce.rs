@@ -10,7 +10,7 @@ use super::body::is_separator;
 use super::fold::fold;
 use super::headers::{extract_addresses, is_mail_system, push_unique_all};
 use super::report::{
-    DsnRecipient, Failure, Report, content_type_of, enclosed_in_part, enclosed_in_text,
+    DsnRecipient, Enclosed, Failure, Report, content_type_of, enclosed_in_part, enclosed_in_text,
 };
 use super::status::{find_status, status_failure, text_failure};
 
@@ -20,88 +20,65 @@ const SCAN_LIMIT: usize = 64 * 1024;
 /// At most this many failed recipients are read out of a non-standard bounce.
 const MAX_BOUNCE_RECIPIENTS: usize = 50;
 
-/// Subjects of bounce notices (folded, matched anywhere).
-const BOUNCE_SUBJECTS: &[&str] = &[
-    "undelivered mail returned to sender",
-    "mail delivery failed",
-    "delivery status notification",
-    "undeliverable",
-    "undelivered mail",
-    "returned mail",
-    "delivery failure",
-    "failure notice",
-    "delivery has failed",
-    "could not send message",
-    "delayed mail",
-    "delivery delayed",
-    "message delayed",
-    "nicht zustellbar",
-    "unzustellbar",
-    "non remis",
-    "no se puede entregar",
-    "onbestelbaar",
-    "kan niet worden bezorgd",
-];
-
-/// Wording of bounce notices (folded, matched anywhere in the first part of the body).
-const BOUNCE_BODIES: &[&str] = &[
-    "this message was created automatically by mail delivery software",
-    "delivery has failed to these recipients",
-    "could not be delivered to one or more",
-    "i'm sorry to have to inform you that your message could not",
-    "this is the mail system at host",
-    "delivery to the following recipient failed",
-    "delivery to the following recipients failed",
-    "your message wasn't delivered",
-    "your message was not delivered",
-    "your message couldn't be delivered",
-    "your message could not be delivered",
-    "the following address(es) failed",
-    "the following addresses had permanent",
-    "there was a temporary problem delivering your message",
-    "has not yet been delivered",
-    "delivery incomplete",
-    "message could not be delivered",
-    "unable to deliver your message",
-    "the email account that you tried to reach does not exist",
-    "your message did not reach some or all of the intended recipients",
-];
+/// The copy of a message a bounce returns as an attached part (`message/rfc822`,
+/// `message/global` or `text/rfc822-headers`): whether there is one, and its headers where
+/// they can be read.
+pub(super) fn attached_copy(msg: &Message<'_>) -> (bool, Option<Enclosed>) {
+    let mut parts = msg.parts.iter().skip(1).filter(|part| {
+        matches!(
+            content_type_of(part)
+                .as_ref()
+                .map(|(t, s)| (t.as_str(), s.as_str())),
+            Some(("message", "rfc822" | "global") | ("text", "rfc822-headers"))
+        )
+    });
+    match parts.next() {
+        None => (false, None),
+        Some(first) => (
+            true,
+            enclosed_in_part(first).or_else(|| parts.find_map(enclosed_in_part)),
+        ),
+    }
+}
 
 /// Reads a bounce notice that has no `message/delivery-status` part into a
 /// [`Report::Delivery`]: failed recipients from `X-Failed-Recipients` or the notice's text,
 /// a status per recipient when one is given (enhanced `5.1.1`, or an SMTP code `550`), and
-/// the original's Message-ID from an attached or inline copy.
+/// the original's Message-ID from the attached copy (`attached`) or an inline one. A failure
+/// the notice gives no status or wording for is permanent: the message was not delivered and
+/// will not be; a notice that only says delivery is delayed or retried is temporary, and one
+/// that reports a success names no failure.
 pub(super) fn nonstandard_bounce(
-    msg: &Message<'_>,
     p: &ParsedInbound,
     body: &str,
+    attached: Option<Enclosed>,
 ) -> Option<Report> {
-    let head: String = body.chars().take(SCAN_LIMIT).collect();
-    if !is_bounce_notice(p, &head) {
+    if !p.shape.is_notice() {
         return None;
     }
+    let head: String = body.chars().take(SCAN_LIMIT).collect();
     let (human, copy) = split_at_original_copy(&head);
-    let enclosed = msg
-        .parts
-        .iter()
-        .skip(1)
-        .filter(|part| {
-            matches!(
-                content_type_of(part)
-                    .as_ref()
-                    .map(|(t, s)| (t.as_str(), s.as_str())),
-                Some(("message", "rfc822" | "global") | ("text", "rfc822-headers"))
-            )
-        })
-        .find_map(enclosed_in_part)
+    let enclosed = attached
         .or_else(|| copy.and_then(enclosed_in_text))
         .unwrap_or_default();
 
-    let addresses = failed_addresses(p, enclosed.from.as_deref(), human);
+    let mut addresses = failed_addresses(p, enclosed.from.as_deref(), human);
+    if addresses.is_empty() {
+        // GroupWise and others name the recipient by its local part only: the returned
+        // copy says whom it was sent to.
+        addresses = enclosed.headers.to.clone();
+        addresses.truncate(MAX_BOUNCE_RECIPIENTS);
+    }
+    let folded = fold(human);
+    let overall = if reports_success(&folded) {
+        None
+    } else {
+        Some(text_failure(&folded).unwrap_or(Failure::Permanent))
+    };
     let notice = Notice {
         text: human,
         lower: human.to_lowercase(),
-        overall: text_failure(&fold(human)),
+        overall,
     };
     let recipients = if addresses.is_empty() {
         vec![notice.entry(None)]
@@ -114,22 +91,19 @@ pub(super) fn nonstandard_bounce(
     Some(Report::Delivery(recipients, enclosed.headers))
 }
 
-/// Whether a message is a bounce notice: it names its failed recipients
-/// (`X-Failed-Recipients`), or it comes from a mail system and its subject or body reads like
-/// one, or both its subject and body read like one and it is no forward or reply.
-fn is_bounce_notice(p: &ParsedInbound, head: &str) -> bool {
-    let subject = fold(&p.subject);
-    let folded_head = fold(head);
-    let from_system = p.from.as_deref().is_some_and(is_mail_system)
-        || p.header("return-path").is_some_and(|v| v.trim() == "<>");
-    let subject_says = BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s));
-    let body_says = BOUNCE_BODIES.iter().any(|s| folded_head.contains(s));
-    let forwarded = ["fw:", "fwd:", "wg:", "tr:", "re:", "aw:"]
-        .iter()
-        .any(|prefix| subject.starts_with(prefix));
-    p.header("x-failed-recipients").is_some()
-        || (from_system && (subject_says || body_says))
-        || (!forwarded && subject_says && body_says)
+/// Whether a (folded) notice reports a delivery that worked (a relay or success
+/// notification), not a failure.
+fn reports_success(folded: &str) -> bool {
+    const SUCCESS: &[&str] = &[
+        "successfully relayed",
+        "delivered successfully",
+        "was successfully delivered",
+        "has been delivered to the following",
+        "delivery to the following recipients succeeded",
+        "delivery to these recipients or groups is complete",
+        "your message has been delivered",
+    ];
+    SUCCESS.iter().any(|s| folded.contains(s))
 }
 
 /// The failed recipients of a notice: those of `X-Failed-Recipients`, else the addresses in
@@ -154,9 +128,11 @@ fn failed_addresses(p: &ParsedInbound, original_from: Option<&str>, human: &str)
                 "from:",
                 "reply-to:",
                 "sender:",
+                "return-path:",
             ]
             .iter()
             .any(|h| label.starts_with(h))
+                || label.contains("mail from:")
             {
                 continue;
             }
@@ -238,7 +214,9 @@ fn split_at_original_copy(text: &str) -> (&str, Option<&str>) {
         if is_separator(trimmed) {
             return (&text[..offset], text.get(offset + line.len()..));
         }
-        if HEADER_LINES.iter().any(|h| label.starts_with(h)) {
+        // A copy's header lines start at the margin; an indented one is the notice quoting.
+        let at_margin = !line.starts_with([' ', '\t']);
+        if at_margin && HEADER_LINES.iter().any(|h| label.starts_with(h)) {
             return (&text[..offset], text.get(offset..));
         }
         offset += line.len();

@@ -197,19 +197,37 @@ fn scan_addresses(text: &str) -> Vec<String> {
     found
 }
 
-/// Whether an address belongs to a mail system rather than a person (bounces come from these).
+/// Whether an address belongs to a mail system rather than a person (bounces come from
+/// these): `MAILER-DAEMON`, `postmaster`, and the daemons of particular products (MDaemon,
+/// Mercury's `MAISER`, GroupWise's `gwia`, `E500_SMTP_Mail_Service` …), with any `-`, `_` or
+/// `.` in the local part ignored.
 pub(crate) fn is_mail_system(address: &str) -> bool {
-    let local = address.split('@').next().unwrap_or("").to_ascii_lowercase();
+    let local: String = address
+        .split('@')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !matches!(c, '-' | '_' | '.'))
+        .flat_map(char::to_lowercase)
+        .collect();
     matches!(
         local.as_str(),
-        "mailer-daemon"
-            | "mailerdaemon"
-            | "mail-daemon"
+        "mailerdaemon"
             | "maildaemon"
+            | "mailer"
             | "postmaster"
-            | "mail.delivery.system"
-    ) || local.starts_with("mailer-daemon")
+            | "maildeliverysystem"
+            | "maildeliverysubsystem"
+            | "mdaemon"
+            | "maiser"
+            | "gwia"
+            | "mailrouter"
+            | "bounce"
+            | "bounces"
+            | "smtp"
+    ) || local.starts_with("mailerdaemon")
         || local.starts_with("microsoftexchange")
+        || local.ends_with("smtpmailservice")
 }
 
 #[cfg(test)]
@@ -246,6 +264,34 @@ mod tests {
         ];
         for (value, expected) in cases {
             assert_eq!(ids_in(value), *expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn mail_system_addresses() {
+        for a in [
+            "MAILER-DAEMON@mx.example.net",
+            "mailer_daemon@example.org",
+            "Mailer-Daemon@cpanel.example.net",
+            "postmaster@example.org",
+            "Postmaster@mail.example.org",
+            "mail.delivery.system@example.org",
+            "E500_SMTP_Mail_Service@example.org",
+            "MDaemon@mail.example.com",
+            "MAISER@mail.example.net",
+            "MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@example.net",
+            "bounce@barracuda.example.com",
+        ] {
+            assert!(is_mail_system(a), "{a}");
+        }
+        for a in [
+            "ann@example.com",
+            "post.master.ann@example.com",
+            "daemon.fan@example.org",
+            "sales@acme.example",
+            "bounce+k1.x@bounce.acme.example",
+        ] {
+            assert!(!is_mail_system(a), "{a}");
         }
     }
 }

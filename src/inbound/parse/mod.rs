@@ -13,7 +13,10 @@
 //! - [`headers`]: header fields, message ids and addresses (recipients, free text);
 //! - [`body`]: the text bodies, and the new text without quoted history and signature;
 //! - [`report`]: standard delivery-status (RFC 3464) and feedback (ARF) reports;
-//! - [`bounce`]: non-standard bounce notices (Exim, Postfix, Gmail, Exchange) read into a report;
+//! - [`shape`]: what makes a message look like a bounce (sender, subject and body families in
+//!   several languages, a returned copy, status codes);
+//! - [`bounce`]: non-standard bounce notices (qmail, Exim, Postfix, Sendmail, Exchange,
+//!   GroupWise, Notes, SMTP32, vendors' daemons …) read into a report;
 //! - [`status`]: SMTP status codes and the wording of temporary and permanent failures;
 //! - [`return_date`]: the return date an out-of-office reply states;
 //! - [`fold`]: text folded for matching phrases across languages (also used by classification).
@@ -29,6 +32,7 @@ pub(crate) mod fold;
 mod headers;
 mod report;
 mod return_date;
+mod shape;
 mod status;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -37,9 +41,9 @@ use chrono::NaiveDate;
 use mail_parser::MessageParser;
 
 pub use body::strip_quoted;
-pub(crate) use headers::is_mail_system;
 pub use report::{DsnRecipient, Failure, OriginalHeaders, Report};
 pub use return_date::{return_date, stated_return_date};
+pub use shape::BounceShape;
 pub(crate) use status::text_failure;
 
 /// An inbound message, reduced to what matching and classification need.
@@ -68,6 +72,9 @@ pub struct ParsedInbound {
     /// A delivery-status or feedback report, standard or synthesized from a known
     /// non-standard bounce.
     pub report: Option<Report>,
+    /// What about the message says bounce (sender, subject, wording, returned copy …),
+    /// whether or not it was read as a delivery report.
+    pub shape: BounceShape,
     /// The calendar day of the Date header, as the sender wrote it (in the sender's zone):
     /// what an auto-reply's "back on Monday" counts from.
     pub sent_on: Option<NaiveDate>,
@@ -142,12 +149,15 @@ fn parse_message(raw: &[u8]) -> Result<ParsedInbound, ParseError> {
         text: strip_quoted(&body),
         headers,
         report: None,
+        shape: BounceShape::default(),
         sent_on: msg
             .date()
             .and_then(|d| NaiveDate::from_ymd_opt(d.year.into(), d.month.into(), d.day.into())),
     };
-    parsed.report =
-        report::standard_report(&msg).or_else(|| bounce::nonstandard_bounce(&msg, &parsed, &body));
+    let (has_copy, attached) = bounce::attached_copy(&msg);
+    parsed.shape = shape::bounce_shape(&parsed, &body, has_copy);
+    parsed.report = report::standard_report(&msg)
+        .or_else(|| bounce::nonstandard_bounce(&parsed, &body, attached));
     Ok(parsed)
 }
 
