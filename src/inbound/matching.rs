@@ -11,7 +11,7 @@
 //! The address/ID helpers are pure; [`find`] asks the store.
 
 use crate::domain::email::EmailAddress;
-use crate::inbound::parse::{ParsedInbound, Report};
+use crate::inbound::parse::{Failure, ParsedInbound, Report};
 use crate::store::{DeliveryTarget, Store, StoreError, bare_message_id};
 use crate::tokens::{TokenKeys, TokenKind};
 
@@ -201,6 +201,60 @@ pub async fn find<S: Store>(
     Ok(None)
 }
 
+/// The failed recipients of a delivery report, each once, with how it failed (the address
+/// its entry names: Final-Recipient, else Original-Recipient).
+pub fn failed_recipients(parsed: &ParsedInbound) -> Vec<(EmailAddress, Failure)> {
+    let Some(Report::Delivery(recipients, _)) = &parsed.report else {
+        return Vec::new();
+    };
+    let mut out: Vec<(EmailAddress, Failure)> = Vec::new();
+    for r in recipients {
+        let Some(failure) = r.failure() else { continue };
+        let Some(email) = r
+            .final_recipient
+            .as_deref()
+            .or(r.original_recipient.as_deref())
+            .and_then(report_address)
+        else {
+            continue;
+        };
+        if !out.iter().any(|(e, _)| *e == email) {
+            out.push((email, failure));
+        }
+    }
+    out
+}
+
+/// The leads other than `primary` that a bounce naming several failed recipients names, each
+/// with how its delivery failed (matched by `report`). A report naming one recipient acts on
+/// its matched lead only.
+pub async fn other_failed_leads<S: Store>(
+    store: &S,
+    parsed: &ParsedInbound,
+    primary: i64,
+) -> Result<Vec<(Match, Failure)>, StoreError> {
+    let named = failed_recipients(parsed);
+    if named.len() < 2 {
+        return Ok(Vec::new());
+    }
+    let mut out: Vec<(Match, Failure)> = Vec::new();
+    for (email, failure) in &named {
+        if let Some(m) = by_address(store, email).await?
+            && m.lead_id != primary
+            && !out.iter().any(|(o, _)| o.lead_id == m.lead_id)
+        {
+            out.push((
+                Match {
+                    matched_by: "report",
+                    ..m
+                },
+                *failure,
+            ));
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +272,44 @@ mod tests {
         assert_eq!(address_token("ann+news@acme.test"), None);
         assert_eq!(address_token("reply+@r.example"), None);
         assert_eq!(address_token("reply+abc"), None);
+    }
+
+    #[test]
+    fn failed_recipients_come_once_each_with_their_failure() {
+        use crate::inbound::parse::{DsnRecipient, OriginalHeaders};
+        let entry = |to: Option<&str>, original: Option<&str>, status: &str| DsnRecipient {
+            final_recipient: to.map(str::to_string),
+            original_recipient: original.map(str::to_string),
+            status: Some(status.to_string()),
+            ..DsnRecipient::default()
+        };
+        let parsed = ParsedInbound {
+            report: Some(Report::Delivery(
+                vec![
+                    entry(Some("Bob@Example.org"), None, "5.1.1"),
+                    entry(Some("cy@example.net"), None, "4.2.2"),
+                    entry(Some("bob@example.org"), None, "5.1.1"),
+                    entry(None, Some("rfc822; dee@example.com"), "5.0.0"),
+                    entry(Some("ok@example.com"), None, "2.0.0"),
+                    entry(Some("not an address"), None, "5.1.1"),
+                ],
+                OriginalHeaders::default(),
+            )),
+            ..ParsedInbound::default()
+        };
+        let got: Vec<(String, Failure)> = failed_recipients(&parsed)
+            .into_iter()
+            .map(|(e, f)| (e.to_string(), f))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("bob@example.org".to_string(), Failure::Permanent),
+                ("cy@example.net".to_string(), Failure::Transient),
+                ("dee@example.com".to_string(), Failure::Permanent),
+            ]
+        );
+        assert!(failed_recipients(&ParsedInbound::default()).is_empty());
     }
 
     #[test]

@@ -14,11 +14,11 @@ use tracing::Instrument as _;
 use crate::app::Loaded;
 use crate::domain::email::EmailAddress;
 use crate::domain::reply::Classification;
-use crate::inbound::classify::classify;
+use crate::inbound::classify::verdict;
 use crate::inbound::effect::{Reply, effect_for};
 use crate::inbound::matching::{self, Match};
-use crate::inbound::parse::{ParsedInbound, Report, parse, stated_return_date};
-use crate::store::{InboundEffect, InboundRecord, Store};
+use crate::inbound::parse::{Failure, ParsedInbound, Report, parse, stated_return_date};
+use crate::store::{InboundEffect, InboundRecord, OtherLead, Store};
 
 /// A raw message as it arrived.
 #[derive(Debug, Clone)]
@@ -37,6 +37,8 @@ pub struct Processed {
     pub classification: Classification,
     pub lead: Option<EmailAddress>,
     pub matched_by: Option<&'static str>,
+    /// Further leads a bounce naming several failed recipients acts on (besides `lead`).
+    pub others: Vec<EmailAddress>,
     /// None on a dry run.
     pub inbound_id: Option<i64>,
     /// The dedupe key was seen before: nothing changed.
@@ -109,18 +111,15 @@ async fn process_in<S: Store>(
     {
         span.record("message_id", tracing::field::display(id));
     }
-    let found = match parsed {
-        Some(p) => matching::find(store, &loaded.keys, p).await?,
-        None => None,
-    };
+    let (classification, found, others) = classify_and_match(store, loaded, msg, parsed).await?;
     if let Some(m) = &found {
         span.record("lead", tracing::field::display(&m.email));
     }
-    let classification = parsed.map_or(Classification::Other, classify);
     let mut processed = Processed {
         classification,
         lead: found.as_ref().map(|m| m.email.clone()),
         matched_by: found.as_ref().map(|m| m.matched_by),
+        others: others.iter().map(|(m, _)| m.email.clone()).collect(),
         inbound_id: None,
         duplicate: false,
     };
@@ -133,7 +132,13 @@ async fn process_in<S: Store>(
         (Some(m), Some(p)) => lead_effect(store, loaded, &record, p, m, classification).await?,
         _ => InboundEffect::None,
     };
-    let applied = store.record_inbound(&record, &effect, now).await?;
+    let other_effects = match parsed {
+        Some(p) => other_effects(store, loaded, &record, p, &others).await?,
+        None => Vec::new(),
+    };
+    let applied = store
+        .record_inbound_for_all(&record, &effect, &other_effects, now)
+        .await?;
     processed.inbound_id = Some(applied.inbound_id);
     processed.duplicate = applied.duplicate;
     if !applied.duplicate {
@@ -141,6 +146,10 @@ async fn process_in<S: Store>(
         // Engagement points for the reply (score threshold per segment); only a first recording.
         if let Some(m) = &found {
             score(store, loaded, m, classification, &record.dedupe_key, now).await?;
+        }
+        for ((m, _), other) in others.iter().zip(&other_effects) {
+            let class = Classification::parse(&other.classification).unwrap_or(classification);
+            score(store, loaded, m, class, &record.dedupe_key, now).await?;
         }
     }
 
@@ -156,6 +165,38 @@ async fn process_in<S: Store>(
         "Inbound message processed"
     );
     Ok(processed)
+}
+
+/// What a message is, the lead it matched, and the further leads a bounce naming several
+/// failed recipients names (with how each failed). A message unsure between a bounce and a
+/// reply is matched to nothing: kept unmatched, for review — no lead, no sales.
+async fn classify_and_match<S: Store>(
+    store: &S,
+    loaded: &Loaded,
+    msg: &InboundMessage,
+    parsed: Option<&ParsedInbound>,
+) -> anyhow::Result<(Classification, Option<Match>, Vec<(Match, Failure)>)> {
+    let Some(p) = parsed else {
+        return Ok((Classification::Other, None, Vec::new()));
+    };
+    let decided = verdict(p);
+    if decided.for_review() {
+        tracing::info!(dedupe_key = %msg.dedupe_key, "Inbound message looks like a bounce but is not clearly one; kept unmatched for review");
+        return Ok((decided.classification, None, Vec::new()));
+    }
+    let found = matching::find(store, &loaded.keys, p).await?;
+    let others = match &found {
+        Some(m)
+            if matches!(
+                decided.classification,
+                Classification::HardBounce | Classification::SoftBounce
+            ) =>
+        {
+            matching::other_failed_leads(store, p, m.lead_id).await?
+        }
+        _ => Vec::new(),
+    };
+    Ok((decided.classification, found, others))
 }
 
 /// What is stored of the message: everything, the raw bytes included, matched or not.
@@ -218,6 +259,30 @@ async fn lead_effect<S: Store>(
         &reply,
         &timeline,
     ))
+}
+
+/// What a bounce does to each further lead it names (`others`): a hard or a soft bounce, as
+/// that recipient failed.
+async fn other_effects<S: Store>(
+    store: &S,
+    loaded: &Loaded,
+    record: &InboundRecord,
+    parsed: &ParsedInbound,
+    others: &[(Match, Failure)],
+) -> anyhow::Result<Vec<OtherLead>> {
+    let mut out = Vec::with_capacity(others.len());
+    for (m, failure) in others {
+        let class = match failure {
+            Failure::Permanent => Classification::HardBounce,
+            Failure::Transient => Classification::SoftBounce,
+        };
+        out.push(OtherLead {
+            lead_id: m.lead_id,
+            classification: class.as_str().to_string(),
+            effect: lead_effect(store, loaded, record, parsed, m, class).await?,
+        });
+    }
+    Ok(out)
 }
 
 /// Gives the matched lead the points `[scoring.points]` sets for `classification` (under the

@@ -235,6 +235,16 @@ macro_rules! common_inbound_methods {
             effect: &InboundEffect,
             now: DateTime<Utc>,
         ) -> Result<InboundApplied, StoreError> {
+            self.record_inbound_for_all(record, effect, &[], now).await
+        }
+
+        async fn record_inbound_for_all(
+            &self,
+            record: &InboundRecord,
+            effect: &InboundEffect,
+            others: &[OtherLead],
+            now: DateTime<Utc>,
+        ) -> Result<InboundApplied, StoreError> {
             let mut tx = self.write().await?;
             let inserted: Option<i64> = sqlx::query_scalar(sql::INSERT_INBOUND)
             .bind(&record.dedupe_key)
@@ -282,6 +292,41 @@ macro_rules! common_inbound_methods {
                     effects =
                         apply_effect(&mut tx, lead_id, &state, inbound_id, record, effect, now).await?;
                 }
+            }
+            let mut done: Vec<i64> = record.lead_id.into_iter().collect();
+            let mut applied_others = Vec::new();
+            for other in others {
+                if done.contains(&other.lead_id) {
+                    continue;
+                }
+                done.push(other.lead_id);
+                let state: Option<String> = sqlx::query_scalar(sql::LEAD_STATE)
+                    .bind(other.lead_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(state) = state else { continue };
+                insert_event(
+                    &mut tx,
+                    other.lead_id,
+                    "inbound",
+                    &json!({"classification": other.classification, "subject": record.subject,
+                            "matched_by": "report", "inbound_id": inbound_id}),
+                    now,
+                )
+                .await?;
+                let as_other = InboundRecord {
+                    classification: other.classification.clone(),
+                    ..record.clone()
+                };
+                let mut applied =
+                    apply_effect(&mut tx, other.lead_id, &state, inbound_id, &as_other, &other.effect, now)
+                        .await?;
+                applied["lead_id"] = json!(other.lead_id);
+                applied["classification"] = json!(other.classification);
+                applied_others.push(applied);
+            }
+            if !applied_others.is_empty() {
+                effects["others"] = json!(applied_others);
             }
             sqlx::query(sql::SET_INBOUND_EFFECTS)
                 .bind(inbound_id)

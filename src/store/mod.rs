@@ -311,6 +311,20 @@ pub trait InboundStore {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<InboundApplied, StoreError>> + Send;
 
+    /// [`record_inbound`](Self::record_inbound), and in the same transaction each of `others`
+    /// (further leads the message names, none of them the matched one; a lead listed twice
+    /// counts once) gets its own `inbound` event {classification, subject, matched_by:
+    /// `report`, inbound_id} and its own effect. The message's `effects` list theirs under
+    /// `others`. A duplicate `dedupe_key` changes none of them: one message, one state change
+    /// per lead.
+    fn record_inbound_for_all(
+        &self,
+        record: &InboundRecord,
+        effect: &InboundEffect,
+        others: &[OtherLead],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<InboundApplied, StoreError>> + Send;
+
     /// Stored inbound messages with id > `after_id`, by id (`raw` included).
     fn inbound_messages(
         &self,

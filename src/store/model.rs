@@ -316,6 +316,18 @@ pub enum InboundEffect {
     },
 }
 
+/// Another lead the same inbound message acts on: a bounce that names several failed
+/// recipients suppresses (or counts a soft bounce for) each lead it names, not only the one
+/// it matched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtherLead {
+    pub lead_id: i64,
+    /// What the message is for this lead (`hard_bounce` or `soft_bounce`: each recipient
+    /// failed in its own way).
+    pub classification: String,
+    pub effect: InboundEffect,
+}
+
 impl InboundEffect {
     pub fn name(&self) -> &'static str {
         match self {

@@ -11,6 +11,7 @@ mod support;
 
 mod api_transports;
 mod bounce_corpus;
+mod bounce_replay;
 mod check;
 mod hostile_input;
 mod http;

@@ -44,6 +44,10 @@ pub async fn replay<S: Store>(
             serde_json::json!(processed.classification.as_str()),
             serde_json::json!(lead),
         );
+        if !processed.others.is_empty() {
+            let others: Vec<String> = processed.others.iter().map(|e| e.to_string()).collect();
+            line.push_str(&format!(",\"others\":{}", serde_json::json!(others)));
+        }
         if !dry_run {
             line.push_str(&format!(
                 ",\"matched_by\":{},\"inbound_id\":{},\"duplicate\":{}",
