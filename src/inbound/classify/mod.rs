@@ -42,7 +42,7 @@
 mod phrases;
 
 use super::parse::fold::{contains_phrase, fold, phrase_positions};
-use super::parse::{DsnRecipient, Failure, ParsedInbound, Report, text_failure};
+use super::parse::{DsnRecipient, Failure, ParsedInbound, Report, is_mail_system, text_failure};
 use phrases::{
     AFTER_PLEASE_STOP, HELPDESK_AUTOMATED, HELPDESK_RECEIVED, HELPDESK_TICKET, NEGATIONS,
     OOF_STRONG, OOF_SUBJECT_ANYWHERE, OOF_SUBJECT_START, OOF_WEAK, REMOVE_ME,
@@ -116,7 +116,7 @@ pub fn verdict(p: &ParsedInbound) -> Verdict {
         None => {}
     }
 
-    if p.shape.from_system {
+    if p.shape.from_system || p.from.as_deref().is_some_and(is_mail_system) {
         return match text_failure(&text) {
             Some(Failure::Transient) => decided(SoftBounce, "mail system notice: temporary"),
             Some(Failure::Permanent) => decided(HardBounce, "mail system notice: permanent"),

@@ -41,6 +41,7 @@ use chrono::NaiveDate;
 use mail_parser::MessageParser;
 
 pub use body::strip_quoted;
+pub(crate) use headers::is_mail_system;
 pub use report::{DsnRecipient, Failure, OriginalHeaders, Report};
 pub use return_date::{return_date, stated_return_date};
 pub use shape::BounceShape;
