@@ -112,10 +112,17 @@ fn bounces_of_every_family_are_recognised_with_their_recipients() {
     let right: usize = per_family.values().map(|(r, _)| r).sum();
     println!("bounce corpus: share right per family");
     for (family, (r, n)) in &per_family {
-        println!("  {family:<16} {r:>3}/{n:<3} {:>5.1} %", 100.0 * *r as f64 / *n as f64);
+        println!(
+            "  {family:<16} {r:>3}/{n:<3} {:>5.1} %",
+            100.0 * *r as f64 / *n as f64
+        );
     }
     let share = 100.0 * right as f64 / rows.len() as f64;
-    println!("  {:<16} {right:>3}/{:<3} {share:>5.1} %", "all", rows.len());
+    println!(
+        "  {:<16} {right:>3}/{:<3} {share:>5.1} %",
+        "all",
+        rows.len()
+    );
     for w in &wrong {
         println!("  wrong: {w}");
     }
@@ -136,7 +143,12 @@ fn every_bounce_file_is_listed_once_and_uses_crlf_line_ends() {
     assert_eq!(listed.len(), before, "a file is listed twice");
     let mut on_disk: Vec<String> = std::fs::read_dir(corpus_dir())
         .expect("the corpus folder")
-        .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|n| n.ends_with(".eml"))
         .collect();
     on_disk.sort();

@@ -117,8 +117,16 @@ async fn a_bounce_naming_three_leads_suppresses_each_once() {
             .expect("listed");
         assert_eq!(entry.reason, SuppressionReason::HardBounce, "{lead}");
         let k = kinds(&store, lead).await;
-        assert_eq!(k.iter().filter(|k| *k == "inbound").count(), 1, "{lead}: {k:?}");
-        assert_eq!(k.iter().filter(|k| *k == "suppressed").count(), 1, "{lead}: {k:?}");
+        assert_eq!(
+            k.iter().filter(|k| *k == "inbound").count(),
+            1,
+            "{lead}: {k:?}"
+        );
+        assert_eq!(
+            k.iter().filter(|k| *k == "suppressed").count(),
+            1,
+            "{lead}: {k:?}"
+        );
     }
     let bystander = store
         .lead_by_email(&email("kim.mohr@example.org"))
@@ -226,7 +234,10 @@ async fn one_message_changes_each_named_lead_once<S: Store>(store: S) {
             ..NewLead::default()
         })
         .collect();
-    store.upsert_leads(&new_leads, "test", t0()).await.expect("leads");
+    store
+        .upsert_leads(&new_leads, "test", t0())
+        .await
+        .expect("leads");
     let mut ids = Vec::new();
     for a in ["a@x.example", "b@x.example", "c@x.example", "d@x.example"] {
         ids.push(store.lead_by_email(&email(a)).await.unwrap().unwrap().id);

@@ -218,6 +218,10 @@ fn replies_that_only_mention_delivery_stay_human() {
         ),
     ] {
         let p = parsed(&format!("From: ann@example.com\nSubject: {subject}"), body);
-        assert_eq!(verdict(&p).classification, Classification::HumanReply, "{body}");
+        assert_eq!(
+            verdict(&p).classification,
+            Classification::HumanReply,
+            "{body}"
+        );
     }
 }

@@ -1,7 +1,8 @@
-//! Bounce notices without a `message/delivery-status` part (Exim, Postfix, Gmail and
-//! Exchange notices, and their translations), read into the same [`Report::Delivery`] a
-//! standard report gives: which recipients failed, with which status, and the original's
-//! Message-ID from an attached or inline copy.
+//! Bounce notices without a `message/delivery-status` part — qmail, Yahoo, Exim, Postfix and
+//! Sendmail plain text, Exchange legacy and its translations, GroupWise, Lotus Notes, SMTP32,
+//! vendors' daemons, plain "Failed Recipients" lists (what makes one is in `shape`) — read into
+//! the same [`Report::Delivery`] a standard report gives: which recipients failed, with which
+//! status, and the original's Message-ID from an attached or inline copy.
 
 use mail_parser::Message;
 

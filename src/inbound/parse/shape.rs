@@ -330,7 +330,11 @@ mod tests {
             let shape = shape_of(&format!("From: a@b.example\nSubject: {subject}"), "x");
             assert!(shape.subject, "{subject}");
         }
-        for subject in ["Re: your offer", "Delivery of the new sofa", "Returning customer"] {
+        for subject in [
+            "Re: your offer",
+            "Delivery of the new sofa",
+            "Returning customer",
+        ] {
             let shape = shape_of(&format!("From: a@b.example\nSubject: {subject}"), "x");
             assert!(!shape.subject, "{subject}");
         }
@@ -353,7 +357,10 @@ mod tests {
             "La remise aux destinataires ou groupes suivants a échoué :",
         ];
         for body in bodies {
-            assert!(shape_of("From: a@b.example\nSubject: x", body).body, "{body}");
+            assert!(
+                shape_of("From: a@b.example\nSubject: x", body).body,
+                "{body}"
+            );
         }
         let person = "Thanks, the delivery of the chairs failed twice, can you call?";
         assert!(!shape_of("From: a@b.example\nSubject: x", person).body);
@@ -364,9 +371,11 @@ mod tests {
         let inline = "Sorry.\n\nReturn-Path: <bounce@acme.example>\nReceived: from x\nFrom: sales@acme.example\nTo: bob@example.org\n";
         assert!(shape_of("From: a@b.example\nSubject: x", inline).returned_copy);
         let attached = "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nSee attached.\n--b\nContent-Type: message/rfc822\n\nFrom: sales@acme.example\nMessage-ID: <k1.x@acme.example>\nSubject: Hi\n\nHello\n--b--";
-        let shape = parse(&crlf(&format!("From: a@b.example\nSubject: x\n{attached}\n")))
-            .expect("a message")
-            .shape;
+        let shape = parse(&crlf(&format!(
+            "From: a@b.example\nSubject: x\n{attached}\n"
+        )))
+        .expect("a message")
+        .shape;
         assert!(shape.returned_copy);
         let quoted = "Yes.\n\nOn Tue, Paul wrote:\n> From: sales@acme.example\n> Hello";
         assert!(!shape_of("From: a@b.example\nSubject: x", quoted).returned_copy);
