@@ -121,6 +121,13 @@ fn bounces_of_each_family_get_their_class_and_recipients() {
             &["bob@example.it"],
         ),
         (
+            "German delay, from a daemon with a status code",
+            "From: Mailer-Daemon@t-online.example\nSubject: Benachrichtigung zum Zustellstatus (Verzögerung)",
+            "Die Nachricht an bob@example.de konnte noch nicht zugestellt werden. Es wird weiterhin versucht.\nGrund: 421 4.4.2 Verbindung abgebrochen\n",
+            SoftBounce,
+            &["bob@example.de"],
+        ),
+        (
             "a transcript's MAIL FROM is not a failed recipient",
             "From: Mail Delivery Subsystem <MAILER-DAEMON@relay.example.net>\nSubject: Returned mail: see transcript for details",
             "   ----- Transcript of session follows -----\n>>> MAIL From:<paul@acme.example>\n<<< 250 ok\n>>> RCPT To:<bob@example.org>\n<<< 550 5.1.1 User unknown\n",

@@ -39,11 +39,13 @@ pub struct BounceShape {
 impl BounceShape {
     /// Whether the message is a bounce notice to be read as a delivery report: it names its
     /// failed recipients, or comes from a mail system (or says it is automatic) and reads like
-    /// one, or both its subject and body read like one and it forwards nothing.
+    /// one, or comes from a mail system with an SMTP failure code in its text, or both its
+    /// subject and body read like one and it forwards nothing.
     pub fn is_notice(&self) -> bool {
         let reads_like_one = self.subject || self.body;
         self.failed_header
             || ((self.from_system || self.auto_submitted) && reads_like_one)
+            || (self.from_system && self.status_code)
             || (!self.forwarded && self.subject && self.body)
     }
 
@@ -90,6 +92,7 @@ const BOUNCE_SUBJECTS: &[&str] = &[
     "nicht zustellbar",
     "unzustellbar",
     "zustellung verzogert",
+    "zustellstatus",
     "non remis",
     "non distribuable",
     "remise differee",
@@ -164,7 +167,7 @@ const BOUNCE_BODIES: &[&str] = &[
     "delivery incomplete",
     // translations (Exchange and others)
     "die zustellung an folgende empfanger",
-    "konnte nicht zugestellt werden",
+    "nicht zugestellt werden",
     "la remise aux destinataires",
     "n'a pas pu etre remis",
     "error en la entrega a estos destinatarios",
@@ -320,6 +323,7 @@ mod tests {
             "Onbestelbaar: Hallo",
             "Não é possível entregar: Olá",
             "Zustellung verzögert: Hallo",
+            "Benachrichtigung zum Zustellstatus (Verzögerung)",
             "DELIVERY FAILURE: User not listed",
             "Message status - undeliverable",
             "NOTICE: mail delivery status.",
@@ -395,6 +399,12 @@ mod tests {
         assert!(notice(false, true, true, false).is_notice());
         assert!(!notice(false, true, true, true).is_notice());
         assert!(!notice(true, false, false, false).is_notice());
+        let coded = BounceShape {
+            from_system: true,
+            status_code: true,
+            ..BounceShape::default()
+        };
+        assert!(coded.is_notice());
         assert!(!notice(false, true, false, false).is_notice());
         let exim = BounceShape {
             failed_header: true,

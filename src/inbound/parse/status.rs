@@ -110,6 +110,8 @@ pub(crate) fn text_failure(folded: &str) -> Option<Failure> {
         "this is a warning",
         "has been delayed",
         "will keep trying",
+        "wird weiterhin versucht",
+        "noch nicht zugestellt",
         "retry queue",
         "try again later",
         "delivery incomplete",
