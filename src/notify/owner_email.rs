@@ -78,7 +78,22 @@ fn rewarm_text(n: &Notification, lead: &Lead, timeline: &[Event]) -> (String, St
         for line in reply.lines() {
             t.push_str(&format!("> {line}\n"));
         }
-        (format!("Re-warmed: {name} replied"), t)
+        let subject = match n.payload["intent"].as_str() {
+            _ if n.payload["event"] == "lead.retired" => {
+                t.push_str(&retired_text(&n.payload));
+                format!("Contact change: {name} no longer reads this address")
+            }
+            Some(intent) => {
+                t.push_str(&intent_line(&n.payload));
+                if n.payload["needs_look"] == true {
+                    format!("Re-warmed (needs a look): {name} replied ({intent})")
+                } else {
+                    format!("Re-warmed: {name} replied ({intent})")
+                }
+            }
+            None => format!("Re-warmed: {name} replied"),
+        };
+        (subject, t)
     };
     t.push_str("\nThe lead\n--------\n");
     let mut row = |k: &str, v: Option<String>| {
@@ -117,6 +132,51 @@ fn rewarm_text(n: &Notification, lead: &Lead, timeline: &[Event]) -> (String, St
     }
     t.push_str(&format!("\nIdempotency key: {}\n", n.idempotency_key));
     (subject, t)
+}
+
+/// "Intent: question (rule "question phrase", phrase "how much")".
+fn intent_line(payload: &Value) -> String {
+    let d = &payload["intent_detail"];
+    let mut line = format!(
+        "\nIntent: {} (rule \"{}\"",
+        payload["intent"].as_str().unwrap_or("-"),
+        d["rule"].as_str().unwrap_or("-")
+    );
+    if let Some(phrase) = d["phrase"].as_str() {
+        line.push_str(&format!(", phrase \"{phrase}\""));
+    }
+    line.push_str(")\n");
+    if payload["needs_look"] == true {
+        line.push_str("Needs a look: the rules could not tell what this reply wants.\n");
+    }
+    line
+}
+
+/// What a retired address's notification adds: the contacts the reply named.
+fn retired_text(payload: &Value) -> String {
+    let mut t = format!(
+        "\nIntent: {} — this address is retired: no more emails go to it (it is not suppressed).\n",
+        payload["intent"].as_str().unwrap_or("-")
+    );
+    let created: Vec<&str> = payload["new_leads"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let referrals = payload["referrals"].as_array().cloned().unwrap_or_default();
+    if referrals.is_empty() {
+        t.push_str("The reply names no one else.\n");
+    }
+    for r in &referrals {
+        let who = r["name"].as_str().unwrap_or("(no name)");
+        match r["email"].as_str() {
+            Some(email) if created.contains(&email) => t.push_str(&format!(
+                "New lead: {who} <{email}> (same company, owner, tags and fields; enrolled like any import)\n"
+            )),
+            Some(email) => t.push_str(&format!("Named: {who} <{email}>\n")),
+            None => t.push_str(&format!("Named without an address: {who}\n")),
+        }
+    }
+    t
 }
 
 /// An event's detail on one line: its scalar values as `key=value`, long text cut.

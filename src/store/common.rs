@@ -667,6 +667,9 @@ macro_rules! common_write_steps {
                     let listed = suppress_lead(conn, lead_id, *reason, &evidence, now).await?;
                     json!({"effect": "suppress", "reason": reason.as_str(), "listed": listed})
                 }
+                InboundEffect::Reply { text, subject, intent, action } => {
+                    apply_reply(conn, lead_id, state, inbound_id, record, (text, subject.as_deref(), intent), action, now).await?
+                }
                 InboundEffect::SoftBounce { limit, evidence } => {
                     insert_event(
                         conn,

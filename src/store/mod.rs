@@ -60,6 +60,8 @@ use crate::domain::lead::{Lead, LeadState, NewLead};
 mod shared;
 #[macro_use]
 mod common;
+#[macro_use]
+mod reply;
 mod batch;
 mod copy;
 mod dialect;

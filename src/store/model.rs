@@ -314,6 +314,50 @@ pub enum InboundEffect {
         limit: u32,
         evidence: serde_json::Value,
     },
+    /// A human reply read for its intent (`inbound::intent`): event `replied` {text, subject,
+    /// classification, inbound_id, intent} where `intent` is the verdict (intent, rule,
+    /// phrase, language, when, referrals), then `action`.
+    Reply {
+        text: String,
+        subject: Option<String>,
+        intent: serde_json::Value,
+        action: ReplyAction,
+    },
+}
+
+/// What a read human reply does (see [`InboundEffect::Reply`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplyAction {
+    /// Exactly like [`InboundEffect::Rewarm`] (re-warmed, cadence stopped, `notifications`
+    /// queued); `needs_look` marks it "needs a look" on the `rewarmed` event.
+    Rewarm {
+        notifications: Vec<NewNotification>,
+        needs_look: bool,
+    },
+    /// Not handed to sales: the lead's waiting deliveries are not due before `until`
+    /// (event `postponed` {until, reason: "reply", intent, phrase, deliveries}); nobody is
+    /// notified. A lead with nothing waiting (not nurturing) only gets the event.
+    Postpone { until: DateTime<Utc> },
+    /// The address is retired: its waiting deliveries are cancelled, its active enrolments
+    /// stop, the lead becomes `completed` (never enrolled again: only `new` leads are) —
+    /// event `retired` {reason, from, to, inbound_id, referrals}; the address is *not* put
+    /// on the suppression list. Each referral becomes a new lead (`referred` events on both),
+    /// and `notifications` tell the owner once.
+    Retire {
+        reason: String,
+        referrals: Vec<ReferralLead>,
+        notifications: Vec<NewNotification>,
+    },
+}
+
+/// A person a reply refers us to, to become a lead like the one who replied (same company,
+/// owner, loss, zone, tags and fields).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReferralLead {
+    /// Normalised.
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
 }
 
 impl InboundEffect {
@@ -321,6 +365,11 @@ impl InboundEffect {
         match self {
             InboundEffect::None => "none",
             InboundEffect::Rewarm { .. } => "rewarm",
+            InboundEffect::Reply { action, .. } => match action {
+                ReplyAction::Rewarm { .. } => "rewarm",
+                ReplyAction::Postpone { .. } => "postpone",
+                ReplyAction::Retire { .. } => "retire",
+            },
             InboundEffect::Postpone { .. } => "postpone",
             InboundEffect::Suppress { .. } => "suppress",
             InboundEffect::SoftBounce { .. } => "soft_bounce",

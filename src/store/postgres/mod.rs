@@ -159,3 +159,4 @@ impl Store for PgStore {
 }
 
 common_write_steps!(sqlx::PgConnection);
+reply_write_steps!(sqlx::PgConnection);

@@ -114,3 +114,4 @@ impl Store for SqliteStore {
 }
 
 common_write_steps!(sqlx::SqliteConnection);
+reply_write_steps!(sqlx::SqliteConnection);
