@@ -19,7 +19,7 @@ use crate::inbound::effect::{Reply, effect_for};
 use crate::inbound::intent::{IntentVerdict, intent_of};
 use crate::inbound::matching::{self, Match};
 use crate::inbound::parse::{ParsedInbound, Report, parse, stated_return_date};
-use crate::store::{InboundEffect, InboundRecord, Store};
+use crate::store::{InboundEffect, InboundRecord, ReplyAction, Store};
 
 /// A raw message as it arrived.
 #[derive(Debug, Clone)]
@@ -149,7 +149,11 @@ async fn process_in<S: Store>(
     if !applied.duplicate {
         crate::metrics::get().reply(classification.as_str());
         // Engagement points for the reply (score threshold per segment); only a first recording.
-        if let Some(m) = &found {
+        // A reply that says "later", "no" or "not me" earns none: it must not re-warm by score
+        // what its intent kept from sales.
+        let cold = matches!(&effect, InboundEffect::Reply { action, .. }
+            if !matches!(action, ReplyAction::Rewarm { .. }));
+        if let Some(m) = found.as_ref().filter(|_| !cold) {
             score(store, loaded, m, classification, &record.dedupe_key, now).await?;
         }
     }
