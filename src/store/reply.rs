@@ -24,7 +24,7 @@ pub(crate) const LEAD_ID_BY_EMAIL: &str = "SELECT id FROM leads WHERE email = $1
 pub(crate) const LEAD_STATE_BY_ID: &str = "SELECT state FROM leads WHERE id = $1";
 
 /// The `replied` event of a read reply: {text, subject, classification, inbound_id, intent,
-/// intent_rule, intent_phrase, intent_language} and, when the reply has them, `intent_when`
+/// intent_rule, intent_phrase} and, when the reply has them, `intent_when`
 /// (the named moment) and `referrals` — flat, so a timeline shows them on one line.
 pub(crate) fn replied_detail(
     (text, subject): (&str, Option<&str>),
@@ -36,11 +36,7 @@ pub(crate) fn replied_detail(
         "text": text, "subject": subject, "classification": classification,
         "inbound_id": inbound_id, "intent": intent["intent"], "intent_rule": intent["rule"],
     });
-    for (key, from) in [
-        ("intent_phrase", "phrase"),
-        ("intent_language", "language"),
-        ("intent_when", "when"),
-    ] {
+    for (key, from) in [("intent_phrase", "phrase"), ("intent_when", "when")] {
         if !intent[from].is_null() {
             d[key] = intent[from].clone();
         }
@@ -85,15 +81,11 @@ macro_rules! reply_write_steps {
                         for sql in sql::REWARM {
                             sqlx::query(sql).bind(lead_id).bind(Time(now)).execute(&mut *conn).await?;
                         }
-                        insert_event(
-                            conn,
-                            lead_id,
-                            "rewarmed",
-                            &json!({"from": state, "to": "rewarmed", "reason": "reply",
-                                    "intent": name, "needs_look": needs_look}),
-                            now,
-                        )
-                        .await?;
+                        let mut detail = json!({"from": state, "to": "rewarmed", "reason": "reply", "intent": name});
+                        if *needs_look {
+                            detail["needs_look"] = json!(true);
+                        }
+                        insert_event(conn, lead_id, "rewarmed", &detail, now).await?;
                     }
                     let queued = if state == "suppressed" { 0 } else { enqueue(conn, notifications, now).await? };
                     json!({"effect": "rewarm", "intent": name, "needs_look": needs_look,

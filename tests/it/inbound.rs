@@ -76,6 +76,15 @@ fn setup() -> tempfile::TempDir {
     dir
 }
 
+/// The intent of the corpus' human replies (tests/fixtures/intent/ has the intent corpus).
+fn intent_of(file: &str) -> Option<&'static str> {
+    match file {
+        "gmail_human_reply.eml" | "apple_mail_human_reply.eml" => Some("interested"),
+        "outlook_human_reply.eml" => Some("question"),
+        _ => None,
+    }
+}
+
 fn corpus_files() -> Vec<String> {
     expected()
         .iter()
@@ -113,7 +122,9 @@ async fn dry_run_prints_the_expected_line_per_file_and_changes_nothing() {
     let want: Vec<serde_json::Value> = expected()
         .into_iter()
         .zip(&files)
-        .map(|((_, c, lead), file)| serde_json::json!({"file": file, "classification": c, "lead": lead}))
+        .map(|((name, c, lead), file)| {
+            serde_json::json!({"file": file, "classification": c, "intent": intent_of(&name), "lead": lead})
+        })
         .collect();
     assert_eq!(lines, want);
     let store = store(dir.path()).await;

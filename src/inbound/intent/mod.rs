@@ -17,15 +17,18 @@
 //!    `later`: the door is open.
 //! 7. Disinterest alone → `not_interested`, unless the reply names someone else ("no, but my
 //!    colleague Anna is looking": mixed → `unclear`, so a person reads it).
-//! 8. "Not now" — a later phrase, or a named moment three weeks or more away ("in
+//! 8. A named moment weeks away but no "not now", with a request to talk that is soon
+//!    ("Thursday", "tomorrow") or not tied to that moment ("we replace our CRM in April.
+//!    Let's talk Thursday") → `interested`.
+//! 9. "Not now" — a later phrase, or a named moment three weeks or more away ("in
 //!    September") — put off explicitly ("not until next year", "erst im September") →
 //!    `later`, whatever interest it states; else with interest or a real question ("not now — what does it cost?") or
 //!    someone else named → `unclear`; asking to talk at that moment ("let's talk in
 //!    September") → `later`; alone → `later`.
-//! 9. Interest ("interested", "demo", "budget approved") or asking to talk ("call me",
+//! 10. Interest ("interested", "demo", "budget approved") or asking to talk ("call me",
 //!    "let's talk") → `interested`.
-//! 10. A question (a question phrase, or a question mark) → `question`.
-//! 11. Anything else → `unclear`.
+//! 11. A question (a question phrase, or a question mark) → `question`.
+//! 12. Anything else → `unclear`.
 //!
 //! An interest phrase right after a negation ("not really interested", "nicht wirklich
 //! interessiert") counts as disinterest. Where two phrases overlap the longer one counts
@@ -95,6 +98,7 @@ struct Hits {
     colleague: Vec<Hit>,
     temporary: Vec<Hit>,
     defer: Vec<Hit>,
+    soon: Vec<Hit>,
 }
 
 #[derive(Debug, Clone)]
@@ -195,6 +199,23 @@ fn decide(
         }
         return verdict(NotInterested, "disinterest", Some(&no));
     }
+    // Only a named moment, no "not now": it may be about something else ("we replace our CRM
+    // in April — let's talk Thursday"). Asking to talk soon, or before the moment is named,
+    // is hot.
+    let moment_only = h.later.is_empty();
+    let warm = first(&h.interested).or_else(|| first(&h.contact));
+    if let (true, Some(hot), Some(w)) = (moment_only, warm.as_ref(), far_when)
+        && first(&h.defer).is_none()
+        && (!h.soon.is_empty() || (!h.contact.is_empty() && !talks_then(folded, &h.contact, w)))
+    {
+        let soon = first(&h.soon);
+        let rule = if soon.is_some() {
+            "asks to talk soon"
+        } else {
+            "asks to talk; the moment named is about something else"
+        };
+        return verdict(Interested, rule, Some(soon.as_ref().unwrap_or(hot)));
+    }
     if let Some(later) = later_hit {
         if let (Some(defer), Some(_)) = (first(&h.defer), far_when) {
             return verdict(Later, "interest put off to a named moment", Some(&defer));
@@ -234,6 +255,15 @@ fn decide(
         return verdict(Question, "question mark", Some(&hit));
     }
     verdict(Unclear, "no rule matched", None)
+}
+
+/// Whether a contact phrase asks to talk at the named moment: the moment follows it closely
+/// ("let's talk in September", "call me after the summer").
+fn talks_then(folded: &str, contact: &[Hit], w: &When) -> bool {
+    let Some(at) = folded.find(&w.phrase) else {
+        return false;
+    };
+    contact.iter().any(|c| c.end <= at && at - c.end <= 40)
 }
 
 /// A reply that is only a word or two (punctuation, greetings and thanks aside).
@@ -320,6 +350,7 @@ fn hits(folded: &str) -> Hits {
         colleague: find(phrases::COLLEAGUE),
         temporary: find(phrases::TEMPORARY),
         defer: find(phrases::DEFER),
+        soon: find(phrases::SOON),
     };
     let (negated, kept): (Vec<Hit>, Vec<Hit>) = std::mem::take(&mut h.interested)
         .into_iter()

@@ -1068,6 +1068,110 @@ pub(super) const DEFER: Table = &[
     ("pt", &["nao antes de", "so em", "so depois", "somente"]),
 ];
 
+/// A moment days away ("Thursday", "tomorrow", "this week"): a reply asking to talk then is
+/// hot, whatever later moment it also names ("we replace our CRM in April; let's talk
+/// Thursday").
+pub(super) const SOON: Table = &[
+    (
+        "en",
+        &[
+            "monday",
+            "tuesday",
+            "wednesday",
+            "thursday",
+            "friday",
+            "tomorrow",
+            "today",
+            "this week",
+            "next week",
+        ],
+    ),
+    (
+        "de",
+        &[
+            "montag",
+            "dienstag",
+            "mittwoch",
+            "donnerstag",
+            "freitag",
+            "morgen",
+            "heute",
+            "diese woche",
+            "nachste woche",
+        ],
+    ),
+    (
+        "fr",
+        &[
+            "lundi",
+            "mardi",
+            "mercredi",
+            "jeudi",
+            "vendredi",
+            "demain",
+            "aujourd'hui",
+            "cette semaine",
+            "semaine prochaine",
+        ],
+    ),
+    (
+        "es",
+        &[
+            "lunes",
+            "martes",
+            "miercoles",
+            "jueves",
+            "viernes",
+            "manana",
+            "hoy",
+            "esta semana",
+            "proxima semana",
+        ],
+    ),
+    (
+        "it",
+        &[
+            "lunedi",
+            "martedi",
+            "mercoledi",
+            "giovedi",
+            "venerdi",
+            "domani",
+            "oggi",
+            "questa settimana",
+            "prossima settimana",
+        ],
+    ),
+    (
+        "nl",
+        &[
+            "maandag",
+            "dinsdag",
+            "woensdag",
+            "donderdag",
+            "vrijdag",
+            "morgen",
+            "vandaag",
+            "deze week",
+            "volgende week",
+        ],
+    ),
+    (
+        "pt",
+        &[
+            "segunda-feira",
+            "terca-feira",
+            "quarta-feira",
+            "quinta-feira",
+            "sexta-feira",
+            "amanha",
+            "hoje",
+            "esta semana",
+            "proxima semana",
+        ],
+    ),
+];
+
 /// Words that turn the interest after them around ("not really interested").
 pub(super) const NEGATIONS: &[&str] = &[
     "not",
