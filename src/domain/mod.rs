@@ -4,5 +4,6 @@ pub mod cadence;
 pub mod clock;
 pub mod email;
 pub mod lead;
+pub mod lifecycle;
 pub mod reply;
 pub mod segment;
