@@ -17,10 +17,11 @@
 //! `notify.digest` cron fired.
 //!
 //! One file per job: [`outbox`] (claim, deliver, record), [`owner_email`] (the emails to lead
-//! owners), [`webhook`] (the signed POSTs), [`digest`] (the weekly digests). What a re-warm puts
+//! owners, with [`feedback`]'s one-click action links), [`webhook`] (the signed POSTs), [`digest`] (the weekly digests). What a re-warm puts
 //! in the outbox is built here ([`rewarm_notifications`]), called by `inbound::effect`.
 
 mod digest;
+pub mod feedback;
 mod outbox;
 mod owner_email;
 mod retry;
