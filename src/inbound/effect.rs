@@ -18,7 +18,7 @@
 //! | `interested`, `question` | `rewarm` | re-warmed, handed to sales; the notification names the intent |
 //! | `unclear` | `review` | re-warmed, marked "needs a look" |
 //! | `later` | `postpone` | not handed to sales: the cadence waits until the named moment (else `intents.postpone`) |
-//! | `not_interested` | `out_of_scope` | (until the lead lifecycle is merged: `review`) |
+//! | `not_interested` | `out_of_scope` | out of scope with the reply as reason, re-check after `intents.recheck_after` (12 months); nobody told now |
 //! | `left_company`, `wrong_person` | `retire` | address retired; each referral with an address becomes a lead; the owner is told once |
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -115,9 +115,14 @@ fn reply_effect(
     };
     let action = match settings.intents.effect(v.intent, reply.segment) {
         IntentEffect::Rewarm => rewarm(false),
-        // Until the lead lifecycle (out of scope with a re-check date) is merged, a
-        // `not_interested` goes to a person rather than nowhere.
-        IntentEffect::Review | IntentEffect::OutOfScope => rewarm(true),
+        IntentEffect::Review => rewarm(true),
+        IntentEffect::OutOfScope => ReplyAction::OutOfScope {
+            reason: out_of_scope_reason(reply, v),
+            recheck_at: settings.intents.recheck_after.after(
+                reply.received_at.unwrap_or_default(),
+                lead.zone_or(settings.default_tz),
+            ),
+        },
         IntentEffect::Postpone => ReplyAction::Postpone {
             until: later_until(settings, lead, reply, v),
         },
@@ -136,6 +141,19 @@ fn reply_effect(
         intent: detail,
         action,
     }
+}
+
+/// The reason an out-of-scope reply is recorded with: its intent and its own words (cut to
+/// 300 characters).
+fn out_of_scope_reason(reply: &Reply<'_>, v: &IntentVerdict) -> String {
+    let text: String = reply.text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let cut: String = text.chars().take(300).collect();
+    let more = if text.chars().count() > 300 {
+        "…"
+    } else {
+        ""
+    };
+    format!("reply: {} — \"{cut}{more}\"", v.intent)
 }
 
 /// Until when a `later` reply postpones the cadence: the start (00:00 UTC) of the day it

@@ -98,51 +98,12 @@ macro_rules! common_lead_methods {
             now: DateTime<Utc>,
         ) -> Result<LifecycleChange, StoreError> {
             let mut tx = self.write().await?;
-            let row: Option<LifecycleRow> = sqlx::query_as(sql::LEAD_LIFECYCLE)
-                .bind(lead_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(row) = row else {
-                return Ok(LifecycleChange::NoSuchLead);
-            };
-            let (from, held) = row.parse(lead_id)?;
-            let to = match transition.verdict(from, held.paused_from) {
-                Verdict::Move(to) => to,
-                Verdict::Already => return Ok(LifecycleChange::Already { state: from }),
-                Verdict::Refused(why) => return Ok(LifecycleChange::Refused { from, why }),
-            };
-            if transition.stops_cadence(from, to) {
-                for sql in sql::STOP_CADENCE {
-                    sqlx::query(sql)
-                        .bind(lead_id)
-                        .bind(Time(now))
-                        .execute(&mut *tx)
-                        .await?;
-                }
+            let change = lifecycle_tx(&mut tx, lead_id, transition, by, now).await?;
+            if matches!(change, LifecycleChange::Applied { .. }) {
+                enqueue(&mut tx, notifications, now).await?;
+                tx.commit().await?;
             }
-            let (reason, recheck_at) = match transition {
-                Transition::OutOfScope { reason, recheck_at } => (Some(reason.as_str()), *recheck_at),
-                _ => (None, None),
-            };
-            let paused_from = (to == LeadState::Paused).then_some(from.as_str());
-            sqlx::query(sql::SET_LIFECYCLE)
-                .bind(lead_id)
-                .bind(to.as_str())
-                .bind(Time(now))
-                .bind(reason)
-                .bind(recheck_at.map(Time))
-                .bind(paused_from)
-                .execute(&mut *tx)
-                .await?;
-            let mut detail = json!({"from": from.as_str(), "to": to.as_str(), "by": by});
-            if let Some(reason) = reason {
-                detail["reason"] = json!(reason);
-                detail["recheck_at"] = json!(recheck_at);
-            }
-            insert_event(&mut tx, lead_id, transition.event_kind(), &detail, now).await?;
-            enqueue(&mut tx, notifications, now).await?;
-            tx.commit().await?;
-            Ok(LifecycleChange::Applied { from, to })
+            Ok(change)
         }
 
         async fn record_event(
@@ -718,6 +679,61 @@ macro_rules! common_copy_methods {
 /// in their docs.
 macro_rules! common_write_steps {
     ($conn:ty) => {
+        /// The body of `set_lifecycle` inside the caller's transaction (also what a reply's
+        /// intent uses to put a lead out of scope): state, columns, cadence and event; no
+        /// notifications.
+        async fn lifecycle_tx(
+            conn: &mut $conn,
+            lead_id: i64,
+            transition: &Transition,
+            by: &str,
+            now: DateTime<Utc>,
+        ) -> Result<LifecycleChange, StoreError> {
+            let row: Option<LifecycleRow> = sqlx::query_as(sql::LEAD_LIFECYCLE)
+                .bind(lead_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            let Some(row) = row else {
+                return Ok(LifecycleChange::NoSuchLead);
+            };
+            let (from, held) = row.parse(lead_id)?;
+            let to = match transition.verdict(from, held.paused_from) {
+                Verdict::Move(to) => to,
+                Verdict::Already => return Ok(LifecycleChange::Already { state: from }),
+                Verdict::Refused(why) => return Ok(LifecycleChange::Refused { from, why }),
+            };
+            if transition.stops_cadence(from, to) {
+                for sql in sql::STOP_CADENCE {
+                    sqlx::query(sql)
+                        .bind(lead_id)
+                        .bind(Time(now))
+                        .execute(&mut *conn)
+                        .await?;
+                }
+            }
+            let (reason, recheck_at) = match transition {
+                Transition::OutOfScope { reason, recheck_at } => (Some(reason.as_str()), *recheck_at),
+                _ => (None, None),
+            };
+            let paused_from = (to == LeadState::Paused).then_some(from.as_str());
+            sqlx::query(sql::SET_LIFECYCLE)
+                .bind(lead_id)
+                .bind(to.as_str())
+                .bind(Time(now))
+                .bind(reason)
+                .bind(recheck_at.map(Time))
+                .bind(paused_from)
+                .execute(&mut *conn)
+                .await?;
+            let mut detail = json!({"from": from.as_str(), "to": to.as_str(), "by": by});
+            if let Some(reason) = reason {
+                detail["reason"] = json!(reason);
+                detail["recheck_at"] = json!(recheck_at);
+            }
+            insert_event(conn, lead_id, transition.event_kind(), &detail, now).await?;
+            Ok(LifecycleChange::Applied { from, to })
+        }
+
         /// Puts notifications in the outbox inside the caller's transaction; returns how many were new.
         async fn enqueue(
             conn: &mut $conn,

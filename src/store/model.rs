@@ -339,6 +339,12 @@ pub enum ReplyAction {
     /// (event `postponed` {until, reason: "reply", intent, phrase, deliveries}); nobody is
     /// notified. A lead with nothing waiting (not nurturing) only gets the event.
     Postpone { until: DateTime<Utc> },
+    /// Out of scope (the lifecycle's `set_lifecycle`, inside this transaction) with the
+    /// reply as `reason` and a re-check date; by `reply`. Nobody is notified now.
+    OutOfScope {
+        reason: String,
+        recheck_at: DateTime<Utc>,
+    },
     /// The address is retired: its waiting deliveries are cancelled, its active enrolments
     /// stop, the lead becomes `completed` (never enrolled again: only `new` leads are) —
     /// event `retired` {reason, from, to, inbound_id, referrals}; the address is *not* put
@@ -369,6 +375,7 @@ impl InboundEffect {
             InboundEffect::Reply { action, .. } => match action {
                 ReplyAction::Rewarm { .. } => "rewarm",
                 ReplyAction::Postpone { .. } => "postpone",
+                ReplyAction::OutOfScope { .. } => "out_of_scope",
                 ReplyAction::Retire { .. } => "retire",
             },
             InboundEffect::Postpone { .. } => "postpone",

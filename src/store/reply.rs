@@ -110,6 +110,16 @@ macro_rules! reply_write_steps {
                     .await?;
                     json!({"effect": "postpone", "intent": name, "until": until, "deliveries": n})
                 }
+                ReplyAction::OutOfScope { reason, recheck_at } => {
+                    let transition = $crate::domain::lifecycle::Transition::OutOfScope {
+                        reason: reason.clone(),
+                        recheck_at: Some(*recheck_at),
+                    };
+                    let change = lifecycle_tx(conn, lead_id, &transition, "reply", now).await?;
+                    let applied = matches!(change, LifecycleChange::Applied { .. });
+                    json!({"effect": "out_of_scope", "intent": name, "applied": applied,
+                           "recheck_at": recheck_at})
+                }
                 ReplyAction::Retire { reason, referrals, notifications } => {
                     let retired = state != "suppressed";
                     if retired {

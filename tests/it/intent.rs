@@ -32,6 +32,7 @@ const OWNER: &str = "rita.owner@acme.test";
 const MARY: &str = "mary.jones@jones.example";
 const LENA: &str = "lena.berg@jones.example";
 const DAN: &str = "dan.brooks@jones.example";
+const NOAH: &str = "noah.kim@jones.example";
 
 /// The first pass: both leads lost on 1 November 2026, due 90 days later.
 const FIRST_PASS: &str = "2027-03-01T10:00:00Z";
@@ -59,7 +60,8 @@ fn write_config(dir: &Path, database_url: &str, smtp_port: u16) {
     let csv = format!(
         "email,first_name,last_name,company,owner_email,owner_name,lost_reason,lost_at,tags,industry\n\
          {MARY},Mary,Jones,Jones & Partners,{OWNER},Rita Owner,no_budget,2026-11-01,enterprise;emea,Logistics\n\
-         {LENA},Lena,Berg,Jones & Partners,{OWNER},Rita Owner,no_budget,2026-11-01,enterprise;emea,Logistics\n"
+         {LENA},Lena,Berg,Jones & Partners,{OWNER},Rita Owner,no_budget,2026-11-01,enterprise;emea,Logistics\n\
+         {NOAH},Noah,Kim,Jones & Partners,{OWNER},Rita Owner,no_budget,2026-11-01,enterprise;emea,Logistics\n"
     );
     std::fs::write(dir.join("leads.csv"), csv).expect("write leads.csv");
 }
@@ -129,6 +131,16 @@ where
     rewarm(d, FIRST_PASS, &["run", "--once"]);
     let sent = smtp.messages();
     let (mary_first, lena_first) = (&to(&sent, MARY)[0], &to(&sent, LENA)[0]);
+    std::fs::write(
+        d.join("no.eml"),
+        reply(
+            &format!("Noah Kim <{NOAH}>"),
+            &to(&sent, NOAH)[0],
+            "no-1",
+            "No thanks, we went with another vendor last quarter.",
+        ),
+    )
+    .unwrap();
     std::fs::write(
         d.join("later.eml"),
         reply(
@@ -203,7 +215,31 @@ where
     rewarm(
         d,
         REPLIES_IN,
-        &["inbound", "replay", "later.eml", "left.eml"],
+        &["inbound", "replay", "later.eml", "left.eml", "no.eml"],
+    );
+
+    // Noah: out of scope with his words as the reason, looked at again in 12 months.
+    let noah = store
+        .lead_by_email(&EmailAddress::parse(NOAH).unwrap())
+        .await
+        .unwrap()
+        .expect("Noah");
+    assert_eq!(noah.state, LeadState::OutOfScope);
+    let scope = store
+        .lead_lifecycle(noah.id)
+        .await
+        .unwrap()
+        .expect("lifecycle");
+    assert_eq!(
+        scope.recheck_at.map(|t| t.to_rfc3339()),
+        Some("2028-03-02T09:00:00+00:00".to_string())
+    );
+    assert!(
+        scope
+            .scope_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("not_interested") && r.contains("another vendor")),
+        "{scope:?}"
     );
 
     // Mary: still in nurture, postponed to September, nobody told.
@@ -296,10 +332,17 @@ where
         "a retired address gets nothing more"
     );
     assert!(
-        to(&sent, OWNER)
-            .iter()
-            .all(|m| !String::from_utf8_lossy(&m.data).contains(MARY)),
-        "no one is told about a later reply"
+        to(&sent, OWNER).iter().all(|m| {
+            let text = String::from_utf8_lossy(&m.data);
+            !text.contains(MARY) && !text.contains(NOAH)
+        }),
+        "no one is told about a later or a not-interested reply"
+    );
+    let noah_timeline = store.timeline(noah.id).await.unwrap();
+    assert_eq!(
+        to(&sent, NOAH).len(),
+        1,
+        "out of scope: nothing more; {noah_timeline:#?}"
     );
 }
 
