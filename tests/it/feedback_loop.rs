@@ -233,7 +233,7 @@ async fn the_loop<S: Store>(database_url: &str, store: &S) {
     let reply = format!(
         "From: Fay <{LEAD}>\r\nTo: claire@acme.test\r\nSubject: Re: hello\r\nMessage-ID: <r1@finekg.example>\r\n\
          In-Reply-To: {message_id}\r\nDate: Mon, 2 Mar 2026 10:30:00 +0000\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
-         Good timing, but not before summer. Write again then.\r\n"
+         Good timing: the budget is back. Can you call me on Tuesday?\r\n"
     );
     let posted = client
         .post(format!("{base}/inbound/raw"))

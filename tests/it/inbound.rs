@@ -221,7 +221,7 @@ async fn rewarmed_leads_are_listed_and_a_recycled_one_resumes_its_cadence_after_
     ));
     assert!(none.trim().is_empty(), "{none}");
 
-    // Only re-warmed (or completed) leads go back to nurture.
+    // A lead in nurture (or new) cannot be recycled: there is nothing to bring back.
     let refused = rewarm(
         dir.path(),
         &[
@@ -236,7 +236,7 @@ async fn rewarmed_leads_are_listed_and_a_recycled_one_resumes_its_cadence_after_
     );
     assert!(!refused.status.success());
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("only re-warmed or completed"),
+        String::from_utf8_lossy(&refused.stderr).contains("in nurture already"),
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
