@@ -92,9 +92,55 @@ pub struct Settings {
     pub inbound: InboundSettings,
     pub scoring: ScoringSettings,
     pub notify: NotifySettings,
+    /// What human replies' intents do (`[intents]`).
+    pub intents: IntentSettings,
     /// In config order: the first that matches a lead wins.
     pub segments: Vec<Segment>,
     pub campaigns: BTreeMap<String, Campaign>,
+}
+
+/// `[intents]`: what each intent of a human reply does, the phrases marketing added, and the
+/// default postponement and re-check spans.
+#[derive(Debug, Clone)]
+pub struct IntentSettings {
+    /// Effect per intent (every intent present: the default where not configured).
+    pub effects: BTreeMap<crate::domain::intent::Intent, crate::domain::intent::IntentEffect>,
+    /// Phrases per intent, folded for matching, in intent order.
+    pub phrases: Vec<(crate::domain::intent::Intent, Vec<String>)>,
+    /// How long a `later` reply naming no moment postpones the cadence (default 3 months).
+    pub postpone: crate::domain::cadence::Span,
+    /// When a `not_interested` (out of scope) lead is looked at again (default 12 months).
+    pub recheck_after: crate::domain::cadence::Span,
+}
+
+impl IntentSettings {
+    /// The effect of `intent` for a lead of `segment` (its `intents` table first).
+    pub fn effect(
+        &self,
+        intent: crate::domain::intent::Intent,
+        segment: Option<&Segment>,
+    ) -> crate::domain::intent::IntentEffect {
+        segment
+            .and_then(|s| s.intents.get(&intent))
+            .or_else(|| self.effects.get(&intent))
+            .copied()
+            .unwrap_or_else(|| intent.default_effect())
+    }
+}
+
+impl Default for IntentSettings {
+    fn default() -> Self {
+        use crate::domain::intent::Intent;
+        IntentSettings {
+            effects: Intent::ALL
+                .iter()
+                .map(|i| (*i, i.default_effect()))
+                .collect(),
+            phrases: Vec::new(),
+            postpone: crate::domain::cadence::Span::Months(3),
+            recheck_after: crate::domain::cadence::Span::Months(12),
+        }
+    }
 }
 
 /// The daemon's HTTP side (unsubscribe, clicks, health, metrics, API).
@@ -354,6 +400,9 @@ pub struct Campaign {
     pub templates: Vec<String>,
     /// Rewrite links so clicks are recorded (and redirect to the original URL).
     pub track_clicks: bool,
+    /// The campaign a lead enters when it completes this one's last step (a new round of it
+    /// if it names itself: an endless long-tail). None: the lead stays `completed`.
+    pub then: Option<String>,
 }
 
 impl Campaign {

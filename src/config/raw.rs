@@ -37,6 +37,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) notify: RawNotify,
     #[serde(default)]
+    pub(super) intents: RawIntents,
+    #[serde(default)]
     pub(super) segments: Vec<RawSegment>,
     #[serde(default)]
     pub(super) campaigns: BTreeMap<String, RawCampaign>,
@@ -391,6 +393,36 @@ pub(super) struct RawSegment {
     pub(super) fields: BTreeMap<String, String>,
     /// Engagement score at which a lead of this segment is re-warmed (default 100).
     pub(super) rewarm_score: Option<i64>,
+    /// What a reply's intent does to a lead of this segment (intent name → effect name),
+    /// over `[intents.NAME] effect`.
+    #[serde(default)]
+    pub(super) intents: BTreeMap<String, String>,
+}
+
+/// `[intents]`: what human replies' intents do (see docs/replies.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIntents {
+    /// How long a `later` reply that names no moment postpones the cadence ("3mo").
+    pub(super) postpone: Option<String>,
+    /// When an out-of-scope (`not_interested`) lead is looked at again ("12mo").
+    pub(super) recheck_after: Option<String>,
+    pub(super) interested: Option<RawIntent>,
+    pub(super) question: Option<RawIntent>,
+    pub(super) later: Option<RawIntent>,
+    pub(super) not_interested: Option<RawIntent>,
+    pub(super) left_company: Option<RawIntent>,
+    pub(super) wrong_person: Option<RawIntent>,
+    pub(super) unclear: Option<RawIntent>,
+}
+
+/// `[intents.NAME]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIntent {
+    pub(super) effect: Option<String>,
+    #[serde(default)]
+    pub(super) phrases: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -405,6 +437,8 @@ pub(super) struct RawCampaign {
     pub(super) send_window: Option<RawWindow>,
     #[serde(default)]
     pub(super) track_clicks: bool,
+    /// The campaign a lead enters after this one's last step.
+    pub(super) then: Option<String>,
 }
 pub(super) fn default_max_touches() -> u32 {
     6

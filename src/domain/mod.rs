@@ -3,6 +3,8 @@
 pub mod cadence;
 pub mod clock;
 pub mod email;
+pub mod intent;
 pub mod lead;
+pub mod lifecycle;
 pub mod reply;
 pub mod segment;

@@ -28,6 +28,9 @@ pub struct Segment {
     pub fields: BTreeMap<String, String>,
     /// Engagement score at which a lead of this segment is re-warmed.
     pub rewarm_score: i64,
+    /// What a reply's intent does to a lead of this segment, where it differs from
+    /// `[intents]`.
+    pub intents: BTreeMap<super::intent::Intent, super::intent::IntentEffect>,
 }
 
 impl Segment {

@@ -23,6 +23,7 @@
 pub mod classify;
 pub mod effect;
 pub mod imap;
+pub mod intent;
 pub mod matching;
 pub mod parse;
 pub mod process;

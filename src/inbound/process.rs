@@ -1,6 +1,6 @@
 //! One inbound message, from raw bytes to its effect — the single path IMAP, the webhooks
 //! and `rewarm inbound replay` share: parse → match (see [`super::matching`]) → classify →
-//! return date (auto-replies only) → effect ([`super::effect`]) → `Store::record_inbound`
+//! intent (human replies only, [`super::intent`]) → return date (auto-replies only) → effect ([`super::effect`]) → `Store::record_inbound`
 //! (one transaction; a dedupe key seen before changes nothing). Unparseable or unmatched mail
 //! is still recorded (as `other` / without a lead): nothing is dropped.
 //!
@@ -16,9 +16,10 @@ use crate::domain::email::EmailAddress;
 use crate::domain::reply::Classification;
 use crate::inbound::classify::verdict;
 use crate::inbound::effect::{Reply, effect_for};
+use crate::inbound::intent::{IntentVerdict, intent_of};
 use crate::inbound::matching::{self, Match};
 use crate::inbound::parse::{Failure, ParsedInbound, Report, parse, stated_return_date};
-use crate::store::{InboundEffect, InboundRecord, OtherLead, Store};
+use crate::store::{InboundEffect, InboundRecord, OtherLead, ReplyAction, Store};
 
 /// A raw message as it arrived.
 #[derive(Debug, Clone)]
@@ -35,6 +36,8 @@ pub struct InboundMessage {
 #[derive(Debug, Clone)]
 pub struct Processed {
     pub classification: Classification,
+    /// A human reply's intent (None for anything else).
+    pub intent: Option<IntentVerdict>,
     pub lead: Option<EmailAddress>,
     pub matched_by: Option<&'static str>,
     /// Further leads a bounce naming several failed recipients acts on (besides `lead`).
@@ -115,8 +118,12 @@ async fn process_in<S: Store>(
     if let Some(m) = &found {
         span.record("lead", tracing::field::display(&m.email));
     }
+    let intent = parsed
+        .filter(|_| classification == Classification::HumanReply)
+        .map(|p| read_intent(loaded, p, msg.received_at));
     let mut processed = Processed {
         classification,
+        intent: intent.clone(),
         lead: found.as_ref().map(|m| m.email.clone()),
         matched_by: found.as_ref().map(|m| m.matched_by),
         others: others.iter().map(|(m, _)| m.email.clone()).collect(),
@@ -129,7 +136,10 @@ async fn process_in<S: Store>(
 
     let record = record_of(msg, parsed, found.as_ref(), classification);
     let effect = match (&found, parsed) {
-        (Some(m), Some(p)) => lead_effect(store, loaded, &record, p, m, classification).await?,
+        (Some(m), Some(p)) => {
+            let read = (classification, intent);
+            lead_effect(store, loaded, &record, p, m, read, now).await?
+        }
         _ => InboundEffect::None,
     };
     let other_effects = match parsed {
@@ -144,7 +154,11 @@ async fn process_in<S: Store>(
     if !applied.duplicate {
         crate::metrics::get().reply(classification.as_str());
         // Engagement points for the reply (score threshold per segment); only a first recording.
-        if let Some(m) = &found {
+        // A reply that says "later", "no" or "not me" earns none: it must not re-warm by score
+        // what its intent kept from sales.
+        let cold = matches!(&effect, InboundEffect::Reply { action, .. }
+            if !matches!(action, ReplyAction::Rewarm { .. }));
+        if let Some(m) = found.as_ref().filter(|_| !cold) {
             score(store, loaded, m, classification, &record.dedupe_key, now).await?;
         }
         for ((m, _), other) in others.iter().zip(&other_effects) {
@@ -157,6 +171,7 @@ async fn process_in<S: Store>(
         source = %msg.source,
         dedupe_key = %record.dedupe_key,
         classification = classification.as_str(),
+        intent = processed.intent.as_ref().map(|v| v.intent.as_str()).unwrap_or(""),
         lead = processed.lead.as_ref().map(|e| e.to_string()).unwrap_or_default(),
         matched_by = processed.matched_by.unwrap_or("unmatched"),
         effect = effect.name(),
@@ -224,23 +239,59 @@ fn record_of(
     }
 }
 
+/// A human reply's intent, from its own text: the sender's address and ours (the reply
+/// addresses it was sent to) are no referral; marketing's phrases count first.
+pub fn read_intent(
+    loaded: &Loaded,
+    p: &ParsedInbound,
+    received_at: DateTime<Utc>,
+) -> IntentVerdict {
+    let mut exclude: Vec<&str> = p.recipients.iter().map(String::as_str).collect();
+    exclude.extend(p.from.as_deref());
+    let received = p.sent_on.unwrap_or(received_at.date_naive());
+    intent_of(
+        &p.text,
+        received,
+        &exclude,
+        &loaded.settings.intents.phrases,
+    )
+}
+
 /// What the message does to the lead it matched (nothing when the lead is gone). An
 /// auto-reply's return date is read here, after classification: only auto-replies have one.
+/// A human reply's effect depends on its intent and the lead's segment (the campaign of the
+/// email it answers, else the first segment the lead matches).
 async fn lead_effect<S: Store>(
     store: &S,
     loaded: &Loaded,
     record: &InboundRecord,
     parsed: &ParsedInbound,
     m: &Match,
-    classification: Classification,
+    (classification, intent): (Classification, Option<IntentVerdict>),
+    now: DateTime<Utc>,
 ) -> anyhow::Result<InboundEffect> {
     let Some(lead) = store.leads_by_ids(&[m.lead_id]).await?.into_iter().next() else {
         return Ok(InboundEffect::None);
     };
-    let timeline = if classification == Classification::HumanReply {
-        store.timeline(lead.id).await?
+    let settings = &loaded.settings;
+    let (timeline, segment) = if classification == Classification::HumanReply {
+        let campaign = match m.delivery_id {
+            Some(id) => store.delivery_target(id).await?.map(|t| t.campaign),
+            None => None,
+        };
+        let segment = campaign
+            .and_then(|c| settings.segments.iter().find(|s| s.campaign == c))
+            .or_else(|| {
+                crate::domain::segment::first_match(
+                    &settings.segments,
+                    &lead,
+                    now,
+                    settings.default_tz,
+                )
+            });
+        (store.timeline(lead.id).await?, segment)
     } else {
-        Vec::new()
+        (Vec::new(), None)
     };
     let reply = Reply {
         dedupe_key: &record.dedupe_key,
@@ -251,6 +302,8 @@ async fn lead_effect<S: Store>(
         return_date: stated_return_date(parsed, classification, record.received_at.date_naive()),
         received_at: Some(record.received_at),
         evidence: report_evidence(parsed),
+        intent,
+        segment,
     };
     Ok(effect_for(
         &loaded.settings,

@@ -32,7 +32,8 @@ pub(super) fn owner_email(
         digest_text(&n.payload)
     } else {
         let lead = lead.ok_or("the notification's lead no longer exists")?;
-        rewarm_text(n, lead, timeline)
+        let links = super::feedback::feedback_links(loaded, lead, &to.email.to_string(), now);
+        rewarm_text(n, lead, timeline, &links)
     };
     let domain = &settings.sender.message_id_domain;
     let message_id = format!("notify-{}-{}@{domain}", n.id, now.timestamp());
@@ -59,7 +60,12 @@ pub(super) fn owner_email(
 }
 
 /// Subject and body of "a lead replied": the reply, the lead, its timeline.
-fn rewarm_text(n: &Notification, lead: &Lead, timeline: &[Event]) -> (String, String) {
+fn rewarm_text(
+    n: &Notification,
+    lead: &Lead,
+    timeline: &[Event],
+    links: &[(String, String)],
+) -> (String, String) {
     let name = display_name(lead);
     let (subject, mut t) = if n.payload["reason"] == "score" {
         // Re-warmed by engagement (clicks…), not by a reply: say so, quote nothing.
@@ -78,8 +84,30 @@ fn rewarm_text(n: &Notification, lead: &Lead, timeline: &[Event]) -> (String, St
         for line in reply.lines() {
             t.push_str(&format!("> {line}\n"));
         }
-        (format!("Re-warmed: {name} replied"), t)
+        let subject = match n.payload["intent"].as_str() {
+            _ if n.payload["event"] == "lead.retired" => {
+                t.push_str(&retired_text(&n.payload));
+                format!("Contact change: {name} no longer reads this address")
+            }
+            Some(intent) => {
+                t.push_str(&intent_line(&n.payload));
+                if n.payload["needs_look"] == true {
+                    format!("Re-warmed (needs a look): {name} replied ({intent})")
+                } else {
+                    format!("Re-warmed: {name} replied ({intent})")
+                }
+            }
+            None => format!("Re-warmed: {name} replied"),
+        };
+        (subject, t)
     };
+    t.push_str(&format!(
+        "\nWhat happens next? One click tells us (links valid {} days):\n",
+        super::feedback::VALIDITY_DAYS
+    ));
+    for (label, url) in links {
+        t.push_str(&format!("  {label}: {url}\n"));
+    }
     t.push_str("\nThe lead\n--------\n");
     let mut row = |k: &str, v: Option<String>| {
         if let Some(v) = v.filter(|v| !v.is_empty()) {
@@ -117,6 +145,51 @@ fn rewarm_text(n: &Notification, lead: &Lead, timeline: &[Event]) -> (String, St
     }
     t.push_str(&format!("\nIdempotency key: {}\n", n.idempotency_key));
     (subject, t)
+}
+
+/// "Intent: question (rule "question phrase", phrase "how much")".
+fn intent_line(payload: &Value) -> String {
+    let d = &payload["intent_detail"];
+    let mut line = format!(
+        "\nIntent: {} (rule \"{}\"",
+        payload["intent"].as_str().unwrap_or("-"),
+        d["rule"].as_str().unwrap_or("-")
+    );
+    if let Some(phrase) = d["phrase"].as_str() {
+        line.push_str(&format!(", phrase \"{phrase}\""));
+    }
+    line.push_str(")\n");
+    if payload["needs_look"] == true {
+        line.push_str("Needs a look: the rules could not tell what this reply wants.\n");
+    }
+    line
+}
+
+/// What a retired address's notification adds: the contacts the reply named.
+fn retired_text(payload: &Value) -> String {
+    let mut t = format!(
+        "\nIntent: {} — this address is retired: no more emails go to it (it is not suppressed).\n",
+        payload["intent"].as_str().unwrap_or("-")
+    );
+    let created: Vec<&str> = payload["new_leads"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let referrals = payload["referrals"].as_array().cloned().unwrap_or_default();
+    if referrals.is_empty() {
+        t.push_str("The reply names no one else.\n");
+    }
+    for r in &referrals {
+        let who = r["name"].as_str().unwrap_or("(no name)");
+        match r["email"].as_str() {
+            Some(email) if created.contains(&email) => t.push_str(&format!(
+                "New lead: {who} <{email}> (same company, owner, tags and fields; enrolled like any import)\n"
+            )),
+            Some(email) => t.push_str(&format!("Named: {who} <{email}>\n")),
+            None => t.push_str(&format!("Named without an address: {who}\n")),
+        }
+    }
+    t
 }
 
 /// An event's detail on one line: its scalar values as `key=value`, long text cut.

@@ -45,7 +45,18 @@ pub(super) fn webhook_body(
             .and_then(|l| l.owner_email.as_deref())
             .map(|o| format!(" (owner: {o})"))
             .unwrap_or_default();
-        let mut text = format!(":fire: Re-warmed: {who} replied{owner}");
+        let mut text = match n.payload["intent"].as_str() {
+            _ if n.payload["event"] == "lead.retired" => {
+                format!(
+                    ":busts_in_silhouette: Contact change: {who} no longer reads this address{owner}"
+                )
+            }
+            Some(intent) if n.payload["needs_look"] == true => {
+                format!(":eyes: Re-warmed (needs a look): {who} replied ({intent}){owner}")
+            }
+            Some(intent) => format!(":fire: Re-warmed: {who} replied ({intent}){owner}"),
+            None => format!(":fire: Re-warmed: {who} replied{owner}"),
+        };
         if let Some(reply) = reply.as_deref().filter(|r| !r.trim().is_empty()) {
             let cut: String = reply.chars().take(500).collect();
             text.push_str(&format!("\n> {}", cut.trim().replace('\n', "\n> ")));

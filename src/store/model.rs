@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::domain::email::EmailAddress;
+use crate::domain::lead::LeadState;
 
 /// What an import did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -314,6 +315,56 @@ pub enum InboundEffect {
         limit: u32,
         evidence: serde_json::Value,
     },
+    /// A human reply read for its intent (`inbound::intent`): event `replied` {text, subject,
+    /// classification, inbound_id, intent} where `intent` is the verdict (intent, rule,
+    /// phrase, language, when, referrals), then `action`.
+    Reply {
+        text: String,
+        subject: Option<String>,
+        intent: serde_json::Value,
+        action: ReplyAction,
+    },
+}
+
+/// What a read human reply does (see [`InboundEffect::Reply`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplyAction {
+    /// Exactly like [`InboundEffect::Rewarm`] (re-warmed, cadence stopped, `notifications`
+    /// queued); `needs_look` marks it "needs a look" on the `rewarmed` event.
+    Rewarm {
+        notifications: Vec<NewNotification>,
+        needs_look: bool,
+    },
+    /// Not handed to sales: the lead's waiting deliveries are not due before `until`
+    /// (event `postponed` {until, reason: "reply", intent, phrase, deliveries}); nobody is
+    /// notified. A lead with nothing waiting (not nurturing) only gets the event.
+    Postpone { until: DateTime<Utc> },
+    /// Out of scope (the lifecycle's `set_lifecycle`, inside this transaction) with the
+    /// reply as `reason` and a re-check date; by `reply`. Nobody is notified now.
+    OutOfScope {
+        reason: String,
+        recheck_at: DateTime<Utc>,
+    },
+    /// The address is retired: its waiting deliveries are cancelled, its active enrolments
+    /// stop, the lead becomes `completed` (never enrolled again: only `new` leads are) —
+    /// event `retired` {reason, from, to, inbound_id, referrals}; the address is *not* put
+    /// on the suppression list. Each referral becomes a new lead (`referred` events on both),
+    /// and `notifications` tell the owner once.
+    Retire {
+        reason: String,
+        referrals: Vec<ReferralLead>,
+        notifications: Vec<NewNotification>,
+    },
+}
+
+/// A person a reply refers us to, to become a lead like the one who replied (same company,
+/// owner, loss, zone, tags and fields).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReferralLead {
+    /// Normalised.
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
 }
 
 /// Another lead the same inbound message acts on: a bounce that names several failed
@@ -333,6 +384,12 @@ impl InboundEffect {
         match self {
             InboundEffect::None => "none",
             InboundEffect::Rewarm { .. } => "rewarm",
+            InboundEffect::Reply { action, .. } => match action {
+                ReplyAction::Rewarm { .. } => "rewarm",
+                ReplyAction::Postpone { .. } => "postpone",
+                ReplyAction::OutOfScope { .. } => "out_of_scope",
+                ReplyAction::Retire { .. } => "retire",
+            },
             InboundEffect::Postpone { .. } => "postpone",
             InboundEffect::Suppress { .. } => "suppress",
             InboundEffect::SoftBounce { .. } => "soft_bounce",
@@ -376,6 +433,29 @@ pub struct Notification {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// What `LeadStore::set_lifecycle` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LifecycleChange {
+    /// No lead has that id.
+    NoSuchLead,
+    /// The lead moved (`from` → `to`; equal for `working` on a re-warmed lead); the event
+    /// is written and the notifications enqueued.
+    Applied { from: LeadState, to: LeadState },
+    /// The lead is there already: nothing written.
+    Already { state: LeadState },
+    /// Not allowed from `from` (see `domain::lifecycle`): nothing written.
+    Refused { from: LeadState, why: &'static str },
+}
+
+/// A lead's lifecycle columns: why it is out of scope and until when, the state a pause
+/// holds.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct LeadLifecycle {
+    pub scope_reason: Option<String>,
+    pub recheck_at: Option<DateTime<Utc>>,
+    pub paused_from: Option<LeadState>,
 }
 
 /// Strips surrounding whitespace and angle brackets from a Message-ID.

@@ -76,6 +76,15 @@ fn setup() -> tempfile::TempDir {
     dir
 }
 
+/// The intent of the corpus' human replies (tests/fixtures/intent/ has the intent corpus).
+fn intent_of(file: &str) -> Option<&'static str> {
+    match file {
+        "gmail_human_reply.eml" | "apple_mail_human_reply.eml" => Some("interested"),
+        "outlook_human_reply.eml" => Some("question"),
+        _ => None,
+    }
+}
+
 fn corpus_files() -> Vec<String> {
     expected()
         .iter()
@@ -113,7 +122,9 @@ async fn dry_run_prints_the_expected_line_per_file_and_changes_nothing() {
     let want: Vec<serde_json::Value> = expected()
         .into_iter()
         .zip(&files)
-        .map(|((_, c, lead), file)| serde_json::json!({"file": file, "classification": c, "lead": lead}))
+        .map(|((name, c, lead), file)| {
+            serde_json::json!({"file": file, "classification": c, "intent": intent_of(&name), "lead": lead})
+        })
         .collect();
     assert_eq!(lines, want);
     let store = store(dir.path()).await;
@@ -210,7 +221,7 @@ async fn rewarmed_leads_are_listed_and_a_recycled_one_resumes_its_cadence_after_
     ));
     assert!(none.trim().is_empty(), "{none}");
 
-    // Only re-warmed (or completed) leads go back to nurture.
+    // A lead in nurture (or new) cannot be recycled: there is nothing to bring back.
     let refused = rewarm(
         dir.path(),
         &[
@@ -225,7 +236,7 @@ async fn rewarmed_leads_are_listed_and_a_recycled_one_resumes_its_cadence_after_
     );
     assert!(!refused.status.success());
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("only re-warmed or completed"),
+        String::from_utf8_lossy(&refused.stderr).contains("in nurture already"),
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );

@@ -15,6 +15,7 @@ use crate::config::Settings;
 use crate::domain::reply::Classification;
 use crate::store::Store;
 
+mod explain;
 mod replay;
 mod review;
 
@@ -28,7 +29,7 @@ pub enum InboundCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Change nothing; print one JSON object per file:
-        /// {"file", "classification", "lead"}.
+        /// {"file", "classification", "intent", "lead"}.
         #[arg(long)]
         dry_run: bool,
     },
@@ -48,6 +49,9 @@ pub enum InboundCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Which rule decided a saved message's classification and (a person's reply) its
+    /// intent, with the phrase, named moment, referrals and effect. Changes nothing.
+    Explain { file: PathBuf },
     /// One inbound message: its fields, extracted text and effects.
     Show {
         /// Its id (the first column of `inbound list`).
@@ -70,6 +74,10 @@ pub async fn inbound(
     cmd: InboundCommand,
     now: DateTime<Utc>,
 ) -> anyhow::Result<ExitCode> {
+    if let InboundCommand::Explain { file } = &cmd {
+        let loaded = Loaded::load(config)?;
+        return explain::explain(&loaded, file, now);
+    }
     let settings = Settings::load(config)?;
     // A bad `--since` fails before the database is opened.
     let filter = match &cmd {
@@ -100,6 +108,7 @@ pub async fn inbound(
                 list(&store, &filter, json).await
             }
             InboundCommand::Show { id, raw } => show(&store, id, raw).await,
+            InboundCommand::Explain { .. } => unreachable!("explained above, without a store"),
         }
     })
 }

@@ -37,11 +37,13 @@ pub async fn replay<S: Store>(
             .await
             .with_context(|| format!("Failed to process {}", file.display()))?;
         let lead = processed.lead.as_ref().map(|e| e.to_string());
-        // Keys in the documented order: file, classification, lead (then what was done).
+        // Keys in the documented order: file, classification, intent, lead (then what was
+        // done).
         let mut line = format!(
-            "{{\"file\":{},\"classification\":{},\"lead\":{}",
+            "{{\"file\":{},\"classification\":{},\"intent\":{},\"lead\":{}",
             serde_json::json!(file.display().to_string()),
             serde_json::json!(processed.classification.as_str()),
+            serde_json::json!(processed.intent.as_ref().map(|v| v.intent.as_str())),
             serde_json::json!(lead),
         );
         if !processed.others.is_empty() {

@@ -35,6 +35,8 @@ struct Listed {
     id: i64,
     received_at: DateTime<Utc>,
     classification: String,
+    /// A human reply's intent (as its effect recorded it; None for anything else).
+    intent: Option<String>,
     /// The matched lead's email (None: unmatched).
     lead: Option<String>,
     lead_id: Option<i64>,
@@ -100,6 +102,7 @@ async fn listed<S: Store>(store: &S, filter: &Filter) -> anyhow::Result<Vec<List
             id: m.id,
             received_at: m.record.received_at,
             classification: m.record.classification,
+            intent: intent_of(&m.effects),
             lead: m.record.lead_id.and_then(|id| emails.get(&id).cloned()),
             lead_id: m.record.lead_id,
             matched_by: m.record.matched_by,
@@ -129,7 +132,10 @@ fn write_table(out: &mut impl Write, listed: &[Listed]) -> std::io::Result<()> {
             [
                 l.id.to_string(),
                 l.received_at.format("%Y-%m-%d %H:%MZ").to_string(),
-                l.classification.clone(),
+                match &l.intent {
+                    Some(intent) => format!("{}/{intent}", l.classification),
+                    None => l.classification.clone(),
+                },
                 lead,
                 l.matched_by.clone().unwrap_or_else(|| "-".into()),
                 shorten(l.from.as_deref().unwrap_or("-"), FROM_WIDTH),
@@ -207,6 +213,9 @@ fn write_record(out: &mut impl Write, m: &StoredInbound, lead: &str) -> std::io:
         one_line(&r.source)
     )?;
     writeln!(out, "  classification:  {}", r.classification)?;
+    if let Some(intent) = intent_of(&m.effects) {
+        writeln!(out, "  intent:          {intent}")?;
+    }
     writeln!(out, "  lead:            {lead}")?;
     writeln!(out, "  from:            {}", opt(&r.from_address))?;
     writeln!(out, "  subject:         {}", opt(&r.subject))?;
@@ -232,6 +241,14 @@ fn write_record(out: &mut impl Write, m: &StoredInbound, lead: &str) -> std::io:
         None => writeln!(out, "text: - (the message could not be parsed)")?,
     }
     Ok(())
+}
+
+/// The intent a human reply's effect recorded (`effects.intent`).
+fn intent_of(effects: &serde_json::Value) -> Option<String> {
+    effects
+        .get("intent")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
 }
 
 /// `s` on one line with at most `max` characters ("…" marks a cut).

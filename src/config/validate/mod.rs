@@ -5,6 +5,7 @@
 mod campaigns;
 mod http;
 mod inbound;
+mod intents;
 mod notify;
 mod scheduler;
 mod segments;
@@ -36,6 +37,7 @@ pub(super) fn settings(raw: RawConfig, file: String) -> Result<Settings, ConfigE
     let inbound = inbound::inbound(raw.inbound, p);
     let scoring = inbound::scoring(raw.scoring, p);
     let notify = notify::notify(raw.notify, p);
+    let intents = intents::intents(raw.intents, p);
     let campaigns = campaigns::campaigns(raw.campaigns, p);
     let segments = segments::segments(raw.segments, &campaigns, p);
     problems.into_result()?;
@@ -56,6 +58,7 @@ pub(super) fn settings(raw: RawConfig, file: String) -> Result<Settings, ConfigE
         inbound,
         scoring,
         notify,
+        intents,
         segments,
         campaigns,
     })

@@ -42,6 +42,15 @@ pub(super) fn segments(
                 }
             })
         };
+        let mut intents = BTreeMap::new();
+        for (name, effect) in &s.intents {
+            match super::intents::intent_and_effect(name, effect) {
+                Ok((i, e)) => {
+                    intents.insert(i, e);
+                }
+                Err(e) => p.err(&key(&format!("intents.{name}")), e),
+            }
+        }
         let min_age = span("min_age", &s.min_age, p);
         let max_age = span("max_age", &s.max_age, p);
         segments.push(Segment {
@@ -54,6 +63,7 @@ pub(super) fn segments(
             owners: s.owner.map(OneOrMany::into_vec).unwrap_or_default(),
             fields: s.fields,
             rewarm_score: s.rewarm_score.unwrap_or(100),
+            intents,
         });
     }
     if segments.is_empty() {

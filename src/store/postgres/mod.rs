@@ -68,6 +68,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "inbound",
         include_str!("../../../migrations/postgres/0003_inbound.sql"),
     ),
+    (
+        4,
+        "lifecycle",
+        include_str!("../../../migrations/postgres/0004_lifecycle.sql"),
+    ),
 ];
 
 /// The advisory lock (`pg_advisory_xact_lock`) that serialises imports, enrolments and
@@ -159,3 +164,4 @@ impl Store for PgStore {
 }
 
 common_write_steps!(sqlx::PgConnection);
+reply_write_steps!(sqlx::PgConnection);

@@ -55,6 +55,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "inbound",
         include_str!("../../../migrations/sqlite/0003_inbound.sql"),
     ),
+    (
+        4,
+        "lifecycle",
+        include_str!("../../../migrations/sqlite/0004_lifecycle.sql"),
+    ),
 ];
 
 /// `concat!`s `$before`, then `'@' || <the domain of the email column $col>` spelled exactly as
@@ -114,3 +119,4 @@ impl Store for SqliteStore {
 }
 
 common_write_steps!(sqlx::SqliteConnection);
+reply_write_steps!(sqlx::SqliteConnection);
