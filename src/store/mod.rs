@@ -256,7 +256,8 @@ pub trait QueueStore {
     /// Puts leads into a campaign again, or into a new one (a campaign's `then`, `leads
     /// recycle --campaign`), one transaction for the batch. A lead is entered only if its
     /// state is one of `from` (else skipped). Its waiting deliveries are cancelled and active
-    /// enrolments stopped; its other completed enrolments become `continued`; the
+    /// enrolments stopped; its other enrolments (completed or stopped) become `continued` (a
+    /// later recycle does not resume them); the
     /// (lead, campaign) enrolment is reused with the next `cycle` (a round: steps start at 0
     /// again, and no step goes out twice within one round) or created; step 0 is scheduled at
     /// `first_due`; event `enrolled` {campaign, segment, cycle, first_due, via, from}; the
