@@ -188,3 +188,38 @@ async fn a_completed_lead_flows_into_its_then_campaign_and_its_email_goes_out_90
     assert_eq!(recycled["detail"]["reason"], "recheck");
     assert_eq!(smtp.count(), 3, "{:#}", shown["timeline"]);
 }
+
+/// A config with campaign `a` (first email `first_after` the loss, `then = then_a`) and `b`.
+fn then_config(first_after: &str, then_a: &str) -> String {
+    TestConfig::bare("sqlite::memory:")
+        .segment("all", "a")
+        .campaign("a", first_after, "30d")
+        .campaign_key("a", "then", format!("\"{then_a}\""))
+        .campaign("b", "90d", "90d")
+        .campaign_key("b", "then", r#""a""#)
+        .toml()
+}
+
+#[test]
+fn then_must_name_a_campaign_and_a_loop_must_wait_a_day() {
+    use rewarm::config::Settings;
+    let errors = Settings::from_toml(&then_config("90d", "nope"), "t.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errors.contains("campaigns.a.then")
+            && errors.contains("campaign `nope` is not defined (defined: a, b)"),
+        "{errors}"
+    );
+    // a → b → a loops: fine when every campaign on it waits; not when one sends at once.
+    assert!(Settings::from_toml(&then_config("90d", "b"), "t.toml").is_ok());
+    let errors = Settings::from_toml(&then_config("0d", "b"), "t.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errors.contains("campaigns.a.first_after") && errors.contains("`then` loop"),
+        "{errors}"
+    );
+    // A campaign naming itself is an endless long-tail.
+    assert!(Settings::from_toml(&then_config("90d", "a"), "t.toml").is_ok());
+}
