@@ -210,7 +210,7 @@ async fn rewarmed_leads_are_listed_and_a_recycled_one_resumes_its_cadence_after_
     ));
     assert!(none.trim().is_empty(), "{none}");
 
-    // Only re-warmed (or completed) leads go back to nurture.
+    // A lead in nurture already is not recycled.
     let refused = rewarm(
         dir.path(),
         &[
@@ -225,7 +225,7 @@ async fn rewarmed_leads_are_listed_and_a_recycled_one_resumes_its_cadence_after_
     );
     assert!(!refused.status.success());
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("only re-warmed or completed"),
+        String::from_utf8_lossy(&refused.stderr).contains("it is in nurture already"),
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
