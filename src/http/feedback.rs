@@ -96,15 +96,16 @@ pub(super) async fn act<S: Store>(
             let resume_at =
                 Span::Months(u32::from(months)).after(now, lead.zone_or(settings.default_tz));
             let reason = format!("not now: back in {months} months ({by})");
-            match bring_back(&state.store, settings, &lead, &reason, resume_at, None, now).await {
-                Ok(Recycled::Back { to, next, .. }) => Ok(Outcome::Done(format!(
-                    "back to {}, next email not before {}",
-                    to.as_str(),
-                    next.format("%Y-%m-%d")
-                ))),
-                Ok(Recycled::Refused(why)) => Ok(Outcome::Refused(why)),
-                Err(e) => Err(e),
-            }
+            bring_back(&state.store, settings, &lead, &reason, resume_at, None, now)
+                .await
+                .map(|r| match r {
+                    Recycled::Back { to, next, .. } => Outcome::Done(format!(
+                        "back to {}, next email not before {}",
+                        to.as_str(),
+                        next.format("%Y-%m-%d")
+                    )),
+                    Recycled::Refused(why) => Outcome::Refused(why),
+                })
         }
     };
     let outcome = match result {

@@ -94,7 +94,7 @@ pub fn rewarm_notifications(
             lead_id: Some(lead.id),
             idempotency_key: format!("{key}:webhook"),
             payload: json!({
-                "event": "lead.rewarmed", "lead_email": lead.email.to_string(),
+                "version": WEBHOOK_VERSION, "event": "lead.rewarmed", "lead_email": lead.email.to_string(),
                 "reply": reply, "subject": subject,
             }),
         });

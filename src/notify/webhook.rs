@@ -45,6 +45,16 @@ pub(super) fn webhook_body(
             .and_then(|l| l.owner_email.as_deref())
             .map(|o| format!(" (owner: {o})"))
             .unwrap_or_default();
+        let event = str_field(&n.payload, &["event"]).unwrap_or_else(|| "lead.rewarmed".into());
+        if event != "lead.rewarmed" && event != "lead.retired" {
+            // A lifecycle event (won, out of scope, feedback, recycled, …): one line.
+            let what = event.trim_start_matches("lead.").replace('_', " ");
+            let text = format!(":memo: {what}: {who}{owner}");
+            return serde_json::to_vec(
+                &json!({ "text": text, "idempotency_key": n.idempotency_key }),
+            )
+            .map_err(|e| format!("cannot encode the webhook body: {e}"));
+        }
         let mut text = match n.payload["intent"].as_str() {
             _ if n.payload["event"] == "lead.retired" => {
                 format!(
@@ -70,6 +80,8 @@ pub(super) fn webhook_body(
         body.insert("idempotency_key".into(), json!(n.idempotency_key));
         body.insert("notification_id".into(), json!(n.id));
         body.entry("event").or_insert(json!("lead.rewarmed"));
+        body.entry("version")
+            .or_insert(json!(super::WEBHOOK_VERSION));
         if let Some(reply) = reply {
             body.entry("reply").or_insert(json!(reply));
         }

@@ -47,6 +47,32 @@ pub async fn bring_back<S: Store>(
     campaign: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Recycled, StoreError> {
+    let done = recycle(store, settings, lead, reason, resume_at, campaign, now).await?;
+    if let Recycled::Back {
+        from,
+        to,
+        campaign,
+        next,
+    } = &done
+    {
+        // The CRM hears of it (`lead.recycled`), after the change committed.
+        let detail = serde_json::json!({"reason": reason, "from": from.as_str(), "to": to.as_str(),
+                                        "campaign": campaign, "next_email_after": next});
+        let hooks = crate::notify::event_webhook(&settings.notify, lead, "recycled", detail, now);
+        store.enqueue_notifications(&hooks, now).await?;
+    }
+    Ok(done)
+}
+
+async fn recycle<S: Store>(
+    store: &S,
+    settings: &Settings,
+    lead: &Lead,
+    reason: &str,
+    resume_at: DateTime<Utc>,
+    campaign: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Recycled, StoreError> {
     let from = lead.state;
     if !recyclable(from) {
         return Ok(Recycled::Refused(format!(

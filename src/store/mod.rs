@@ -30,10 +30,13 @@
 //!     │                  │ ├──permanent error / render error / attempts used up──▶ failed
 //!     │                  │ └──lease expired, outcome never recorded──▶ unknown
 //!     └── created when the previous step ends (sent, failed or unknown), due per the cadence
-//! scheduled / retry_wait ──lead re-warmed or suppressed──▶ cancelled
+//! scheduled / retry_wait ──lead re-warmed, won, out of scope or suppressed──▶ cancelled
 //! ```
-//! `(lead, campaign, step)` is unique, and only a `scheduled` or `retry_wait` row can be
-//! claimed, so no step is ever sent twice. A claim is a lease: it is committed before
+//! `(lead, campaign, cycle, step)` is unique, and only a `scheduled` or `retry_wait` row can
+//! be claimed, so no step is ever sent twice within one round of a campaign (`cycle`: a lead
+//! may go through a campaign again — its `then`, `leads recycle --campaign` — each time a new
+//! round of the same enrolment row). A paused lead's rows stay `scheduled` but are not
+//! claimed (only leads in `nurturing` are). A claim is a lease: it is committed before
 //! anything is sent and no transaction is held across the network. If the daemon dies
 //! after a send but before recording it, the row stays `claimed` until its lease expires,
 //! then becomes `unknown`: it is **not** sent again (at most once beats twice), the lead's
@@ -46,7 +49,8 @@
 //! `upsert_leads` / `enrol` never let a listed address become a nurturing lead, and
 //! `claim_due` checks the list itself in the claiming statement — so an unsubscribe that
 //! committed before a claim takes effect even if some lead row was missed. Removing an entry
-//! (`unsuppress`) changes no lead: suppressed leads stay suppressed until a person recycles them.
+//! (`unsuppress`) changes no lead: suppressed leads stay suppressed until a person recycles them
+//! (`leads recycle`, which refuses while an entry still covers the address).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -258,7 +262,8 @@ pub trait QueueStore {
     /// Puts leads into a campaign again, or into a new one (a campaign's `then`, `leads
     /// recycle --campaign`), one transaction for the batch. A lead is entered only if its
     /// state is one of `from` (else skipped). Its waiting deliveries are cancelled and active
-    /// enrolments stopped; its other completed enrolments become `continued`; the
+    /// enrolments stopped; its other enrolments (completed or stopped) become `continued` (a
+    /// later recycle does not resume them); the
     /// (lead, campaign) enrolment is reused with the next `cycle` (a round: steps start at 0
     /// again, and no step goes out twice within one round) or created; step 0 is scheduled at
     /// `first_due`; event `enrolled` {campaign, segment, cycle, first_due, via, from}; the

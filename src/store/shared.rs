@@ -91,8 +91,10 @@ pub(crate) const INSERT_ENROLMENT: &str =
 /// due $5, at $6, cycle $7.
 pub(crate) const INSERT_FIRST_DELIVERY: &str = "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at, cycle)
      VALUES ($1, $2, $3, 0, $4, 'scheduled', $5, $6, $7) ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING";
-/// `enter_campaign`: the lead's ($1) other finished enrolments are behind it now.
-pub(crate) const CONTINUE_ENROLMENTS: &str = "UPDATE enrolments SET state = 'continued' WHERE lead_id = $1 AND state = 'completed' AND campaign <> $2";
+/// `enter_campaign`: the lead's ($1) other enrolments, finished or stopped, are behind it
+/// now: a later recycle does not resume them.
+pub(crate) const CONTINUE_ENROLMENTS: &str = "UPDATE enrolments SET state = 'continued'
+     WHERE lead_id = $1 AND state IN ('completed', 'stopped') AND campaign <> $2";
 /// `enter_campaign`: the lead ($1) is in nurture again at $2.
 pub(crate) const LEAD_NURTURING: &str = "UPDATE leads SET state = 'nurturing', updated_at = $2, scope_reason = NULL, recheck_at = NULL, paused_from = NULL WHERE id = $1";
 /// Completed leads whose enrolment in campaign $1 is completed, at most $2 (the

@@ -221,7 +221,7 @@ async fn rewarmed_leads_are_listed_and_a_recycled_one_resumes_its_cadence_after_
     ));
     assert!(none.trim().is_empty(), "{none}");
 
-    // A lead in nurture (or new) cannot be recycled: there is nothing to bring back.
+    // A lead in nurture already is not recycled.
     let refused = rewarm(
         dir.path(),
         &[
@@ -236,7 +236,7 @@ async fn rewarmed_leads_are_listed_and_a_recycled_one_resumes_its_cadence_after_
     );
     assert!(!refused.status.success());
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("in nurture already"),
+        String::from_utf8_lossy(&refused.stderr).contains("it is in nurture already"),
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );

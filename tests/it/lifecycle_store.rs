@@ -11,7 +11,8 @@ use rewarm::domain::lead::{Lead, LeadState, NewLead};
 use rewarm::domain::lifecycle::Transition;
 use rewarm::store::postgres::PgStore;
 use rewarm::store::{
-    DeliveryRecord, LifecycleChange, NewEnrolment, NewNotification, Rows, Store, Table,
+    DeliveryRecord, LifecycleChange, NewEnrolment, NewNotification, Outcome, RecordedOutcome, Rows,
+    Store, Table,
 };
 
 use crate::support::db::TestDatabase;
@@ -46,6 +47,7 @@ lifecycle_tests!(
     working_hands_a_nurturing_lead_to_sales,
     refused_transitions_write_nothing,
     a_transition_enqueues_its_notifications_in_the_same_write,
+    a_completed_lead_enters_its_next_campaign_and_new_rounds_of_the_same_one,
 );
 
 async fn on<S: Store, F, Fut>(store: S, test: F)
@@ -447,4 +449,151 @@ async fn a_transition_enqueues_its_notifications_in_the_same_write<S: Store>(sto
         .map(|n| n.idempotency_key)
         .collect();
     assert_eq!(keys, ["lifecycle:test:won"]);
+}
+
+/// Sends the lead's due delivery at `at` as its campaign's last step.
+async fn send_last<S: Store>(store: &S, lead_id: i64, at: DateTime<Utc>) {
+    let claimed = store
+        .claim_due(at, "w", at + Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    let d = claimed
+        .into_iter()
+        .find(|c| c.lead_id == lead_id)
+        .expect("the lead's delivery is due");
+    let outcome = RecordedOutcome {
+        delivery: d,
+        outcome: Outcome::Sent {
+            message_id: format!("<m{}@test>", at.timestamp()),
+            next: None,
+        },
+    };
+    store.record_outcomes(&[outcome], "w", at).await.unwrap();
+}
+
+fn entry(lead_id: i64, campaign: &str, due: DateTime<Utc>) -> NewEnrolment {
+    NewEnrolment {
+        lead_id,
+        campaign: campaign.into(),
+        segment: "all".into(),
+        first_due: due,
+        template: "t".into(),
+    }
+}
+
+async fn a_completed_lead_enters_its_next_campaign_and_new_rounds_of_the_same_one<S: Store>(
+    store: S,
+) {
+    let ann = enrolled(&store, "ann@a.example").await;
+    let t1 = t0() + Duration::days(1);
+    send_last(&store, ann.id, t1).await;
+    assert_eq!(state(&store, ann.id).await, LeadState::Completed);
+    assert_eq!(
+        store.completed_in("c", 10).await.unwrap(),
+        vec![(ann.id, "all".to_string())]
+    );
+    // Not from a state it is not in.
+    assert!(
+        store
+            .enter_campaign(
+                &[entry(ann.id, "evergreen", t1)],
+                &[LeadState::Won],
+                "then:c",
+                None,
+                t1
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = t1 + Duration::days(90);
+    let entered = store
+        .enter_campaign(
+            &[entry(ann.id, "evergreen", due)],
+            &[LeadState::Completed],
+            "then:c",
+            None,
+            t1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(entered, vec![ann.id]);
+    assert_eq!(state(&store, ann.id).await, LeadState::Nurturing);
+    assert!(store.completed_in("c", 10).await.unwrap().is_empty());
+    let e = last_event(&store, ann.id).await;
+    assert_eq!(
+        (e.kind.as_str(), e.detail["via"].as_str()),
+        ("enrolled", Some("then:c"))
+    );
+    assert_eq!(e.detail["cycle"], 0);
+    // Round after round of the same campaign: steps start at 0 again, one per round.
+    for round in 1..=2_i64 {
+        let at = due + Duration::days(100 * round);
+        send_last(&store, ann.id, at).await;
+        assert_eq!(state(&store, ann.id).await, LeadState::Completed);
+        assert_eq!(store.completed_in("evergreen", 10).await.unwrap().len(), 1);
+        let next = at + Duration::days(90);
+        store
+            .enter_campaign(
+                &[entry(ann.id, "evergreen", next)],
+                &[LeadState::Completed],
+                "then:evergreen",
+                None,
+                at,
+            )
+            .await
+            .unwrap();
+        assert_eq!(last_event(&store, ann.id).await.detail["cycle"], round);
+    }
+    let evergreen: Vec<(i64, i64, String)> = deliveries(&store, ann.id)
+        .await
+        .into_iter()
+        .filter(|d| d.campaign == "evergreen")
+        .map(|d| (d.cycle, d.step, d.state))
+        .collect();
+    assert_eq!(
+        evergreen,
+        [
+            (0, 0, "sent".to_string()),
+            (1, 0, "sent".to_string()),
+            (2, 0, "scheduled".to_string())
+        ]
+    );
+    // A person brings a won lead back into a campaign: `recycled` first, then `enrolled`.
+    store
+        .set_lifecycle(ann.id, &Transition::Won, "cli", &[], due)
+        .await
+        .unwrap();
+    let back = due + Duration::days(400);
+    store
+        .enter_campaign(
+            &[entry(ann.id, "c", back)],
+            &[LeadState::Won],
+            "recycle",
+            Some("lost again"),
+            back,
+        )
+        .await
+        .unwrap();
+    let tail: Vec<String> = store
+        .timeline(ann.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .rev()
+        .take(2)
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(tail, ["enrolled", "recycled"]);
+    assert_eq!(state(&store, ann.id).await, LeadState::Nurturing);
+    let c: Vec<(i64, i64, String)> = deliveries(&store, ann.id)
+        .await
+        .into_iter()
+        .filter(|d| d.campaign == "c")
+        .map(|d| (d.cycle, d.step, d.state))
+        .collect();
+    assert_eq!(
+        c,
+        [(0, 0, "sent".to_string()), (1, 0, "scheduled".to_string())]
+    );
 }

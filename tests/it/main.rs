@@ -30,5 +30,6 @@ mod reply_end_to_end;
 mod shutdown;
 mod store;
 mod suppression;
+mod then_campaign;
 mod transport;
 mod webhooks;
