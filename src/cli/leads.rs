@@ -1,5 +1,5 @@
-//! `rewarm leads import FILE`, `rewarm leads show EMAIL`, `rewarm leads rewarmed` and
-//! `rewarm leads recycle EMAIL`.
+//! `rewarm leads import FILE`, `rewarm leads show EMAIL`, `rewarm leads rewarmed`,
+//! `rewarm leads recycle EMAIL` and `rewarm leads reassign` (in `reassign.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -54,6 +54,21 @@ pub enum LeadsCommand {
         #[arg(long)]
         after: Option<String>,
     },
+    /// Moves every lead of one owner to another (a rep left), one `reassigned` event per lead.
+    Reassign {
+        /// The owner who left (email, case-insensitive).
+        #[arg(long)]
+        from: String,
+        /// The new owner (email).
+        #[arg(long)]
+        to: String,
+        /// The new owner's name (default: none).
+        #[arg(long)]
+        name: Option<String>,
+        /// Print how many leads would move, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// `now` minus a span ("7d", "3mo", "12h").
@@ -105,6 +120,12 @@ pub async fn leads(
                 reason,
                 after,
             } => recycle(&store, &settings, &email, &reason, after.as_deref(), now).await,
+            LeadsCommand::Reassign {
+                from,
+                to,
+                name,
+                dry_run,
+            } => super::reassign::reassign(&store, &from, &to, name.as_deref(), dry_run, now).await,
         }
     })
 }

@@ -16,6 +16,7 @@ mod forecast;
 pub mod inbound;
 mod leads;
 mod preview;
+mod reassign;
 mod run;
 mod status;
 mod suppress;

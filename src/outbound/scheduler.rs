@@ -28,6 +28,8 @@ pub struct PassReport {
     pub failed: usize,
     pub unknown: usize,
     pub deferred: usize,
+    /// Call steps handed to the lead's owner as tasks.
+    pub call_tasks: usize,
 }
 
 const PAGE: usize = 1000;
@@ -75,6 +77,7 @@ async fn run_pass<S: Store>(
         failed,
         unknown,
         deferred,
+        call_tasks,
     } = dispatch::send_due(store, loaded, transport, now, stop).await?;
     Ok(PassReport {
         sent,
@@ -82,6 +85,7 @@ async fn run_pass<S: Store>(
         failed,
         unknown,
         deferred,
+        call_tasks,
         ..report
     })
 }

@@ -60,6 +60,8 @@ use crate::domain::lead::{Lead, LeadState, NewLead};
 mod shared;
 #[macro_use]
 mod common;
+#[macro_use]
+mod handoff;
 mod batch;
 mod copy;
 mod dialect;
@@ -69,13 +71,14 @@ mod rows;
 pub mod sqlite;
 
 pub use copy::*;
+pub use handoff::{Chase, DIGEST_KINDS, DigestEvent, HandoffStore, Reassigned, StaleHandoff};
 pub use model::*;
 
 /// The store's traits, for code that calls them on a concrete backend (`SqliteStore`,
 /// `PgStore`); code generic over `S: Store` needs only `Store`.
 pub mod prelude {
     pub use super::{
-        CopyStore, InboundStore, KvStore, LeadStore, OutboxStore, QueueStore, Store,
+        CopyStore, HandoffStore, InboundStore, KvStore, LeadStore, OutboxStore, QueueStore, Store,
         SuppressionStore,
     };
 }
@@ -106,6 +109,7 @@ pub trait Store:
     + OutboxStore
     + KvStore
     + CopyStore
+    + HandoffStore
     + Clone
     + Send
     + Sync

@@ -40,6 +40,7 @@ use super::shared::{self as sql, migrator};
 use super::*;
 
 mod copy;
+mod handoff;
 mod inbound;
 mod kv;
 mod leads;
@@ -67,6 +68,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "inbound",
         include_str!("../../../migrations/postgres/0003_inbound.sql"),
+    ),
+    (
+        12,
+        "handoff",
+        include_str!("../../../migrations/postgres/0012_handoff.sql"),
     ),
 ];
 

@@ -27,6 +27,7 @@ use super::shared::{self as sql, migrator};
 use super::*;
 
 mod copy;
+mod handoff;
 mod inbound;
 mod kv;
 mod leads;
@@ -54,6 +55,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "inbound",
         include_str!("../../../migrations/sqlite/0003_inbound.sql"),
+    ),
+    (
+        12,
+        "handoff",
+        include_str!("../../../migrations/sqlite/0012_handoff.sql"),
     ),
 ];
 
