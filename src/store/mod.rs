@@ -31,7 +31,10 @@
 //!     │                  │ └──lease expired, outcome never recorded──▶ unknown
 //!     └── created when the previous step ends (sent, failed or unknown), due per the cadence
 //! scheduled / retry_wait ──lead re-warmed or suppressed──▶ cancelled
+//! claimed ──a call step (`kind = "call"`): its owner's task enqueued──▶ tasked
 //! ```
+//! A `tasked` delivery is done like a `sent` one (the cadence goes on), but nothing went to
+//! the lead: its owner got a call task through the outbox, in the same transaction.
 //! `(lead, campaign, step)` is unique, and only a `scheduled` or `retry_wait` row can be
 //! claimed, so no step is ever sent twice. A claim is a lease: it is committed before
 //! anything is sent and no transaction is held across the network. If the daemon dies
