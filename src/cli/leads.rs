@@ -1,5 +1,6 @@
 //! `rewarm leads import FILE`, `rewarm leads show EMAIL`, `rewarm leads rewarmed`,
-//! `rewarm leads recycle EMAIL` and `rewarm leads reassign` (in `reassign.rs`).
+//! `rewarm leads recycle EMAIL`, `rewarm leads reassign` (in `reassign.rs`), and the
+//! lifecycle commands (`won`, `out-of-scope`, `working`, `pause`, `resume`; in `lifecycle.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,11 +8,13 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 
+use super::lifecycle;
 use super::with_store;
 use crate::config::Settings;
 use crate::domain::email::EmailAddress;
 use crate::domain::lead::LeadState;
 use crate::domain::lead::NewLead;
+use crate::domain::lifecycle::Transition;
 use crate::ingest;
 use crate::store::{Store, UpsertSummary};
 
@@ -68,6 +71,44 @@ pub enum LeadsCommand {
         /// Print how many leads would move, change nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Sales closed it: everything stops (waiting emails cancelled, enrolments stopped).
+    Won {
+        email: String,
+        /// Who says so (recorded on the event).
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// Not a fit: everything stops; with `--recheck-after` the daemon returns the lead to
+    /// nurture at that time (event `recycled`, reason `recheck`).
+    OutOfScope {
+        email: String,
+        /// Why (recorded on the lead and its event).
+        #[arg(long)]
+        reason: String,
+        /// A span ("6mo", "12mo", "90d") or a date (2027-06-01, RFC 3339).
+        #[arg(long)]
+        recheck_after: Option<String>,
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// Sales is on it: the lead is handed to sales (re-warmed; its cadence stops).
+    Working {
+        email: String,
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// Hold everything: scheduled emails stay scheduled but are not sent until `resume`.
+    Pause {
+        email: String,
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// Continue a paused lead where it was (held emails that came due go out next pass).
+    Resume {
+        email: String,
+        #[arg(long, default_value = "cli")]
+        by: String,
     },
 }
 
@@ -126,6 +167,31 @@ pub async fn leads(
                 name,
                 dry_run,
             } => super::reassign::reassign(&store, &from, &to, name.as_deref(), dry_run, now).await,
+            LeadsCommand::Won { email, by } => {
+                lifecycle::apply(&store, &settings, &email, Transition::Won, &by, now).await
+            }
+            LeadsCommand::OutOfScope {
+                email,
+                reason,
+                recheck_after,
+                by,
+            } => {
+                let recheck_at = recheck_after
+                    .as_deref()
+                    .map(|r| lifecycle::recheck_at(r, now, settings.default_tz))
+                    .transpose()?;
+                let t = Transition::OutOfScope { reason, recheck_at };
+                lifecycle::apply(&store, &settings, &email, t, &by, now).await
+            }
+            LeadsCommand::Working { email, by } => {
+                lifecycle::apply(&store, &settings, &email, Transition::Working, &by, now).await
+            }
+            LeadsCommand::Pause { email, by } => {
+                lifecycle::apply(&store, &settings, &email, Transition::Pause, &by, now).await
+            }
+            LeadsCommand::Resume { email, by } => {
+                lifecycle::apply(&store, &settings, &email, Transition::Resume, &by, now).await
+            }
         }
     })
 }
@@ -200,9 +266,12 @@ async fn show<S: Store>(
     };
     let timeline = store.timeline(lead.id).await?;
     if json {
+        let lifecycle = store.lead_lifecycle(lead.id).await?.unwrap_or_default();
         println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"lead": lead, "timeline": timeline}))?
+            serde_json::to_string_pretty(
+                &serde_json::json!({"lead": lead, "lifecycle": lifecycle, "timeline": timeline})
+            )?
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -229,6 +298,18 @@ async fn show<S: Store>(
             .unwrap_or_else(|| "-".into()),
         tz.name()
     );
+    if let Some(held) = store.lead_lifecycle(lead.id).await? {
+        if let Some(reason) = &held.scope_reason {
+            let recheck = held.recheck_at.map_or_else(
+                || "no re-check date".to_string(),
+                |t| format!("re-check {}", t.with_timezone(&tz).format("%Y-%m-%d")),
+            );
+            println!("  out of scope: {reason} ({recheck})");
+        }
+        if let Some(from) = held.paused_from {
+            println!("  paused (resumes as {})", from.as_str());
+        }
+    }
     if !lead.tags.is_empty() {
         println!("  tags: {}", lead.tags.join(", "));
     }
@@ -350,7 +431,7 @@ pub async fn recycle<S: Store>(
         }
         None => {
             eprintln!(
-                "error: {email} is {}; only re-warmed or completed leads can be recycled",
+                "error: {email} is {}; only re-warmed, completed or out-of-scope leads can be recycled",
                 lead.state.as_str()
             );
             Ok(ExitCode::FAILURE)

@@ -360,6 +360,9 @@ pub struct Campaign {
     pub track_clicks: bool,
     /// The configured steps (0-based) that are calls, not emails (`kind = "call"`).
     pub calls: BTreeMap<u32, CallStep>,
+    /// The campaign a lead enters when it completes this one's last step (a new round of it
+    /// if it names itself: an endless long-tail). None: the lead stays `completed`.
+    pub then: Option<String>,
 }
 
 /// What a delivery row of a call step names as its template.

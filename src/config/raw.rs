@@ -414,6 +414,8 @@ pub(super) struct RawCampaign {
     pub(super) send_window: Option<RawWindow>,
     #[serde(default)]
     pub(super) track_clicks: bool,
+    /// The campaign a lead enters after this one's last step.
+    pub(super) then: Option<String>,
 }
 
 /// One `[[campaigns.NAME.steps]]` entry: `kind = "email"` (default) with `template`, or

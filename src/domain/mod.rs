@@ -5,5 +5,6 @@ pub mod clock;
 pub mod email;
 pub mod handoff;
 pub mod lead;
+pub mod lifecycle;
 pub mod reply;
 pub mod segment;

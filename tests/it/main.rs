@@ -17,6 +17,7 @@ mod http;
 mod imap;
 mod inbound;
 mod inbound_corpus;
+mod lifecycle_store;
 mod limits_and_dkim;
 mod notify;
 mod pipeline;
