@@ -12,10 +12,10 @@ use super::lifecycle;
 use super::with_store;
 use crate::config::Settings;
 use crate::domain::email::EmailAddress;
-use crate::domain::lead::LeadState;
 use crate::domain::lead::NewLead;
 use crate::domain::lifecycle::Transition;
 use crate::ingest;
+use crate::outbound::recycle::Recycled;
 use crate::store::{Store, UpsertSummary};
 
 #[derive(Debug, clap::Subcommand)]
@@ -47,8 +47,10 @@ pub enum LeadsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Hands a lead back from sales to nurture, its history intact: the cadence it was on
-    /// resumes where re-warming stopped it, not before `--after`.
+    /// Brings a lead back to nurture, its history intact (completed, re-warmed, won, out of
+    /// scope, paused; suppressed once no entry covers it): the cadence it was on resumes
+    /// where it stopped, not before `--after`, or it enters `--campaign` (or, with nothing to
+    /// resume, a new round of its segment's campaign).
     Recycle {
         email: String,
         #[arg(long)]
@@ -56,6 +58,10 @@ pub enum LeadsCommand {
         /// Wait this long before the next email ("90d"; default: now).
         #[arg(long)]
         after: Option<String>,
+        /// Enter this campaign (a new round if the lead was in it before) instead of
+        /// resuming the cadence that was stopped.
+        #[arg(long)]
+        campaign: Option<String>,
     },
     /// Moves every lead of one owner to another (a rep left), one `reassigned` event per lead.
     Reassign {
@@ -160,7 +166,11 @@ pub async fn leads(
                 email,
                 reason,
                 after,
-            } => recycle(&store, &settings, &email, &reason, after.as_deref(), now).await,
+                campaign,
+            } => {
+                let (after, campaign) = (after.as_deref(), campaign.as_deref());
+                recycle(&store, &settings, &email, &reason, after, campaign, now).await
+            }
             LeadsCommand::Reassign {
                 from,
                 to,
@@ -375,13 +385,14 @@ pub async fn rewarmed<S: Store>(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Hands a lead back to nurture (see `Store::recycle`).
+/// Brings a lead back to nurture (see `outbound::recycle`).
 pub async fn recycle<S: Store>(
     store: &S,
     settings: &Settings,
     email: &str,
     reason: &str,
     after: Option<&str>,
+    campaign: Option<&str>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<ExitCode> {
     let email = EmailAddress::parse(email)?;
@@ -395,45 +406,29 @@ pub async fn recycle<S: Store>(
         }
         None => now,
     };
-    match store.recycle(lead.id, reason, resume_at, now).await? {
-        // Nothing to resume (it never was in a cadence): enrol it now, so `--after` holds
-        // instead of the daemon enrolling it with its first email due at once.
-        Some(LeadState::New) if resume_at > now => {
-            let enrolment =
-                crate::outbound::scheduler::enrolment_for(settings, &lead, now, resume_at);
-            let enrolled = match &enrolment {
-                Some(e) => store.enrol(std::slice::from_ref(e), now).await?,
-                None => 0,
-            };
-            let state = if enrolled > 0 {
-                LeadState::Nurturing
-            } else {
-                LeadState::New
-            };
+    let done = crate::outbound::recycle::bring_back(
+        store, settings, &lead, reason, resume_at, campaign, now,
+    )
+    .await
+    .with_context(|| format!("Failed to recycle {email}"))?;
+    match done {
+        Recycled::Back {
+            from,
+            to,
+            campaign,
+            next,
+        } => {
+            let into = campaign.map(|c| format!(" into {c}")).unwrap_or_default();
             println!(
-                "{email}: {} → {} (next email not before {})",
-                lead.state.as_str(),
-                state.as_str(),
-                enrolment
-                    .map_or(resume_at, |e| e.first_due)
-                    .format("%Y-%m-%d %H:%M UTC")
+                "{email}: {} → {}{into} (next email not before {})",
+                from.as_str(),
+                to.as_str(),
+                next.format("%Y-%m-%d %H:%M UTC")
             );
             Ok(ExitCode::SUCCESS)
         }
-        Some(state) => {
-            println!(
-                "{email}: {} → {} (next email not before {})",
-                lead.state.as_str(),
-                state.as_str(),
-                resume_at.format("%Y-%m-%d %H:%M UTC")
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        None => {
-            eprintln!(
-                "error: {email} is {}; only re-warmed, completed or out-of-scope leads can be recycled",
-                lead.state.as_str()
-            );
+        Recycled::Refused(why) => {
+            eprintln!("error: {why}");
             Ok(ExitCode::FAILURE)
         }
     }

@@ -65,6 +65,7 @@ pub async fn enqueue_digests<S: Store>(
     let items: Vec<NewNotification> = per_owner(settings, &week)
         .into_iter()
         .map(|(owner, mut payload)| {
+            add_links(loaded, &week, &owner, &mut payload, now);
             payload["to"] = json!(owner);
             payload["start"] = json!(start);
             payload["end"] = json!(end);
@@ -83,6 +84,36 @@ pub async fn enqueue_digests<S: Store>(
         .enqueue_notifications(&items, now)
         .await
         .context("Failed to enqueue digests")
+}
+
+/// Leads listed with their one-click feedback links (bound to the lead and the digest's
+/// owner), per list: the first this many.
+const WITH_LINKS: usize = 50;
+
+/// Gives the re-warmed, stale and escalated rows of a digest their feedback links.
+fn add_links(loaded: &Loaded, week: &Week, owner: &str, payload: &mut Value, now: DateTime<Utc>) {
+    for list in ["rewarmed", "stale", "escalated"] {
+        let Some(rows) = payload[list].as_array_mut() else {
+            continue;
+        };
+        for row in rows.iter_mut().take(WITH_LINKS) {
+            // Only a lead still waiting for an answer gets them (not one marked won since).
+            let Some(lead) = row["lead_id"]
+                .as_i64()
+                .and_then(|id| week.leads.get(&id))
+                .filter(|l| l.state == crate::domain::lead::LeadState::Rewarmed)
+            else {
+                continue;
+            };
+            let links = super::feedback::feedback_links(loaded, lead, owner, now);
+            row["links"] = json!(
+                links
+                    .into_iter()
+                    .map(|(label, url)| json!({"label": label, "url": url}))
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
 }
 
 /// What a digest reads of the store for one week.
@@ -150,7 +181,7 @@ async fn read_week<S: Store>(
 }
 
 fn row(lead: &Lead) -> Value {
-    json!({"email": lead.email.to_string(), "name": display_name(lead), "company": lead.company})
+    json!({"lead_id": lead.id, "email": lead.email.to_string(), "name": display_name(lead), "company": lead.company})
 }
 
 /// Each recipient's digest payload (lists `rewarmed`, `stale`, `marked`, `left`, `unowned`,
@@ -286,7 +317,8 @@ pub(super) fn digest_text(p: &Value) -> (String, String) {
         unowned_count
     );
     let mut t = format!(
-        "Your leads, the week from {} to {} (the end not included)\n",
+        "Your leads, the week from {} to {} (the end not included)\n\
+         Under each lead to answer for, one click tells us what happens next.\n",
         time("start"),
         time("end")
     );
@@ -303,6 +335,10 @@ pub(super) fn digest_text(p: &Value) -> (String, String) {
         t.push_str(&format!("\n{title}\n"));
         for r in rows.iter().take(200) {
             t.push_str(&line(r, &extra(r)));
+            for link in r["links"].as_array().into_iter().flatten() {
+                let s = |k: &str| link[k].as_str().unwrap_or("").to_string();
+                t.push_str(&format!("    {}: {}\n", s("label"), s("url")));
+            }
         }
         if rows.len() > 200 {
             t.push_str(&format!("… and {} more\n", rows.len() - 200));

@@ -5,13 +5,19 @@
 use chrono::DateTime;
 use serde_json::Value;
 
-use super::owner_email::lead_section;
+use super::owner_email::{lead_section, links_section};
 use super::{display_name, str_field};
 use crate::domain::lead::Lead;
 use crate::store::{Event, Notification};
 
-/// Subject and body of a `lead.reminder`, `lead.escalated` or `lead.call_task` email.
-pub(super) fn handoff_text(n: &Notification, lead: &Lead, timeline: &[Event]) -> (String, String) {
+/// Subject and body of a `lead.reminder`, `lead.escalated` or `lead.call_task` email, with the
+/// one-click feedback `links` (bound to the lead and the recipient).
+pub(super) fn handoff_text(
+    n: &Notification,
+    lead: &Lead,
+    timeline: &[Event],
+    links: &[(String, String)],
+) -> (String, String) {
     let p = &n.payload;
     let name = display_name(lead);
     let day = |k: &str| {
@@ -48,6 +54,7 @@ pub(super) fn handoff_text(n: &Notification, lead: &Lead, timeline: &[Event]) ->
         }
         _ => call_task(p, lead, &name),
     };
+    t.push_str(&links_section(links));
     t.push_str(&lead_section(lead, timeline));
     t.push_str(&format!("\nIdempotency key: {}\n", n.idempotency_key));
     (subject, t)

@@ -21,13 +21,15 @@
 //! hard-bounced), whose notifications go to the fallback address instead.
 //!
 //! One file per job: [`outbox`] (claim, deliver, record), [`owner_email`] (the emails to lead
-//! owners), [`handoff_text`] (reminders, escalations, call tasks), [`webhook`] (the signed
-//! POSTs), [`digest`] (the weekly digests), [`chase`], [`owners`]. What a re-warm puts in the
-//! outbox is built here ([`rewarm_notifications`]), called by `inbound::effect`.
+//! owners, with [`feedback`]'s one-click action links), [`handoff_text`] (reminders,
+//! escalations, call tasks), [`webhook`] (the signed POSTs), [`digest`] (the weekly digests),
+//! [`chase`], [`owners`]. What a re-warm puts in the outbox is built here
+//! ([`rewarm_notifications`]), called by `inbound::effect`.
 
 mod call_task;
 pub mod chase;
 mod digest;
+pub mod feedback;
 mod handoff_text;
 mod outbox;
 mod owner_email;

@@ -45,13 +45,15 @@ pub(super) fn owner_email(
         .map_err(|e| format!("bad notification address `{to}`: {e}"))?;
     let (subject, body) = match (n.kind.as_str(), n.payload["event"].as_str()) {
         ("digest", _) => digest_text(&n.payload),
-        (_, Some("lead.reminder" | "lead.escalated" | "lead.call_task")) => {
+        (_, event) => {
             let lead = lead.ok_or("the notification's lead no longer exists")?;
-            handoff_text(n, lead, timeline)
-        }
-        _ => {
-            let lead = lead.ok_or("the notification's lead no longer exists")?;
-            rewarm_text(n, lead, timeline)
+            let links = super::feedback::feedback_links(loaded, lead, &to.email.to_string(), now);
+            match event {
+                Some("lead.reminder" | "lead.escalated" | "lead.call_task") => {
+                    handoff_text(n, lead, timeline, &links)
+                }
+                _ => rewarm_text(n, lead, timeline, &links),
+            }
         }
     };
     let text = format!("{note}{body}");
@@ -80,7 +82,12 @@ pub(super) fn owner_email(
 }
 
 /// Subject and body of "a lead replied": the reply, the lead, its timeline.
-fn rewarm_text(n: &Notification, lead: &Lead, timeline: &[Event]) -> (String, String) {
+fn rewarm_text(
+    n: &Notification,
+    lead: &Lead,
+    timeline: &[Event],
+    links: &[(String, String)],
+) -> (String, String) {
     let name = display_name(lead);
     let (subject, mut t) = if n.payload["reason"] == "score" {
         // Re-warmed by engagement (clicks…), not by a reply: say so, quote nothing.
@@ -101,9 +108,22 @@ fn rewarm_text(n: &Notification, lead: &Lead, timeline: &[Event]) -> (String, St
         }
         (format!("Re-warmed: {name} replied"), t)
     };
+    t.push_str(&links_section(links));
     t.push_str(&lead_section(lead, timeline));
     t.push_str(&format!("\nIdempotency key: {}\n", n.idempotency_key));
     (subject, t)
+}
+
+/// The one-click feedback links, as every owner email shows them.
+pub(super) fn links_section(links: &[(String, String)]) -> String {
+    let mut t = format!(
+        "\nWhat happens next? One click tells us (links valid {} days):\n",
+        super::feedback::VALIDITY_DAYS
+    );
+    for (label, url) in links {
+        t.push_str(&format!("  {label}: {url}\n"));
+    }
+    t
 }
 
 /// Where a notification email goes before gone owners are considered: the payload's `to`,

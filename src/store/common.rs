@@ -145,6 +145,28 @@ macro_rules! common_lead_methods {
             Ok(LifecycleChange::Applied { from, to })
         }
 
+        async fn record_event(
+            &self,
+            lead_id: i64,
+            kind: &str,
+            detail: &Value,
+            notifications: &[NewNotification],
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            let mut tx = self.write().await?;
+            let state: Option<String> = sqlx::query_scalar(sql::LEAD_STATE)
+                .bind(lead_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if state.is_none() {
+                return Ok(false);
+            }
+            insert_event(&mut tx, lead_id, kind, detail, now).await?;
+            enqueue(&mut tx, notifications, now).await?;
+            tx.commit().await?;
+            Ok(true)
+        }
+
         async fn lead_lifecycle(&self, lead_id: i64) -> Result<Option<LeadLifecycle>, StoreError> {
             let row: Option<LifecycleRow> = sqlx::query_as(sql::LEAD_LIFECYCLE)
                 .bind(lead_id)

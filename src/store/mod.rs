@@ -200,6 +200,18 @@ pub trait LeadStore {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<LifecycleChange, StoreError>> + Send;
 
+    /// Writes one event on a lead's timeline (e.g. `feedback` {action, by, result}) and
+    /// enqueues `notifications`, in one transaction; false (nothing written) if there is no
+    /// such lead.
+    fn record_event(
+        &self,
+        lead_id: i64,
+        kind: &str,
+        detail: &serde_json::Value,
+        notifications: &[NewNotification],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// The lead's lifecycle columns (None: no such lead).
     fn lead_lifecycle(
         &self,

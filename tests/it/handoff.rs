@@ -182,13 +182,26 @@ where
 
 async fn stale_rewarm_is_reminded_then_escalated(url: String) {
     const LEAD: &str = "dana@globex.example";
+    // Tom's lead is re-warmed too, and Tom says he is on it: his is never chased.
+    const ANSWERED: &str = "ann@initech.example";
+    const TOM: &str = "tom@acme.example";
     let d = Deploy::new(&url, |c| c).await;
-    d.import(&[(LEAD, OWNER)]);
+    d.import(&[(LEAD, OWNER), (ANSWERED, TOM)]);
     d.run_once(T0);
     assert_eq!(d.mail_to(LEAD).len(), 1, "the first email");
     d.reply(LEAD, "2026-03-02T11:00:00Z");
+    d.reply(ANSWERED, "2026-03-02T11:00:00Z");
     d.run_once("2026-03-02T11:00:00Z");
     assert_eq!(subjects(&d.mail_to(OWNER)), ["Re-warmed: dana replied"]);
+    d.ok(&[
+        "leads",
+        "working",
+        ANSWERED,
+        "--by",
+        TOM,
+        "--now",
+        "2026-03-04T09:00:00Z",
+    ]);
 
     // A day before the reminder: nothing.
     d.run_once("2026-03-08T11:00:00Z");
@@ -210,6 +223,11 @@ async fn stale_rewarm_is_reminded_then_escalated(url: String) {
         owner[1]
     );
     assert!(owner[1].contains(LEAD), "{}", owner[1]);
+    assert!(
+        owner[1].contains("/feedback/"),
+        "one-click links: {}",
+        owner[1]
+    );
     assert_eq!(d.events(LEAD, "reminded"), 1);
     assert!(d.mail_to(MANAGER).is_empty());
 
@@ -232,6 +250,12 @@ async fn stale_rewarm_is_reminded_then_escalated(url: String) {
     );
     assert_eq!(d.events(LEAD, "escalated"), 1);
     assert_eq!(d.mail_to(OWNER).len(), 2);
+    // The lead sales answered for was neither reminded nor escalated.
+    assert_eq!(d.mail_to(TOM).len(), 1, "{:?}", subjects(&d.mail_to(TOM)));
+    assert_eq!(
+        d.events(ANSWERED, "reminded") + d.events(ANSWERED, "escalated"),
+        0
+    );
     // Without `stale_returns_to_nurture` it stays re-warmed, waiting for a person.
     assert_eq!(d.timeline(LEAD)["lead"]["state"], "rewarmed");
     assert_eq!(d.mail_to(LEAD).len(), 1, "nothing more to the lead");
@@ -483,9 +507,26 @@ async fn digest_covers_exactly_its_week(url: String) {
     const INSIDE: &str = "ines@globex.example";
     const AFTER: &str = "otto@globex.example";
     const ORPHAN: &str = "nobody@initech.example";
+    const MARKED: &str = "mark@globex.example";
     let d = Deploy::new(&url, |c| c.set_str("notify", "digest_cron", "0 8 * * MON")).await;
-    d.import(&[(INSIDE, OWNER), (AFTER, OWNER), (ORPHAN, "")]);
+    d.import(&[
+        (INSIDE, OWNER),
+        (AFTER, OWNER),
+        (ORPHAN, ""),
+        (MARKED, OWNER),
+    ]);
     d.run_once(T0);
+    // Re-warmed and marked won by its owner inside the week.
+    d.reply(MARKED, "2026-03-03T10:00:00Z");
+    d.ok(&[
+        "leads",
+        "won",
+        MARKED,
+        "--by",
+        OWNER,
+        "--now",
+        "2026-03-05T10:00:00Z",
+    ]);
     // Inside the week of 2026-03-02 08:00 to 2026-03-09 08:00…
     d.reply(INSIDE, "2026-03-04T10:00:00Z");
     d.run_once("2026-03-04T10:00:00Z");
@@ -505,8 +546,14 @@ async fn digest_covers_exactly_its_week(url: String) {
         digest.contains("the week from 2026-03-02 08:00 UTC to 2026-03-09 08:00 UTC"),
         "{digest}"
     );
-    assert!(digest.contains("Re-warmed (1)"), "{digest}");
+    assert!(digest.contains("Re-warmed (2)"), "{digest}");
     assert!(digest.contains(INSIDE), "{digest}");
+    assert!(digest.contains("/feedback/"), "one-click links: {digest}");
+    assert!(
+        digest.contains("Marked (1):")
+            && digest.contains(&format!("- mark <{MARKED}>: won (2026-03-05)")),
+        "{digest}"
+    );
     assert!(
         !digest.contains(AFTER),
         "an event after the week's end: {digest}"
@@ -583,6 +630,11 @@ async fn call_step_tasks_the_owner_once(url: String) {
         owner[0]
     );
     assert!(owner[0].contains("Timeline"), "{}", owner[0]);
+    assert!(
+        owner[0].contains("/feedback/"),
+        "one-click links: {}",
+        owner[0]
+    );
     // Never twice.
     d.run_once(T0);
     d.run_once("2026-03-02T12:00:00Z");

@@ -11,6 +11,7 @@ mod support;
 
 mod api_transports;
 mod check;
+mod feedback_loop;
 mod handoff;
 mod hostile_input;
 mod http;
