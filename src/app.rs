@@ -48,8 +48,8 @@ impl Loaded {
             .campaigns
             .values()
             .flat_map(|c| {
-                c.templates
-                    .iter()
+                c.email_templates()
+                    .map(|(_, t)| t)
                     .filter(|t| !templates.has(t))
                     .map(move |t| format!("campaigns.{}.templates: unknown template `{t}`", c.name))
             })

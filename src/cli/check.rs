@@ -44,7 +44,7 @@ pub async fn problems(config: &Path, now: DateTime<Utc>) -> Vec<String> {
     };
     let mut problems = Vec::new();
     for campaign in settings.campaigns.values() {
-        for name in &campaign.templates {
+        for (_, name) in campaign.email_templates() {
             if !templates.has(name) {
                 problems.push(format!(
                     "{}: `campaigns.{}.templates`: unknown template `{name}` (no {}/{name}/subject.txt and text.txt; known: {})",
@@ -78,10 +78,10 @@ pub async fn problems(config: &Path, now: DateTime<Utc>) -> Vec<String> {
     let file = settings.file.display();
     let mut first_failure: BTreeMap<String, String> = BTreeMap::new();
     for campaign in settings.campaigns.values() {
-        for (step, name) in campaign.templates.iter().enumerate() {
-            match composer.render(&sample, campaign, name, step as u32, 1, now) {
+        for (step, name) in campaign.email_templates() {
+            match composer.render(&sample, campaign, name, step, 1, now) {
                 Err(e) => {
-                    first_failure.entry(name.clone()).or_insert_with(|| {
+                    first_failure.entry(name.to_string()).or_insert_with(|| {
                         format!("{e} (for a sample lead with every standard field set)")
                     });
                 }
@@ -112,9 +112,9 @@ pub async fn problems(config: &Path, now: DateTime<Utc>) -> Vec<String> {
         let Some(campaign) = settings.campaigns.get(&segment.campaign) else {
             continue;
         };
-        for (step, name) in campaign.templates.iter().enumerate() {
-            if let Err(e) = composer.render(lead, campaign, name, step as u32, 1, now) {
-                first_failure.entry(name.clone()).or_insert_with(|| {
+        for (step, name) in campaign.email_templates() {
+            if let Err(e) = composer.render(lead, campaign, name, step, 1, now) {
+                first_failure.entry(name.to_string()).or_insert_with(|| {
                     format!(
                         "{e} (for lead {}: a template variable this lead does not have?)",
                         lead.email

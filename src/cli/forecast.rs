@@ -55,35 +55,58 @@ pub async fn forecast(
                 p.email,
                 p.campaign,
                 p.step,
-                p.template
+                if p.kind == "call" {
+                    "call task (no email)"
+                } else {
+                    &p.template
+                }
             );
         }
+        let calls = planned.iter().filter(|p| p.kind == "call").count();
         println!(
-            "{} email(s) in the next {} day(s)",
-            planned.len(),
+            "{} email(s) and {calls} call task(s) in the next {} day(s)",
+            planned.len() - calls,
             args.days
         );
         return Ok(ExitCode::SUCCESS);
     }
     // Per UTC day and campaign.
-    let mut per_day: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let mut per_day: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
     for p in &planned {
-        *per_day
+        let counts = per_day
             .entry((p.at.format("%Y-%m-%d").to_string(), p.campaign.clone()))
-            .or_default() += 1;
+            .or_default();
+        if p.kind == "call" {
+            counts.1 += 1;
+        } else {
+            counts.0 += 1;
+        }
     }
     if args.json {
-        let rows: Vec<_> = per_day.iter().map(|((day, campaign), n)| serde_json::json!({"day": day, "campaign": campaign, "emails": n})).collect();
+        let rows: Vec<_> = per_day
+            .iter()
+            .map(|((day, campaign), (n, calls))| {
+                let mut row = serde_json::json!({"day": day, "campaign": campaign, "emails": n});
+                if *calls > 0 {
+                    row["calls"] = serde_json::json!(calls);
+                }
+                row
+            })
+            .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<12} {:<24} {:>6}", "day (UTC)", "campaign", "emails");
-    for ((day, campaign), n) in &per_day {
-        println!("{day:<12} {campaign:<24} {n:>6}");
-    }
     println!(
-        "{} email(s) in the next {} day(s) from {}",
-        planned.len(),
+        "{:<12} {:<24} {:>6} {:>6}",
+        "day (UTC)", "campaign", "emails", "calls"
+    );
+    for ((day, campaign), (n, calls)) in &per_day {
+        println!("{day:<12} {campaign:<24} {n:>6} {calls:>6}");
+    }
+    let calls = planned.iter().filter(|p| p.kind == "call").count();
+    println!(
+        "{} email(s) and {calls} call task(s) in the next {} day(s) from {}",
+        planned.len() - calls,
         args.days,
         now.format("%Y-%m-%d %H:%M UTC")
     );

@@ -1,6 +1,6 @@
 //! `rewarm leads import FILE`, `rewarm leads show EMAIL`, `rewarm leads rewarmed`,
-//! `rewarm leads recycle EMAIL`, and the lifecycle commands (`won`, `out-of-scope`,
-//! `working`, `pause`, `resume`; in `lifecycle.rs`).
+//! `rewarm leads recycle EMAIL`, `rewarm leads reassign` (in `reassign.rs`), and the
+//! lifecycle commands (`won`, `out-of-scope`, `working`, `pause`, `resume`; in `lifecycle.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -62,6 +62,21 @@ pub enum LeadsCommand {
         /// resuming the cadence that was stopped.
         #[arg(long)]
         campaign: Option<String>,
+    },
+    /// Moves every lead of one owner to another (a rep left), one `reassigned` event per lead.
+    Reassign {
+        /// The owner who left (email, case-insensitive).
+        #[arg(long)]
+        from: String,
+        /// The new owner (email).
+        #[arg(long)]
+        to: String,
+        /// The new owner's name (default: none).
+        #[arg(long)]
+        name: Option<String>,
+        /// Print how many leads would move, change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Sales closed it: everything stops (waiting emails cancelled, enrolments stopped).
     Won {
@@ -156,6 +171,12 @@ pub async fn leads(
                 let (after, campaign) = (after.as_deref(), campaign.as_deref());
                 recycle(&store, &settings, &email, &reason, after, campaign, now).await
             }
+            LeadsCommand::Reassign {
+                from,
+                to,
+                name,
+                dry_run,
+            } => super::reassign::reassign(&store, &from, &to, name.as_deref(), dry_run, now).await,
             LeadsCommand::Won { email, by } => {
                 lifecycle::apply(&store, &settings, &email, Transition::Won, &by, now).await
             }

@@ -17,6 +17,7 @@ pub mod inbound;
 mod leads;
 mod lifecycle;
 mod preview;
+mod reassign;
 mod run;
 mod status;
 mod suppress;

@@ -67,6 +67,22 @@ pub async fn preview(
         );
     }
     let step = args.step - 1;
+    if let Some(call) = campaign.call_for(step) {
+        println!(
+            "campaign: {}   step: {} of {}   a call: {} gets no email; its owner ({}) gets a call task",
+            campaign.name,
+            args.step,
+            campaign.cadence.max_touches,
+            lead.email,
+            lead.owner_email
+                .as_deref()
+                .unwrap_or("none: notify.fallback_email")
+        );
+        if let Some(note) = &call.note {
+            println!("What to say: {note}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let template = campaign.template_for(step);
     let (rendered, message) = loaded
         .composer()

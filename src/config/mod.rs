@@ -284,6 +284,9 @@ pub struct NotifySettings {
     pub webhook: Option<NotifyWebhook>,
     /// When the weekly digest per owner goes out (cron, in `default_timezone`).
     pub digest: Option<CronSpec>,
+    /// How a re-warmed lead nobody answered for is chased (`remind_after`, `escalate_after`,
+    /// `stale_returns_to_nurture`).
+    pub chase: crate::domain::handoff::ChasePolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -397,22 +400,53 @@ pub struct SchedulerSettings {
 pub struct Campaign {
     pub name: String,
     pub cadence: Cadence,
+    /// One per configured step; a call step's is [`CALL_TEMPLATE`].
     pub templates: Vec<String>,
     /// Rewrite links so clicks are recorded (and redirect to the original URL).
     pub track_clicks: bool,
+    /// The configured steps (0-based) that are calls, not emails (`kind = "call"`).
+    pub calls: BTreeMap<u32, CallStep>,
     /// The campaign a lead enters when it completes this one's last step (a new round of it
     /// if it names itself: an endless long-tail). None: the lead stays `completed`.
     pub then: Option<String>,
 }
 
+/// What a delivery row of a call step names as its template.
+pub const CALL_TEMPLATE: &str = "call";
+
+/// A campaign step that is a call: the lead gets no email, its owner a call task.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CallStep {
+    /// What the caller should say or ask (shown in the task).
+    pub note: Option<String>,
+}
+
 impl Campaign {
+    /// The configured step that step `step` (0-based) is: the last one repeats.
+    fn configured(&self, step: u32) -> u32 {
+        step.min(self.templates.len().saturating_sub(1) as u32)
+    }
+
     /// The template of step `step` (0-based); the last template repeats.
     pub fn template_for(&self, step: u32) -> &str {
-        let index = (step as usize).min(self.templates.len().saturating_sub(1));
         self.templates
-            .get(index)
+            .get(self.configured(step) as usize)
             .map(String::as_str)
             .unwrap_or(self.name.as_str())
+    }
+
+    /// The call of step `step` (0-based), if that step is a call.
+    pub fn call_for(&self, step: u32) -> Option<&CallStep> {
+        self.calls.get(&self.configured(step))
+    }
+
+    /// The templates of the email steps, with their 0-based step.
+    pub fn email_templates(&self) -> impl Iterator<Item = (u32, &str)> {
+        self.templates
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.calls.contains_key(&(*i as u32)))
+            .map(|(i, t)| (i as u32, t.as_str()))
     }
 }
 
@@ -462,7 +496,7 @@ impl Settings {
     pub fn template_names(&self) -> std::collections::BTreeSet<&str> {
         self.campaigns
             .values()
-            .flat_map(|c| c.templates.iter().map(String::as_str))
+            .flat_map(|c| c.email_templates().map(|(_, t)| t))
             .collect()
     }
 }

@@ -122,6 +122,10 @@ pub(super) struct RawNotify {
     pub(super) webhook_secret_env: Option<String>,
     pub(super) webhook_format: Option<String>,
     pub(super) digest_cron: Option<String>,
+    pub(super) remind_after: Option<String>,
+    pub(super) escalate_after: Option<String>,
+    #[serde(default)]
+    pub(super) stale_returns_to_nurture: bool,
 }
 
 /// Without a `[notify]` section the lead's owner is still emailed (as inside one).
@@ -134,6 +138,9 @@ impl Default for RawNotify {
             webhook_secret_env: None,
             webhook_format: None,
             digest_cron: None,
+            remind_after: None,
+            escalate_after: None,
+            stale_returns_to_nurture: false,
         }
     }
 }
@@ -434,11 +441,23 @@ pub(super) struct RawCampaign {
     #[serde(default = "default_max_touches")]
     pub(super) max_touches: u32,
     pub(super) templates: Option<OneOrMany>,
+    /// Instead of `templates`: one entry per step, an email (`template`) or a call task.
+    pub(super) steps: Option<Vec<RawStep>>,
     pub(super) send_window: Option<RawWindow>,
     #[serde(default)]
     pub(super) track_clicks: bool,
     /// The campaign a lead enters after this one's last step.
     pub(super) then: Option<String>,
+}
+
+/// One `[[campaigns.NAME.steps]]` entry: `kind = "email"` (default) with `template`, or
+/// `kind = "call"` with an optional `note` for the caller.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStep {
+    pub(super) kind: Option<String>,
+    pub(super) template: Option<String>,
+    pub(super) note: Option<String>,
 }
 pub(super) fn default_max_touches() -> u32 {
     6

@@ -1,5 +1,5 @@
 //! The daemon's side tasks besides the send pass: polling the reply mailbox and telling sales
-//! (notifications and the weekly digest). `rewarm run --once` runs each once after its pass;
+//! (stale hand-offs chased, notifications and the weekly digest). `rewarm run --once` runs each once after its pass;
 //! the daemon runs them every tick.
 
 use std::cell::Cell;
@@ -60,7 +60,8 @@ pub async fn poll_replies<S: Store>(
     polled
 }
 
-/// Delivers due notifications and enqueues the weekly digest when its cron fired.
+/// Chases stale hand-offs (reminders, escalations), enqueues the weekly digest when its cron
+/// fired, and delivers due notifications.
 pub async fn tell_sales<S: Store>(
     store: &S,
     loaded: &Loaded,
@@ -68,6 +69,7 @@ pub async fn tell_sales<S: Store>(
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     const LAST_DIGEST: &str = "notify:digest:last_run";
+    crate::notify::chase_if_due(store, loaded, now).await?;
     if loaded.settings.notify.digest.is_some() {
         let last = store
             .kv_get(LAST_DIGEST)

@@ -3,6 +3,7 @@
 pub mod cadence;
 pub mod clock;
 pub mod email;
+pub mod handoff;
 pub mod intent;
 pub mod lead;
 pub mod lifecycle;

@@ -153,6 +153,10 @@ async fn process_in<S: Store>(
     processed.duplicate = applied.duplicate;
     if !applied.duplicate {
         crate::metrics::get().reply(classification.as_str());
+        // A hard bounce of a notification email: its owner has left.
+        if let Some(p) = parsed {
+            crate::notify::owners::note_bounce(store, loaded, p, classification, now).await?;
+        }
         // Engagement points for the reply (score threshold per segment); only a first recording.
         // A reply that says "later", "no" or "not me" earns none: it must not re-warm by score
         // what its intent kept from sales.

@@ -1,25 +1,40 @@
 //! The weekly digest: when the `notify.digest` cron fired, one `digest` notification per
-//! owner (their leads re-warmed, still nurturing, and suppressed that week), and its text.
+//! owner about exactly the week before the firing, `[firing − 7 days, firing)`, and its text.
+//!
+//! Per owner (lower-cased): the leads re-warmed that week, the stale ones (re-warmed, no
+//! feedback for `notify.remind_after` or longer, escalated or not), the leads they marked
+//! that week (`feedback`, `working`, `won`, `out_of_scope` events), the leads that bounced,
+//! complained or unsubscribed that week, and how many are in nurture. The digest of
+//! `notify.fallback_email` also lists the leads without an owner and every escalated lead.
+//! Everything is read by indexed queries (`HandoffStore`), never lead by lead.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context as _;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
 use super::display_name;
 use crate::app::Loaded;
 use crate::config::Settings;
-use crate::domain::lead::{Lead, LeadState};
-use crate::store::{NewNotification, Store};
+use crate::domain::handoff::FEEDBACK_KINDS;
+use crate::domain::lead::Lead;
+use crate::store::{DigestEvent, NewNotification, StaleHandoff, Store};
+
+/// Events of one week read at most (a digest says when it was cut).
+const MAX_EVENTS: usize = 20_000;
+/// Leads without an owner listed by name (all are counted).
+const MAX_UNOWNED: usize = 200;
+
+/// The week a digest fired at `fired` covers: `[fired − 7 days, fired)`.
+pub fn digest_week(fired: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    (fired - Duration::days(7), fired)
+}
 
 /// When `notify.digest` fired after `last_run` (default: a week ago) and at or before `now`,
 /// enqueues one `digest` per owner (idempotency key `digest:{owner}:{firing date}`, so a
-/// second call for the same firing adds nothing). Returns how many were new.
-///
-/// A digest lists the owner's leads re-warmed in the 7 days before the firing, those still
-/// nurturing, and those suppressed (bounced, unsubscribed, complained) whose record changed
-/// in those 7 days. Leads without an owner go to `notify.fallback_email` (or are left out).
+/// second call for the same firing adds nothing) for the week before that firing. A daemon
+/// that was down sends the last digest it missed, once. Returns how many were new.
 pub async fn enqueue_digests<S: Store>(
     store: &S,
     loaded: &Loaded,
@@ -30,7 +45,7 @@ pub async fn enqueue_digests<S: Store>(
     let Some(cron) = settings.notify.digest.as_ref() else {
         return Ok(0);
     };
-    let mut t = last_run.unwrap_or(now - chrono::Duration::days(7));
+    let mut t = last_run.unwrap_or(now - Duration::days(7));
     let mut fired = None;
     for _ in 0..10_000 {
         match cron.next_after(t, settings.default_tz) {
@@ -44,20 +59,22 @@ pub async fn enqueue_digests<S: Store>(
     let Some(fired) = fired else {
         return Ok(0);
     };
-    let since = fired - chrono::Duration::days(7);
-    let per_owner = rows_per_owner(store, settings, since).await?;
-
+    let (start, end) = digest_week(fired);
+    let week = read_week(store, settings, start, end).await?;
     let date = fired.with_timezone(&settings.default_tz).format("%Y-%m-%d");
-    let items: Vec<NewNotification> = per_owner
+    let items: Vec<NewNotification> = per_owner(settings, &week)
         .into_iter()
-        .map(|(owner, [rewarmed, nurturing, left])| NewNotification {
-            kind: "digest".into(),
-            lead_id: None,
-            idempotency_key: format!("digest:{owner}:{date}"),
-            payload: json!({
-                "to": owner, "since": since, "until": fired,
-                "rewarmed": rewarmed, "nurturing": nurturing, "left": left,
-            }),
+        .map(|(owner, mut payload)| {
+            add_links(loaded, &week, &owner, &mut payload, now);
+            payload["to"] = json!(owner);
+            payload["start"] = json!(start);
+            payload["end"] = json!(end);
+            NewNotification {
+                kind: "digest".into(),
+                lead_id: None,
+                idempotency_key: format!("digest:{owner}:{date}"),
+                payload,
+            }
         })
         .collect();
     if items.is_empty() {
@@ -69,73 +86,207 @@ pub async fn enqueue_digests<S: Store>(
         .context("Failed to enqueue digests")
 }
 
-/// Per owner (lower-cased; `notify.fallback_email` for leads without one), the digest's three
-/// lists: re-warmed since `since`, nurturing, and suppressed with a change since `since`.
-async fn rows_per_owner<S: Store>(
+/// Leads listed with their one-click feedback links (bound to the lead and the digest's
+/// owner), per list: the first this many.
+const WITH_LINKS: usize = 50;
+
+/// Gives the re-warmed, stale and escalated rows of a digest their feedback links.
+fn add_links(loaded: &Loaded, week: &Week, owner: &str, payload: &mut Value, now: DateTime<Utc>) {
+    for list in ["rewarmed", "stale", "escalated"] {
+        let Some(rows) = payload[list].as_array_mut() else {
+            continue;
+        };
+        for row in rows.iter_mut().take(WITH_LINKS) {
+            // Only a lead still waiting for an answer gets them (not one marked won since).
+            let Some(lead) = row["lead_id"]
+                .as_i64()
+                .and_then(|id| week.leads.get(&id))
+                .filter(|l| l.state == crate::domain::lead::LeadState::Rewarmed)
+            else {
+                continue;
+            };
+            let links = super::feedback::feedback_links(loaded, lead, owner, now);
+            row["links"] = json!(
+                links
+                    .into_iter()
+                    .map(|(label, url)| json!({"label": label, "url": url}))
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
+/// What a digest reads of the store for one week.
+#[derive(Debug, Default)]
+pub(super) struct Week {
+    pub events: Vec<DigestEvent>,
+    /// The events were cut at [`MAX_EVENTS`].
+    pub cut: bool,
+    pub stale: Vec<StaleHandoff>,
+    pub leads: BTreeMap<i64, Lead>,
+    pub unowned_count: i64,
+    pub unowned: Vec<Lead>,
+    pub nurturing: Vec<(Option<String>, i64)>,
+    pub end: Option<DateTime<Utc>>,
+}
+
+async fn read_week<S: Store>(
     store: &S,
     settings: &Settings,
-    since: DateTime<Utc>,
-) -> anyhow::Result<BTreeMap<String, [Vec<Value>; 3]>> {
-    let fallback = settings.notify.fallback_email.clone();
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> anyhow::Result<Week> {
+    let events = store
+        .digest_events(start, end, MAX_EVENTS)
+        .await
+        .context("Failed to read the week's events")?;
+    let mut stale = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store
+            .stale_handoffs(settings.notify.chase.cutoff(end), after, 1000)
+            .await
+            .context("Failed to list stale hand-offs")?;
+        let Some(last) = page.last() else { break };
+        after = last.lead_id;
+        let full = page.len() == 1000;
+        stale.extend(page);
+        if !full {
+            break;
+        }
+    }
+    let ids: BTreeSet<i64> = events
+        .iter()
+        .map(|e| e.lead_id)
+        .chain(stale.iter().map(|s| s.lead_id))
+        .collect();
+    let leads = store
+        .leads_by_ids(&ids.into_iter().collect::<Vec<_>>())
+        .await?
+        .into_iter()
+        .map(|l| (l.id, l))
+        .collect();
+    let (unowned_count, unowned) = store.unowned_leads(MAX_UNOWNED).await?;
+    let nurturing = store.nurturing_per_owner().await?;
+    Ok(Week {
+        cut: events.len() >= MAX_EVENTS,
+        events,
+        stale,
+        leads,
+        unowned_count,
+        unowned,
+        nurturing,
+        end: Some(end),
+    })
+}
+
+fn row(lead: &Lead) -> Value {
+    json!({"lead_id": lead.id, "email": lead.email.to_string(), "name": display_name(lead), "company": lead.company})
+}
+
+/// Each recipient's digest payload (lists `rewarmed`, `stale`, `marked`, `left`, `unowned`,
+/// `escalated`; counts `nurturing`, `unowned_count`): owners get their leads' rows, the
+/// fallback address those of leads without an owner, the leads without an owner and the
+/// escalated ones. Pure: the week is already read.
+pub(super) fn per_owner(settings: &Settings, week: &Week) -> BTreeMap<String, Value> {
+    let fallback = settings
+        .notify
+        .fallback_email
+        .as_ref()
+        .map(|f| f.to_ascii_lowercase());
     let owner_of = |lead: &Lead| {
         lead.owner_email
-            .clone()
+            .as_deref()
             .filter(|o| !o.trim().is_empty())
-            .map(|o| o.to_ascii_lowercase())
+            .map(|o| o.trim().to_ascii_lowercase())
             .or_else(|| fallback.clone())
     };
-    let row = |lead: &Lead| json!({"email": lead.email.to_string(), "name": display_name(lead), "company": lead.company});
-
-    let mut per_owner: BTreeMap<String, [Vec<Value>; 3]> = BTreeMap::new();
-    let rewarmed = store
-        .leads_rewarmed(since, None)
-        .await
-        .context("Failed to list re-warmed leads")?;
-    for (lead, at) in &rewarmed {
-        if let Some(owner) = owner_of(lead) {
-            let mut r = row(lead);
-            r["rewarmed_at"] = json!(at);
-            per_owner.entry(owner).or_default()[0].push(r);
+    let mut out: BTreeMap<String, Value> = BTreeMap::new();
+    let mut push = |owner: String, list: &str, r: Value| {
+        let p = out.entry(owner).or_insert_with(|| json!({}));
+        match p[list].as_array_mut() {
+            Some(a) => a.push(r),
+            None => p[list] = json!([r]),
         }
-    }
-    for (state, slot) in [(LeadState::Nurturing, 1), (LeadState::Suppressed, 2)] {
-        let mut after = 0;
-        loop {
-            let page = store
-                .leads_in_state(state, after, 1000)
-                .await
-                .context("Failed to list leads by state")?;
-            let Some(last) = page.last() else { break };
-            after = last.id;
-            for lead in &page {
-                if slot == 2 && lead.updated_at < since {
-                    continue;
-                }
-                if let Some(owner) = owner_of(lead) {
-                    let mut r = row(lead);
-                    if slot == 2 {
-                        let reason = store
-                            .suppression_for(&lead.email)
-                            .await
-                            .context("Failed to read a suppression")?
-                            .map(|s| s.reason.as_str().to_string());
-                        r["reason"] = json!(reason);
-                    }
-                    per_owner.entry(owner).or_default()[slot].push(r);
-                }
+    };
+    for e in &week.events {
+        let Some(lead) = week.leads.get(&e.lead_id) else {
+            continue;
+        };
+        let Some(owner) = owner_of(lead) else {
+            continue;
+        };
+        let mut r = row(lead);
+        r["at"] = json!(e.at);
+        let list = match e.kind.as_str() {
+            "rewarmed" => "rewarmed",
+            "suppressed" => {
+                r["reason"] = e.detail.get("reason").cloned().unwrap_or(Value::Null);
+                "left"
             }
+            k if FEEDBACK_KINDS.contains(&k) => {
+                r["kind"] = json!(k);
+                r["action"] = e.detail.get("action").cloned().unwrap_or(json!(k));
+                "marked"
+            }
+            _ => continue,
+        };
+        push(owner, list, r);
+    }
+    for s in &week.stale {
+        let Some(lead) = week.leads.get(&s.lead_id) else {
+            continue;
+        };
+        let mut r = row(lead);
+        r["rewarmed_at"] = json!(s.rewarmed_at);
+        r["escalated"] = json!(s.done.escalated);
+        if let Some(end) = week.end {
+            r["days"] = json!((end - s.rewarmed_at).num_days());
+        }
+        if let Some(owner) = owner_of(lead) {
+            push(owner, "stale", r.clone());
+        }
+        if let Some(f) = &fallback
+            && s.done.escalated
+        {
+            r["owner"] = json!(lead.owner_email);
+            push(f.clone(), "escalated", r);
         }
     }
-    Ok(per_owner)
+    if let Some(f) = &fallback {
+        for lead in &week.unowned {
+            push(f.clone(), "unowned", row(lead));
+        }
+        if week.unowned_count > 0 {
+            out.entry(f.clone()).or_insert_with(|| json!({}))["unowned_count"] =
+                json!(week.unowned_count);
+        }
+    }
+    for (owner, n) in &week.nurturing {
+        if let Some(owner) = owner.clone().or_else(|| fallback.clone()) {
+            let p = out.entry(owner).or_insert_with(|| json!({}));
+            p["nurturing"] = json!(p["nurturing"].as_i64().unwrap_or(0) + n);
+        }
+    }
+    if week.cut {
+        for p in out.values_mut() {
+            p["cut"] = json!(MAX_EVENTS);
+        }
+    }
+    out
 }
 
 /// Subject and body of a weekly digest.
 pub(super) fn digest_text(p: &Value) -> (String, String) {
-    let date = |k: &str| {
+    let time = |k: &str| {
         p.get(k)
             .and_then(Value::as_str)
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map(|d| d.format("%Y-%m-%d").to_string())
+            .map(|d| {
+                d.with_timezone(&Utc)
+                    .format("%Y-%m-%d %H:%M UTC")
+                    .to_string()
+            })
             .unwrap_or_default()
     };
     let list = |k: &str| {
@@ -144,14 +295,33 @@ pub(super) fn digest_text(p: &Value) -> (String, String) {
             .cloned()
             .unwrap_or_default()
     };
-    let (rewarmed, nurturing, left) = (list("rewarmed"), list("nurturing"), list("left"));
+    let day = |r: &Value, k: &str| {
+        let at = r.get(k).and_then(Value::as_str).unwrap_or("");
+        at.get(..10).unwrap_or(at).to_string()
+    };
+    let [rewarmed, stale, marked, left, unowned, escalated] = [
+        "rewarmed",
+        "stale",
+        "marked",
+        "left",
+        "unowned",
+        "escalated",
+    ]
+    .map(list);
+    let unowned_count = p["unowned_count"].as_i64().unwrap_or(unowned.len() as i64);
     let subject = format!(
-        "Weekly leads digest: {} re-warmed, {} in nurture, {} left",
+        "Weekly leads digest: {} re-warmed, {} stale, {} marked, {} without owner",
         rewarmed.len(),
-        nurturing.len(),
-        left.len()
+        stale.len(),
+        marked.len(),
+        unowned_count
     );
-    let mut t = format!("Your leads, {} to {}\n", date("since"), date("until"));
+    let mut t = format!(
+        "Your leads, the week from {} to {} (the end not included)\n\
+         Under each lead to answer for, one click tells us what happens next.\n",
+        time("start"),
+        time("end")
+    );
     let line = |r: &Value, extra: &str| {
         let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let company = if s("company").is_empty() {
@@ -161,28 +331,114 @@ pub(super) fn digest_text(p: &Value) -> (String, String) {
         };
         format!("- {} <{}>{company}{extra}\n", s("name"), s("email"))
     };
-    t.push_str(&format!("\nRe-warmed ({}) — call them:\n", rewarmed.len()));
-    for r in &rewarmed {
-        let at = r.get("rewarmed_at").and_then(Value::as_str).unwrap_or("");
-        t.push_str(&line(
-            r,
-            &format!(" (re-warmed {})", at.get(..10).unwrap_or(at)),
-        ));
+    let mut section = |title: String, rows: &[Value], extra: &dyn Fn(&Value) -> String| {
+        t.push_str(&format!("\n{title}\n"));
+        for r in rows.iter().take(200) {
+            t.push_str(&line(r, &extra(r)));
+            for link in r["links"].as_array().into_iter().flatten() {
+                let s = |k: &str| link[k].as_str().unwrap_or("").to_string();
+                t.push_str(&format!("    {}: {}\n", s("label"), s("url")));
+            }
+        }
+        if rows.len() > 200 {
+            t.push_str(&format!("… and {} more\n", rows.len() - 200));
+        }
+    };
+    section(
+        format!("Re-warmed ({}) — call them:", rewarmed.len()),
+        &rewarmed,
+        &|r| format!(" (re-warmed {})", day(r, "at")),
+    );
+    section(
+        format!("Stale ({}) — re-warmed, nobody answered yet:", stale.len()),
+        &stale,
+        &|r| {
+            let escalated = if r["escalated"] == true {
+                ", escalated"
+            } else {
+                ""
+            };
+            format!(
+                " (re-warmed {}, {} days{escalated})",
+                day(r, "rewarmed_at"),
+                r["days"].as_i64().unwrap_or(0)
+            )
+        },
+    );
+    section(format!("Marked ({}):", marked.len()), &marked, &|r| {
+        let action = r["action"].as_str().unwrap_or("feedback");
+        format!(": {action} ({})", day(r, "at"))
+    });
+    section(format!("Bounced or left ({}):", left.len()), &left, &|r| {
+        format!(" ({})", r["reason"].as_str().unwrap_or("suppressed"))
+    });
+    if !escalated.is_empty() {
+        section(
+            format!("Escalated to you ({}):", escalated.len()),
+            &escalated,
+            &|r| {
+                let owner = r["owner"].as_str().unwrap_or("no owner");
+                format!(" (owner {owner}, re-warmed {})", day(r, "rewarmed_at"))
+            },
+        );
     }
-    t.push_str(&format!("\nStill in nurture ({}):\n", nurturing.len()));
-    for r in nurturing.iter().take(200) {
-        t.push_str(&line(r, ""));
+    if unowned_count > 0 {
+        section(
+            format!("No owner ({unowned_count}) — give them one:"),
+            &unowned,
+            &|_| String::new(),
+        );
     }
-    if nurturing.len() > 200 {
-        t.push_str(&format!("… and {} more\n", nurturing.len() - 200));
-    }
-    t.push_str(&format!("\nBounced or left ({}):\n", left.len()));
-    for r in &left {
-        let reason = r
-            .get("reason")
-            .and_then(Value::as_str)
-            .unwrap_or("suppressed");
-        t.push_str(&line(r, &format!(" ({reason})")));
+    t.push_str(&format!(
+        "\nIn nurture: {}\n",
+        p["nurturing"].as_i64().unwrap_or(0)
+    ));
+    if let Some(cut) = p["cut"].as_i64() {
+        t.push_str(&format!("(More than {cut} events this week: lists cut.)\n"));
     }
     (subject, t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("a fixed time")
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_week_ends_at_the_firing_and_starts_seven_days_before() {
+        let (start, end) = digest_week(t("2026-11-30T08:00:00Z"));
+        assert_eq!(start, t("2026-11-23T08:00:00Z"));
+        assert_eq!(end, t("2026-11-30T08:00:00Z"));
+    }
+
+    #[test]
+    fn the_text_lists_each_section_and_labels_the_week() {
+        let p = json!({
+            "start": "2026-11-23T08:00:00Z", "end": "2026-11-30T08:00:00Z",
+            "rewarmed": [{"email": "a@x.example", "name": "A", "company": "X", "at": "2026-11-24T10:00:00Z"}],
+            "stale": [{"email": "b@x.example", "name": "B", "rewarmed_at": "2026-11-01T10:00:00Z", "days": 28, "escalated": true}],
+            "marked": [{"email": "c@x.example", "name": "C", "action": "won", "at": "2026-11-25T10:00:00Z"}],
+            "unowned": [{"email": "d@x.example", "name": "D"}], "unowned_count": 3, "nurturing": 12,
+        });
+        let (subject, text) = digest_text(&p);
+        assert_eq!(
+            subject,
+            "Weekly leads digest: 1 re-warmed, 1 stale, 1 marked, 3 without owner"
+        );
+        for want in [
+            "the week from 2026-11-23 08:00 UTC to 2026-11-30 08:00 UTC",
+            "Re-warmed (1) — call them:\n- A <a@x.example>, X (re-warmed 2026-11-24)",
+            "- B <b@x.example> (re-warmed 2026-11-01, 28 days, escalated)",
+            "- C <c@x.example>: won (2026-11-25)",
+            "No owner (3) — give them one:\n- D <d@x.example>",
+            "In nurture: 12",
+        ] {
+            assert!(text.contains(want), "{want:?} not in\n{text}");
+        }
+    }
 }

@@ -16,14 +16,24 @@
 //! [`enqueue_digests`] puts one weekly `digest` per owner in the outbox when the
 //! `notify.digest` cron fired.
 //!
+//! [`chase`] chases stale hand-offs (a reminder to the owner, then an escalation to
+//! `notify.fallback_email`); [`owners`] keeps the owners who left (a notification to them
+//! hard-bounced), whose notifications go to the fallback address instead.
+//!
 //! One file per job: [`outbox`] (claim, deliver, record), [`owner_email`] (the emails to lead
-//! owners, with [`feedback`]'s one-click action links), [`webhook`] (the signed POSTs), [`digest`] (the weekly digests). What a re-warm puts
-//! in the outbox is built here ([`rewarm_notifications`]), called by `inbound::effect`.
+//! owners, with [`feedback`]'s one-click action links), [`handoff_text`] (reminders,
+//! escalations, call tasks), [`webhook`] (the signed POSTs), [`digest`] (the weekly digests),
+//! [`chase`], [`owners`]. What a re-warm puts in the outbox is built here
+//! ([`rewarm_notifications`]), called by `inbound::effect`.
 
+mod call_task;
+pub mod chase;
 mod digest;
 pub mod feedback;
+mod handoff_text;
 mod outbox;
 mod owner_email;
+pub mod owners;
 mod retry;
 mod webhook;
 
@@ -36,6 +46,8 @@ use crate::domain::lead::Lead;
 use crate::domain::lifecycle::Transition;
 use crate::store::{Event, NewNotification};
 
+pub use call_task::call_task_notifications;
+pub use chase::{ChaseReport, chase_if_due, chase_stale};
 pub use digest::enqueue_digests;
 pub use outbox::deliver_due;
 pub use retry::retry_at;

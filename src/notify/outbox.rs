@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 
-use super::owner_email::owner_email;
+use super::owner_email::{owner_email, recipient};
+use super::owners::{gone_among, mark_gone};
 use super::retry::{Outcome, retry_at};
 use super::webhook::{post_webhooks, webhook_body};
 use super::{BATCH, MAX_ATTEMPTS, NotifyReport};
@@ -40,6 +41,18 @@ pub async fn deliver_due<S: Store>(
         return Ok(report);
     }
     let (leads, timelines) = leads_and_timelines(store, &claimed).await?;
+    // Owners who left (a notification to them hard-bounced) are read once per address.
+    let gone = gone_among(
+        store,
+        claimed
+            .iter()
+            .filter(|n| n.kind != "webhook")
+            .filter_map(|n| {
+                recipient(&loaded.settings, n, n.lead_id.and_then(|id| leads.get(&id)))
+            }),
+    )
+    .await
+    .context("Failed to read which owners left")?;
 
     let mut results: Vec<Outcome> = Vec::new();
     let mut emails = Vec::new();
@@ -52,7 +65,7 @@ pub async fn deliver_due<S: Store>(
             .map_or(&[][..], Vec::as_slice);
         let built = match n.kind.as_str() {
             "owner_email" | "digest" => {
-                owner_email(loaded, n, lead, timeline, now).map(|e| emails.push(e))
+                owner_email(loaded, n, lead, timeline, &gone, now).map(|e| emails.push(e))
             }
             "webhook" => {
                 webhook_body(&loaded.settings.notify, n, lead, timeline).map(|b| hooks.push((n, b)))
@@ -66,7 +79,19 @@ pub async fn deliver_due<S: Store>(
 
     let by_id: BTreeMap<i64, &Notification> = claimed.iter().map(|n| (n.id, n)).collect();
     if !emails.is_empty() {
-        results.extend(send_emails(transport, emails, &by_id, now).await);
+        let (outcomes, bounced) = send_emails(transport, emails, &by_id, now).await;
+        results.extend(outcomes);
+        let fallback = loaded.settings.notify.fallback_email.as_deref();
+        for (id, address) in bounced {
+            // The fallback address is where gone owners' mail goes: never marked gone itself.
+            if fallback.is_some_and(|f| f.eq_ignore_ascii_case(&address)) {
+                continue;
+            }
+            let evidence = serde_json::json!({"notification_id": id, "refused_at": "RCPT"});
+            mark_gone(store, &address, evidence, now)
+                .await
+                .context("Failed to mark an owner gone")?;
+        }
     }
     if !hooks.is_empty() {
         let outcomes = post_webhooks(&loaded.settings.notify, hooks, now).await;
@@ -118,20 +143,30 @@ async fn leads_and_timelines<S: Store>(
     Ok((leads, timelines))
 }
 
-/// Sends the emails in one batch; the outcome of each: refused fails for good, anything else
-/// is tried again.
+/// Sends the emails in one batch; the outcome of each (refused fails for good, anything else
+/// is tried again), and the recipients refused for good (hard bounces), by notification id.
 async fn send_emails(
     transport: &Transport,
     emails: Vec<OutgoingEmail>,
     by_id: &BTreeMap<i64, &Notification>,
     now: DateTime<Utc>,
-) -> Vec<Outcome> {
+) -> (Vec<Outcome>, Vec<(i64, String)>) {
+    let to: BTreeMap<i64, String> = emails
+        .iter()
+        .map(|e| (e.delivery_id, e.envelope_to.clone()))
+        .collect();
     let mut results = Vec::new();
+    let mut bounced = Vec::new();
     for (id, outcome) in transport.send_batch(emails).await {
         let attempts = by_id.get(&id).map_or(MAX_ATTEMPTS, |n| n.attempts);
         results.push(match outcome {
             Ok(()) => (id, Ok(()), None),
             Err(e) if e.is_permanent() => {
+                if e.is_hard_bounce()
+                    && let Some(address) = to.get(&id)
+                {
+                    bounced.push((id, address.clone()));
+                }
                 (id, Err(format!("email refused: {}", e.message())), None)
             }
             // Unknown too: a notification may go twice, it must not be lost.
@@ -142,7 +177,7 @@ async fn send_emails(
             ),
         });
     }
-    results
+    (results, bounced)
 }
 
 /// Counts the recorded outcomes in the metrics, by notification kind.

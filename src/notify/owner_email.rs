@@ -1,12 +1,17 @@
 //! The emails to people: "a lead replied" (or re-warmed by engagement) to the lead's owner,
 //! and the weekly digest, both plain text from `sender.from`, marked `Auto-Submitted`.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::digest::digest_text;
+use super::handoff_text::handoff_text;
+use super::owners::GoneOwner;
 use super::{TIMELINE_LINES, display_name, reply_of, str_field};
 use crate::app::Loaded;
+use crate::config::Settings;
 use crate::domain::lead::Lead;
 use crate::store::{Event, Notification};
 use crate::transport::OutgoingEmail;
@@ -17,24 +22,41 @@ pub(super) fn owner_email(
     n: &Notification,
     lead: Option<&Lead>,
     timeline: &[Event],
+    gone: &BTreeMap<String, GoneOwner>,
     now: DateTime<Utc>,
 ) -> Result<OutgoingEmail, String> {
     let settings = &loaded.settings;
-    let to = str_field(&n.payload, &["to", "owner_email", "address"])
-        .or_else(|| lead.and_then(|l| l.owner_email.clone()))
-        .filter(|t| !t.trim().is_empty())
-        .or_else(|| settings.notify.fallback_email.clone())
-        .ok_or("no owner address and no notify.fallback_email")?;
+    let meant =
+        recipient(settings, n, lead).ok_or("no owner address and no notify.fallback_email")?;
+    // An owner who left: the fallback address gets it, told why.
+    let (to, note) = match (gone.get(&meant), &settings.notify.fallback_email) {
+        (Some(g), Some(fallback)) if !fallback.eq_ignore_ascii_case(&meant) => (
+            fallback.clone(),
+            format!(
+                "Sent to you instead of {meant}, who has left (a notification to them bounced on {}).\n\
+                 Hand their leads over: rewarm leads reassign --from {meant} --to NEW_OWNER\n\n",
+                g.since.format("%Y-%m-%d")
+            ),
+        ),
+        _ => (meant, String::new()),
+    };
     let to: lettre::message::Mailbox = to
         .parse()
         .map_err(|e| format!("bad notification address `{to}`: {e}"))?;
-    let (subject, text) = if n.kind == "digest" {
-        digest_text(&n.payload)
-    } else {
-        let lead = lead.ok_or("the notification's lead no longer exists")?;
-        let links = super::feedback::feedback_links(loaded, lead, &to.email.to_string(), now);
-        rewarm_text(n, lead, timeline, &links)
+    let (subject, body) = match (n.kind.as_str(), n.payload["event"].as_str()) {
+        ("digest", _) => digest_text(&n.payload),
+        (_, event) => {
+            let lead = lead.ok_or("the notification's lead no longer exists")?;
+            let links = super::feedback::feedback_links(loaded, lead, &to.email.to_string(), now);
+            match event {
+                Some("lead.reminder" | "lead.escalated" | "lead.call_task") => {
+                    handoff_text(n, lead, timeline, &links)
+                }
+                _ => rewarm_text(n, lead, timeline, &links),
+            }
+        }
     };
+    let text = format!("{note}{body}");
     let domain = &settings.sender.message_id_domain;
     let message_id = format!("notify-{}-{}@{domain}", n.id, now.timestamp());
     let message = lettre::Message::builder()
@@ -101,14 +123,42 @@ fn rewarm_text(
         };
         (subject, t)
     };
-    t.push_str(&format!(
+    t.push_str(&links_section(links));
+    t.push_str(&lead_section(lead, timeline));
+    t.push_str(&format!("\nIdempotency key: {}\n", n.idempotency_key));
+    (subject, t)
+}
+
+/// The one-click feedback links, as every owner email shows them.
+pub(super) fn links_section(links: &[(String, String)]) -> String {
+    let mut t = format!(
         "\nWhat happens next? One click tells us (links valid {} days):\n",
         super::feedback::VALIDITY_DAYS
-    ));
+    );
     for (label, url) in links {
         t.push_str(&format!("  {label}: {url}\n"));
     }
-    t.push_str("\nThe lead\n--------\n");
+    t
+}
+
+/// Where a notification email goes before gone owners are considered: the payload's `to`,
+/// else the lead's owner, else `notify.fallback_email` (lower-cased).
+pub(super) fn recipient(
+    settings: &Settings,
+    n: &Notification,
+    lead: Option<&Lead>,
+) -> Option<String> {
+    str_field(&n.payload, &["to", "owner_email", "address"])
+        .or_else(|| lead.and_then(|l| l.owner_email.clone()))
+        .filter(|t| !t.trim().is_empty())
+        .or_else(|| settings.notify.fallback_email.clone())
+        .map(|t| t.trim().to_ascii_lowercase())
+}
+
+/// "The lead" (its data) and "Timeline" (its last events), as every owner email shows them.
+pub(super) fn lead_section(lead: &Lead, timeline: &[Event]) -> String {
+    let name = display_name(lead);
+    let mut t = String::from("\nThe lead\n--------\n");
     let mut row = |k: &str, v: Option<String>| {
         if let Some(v) = v.filter(|v| !v.is_empty()) {
             t.push_str(&format!("{k:<12} {v}\n"));
@@ -143,8 +193,7 @@ fn rewarm_text(
             summarize(&e.detail)
         ));
     }
-    t.push_str(&format!("\nIdempotency key: {}\n", n.idempotency_key));
-    (subject, t)
+    t
 }
 
 /// "Intent: question (rule "question phrase", phrase "how much")".

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::app::{Loaded, lock};
+use crate::config::CallStep;
 use crate::domain::lead::Lead;
 use crate::store::{
     ClaimedDelivery, DeferReason, NextStep, Outcome, RecordedOutcome, Store, StoreError,
@@ -28,6 +29,8 @@ pub struct DispatchReport {
     pub failed: usize,
     pub unknown: usize,
     pub deferred: usize,
+    /// Call steps handed to their owner as tasks (nothing sent to the lead).
+    pub call_tasks: usize,
 }
 
 impl DispatchReport {
@@ -35,6 +38,10 @@ impl DispatchReport {
         let m = crate::metrics::get();
         for o in outcomes {
             let (mine, global) = match o.outcome {
+                Outcome::CallTask { .. } => {
+                    self.call_tasks += 1;
+                    continue;
+                }
                 Outcome::Sent { .. } => (&mut self.sent, &m.sent),
                 Outcome::Retry { .. } => (&mut self.retried, &m.retried),
                 Outcome::Deferred { .. } => (&mut self.deferred, &m.deferred),
@@ -276,6 +283,13 @@ fn prepare(
                 continue;
             }
         }
+        // A call step: no email; the owner gets a task (recorded with the outcome).
+        if let (Some(lead), Some(campaign)) = (lead, settings.campaigns.get(&delivery.campaign))
+            && let Some(call) = campaign.call_for(delivery.step)
+        {
+            failed.push(call_task(loaded, delivery, lead, call, now));
+            continue;
+        }
         let built = match (lead, settings.campaigns.get(&delivery.campaign)) {
             (Some(lead), Some(campaign)) => composer
                 .build(
@@ -309,6 +323,36 @@ fn prepare(
         }
     }
     (ready, failed)
+}
+
+/// The outcome of a call step: the call task's notifications, its event, the next step.
+fn call_task(
+    loaded: &Loaded,
+    delivery: &ClaimedDelivery,
+    lead: &Lead,
+    call: &CallStep,
+    now: DateTime<Utc>,
+) -> RecordedOutcome {
+    let notifications = crate::notify::call_task_notifications(
+        &loaded.settings.notify,
+        lead,
+        delivery.id,
+        &delivery.campaign,
+        delivery.step + 1,
+        call,
+    );
+    let to = notifications
+        .iter()
+        .find_map(|n| n.payload["to"].as_str().map(str::to_string));
+    RecordedOutcome {
+        delivery: delivery.clone(),
+        outcome: Outcome::CallTask {
+            detail: serde_json::json!({"campaign": delivery.campaign, "step": delivery.step + 1,
+                                       "note": call.note, "owner": lead.owner_email, "to": to}),
+            notifications,
+            next: next_step(loaded, delivery, Some(lead), now),
+        },
+    }
 }
 
 /// The step after `delivery`, per its campaign's cadence, or None when the campaign is done

@@ -1,5 +1,6 @@
 //! Forecast: what will be sent when, computed by the same cadence code the scheduler uses
 //! (send windows included), from what is scheduled now and from leads waiting to be enrolled.
+//! A call step is planned too, as a `call` (a task for the owner, no email).
 //! It reads, never writes.
 
 use std::collections::HashMap;
@@ -22,6 +23,8 @@ pub struct Planned {
     /// 1 = the first email.
     pub step: u32,
     pub template: String,
+    /// `email`, or `call`: a call step sends the lead nothing; its owner gets a call task.
+    pub kind: &'static str,
 }
 
 /// Everything planned from `now` (inclusive) until `until` (exclusive), by time.
@@ -122,6 +125,11 @@ fn follow(
             campaign: campaign.to_string(),
             step: step + 1,
             template: c.template_for(step).to_string(),
+            kind: if c.call_for(step).is_some() {
+                "call"
+            } else {
+                "email"
+            },
         });
         step += 1;
         match c.cadence.next_due(step, at, tz) {

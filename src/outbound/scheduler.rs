@@ -28,6 +28,13 @@ pub struct PassReport {
     pub failed: usize,
     pub unknown: usize,
     pub deferred: usize,
+    /// Call steps handed to the lead's owner as tasks (left out of the JSON when none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub call_tasks: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 const PAGE: usize = 1000;
@@ -77,6 +84,7 @@ async fn run_pass<S: Store>(
         failed,
         unknown,
         deferred,
+        call_tasks,
     } = dispatch::send_due(store, loaded, transport, now, stop).await?;
     Ok(PassReport {
         sent,
@@ -84,6 +92,7 @@ async fn run_pass<S: Store>(
         failed,
         unknown,
         deferred,
+        call_tasks,
         ..report
     })
 }

@@ -195,6 +195,22 @@ pub(crate) fn applicable_outcomes(
         .collect()
 }
 
+/// The call tasks' notifications of the outcomes that still apply (enqueued by
+/// `record_outcomes` in its transaction).
+pub(crate) fn call_task_notifications(
+    outcomes: &[RecordedOutcome],
+    states: &HashMap<i64, String>,
+) -> Vec<NewNotification> {
+    outcomes
+        .iter()
+        .filter(|o| outcome_applies(&o.outcome, states.get(&o.delivery.id).map(String::as_str)))
+        .flat_map(|o| match &o.outcome {
+            Outcome::CallTask { notifications, .. } => notifications.clone(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
 /// The JSON one outcome contributes to `record_outcomes`' statements.
 pub(crate) fn outcome_json(r: &RecordedOutcome) -> Value {
     let d = &r.delivery;
@@ -254,6 +270,11 @@ pub(crate) fn outcome_json(r: &RecordedOutcome) -> Value {
                 next_json(next)
             };
             v["suppress"] = json!(suppress);
+            v
+        }
+        Outcome::CallTask { detail, next, .. } => {
+            let mut v = base("tasked", "call_task", detail.clone());
+            v["next"] = next_json(next);
             v
         }
         Outcome::Unknown { error, next } => {

@@ -31,7 +31,10 @@
 //!     │                  │ └──lease expired, outcome never recorded──▶ unknown
 //!     └── created when the previous step ends (sent, failed or unknown), due per the cadence
 //! scheduled / retry_wait ──lead re-warmed, won, out of scope or suppressed──▶ cancelled
+//! claimed ──a call step (`kind = "call"`): its owner's task enqueued──▶ tasked
 //! ```
+//! A `tasked` delivery is done like a `sent` one (the cadence goes on), but nothing went to
+//! the lead: its owner got a call task through the outbox, in the same transaction.
 //! `(lead, campaign, cycle, step)` is unique, and only a `scheduled` or `retry_wait` row can
 //! be claimed, so no step is ever sent twice within one round of a campaign (`cycle`: a lead
 //! may go through a campaign again — its `then`, `leads recycle --campaign` — each time a new
@@ -66,6 +69,7 @@ mod shared;
 #[macro_use]
 mod common;
 #[macro_use]
+mod handoff;
 mod reply;
 mod batch;
 mod copy;
@@ -76,13 +80,14 @@ mod rows;
 pub mod sqlite;
 
 pub use copy::*;
+pub use handoff::{Chase, DIGEST_KINDS, DigestEvent, HandoffStore, Reassigned, StaleHandoff};
 pub use model::*;
 
 /// The store's traits, for code that calls them on a concrete backend (`SqliteStore`,
 /// `PgStore`); code generic over `S: Store` needs only `Store`.
 pub mod prelude {
     pub use super::{
-        CopyStore, InboundStore, KvStore, LeadStore, OutboxStore, QueueStore, Store,
+        CopyStore, HandoffStore, InboundStore, KvStore, LeadStore, OutboxStore, QueueStore, Store,
         SuppressionStore,
     };
 }
@@ -113,6 +118,7 @@ pub trait Store:
     + OutboxStore
     + KvStore
     + CopyStore
+    + HandoffStore
     + Clone
     + Send
     + Sync

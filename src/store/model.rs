@@ -97,6 +97,14 @@ pub enum Outcome {
         error: String,
         next: Option<NextStep>,
     },
+    /// A call step: nothing goes to the lead; its owner is given a call task (`notifications`,
+    /// enqueued in the same transaction). The delivery ends `tasked` (event `call_task`
+    /// with `detail`) and the cadence goes on with `next`.
+    CallTask {
+        detail: serde_json::Value,
+        notifications: Vec<NewNotification>,
+        next: Option<NextStep>,
+    },
 }
 
 /// Whether an outcome may still be recorded on a delivery now in `state` (claimed by the
@@ -106,9 +114,10 @@ pub enum Outcome {
 pub fn outcome_applies(outcome: &Outcome, state: Option<&str>) -> bool {
     match outcome {
         Outcome::Retry { .. } | Outcome::Deferred { .. } => state == Some("claimed"),
-        Outcome::Sent { .. } | Outcome::Failed { .. } | Outcome::Unknown { .. } => {
-            matches!(state, Some("claimed" | "unknown"))
-        }
+        Outcome::Sent { .. }
+        | Outcome::Failed { .. }
+        | Outcome::Unknown { .. }
+        | Outcome::CallTask { .. } => matches!(state, Some("claimed" | "unknown")),
     }
 }
 

@@ -14,6 +14,7 @@ mod bounce_corpus;
 mod bounce_replay;
 mod check;
 mod feedback_loop;
+mod handoff;
 mod hostile_input;
 mod http;
 mod imap;

@@ -599,6 +599,7 @@ async fn over_eight_months_each_lead_gets_its_three_steps_once_in_order_inside_i
             failed: a.failed + r.failed,
             unknown: a.unknown + r.unknown,
             deferred: a.deferred + r.deferred,
+            call_tasks: a.call_tasks + r.call_tasks,
         });
     assert_eq!(
         total,

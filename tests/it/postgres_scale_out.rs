@@ -483,7 +483,8 @@ async fn db_copy_from_sqlite_gives_the_same_status_forecast_and_timelines() {
             assert!(!again.status.success());
             let refused = String::from_utf8_lossy(&again.stderr);
             assert!(refused.contains("not empty"), "{refused}");
-            for held in ["2 inbound", "3 notifications", "3 kv_state"] {
+            // kv_state: the three written below, and the stale hand-off chase's last run.
+            for held in ["2 inbound", "3 notifications", "4 kv_state"] {
                 assert!(refused.contains(held), "{held}: {refused}");
             }
 
@@ -579,13 +580,15 @@ async fn db_copy_from_sqlite_gives_the_same_status_forecast_and_timelines() {
                 &["run", "--once", "--now", "2027-02-01T10:00:00Z"],
             );
             assert!(pass.contains("\"sent\""), "{pass}");
-            // …telling sales what the copy still owed them: the pending notifications go out.
+            // …telling sales what the copy still owed them: the pending notifications go out,
+            // and the lead re-warmed on 2027-01-05 that nobody answered for is escalated.
             let told = pg.notifications(0, 100).await.expect("outbox");
             assert_eq!(
                 told.iter().map(|n| n.state.as_str()).collect::<Vec<_>>(),
-                ["sent", "sent", "sent"],
+                ["sent", "sent", "sent", "sent"],
                 "{told:?}"
             );
+            assert_eq!(told[3].payload["event"], "lead.escalated", "{told:?}");
             assert_eq!(told[0], outbox[0], "what was sent before is not sent again");
             pg.close().await;
             sqlite.close().await;

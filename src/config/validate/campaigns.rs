@@ -1,10 +1,10 @@
 //! `[campaigns.NAME]`: each campaign's cadence (first touch, rhythm, send window) and its
-//! templates.
+//! templates, or its `steps` (each an email or a call task).
 
 use std::collections::BTreeMap;
 
-use crate::config::raw::{OneOrMany, RawCampaign};
-use crate::config::{Campaign, Problems};
+use crate::config::raw::{OneOrMany, RawCampaign, RawStep};
+use crate::config::{CALL_TEMPLATE, CallStep, Campaign, Problems};
 use crate::domain::cadence::{Cadence, CronSpec, Rhythm, SendWindow, Span};
 
 pub(super) fn campaigns(
@@ -64,10 +64,22 @@ pub(super) fn campaigns(
                 SendWindow::office_hours()
             }),
         };
-        let templates = c
-            .templates
-            .map(OneOrMany::into_vec)
-            .unwrap_or_else(|| vec![name.clone()]);
+        let (templates, calls) = match (c.templates, c.steps) {
+            (Some(_), Some(_)) => {
+                p.err(
+                    &key("steps"),
+                    "set either `templates` or `steps`, not both".into(),
+                );
+                (vec![name.clone()], BTreeMap::new())
+            }
+            (None, Some(raw)) => steps(&name, raw, p),
+            (templates, None) => (
+                templates
+                    .map(OneOrMany::into_vec)
+                    .unwrap_or_else(|| vec![name.clone()]),
+                BTreeMap::new(),
+            ),
+        };
         if templates.is_empty() {
             p.err(&key("templates"), "list at least one template".into());
         }
@@ -84,12 +96,66 @@ pub(super) fn campaigns(
                 cadence,
                 templates,
                 track_clicks: c.track_clicks,
+                calls,
                 then: c.then,
             },
         );
     }
     check_then(&campaigns, p);
     campaigns
+}
+
+/// `steps`: each an email (`template`) or a call (`kind = "call"`, optional `note`); returns
+/// the template per step (a call's is `CALL_TEMPLATE`) and the calls by step.
+fn steps(
+    campaign: &str,
+    raw: Vec<RawStep>,
+    p: &mut Problems,
+) -> (Vec<String>, BTreeMap<u32, CallStep>) {
+    if raw.is_empty() {
+        p.err(
+            &format!("campaigns.{campaign}.steps"),
+            "list at least one step".into(),
+        );
+    }
+    let mut templates = Vec::new();
+    let mut calls = BTreeMap::new();
+    for (i, step) in raw.into_iter().enumerate() {
+        let key = |k: &str| format!("campaigns.{campaign}.steps[{}].{k}", i + 1);
+        match step.kind.as_deref().unwrap_or("email") {
+            "email" => {
+                if step.note.is_some() {
+                    p.err(&key("note"), "only a call step has a note".into());
+                }
+                match step.template {
+                    Some(t) if !t.trim().is_empty() => templates.push(t),
+                    _ => {
+                        p.err(&key("template"), "an email step names its template".into());
+                        templates.push(campaign.to_string());
+                    }
+                }
+            }
+            "call" => {
+                if step.template.is_some() {
+                    p.err(
+                        &key("template"),
+                        "a call step sends no email: no template (use `note` for the caller)"
+                            .into(),
+                    );
+                }
+                calls.insert(i as u32, CallStep { note: step.note });
+                templates.push(CALL_TEMPLATE.to_string());
+            }
+            other => {
+                p.err(
+                    &key("kind"),
+                    format!("`{other}` is not a step kind (email or call)"),
+                );
+                templates.push(campaign.to_string());
+            }
+        }
+    }
+    (templates, calls)
 }
 
 /// `then` must name a defined campaign. A chain may loop (a campaign naming itself, or

@@ -2,7 +2,8 @@
 
 use crate::config::raw::RawNotify;
 use crate::config::{NotifySettings, NotifyWebhook, Problems};
-use crate::domain::cadence::CronSpec;
+use crate::domain::cadence::{CronSpec, Span};
+use crate::domain::handoff::ChasePolicy;
 
 pub(super) fn notify(rn: RawNotify, p: &mut Problems) -> NotifySettings {
     NotifySettings {
@@ -47,5 +48,51 @@ pub(super) fn notify(rn: RawNotify, p: &mut Problems) -> NotifySettings {
                 None
             }
         }),
+        chase: chase(
+            rn.remind_after.as_deref(),
+            rn.escalate_after.as_deref(),
+            rn.stale_returns_to_nurture,
+            p,
+        ),
     }
+}
+
+/// `remind_after`, `escalate_after` (spans in days, weeks, hours…; not months: a chase
+/// counts exact time) and `stale_returns_to_nurture`.
+fn chase(
+    remind: Option<&str>,
+    escalate: Option<&str>,
+    returns_to_nurture: bool,
+    p: &mut Problems,
+) -> ChasePolicy {
+    let default = ChasePolicy::default();
+    let mut span = |key: &str, value: Option<&str>, default: chrono::Duration| {
+        let Some(value) = value else {
+            return default;
+        };
+        match Span::parse(value) {
+            Ok(Span::Fixed(d)) => d,
+            Ok(Span::Days(n)) => chrono::Duration::days(i64::from(n)),
+            Ok(Span::Months(_)) => {
+                p.err(
+                    key,
+                    format!("`{value}`: use days or weeks (\"30d\"), not months"),
+                );
+                default
+            }
+            Err(e) => {
+                p.err(key, e.to_string());
+                default
+            }
+        }
+    };
+    let policy = ChasePolicy {
+        remind_after: span("notify.remind_after", remind, default.remind_after),
+        escalate_after: span("notify.escalate_after", escalate, default.escalate_after),
+        returns_to_nurture,
+    };
+    if let Some((key, message)) = policy.problem() {
+        p.err(key, message);
+    }
+    policy
 }

@@ -40,6 +40,7 @@ use super::shared::{self as sql, migrator};
 use super::*;
 
 mod copy;
+mod handoff;
 mod inbound;
 mod kv;
 mod leads;
@@ -72,6 +73,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "lifecycle",
         include_str!("../../../migrations/postgres/0004_lifecycle.sql"),
+    ),
+    (
+        12,
+        "handoff",
+        include_str!("../../../migrations/postgres/0012_handoff.sql"),
     ),
 ];
 

@@ -34,7 +34,7 @@ const CLAIM_DUE: &str = "WITH due AS MATERIALIZED (
 /// `record_outcomes`: one statement per effect, each over the whole batch ($1) at $2; those
 /// that look at the worker take it as $3. A result that comes back after its lease expired
 /// (row already `unknown`) is still recorded.
-const RECORD_OUTCOMES: [(&str, bool); 13] = [
+const RECORD_OUTCOMES: [(&str, bool); 14] = [
     (
         "INSERT INTO events (lead_id, at, kind, detail)
          SELECT (j.v->>'lead_id')::bigint, $2, j.v->>'event', (j.v->>'detail')::jsonb
@@ -72,7 +72,7 @@ const RECORD_OUTCOMES: [(&str, bool); 13] = [
                 'scheduled', rewarm_ms((j.v->'next'->>'due')::bigint), $2,
                 (SELECT e.cycle FROM enrolments e WHERE e.id = (j.v->>'enrolment_id')::bigint)
          FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n)
-         WHERE j.v->>'kind' IN ('sent', 'failed', 'unknown') AND jsonb_typeof(j.v->'next') = 'object' ORDER BY j.n
+         WHERE j.v->>'kind' IN ('sent', 'tasked', 'failed', 'unknown') AND jsonb_typeof(j.v->'next') = 'object' ORDER BY j.n
          ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING",
         false,
     ),
@@ -81,13 +81,13 @@ const RECORD_OUTCOMES: [(&str, bool); 13] = [
         "INSERT INTO events (lead_id, at, kind, detail)
          SELECT l.id, $2, 'completed', jsonb_build_object('campaign', j.v->>'campaign', 'from', l.state, 'to', 'completed')
          FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n) JOIN leads l ON l.id = (j.v->>'lead_id')::bigint
-         WHERE j.v->>'kind' IN ('sent', 'failed', 'unknown') AND coalesce(jsonb_typeof(j.v->'next'), 'null') = 'null'
+         WHERE j.v->>'kind' IN ('sent', 'tasked', 'failed', 'unknown') AND coalesce(jsonb_typeof(j.v->'next'), 'null') = 'null'
            AND NOT coalesce((j.v->>'suppress')::boolean, false) AND l.state = 'nurturing' ORDER BY j.n",
         false,
     ),
     (
         "UPDATE enrolments SET state = CASE WHEN coalesce((j.v->>'suppress')::boolean, false) THEN 'stopped' ELSE 'completed' END, ended_at = $2
-         FROM jsonb_array_elements($1) AS j(v) WHERE j.v->>'kind' IN ('sent', 'failed', 'unknown') AND coalesce(jsonb_typeof(j.v->'next'), 'null') = 'null'
+         FROM jsonb_array_elements($1) AS j(v) WHERE j.v->>'kind' IN ('sent', 'tasked', 'failed', 'unknown') AND coalesce(jsonb_typeof(j.v->'next'), 'null') = 'null'
            AND enrolments.id = (j.v->>'enrolment_id')::bigint AND enrolments.state = 'active'",
         false,
     ),
@@ -104,7 +104,7 @@ const RECORD_OUTCOMES: [(&str, bool); 13] = [
     ),
     (
         "UPDATE leads SET state = CASE WHEN coalesce((j.v->>'suppress')::boolean, false) THEN 'suppressed' ELSE 'completed' END, updated_at = $2
-         FROM jsonb_array_elements($1) AS j(v) WHERE j.v->>'kind' IN ('sent', 'failed', 'unknown') AND coalesce(jsonb_typeof(j.v->'next'), 'null') = 'null'
+         FROM jsonb_array_elements($1) AS j(v) WHERE j.v->>'kind' IN ('sent', 'tasked', 'failed', 'unknown') AND coalesce(jsonb_typeof(j.v->'next'), 'null') = 'null'
            AND leads.id = (j.v->>'lead_id')::bigint AND leads.state = 'nurturing'",
         false,
     ),
@@ -129,6 +129,13 @@ const RECORD_OUTCOMES: [(&str, bool); 13] = [
            AND lead_id IN (SELECT (j.v->>'lead_id')::bigint FROM jsonb_array_elements($1) AS j(v)
                            WHERE j.v->>'kind' = 'failed' AND coalesce((j.v->>'suppress')::boolean, false))",
         false,
+    ),
+    // A call step: nothing was sent to the lead, its owner got a task.
+    (
+        "UPDATE deliveries SET state = 'tasked', sent_at = $2, last_error = NULL, lease_until = NULL, updated_at = $2
+         FROM jsonb_array_elements($1) AS j(v) WHERE j.v->>'kind' = 'tasked' AND deliveries.id = (j.v->>'id')::bigint
+           AND deliveries.state IN ('claimed', 'unknown') AND deliveries.claimed_by = $3",
+        true,
     ),
 ];
 
@@ -327,6 +334,7 @@ impl PgStore {
         if applicable.is_empty() {
             return Ok(());
         }
+        let tasks = call_task_notifications(outcomes, &states);
         let batch = Value::Array(applicable);
         for (sql, uses_worker) in RECORD_OUTCOMES {
             let query = sqlx::query(sql).bind(&batch).bind(Time(now));
@@ -337,6 +345,7 @@ impl PgStore {
             };
             query.execute(&mut *tx).await?;
         }
+        enqueue(&mut tx, &tasks, now).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -27,6 +27,7 @@ use super::shared::{self as sql, migrator};
 use super::*;
 
 mod copy;
+mod handoff;
 mod inbound;
 mod kv;
 mod leads;
@@ -59,6 +60,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "lifecycle",
         include_str!("../../../migrations/sqlite/0004_lifecycle.sql"),
+    ),
+    (
+        12,
+        "handoff",
+        include_str!("../../../migrations/sqlite/0012_handoff.sql"),
     ),
 ];
 

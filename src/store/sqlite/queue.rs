@@ -11,7 +11,7 @@ use super::*;
 /// `record_outcomes`: one statement per effect, each over the whole batch ($1) at $2 for
 /// worker $3. A result that comes back after its lease expired (row already `unknown`) is
 /// still recorded.
-const RECORD_OUTCOMES: [&str; 13] = [
+const RECORD_OUTCOMES: [&str; 14] = [
         "INSERT INTO events (lead_id, at, kind, detail) SELECT j.value->>'lead_id', $2, j.value->>'event', j.value->>'detail' FROM json_each($1) j WHERE $3 = $3",
         "UPDATE deliveries SET state = 'sent', sent_at = $2, message_id = j.value->>'message_id', last_error = NULL, lease_until = NULL, updated_at = $2
          FROM json_each($1) j WHERE j.value->>'kind' = 'sent' AND deliveries.id = j.value->>'id'
@@ -28,15 +28,15 @@ const RECORD_OUTCOMES: [&str; 13] = [
         "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at, cycle)
          SELECT j.value->>'lead_id', j.value->>'enrolment_id', j.value->>'campaign', j.value->>'$.next.step', j.value->>'$.next.template', 'scheduled', j.value->>'$.next.due', $2,
                 (SELECT e.cycle FROM enrolments e WHERE e.id = j.value->>'enrolment_id')
-         FROM json_each($1) j WHERE j.value->>'kind' IN ('sent', 'failed', 'unknown') AND j.value->>'next' IS NOT NULL AND $3 = $3
+         FROM json_each($1) j WHERE j.value->>'kind' IN ('sent', 'tasked', 'failed', 'unknown') AND j.value->>'next' IS NOT NULL AND $3 = $3
          ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING",
         // Last step done: the enrolment completes, the lead with it.
         "INSERT INTO events (lead_id, at, kind, detail)
          SELECT l.id, $2, 'completed', json_object('campaign', j.value->>'campaign', 'from', l.state, 'to', 'completed')
          FROM json_each($1) j CROSS JOIN leads l ON l.id = j.value->>'lead_id'
-         WHERE j.value->>'kind' IN ('sent', 'failed', 'unknown') AND j.value->>'next' IS NULL AND NOT coalesce(j.value->>'suppress', 0) AND l.state = 'nurturing' AND $3 = $3",
+         WHERE j.value->>'kind' IN ('sent', 'tasked', 'failed', 'unknown') AND j.value->>'next' IS NULL AND NOT coalesce(j.value->>'suppress', 0) AND l.state = 'nurturing' AND $3 = $3",
         "UPDATE enrolments SET state = CASE WHEN coalesce(j.value->>'suppress', 0) THEN 'stopped' ELSE 'completed' END, ended_at = $2
-         FROM json_each($1) j WHERE j.value->>'kind' IN ('sent', 'failed', 'unknown') AND j.value->>'next' IS NULL
+         FROM json_each($1) j WHERE j.value->>'kind' IN ('sent', 'tasked', 'failed', 'unknown') AND j.value->>'next' IS NULL
            AND enrolments.id = j.value->>'enrolment_id' AND +enrolments.state = 'active' AND $3 = $3",
         // A hard failure (e.g. 5xx on RCPT) suppresses the address: recorded as a state change.
         // … and puts it on the suppression list (the first entry for an address stays), and
@@ -47,7 +47,7 @@ const RECORD_OUTCOMES: [&str; 13] = [
          FROM json_each($1) j CROSS JOIN leads l ON l.id = j.value->>'lead_id'
          WHERE j.value->>'kind' = 'failed' AND coalesce(j.value->>'suppress', 0) AND l.state = 'nurturing' AND $3 = $3",
         "UPDATE leads SET state = CASE WHEN coalesce(j.value->>'suppress', 0) THEN 'suppressed' ELSE 'completed' END, updated_at = $2
-         FROM json_each($1) j WHERE j.value->>'kind' IN ('sent', 'failed', 'unknown') AND j.value->>'next' IS NULL
+         FROM json_each($1) j WHERE j.value->>'kind' IN ('sent', 'tasked', 'failed', 'unknown') AND j.value->>'next' IS NULL
            AND leads.id = j.value->>'lead_id' AND +leads.state = 'nurturing' AND $3 = $3",
         "INSERT INTO suppressions (address, reason, evidence, created_at)
          SELECT l.email, 'hard_bounce', json_object('delivery_id', j.value->>'id', 'error', j.value->>'error'), $2
@@ -60,17 +60,21 @@ const RECORD_OUTCOMES: [&str; 13] = [
         "UPDATE enrolments SET state = 'stopped', ended_at = $2
          WHERE +state = 'active' AND $3 = $3
            AND lead_id IN (SELECT j.value->>'lead_id' FROM json_each($1) j WHERE j.value->>'kind' = 'failed' AND coalesce(j.value->>'suppress', 0))",
+        // A call step: nothing was sent to the lead, its owner got a task.
+        "UPDATE deliveries SET state = 'tasked', sent_at = $2, last_error = NULL, lease_until = NULL, updated_at = $2
+         FROM json_each($1) j WHERE j.value->>'kind' = 'tasked' AND deliveries.id = j.value->>'id'
+           AND +deliveries.state IN ('claimed', 'unknown') AND +deliveries.claimed_by = $3",
 ];
 
 /// Which of `RECORD_OUTCOMES` can touch a row of this batch: each statement only reads
 /// outcomes of some kinds, so one with none of those in the batch would change nothing and
-/// is not run (a batch that only sent, with next steps, runs 3 of the 13).
-fn record_outcomes_needed(applicable: &[Value]) -> [bool; 13] {
+/// is not run (a batch that only sent, with next steps, runs 3 of the 14).
+fn record_outcomes_needed(applicable: &[Value]) -> [bool; 14] {
     fn kind(v: &Value) -> &str {
         v["kind"].as_str().unwrap_or_default()
     }
     let any = |wanted: &dyn Fn(&Value) -> bool| applicable.iter().any(wanted);
-    let finished = |v: &Value| matches!(kind(v), "sent" | "failed" | "unknown");
+    let finished = |v: &Value| matches!(kind(v), "sent" | "tasked" | "failed" | "unknown");
     let suppressing = |v: &Value| kind(v) == "failed" && v["suppress"].as_bool() == Some(true);
     let (sent, deferred, retry) = (
         any(&|v| kind(v) == "sent"),
@@ -95,6 +99,7 @@ fn record_outcomes_needed(applicable: &[Value]) -> [bool; 13] {
         suppresses,
         suppresses,
         suppresses,
+        any(&|v| kind(v) == "tasked"),
     ]
 }
 
@@ -247,6 +252,7 @@ impl QueueStore for SqliteStore {
         if applicable.is_empty() {
             return Ok(());
         }
+        let tasks = call_task_notifications(outcomes, &states);
         let needed = record_outcomes_needed(&applicable);
         let batch = Value::Array(applicable);
         for (sql, _) in RECORD_OUTCOMES
@@ -261,6 +267,7 @@ impl QueueStore for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        enqueue(&mut tx, &tasks, now).await?;
         tx.commit().await?;
         Ok(())
     }
