@@ -5,4 +5,6 @@ pub mod clock;
 pub mod email;
 pub mod lead;
 pub mod reply;
+pub mod report;
 pub mod segment;
+pub mod signal;

@@ -39,10 +39,25 @@ pub(crate) const SCORE: &str =
     "SELECT CAST(COALESCE(sum(CAST(detail->>'points' AS BIGINT)), 0) AS BIGINT) FROM events
      WHERE lead_id = $1 AND kind = 'engaged'
        AND id > COALESCE((SELECT max(id) FROM events WHERE lead_id = $1 AND kind = 'recycled'), 0)";
+/// The lead's ($1) `engaged` events since it was last recycled, oldest first: the signals
+/// its (decayed) score is made of.
+pub(crate) const SIGNALS: &str = "SELECT at, kind, detail FROM events
+     WHERE lead_id = $1 AND kind = 'engaged'
+       AND id > COALESCE((SELECT max(id) FROM events WHERE lead_id = $1 AND kind = 'recycled'), 0)
+     ORDER BY id";
+/// What a click needs of its delivery ($1): whose, which step, when it went out. A click
+/// can beat the record of its send (the email arrives while the outcome is being written):
+/// a delivery still `claimed` went out just now, as far as the grace period goes.
+pub(crate) const CLICK_DELIVERY: &str =
+    "SELECT lead_id, campaign, step, CASE WHEN state = 'claimed' THEN $2 ELSE sent_at END FROM deliveries WHERE id = $1";
+/// The lead's ($1) clicks since $2, oldest first (the click judge's memory).
+pub(crate) const CLICKS_SINCE: &str = "SELECT at, kind, detail FROM events
+     WHERE lead_id = $1 AND kind = 'clicked' AND at >= $2 ORDER BY id";
 /// "In a row": soft bounces since the last sign that mail reaches the person (a reply, an
 /// auto-reply, a click). A `sent` proves nothing (the bounce comes after it), so it does not
-/// reset the count.
-pub(crate) const SOFT_BOUNCES_IN_A_ROW: &str = "SELECT count(*) FROM events WHERE lead_id = $1 AND kind = 'soft_bounce'
+/// reset the count. Several about one email (a server's "Action: delayed" DSN every few
+/// hours, then its final word) count once: bounces of one known delivery are one.
+pub(crate) const SOFT_BOUNCES_IN_A_ROW: &str = "SELECT count(DISTINCT COALESCE(CAST(detail->>'delivery_id' AS TEXT), 'event:' || CAST(id AS TEXT))) FROM events WHERE lead_id = $1 AND kind = 'soft_bounce'
        AND id > COALESCE((SELECT max(id) FROM events WHERE lead_id = $1
                                    AND (kind IN ('replied', 'clicked')
                                         OR (kind = 'inbound' AND detail->>'classification' IN ('human_reply', 'auto_reply')))), 0)";
@@ -59,6 +74,29 @@ pub(crate) const POSTPONE: &str = "UPDATE deliveries SET due_at = $3, updated_at
 pub(crate) const REACTIVATE_ENROLMENTS: &str = "UPDATE enrolments SET state = 'active', ended_at = NULL
      WHERE lead_id = $1 AND state = 'stopped' AND id IN (SELECT enrolment_id FROM deliveries WHERE lead_id = $1 AND state = 'scheduled')";
 pub(crate) const COUNT_ENROLMENTS: &str = "SELECT count(*) FROM enrolments WHERE lead_id = $1";
+
+/// The clicks of `CLICKS_SINCE` on one email: its delivery's, or (recorded before clicks
+/// named their delivery) its campaign's and step's. Those older clicks were all scored.
+pub(crate) fn prior_clicks(
+    rows: Vec<super::rows::EventRow>,
+    delivery_id: i64,
+    campaign: &str,
+    step: i64,
+) -> Vec<crate::domain::signal::PriorClick> {
+    rows.into_iter()
+        .map(Event::from)
+        .filter(|e| match e.detail["delivery_id"].as_i64() {
+            Some(id) => id == delivery_id,
+            None => e.detail["campaign"] == campaign && e.detail["step"].as_i64() == Some(step),
+        })
+        .map(|e| crate::domain::signal::PriorClick {
+            at: e.at,
+            url: e.detail["url"].as_str().unwrap_or_default().to_string(),
+            counted: e.detail["counted"].as_bool().unwrap_or(true),
+            burst: e.detail["signal"] == "burst",
+        })
+        .collect()
+}
 
 // ── Queue ───────────────────────────────────────────────────────────────────────────────
 
@@ -82,6 +120,85 @@ pub(crate) const DELIVERY_BY_MESSAGE_ID: &str =
 // ── Suppression ─────────────────────────────────────────────────────────────────────────
 
 pub(crate) const UNSUPPRESS: &str = "DELETE FROM suppressions WHERE address = $1";
+
+/// The leads an entry ($1) suppressed, for `unsuppress_and_restore` once the entry is gone:
+/// `r(lead_id, at, back_to, covered)`, every lead still `suppressed` whose last suppression
+/// (a `suppressed` event, or an import that found it listed) names the entry; `at` is when
+/// (what it cancelled and stopped then carries that time), `back_to` the state it was in,
+/// `covered` whether another entry (its address or its domain, spelled `$domain` by the
+/// backend) still lists it. Prefixed to each statement of the restore.
+macro_rules! restore_matches {
+    ($domain:literal, $($rest:tt)+) => {
+        concat!(
+            "WITH r0 AS (
+                SELECT l.id AS lead_id, e.at AS at, COALESCE(e.detail->>'from', 'new') AS back_to,
+                       EXISTS (SELECT 1 FROM suppressions s WHERE s.address IN (l.email, ",
+            $domain,
+            ")) AS covered
+                FROM leads l JOIN events e ON e.id = (
+                    SELECT max(x.id) FROM events x WHERE x.lead_id = l.id
+                      AND (x.kind = 'suppressed' OR (x.kind IN ('imported', 'updated') AND x.detail->>'state' = 'suppressed')))
+                WHERE l.state = 'suppressed' AND e.detail->>'address' = $1),
+             r AS (SELECT lead_id, at, back_to FROM r0 WHERE NOT covered)
+             ",
+            $($rest)+
+        )
+    };
+}
+
+/// Where a restored lead goes (`r` row, lead `leads.id`): where it was, except that a lead
+/// that was nurturing with nothing left to resume completes (or is new if never enrolled).
+macro_rules! restore_to {
+    () => {
+        "CASE WHEN r.back_to <> 'nurturing'
+                   OR EXISTS (SELECT 1 FROM enrolments n WHERE n.lead_id = r.lead_id AND n.state = 'active') THEN r.back_to
+              WHEN EXISTS (SELECT 1 FROM enrolments n WHERE n.lead_id = r.lead_id) THEN 'completed'
+              ELSE 'new' END"
+    };
+}
+
+/// `restore_matches!` statements that read the same in both databases, before the events:
+/// what the suppression cancelled is scheduled again (not before now), what it stopped is
+/// active again — only for leads that were nurturing then.
+macro_rules! restore_resume {
+    ($domain:literal) => {
+        [
+            restore_matches!(
+                $domain,
+                "UPDATE deliveries SET state = 'scheduled', due_at = CASE WHEN due_at < $2 THEN $2 ELSE due_at END, updated_at = $2
+                 WHERE state = 'cancelled' AND EXISTS (
+                     SELECT 1 FROM r WHERE r.lead_id = deliveries.lead_id AND r.at = deliveries.updated_at AND r.back_to = 'nurturing')"
+            ),
+            restore_matches!(
+                $domain,
+                "UPDATE enrolments SET state = 'active', ended_at = NULL
+                 WHERE state = 'stopped' AND EXISTS (
+                     SELECT 1 FROM r WHERE r.lead_id = enrolments.lead_id AND r.at = enrolments.ended_at AND r.back_to = 'nurturing')"
+            ),
+        ]
+    };
+}
+
+/// After the events: the leads' states.
+macro_rules! restore_leads {
+    ($domain:literal) => {
+        restore_matches!(
+            $domain,
+            concat!(
+                "UPDATE leads SET state = (SELECT ",
+                restore_to!(),
+                " FROM r WHERE r.lead_id = leads.id), updated_at = $2 WHERE id IN (SELECT lead_id FROM r)"
+            )
+        )
+    };
+}
+
+/// How many leads the entry suppressed stay suppressed by another entry.
+macro_rules! restore_covered {
+    ($domain:literal) => {
+        restore_matches!($domain, "SELECT count(*) FROM r0 WHERE covered")
+    };
+}
 pub(crate) const SUPPRESSIONS: &str =
     "SELECT id, address, reason, evidence, created_at FROM suppressions ORDER BY id";
 /// The entry for an address ($1) or its `@domain` ($2), the exact address first.
