@@ -39,6 +39,8 @@ loop_store_tests!(
     a_scanners_burst_is_one_machine_signal,
     scores_decay_and_a_rewarm_names_its_signals,
     delayed_dsns_about_one_email_count_once,
+    removing_an_entry_with_restore_puts_its_leads_back,
+    a_restored_lead_goes_back_to_the_state_it_was_in,
 );
 
 /// One lead enrolled in `c`, its first email sent at `sent`; returns it and the delivery id.
@@ -198,4 +200,88 @@ async fn delayed_dsns_about_one_email_count_once<S: Store>(store: S) {
         store.record_inbound(&record, &delayed(n), t0()).await.unwrap();
     }
     assert_eq!(lead_state(&store, ann.id).await, LeadState::Suppressed);
+}
+
+async fn removing_an_entry_with_restore_puts_its_leads_back<S: Store>(store: S) {
+    use rewarm::store::{Suppression, SuppressionReason};
+    let leads = enrolled_as(&store, &["ann@a.example", "bob@a.example", "cem@c.example"]).await;
+    let (ann, bob, cem) = (&leads[0], &leads[1], &leads[2]);
+    let entry = |address: &str, reason| Suppression {
+        address: address.into(),
+        reason,
+        evidence: json!({"source": "test"}),
+        created_at: t0(),
+    };
+    assert_eq!(store.leads_reached("@a.example").await.unwrap(), 2);
+    assert_eq!(store.leads_reached("cem@c.example").await.unwrap(), 1);
+    assert_eq!(store.leads_reached("@nobody.example").await.unwrap(), 0);
+    store.suppress(&[entry("@a.example", SuppressionReason::Manual)], t0()).await.unwrap();
+    store
+        .suppress(&[entry("bob@a.example", SuppressionReason::Unsubscribed)], t0() + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(store.leads_reached("@a.example").await.unwrap(), 0);
+    assert_eq!(
+        store.broad_domain_entries(1).await.unwrap(),
+        vec![("@a.example".to_string(), 2)]
+    );
+    assert!(store.broad_domain_entries(2).await.unwrap().is_empty());
+    let first_due = crate::store::delivery_of(&store, ann.id, 0).await.due_at;
+    assert_eq!(crate::store::delivery_of(&store, ann.id, 0).await.state, "cancelled");
+
+    let later = t0() + Duration::days(3);
+    let restored = store
+        .unsuppress_and_restore("@a.example", later)
+        .await
+        .unwrap()
+        .expect("it was listed");
+    assert_eq!(
+        (restored.restored, restored.resumed_deliveries, restored.still_suppressed),
+        (1, 1, 1)
+    );
+    assert_eq!(lead_state(&store, ann.id).await, LeadState::Nurturing);
+    assert_eq!(lead_state(&store, bob.id).await, LeadState::Suppressed, "his own entry lists him");
+    assert_eq!(lead_state(&store, cem.id).await, LeadState::Nurturing);
+    let d = crate::store::delivery_of(&store, ann.id, 0).await;
+    assert_eq!(d.state, "scheduled");
+    assert_eq!(d.due_at, later.max(first_due), "not before now");
+    let e = last_event(&store, ann.id).await;
+    assert_eq!(e.kind, "restored");
+    assert_eq!(e.detail, json!({"from": "suppressed", "to": "nurturing", "address": "@a.example"}));
+    // The cadence resumes: her email can be claimed again; Bob's cannot.
+    let claimed = store.claim_due(later, "w", later + Duration::minutes(5), 10).await.unwrap();
+    let ids: Vec<i64> = claimed.iter().map(|c| c.lead_id).collect();
+    assert!(ids.contains(&ann.id) && !ids.contains(&bob.id), "{ids:?}");
+    assert!(store.unsuppress_and_restore("@a.example", later).await.unwrap().is_none());
+    assert!(store.suppression_for(&email("bob@a.example")).await.unwrap().is_some());
+}
+
+async fn a_restored_lead_goes_back_to_the_state_it_was_in<S: Store>(store: S) {
+    use rewarm::store::{Suppression, SuppressionReason};
+    let (ann, _) = sent_to(&store, "ann@a.example", t0()).await;
+    assert_eq!(lead_state(&store, ann.id).await, LeadState::Completed);
+    // Imported while listed: back to new.
+    store
+        .suppress(
+            &[Suppression {
+                address: "@a.example".into(),
+                reason: SuppressionReason::Manual,
+                evidence: json!({}),
+                created_at: t0(),
+            }],
+            t0(),
+        )
+        .await
+        .unwrap();
+    store
+        .upsert_leads(&[crate::store::lead("zoe@a.example")], "test", t0())
+        .await
+        .unwrap();
+    let zoe = store.lead_by_email(&email("zoe@a.example")).await.unwrap().expect("zoe");
+    assert_eq!(zoe.state, LeadState::Suppressed);
+    let r = store.unsuppress_and_restore("@a.example", t0()).await.unwrap().expect("listed");
+    assert_eq!((r.restored, r.resumed_deliveries, r.still_suppressed), (2, 0, 0));
+    assert_eq!(lead_state(&store, ann.id).await, LeadState::Completed);
+    assert_eq!(lead_state(&store, zoe.id).await, LeadState::New);
+    assert_eq!(last_event(&store, zoe.id).await.detail["to"], "new");
 }
