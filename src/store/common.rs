@@ -289,6 +289,38 @@ macro_rules! common_restore_methods {
     };
 }
 
+/// The report's aggregates (the backend's `MONTH` and `DAYS` expressions).
+macro_rules! common_report_methods {
+    () => {
+        async fn report_counts(&self, q: &ReportQuery) -> Result<ReportCounts, StoreError> {
+            let since = Time(q.since.unwrap_or(DateTime::UNIX_EPOCH));
+            let mut funnels = Vec::new();
+            let mut days = Vec::new();
+            for by in [Some(q.by), None] {
+                let group = sql::report_group(by, MONTH);
+                let rows: Vec<(String, i64, i64, i64, i64, i64, i64, i64, i64)> =
+                    sqlx::query_as(AssertSqlSafe(sql::report_funnel_sql(&group)))
+                        .bind(since)
+                        .bind(Time(q.until))
+                        .fetch_all(&self.pool)
+                        .await?;
+                funnels.extend(
+                    rows.into_iter()
+                        .map(|(g, a, b, c, d, e, f, h, i)| (g, [a, b, c, d, e, f, h, i])),
+                );
+                let rows: Vec<(String, i64, i64)> =
+                    sqlx::query_as(AssertSqlSafe(sql::report_days_sql(&group, DAYS)))
+                        .bind(since)
+                        .bind(Time(q.until))
+                        .fetch_all(&self.pool)
+                        .await?;
+                days.extend(rows);
+            }
+            Ok(ReportCounts { funnels, days })
+        }
+    };
+}
+
 /// Everything inbound: replies, bounces, clicks and engagement.
 macro_rules! common_inbound_methods {
     () => {

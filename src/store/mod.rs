@@ -76,7 +76,7 @@ pub use model::*;
 /// `PgStore`); code generic over `S: Store` needs only `Store`.
 pub mod prelude {
     pub use super::{
-        CopyStore, InboundStore, KvStore, LeadStore, OutboxStore, QueueStore, Store,
+        CopyStore, InboundStore, KvStore, LeadStore, OutboxStore, QueueStore, ReportStore, Store,
         SuppressionStore,
     };
 }
@@ -107,6 +107,7 @@ pub trait Store:
     + OutboxStore
     + KvStore
     + CopyStore
+    + ReportStore
     + Clone
     + Send
     + Sync
@@ -440,6 +441,16 @@ pub trait KvStore {
         name: &str,
         generate: impl FnOnce() -> String + Send,
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
+}
+
+/// What campaigns did, for `rewarm report` (see `domain::report` for what is counted).
+pub trait ReportStore {
+    /// The funnel and loss-to-re-warm aggregates of the enrolments `q` selects, per group
+    /// and in total, each computed by one aggregate statement (no query per lead).
+    fn report_counts(
+        &self,
+        q: &ReportQuery,
+    ) -> impl Future<Output = Result<ReportCounts, StoreError>> + Send;
 }
 
 /// Whole tables, for `rewarm db copy`.

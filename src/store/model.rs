@@ -418,3 +418,20 @@ pub struct Restored {
     /// Leads the entry suppressed that another entry still lists: they stay suppressed.
     pub still_suppressed: i64,
 }
+
+/// What `rewarm report` asks: enrolments made in `[since, until)`, grouped `by`.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportQuery {
+    pub since: Option<DateTime<Utc>>,
+    pub until: DateTime<Utc>,
+    pub by: crate::domain::report::GroupBy,
+}
+
+/// The report's aggregates (`domain::report::assemble` makes the report of them): funnel
+/// rows (group, counts in `STAGES` order) and (group, days from loss to re-warm, leads); the
+/// totals under the group `(all)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportCounts {
+    pub funnels: Vec<(String, [i64; 8])>,
+    pub days: Vec<(String, i64, i64)>,
+}

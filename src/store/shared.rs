@@ -239,6 +239,79 @@ macro_rules! claim_notifications {
     };
 }
 
+// ── Report ──────────────────────────────────────────────────────────────────────────────
+
+/// The group expression of `by` (`None`: the totals), over enrolment `e` and lead `l`; the
+/// backend spells the month (`month`).
+pub(crate) fn report_group(by: Option<crate::domain::report::GroupBy>, month: &str) -> String {
+    use crate::domain::report::{ALL, GroupBy, NO_OWNER};
+    match by {
+        None => format!("CAST('{ALL}' AS TEXT)"),
+        Some(GroupBy::Campaign) => "e.campaign".into(),
+        Some(GroupBy::Segment) => "e.segment".into(),
+        Some(GroupBy::Owner) => format!("COALESCE(l.owner_email, '{NO_OWNER}')"),
+        Some(GroupBy::Month) => month.into(),
+    }
+}
+
+/// The cohort `c(id, lead_id, since_at, until_at, grp)`: enrolments made in [$1, $2), each
+/// with the time until the lead's next enrolment (or $2), grouped by `group`.
+fn report_cohort(group: &str) -> String {
+    format!(
+        "WITH c AS (
+            SELECT e.id, e.lead_id, e.enrolled_at AS since_at,
+                   COALESCE((SELECT min(n.enrolled_at) FROM enrolments n
+                             WHERE n.lead_id = e.lead_id AND n.enrolled_at > e.enrolled_at AND n.enrolled_at < $2), $2) AS until_at,
+                   {group} AS grp
+            FROM enrolments e JOIN leads l ON l.id = e.lead_id
+            WHERE e.enrolled_at >= $1 AND e.enrolled_at < $2)"
+    )
+}
+
+/// The funnel per group (`domain::report` defines the stages): (grp, 8 counts), each a
+/// count of distinct leads, in one aggregate over the cohort with indexed EXISTS probes
+/// (`events_lead_kind`, `deliveries_enrolment`).
+pub(crate) fn report_funnel_sql(group: &str) -> String {
+    let event = |condition: &str| {
+        format!(
+            "count(DISTINCT CASE WHEN EXISTS (SELECT 1 FROM events v WHERE v.lead_id = c.lead_id AND {condition}
+                 AND v.at >= c.since_at AND v.at < c.until_at) THEN c.lead_id END)"
+        )
+    };
+    format!(
+        "{cohort}
+         SELECT grp, count(DISTINCT lead_id),
+                count(DISTINCT CASE WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.enrolment_id = c.id AND d.state = 'sent' AND d.sent_at < $2)
+                                    THEN c.lead_id END),
+                {replied}, {rewarmed}, {won}, {out_of_scope}, {unsubscribed}, {bounced}
+         FROM c GROUP BY grp",
+        cohort = report_cohort(group),
+        replied = event("v.kind = 'replied'"),
+        rewarmed = event("v.kind = 'rewarmed'"),
+        won = event("v.kind = 'won'"),
+        out_of_scope = event("v.kind = 'out_of_scope'"),
+        unsubscribed = event("v.kind = 'suppressed' AND v.detail->>'reason' IN ('unsubscribed', 'complaint')"),
+        bounced = event("v.kind = 'suppressed' AND v.detail->>'reason' = 'hard_bounce'"),
+    )
+}
+
+/// Days from the loss to the first re-warm in the cohort, per group: (grp, days, leads);
+/// `days` is the backend's whole days between `l.lost_at` and `r.at`.
+pub(crate) fn report_days_sql(group: &str, days: &str) -> String {
+    format!(
+        "{cohort},
+         r AS (SELECT c.grp, c.lead_id,
+                      (SELECT min(v.at) FROM events v WHERE v.lead_id = c.lead_id AND v.kind = 'rewarmed'
+                         AND v.at >= c.since_at AND v.at < c.until_at) AS at
+               FROM c)
+         SELECT r.grp, {days} AS days, count(DISTINCT r.lead_id)
+         FROM r JOIN leads l ON l.id = r.lead_id
+         WHERE r.at IS NOT NULL AND l.lost_at IS NOT NULL
+         GROUP BY r.grp, {days}",
+        cohort = report_cohort(group)
+    )
+}
+
 // ── Kv and secrets ──────────────────────────────────────────────────────────────────────
 
 pub(crate) const KV_GET: &str = "SELECT value FROM kv_state WHERE key = $1";

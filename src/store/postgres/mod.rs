@@ -45,6 +45,7 @@ mod kv;
 mod leads;
 mod outbox;
 mod queue;
+mod report;
 mod suppression;
 
 #[derive(Clone)]
@@ -67,6 +68,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "inbound",
         include_str!("../../../migrations/postgres/0003_inbound.sql"),
+    ),
+    (
+        5,
+        "loop",
+        include_str!("../../../migrations/postgres/0005_loop.sql"),
     ),
 ];
 

@@ -32,6 +32,7 @@ mod kv;
 mod leads;
 mod outbox;
 mod queue;
+mod report;
 mod suppression;
 
 #[derive(Clone)]
@@ -54,6 +55,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "inbound",
         include_str!("../../../migrations/sqlite/0003_inbound.sql"),
+    ),
+    (
+        5,
+        "loop",
+        include_str!("../../../migrations/sqlite/0005_loop.sql"),
     ),
 ];
 
