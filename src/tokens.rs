@@ -27,6 +27,9 @@ pub enum TokenKind {
     Click = 2,
     Reply = 3,
     Bounce = 4,
+    /// Sales' one-click feedback (`notify::feedback`): the "delivery id" is the lead's id,
+    /// `extra` packs the action and expiry, the context is the owner's address.
+    Feedback = 5,
 }
 
 impl TokenKind {
@@ -36,6 +39,7 @@ impl TokenKind {
             TokenKind::Click,
             TokenKind::Reply,
             TokenKind::Bounce,
+            TokenKind::Feedback,
         ]
         .into_iter()
         .find(|k| *k as u8 == b)
@@ -185,6 +189,29 @@ impl TokenKeys {
             kind,
             delivery_id,
             extra,
+        })
+    }
+
+    /// The claims sealed in `token` **without checking its signature** — only to find the
+    /// context a token was signed over (e.g. the lead whose owner a feedback token is bound
+    /// to), which [`TokenKeys::verify_with`] must then confirm before anything is done.
+    pub fn unverified_claims(&self, token: &str) -> Option<Claims> {
+        if token.len() > 128 {
+            return None;
+        }
+        let mut parts = token.split('.');
+        let (kid, sealed, tag) = (parts.next()?, parts.next()?, parts.next()?);
+        let (_, secret) = self.keys.iter().find(|(id, _)| id == kid)?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        let mut raw = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+        if tag.len() != TAG_LEN || raw.len() != 13 {
+            return None;
+        }
+        Self::seal(secret, &tag, &mut raw);
+        Some(Claims {
+            kind: TokenKind::from_byte(raw[0])?,
+            delivery_id: i64::from_be_bytes(raw[1..9].try_into().ok()?),
+            extra: u32::from_be_bytes(raw[9..13].try_into().ok()?),
         })
     }
 

@@ -1,5 +1,6 @@
-//! `rewarm leads import FILE`, `rewarm leads show EMAIL`, `rewarm leads rewarmed` and
-//! `rewarm leads recycle EMAIL`.
+//! `rewarm leads import FILE`, `rewarm leads show EMAIL`, `rewarm leads rewarmed`,
+//! `rewarm leads recycle EMAIL`, and the lifecycle commands (`won`, `out-of-scope`,
+//! `working`, `pause`, `resume`; in `lifecycle.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,12 +8,14 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 
+use super::lifecycle;
 use super::with_store;
 use crate::config::Settings;
 use crate::domain::email::EmailAddress;
-use crate::domain::lead::LeadState;
 use crate::domain::lead::NewLead;
+use crate::domain::lifecycle::Transition;
 use crate::ingest;
+use crate::outbound::recycle::Recycled;
 use crate::store::{Store, UpsertSummary};
 
 #[derive(Debug, clap::Subcommand)]
@@ -44,8 +47,10 @@ pub enum LeadsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Hands a lead back from sales to nurture, its history intact: the cadence it was on
-    /// resumes where re-warming stopped it, not before `--after`.
+    /// Brings a lead back to nurture, its history intact (completed, re-warmed, won, out of
+    /// scope, paused; suppressed once no entry covers it): the cadence it was on resumes
+    /// where it stopped, not before `--after`, or it enters `--campaign` (or, with nothing to
+    /// resume, a new round of its segment's campaign).
     Recycle {
         email: String,
         #[arg(long)]
@@ -53,6 +58,48 @@ pub enum LeadsCommand {
         /// Wait this long before the next email ("90d"; default: now).
         #[arg(long)]
         after: Option<String>,
+        /// Enter this campaign (a new round if the lead was in it before) instead of
+        /// resuming the cadence that was stopped.
+        #[arg(long)]
+        campaign: Option<String>,
+    },
+    /// Sales closed it: everything stops (waiting emails cancelled, enrolments stopped).
+    Won {
+        email: String,
+        /// Who says so (recorded on the event).
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// Not a fit: everything stops; with `--recheck-after` the daemon returns the lead to
+    /// nurture at that time (event `recycled`, reason `recheck`).
+    OutOfScope {
+        email: String,
+        /// Why (recorded on the lead and its event).
+        #[arg(long)]
+        reason: String,
+        /// A span ("6mo", "12mo", "90d") or a date (2027-06-01, RFC 3339).
+        #[arg(long)]
+        recheck_after: Option<String>,
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// Sales is on it: the lead is handed to sales (re-warmed; its cadence stops).
+    Working {
+        email: String,
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// Hold everything: scheduled emails stay scheduled but are not sent until `resume`.
+    Pause {
+        email: String,
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// Continue a paused lead where it was (held emails that came due go out next pass).
+    Resume {
+        email: String,
+        #[arg(long, default_value = "cli")]
+        by: String,
     },
 }
 
@@ -104,7 +151,36 @@ pub async fn leads(
                 email,
                 reason,
                 after,
-            } => recycle(&store, &settings, &email, &reason, after.as_deref(), now).await,
+                campaign,
+            } => {
+                let (after, campaign) = (after.as_deref(), campaign.as_deref());
+                recycle(&store, &settings, &email, &reason, after, campaign, now).await
+            }
+            LeadsCommand::Won { email, by } => {
+                lifecycle::apply(&store, &settings, &email, Transition::Won, &by, now).await
+            }
+            LeadsCommand::OutOfScope {
+                email,
+                reason,
+                recheck_after,
+                by,
+            } => {
+                let recheck_at = recheck_after
+                    .as_deref()
+                    .map(|r| lifecycle::recheck_at(r, now, settings.default_tz))
+                    .transpose()?;
+                let t = Transition::OutOfScope { reason, recheck_at };
+                lifecycle::apply(&store, &settings, &email, t, &by, now).await
+            }
+            LeadsCommand::Working { email, by } => {
+                lifecycle::apply(&store, &settings, &email, Transition::Working, &by, now).await
+            }
+            LeadsCommand::Pause { email, by } => {
+                lifecycle::apply(&store, &settings, &email, Transition::Pause, &by, now).await
+            }
+            LeadsCommand::Resume { email, by } => {
+                lifecycle::apply(&store, &settings, &email, Transition::Resume, &by, now).await
+            }
         }
     })
 }
@@ -179,9 +255,12 @@ async fn show<S: Store>(
     };
     let timeline = store.timeline(lead.id).await?;
     if json {
+        let lifecycle = store.lead_lifecycle(lead.id).await?.unwrap_or_default();
         println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"lead": lead, "timeline": timeline}))?
+            serde_json::to_string_pretty(
+                &serde_json::json!({"lead": lead, "lifecycle": lifecycle, "timeline": timeline})
+            )?
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -208,6 +287,18 @@ async fn show<S: Store>(
             .unwrap_or_else(|| "-".into()),
         tz.name()
     );
+    if let Some(held) = store.lead_lifecycle(lead.id).await? {
+        if let Some(reason) = &held.scope_reason {
+            let recheck = held.recheck_at.map_or_else(
+                || "no re-check date".to_string(),
+                |t| format!("re-check {}", t.with_timezone(&tz).format("%Y-%m-%d")),
+            );
+            println!("  out of scope: {reason} ({recheck})");
+        }
+        if let Some(from) = held.paused_from {
+            println!("  paused (resumes as {})", from.as_str());
+        }
+    }
     if !lead.tags.is_empty() {
         println!("  tags: {}", lead.tags.join(", "));
     }
@@ -278,13 +369,14 @@ pub async fn rewarmed<S: Store>(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Hands a lead back to nurture (see `Store::recycle`).
+/// Brings a lead back to nurture (see `outbound::recycle`).
 pub async fn recycle<S: Store>(
     store: &S,
     settings: &Settings,
     email: &str,
     reason: &str,
     after: Option<&str>,
+    campaign: Option<&str>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<ExitCode> {
     let email = EmailAddress::parse(email)?;
@@ -298,45 +390,29 @@ pub async fn recycle<S: Store>(
         }
         None => now,
     };
-    match store.recycle(lead.id, reason, resume_at, now).await? {
-        // Nothing to resume (it never was in a cadence): enrol it now, so `--after` holds
-        // instead of the daemon enrolling it with its first email due at once.
-        Some(LeadState::New) if resume_at > now => {
-            let enrolment =
-                crate::outbound::scheduler::enrolment_for(settings, &lead, now, resume_at);
-            let enrolled = match &enrolment {
-                Some(e) => store.enrol(std::slice::from_ref(e), now).await?,
-                None => 0,
-            };
-            let state = if enrolled > 0 {
-                LeadState::Nurturing
-            } else {
-                LeadState::New
-            };
+    let done = crate::outbound::recycle::bring_back(
+        store, settings, &lead, reason, resume_at, campaign, now,
+    )
+    .await
+    .with_context(|| format!("Failed to recycle {email}"))?;
+    match done {
+        Recycled::Back {
+            from,
+            to,
+            campaign,
+            next,
+        } => {
+            let into = campaign.map(|c| format!(" into {c}")).unwrap_or_default();
             println!(
-                "{email}: {} → {} (next email not before {})",
-                lead.state.as_str(),
-                state.as_str(),
-                enrolment
-                    .map_or(resume_at, |e| e.first_due)
-                    .format("%Y-%m-%d %H:%M UTC")
+                "{email}: {} → {}{into} (next email not before {})",
+                from.as_str(),
+                to.as_str(),
+                next.format("%Y-%m-%d %H:%M UTC")
             );
             Ok(ExitCode::SUCCESS)
         }
-        Some(state) => {
-            println!(
-                "{email}: {} → {} (next email not before {})",
-                lead.state.as_str(),
-                state.as_str(),
-                resume_at.format("%Y-%m-%d %H:%M UTC")
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        None => {
-            eprintln!(
-                "error: {email} is {}; only re-warmed or completed leads can be recycled",
-                lead.state.as_str()
-            );
+        Recycled::Refused(why) => {
+            eprintln!("error: {why}");
             Ok(ExitCode::FAILURE)
         }
     }

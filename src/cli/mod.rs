@@ -15,6 +15,7 @@ pub mod db;
 mod forecast;
 pub mod inbound;
 mod leads;
+mod lifecycle;
 mod preview;
 mod report;
 mod run;

@@ -41,6 +41,11 @@ pub async fn status(
     }
     println!("leads:");
     for (state, n) in &report.leads_by_state {
+        // The states sales sets (won, out of scope, paused) are listed once they are used;
+        // `--json` always has every state.
+        if *n == 0 && matches!(state.as_str(), "won" | "out_of_scope" | "paused") {
+            continue;
+        }
         println!("  {state:<12} {n}");
     }
     println!("campaigns (enrolments):");

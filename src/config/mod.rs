@@ -361,6 +361,9 @@ pub struct Campaign {
     pub templates: Vec<String>,
     /// Rewrite links so clicks are recorded (and redirect to the original URL).
     pub track_clicks: bool,
+    /// The campaign a lead enters when it completes this one's last step (a new round of it
+    /// if it names itself: an endless long-tail). None: the lead stays `completed`.
+    pub then: Option<String>,
 }
 
 impl Campaign {

@@ -413,6 +413,8 @@ pub(super) struct RawCampaign {
     pub(super) send_window: Option<RawWindow>,
     #[serde(default)]
     pub(super) track_clicks: bool,
+    /// The campaign a lead enters after this one's last step.
+    pub(super) then: Option<String>,
 }
 pub(super) fn default_max_touches() -> u32 {
     6

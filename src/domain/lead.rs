@@ -29,13 +29,19 @@ pub struct NewLead {
 /// Where a lead stands. Every change of state writes an event on the lead's timeline.
 ///
 /// ```text
-/// new ──enrol──▶ nurturing ──last step sent──▶ completed
-///                    │  ▲
-///       reply/score  │  │ sales recycles it (leads recycle)
-///                    ▼  │
-///                 rewarmed
+/// new ──enrol──▶ nurturing ──last step sent──▶ completed ──campaign's `then`──▶ nurturing
+///                    │  ▲                          (next campaign, a new round)
+///       reply/score  │  │ sales recycles it (leads recycle, "not now" feedback)
+///   or sales "working" ▼  │
+///                 rewarmed ──sales "won"──▶ won                    (everything stops)
+/// any but won/suppressed ──"out of scope" (reason, re-check date)──▶ out_of_scope
+/// out_of_scope ──re-check date passed (daemon) or leads recycle──▶ nurturing
+/// new/nurturing/completed/rewarmed ──leads pause──▶ paused ──leads resume──▶ where it was
 /// any ──unsubscribe / hard bounce / complaint──▶ suppressed
 /// ```
+/// The transitions a person asks for (won, out of scope, working, pause, resume) and which
+/// state may go where are [`crate::domain::lifecycle::Transition`]; the store applies them
+/// with `LeadStore::set_lifecycle`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum LeadState {
@@ -49,15 +55,26 @@ pub enum LeadState {
     Rewarmed,
     /// Must never be emailed again.
     Suppressed,
+    /// Sales closed it: nothing more is sent, nothing is waiting.
+    Won,
+    /// Sales says it is not a fit (with a reason, optionally a re-check date after which the
+    /// daemon puts it back in nurture). Nothing is sent meanwhile.
+    OutOfScope,
+    /// Held by a person: scheduled emails stay scheduled but are not claimed; resuming
+    /// returns the lead to the state it was paused in.
+    Paused,
 }
 
 impl LeadState {
-    pub const ALL: [LeadState; 5] = [
+    pub const ALL: [LeadState; 8] = [
         LeadState::New,
         LeadState::Nurturing,
         LeadState::Completed,
         LeadState::Rewarmed,
         LeadState::Suppressed,
+        LeadState::Won,
+        LeadState::OutOfScope,
+        LeadState::Paused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +84,9 @@ impl LeadState {
             LeadState::Completed => "completed",
             LeadState::Rewarmed => "rewarmed",
             LeadState::Suppressed => "suppressed",
+            LeadState::Won => "won",
+            LeadState::OutOfScope => "out_of_scope",
+            LeadState::Paused => "paused",
         }
     }
 

@@ -4,6 +4,7 @@ pub mod cadence;
 pub mod clock;
 pub mod email;
 pub mod lead;
+pub mod lifecycle;
 pub mod reply;
 pub mod report;
 pub mod segment;

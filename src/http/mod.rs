@@ -4,18 +4,23 @@
 //! - [`unsubscribe`]: `GET /u/{token}` (a confirmation page, changes nothing) and
 //!   `POST /u/{token}` (RFC 8058 one-click: suppresses the address, answers 200, never a redirect).
 //! - [`click`]: `GET /c/{token}?u=URL` records the click and redirects, only to a URL we signed.
+//! - [`feedback`]: `GET /feedback/{token}` (a confirmation page, changes nothing) and `POST`
+//!   (sales' one-click answer: working, won, not now, out of scope).
 //! - [`health`]: `/healthz` (the process answers) and `/readyz` (the database answers).
 //! - [`metrics`]: `/metrics`, the Prometheus text exposition.
 //! - [`api`]: `POST /api/leads` and `GET /api/leads/{email}`, behind a bearer token.
 //! - [`inbound`]: `POST /inbound/{postmark,mailgun,mailgun/mime,sendgrid,raw}`, provider webhooks
 //!   for replies.
 //!
-//! Nothing here trusts a request: a token is verified before the store is asked anything, and
-//! a forged token gets the same 404 as an unknown one. Handlers never panic; a failure is
+//! Nothing here trusts a request: a token is verified before the store is asked anything
+//! (a feedback token is signed over its lead's owner, so its sealed lead is read first, then
+//! the token verified against that owner before anything is done), and a forged token gets
+//! the same 404 as an unknown one. Handlers never panic; a failure is
 //! logged once, at `warn`, where it is answered.
 
 mod api;
 mod click;
+mod feedback;
 mod health;
 mod inbound;
 mod metrics;
@@ -72,6 +77,12 @@ pub fn router<S: Store>(state: HttpState<S>) -> Router {
                 .layer(DefaultBodyLimit::max(unsubscribe::BODY_LIMIT)),
         )
         .route("/c/{token}", get(click::follow::<S>))
+        .route(
+            "/feedback/{token}",
+            get(feedback::page::<S>)
+                .post(feedback::act::<S>)
+                .layer(DefaultBodyLimit::max(feedback::BODY_LIMIT)),
+        )
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready::<S>))
         .route("/metrics", get(metrics::scrape::<S>))

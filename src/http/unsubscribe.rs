@@ -158,7 +158,7 @@ fn not_found() -> Response {
     )
 }
 
-fn retry_later(status: StatusCode) -> Response {
+pub(super) fn retry_later(status: StatusCode) -> Response {
     html(
         status,
         "Please try again",
@@ -167,7 +167,7 @@ fn retry_later(status: StatusCode) -> Response {
 }
 
 /// A small page: no scripts, no outside resources, not cached, not indexed, no referrer.
-fn html(status: StatusCode, title: &str, body: &str) -> Response {
+pub(super) fn html(status: StatusCode, title: &str, body: &str) -> Response {
     let page = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -193,7 +193,7 @@ fn html(status: StatusCode, title: &str, body: &str) -> Response {
         .into_response()
 }
 
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

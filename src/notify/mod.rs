@@ -17,10 +17,11 @@
 //! `notify.digest` cron fired.
 //!
 //! One file per job: [`outbox`] (claim, deliver, record), [`owner_email`] (the emails to lead
-//! owners), [`webhook`] (the signed POSTs), [`digest`] (the weekly digests). What a re-warm puts
+//! owners, with [`feedback`]'s one-click action links), [`webhook`] (the signed POSTs), [`digest`] (the weekly digests). What a re-warm puts
 //! in the outbox is built here ([`rewarm_notifications`]), called by `inbound::effect`.
 
 mod digest;
+pub mod feedback;
 mod outbox;
 mod owner_email;
 mod retry;
@@ -29,7 +30,10 @@ mod webhook;
 use serde_json::{Value, json};
 
 use crate::config::NotifySettings;
+use chrono::{DateTime, Utc};
+
 use crate::domain::lead::Lead;
+use crate::domain::lifecycle::Transition;
 use crate::store::{Event, NewNotification};
 
 pub use digest::enqueue_digests;
@@ -97,6 +101,55 @@ pub fn rewarm_notifications(
     }
     out
 }
+
+/// What a lifecycle change of `lead` puts in the outbox (written in the same transaction as
+/// the change by `LeadStore::set_lifecycle`): the webhook, when one is configured, with
+/// event `lead.{kind}` (`lead.won`, `lead.out_of_scope`, `lead.working`, `lead.paused`,
+/// `lead.resumed`; see docs/notifications.md). Its idempotency key names the lead, the
+/// change and the time: `lifecycle:{lead id}:{kind}:{ms}:webhook`.
+pub fn lifecycle_notifications(
+    settings: &NotifySettings,
+    lead: &Lead,
+    transition: &Transition,
+    now: DateTime<Utc>,
+) -> Vec<NewNotification> {
+    let kind = transition.event_kind();
+    let mut detail = json!({});
+    if let Transition::OutOfScope { reason, recheck_at } = transition {
+        detail = json!({"reason": reason, "recheck_at": recheck_at});
+    }
+    event_webhook(settings, lead, kind, detail, now)
+}
+
+/// The versioned webhook notification (`"version": 1`) for an event of `kind` on `lead`
+/// (none when no webhook is configured).
+pub fn event_webhook(
+    settings: &NotifySettings,
+    lead: &Lead,
+    kind: &str,
+    detail: Value,
+    now: DateTime<Utc>,
+) -> Vec<NewNotification> {
+    if settings.webhook.is_none() {
+        return Vec::new();
+    }
+    vec![NewNotification {
+        kind: "webhook".into(),
+        lead_id: Some(lead.id),
+        idempotency_key: format!(
+            "lifecycle:{}:{kind}:{}:webhook",
+            lead.id,
+            now.timestamp_millis()
+        ),
+        payload: json!({
+            "version": WEBHOOK_VERSION, "event": format!("lead.{kind}"), "at": now,
+            "lead_email": lead.email.to_string(), "detail": detail,
+        }),
+    }]
+}
+
+/// The version of the webhook payloads (docs/notifications.md).
+pub const WEBHOOK_VERSION: u32 = 1;
 
 /// The reply's text: from the payload, else the lead's last `replied` event.
 fn reply_of(payload: &Value, timeline: &[Event]) -> Option<String> {

@@ -32,7 +32,8 @@ pub(super) fn owner_email(
         digest_text(&n.payload)
     } else {
         let lead = lead.ok_or("the notification's lead no longer exists")?;
-        rewarm_text(n, lead, timeline)
+        let links = super::feedback::feedback_links(loaded, lead, &to.email.to_string(), now);
+        rewarm_text(n, lead, timeline, &links)
     };
     let domain = &settings.sender.message_id_domain;
     let message_id = format!("notify-{}-{}@{domain}", n.id, now.timestamp());
@@ -59,7 +60,12 @@ pub(super) fn owner_email(
 }
 
 /// Subject and body of "a lead replied": the reply, the lead, its timeline.
-fn rewarm_text(n: &Notification, lead: &Lead, timeline: &[Event]) -> (String, String) {
+fn rewarm_text(
+    n: &Notification,
+    lead: &Lead,
+    timeline: &[Event],
+    links: &[(String, String)],
+) -> (String, String) {
     let name = display_name(lead);
     let (subject, mut t) = if n.payload["reason"] == "score" {
         // Re-warmed by engagement (clicks…), not by a reply: say so, quote nothing.
@@ -85,6 +91,13 @@ fn rewarm_text(n: &Notification, lead: &Lead, timeline: &[Event]) -> (String, St
         }
         (format!("Re-warmed: {name} replied"), t)
     };
+    t.push_str(&format!(
+        "\nWhat happens next? One click tells us (links valid {} days):\n",
+        super::feedback::VALIDITY_DAYS
+    ));
+    for (label, url) in links {
+        t.push_str(&format!("  {label}: {url}\n"));
+    }
     t.push_str("\nThe lead\n--------\n");
     let mut row = |k: &str, v: Option<String>| {
         if let Some(v) = v.filter(|v| !v.is_empty()) {

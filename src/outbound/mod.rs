@@ -8,10 +8,15 @@
 //! - [`compose`]: a rendered email becomes an RFC 5322 message (unsubscribe headers,
 //!   Message-ID); [`links`] rewrites its links for click tracking.
 //! - [`forecast`]: what will be sent when, by the same cadence code; it never writes.
+//! - [`recycle`]: bringing a lead back to nurture (`leads recycle`, sales' "not now").
+//!
+//! Each pass also returns out-of-scope leads whose re-check date passed to nurture and moves
+//! leads that completed a campaign on to its `then` (`scheduler::recheck`, `flow_on`).
 
 pub mod compose;
 pub mod dispatch;
 pub mod forecast;
 pub mod links;
+pub mod recycle;
 pub mod render;
 pub mod scheduler;

@@ -68,6 +68,8 @@ async fn run_pass<S: Store>(
     if repair || report.expired > 0 {
         report.resumed = resume_stalled(store, loaded, now).await?;
     }
+    recheck(store, now).await?;
+    flow_on(store, loaded, now).await?;
     report.enrolled = enrol(store, loaded, now).await?;
     let DispatchReport {
         sent,
@@ -84,6 +86,94 @@ async fn run_pass<S: Store>(
         deferred,
         ..report
     })
+}
+
+/// Out-of-scope leads whose re-check date has passed go back to nurture (`recycle`, reason
+/// `recheck`): the cadence they were on resumes, or segments enrol them again. Returns how
+/// many were recycled.
+pub async fn recheck<S: Store>(store: &S, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    let mut total = 0;
+    // Bounded like the repairs: a lead that could not be recycled must not spin the pass.
+    for _ in 0..100 {
+        let due = store.recheck_due(now, PAGE).await?;
+        let full = due.len() == PAGE;
+        for id in due {
+            if store.recycle(id, "recheck", now, now).await?.is_some() {
+                total += 1;
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    if total > 0 {
+        tracing::info!(
+            recycled = total,
+            "Out-of-scope leads whose re-check date passed are back in nurture"
+        );
+    }
+    Ok(total)
+}
+
+/// Leads that completed a campaign naming a `then` enter that campaign (a new round of it
+/// if it is the same one), their first email of it due per its cadence counted from `now`.
+/// Returns how many moved on.
+pub async fn flow_on<S: Store>(
+    store: &S,
+    loaded: &Loaded,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let settings = &loaded.settings;
+    let mut total = 0;
+    for (name, campaign) in &settings.campaigns {
+        let Some(next) = campaign
+            .then
+            .as_ref()
+            .and_then(|t| settings.campaigns.get(t))
+        else {
+            continue;
+        };
+        // Bounded: a page that moves nobody on (raced by another daemon) ends the loop.
+        for _ in 0..100 {
+            let done = store.completed_in(name, PAGE).await?;
+            let ids: Vec<i64> = done.iter().map(|(id, _)| *id).collect();
+            let leads: HashMap<i64, Lead> = store
+                .leads_by_ids(&ids)
+                .await?
+                .into_iter()
+                .map(|l| (l.id, l))
+                .collect();
+            let entries: Vec<NewEnrolment> = done
+                .iter()
+                .filter_map(|(id, segment)| {
+                    let lead = leads.get(id)?;
+                    let tz = lead.zone_or(settings.default_tz);
+                    Some(NewEnrolment {
+                        lead_id: *id,
+                        campaign: next.name.clone(),
+                        segment: segment.clone(),
+                        first_due: next.cadence.first_due(now, now, tz),
+                        template: next.template_for(0).to_string(),
+                    })
+                })
+                .collect();
+            let via = format!("then:{name}");
+            let moved = store
+                .enter_campaign(&entries, &[LeadState::Completed], &via, None, now)
+                .await?;
+            total += moved.len();
+            if done.len() < PAGE || moved.is_empty() {
+                break;
+            }
+        }
+    }
+    if total > 0 {
+        tracing::info!(
+            moved = total,
+            "Leads that completed a campaign went on to its `then`"
+        );
+    }
+    Ok(total)
 }
 
 /// Enrols every `new` lead that a segment matches at `now`, page by page.

@@ -89,6 +89,100 @@ macro_rules! common_lead_methods {
                 .collect())
         }
 
+        async fn set_lifecycle(
+            &self,
+            lead_id: i64,
+            transition: &Transition,
+            by: &str,
+            notifications: &[NewNotification],
+            now: DateTime<Utc>,
+        ) -> Result<LifecycleChange, StoreError> {
+            let mut tx = self.write().await?;
+            let row: Option<LifecycleRow> = sqlx::query_as(sql::LEAD_LIFECYCLE)
+                .bind(lead_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(row) = row else {
+                return Ok(LifecycleChange::NoSuchLead);
+            };
+            let (from, held) = row.parse(lead_id)?;
+            let to = match transition.verdict(from, held.paused_from) {
+                Verdict::Move(to) => to,
+                Verdict::Already => return Ok(LifecycleChange::Already { state: from }),
+                Verdict::Refused(why) => return Ok(LifecycleChange::Refused { from, why }),
+            };
+            if transition.stops_cadence(from, to) {
+                for sql in sql::STOP_CADENCE {
+                    sqlx::query(sql)
+                        .bind(lead_id)
+                        .bind(Time(now))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            let (reason, recheck_at) = match transition {
+                Transition::OutOfScope { reason, recheck_at } => (Some(reason.as_str()), *recheck_at),
+                _ => (None, None),
+            };
+            let paused_from = (to == LeadState::Paused).then_some(from.as_str());
+            sqlx::query(sql::SET_LIFECYCLE)
+                .bind(lead_id)
+                .bind(to.as_str())
+                .bind(Time(now))
+                .bind(reason)
+                .bind(recheck_at.map(Time))
+                .bind(paused_from)
+                .execute(&mut *tx)
+                .await?;
+            let mut detail = json!({"from": from.as_str(), "to": to.as_str(), "by": by});
+            if let Some(reason) = reason {
+                detail["reason"] = json!(reason);
+                detail["recheck_at"] = json!(recheck_at);
+            }
+            insert_event(&mut tx, lead_id, transition.event_kind(), &detail, now).await?;
+            enqueue(&mut tx, notifications, now).await?;
+            tx.commit().await?;
+            Ok(LifecycleChange::Applied { from, to })
+        }
+
+        async fn record_event(
+            &self,
+            lead_id: i64,
+            kind: &str,
+            detail: &Value,
+            notifications: &[NewNotification],
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            let mut tx = self.write().await?;
+            let state: Option<String> = sqlx::query_scalar(sql::LEAD_STATE)
+                .bind(lead_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if state.is_none() {
+                return Ok(false);
+            }
+            insert_event(&mut tx, lead_id, kind, detail, now).await?;
+            enqueue(&mut tx, notifications, now).await?;
+            tx.commit().await?;
+            Ok(true)
+        }
+
+        async fn lead_lifecycle(&self, lead_id: i64) -> Result<Option<LeadLifecycle>, StoreError> {
+            let row: Option<LifecycleRow> = sqlx::query_as(sql::LEAD_LIFECYCLE)
+                .bind(lead_id)
+                .fetch_optional(&self.pool)
+                .await?;
+            row.map(|r| r.parse(lead_id).map(|(_, l)| l)).transpose()
+        }
+
+        async fn recheck_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<i64>, StoreError> {
+            Ok(sqlx::query_scalar(sql::RECHECK_DUE)
+                .bind(Time(now))
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?)
+        }
+
         async fn recycle(
             &self,
             lead_id: i64,
@@ -101,9 +195,34 @@ macro_rules! common_lead_methods {
                 .bind(lead_id)
                 .fetch_optional(&mut *tx)
                 .await?;
-            let Some(from) = state.filter(|s| s == "rewarmed" || s == "completed") else {
+            let Some(from) = state.filter(|s| LeadState::parse(s).is_some_and(recyclable)) else {
                 return Ok(None);
             };
+            if from == "suppressed" {
+                let email: String = sqlx::query_scalar(sql::LEAD_EMAIL)
+                    .bind(lead_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let domain = email.rsplit_once('@').map_or("", |(_, d)| d);
+                let listed: Option<SuppressionRow> = sqlx::query_as(sql::SUPPRESSION_FOR)
+                    .bind(&email)
+                    .bind(format!("@{domain}"))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if listed.is_some() {
+                    return Ok(None);
+                }
+            }
+            if from == "paused" {
+                // Held deliveries become cancelled ones, resumed below not before `resume_at`.
+                for sql in sql::STOP_CADENCE {
+                    sqlx::query(sql).bind(lead_id).bind(Time(now)).execute(&mut *tx).await?;
+                }
+            }
+            sqlx::query(sql::CLEAR_LIFECYCLE)
+                .bind(lead_id)
+                .execute(&mut *tx)
+                .await?;
             let resumed = sqlx::query(RECYCLE_RESUME)
             .bind(lead_id)
             .bind(Time(now))
@@ -140,9 +259,118 @@ macro_rules! common_lead_methods {
     };
 }
 
-/// The queue's reads.
+/// The queue's reads, and entering a campaign again (`enter_campaign`, one small
+/// transaction for the batch: a handful of statements per lead, for the few leads a pass
+/// moves on).
 macro_rules! common_queue_methods {
     () => {
+        async fn enter_campaign(
+            &self,
+            entries: &[NewEnrolment],
+            from: &[LeadState],
+            via: &str,
+            recycled: Option<&str>,
+            now: DateTime<Utc>,
+        ) -> Result<Vec<i64>, StoreError> {
+            let mut entered = Vec::new();
+            if entries.is_empty() {
+                return Ok(entered);
+            }
+            let mut tx = self.write().await?;
+            for e in entries {
+                let row: Option<(String, String)> = sqlx::query_as(sql::LEAD_STATE_EMAIL)
+                    .bind(e.lead_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some((state, email)) = row else { continue };
+                if !from.iter().any(|s| s.as_str() == state) {
+                    continue;
+                }
+                let domain = email.rsplit_once('@').map_or("", |(_, d)| d);
+                let listed: Option<SuppressionRow> = sqlx::query_as(sql::SUPPRESSION_FOR)
+                    .bind(&email)
+                    .bind(format!("@{domain}"))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                for sql in sql::STOP_CADENCE {
+                    sqlx::query(sql).bind(e.lead_id).bind(Time(now)).execute(&mut *tx).await?;
+                }
+                if let Some(listed) = listed {
+                    let listed = listed.into_suppression()?;
+                    sqlx::query(sql::SET_LEAD_STATE)
+                        .bind(e.lead_id)
+                        .bind("suppressed")
+                        .bind(Time(now))
+                        .execute(&mut *tx)
+                        .await?;
+                    insert_event(&mut tx, e.lead_id, "suppressed",
+                        &json!({"from": state, "to": "suppressed", "reason": listed.reason.as_str(),
+                                "evidence": listed.evidence, "address": listed.address}), now).await?;
+                    continue;
+                }
+                let reentered: Option<(i64, i64)> = sqlx::query_as(sql::REENTER_ENROLMENT)
+                    .bind(e.lead_id)
+                    .bind(&e.campaign)
+                    .bind(&e.segment)
+                    .bind(Time(now))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let (enrolment_id, cycle) = match reentered {
+                    Some(r) => r,
+                    None => sqlx::query_as(sql::INSERT_ENROLMENT)
+                        .bind(e.lead_id)
+                        .bind(&e.campaign)
+                        .bind(&e.segment)
+                        .bind(Time(now))
+                        .fetch_one(&mut *tx)
+                        .await?,
+                };
+                sqlx::query(sql::INSERT_FIRST_DELIVERY)
+                    .bind(e.lead_id)
+                    .bind(enrolment_id)
+                    .bind(&e.campaign)
+                    .bind(&e.template)
+                    .bind(Time(e.first_due))
+                    .bind(Time(now))
+                    .bind(cycle)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(sql::CONTINUE_ENROLMENTS)
+                    .bind(e.lead_id)
+                    .bind(&e.campaign)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(sql::LEAD_NURTURING)
+                    .bind(e.lead_id)
+                    .bind(Time(now))
+                    .execute(&mut *tx)
+                    .await?;
+                if let Some(reason) = recycled {
+                    insert_event(&mut tx, e.lead_id, "recycled",
+                        &json!({"reason": reason, "after": e.first_due, "from": state, "to": "nurturing",
+                                "campaign": e.campaign, "resumed_deliveries": 0}), now).await?;
+                }
+                insert_event(&mut tx, e.lead_id, "enrolled",
+                    &json!({"campaign": e.campaign, "segment": e.segment, "cycle": cycle,
+                            "first_due": e.first_due, "via": via, "from": state}), now).await?;
+                entered.push(e.lead_id);
+            }
+            tx.commit().await?;
+            Ok(entered)
+        }
+
+        async fn completed_in(
+            &self,
+            campaign: &str,
+            limit: usize,
+        ) -> Result<Vec<(i64, String)>, StoreError> {
+            Ok(sqlx::query_as(sql::COMPLETED_IN)
+                .bind(campaign)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?)
+        }
+
         async fn stalled_enrolments(
             &self,
             limit: usize,

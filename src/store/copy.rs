@@ -220,6 +220,9 @@ tables! {
         state: String,
         created_at: DateTime<Utc>,
         updated_at: DateTime<Utc>,
+        scope_reason: Option<String>,
+        recheck_at: Option<DateTime<Utc>>,
+        paused_from: Option<String>,
     }
 
     /// An `enrolments` row as stored.
@@ -232,6 +235,7 @@ tables! {
         state: String,
         enrolled_at: DateTime<Utc>,
         ended_at: Option<DateTime<Utc>>,
+        cycle: i64,
     }
 
     /// A `deliveries` row as stored (leases included).
@@ -252,6 +256,7 @@ tables! {
         sent_at: Option<DateTime<Utc>>,
         last_error: Option<String>,
         updated_at: DateTime<Utc>,
+        cycle: i64,
     }
 
     /// An `events` row as stored.

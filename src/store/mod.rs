@@ -56,6 +56,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::email::EmailAddress;
 use crate::domain::lead::{Lead, LeadState, NewLead};
+use crate::domain::lifecycle::{Transition, Verdict, recyclable};
 
 #[macro_use]
 mod shared;
@@ -174,8 +175,58 @@ pub trait LeadStore {
         owner: Option<&str>,
     ) -> impl Future<Output = Result<Vec<(Lead, DateTime<Utc>)>, StoreError>> + Send;
 
-    /// Hands a lead back from sales to nurture, history intact (one transaction). Only a
-    /// `rewarmed` or `completed` lead is recycled (else `Ok(None)`, nothing changes). The rule:
+    /// Applies a lifecycle [`Transition`] a person asked for (the CLI's `leads won`,
+    /// `leads out-of-scope`, `leads working`, `leads pause`, `leads resume`, sales' one-click
+    /// feedback, …) — **the one entry point other modules call to change these states**.
+    /// In one transaction: reads the lead's state, asks [`Transition::verdict`] (refused or
+    /// already there → nothing is written), sets the state (and `scope_reason`/`recheck_at`
+    /// for out of scope, `paused_from` for a pause; leaving out of scope or a pause clears
+    /// them), cancels waiting deliveries and stops active enrolments when
+    /// [`Transition::stops_cadence`] says so, writes the event (kind
+    /// [`Transition::event_kind`], detail `{from, to, by}` plus `reason`/`recheck_at`), and
+    /// enqueues `notifications` (e.g. the webhook). `by` says who asked (an owner's email,
+    /// `cli`).
+    fn set_lifecycle(
+        &self,
+        lead_id: i64,
+        transition: &Transition,
+        by: &str,
+        notifications: &[NewNotification],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<LifecycleChange, StoreError>> + Send;
+
+    /// Writes one event on a lead's timeline (e.g. `feedback` {action, by, result}) and
+    /// enqueues `notifications`, in one transaction; false (nothing written) if there is no
+    /// such lead.
+    fn record_event(
+        &self,
+        lead_id: i64,
+        kind: &str,
+        detail: &serde_json::Value,
+        notifications: &[NewNotification],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The lead's lifecycle columns (None: no such lead).
+    fn lead_lifecycle(
+        &self,
+        lead_id: i64,
+    ) -> impl Future<Output = Result<Option<LeadLifecycle>, StoreError>> + Send;
+
+    /// Out-of-scope leads whose re-check date is at or before `now`, earliest first, at most
+    /// `limit` (the daemon recycles them, reason `recheck`).
+    fn recheck_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<i64>, StoreError>> + Send;
+
+    /// Hands a lead back from sales to nurture, history intact (one transaction). A lead in
+    /// a state `domain::lifecycle::recyclable` allows (completed, rewarmed, won,
+    /// out_of_scope, paused; suppressed only when no suppression entry covers its address
+    /// any more) is recycled; else `Ok(None)`, nothing changes. Leaving out of scope or a
+    /// pause clears those columns; a paused lead's held deliveries are treated like
+    /// cancelled ones. The rule:
     /// every delivery of the lead that was `cancelled` while its enrolment was `stopped` (what
     /// re-warming did) is scheduled again at `max(its due time, resume_at)` and those
     /// enrolments become active again: the cadence resumes where it stopped, not before
@@ -203,6 +254,37 @@ pub trait QueueStore {
         enrolments: &[NewEnrolment],
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// Puts leads into a campaign again, or into a new one (a campaign's `then`, `leads
+    /// recycle --campaign`), one transaction for the batch. A lead is entered only if its
+    /// state is one of `from` (else skipped). Its waiting deliveries are cancelled and active
+    /// enrolments stopped; its other completed enrolments become `continued`; the
+    /// (lead, campaign) enrolment is reused with the next `cycle` (a round: steps start at 0
+    /// again, and no step goes out twice within one round) or created; step 0 is scheduled at
+    /// `first_due`; event `enrolled` {campaign, segment, cycle, first_due, via, from}; the
+    /// lead becomes `nurturing` (out-of-scope and pause columns cleared). A lead whose
+    /// address or domain is listed becomes `suppressed` instead (event `suppressed`).
+    /// Returns the ids of the leads entered.
+    ///
+    /// With `recycled: Some(reason)` (a person brought the lead back) a `recycled` event
+    /// {reason, from, to, campaign, after} comes first, which also restarts the score.
+    fn enter_campaign(
+        &self,
+        entries: &[NewEnrolment],
+        from: &[LeadState],
+        via: &str,
+        recycled: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<i64>, StoreError>> + Send;
+
+    /// Leads `completed` whose enrolment in `campaign` is `completed` (not `continued`), by
+    /// lead id, at most `limit`: (lead id, segment). The daemon moves them on to the
+    /// campaign's `then`.
+    fn completed_in(
+        &self,
+        campaign: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(i64, String)>, StoreError>> + Send;
 
     /// Claims up to `limit` deliveries due at `now` whose lead is still nurturing and whose
     /// address and domain are not on the suppression list (checked in the claiming statement

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::domain::email::EmailAddress;
+use crate::domain::lead::LeadState;
 
 /// What an import did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -364,6 +365,29 @@ pub struct Notification {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// What `LeadStore::set_lifecycle` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LifecycleChange {
+    /// No lead has that id.
+    NoSuchLead,
+    /// The lead moved (`from` → `to`; equal for `working` on a re-warmed lead); the event
+    /// is written and the notifications enqueued.
+    Applied { from: LeadState, to: LeadState },
+    /// The lead is there already: nothing written.
+    Already { state: LeadState },
+    /// Not allowed from `from` (see `domain::lifecycle`): nothing written.
+    Refused { from: LeadState, why: &'static str },
+}
+
+/// A lead's lifecycle columns: why it is out of scope and until when, the state a pause
+/// holds.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct LeadLifecycle {
+    pub scope_reason: Option<String>,
+    pub recheck_at: Option<DateTime<Utc>>,
+    pub paused_from: Option<LeadState>,
 }
 
 /// Strips surrounding whitespace and angle brackets from a Message-ID.

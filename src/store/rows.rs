@@ -194,6 +194,34 @@ impl From<PendingRow> for PendingDelivery {
     }
 }
 
+/// A lead's state and lifecycle columns (`LEAD_LIFECYCLE`).
+#[derive(FromRow)]
+pub(crate) struct LifecycleRow {
+    pub(crate) state: String,
+    scope_reason: Option<String>,
+    recheck_at: Option<Time>,
+    paused_from: Option<String>,
+}
+
+impl LifecycleRow {
+    /// The lead's state and lifecycle columns; an unknown state is corrupt.
+    pub(crate) fn parse(self, id: i64) -> Result<(LeadState, LeadLifecycle), StoreError> {
+        let state = LeadState::parse(&self.state).ok_or_else(|| StoreError::Corrupt {
+            table: "leads",
+            id,
+            reason: format!("unknown state `{}`", self.state),
+        })?;
+        Ok((
+            state,
+            LeadLifecycle {
+                scope_reason: self.scope_reason,
+                recheck_at: self.recheck_at.map(|t| t.0),
+                paused_from: self.paused_from.as_deref().and_then(LeadState::parse),
+            },
+        ))
+    }
+}
+
 #[derive(FromRow)]
 pub(crate) struct EventRow {
     at: Time,

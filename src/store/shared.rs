@@ -73,6 +73,23 @@ pub(crate) const POSTPONE: &str = "UPDATE deliveries SET due_at = $3, updated_at
 /// `recycle`: the enrolments whose deliveries were scheduled again become active again.
 pub(crate) const REACTIVATE_ENROLMENTS: &str = "UPDATE enrolments SET state = 'active', ended_at = NULL
      WHERE lead_id = $1 AND state = 'stopped' AND id IN (SELECT enrolment_id FROM deliveries WHERE lead_id = $1 AND state = 'scheduled')";
+/// `set_lifecycle`: the lead's ($1) state and what a pause holds.
+pub(crate) const LEAD_LIFECYCLE: &str =
+    "SELECT state, scope_reason, recheck_at, paused_from FROM leads WHERE id = $1";
+/// `set_lifecycle`: the lead ($1) goes to state $2 at $3, with its out-of-scope reason ($4),
+/// re-check date ($5) and paused-from state ($6) (NULL unless the new state uses them).
+pub(crate) const SET_LIFECYCLE: &str = "UPDATE leads SET state = $2, updated_at = $3, scope_reason = $4, recheck_at = $5, paused_from = $6 WHERE id = $1";
+/// A lifecycle transition that stops the cadence: what waits is cancelled, enrolments stop.
+pub(crate) const STOP_CADENCE: [&str; 2] = [
+    "UPDATE deliveries SET state = 'cancelled', updated_at = $2 WHERE lead_id = $1 AND state IN ('scheduled', 'retry_wait')",
+    "UPDATE enrolments SET state = 'stopped', ended_at = $2 WHERE lead_id = $1 AND state = 'active'",
+];
+/// Out-of-scope leads due for their re-check at $1, at most $2 (the `leads_recheck` index).
+pub(crate) const RECHECK_DUE: &str = "SELECT id FROM leads WHERE state = 'out_of_scope' AND recheck_at IS NOT NULL AND recheck_at <= $1
+     ORDER BY recheck_at, id LIMIT $2";
+/// Leaving out of scope or a pause clears what those states kept.
+pub(crate) const CLEAR_LIFECYCLE: &str =
+    "UPDATE leads SET scope_reason = NULL, recheck_at = NULL, paused_from = NULL WHERE id = $1";
 pub(crate) const COUNT_ENROLMENTS: &str = "SELECT count(*) FROM enrolments WHERE lead_id = $1";
 
 /// The clicks of `CLICKS_SINCE` on one email: its delivery's, or (recorded before clicks
@@ -100,12 +117,33 @@ pub(crate) fn prior_clicks(
 
 // ── Queue ───────────────────────────────────────────────────────────────────────────────
 
+/// `enter_campaign`: the lead's state and email.
+pub(crate) const LEAD_STATE_EMAIL: &str = "SELECT state, email FROM leads WHERE id = $1";
+/// `enter_campaign`: the lead's ($1) enrolment in campaign $2 starts its next round.
+pub(crate) const REENTER_ENROLMENT: &str = "UPDATE enrolments SET state = 'active', cycle = cycle + 1, segment = $3, enrolled_at = $4, ended_at = NULL
+     WHERE lead_id = $1 AND campaign = $2 RETURNING id, cycle";
+pub(crate) const INSERT_ENROLMENT: &str =
+    "INSERT INTO enrolments (lead_id, campaign, segment, state, enrolled_at)
+     VALUES ($1, $2, $3, 'active', $4) RETURNING id, cycle";
+/// `enter_campaign`: step 0 of the round: lead $1, enrolment $2, campaign $3, template $4,
+/// due $5, at $6, cycle $7.
+pub(crate) const INSERT_FIRST_DELIVERY: &str = "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at, cycle)
+     VALUES ($1, $2, $3, 0, $4, 'scheduled', $5, $6, $7) ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING";
+/// `enter_campaign`: the lead's ($1) other finished enrolments are behind it now.
+pub(crate) const CONTINUE_ENROLMENTS: &str = "UPDATE enrolments SET state = 'continued' WHERE lead_id = $1 AND state = 'completed' AND campaign <> $2";
+/// `enter_campaign`: the lead ($1) is in nurture again at $2.
+pub(crate) const LEAD_NURTURING: &str = "UPDATE leads SET state = 'nurturing', updated_at = $2, scope_reason = NULL, recheck_at = NULL, paused_from = NULL WHERE id = $1";
+/// Completed leads whose enrolment in campaign $1 is completed, at most $2 (the
+/// `enrolments_state_campaign` index).
+pub(crate) const COMPLETED_IN: &str = "SELECT e.lead_id, e.segment FROM enrolments e JOIN leads l ON l.id = e.lead_id
+     WHERE e.state = 'completed' AND e.campaign = $1 AND l.state = 'completed' ORDER BY e.lead_id LIMIT $2";
+
 /// Deliveries due and not sent yet, of leads still in nurture (`QueueStore::due_now`).
 pub(crate) const DUE_NOW: &str =
     "SELECT count(*) FROM deliveries d JOIN leads l ON l.id = d.lead_id
      WHERE d.state IN ('scheduled', 'retry_wait') AND d.due_at <= $1 AND l.state = 'nurturing'";
 pub(crate) const STALLED_ENROLMENTS: &str = "SELECT e.id, e.lead_id, e.campaign, max(d.step) AS last_step, max(coalesce(d.sent_at, d.updated_at)) AS last_at
-     FROM enrolments e JOIN leads l ON l.id = e.lead_id JOIN deliveries d ON d.enrolment_id = e.id
+     FROM enrolments e JOIN leads l ON l.id = e.lead_id JOIN deliveries d ON d.enrolment_id = e.id AND d.cycle = e.cycle
      WHERE e.state = 'active' AND l.state = 'nurturing'
        AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.enrolment_id = e.id AND p.state IN ('scheduled', 'claimed', 'retry_wait'))
      GROUP BY e.id, e.lead_id, e.campaign ORDER BY e.id LIMIT $1";

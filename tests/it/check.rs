@@ -32,7 +32,16 @@ fn the_bundled_example_config_and_templates_pass_check() {
 fn the_bundled_example_loads_with_its_templates() {
     std::env::set_current_dir(repo()).unwrap();
     let loaded = rewarm::app::Loaded::load(Path::new("config/example.toml")).unwrap();
-    assert_eq!(loaded.settings.campaigns.len(), 3);
+    assert_eq!(loaded.settings.campaigns.len(), 4);
+    // No dead end: every campaign goes on to the evergreen long-tail, which loops.
+    for campaign in loaded.settings.campaigns.values() {
+        assert_eq!(
+            campaign.then.as_deref(),
+            Some("evergreen"),
+            "{}",
+            campaign.name
+        );
+    }
     for campaign in loaded.settings.campaigns.values() {
         for t in &campaign.templates {
             assert!(loaded.templates.has(t), "template {t} of {}", campaign.name);

@@ -11,12 +11,14 @@ mod support;
 
 mod api_transports;
 mod check;
+mod feedback_loop;
 mod hostile_input;
 mod hot_leads;
 mod http;
 mod imap;
 mod inbound;
 mod inbound_corpus;
+mod lifecycle_store;
 mod limits_and_dkim;
 mod notify;
 mod pipeline;

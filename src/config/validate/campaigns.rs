@@ -84,8 +84,61 @@ pub(super) fn campaigns(
                 cadence,
                 templates,
                 track_clicks: c.track_clicks,
+                then: c.then,
             },
         );
     }
+    check_then(&campaigns, p);
     campaigns
+}
+
+/// `then` must name a defined campaign. A chain may loop (a campaign naming itself, or
+/// a → b → a: the lead goes round for good, each round a new cycle of the enrolment), but
+/// every campaign on a loop must wait at least a day before its first email
+/// (`first_after`), or a loop of one-step campaigns would email without pause.
+fn check_then(campaigns: &BTreeMap<String, Campaign>, p: &mut Problems) {
+    for (name, c) in campaigns {
+        let Some(then) = &c.then else { continue };
+        let key = format!("campaigns.{name}.then");
+        if !campaigns.contains_key(then) {
+            let known: Vec<_> = campaigns.keys().cloned().collect();
+            p.err(
+                &key,
+                format!(
+                    "campaign `{then}` is not defined (defined: {})",
+                    known.join(", ")
+                ),
+            );
+            continue;
+        }
+        if on_a_loop(campaigns, name) && !waits_a_day(c) {
+            p.err(
+                &format!("campaigns.{name}.first_after"),
+                format!(
+                    "`{name}` is on a `then` loop, so its first email must wait at least a day (e.g. \"90d\"), or the loop would email without pause"
+                ),
+            );
+        }
+    }
+}
+
+/// True if following `then` from `start` comes back to `start`.
+fn on_a_loop(campaigns: &BTreeMap<String, Campaign>, start: &str) -> bool {
+    let mut at = start;
+    for _ in 0..=campaigns.len() {
+        match campaigns.get(at).and_then(|c| c.then.as_deref()) {
+            Some(next) if next == start => return true,
+            Some(next) => at = next,
+            None => return false,
+        }
+    }
+    false
+}
+
+fn waits_a_day(c: &Campaign) -> bool {
+    match c.cadence.first_after {
+        Span::Fixed(d) => d >= chrono::TimeDelta::days(1),
+        Span::Days(n) => n >= 1,
+        Span::Months(n) => n >= 1,
+    }
 }

@@ -70,6 +70,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/postgres/0003_inbound.sql"),
     ),
     (
+        4,
+        "lifecycle",
+        include_str!("../../../migrations/postgres/0004_lifecycle.sql"),
+    ),
+    (
         5,
         "loop",
         include_str!("../../../migrations/postgres/0005_loop.sql"),

@@ -67,12 +67,13 @@ const RECORD_OUTCOMES: [(&str, bool); 13] = [
         true,
     ),
     (
-        "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at)
+        "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at, cycle)
          SELECT (j.v->>'lead_id')::bigint, (j.v->>'enrolment_id')::bigint, j.v->>'campaign', (j.v->'next'->>'step')::bigint, j.v->'next'->>'template',
-                'scheduled', rewarm_ms((j.v->'next'->>'due')::bigint), $2
+                'scheduled', rewarm_ms((j.v->'next'->>'due')::bigint), $2,
+                (SELECT e.cycle FROM enrolments e WHERE e.id = (j.v->>'enrolment_id')::bigint)
          FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n)
          WHERE j.v->>'kind' IN ('sent', 'failed', 'unknown') AND jsonb_typeof(j.v->'next') = 'object' ORDER BY j.n
-         ON CONFLICT (lead_id, campaign, step) DO NOTHING",
+         ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING",
         false,
     ),
     // Last step done: the enrolment completes, the lead with it.
@@ -133,12 +134,12 @@ const RECORD_OUTCOMES: [(&str, bool); 13] = [
 
 /// `enrol`, after the enrolment rows: first deliveries, events, then the lead.
 const ENROL_STEPS: [&str; 3] = [
-    "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at)
-     SELECT e.lead_id, e.id, e.campaign, 0, j.v->>'template', 'scheduled', rewarm_ms((j.v->>'due')::bigint), $2
+    "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at, cycle)
+     SELECT e.lead_id, e.id, e.campaign, 0, j.v->>'template', 'scheduled', rewarm_ms((j.v->>'due')::bigint), $2, e.cycle
      FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n)
      JOIN enrolments e ON e.lead_id = (j.v->>'lead_id')::bigint AND e.campaign = j.v->>'campaign'
      WHERE e.enrolled_at = $2 AND e.state = 'active' ORDER BY j.n
-     ON CONFLICT (lead_id, campaign, step) DO NOTHING",
+     ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING",
     "INSERT INTO events (lead_id, at, kind, detail)
      SELECT l.id, $2, 'enrolled', (j.v->>'detail')::jsonb
      FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n) JOIN leads l ON l.id = (j.v->>'lead_id')::bigint
@@ -150,11 +151,12 @@ const ENROL_STEPS: [&str; 3] = [
 /// `resume_enrolments`: the next step of each enrolment that has one; those without complete,
 /// with their lead.
 const RESUME: [&str; 4] = [
-    "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at)
+    "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at, cycle)
      SELECT (j.v->>'lead_id')::bigint, (j.v->>'enrolment_id')::bigint, j.v->>'campaign', (j.v->'next'->>'step')::bigint, j.v->'next'->>'template',
-            'scheduled', rewarm_ms((j.v->'next'->>'due')::bigint), $2
+            'scheduled', rewarm_ms((j.v->'next'->>'due')::bigint), $2,
+            (SELECT e.cycle FROM enrolments e WHERE e.id = (j.v->>'enrolment_id')::bigint)
      FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n) WHERE jsonb_typeof(j.v->'next') = 'object' ORDER BY j.n
-     ON CONFLICT (lead_id, campaign, step) DO NOTHING",
+     ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING",
     "INSERT INTO events (lead_id, at, kind, detail)
      SELECT l.id, $2, 'completed', jsonb_build_object('campaign', j.v->>'campaign', 'from', l.state, 'to', 'completed')
      FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n) JOIN leads l ON l.id = (j.v->>'lead_id')::bigint

@@ -17,7 +17,7 @@ const LEADS_REWARMED: &str = "SELECT l.id, r.at FROM leads l
 /// scheduled again at $2, not before `resume_at` ($3).
 const RECYCLE_RESUME: &str = "UPDATE deliveries SET state = 'scheduled', due_at = max(due_at, $3), claimed_by = NULL, lease_until = NULL, updated_at = $2
              WHERE lead_id = $1 AND state = 'cancelled'
-               AND enrolment_id IN (SELECT id FROM enrolments WHERE lead_id = $1 AND state = 'stopped')";
+               AND EXISTS (SELECT 1 FROM enrolments e WHERE e.id = deliveries.enrolment_id AND e.cycle = deliveries.cycle AND e.state = 'stopped')";
 
 impl LeadStore for SqliteStore {
     async fn upsert_leads(

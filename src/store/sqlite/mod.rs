@@ -57,6 +57,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0003_inbound.sql"),
     ),
     (
+        4,
+        "lifecycle",
+        include_str!("../../../migrations/sqlite/0004_lifecycle.sql"),
+    ),
+    (
         5,
         "loop",
         include_str!("../../../migrations/sqlite/0005_loop.sql"),

@@ -25,10 +25,11 @@ const RECORD_OUTCOMES: [&str; 13] = [
         "UPDATE deliveries SET state = j.value->>'kind', last_error = j.value->>'error', lease_until = NULL, updated_at = $2
          FROM json_each($1) j WHERE j.value->>'kind' IN ('failed', 'unknown') AND deliveries.id = j.value->>'id'
            AND +deliveries.state IN ('claimed', 'unknown') AND +deliveries.claimed_by = $3",
-        "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at)
-         SELECT j.value->>'lead_id', j.value->>'enrolment_id', j.value->>'campaign', j.value->>'$.next.step', j.value->>'$.next.template', 'scheduled', j.value->>'$.next.due', $2
+        "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at, cycle)
+         SELECT j.value->>'lead_id', j.value->>'enrolment_id', j.value->>'campaign', j.value->>'$.next.step', j.value->>'$.next.template', 'scheduled', j.value->>'$.next.due', $2,
+                (SELECT e.cycle FROM enrolments e WHERE e.id = j.value->>'enrolment_id')
          FROM json_each($1) j WHERE j.value->>'kind' IN ('sent', 'failed', 'unknown') AND j.value->>'next' IS NOT NULL AND $3 = $3
-         ON CONFLICT (lead_id, campaign, step) DO NOTHING",
+         ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING",
         // Last step done: the enrolment completes, the lead with it.
         "INSERT INTO events (lead_id, at, kind, detail)
          SELECT l.id, $2, 'completed', json_object('campaign', j.value->>'campaign', 'from', l.state, 'to', 'completed')
@@ -100,10 +101,11 @@ fn record_outcomes_needed(applicable: &[Value]) -> [bool; 13] {
 /// `resume_enrolments`: the next step of each enrolment that has one; those without complete,
 /// with their lead.
 const RESUME: [&str; 4] = [
-    "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at)
-     SELECT j.value->>'lead_id', j.value->>'enrolment_id', j.value->>'campaign', j.value->>'$.next.step', j.value->>'$.next.template', 'scheduled', j.value->>'$.next.due', $2
+    "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at, cycle)
+     SELECT j.value->>'lead_id', j.value->>'enrolment_id', j.value->>'campaign', j.value->>'$.next.step', j.value->>'$.next.template', 'scheduled', j.value->>'$.next.due', $2,
+            (SELECT e.cycle FROM enrolments e WHERE e.id = j.value->>'enrolment_id')
      FROM json_each($1) j WHERE j.value->>'next' IS NOT NULL
-     ON CONFLICT (lead_id, campaign, step) DO NOTHING",
+     ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING",
     "INSERT INTO events (lead_id, at, kind, detail)
      SELECT l.id, $2, 'completed', json_object('campaign', j.value->>'campaign', 'from', l.state, 'to', 'completed')
      FROM json_each($1) j CROSS JOIN leads l ON l.id = j.value->>'lead_id' WHERE j.value->>'next' IS NULL AND l.state = 'nurturing'",
@@ -121,11 +123,11 @@ const ENROL: [&str; 4] = [
      SELECT j.value->>'lead_id', j.value->>'campaign', j.value->>'segment', 'active', $2
      FROM json_each($1) j CROSS JOIN leads l ON l.id = j.value->>'lead_id' WHERE l.state = 'new'
      ON CONFLICT (lead_id, campaign) DO NOTHING",
-    "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at)
-     SELECT e.lead_id, e.id, e.campaign, 0, j.value->>'template', 'scheduled', j.value->>'due', $2
+    "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at, cycle)
+     SELECT e.lead_id, e.id, e.campaign, 0, j.value->>'template', 'scheduled', j.value->>'due', $2, e.cycle
      FROM json_each($1) j CROSS JOIN enrolments e ON e.lead_id = j.value->>'lead_id' AND e.campaign = j.value->>'campaign'
      WHERE e.enrolled_at = $2 AND e.state = 'active'
-     ON CONFLICT (lead_id, campaign, step) DO NOTHING",
+     ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING",
     "INSERT INTO events (lead_id, at, kind, detail)
      SELECT l.id, $2, 'enrolled', j.value->>'detail'
      FROM json_each($1) j CROSS JOIN leads l ON l.id = j.value->>'lead_id' WHERE l.state = 'new'",
