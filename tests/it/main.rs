@@ -24,6 +24,7 @@ mod notify;
 mod pipeline;
 mod postgres_scale_out;
 mod readme;
+mod report;
 mod reply_end_to_end;
 mod shutdown;
 mod store;
