@@ -31,7 +31,11 @@ pub struct ReportArgs {
     pub csv: bool,
 }
 
-pub async fn report(config: &Path, args: ReportArgs, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
+pub async fn report(
+    config: &Path,
+    args: ReportArgs,
+    now: DateTime<Utc>,
+) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(config)?;
     let until = args.until.unwrap_or(now);
     if let Some(since) = args.since.filter(|s| *s >= until) {

@@ -94,9 +94,7 @@ pub async fn suppress(
         ),
         SuppressCommand::Import {
             file, reason, note, ..
-        } => {
-            (read_file(file, *reason, note.as_deref(), now)?, None)
-        }
+        } => (read_file(file, *reason, note.as_deref(), now)?, None),
         SuppressCommand::Remove { address, .. } => {
             let address = Suppression::normalise_address(address)
                 .map_err(|e| anyhow::anyhow!("{e} (use an email address or @domain.tld)"))?;
@@ -110,11 +108,16 @@ pub async fn suppress(
             SuppressCommand::Add { .. } | SuppressCommand::Import { .. } => {
                 let confirmed = matches!(
                     cmd,
-                    SuppressCommand::Add { yes: true, .. } | SuppressCommand::Import { yes: true, .. }
+                    SuppressCommand::Add { yes: true, .. }
+                        | SuppressCommand::Import { yes: true, .. }
                 );
                 if !confirmed
-                    && !broad_entries_confirmed(&store, &entries, settings.compliance.confirm_domain_over)
-                        .await?
+                    && !broad_entries_confirmed(
+                        &store,
+                        &entries,
+                        settings.compliance.confirm_domain_over,
+                    )
+                    .await?
                 {
                     return Ok(ExitCode::FAILURE);
                 }

@@ -252,7 +252,12 @@ impl Report {
             self.until.format("%Y-%m-%d %H:%M UTC"),
             self.by
         );
-        let width = self.rows().map(|r| r.group.len()).max().unwrap_or(0).max(self.by.len());
+        let width = self
+            .rows()
+            .map(|r| r.group.len())
+            .max()
+            .unwrap_or(0)
+            .max(self.by.len());
         t.push_str(&format!("{:<width$}", self.by));
         for s in STAGES {
             t.push_str(&format!("  {s:>w$}", w = s.len().max(6)));
@@ -263,7 +268,10 @@ impl Report {
             for (s, n) in STAGES.iter().zip(r.funnel.counts()) {
                 t.push_str(&format!("  {n:>w$}", w = s.len().max(6)));
             }
-            t.push_str(&format!("  {}\n", fmt_opt(r.loss_to_rewarm.median_months())));
+            t.push_str(&format!(
+                "  {}\n",
+                fmt_opt(r.loss_to_rewarm.median_months())
+            ));
         }
         t.push_str("\nRe-warmed leads by months since the loss (months:leads)\n");
         for r in self.rows() {
@@ -315,7 +323,9 @@ mod tests {
     use super::*;
 
     fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
     }
 
     #[test]
@@ -332,7 +342,10 @@ mod tests {
     fn days_since_loss_fall_into_whole_months() {
         let l = LossToRewarm::from_days(&[(0, 1), (30, 1), (31, 2), (182, 1), (183, 1), (0, 0)]);
         assert_eq!(l.leads, 6);
-        assert_eq!(l.by_months, BTreeMap::from([(0, 2), (1, 2), (5, 1), (6, 1)]));
+        assert_eq!(
+            l.by_months,
+            BTreeMap::from([(0, 2), (1, 2), (5, 1), (6, 1)])
+        );
         assert_eq!(l.median_days, Some(31.0));
         assert_eq!(l.median_months(), Some(1.0));
         assert_eq!(LossToRewarm::from_days(&[]).median_months(), None);
@@ -348,18 +361,37 @@ mod tests {
             None,
             t("2026-12-01T00:00:00Z"),
             GroupBy::Campaign,
-            vec![("b".into(), counts(2)), (ALL.into(), counts(5)), ("a".into(), counts(3))],
+            vec![
+                ("b".into(), counts(2)),
+                (ALL.into(), counts(5)),
+                ("a".into(), counts(3)),
+            ],
             vec![("a".into(), 200, 1), (ALL.into(), 200, 1)],
         );
-        assert_eq!(r.groups.iter().map(|g| g.group.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            r.groups
+                .iter()
+                .map(|g| g.group.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b"]
+        );
         assert_eq!(r.total.funnel.enrolled, 5);
-        assert_eq!(r.groups[0].loss_to_rewarm.by_months, BTreeMap::from([(6, 1)]));
+        assert_eq!(
+            r.groups[0].loss_to_rewarm.by_months,
+            BTreeMap::from([(6, 1)])
+        );
         assert_eq!(r.groups[1].loss_to_rewarm.leads, 0);
     }
 
     #[test]
     fn an_empty_report_still_has_its_totals() {
-        let r = assemble(None, t("2026-12-01T00:00:00Z"), GroupBy::Owner, vec![], vec![]);
+        let r = assemble(
+            None,
+            t("2026-12-01T00:00:00Z"),
+            GroupBy::Owner,
+            vec![],
+            vec![],
+        );
         assert!(r.groups.is_empty());
         assert_eq!(r.total.funnel, Funnel::default());
         assert!(r.text().contains("(all)"));

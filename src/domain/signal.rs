@@ -50,7 +50,10 @@ pub struct ClickRequest {
 
 impl ClickRequest {
     /// From the method and the header values (`name`, `value`, names in any case).
-    pub fn from_parts<'a>(method: &str, headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+    pub fn from_parts<'a>(
+        method: &str,
+        headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
         let prefetch = headers.into_iter().any(|(name, value)| {
             let value = value.trim().to_ascii_lowercase();
             match name.to_ascii_lowercase().as_str() {
@@ -170,7 +173,12 @@ pub struct Signal {
 
 /// `points` earned at `at`, as much as they weigh at `now`: halved every `half_life`
 /// (`None`: no decay). A signal from the future weighs in full.
-pub fn decayed(points: i64, at: DateTime<Utc>, now: DateTime<Utc>, half_life: Option<Duration>) -> f64 {
+pub fn decayed(
+    points: i64,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    half_life: Option<Duration>,
+) -> f64 {
     let full = points as f64;
     let Some(half_life) = half_life.filter(|h| *h > Duration::zero()) else {
         return full;
@@ -229,7 +237,11 @@ pub fn describe(made: &Value) -> Vec<String> {
             let at = s["at"]
                 .as_str()
                 .and_then(|a| DateTime::parse_from_rfc3339(a).ok())
-                .map(|a| a.with_timezone(&Utc).format("%Y-%m-%d %H:%M UTC").to_string())
+                .map(|a| {
+                    a.with_timezone(&Utc)
+                        .format("%Y-%m-%d %H:%M UTC")
+                        .to_string()
+                })
                 .unwrap_or_default();
             let mut line = format!(
                 "{at} {} {:+} ({} now)",
@@ -267,7 +279,9 @@ mod tests {
     use super::*;
 
     fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
     }
 
     const SENT: &str = "2026-03-02T10:00:00Z";
@@ -282,7 +296,14 @@ mod tests {
     }
 
     fn judge(at: &str, url: &str, request: ClickRequest, prior: &[PriorClick]) -> Judgement {
-        judge_click(&ClickPolicy::default(), request, t(at), url, Some(t(SENT)), prior)
+        judge_click(
+            &ClickPolicy::default(),
+            request,
+            t(at),
+            url,
+            Some(t(SENT)),
+            prior,
+        )
     }
 
     fn get() -> ClickRequest {
@@ -292,20 +313,44 @@ mod tests {
     #[test]
     fn a_lone_get_an_hour_after_delivery_counts() {
         let j = judge("2026-03-02T11:00:00Z", "https://a/", get(), &[]);
-        assert_eq!(j, Judgement { verdict: ClickVerdict::Counted, retract: 0 });
+        assert_eq!(
+            j,
+            Judgement {
+                verdict: ClickVerdict::Counted,
+                retract: 0
+            }
+        );
     }
 
     #[test]
     fn clicks_within_the_grace_period_are_a_scanners() {
-        for at in ["2026-03-02T10:00:00Z", "2026-03-02T10:00:05Z", "2026-03-02T10:00:59.999Z"] {
-            assert_eq!(judge(at, "https://a/", get(), &[]).verdict, ClickVerdict::WithinGrace, "{at}");
+        for at in [
+            "2026-03-02T10:00:00Z",
+            "2026-03-02T10:00:05Z",
+            "2026-03-02T10:00:59.999Z",
+        ] {
+            assert_eq!(
+                judge(at, "https://a/", get(), &[]).verdict,
+                ClickVerdict::WithinGrace,
+                "{at}"
+            );
         }
-        assert_eq!(judge("2026-03-02T10:01:00Z", "https://a/", get(), &[]).verdict, ClickVerdict::Counted);
+        assert_eq!(
+            judge("2026-03-02T10:01:00Z", "https://a/", get(), &[]).verdict,
+            ClickVerdict::Counted
+        );
     }
 
     #[test]
     fn an_unknown_delivery_time_has_no_grace() {
-        let j = judge_click(&ClickPolicy::default(), get(), t(SENT), "https://a/", None, &[]);
+        let j = judge_click(
+            &ClickPolicy::default(),
+            get(),
+            t(SENT),
+            "https://a/",
+            None,
+            &[],
+        );
         assert_eq!(j.verdict, ClickVerdict::Counted);
     }
 
@@ -313,7 +358,10 @@ mod tests {
     fn head_and_prefetch_requests_never_count_even_much_later() {
         let later = "2026-03-09T10:00:00Z";
         let head = ClickRequest::from_parts("HEAD", []);
-        assert_eq!(judge(later, "https://a/", head, &[]).verdict, ClickVerdict::Head);
+        assert_eq!(
+            judge(later, "https://a/", head, &[]).verdict,
+            ClickVerdict::Head
+        );
         for (name, value) in [
             ("Purpose", "prefetch"),
             ("purpose", "Prefetch"),
@@ -323,7 +371,11 @@ mod tests {
             ("X-Purpose", "preview"),
         ] {
             let r = ClickRequest::from_parts("GET", [(name, value)]);
-            assert_eq!(judge(later, "https://a/", r, &[]).verdict, ClickVerdict::Prefetch, "{name}: {value}");
+            assert_eq!(
+                judge(later, "https://a/", r, &[]).verdict,
+                ClickVerdict::Prefetch,
+                "{name}: {value}"
+            );
         }
         let plain = ClickRequest::from_parts("GET", [("Accept", "text/html"), ("Purpose", "")]);
         assert_eq!(plain, ClickRequest::default());
@@ -332,13 +384,27 @@ mod tests {
     #[test]
     fn a_second_click_on_one_link_the_same_day_is_a_repeat() {
         let first = prior("2026-03-03T09:00:00Z", "https://a/", true);
-        for at in ["2026-03-03T09:00:30Z", "2026-03-03T18:00:00Z", "2026-03-04T08:59:59Z"] {
-            assert_eq!(judge(at, "https://a/", get(), std::slice::from_ref(&first)).verdict, ClickVerdict::Repeat, "{at}");
+        for at in [
+            "2026-03-03T09:00:30Z",
+            "2026-03-03T18:00:00Z",
+            "2026-03-04T08:59:59Z",
+        ] {
+            assert_eq!(
+                judge(at, "https://a/", get(), std::slice::from_ref(&first)).verdict,
+                ClickVerdict::Repeat,
+                "{at}"
+            );
         }
-        assert_eq!(judge("2026-03-04T09:00:00Z", "https://a/", get(), &[first]).verdict, ClickVerdict::Counted);
+        assert_eq!(
+            judge("2026-03-04T09:00:00Z", "https://a/", get(), &[first]).verdict,
+            ClickVerdict::Counted
+        );
         // A scanner's fetch earlier that day is no reason not to count a person's click.
         let scanner = prior("2026-03-03T09:00:00Z", "https://a/", false);
-        assert_eq!(judge("2026-03-03T11:00:00Z", "https://a/", get(), &[scanner]).verdict, ClickVerdict::Counted);
+        assert_eq!(
+            judge("2026-03-03T11:00:00Z", "https://a/", get(), &[scanner]).verdict,
+            ClickVerdict::Counted
+        );
     }
 
     #[test]
@@ -347,9 +413,21 @@ mod tests {
         let mut counted = 0;
         for ms in [0, 250, 500, 750] {
             let at = t("2026-03-05T12:00:00Z") + Duration::milliseconds(ms);
-            let j = judge_click(&ClickPolicy::default(), get(), at, "https://a/", Some(t(SENT)), &seen);
+            let j = judge_click(
+                &ClickPolicy::default(),
+                get(),
+                at,
+                "https://a/",
+                Some(t(SENT)),
+                &seen,
+            );
             counted += usize::from(j.verdict.counted());
-            seen.push(PriorClick { at, url: "https://a/".into(), counted: j.verdict.counted(), burst: false });
+            seen.push(PriorClick {
+                at,
+                url: "https://a/".into(),
+                counted: j.verdict.counted(),
+                burst: false,
+            });
         }
         assert_eq!(counted, 1);
     }
@@ -357,17 +435,48 @@ mod tests {
     #[test]
     fn a_burst_across_links_is_one_machine_signal_and_takes_back_its_first_click() {
         let first = prior("2026-03-05T12:00:00Z", "https://a/", true);
-        let j = judge("2026-03-05T12:00:02Z", "https://b/", get(), std::slice::from_ref(&first));
-        assert_eq!(j, Judgement { verdict: ClickVerdict::Burst, retract: 1 });
+        let j = judge(
+            "2026-03-05T12:00:02Z",
+            "https://b/",
+            get(),
+            std::slice::from_ref(&first),
+        );
+        assert_eq!(
+            j,
+            Judgement {
+                verdict: ClickVerdict::Burst,
+                retract: 1
+            }
+        );
         // The third click of the burst takes back nothing more: the second, judged a burst,
         // took the first back already.
-        let second = PriorClick { burst: true, ..prior("2026-03-05T12:00:02Z", "https://b/", false) };
-        let j = judge("2026-03-05T12:00:03Z", "https://c/", get(), &[first.clone(), second]);
-        assert_eq!(j, Judgement { verdict: ClickVerdict::Burst, retract: 0 });
+        let second = PriorClick {
+            burst: true,
+            ..prior("2026-03-05T12:00:02Z", "https://b/", false)
+        };
+        let j = judge(
+            "2026-03-05T12:00:03Z",
+            "https://c/",
+            get(),
+            &[first.clone(), second],
+        );
+        assert_eq!(
+            j,
+            Judgement {
+                verdict: ClickVerdict::Burst,
+                retract: 0
+            }
+        );
         // A scanner already judged as one: nothing counted to take back.
         let uncounted = prior("2026-03-05T12:00:00Z", "https://a/", false);
         let j = judge("2026-03-05T12:00:02Z", "https://b/", get(), &[uncounted]);
-        assert_eq!(j, Judgement { verdict: ClickVerdict::Burst, retract: 0 });
+        assert_eq!(
+            j,
+            Judgement {
+                verdict: ClickVerdict::Burst,
+                retract: 0
+            }
+        );
     }
 
     #[test]
@@ -380,8 +489,20 @@ mod tests {
     #[test]
     fn the_burst_window_edge_is_inclusive() {
         let first = prior("2026-03-05T12:00:00Z", "https://a/", true);
-        assert_eq!(judge("2026-03-05T12:00:10Z", "https://b/", get(), std::slice::from_ref(&first)).verdict, ClickVerdict::Burst);
-        assert_eq!(judge("2026-03-05T12:00:10.001Z", "https://b/", get(), &[first]).verdict, ClickVerdict::Counted);
+        assert_eq!(
+            judge(
+                "2026-03-05T12:00:10Z",
+                "https://b/",
+                get(),
+                std::slice::from_ref(&first)
+            )
+            .verdict,
+            ClickVerdict::Burst
+        );
+        assert_eq!(
+            judge("2026-03-05T12:00:10.001Z", "https://b/", get(), &[first]).verdict,
+            ClickVerdict::Counted
+        );
     }
 
     #[test]
@@ -393,13 +514,25 @@ mod tests {
         assert!((decayed(100, at, at + Duration::days(60), h) - 25.0).abs() < 1e-9);
         assert!((decayed(80, at, at + Duration::days(15), h) - 80.0 / 2f64.sqrt()).abs() < 1e-9);
         assert_eq!(decayed(100, at, at + Duration::days(3650), None), 100.0);
-        assert_eq!(decayed(100, at, at + Duration::days(30), Some(Duration::zero())), 100.0);
-        assert_eq!(decayed(100, at + Duration::days(1), at, h), 100.0, "a future signal weighs in full");
+        assert_eq!(
+            decayed(100, at, at + Duration::days(30), Some(Duration::zero())),
+            100.0
+        );
+        assert_eq!(
+            decayed(100, at + Duration::days(1), at, h),
+            100.0,
+            "a future signal weighs in full"
+        );
         assert!((decayed(-10, at, at + Duration::days(30), h) + 5.0).abs() < 1e-9);
     }
 
     fn signal(at: &str, kind: &str, points: i64) -> Signal {
-        Signal { at: t(at), kind: kind.into(), points, detail: json!({"kind": kind, "points": points}) }
+        Signal {
+            at: t(at),
+            kind: kind.into(),
+            points,
+            detail: json!({"kind": kind, "points": points}),
+        }
     }
 
     #[test]
@@ -424,8 +557,16 @@ mod tests {
     fn a_rewarm_names_its_signals_newest_first_with_their_weight() {
         let mut click = signal("2026-03-01T00:00:00Z", "click", 10);
         click.detail["url"] = json!("https://a/");
-        let signals = vec![signal("2026-02-01T00:00:00Z", "reply", 100), click, signal("2026-02-15T00:00:00Z", "click", 0)];
-        let made = made_of(&signals, t("2026-03-03T00:00:00Z"), Some(Duration::days(30)));
+        let signals = vec![
+            signal("2026-02-01T00:00:00Z", "reply", 100),
+            click,
+            signal("2026-02-15T00:00:00Z", "click", 0),
+        ];
+        let made = made_of(
+            &signals,
+            t("2026-03-03T00:00:00Z"),
+            Some(Duration::days(30)),
+        );
         let made = made.as_array().expect("an array");
         assert_eq!(made.len(), 2, "zero points made nothing");
         assert_eq!(made[0]["kind"], "click");
@@ -440,13 +581,19 @@ mod tests {
         let mut click = signal("2026-03-01T10:00:00Z", "click", 10);
         click.detail["url"] = json!("https://a/");
         let made = made_of(&[click], t("2026-03-01T10:00:00Z"), None);
-        assert_eq!(describe(&made), vec!["2026-03-01 10:00 UTC click +10 (10 now) https://a/".to_string()]);
+        assert_eq!(
+            describe(&made),
+            vec!["2026-03-01 10:00 UTC click +10 (10 now) https://a/".to_string()]
+        );
         assert!(describe(&json!(null)).is_empty());
     }
 
     #[test]
     fn engaged_details_become_signals() {
-        let s = from_engaged([(t(SENT), json!({"kind": "click", "points": 10, "score": 10})), (t(SENT), json!({}))]);
+        let s = from_engaged([
+            (t(SENT), json!({"kind": "click", "points": 10, "score": 10})),
+            (t(SENT), json!({})),
+        ]);
         assert_eq!(s[0].kind, "click");
         assert_eq!(s[0].points, 10);
         assert_eq!(s[1].points, 0);

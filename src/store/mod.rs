@@ -62,6 +62,8 @@ use crate::domain::lifecycle::{Transition, Verdict, recyclable};
 mod shared;
 #[macro_use]
 mod common;
+#[macro_use]
+mod common_loop;
 mod batch;
 mod copy;
 mod dialect;

@@ -48,8 +48,7 @@ pub(crate) const SIGNALS: &str = "SELECT at, kind, detail FROM events
 /// What a click needs of its delivery ($1): whose, which step, when it went out. A click
 /// can beat the record of its send (the email arrives while the outcome is being written):
 /// a delivery still `claimed` went out just now, as far as the grace period goes.
-pub(crate) const CLICK_DELIVERY: &str =
-    "SELECT lead_id, campaign, step, CASE WHEN state = 'claimed' THEN $2 ELSE sent_at END FROM deliveries WHERE id = $1";
+pub(crate) const CLICK_DELIVERY: &str = "SELECT lead_id, campaign, step, CASE WHEN state = 'claimed' THEN $2 ELSE sent_at END FROM deliveries WHERE id = $1";
 /// The lead's ($1) clicks since $2, oldest first (the click judge's memory).
 pub(crate) const CLICKS_SINCE: &str = "SELECT at, kind, detail FROM events
      WHERE lead_id = $1 AND kind = 'clicked' AND at >= $2 ORDER BY id";

@@ -74,7 +74,11 @@ fn write_setup(dir: &Path, database_url: &str, smtp_port: u16, http_port: u16) -
         .set_str("transport.smtp", "timeout", "5s")
         .set_str("scheduler", "tick", "1s")
         .set_str("http", "listen", &format!("127.0.0.1:{http_port}"))
-        .set_str("http", "public_url", &format!("http://127.0.0.1:{http_port}"))
+        .set_str(
+            "http",
+            "public_url",
+            &format!("http://127.0.0.1:{http_port}"),
+        )
         .set("notify", "owner_email", "true")
         .segment("all", "links")
         .set("segments", "rewarm_score", "20")
@@ -118,7 +122,11 @@ async fn wait_until(what: &str, daemon: &mut Daemon, mut done: impl FnMut() -> b
     let deadline = Instant::now() + Duration::from_secs(30);
     while !done() {
         daemon.assert_alive();
-        assert!(Instant::now() < deadline, "timed out waiting for {what}:\n{}", daemon.log());
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}:\n{}",
+            daemon.log()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -181,7 +189,16 @@ async fn scanners_rewarm_nobody_and_a_person_does(database_url: &str) {
     let http_port = free_port();
     let base = format!("http://127.0.0.1:{http_port}");
     let config = write_setup(dir.path(), database_url, smtp.port(), http_port);
-    rewarm_ok(&config, &["leads", "import", &dir.path().join("leads.csv").display().to_string(), "--now", START]);
+    rewarm_ok(
+        &config,
+        &[
+            "leads",
+            "import",
+            &dir.path().join("leads.csv").display().to_string(),
+            "--now",
+            START,
+        ],
+    );
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -196,7 +213,11 @@ async fn scanners_rewarm_nobody_and_a_person_does(database_url: &str) {
         assert_eq!(links.len(), 3, "{}", String::from_utf8_lossy(&message.data));
         scan(&client, &links).await;
     }
-    assert!(scanned.elapsed() < Duration::from_secs(5), "the scan took {:?}", scanned.elapsed());
+    assert!(
+        scanned.elapsed() < Duration::from_secs(5),
+        "the scan took {:?}",
+        scanned.elapsed()
+    );
     daemon.terminate(Duration::from_secs(20)).await;
     for lead in LEADS {
         let shown = show(&config, lead);
@@ -210,13 +231,25 @@ async fn scanners_rewarm_nobody_and_a_person_does(database_url: &str) {
     // Day 2: a late scanner fetches every link of Bob's email at once: one machine.
     let day2 = "2026-03-04T09:00:00Z";
     let mut daemon = start_daemon(&config, dir.path().join("day2.log"), day2);
-    wait_until("the HTTP side", &mut daemon, || std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok()).await;
+    wait_until("the HTTP side", &mut daemon, || {
+        std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok()
+    })
+    .await;
     let messages = smtp.messages();
-    let to = |lead: &str| messages.iter().find(|m| m.rcpt_to == [lead]).expect("the lead's email").clone();
+    let to = |lead: &str| {
+        messages
+            .iter()
+            .find(|m| m.rcpt_to == [lead])
+            .expect("the lead's email")
+            .clone()
+    };
     let bob_links = tracked_links(&to(LEADS[1]), &base);
     let gets: Vec<_> = bob_links.iter().map(|l| client.get(l).send()).collect();
     for r in futures::future::join_all(gets).await {
-        assert_eq!(r.expect("answered").status(), reqwest::StatusCode::SEE_OTHER);
+        assert_eq!(
+            r.expect("answered").status(),
+            reqwest::StatusCode::SEE_OTHER
+        );
     }
     // A person opens Ann's email, clicks one link, reads, then clicks another.
     let ann_links = tracked_links(&to(LEADS[0]), &base);
@@ -243,27 +276,43 @@ async fn scanners_rewarm_nobody_and_a_person_does(database_url: &str) {
     let rewarmed = events(&ann, "rewarmed");
     assert_eq!(rewarmed.len(), 1);
     assert_eq!(rewarmed[0]["detail"]["reason"], "score");
-    let signals = rewarmed[0]["detail"]["signals"].as_array().expect("signals");
+    let signals = rewarmed[0]["detail"]["signals"]
+        .as_array()
+        .expect("signals");
     assert_eq!(signals.len(), 2);
     assert_eq!(signals[0]["kind"], "click");
     assert_eq!(signals[0]["url"], LINKS[2]);
     assert_eq!(signals[1]["url"], LINKS[1]);
     let text = rewarm_ok(&config, &["leads", "show", LEADS[0], "--now", day2]);
     for link in &LINKS[1..] {
-        assert!(text.contains(&format!("made of: 2026-03-04 09:00 UTC click +10 (10 now) {link}")), "{text}");
+        assert!(
+            text.contains(&format!(
+                "made of: 2026-03-04 09:00 UTC click +10 (10 now) {link}"
+            )),
+            "{text}"
+        );
     }
     let bob = show(&config, LEADS[1]);
     assert_eq!(bob["lead"]["state"], "completed");
     assert_eq!(points(&bob), 0, "{bob:#}");
-    let signals: Vec<&str> = events(&bob, "clicked").iter().filter_map(|e| e["detail"]["signal"].as_str()).collect();
-    assert_eq!(signals.iter().filter(|s| **s == "burst").count(), 2, "{signals:?}");
+    let signals: Vec<&str> = events(&bob, "clicked")
+        .iter()
+        .filter_map(|e| e["detail"]["signal"].as_str())
+        .collect();
+    assert_eq!(
+        signals.iter().filter(|s| **s == "burst").count(),
+        2,
+        "{signals:?}"
+    );
     for lead in &LEADS[2..] {
         assert_eq!(show(&config, lead)["lead"]["state"], "completed");
     }
     let messages = smtp.messages();
     let owner: Vec<_> = messages.iter().filter(|m| m.rcpt_to == [OWNER]).collect();
     assert_eq!(owner.len(), 1, "one hand-off, Ann's");
-    let parsed = mail_parser::MessageParser::default().parse(&owner[0].data).expect("parsable");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&owner[0].data)
+        .expect("parsable");
     let body = parsed.body_text(0).expect("text").into_owned();
     assert!(body.contains("What made it"), "{body}");
     assert!(body.contains(LINKS[1]) && body.contains(LINKS[2]), "{body}");

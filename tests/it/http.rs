@@ -472,7 +472,9 @@ async fn a_persons_clicks_add_up_to_the_rewarm_score_and_rewarm_the_lead_once() 
 
     // Ten GETs at the moment of delivery: a scanner's, none counts.
     for _ in 0..10 {
-        let response = app.get(app.url(&format!("/c/{token}?u={}", encode(TARGET)))).await;
+        let response = app
+            .get(app.url(&format!("/c/{token}?u={}", encode(TARGET))))
+            .await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
     }
     assert_eq!(app.store.score(lead_id).await.unwrap(), 0);
@@ -483,8 +485,16 @@ async fn a_persons_clicks_add_up_to_the_rewarm_score_and_rewarm_the_lead_once() 
         for _ in 0..2 {
             assert_eq!(app.get(&link).await.status(), StatusCode::SEE_OTHER);
         }
-        let expected = if day < 10 { LeadState::Nurturing } else { LeadState::Rewarmed };
-        assert_eq!(app.store.score(lead_id).await.unwrap(), 10 * day, "day {day}");
+        let expected = if day < 10 {
+            LeadState::Nurturing
+        } else {
+            LeadState::Rewarmed
+        };
+        assert_eq!(
+            app.store.score(lead_id).await.unwrap(),
+            10 * day,
+            "day {day}"
+        );
         assert_eq!(app.lead(SAM).await.state, expected, "day {day}");
     }
     app.restart_at(at(T0) + TimeDelta::days(11)).await;
@@ -493,7 +503,10 @@ async fn a_persons_clicks_add_up_to_the_rewarm_score_and_rewarm_the_lead_once() 
     let timeline = app.timeline(SAM).await;
     let rewarms: Vec<_> = timeline.iter().filter(|e| e.kind == "rewarmed").collect();
     assert_eq!(rewarms.len(), 1, "a second crossing re-warmed again");
-    assert_eq!(rewarms[0].detail["signals"].as_array().map(Vec::len), Some(10));
+    assert_eq!(
+        rewarms[0].detail["signals"].as_array().map(Vec::len),
+        Some(10)
+    );
     assert_eq!(rewarms[0].detail["signals"][0]["url"], TARGET);
     let signals: Vec<&str> = timeline
         .iter()
@@ -518,8 +531,18 @@ async fn head_and_prefetch_requests_redirect_but_do_not_count() {
     let link = app.url(&format!("/c/{token}?u={}", encode(TARGET)));
     let head = app.client.head(&link).send().await.expect("HEAD");
     assert_eq!(head.status(), StatusCode::SEE_OTHER);
-    for (name, value) in [("Purpose", "prefetch"), ("Sec-Purpose", "prefetch"), ("X-Moz", "prefetch")] {
-        let r = app.client.get(&link).header(name, value).send().await.expect("GET");
+    for (name, value) in [
+        ("Purpose", "prefetch"),
+        ("Sec-Purpose", "prefetch"),
+        ("X-Moz", "prefetch"),
+    ] {
+        let r = app
+            .client
+            .get(&link)
+            .header(name, value)
+            .send()
+            .await
+            .expect("GET");
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         assert_eq!(r.headers()[LOCATION], TARGET);
     }

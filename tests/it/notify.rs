@@ -281,7 +281,10 @@ async fn a_rewarm_by_score_tells_the_owner_it_was_engagement() {
     assert!(text.contains("(last: a click)"), "{text}");
     // It says which signals made the score.
     assert!(text.contains("What made it"), "{text}");
-    assert!(text.contains("click +100 (100 now) https://acme.example/pricing"), "{text}");
+    assert!(
+        text.contains("click +100 (100 now) https://acme.example/pricing"),
+        "{text}"
+    );
     assert!(
         !text.contains("replied") && !text.contains("(no text)"),
         "{text}"

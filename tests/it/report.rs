@@ -33,7 +33,11 @@ fn setup(dir: &Path, database_url: &str) -> PathBuf {
         .segment("everyone", "checkin")
         .campaign("budget", "90d", "30d")
         .campaign_key("budget", "max_touches", "2")
-        .campaign_key("budget", "templates", r#"["budget_followup", "budget_last_call"]"#)
+        .campaign_key(
+            "budget",
+            "templates",
+            r#"["budget_followup", "budget_last_call"]"#,
+        )
         .any_time("budget")
         .campaign("checkin", "90d", "30d")
         .campaign_key("checkin", "max_touches", "2")
@@ -77,18 +81,69 @@ fn reply(dir: &Path, from: &str) -> String {
 /// The history: enrolled and emailed 2 March, replies 5 March, outcomes 6–10 March.
 fn script(dir: &Path, config: &Path) {
     let leads = dir.join("leads.csv").display().to_string();
-    rewarm(config, &["leads", "import", &leads, "--now", "2026-03-01T09:00:00Z"]);
+    rewarm(
+        config,
+        &["leads", "import", &leads, "--now", "2026-03-01T09:00:00Z"],
+    );
     let out = rewarm(config, &["run", "--once", "--now", "2026-03-02T10:00:00Z"]);
     assert!(out.contains("\"sent\":6"), "{out}");
     for from in ["a1@x.example", "b2@y.example"] {
-        rewarm(config, &["inbound", "replay", &reply(dir, from), "--now", "2026-03-05T10:00:00Z"]);
+        rewarm(
+            config,
+            &[
+                "inbound",
+                "replay",
+                &reply(dir, from),
+                "--now",
+                "2026-03-05T10:00:00Z",
+            ],
+        );
     }
-    rewarm(config, &["suppress", "add", "b3@z.example", "--reason", "unsubscribed", "--now", "2026-03-06T10:00:00Z"]);
-    rewarm(config, &["suppress", "add", "a3@x.example", "--reason", "hard_bounce", "--now", "2026-03-06T10:00:00Z"]);
-    rewarm(config, &["leads", "won", "a1@x.example", "--now", "2026-03-10T10:00:00Z"]);
     rewarm(
         config,
-        &["leads", "out-of-scope", "b2@y.example", "--reason", "chose another vendor", "--now", "2026-03-10T10:00:00Z"],
+        &[
+            "suppress",
+            "add",
+            "b3@z.example",
+            "--reason",
+            "unsubscribed",
+            "--now",
+            "2026-03-06T10:00:00Z",
+        ],
+    );
+    rewarm(
+        config,
+        &[
+            "suppress",
+            "add",
+            "a3@x.example",
+            "--reason",
+            "hard_bounce",
+            "--now",
+            "2026-03-06T10:00:00Z",
+        ],
+    );
+    rewarm(
+        config,
+        &[
+            "leads",
+            "won",
+            "a1@x.example",
+            "--now",
+            "2026-03-10T10:00:00Z",
+        ],
+    );
+    rewarm(
+        config,
+        &[
+            "leads",
+            "out-of-scope",
+            "b2@y.example",
+            "--reason",
+            "chose another vendor",
+            "--now",
+            "2026-03-10T10:00:00Z",
+        ],
     );
 }
 
@@ -122,10 +177,16 @@ async fn the_report_matches_the_scripted_history(database_url: &str) {
 
     let text = rewarm(&config, &[&["report"][..], &now].concat());
     assert_eq!(text, TEXT);
-    let csv = rewarm(&config, &[&["report", "--by", "owner", "--csv"][..], &now].concat());
+    let csv = rewarm(
+        &config,
+        &[&["report", "--by", "owner", "--csv"][..], &now].concat(),
+    );
     assert_eq!(csv, CSV);
-    let json: serde_json::Value =
-        serde_json::from_str(&rewarm(&config, &[&["report", "--json"][..], &now].concat())).expect("JSON");
+    let json: serde_json::Value = serde_json::from_str(&rewarm(
+        &config,
+        &[&["report", "--json"][..], &now].concat(),
+    ))
+    .expect("JSON");
     let funnel = |e, m, r, w, won, o, u, b| {
         json!({"enrolled": e, "emailed": m, "replied": r, "rewarmed": w, "won": won,
                "out_of_scope": o, "unsubscribed": u, "bounced": b})
@@ -150,15 +211,37 @@ async fn the_report_matches_the_scripted_history(database_url: &str) {
     // enrolments, too.
     for window in [
         vec!["report", "--json", "--until", "2026-03-02T09:00:00Z"],
-        vec!["report", "--json", "--since", "2026-03-03", "--until", "2026-04-01"],
+        vec![
+            "report",
+            "--json",
+            "--since",
+            "2026-03-03",
+            "--until",
+            "2026-04-01",
+        ],
     ] {
-        let empty: serde_json::Value = serde_json::from_str(&rewarm(&config, &window)).expect("JSON");
+        let empty: serde_json::Value =
+            serde_json::from_str(&rewarm(&config, &window)).expect("JSON");
         assert_eq!(empty["groups"], json!([]), "{window:?}");
-        assert_eq!(empty["total"]["funnel"], funnel(0, 0, 0, 0, 0, 0, 0, 0), "{window:?}");
+        assert_eq!(
+            empty["total"]["funnel"],
+            funnel(0, 0, 0, 0, 0, 0, 0, 0),
+            "{window:?}"
+        );
     }
     // By month of enrolment.
-    let months = rewarm(&config, &["report", "--by", "month", "--csv", "--now", "2026-04-01"]);
-    assert!(months.lines().nth(1).expect("a row").starts_with("2026-03,6,6,2,2,1,1,1,1,"), "{months}");
+    let months = rewarm(
+        &config,
+        &["report", "--by", "month", "--csv", "--now", "2026-04-01"],
+    );
+    assert!(
+        months
+            .lines()
+            .nth(1)
+            .expect("a row")
+            .starts_with("2026-03,6,6,2,2,1,1,1,1,"),
+        "{months}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

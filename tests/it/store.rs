@@ -19,9 +19,10 @@ use rewarm::domain::lead::{Lead, LeadState, NewLead};
 use rewarm::store::postgres::PgStore;
 use rewarm::store::sqlite::SqliteStore;
 use rewarm::store::{
-    ClaimedDelivery, Click, DeliveryRecord, Engagement, DeliveryTarget, InboundApplied, InboundEffect, InboundRecord,
-    NewEnrolment, NewNotification, NextStep, Outcome, RecordedOutcome, Rows, Store, Suppression,
-    SuppressionReason, SuppressionRecord, Table, UpsertSummary,
+    ClaimedDelivery, Click, DeliveryRecord, DeliveryTarget, Engagement, InboundApplied,
+    InboundEffect, InboundRecord, NewEnrolment, NewNotification, NextStep, Outcome,
+    RecordedOutcome, Rows, Store, Suppression, SuppressionReason, SuppressionRecord, Table,
+    UpsertSummary,
 };
 
 // ── Harness ─────────────────────────────────────────────────────────────────────────────
@@ -2057,7 +2058,10 @@ async fn a_click_is_recorded_on_the_leads_timeline<S: Store>(store: S) {
         .await
         .unwrap()
         .expect("a known delivery");
-    assert_eq!((recorded.lead_id, recorded.campaign.as_str(), recorded.step), (leads[0].id, "c", 1));
+    assert_eq!(
+        (recorded.lead_id, recorded.campaign.as_str(), recorded.step),
+        (leads[0].id, "c", 1)
+    );
     assert!(recorded.judgement.verdict.counted());
     let e = last_event(&store, leads[0].id).await;
     assert_eq!(e.kind, "clicked");
@@ -2087,7 +2091,11 @@ async fn ping_answers<S: Store>(store: S) {
 
 // ── Inbound, engagement, outbox, kv (issue 3) ──────────────────────────────────────────
 
-pub(crate) fn inbound_record(key: &str, lead_id: Option<i64>, classification: &str) -> InboundRecord {
+pub(crate) fn inbound_record(
+    key: &str,
+    lead_id: Option<i64>,
+    classification: &str,
+) -> InboundRecord {
     InboundRecord {
         dedupe_key: key.into(),
         source: "test".into(),

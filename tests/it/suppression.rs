@@ -412,7 +412,11 @@ async fn a_pass_sends_nothing_to_suppressed_addresses_and_domains_and_everyone_e
 async fn a_mistaken_domain_entry_asks_first_and_remove_restore_brings_its_leads_back() {
     let d = Deployment::new();
     let text = std::fs::read_to_string(&d.config).expect("config");
-    let text = text.replacen("[compliance]\n", "[compliance]\nconfirm_domain_over = 1\n", 1);
+    let text = text.replacen(
+        "[compliance]\n",
+        "[compliance]\nconfirm_domain_over = 1\n",
+        1,
+    );
     std::fs::write(&d.config, text).expect("config");
     let leads = d.write("leads.csv", LEADS);
     let report = d.run_once(
@@ -428,8 +432,21 @@ async fn a_mistaken_domain_entry_asks_first_and_remove_restore_brings_its_leads_
         "{err}"
     );
     assert!(d.addresses().is_empty());
-    d.ok(&["suppress", "add", "@keep.example", "--yes", "--now", "2026-03-11T10:00:00Z"]);
-    d.ok(&["suppress", "add", "dan@keep.example", "--reason", "unsubscribed"]);
+    d.ok(&[
+        "suppress",
+        "add",
+        "@keep.example",
+        "--yes",
+        "--now",
+        "2026-03-11T10:00:00Z",
+    ]);
+    d.ok(&[
+        "suppress",
+        "add",
+        "dan@keep.example",
+        "--reason",
+        "unsubscribed",
+    ]);
     let check = d.rewarm(&["check"]);
     let warned = String::from_utf8_lossy(&check.stderr);
     assert!(
@@ -440,14 +457,25 @@ async fn a_mistaken_domain_entry_asks_first_and_remove_restore_brings_its_leads_
     // A month on: nothing to Keep Ltd.
     let report = d.run_once("2026-04-10T10:00:00Z", &[]);
     assert_eq!(report["sent"], 3, "{report}");
-    let keep = d.recipients().into_iter().filter(|r| r.ends_with("@keep.example")).count();
+    let keep = d
+        .recipients()
+        .into_iter()
+        .filter(|r| r.ends_with("@keep.example"))
+        .count();
     assert_eq!(keep, 3, "only their first emails");
 
     let out = d.ok(&[
-        "suppress", "remove", "@keep.example", "--restore", "--now", "2026-04-15T10:00:00Z",
+        "suppress",
+        "remove",
+        "@keep.example",
+        "--restore",
+        "--now",
+        "2026-04-15T10:00:00Z",
     ]);
     assert!(
-        out.contains("restored 2 lead(s) (2 email(s) scheduled again); 1 stay suppressed by another entry"),
+        out.contains(
+            "restored 2 lead(s) (2 email(s) scheduled again); 1 stay suppressed by another entry"
+        ),
         "{out}"
     );
     let store = d.store().await;
@@ -479,9 +507,19 @@ async fn a_mistaken_domain_entry_asks_first_and_remove_restore_brings_its_leads_
     assert_eq!(report["sent"], 2, "{report}");
     let recipients = d.recipients();
     for address in ["ann@keep.example", "cat@keep.example"] {
-        assert_eq!(recipients.iter().filter(|r| *r == address).count(), 2, "{recipients:?}");
+        assert_eq!(
+            recipients.iter().filter(|r| *r == address).count(),
+            2,
+            "{recipients:?}"
+        );
     }
-    assert_eq!(recipients.iter().filter(|r| *r == "dan@keep.example").count(), 1);
+    assert_eq!(
+        recipients
+            .iter()
+            .filter(|r| *r == "dan@keep.example")
+            .count(),
+        1
+    );
     let err = d.fails(&["suppress", "remove", "@keep.example", "--restore"]);
     assert!(err.contains("not on the suppression list"), "{err}");
 }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use crate::config::raw::{RawInbound, RawScoring};
 use crate::config::{
-    CaFile, ImapSettings, chrono_duration, InboundSettings, Problems, ScoringSettings, WebhookSecrets, score_kinds,
-    std_duration,
+    CaFile, ImapSettings, InboundSettings, Problems, ScoringSettings, WebhookSecrets,
+    chrono_duration, score_kinds, std_duration,
 };
 
 pub(super) fn inbound(ri: RawInbound, p: &mut Problems) -> InboundSettings {
@@ -84,7 +84,11 @@ pub(super) fn scoring(raw: RawScoring, p: &mut Problems) -> ScoringSettings {
     };
     clicks.grace = span("click_grace", raw.click_grace.as_ref(), clicks.grace);
     clicks.burst = span("click_burst", raw.click_burst.as_ref(), clicks.burst);
-    let half_life = span("half_life", raw.half_life.as_ref(), chrono::Duration::days(30));
+    let half_life = span(
+        "half_life",
+        raw.half_life.as_ref(),
+        chrono::Duration::days(30),
+    );
     ScoringSettings {
         points,
         clicks,

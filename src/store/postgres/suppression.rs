@@ -70,7 +70,8 @@ const RESTORE_COVERED: &str = restore_covered!("rewarm_at_domain(l.email)");
 const REACHED_ADDRESS: &str =
     "SELECT count(*) FROM leads WHERE email = $1 AND state <> 'suppressed'";
 /// … or at a domain ($1, `@example.com`).
-const REACHED_DOMAIN: &str = "SELECT count(*) FROM leads WHERE rewarm_at_domain(email) = $1 AND state <> 'suppressed'";
+const REACHED_DOMAIN: &str =
+    "SELECT count(*) FROM leads WHERE rewarm_at_domain(email) = $1 AND state <> 'suppressed'";
 /// Domain entries reaching more than $1 leads.
 const BROAD_DOMAINS: &str = "SELECT s.address, count(*) FROM suppressions s JOIN leads l ON rewarm_at_domain(l.email) = s.address WHERE s.address LIKE '@%' GROUP BY s.address HAVING count(*) > $1 ORDER BY count(*) DESC, s.address";
 
