@@ -13,13 +13,16 @@ use crate::domain::lead::{Lead, LeadState};
 use crate::domain::segment::first_match;
 use crate::outbound::render::Templates;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{LeadStore, Store};
+use crate::store::{LeadStore, Store, SuppressionStore};
 
 /// Leads from the database each template is tried on.
 const SAMPLE: usize = 200;
 
 pub async fn check(config: &Path, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
     let problems = problems(config, now).await;
+    for w in warnings(config).await {
+        eprintln!("warning: {w}");
+    }
     if problems.is_empty() {
         println!("{}: ok", config.display());
         Ok(ExitCode::SUCCESS)
@@ -127,25 +130,47 @@ pub async fn problems(config: &Path, now: DateTime<Utc>) -> Vec<String> {
     problems
 }
 
-/// Up to SAMPLE leads from the configured database, if it exists already (check never creates one).
-async fn database_leads(settings: &Settings) -> Vec<Lead> {
-    let url = &settings.database_url;
-    let Some(path) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    else {
+/// What is not wrong but may be a mistake: domain entries of the suppression list that
+/// silence more than `compliance.confirm_domain_over` leads.
+pub async fn warnings(config: &Path) -> Vec<String> {
+    let Ok(settings) = Settings::load(config) else {
         return Vec::new();
     };
+    let Some(store) = existing_database(&settings).await else {
+        return Vec::new();
+    };
+    let over = settings.compliance.confirm_domain_over;
+    let Ok(broad) = store.broad_domain_entries(over).await else {
+        return Vec::new();
+    };
+    broad
+        .into_iter()
+        .map(|(address, n)| {
+            format!("the suppression list's {address} suppresses {n} leads (more than compliance.confirm_domain_over = {over}); if it is a mistake: rewarm suppress remove {address} --restore")
+        })
+        .collect()
+}
+
+/// The configured SQLite database, if it exists already (check never creates one).
+async fn existing_database(settings: &Settings) -> Option<SqliteStore> {
+    let url = &settings.database_url;
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = path.split('?').next().unwrap_or(path);
     if !Path::new(path).exists() {
-        return Vec::new();
+        return None;
     }
-    let Ok(store) = SqliteStore::connect(url).await else {
+    let store = SqliteStore::connect(url).await.ok()?;
+    store.migrate().await.ok()?;
+    Some(store)
+}
+
+/// Up to SAMPLE leads from the configured database, if it exists already.
+async fn database_leads(settings: &Settings) -> Vec<Lead> {
+    let Some(store) = existing_database(settings).await else {
         return Vec::new();
     };
-    if store.migrate().await.is_err() {
-        return Vec::new();
-    }
     let mut leads = Vec::new();
     for state in [LeadState::New, LeadState::Nurturing] {
         if let Ok(mut page) = store.leads_in_state(state, 0, SAMPLE).await {

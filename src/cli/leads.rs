@@ -331,6 +331,8 @@ async fn show<S: Store>(
         let detail = match &event.detail {
             serde_json::Value::Object(map) => map
                 .iter()
+                // A score's signals get a line each, below.
+                .filter(|(k, _)| k.as_str() != "signals")
                 .map(|(k, v)| match v {
                     serde_json::Value::String(s) => format!("{k}={s}"),
                     other => format!("{k}={other}"),
@@ -344,6 +346,9 @@ async fn show<S: Store>(
             event.at.format("%Y-%m-%d %H:%M:%SZ"),
             event.kind
         );
+        for line in crate::domain::signal::describe(&event.detail["signals"]) {
+            println!("{:<26}made of: {line}", "");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

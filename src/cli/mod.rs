@@ -18,6 +18,7 @@ mod leads;
 mod lifecycle;
 mod preview;
 mod reassign;
+mod report;
 mod run;
 mod status;
 mod suppress;
@@ -62,6 +63,9 @@ pub enum Command {
     Leads(leads::LeadsCommand),
     /// Leads per state and campaign, deliveries sent and failed today.
     Status(status::StatusArgs),
+    /// What the campaigns did: enrolled → emailed → replied → re-warmed → won, per campaign,
+    /// segment, owner or month, and the time from loss to re-warm.
+    Report(report::ReportArgs),
     /// Apply database migrations (the daemon also applies them at start).
     Migrate,
     /// Database tools: copy a whole deployment from one database to another.
@@ -130,6 +134,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Forecast(args) => forecast::forecast(&cli.config, args, now).await,
         Command::Leads(cmd) => leads::leads(&cli.config, cmd, now).await,
         Command::Status(args) => status::status(&cli.config, args, now).await,
+        Command::Report(args) => report::report(&cli.config, args, now).await,
         Command::Migrate => {
             let settings = crate::config::Settings::load(&cli.config)?;
             with_store!(&settings.database_url, |store| {

@@ -3,7 +3,9 @@
 //! An entry is an address (`ann@example.com`) or a whole domain (`@example.com`); nothing is
 //! ever sent to a listed address or to any address at a listed domain, whatever the campaign.
 //! Adding an entry suppresses the matching leads at once (their scheduled emails are
-//! cancelled); removing one does not bring them back — recycle them by hand.
+//! cancelled); a domain entry that would reach more than `compliance.confirm_domain_over`
+//! leads needs `--yes`. Removing one brings nobody back unless asked: `remove --restore`
+//! puts the leads that entry suppressed back where they were (cadence and all).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -30,11 +32,19 @@ pub enum SuppressCommand {
         /// A note kept with the entry (who asked, ticket number…).
         #[arg(long)]
         note: Option<String>,
+        /// Add even an entry that reaches more leads than `compliance.confirm_domain_over`.
+        #[arg(long, visible_alias = "force")]
+        yes: bool,
     },
-    /// Take an address or `@domain` off the list. Leads already suppressed stay suppressed.
+    /// Take an address or `@domain` off the list. Leads already suppressed stay suppressed,
+    /// unless `--restore`.
     Remove {
         #[arg(value_name = "ADDRESS")]
         address: String,
+        /// Also put the leads this entry suppressed back where they were (their cadence
+        /// resumes), unless another entry still lists them.
+        #[arg(long)]
+        restore: bool,
     },
     /// Every entry, oldest first.
     List {
@@ -52,6 +62,9 @@ pub enum SuppressCommand {
         /// A note kept with every entry.
         #[arg(long)]
         note: Option<String>,
+        /// Add even an entry that reaches more leads than `compliance.confirm_domain_over`.
+        #[arg(long, visible_alias = "force")]
+        yes: bool,
     },
 }
 
@@ -74,14 +87,15 @@ pub async fn suppress(
             addresses,
             reason,
             note,
+            ..
         } => (
             addresses_to_add(addresses, *reason, note.as_deref(), now)?,
             None,
         ),
-        SuppressCommand::Import { file, reason, note } => {
-            (read_file(file, *reason, note.as_deref(), now)?, None)
-        }
-        SuppressCommand::Remove { address } => {
+        SuppressCommand::Import {
+            file, reason, note, ..
+        } => (read_file(file, *reason, note.as_deref(), now)?, None),
+        SuppressCommand::Remove { address, .. } => {
             let address = Suppression::normalise_address(address)
                 .map_err(|e| anyhow::anyhow!("{e} (use an email address or @domain.tld)"))?;
             (Vec::new(), Some(address))
@@ -92,6 +106,21 @@ pub async fn suppress(
         store.migrate().await?;
         match cmd {
             SuppressCommand::Add { .. } | SuppressCommand::Import { .. } => {
+                let confirmed = matches!(
+                    cmd,
+                    SuppressCommand::Add { yes: true, .. }
+                        | SuppressCommand::Import { yes: true, .. }
+                );
+                if !confirmed
+                    && !broad_entries_confirmed(
+                        &store,
+                        &entries,
+                        settings.compliance.confirm_domain_over,
+                    )
+                    .await?
+                {
+                    return Ok(ExitCode::FAILURE);
+                }
                 let distinct = entries
                     .iter()
                     .map(|e| e.address.as_str())
@@ -107,6 +136,22 @@ pub async fn suppress(
                 );
                 Ok(ExitCode::SUCCESS)
             }
+            SuppressCommand::Remove { restore: true, .. } => {
+                let address = remove.unwrap_or_default();
+                let restored = store
+                    .unsuppress_and_restore(&address, now)
+                    .await
+                    .context("Failed to update the suppression list")?;
+                let Some(r) = restored else {
+                    eprintln!("error: {address} is not on the suppression list");
+                    return Ok(ExitCode::FAILURE);
+                };
+                println!(
+                    "removed {address} from the suppression list; restored {} lead(s) ({} email(s) scheduled again); {} stay suppressed by another entry",
+                    r.restored, r.resumed_deliveries, r.still_suppressed
+                );
+                Ok(ExitCode::SUCCESS)
+            }
             SuppressCommand::Remove { .. } => {
                 let address = remove.unwrap_or_default();
                 if store
@@ -115,7 +160,7 @@ pub async fn suppress(
                     .context("Failed to update the suppression list")?
                 {
                     println!(
-                        "removed {address} from the suppression list (leads already suppressed stay suppressed)"
+                        "removed {address} from the suppression list (leads already suppressed stay suppressed; `--restore` brings them back)"
                     );
                     Ok(ExitCode::SUCCESS)
                 } else {
@@ -133,6 +178,33 @@ pub async fn suppress(
             }
         }
     })
+}
+
+/// False (after saying why) if an entry would suppress more than `over` leads: a typo in
+/// `@domain` must not silence a whole company unasked.
+async fn broad_entries_confirmed<S: Store>(
+    store: &S,
+    entries: &[Suppression],
+    over: i64,
+) -> anyhow::Result<bool> {
+    let mut broad = Vec::new();
+    for e in entries.iter().filter(|e| e.address.starts_with('@')) {
+        let n = store
+            .leads_reached(&e.address)
+            .await
+            .context("Failed to count the leads an entry reaches")?;
+        if n > over {
+            broad.push(format!("{} would suppress {n} leads", e.address));
+        }
+    }
+    for b in &broad {
+        eprintln!("warning: {b} (more than compliance.confirm_domain_over = {over})");
+    }
+    if broad.is_empty() {
+        return Ok(true);
+    }
+    eprintln!("nothing was added: run again with --yes to add it anyway");
+    Ok(false)
 }
 
 /// The command line's addresses as entries; none at all if one is bad (each bad one is

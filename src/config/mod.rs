@@ -266,6 +266,10 @@ pub fn score_kinds() -> Vec<&'static str> {
 #[derive(Debug, Clone)]
 pub struct ScoringSettings {
     pub points: BTreeMap<String, i64>,
+    /// How clicks are told from link scanners (`click_grace`, `click_burst`).
+    pub clicks: crate::domain::signal::ClickPolicy,
+    /// Points halve every this long (`None`: they never fade).
+    pub half_life: Option<chrono::Duration>,
 }
 
 impl ScoringSettings {
@@ -315,6 +319,9 @@ pub struct ComplianceSettings {
     pub postal_address: String,
     /// An address for `List-Unsubscribe: <mailto:…>` besides the one-click URL.
     pub unsubscribe_mailto: Option<String>,
+    /// A suppression entry that would reach more leads than this (a whole company by a typo)
+    /// needs `suppress add --yes`, and `check` warns of one already listed (default 50).
+    pub confirm_domain_over: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -57,6 +57,8 @@ pub(super) struct RawHttp {
 pub(super) struct RawCompliance {
     pub(super) postal_address: Option<String>,
     pub(super) unsubscribe_mailto: Option<String>,
+    /// `suppress add @domain` asks for `--yes` (and `check` warns) above this many leads.
+    pub(super) confirm_domain_over: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +112,12 @@ pub(super) struct RawWebhooks {
 pub(super) struct RawScoring {
     #[serde(default)]
     pub(super) points: BTreeMap<String, i64>,
+    /// A click this soon after its email went out is a link scanner's ("60s").
+    pub(super) click_grace: Option<String>,
+    /// Clicks on different links of one email this close together are one machine ("10s").
+    pub(super) click_burst: Option<String>,
+    /// Engagement points halve every this long ("30d"; "0d" = never).
+    pub(super) half_life: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,4 +8,6 @@ pub mod intent;
 pub mod lead;
 pub mod lifecycle;
 pub mod reply;
+pub mod report;
 pub mod segment;
+pub mod signal;

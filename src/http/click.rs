@@ -4,12 +4,15 @@
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::Shared;
+use serde_json::json;
+
+use crate::domain::signal::ClickRequest;
 use crate::metrics::{self, Metrics};
-use crate::store::Store;
+use crate::store::{Click, Store};
 use crate::tokens::TokenKind;
 
 #[derive(Debug, serde::Deserialize)]
@@ -17,9 +20,12 @@ pub(super) struct ClickQuery {
     u: Option<String>,
 }
 
-/// `GET /c/{token}?u=URL`: 303 to URL if the token was signed for it, else 404.
+/// `GET /c/{token}?u=URL` (and `HEAD`): 303 to URL if the token was signed for it, else 404.
+/// Whether the click counts as interest is judged by `domain::signal` (scanners do not).
 pub(super) async fn follow<S: Store>(
     State(state): State<Shared<S>>,
+    method: Method,
+    headers: HeaderMap,
     token: Result<Path<String>, PathRejection>,
     query: Result<Query<ClickQuery>, QueryRejection>,
 ) -> Response {
@@ -33,26 +39,16 @@ pub(super) async fn follow<S: Store>(
     let Some(location) = web_location(&url) else {
         return not_found();
     };
+    let request = ClickRequest::from_parts(
+        method.as_str(),
+        headers
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?))),
+    );
     // The reader's click matters more than our record of it: a store failure is logged and
     // the redirect still happens.
-    match state
-        .store
-        .record_click(claims.delivery_id, &url, state.clock.now())
-        .await
-    {
-        Ok(true) => {
-            Metrics::add(&metrics::get().clicks, 1);
-            if let Err(e) = score_click(&state, claims.delivery_id, &url).await {
-                tracing::warn!(delivery_id = claims.delivery_id, error = %e, "Click not scored on an error");
-            }
-        }
-        Ok(false) => tracing::debug!(
-            delivery_id = claims.delivery_id,
-            "Click on a signed link of an unknown delivery"
-        ),
-        Err(e) => {
-            tracing::warn!(delivery_id = claims.delivery_id, error = %e, "Click not recorded on a database error")
-        }
+    if let Err(e) = record(&state, claims.delivery_id, &url, request).await {
+        tracing::warn!(delivery_id = claims.delivery_id, error = %e, "Click not recorded or scored on an error");
     }
     (
         StatusCode::SEE_OTHER,
@@ -68,31 +64,53 @@ pub(super) async fn follow<S: Store>(
         .into_response()
 }
 
-/// Adds the `click` points of `[scoring]` to the clicker's engagement score; crossing the
-/// segment's `rewarm_score` re-warms the lead (and tells sales) like a reply would.
-async fn score_click<S: Store>(
+/// Records the click on the lead's timeline, judged; a counted one adds the `click` points
+/// of `[scoring]` to the lead's score (crossing the segment's `rewarm_score` re-warms it and
+/// tells sales, like a reply), and a scanner's burst takes back the click it began with.
+async fn record<S: Store>(
     state: &Shared<S>,
     delivery_id: i64,
     url: &str,
+    request: ClickRequest,
 ) -> anyhow::Result<()> {
     let loaded = state.current.get();
-    let points = loaded.settings.scoring.points_for("click");
-    if points == 0 {
-        return Ok(());
-    }
-    let Some(target) = state.store.delivery_target(delivery_id).await? else {
+    let scoring = &loaded.settings.scoring;
+    let now = state.clock.now();
+    let click = Click {
+        delivery_id,
+        url,
+        request,
+        policy: scoring.clicks,
+    };
+    let Some(recorded) = state.store.record_click(&click, now).await? else {
+        tracing::debug!(delivery_id, "Click on a signed link of an unknown delivery");
         return Ok(());
     };
-    let now = state.clock.now();
-    let key = format!("{delivery_id}:{}:{url}", now.timestamp_millis());
+    Metrics::add(&metrics::get().clicks, 1);
+    let points = scoring.points_for("click");
+    let judgement = recorded.judgement;
+    if points == 0 || (!judgement.verdict.counted() && judgement.retract == 0) {
+        return Ok(());
+    }
+    let (points, detail) = if judgement.verdict.counted() {
+        (points, json!({"url": url, "delivery_id": delivery_id}))
+    } else {
+        // The burst's first click was counted before the burst showed: taken back, once.
+        let n = i64::try_from(judgement.retract).unwrap_or(i64::MAX);
+        (
+            points.saturating_mul(-n),
+            json!({"url": url, "delivery_id": delivery_id, "retracted": "burst"}),
+        )
+    };
     crate::inbound::process::engage(
         &state.store,
         &loaded,
-        target.lead_id,
-        Some(&target.campaign),
+        recorded.lead_id,
+        Some(&recorded.campaign),
         "click",
         points,
-        &key,
+        detail,
+        &format!("{delivery_id}:{}:{url}", now.timestamp_millis()),
         now,
     )
     .await?;

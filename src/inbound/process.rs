@@ -19,7 +19,7 @@ use crate::inbound::effect::{Reply, effect_for};
 use crate::inbound::intent::{IntentVerdict, intent_of};
 use crate::inbound::matching::{self, Match};
 use crate::inbound::parse::{Failure, ParsedInbound, Report, parse, stated_return_date};
-use crate::store::{InboundEffect, InboundRecord, OtherLead, ReplyAction, Store};
+use crate::store::{Engagement, InboundEffect, InboundRecord, OtherLead, ReplyAction, Store};
 
 /// A raw message as it arrived.
 #[derive(Debug, Clone)]
@@ -370,6 +370,7 @@ async fn score<S: Store>(
         campaign.as_deref(),
         classification.as_str(),
         points,
+        serde_json::json!({}),
         key,
         now,
     )
@@ -407,6 +408,7 @@ pub async fn engage<S: Store>(
     campaign: Option<&str>,
     kind: &str,
     points: i64,
+    detail: serde_json::Value,
     key: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
@@ -420,7 +422,8 @@ pub async fn engage<S: Store>(
             crate::domain::segment::first_match(&settings.segments, &lead, now, settings.default_tz)
         });
     let threshold = segment.map(|s| s.rewarm_score).unwrap_or(0);
-    let notifications = if threshold > 0 {
+    // Points taken back can cross no threshold: nobody to tell.
+    let notifications = if threshold > 0 && points > 0 {
         let timeline = store.timeline(lead_id).await?;
         crate::inbound::effect::score_notifications(
             settings, &lead, kind, threshold, key, &timeline,
@@ -428,9 +431,15 @@ pub async fn engage<S: Store>(
     } else {
         Vec::new()
     };
-    Ok(store
-        .engage(lead_id, kind, points, threshold, &notifications, now)
-        .await?)
+    let engagement = Engagement {
+        lead_id,
+        kind,
+        points,
+        threshold,
+        half_life: settings.scoring.half_life,
+        detail,
+    };
+    Ok(store.engage(&engagement, &notifications, now).await?)
 }
 
 #[cfg(test)]

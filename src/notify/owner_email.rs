@@ -93,13 +93,18 @@ fn rewarm_text(
         // Re-warmed by engagement (clicks…), not by a reply: say so, quote nothing.
         let last = str_field(&n.payload, &["score_kind"]).unwrap_or_else(|| "engagement".into());
         let threshold = n.payload["rewarm_score"].as_i64().unwrap_or(0);
-        (
-            format!("Re-warmed: {name} is engaging"),
-            format!(
-                "{name} <{}> reached the re-warm score of {threshold} (last: a {last}).\n",
-                lead.email
-            ),
-        )
+        let mut t = format!(
+            "{name} <{}> reached the re-warm score of {threshold} (last: a {last}).\n",
+            lead.email
+        );
+        let made = crate::domain::signal::describe(&n.payload["signals"]);
+        if !made.is_empty() {
+            t.push_str("\nWhat made it (points then, weight now):\n");
+            for line in made {
+                t.push_str(&format!("  - {line}\n"));
+            }
+        }
+        (format!("Re-warmed: {name} is engaging"), t)
     } else {
         let reply = reply_of(&n.payload, timeline).unwrap_or_else(|| "(no text)".into());
         let mut t = format!("{name} <{}> wrote back:\n\n", lead.email);

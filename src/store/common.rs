@@ -415,7 +415,7 @@ macro_rules! common_suppression_methods {
     };
 }
 
-/// Everything inbound but `record_click` (JSON built in SQL).
+/// Everything inbound: replies, bounces, clicks and engagement.
 macro_rules! common_inbound_methods {
     () => {
         async fn record_inbound(
@@ -544,41 +544,116 @@ macro_rules! common_inbound_methods {
 
         async fn engage(
             &self,
-            lead_id: i64,
-            kind: &str,
-            points: i64,
-            threshold: i64,
+            e: &Engagement<'_>,
             notifications: &[NewNotification],
             now: DateTime<Utc>,
         ) -> Result<bool, StoreError> {
-            if points == 0 {
+            if e.points == 0 {
                 return Ok(false);
             }
             let mut tx = self.write().await?;
             let state: Option<String> = sqlx::query_scalar(sql::LEAD_STATE)
-                .bind(lead_id)
+                .bind(e.lead_id)
                 .fetch_optional(&mut *tx)
                 .await?;
             let Some(state) = state else {
                 return Ok(false);
             };
-            let before = lead_score(&mut tx, lead_id).await?;
-            let after = before + points;
-            insert_event(
-                &mut tx,
-                lead_id,
-                "engaged",
-                &json!({"kind": kind, "points": points, "score": after}),
-                now,
-            )
-            .await?;
+            let rows: Vec<EventRow> = sqlx::query_as(sql::SIGNALS)
+                .bind(e.lead_id)
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut signals = crate::domain::signal::from_engaged(
+                rows.into_iter().map(Event::from).map(|ev| (ev.at, ev.detail)),
+            );
+            let before = crate::domain::signal::score(&signals, now, e.half_life);
+            let after = before + e.points as f64;
+            let mut detail = e.detail.clone();
+            if !detail.is_object() {
+                detail = json!({});
+            }
+            detail["kind"] = json!(e.kind);
+            detail["points"] = json!(e.points);
+            detail["score"] = json!(crate::domain::signal::whole(after));
+            let after_f = after;
+            insert_event(&mut tx, e.lead_id, "engaged", &detail, now).await?;
+            // Whole points: 10 earned a few seconds ago weigh 9.99999…, and still count 10.
+            let (before, after) = (
+                crate::domain::signal::whole(before),
+                crate::domain::signal::whole(after),
+            );
             let mut rewarmed = false;
-            if threshold > 0 && before < threshold && after >= threshold && rewarmable(&state) {
-                rewarmed = rewarm(&mut tx, lead_id, &state, "score", now).await?;
-                enqueue(&mut tx, notifications, now).await?;
+            if e.threshold > 0 && before < e.threshold && after >= e.threshold && rewarmable(&state) {
+                signals.push(crate::domain::signal::Signal {
+                    at: now,
+                    kind: e.kind.to_string(),
+                    points: e.points,
+                    detail: detail.clone(),
+                });
+                let made = crate::domain::signal::made_of(&signals, now, e.half_life);
+                let extra = json!({"score": crate::domain::signal::whole(after_f), "threshold": e.threshold, "signals": made});
+                rewarmed = rewarm_with(&mut tx, e.lead_id, &state, "score", &extra, now).await?;
+                let notifications: Vec<NewNotification> = notifications
+                    .iter()
+                    .cloned()
+                    .map(|mut n| {
+                        if let Some(p) = n.payload.as_object_mut() {
+                            p.insert("signals".into(), extra["signals"].clone());
+                        }
+                        n
+                    })
+                    .collect();
+                enqueue(&mut tx, &notifications, now).await?;
             }
             tx.commit().await?;
             Ok(rewarmed)
+        }
+
+        async fn record_click(
+            &self,
+            click: &Click<'_>,
+            now: DateTime<Utc>,
+        ) -> Result<Option<ClickRecord>, StoreError> {
+            let mut tx = self.write().await?;
+            let row: Option<(i64, String, i64, Option<Time>)> = sqlx::query_as(sql::CLICK_DELIVERY)
+                .bind(click.delivery_id)
+                .bind(Time(now))
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some((lead_id, campaign, step, sent_at)) = row else {
+                return Ok(None);
+            };
+            let memory = click.policy.repeat.max(click.policy.burst);
+            let rows: Vec<EventRow> = sqlx::query_as(sql::CLICKS_SINCE)
+                .bind(lead_id)
+                .bind(Time(now - memory))
+                .fetch_all(&mut *tx)
+                .await?;
+            let prior = sql::prior_clicks(rows, click.delivery_id, &campaign, step + 1);
+            let judgement = crate::domain::signal::judge_click(
+                &click.policy,
+                click.request,
+                now,
+                click.url,
+                sent_at.map(|t| t.0),
+                &prior,
+            );
+            insert_event(
+                &mut tx,
+                lead_id,
+                "clicked",
+                &json!({"campaign": campaign, "step": step + 1, "url": click.url, "delivery_id": click.delivery_id,
+                        "counted": judgement.verdict.counted(), "signal": judgement.verdict.as_str()}),
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(Some(ClickRecord {
+                lead_id,
+                campaign,
+                step: step + 1,
+                judgement,
+            }))
         }
 
         async fn score(&self, lead_id: i64) -> Result<i64, StoreError> {
@@ -854,6 +929,18 @@ macro_rules! common_write_steps {
             reason: &str,
             now: DateTime<Utc>,
         ) -> Result<bool, StoreError> {
+            rewarm_with(conn, lead_id, state, reason, &json!({}), now).await
+        }
+
+        /// `rewarm`, with `extra` keys on its event (a score's signals).
+        async fn rewarm_with(
+            conn: &mut $conn,
+            lead_id: i64,
+            state: &str,
+            reason: &str,
+            extra: &Value,
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
             if !rewarmable(state) {
                 return Ok(false);
             }
@@ -864,14 +951,13 @@ macro_rules! common_write_steps {
                     .execute(&mut *conn)
                     .await?;
             }
-            insert_event(
-                conn,
-                lead_id,
-                "rewarmed",
-                &json!({"from": state, "to": "rewarmed", "reason": reason}),
-                now,
-            )
-            .await?;
+            let mut detail = json!({"from": state, "to": "rewarmed", "reason": reason});
+            if let (Some(d), Some(x)) = (detail.as_object_mut(), extra.as_object()) {
+                for (k, v) in x {
+                    d.insert(k.clone(), v.clone());
+                }
+            }
+            insert_event(conn, lead_id, "rewarmed", &detail, now).await?;
             Ok(true)
         }
 
@@ -964,7 +1050,7 @@ macro_rules! common_write_steps {
                         conn,
                         lead_id,
                         "soft_bounce",
-                        &json!({"evidence": evidence, "inbound_id": inbound_id}),
+                        &json!({"evidence": evidence, "inbound_id": inbound_id, "delivery_id": record.delivery_id}),
                         now,
                     )
                     .await?;

@@ -52,8 +52,8 @@
 //! `upsert_leads` / `enrol` never let a listed address become a nurturing lead, and
 //! `claim_due` checks the list itself in the claiming statement — so an unsubscribe that
 //! committed before a claim takes effect even if some lead row was missed. Removing an entry
-//! (`unsuppress`) changes no lead: suppressed leads stay suppressed until a person recycles them
-//! (`leads recycle`, which refuses while an entry still covers the address).
+//! (`unsuppress`) changes no lead; `unsuppress_and_restore` (`suppress remove --restore`)
+//! also puts the leads that entry suppressed back where they were, cadence and all.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -71,6 +71,7 @@ mod common;
 #[macro_use]
 mod handoff;
 mod reply;
+mod common_loop;
 mod batch;
 mod copy;
 mod dialect;
@@ -87,7 +88,8 @@ pub use model::*;
 /// `PgStore`); code generic over `S: Store` needs only `Store`.
 pub mod prelude {
     pub use super::{
-        CopyStore, HandoffStore, InboundStore, KvStore, LeadStore, OutboxStore, QueueStore, Store,
+        CopyStore, HandoffStore, InboundStore, KvStore, LeadStore, OutboxStore, QueueStore,
+        ReportStore, Store,
         SuppressionStore,
     };
 }
@@ -119,6 +121,7 @@ pub trait Store:
     + KvStore
     + CopyStore
     + HandoffStore
+    + ReportStore
     + Clone
     + Send
     + Sync
@@ -377,9 +380,33 @@ pub trait SuppressionStore {
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
     /// Removes `address` (an address or `@domain`) from the list; true if it was there.
-    /// Leads already `suppressed` stay suppressed and nothing of theirs is rescheduled: a
-    /// person must recycle them. New imports of the address are no longer suppressed.
+    /// Leads already `suppressed` stay suppressed and nothing of theirs is rescheduled
+    /// (`unsuppress_and_restore` brings them back). New imports of the address are no
+    /// longer suppressed.
     fn unsuppress(&self, address: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Removes `address` from the list and, in the same transaction, puts back the leads
+    /// that entry suppressed (their last suppression names it) and that no other entry
+    /// lists (their address or domain): each returns to the state it was in (a nurturing
+    /// lead with nothing left to resume completes, or is new if never enrolled); for one
+    /// that was nurturing, the enrolments the suppression stopped are active again and the
+    /// deliveries it cancelled are scheduled again, not before `now`. Event `restored`
+    /// {from, to, address}. `None` if the address was not on the list.
+    fn unsuppress_and_restore(
+        &self,
+        address: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Restored>, StoreError>> + Send;
+
+    /// Leads not suppressed yet that `address` (an address or `@domain`) would suppress.
+    fn leads_reached(&self, address: &str) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// The `@domain` entries of the list that reach more than `over` leads, with how many,
+    /// biggest first (for `check`: a typo in a domain entry silences a whole company).
+    fn broad_domain_entries(
+        &self,
+        over: i64,
+    ) -> impl Future<Output = Result<Vec<(String, i64)>, StoreError>> + Send;
 
     /// The whole list, oldest entry first.
     fn suppressions(&self) -> impl Future<Output = Result<Vec<Suppression>, StoreError>> + Send;
@@ -427,32 +454,35 @@ pub trait InboundStore {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<StoredInbound>, StoreError>> + Send;
 
-    /// Writes a `clicked` event {campaign, step, url} on the delivery's lead; false (and
-    /// nothing written) if there is no such delivery.
+    /// Judges a click (`domain::signal::judge_click`: against the delivery's send time — now,
+    /// if it is still `claimed`: the email arrived before its outcome was recorded — and
+    /// the lead's clicks on that email in the last day, inside one write transaction, so
+    /// concurrent scanner requests see each other) and writes a `clicked` event {campaign,
+    /// step, url, delivery_id, counted, signal}. `None` (nothing written) if there is no such
+    /// delivery.
     fn record_click(
         &self,
-        delivery_id: i64,
-        url: &str,
+        click: &Click<'_>,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<ClickRecord>, StoreError>> + Send;
 
-    /// Adds `points` for an engagement of `kind` (event `engaged` {kind, points, score}).
-    /// The score is the sum of the lead's `engaged` points since it was last recycled. When
-    /// it crosses `threshold` (was below, is now at or above; `threshold <= 0` = never) and
-    /// the lead is new, nurturing or completed, the lead is re-warmed exactly like
-    /// `InboundEffect::Rewarm` (reason `score`) and `notifications` are enqueued. Returns true
-    /// if the lead was re-warmed now. An unknown lead or `points == 0` changes nothing.
+    /// Adds `points` for an engagement (event `engaged` {kind, points, score, …detail}). The
+    /// score is the sum of the lead's `engaged` points since it was last recycled, each
+    /// halved every `half_life` (`domain::signal`). When it crosses `threshold` (was below,
+    /// is now at or above; `threshold <= 0` = never) and the lead is new, nurturing or
+    /// completed, the lead is re-warmed exactly like `InboundEffect::Rewarm` (reason `score`;
+    /// its event names the `signals` that made the score, and so does each notification's
+    /// payload) and `notifications` are enqueued. Returns true if the lead was re-warmed now.
+    /// An unknown lead or `points == 0` changes nothing.
     fn engage(
         &self,
-        lead_id: i64,
-        kind: &str,
-        points: i64,
-        threshold: i64,
+        engagement: &Engagement<'_>,
         notifications: &[NewNotification],
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// The lead's engagement score (sum of `engaged` points since it was last recycled).
+    /// The lead's engagement score, undecayed (sum of `engaged` points since it was last
+    /// recycled).
     fn score(&self, lead_id: i64) -> impl Future<Output = Result<i64, StoreError>> + Send;
 }
 
@@ -521,6 +551,16 @@ pub trait KvStore {
         name: &str,
         generate: impl FnOnce() -> String + Send,
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
+}
+
+/// What campaigns did, for `rewarm report` (see `domain::report` for what is counted).
+pub trait ReportStore {
+    /// The funnel and loss-to-re-warm aggregates of the enrolments `q` selects, per group
+    /// and in total, each computed by one aggregate statement (no query per lead).
+    fn report_counts(
+        &self,
+        q: &ReportQuery,
+    ) -> impl Future<Output = Result<ReportCounts, StoreError>> + Send;
 }
 
 /// Whole tables, for `rewarm db copy`.

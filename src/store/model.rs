@@ -474,3 +474,65 @@ pub fn bare_message_id(id: &str) -> &str {
         .trim_end_matches('>')
         .trim()
 }
+
+/// Engagement points for a lead (`InboundStore::engage`).
+#[derive(Debug, Clone)]
+pub struct Engagement<'a> {
+    pub lead_id: i64,
+    /// `click`, `reply`, `auto_reply`, …
+    pub kind: &'a str,
+    /// May be negative: a click of a scanner's burst taken back.
+    pub points: i64,
+    /// The segment's `rewarm_score` (`<= 0`: never re-warms).
+    pub threshold: i64,
+    /// Points halve every this long (`None`: never).
+    pub half_life: Option<chrono::Duration>,
+    /// What it was (the URL clicked, …): kept on the `engaged` event, named in a re-warm.
+    pub detail: serde_json::Value,
+}
+
+/// A click on a tracked link, to judge and record (`InboundStore::record_click`).
+#[derive(Debug, Clone)]
+pub struct Click<'a> {
+    pub delivery_id: i64,
+    pub url: &'a str,
+    pub request: crate::domain::signal::ClickRequest,
+    pub policy: crate::domain::signal::ClickPolicy,
+}
+
+/// A recorded click: whose, on which email, and whether it counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClickRecord {
+    pub lead_id: i64,
+    pub campaign: String,
+    pub step: i64,
+    pub judgement: crate::domain::signal::Judgement,
+}
+
+/// What `unsuppress_and_restore` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Restored {
+    /// Leads put back where they were.
+    pub restored: u64,
+    /// Deliveries scheduled again.
+    pub resumed_deliveries: u64,
+    /// Leads the entry suppressed that another entry still lists: they stay suppressed.
+    pub still_suppressed: i64,
+}
+
+/// What `rewarm report` asks: enrolments made in `[since, until)`, grouped `by`.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportQuery {
+    pub since: Option<DateTime<Utc>>,
+    pub until: DateTime<Utc>,
+    pub by: crate::domain::report::GroupBy,
+}
+
+/// The report's aggregates (`domain::report::assemble` makes the report of them): funnel
+/// rows (group, counts in `STAGES` order) and (group, days from loss to re-warm, leads); the
+/// totals under the group `(all)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportCounts {
+    pub funnels: Vec<(String, [i64; 8])>,
+    pub days: Vec<(String, i64, i64)>,
+}

@@ -39,10 +39,24 @@ pub(crate) const SCORE: &str =
     "SELECT CAST(COALESCE(sum(CAST(detail->>'points' AS BIGINT)), 0) AS BIGINT) FROM events
      WHERE lead_id = $1 AND kind = 'engaged'
        AND id > COALESCE((SELECT max(id) FROM events WHERE lead_id = $1 AND kind = 'recycled'), 0)";
+/// The lead's ($1) `engaged` events since it was last recycled, oldest first: the signals
+/// its (decayed) score is made of.
+pub(crate) const SIGNALS: &str = "SELECT at, kind, detail FROM events
+     WHERE lead_id = $1 AND kind = 'engaged'
+       AND id > COALESCE((SELECT max(id) FROM events WHERE lead_id = $1 AND kind = 'recycled'), 0)
+     ORDER BY id";
+/// What a click needs of its delivery ($1): whose, which step, when it went out. A click
+/// can beat the record of its send (the email arrives while the outcome is being written):
+/// a delivery still `claimed` went out just now, as far as the grace period goes.
+pub(crate) const CLICK_DELIVERY: &str = "SELECT lead_id, campaign, step, CASE WHEN state = 'claimed' THEN $2 ELSE sent_at END FROM deliveries WHERE id = $1";
+/// The lead's ($1) clicks since $2, oldest first (the click judge's memory).
+pub(crate) const CLICKS_SINCE: &str = "SELECT at, kind, detail FROM events
+     WHERE lead_id = $1 AND kind = 'clicked' AND at >= $2 ORDER BY id";
 /// "In a row": soft bounces since the last sign that mail reaches the person (a reply, an
 /// auto-reply, a click). A `sent` proves nothing (the bounce comes after it), so it does not
-/// reset the count.
-pub(crate) const SOFT_BOUNCES_IN_A_ROW: &str = "SELECT count(*) FROM events WHERE lead_id = $1 AND kind = 'soft_bounce'
+/// reset the count. Several about one email (a server's "Action: delayed" DSN every few
+/// hours, then its final word) count once: bounces of one known delivery are one.
+pub(crate) const SOFT_BOUNCES_IN_A_ROW: &str = "SELECT count(DISTINCT COALESCE(CAST(detail->>'delivery_id' AS TEXT), 'event:' || CAST(id AS TEXT))) FROM events WHERE lead_id = $1 AND kind = 'soft_bounce'
        AND id > COALESCE((SELECT max(id) FROM events WHERE lead_id = $1
                                    AND (kind IN ('replied', 'clicked')
                                         OR (kind = 'inbound' AND detail->>'classification' IN ('human_reply', 'auto_reply')))), 0)";
@@ -76,6 +90,29 @@ pub(crate) const RECHECK_DUE: &str = "SELECT id FROM leads WHERE state = 'out_of
 pub(crate) const CLEAR_LIFECYCLE: &str =
     "UPDATE leads SET scope_reason = NULL, recheck_at = NULL, paused_from = NULL WHERE id = $1";
 pub(crate) const COUNT_ENROLMENTS: &str = "SELECT count(*) FROM enrolments WHERE lead_id = $1";
+
+/// The clicks of `CLICKS_SINCE` on one email: its delivery's, or (recorded before clicks
+/// named their delivery) its campaign's and step's. Those older clicks were all scored.
+pub(crate) fn prior_clicks(
+    rows: Vec<super::rows::EventRow>,
+    delivery_id: i64,
+    campaign: &str,
+    step: i64,
+) -> Vec<crate::domain::signal::PriorClick> {
+    rows.into_iter()
+        .map(Event::from)
+        .filter(|e| match e.detail["delivery_id"].as_i64() {
+            Some(id) => id == delivery_id,
+            None => e.detail["campaign"] == campaign && e.detail["step"].as_i64() == Some(step),
+        })
+        .map(|e| crate::domain::signal::PriorClick {
+            at: e.at,
+            url: e.detail["url"].as_str().unwrap_or_default().to_string(),
+            counted: e.detail["counted"].as_bool().unwrap_or(true),
+            burst: e.detail["signal"] == "burst",
+        })
+        .collect()
+}
 
 // ── Queue ───────────────────────────────────────────────────────────────────────────────
 
@@ -122,6 +159,85 @@ pub(crate) const DELIVERY_BY_MESSAGE_ID: &str =
 // ── Suppression ─────────────────────────────────────────────────────────────────────────
 
 pub(crate) const UNSUPPRESS: &str = "DELETE FROM suppressions WHERE address = $1";
+
+/// The leads an entry ($1) suppressed, for `unsuppress_and_restore` once the entry is gone:
+/// `r(lead_id, at, back_to, covered)`, every lead still `suppressed` whose last suppression
+/// (a `suppressed` event, or an import that found it listed) names the entry; `at` is when
+/// (what it cancelled and stopped then carries that time), `back_to` the state it was in,
+/// `covered` whether another entry (its address or its domain, spelled `$domain` by the
+/// backend) still lists it. Prefixed to each statement of the restore.
+macro_rules! restore_matches {
+    ($domain:literal, $($rest:tt)+) => {
+        concat!(
+            "WITH r0 AS (
+                SELECT l.id AS lead_id, e.at AS at, COALESCE(e.detail->>'from', 'new') AS back_to,
+                       EXISTS (SELECT 1 FROM suppressions s WHERE s.address IN (l.email, ",
+            $domain,
+            ")) AS covered
+                FROM leads l JOIN events e ON e.id = (
+                    SELECT max(x.id) FROM events x WHERE x.lead_id = l.id
+                      AND (x.kind = 'suppressed' OR (x.kind IN ('imported', 'updated') AND x.detail->>'state' = 'suppressed')))
+                WHERE l.state = 'suppressed' AND e.detail->>'address' = $1),
+             r AS (SELECT lead_id, at, back_to FROM r0 WHERE NOT covered)
+             ",
+            $($rest)+
+        )
+    };
+}
+
+/// Where a restored lead goes (`r` row, lead `leads.id`): where it was, except that a lead
+/// that was nurturing with nothing left to resume completes (or is new if never enrolled).
+macro_rules! restore_to {
+    () => {
+        "CASE WHEN r.back_to <> 'nurturing'
+                   OR EXISTS (SELECT 1 FROM enrolments n WHERE n.lead_id = r.lead_id AND n.state = 'active') THEN r.back_to
+              WHEN EXISTS (SELECT 1 FROM enrolments n WHERE n.lead_id = r.lead_id) THEN 'completed'
+              ELSE 'new' END"
+    };
+}
+
+/// `restore_matches!` statements that read the same in both databases, before the events:
+/// what the suppression cancelled is scheduled again (not before now), what it stopped is
+/// active again — only for leads that were nurturing then.
+macro_rules! restore_resume {
+    ($domain:literal) => {
+        [
+            restore_matches!(
+                $domain,
+                "UPDATE deliveries SET state = 'scheduled', due_at = CASE WHEN due_at < $2 THEN $2 ELSE due_at END, updated_at = $2
+                 WHERE state = 'cancelled' AND EXISTS (
+                     SELECT 1 FROM r WHERE r.lead_id = deliveries.lead_id AND r.at = deliveries.updated_at AND r.back_to = 'nurturing')"
+            ),
+            restore_matches!(
+                $domain,
+                "UPDATE enrolments SET state = 'active', ended_at = NULL
+                 WHERE state = 'stopped' AND EXISTS (
+                     SELECT 1 FROM r WHERE r.lead_id = enrolments.lead_id AND r.at = enrolments.ended_at AND r.back_to = 'nurturing')"
+            ),
+        ]
+    };
+}
+
+/// After the events: the leads' states.
+macro_rules! restore_leads {
+    ($domain:literal) => {
+        restore_matches!(
+            $domain,
+            concat!(
+                "UPDATE leads SET state = (SELECT ",
+                restore_to!(),
+                " FROM r WHERE r.lead_id = leads.id), updated_at = $2 WHERE id IN (SELECT lead_id FROM r)"
+            )
+        )
+    };
+}
+
+/// How many leads the entry suppressed stay suppressed by another entry.
+macro_rules! restore_covered {
+    ($domain:literal) => {
+        restore_matches!($domain, "SELECT count(*) FROM r0 WHERE covered")
+    };
+}
 pub(crate) const SUPPRESSIONS: &str =
     "SELECT id, address, reason, evidence, created_at FROM suppressions ORDER BY id";
 /// The entry for an address ($1) or its `@domain` ($2), the exact address first.
@@ -160,6 +276,79 @@ macro_rules! claim_notifications {
              RETURNING id, idempotency_key, kind, lead_id, payload, state, attempts, next_at, last_error, created_at, sent_at"
         )
     };
+}
+
+// ── Report ──────────────────────────────────────────────────────────────────────────────
+
+/// The group expression of `by` (`None`: the totals), over enrolment `e` and lead `l`; the
+/// backend spells the month (`month`).
+pub(crate) fn report_group(by: Option<crate::domain::report::GroupBy>, month: &str) -> String {
+    use crate::domain::report::{ALL, GroupBy, NO_OWNER};
+    match by {
+        None => format!("CAST('{ALL}' AS TEXT)"),
+        Some(GroupBy::Campaign) => "e.campaign".into(),
+        Some(GroupBy::Segment) => "e.segment".into(),
+        Some(GroupBy::Owner) => format!("COALESCE(l.owner_email, '{NO_OWNER}')"),
+        Some(GroupBy::Month) => month.into(),
+    }
+}
+
+/// The cohort `c(id, lead_id, since_at, until_at, grp)`: enrolments made in [$1, $2), each
+/// with the time until the lead's next enrolment (or $2), grouped by `group`.
+fn report_cohort(group: &str) -> String {
+    format!(
+        "WITH c AS (
+            SELECT e.id, e.lead_id, e.enrolled_at AS since_at,
+                   COALESCE((SELECT min(n.enrolled_at) FROM enrolments n
+                             WHERE n.lead_id = e.lead_id AND n.enrolled_at > e.enrolled_at AND n.enrolled_at < $2), $2) AS until_at,
+                   {group} AS grp
+            FROM enrolments e JOIN leads l ON l.id = e.lead_id
+            WHERE e.enrolled_at >= $1 AND e.enrolled_at < $2)"
+    )
+}
+
+/// The funnel per group (`domain::report` defines the stages): (grp, 8 counts), each a
+/// count of distinct leads, in one aggregate over the cohort with indexed EXISTS probes
+/// (`events_lead_kind`, `deliveries_enrolment`).
+pub(crate) fn report_funnel_sql(group: &str) -> String {
+    let event = |condition: &str| {
+        format!(
+            "count(DISTINCT CASE WHEN EXISTS (SELECT 1 FROM events v WHERE v.lead_id = c.lead_id AND {condition}
+                 AND v.at >= c.since_at AND v.at < c.until_at) THEN c.lead_id END)"
+        )
+    };
+    format!(
+        "{cohort}
+         SELECT grp, count(DISTINCT lead_id),
+                count(DISTINCT CASE WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.enrolment_id = c.id AND d.state = 'sent' AND d.sent_at < $2)
+                                    THEN c.lead_id END),
+                {replied}, {rewarmed}, {won}, {out_of_scope}, {unsubscribed}, {bounced}
+         FROM c GROUP BY grp",
+        cohort = report_cohort(group),
+        replied = event("v.kind = 'replied'"),
+        rewarmed = event("v.kind = 'rewarmed'"),
+        won = event("v.kind = 'won'"),
+        out_of_scope = event("v.kind = 'out_of_scope'"),
+        unsubscribed = event("v.kind = 'suppressed' AND v.detail->>'reason' IN ('unsubscribed', 'complaint')"),
+        bounced = event("v.kind = 'suppressed' AND v.detail->>'reason' = 'hard_bounce'"),
+    )
+}
+
+/// Days from the loss to the first re-warm in the cohort, per group: (grp, days, leads);
+/// `days` is the backend's whole days between `l.lost_at` and `r.at`.
+pub(crate) fn report_days_sql(group: &str, days: &str) -> String {
+    format!(
+        "{cohort},
+         r AS (SELECT c.grp, c.lead_id,
+                      (SELECT min(v.at) FROM events v WHERE v.lead_id = c.lead_id AND v.kind = 'rewarmed'
+                         AND v.at >= c.since_at AND v.at < c.until_at) AS at
+               FROM c)
+         SELECT r.grp, {days} AS days, count(DISTINCT r.lead_id)
+         FROM r JOIN leads l ON l.id = r.lead_id
+         WHERE r.at IS NOT NULL AND l.lost_at IS NOT NULL
+         GROUP BY r.grp, {days}",
+        cohort = report_cohort(group)
+    )
 }
 
 // ── Kv and secrets ──────────────────────────────────────────────────────────────────────

@@ -456,40 +456,106 @@ async fn a_signed_click_redirects_to_its_url_and_lands_on_the_timeline() {
     assert_eq!(clicks[0].detail["url"], TARGET);
 }
 
-/// Clicks score (`[scoring] points.click`, 10 by default); reaching the segment's
-/// `rewarm_score` (100 by default) re-warms the lead once, like a reply.
+/// Clicks score (`[scoring] points.click`, 10 by default) when a person makes them; reaching
+/// the segment's `rewarm_score` (100 by default) re-warms the lead once, like a reply.
+/// A person clicks one link once a day, and not in the minute the email arrives.
 #[tokio::test]
-async fn clicks_add_up_to_the_segments_rewarm_score_and_rewarm_the_lead_once() {
-    let app = app_with_two_sent_leads().await;
+async fn a_persons_clicks_add_up_to_the_rewarm_score_and_rewarm_the_lead_once() {
+    let mut app = app_with_two_sent_leads().await;
     let delivery_id = app.delivery_to(SAM).await;
     let token = app
         .keys
         .sign_with(TokenKind::Click, delivery_id, 0, TARGET.as_bytes());
-    let link = app.url(&format!("/c/{token}?u={}", encode(TARGET)));
     let lead_id = app.lead(SAM).await.id;
-    let click = || async {
-        let response = app.get(&link).await;
+    // No decay here: this is about counting.
+    app.reconfigure(|s| s.scoring.half_life = None);
+
+    // Ten GETs at the moment of delivery: a scanner's, none counts.
+    for _ in 0..10 {
+        let response = app
+            .get(app.url(&format!("/c/{token}?u={}", encode(TARGET))))
+            .await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    };
-
-    for _ in 0..9 {
-        click().await;
     }
-    assert_eq!(app.store.score(lead_id).await.unwrap(), 90);
-    assert_eq!(app.lead(SAM).await.state, LeadState::Nurturing);
+    assert_eq!(app.store.score(lead_id).await.unwrap(), 0);
+    // A person, once a day (a second click the same day is not more interest).
+    for day in 1..=10 {
+        app.restart_at(at(T0) + TimeDelta::days(day)).await;
+        let link = app.url(&format!("/c/{token}?u={}", encode(TARGET)));
+        for _ in 0..2 {
+            assert_eq!(app.get(&link).await.status(), StatusCode::SEE_OTHER);
+        }
+        let expected = if day < 10 {
+            LeadState::Nurturing
+        } else {
+            LeadState::Rewarmed
+        };
+        assert_eq!(
+            app.store.score(lead_id).await.unwrap(),
+            10 * day,
+            "day {day}"
+        );
+        assert_eq!(app.lead(SAM).await.state, expected, "day {day}");
+    }
+    app.restart_at(at(T0) + TimeDelta::days(11)).await;
+    let link = app.url(&format!("/c/{token}?u={}", encode(TARGET)));
+    app.get(&link).await;
+    let timeline = app.timeline(SAM).await;
+    let rewarms: Vec<_> = timeline.iter().filter(|e| e.kind == "rewarmed").collect();
+    assert_eq!(rewarms.len(), 1, "a second crossing re-warmed again");
+    assert_eq!(
+        rewarms[0].detail["signals"].as_array().map(Vec::len),
+        Some(10)
+    );
+    assert_eq!(rewarms[0].detail["signals"][0]["url"], TARGET);
+    let signals: Vec<&str> = timeline
+        .iter()
+        .filter(|e| e.kind == "clicked")
+        .filter_map(|e| e.detail["signal"].as_str())
+        .collect();
+    assert_eq!(signals.iter().filter(|s| **s == "within_grace").count(), 10);
+    assert_eq!(signals.iter().filter(|s| **s == "counted").count(), 11);
+    assert_eq!(signals.iter().filter(|s| **s == "repeat").count(), 10);
+    assert_eq!(app.lead(PAT).await.state, LeadState::Nurturing);
+}
 
-    click().await;
-    assert_eq!(app.store.score(lead_id).await.unwrap(), 100);
-    assert_eq!(app.lead(SAM).await.state, LeadState::Rewarmed);
-    click().await;
-    let rewarms = app
+/// `HEAD` and prefetching requests redirect like any other but never count.
+#[tokio::test]
+async fn head_and_prefetch_requests_redirect_but_do_not_count() {
+    let mut app = app_with_two_sent_leads().await;
+    let delivery_id = app.delivery_to(SAM).await;
+    let token = app
+        .keys
+        .sign_with(TokenKind::Click, delivery_id, 0, TARGET.as_bytes());
+    app.restart_at(at(T0) + TimeDelta::days(2)).await;
+    let link = app.url(&format!("/c/{token}?u={}", encode(TARGET)));
+    let head = app.client.head(&link).send().await.expect("HEAD");
+    assert_eq!(head.status(), StatusCode::SEE_OTHER);
+    for (name, value) in [
+        ("Purpose", "prefetch"),
+        ("Sec-Purpose", "prefetch"),
+        ("X-Moz", "prefetch"),
+    ] {
+        let r = app
+            .client
+            .get(&link)
+            .header(name, value)
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(r.headers()[LOCATION], TARGET);
+    }
+    let lead_id = app.lead(SAM).await.id;
+    assert_eq!(app.store.score(lead_id).await.unwrap(), 0);
+    let signals: Vec<String> = app
         .timeline(SAM)
         .await
         .into_iter()
-        .filter(|e| e.kind == "rewarmed")
-        .count();
-    assert_eq!(rewarms, 1, "a second crossing re-warmed again");
-    assert_eq!(app.lead(PAT).await.state, LeadState::Nurturing);
+        .filter(|e| e.kind == "clicked")
+        .filter_map(|e| e.detail["signal"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(signals, ["head", "prefetch", "prefetch", "prefetch"]);
 }
 
 #[tokio::test]

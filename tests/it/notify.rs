@@ -267,6 +267,7 @@ async fn a_rewarm_by_score_tells_the_owner_it_was_engagement() {
         Some(&delivery.campaign),
         "click",
         100,
+        serde_json::json!({"url": "https://acme.example/pricing"}),
         "test-click",
         now,
     )
@@ -278,6 +279,12 @@ async fn a_rewarm_by_score_tells_the_owner_it_was_engagement() {
     let text = String::from_utf8_lossy(&smtp.messages()[0].data).replace("=\r\n", "");
     assert!(text.contains("is engaging"), "{text}");
     assert!(text.contains("(last: a click)"), "{text}");
+    // It says which signals made the score.
+    assert!(text.contains("What made it"), "{text}");
+    assert!(
+        text.contains("click +100 (100 now) https://acme.example/pricing"),
+        "{text}"
+    );
     assert!(
         !text.contains("replied") && !text.contains("(no text)"),
         "{text}"

@@ -19,9 +19,10 @@ use rewarm::domain::lead::{Lead, LeadState, NewLead};
 use rewarm::store::postgres::PgStore;
 use rewarm::store::sqlite::SqliteStore;
 use rewarm::store::{
-    ClaimedDelivery, DeliveryRecord, DeliveryTarget, InboundApplied, InboundEffect, InboundRecord,
-    NewEnrolment, NewNotification, NextStep, Outcome, RecordedOutcome, Rows, Store, Suppression,
-    SuppressionReason, SuppressionRecord, Table, UpsertSummary,
+    ClaimedDelivery, Click, DeliveryRecord, DeliveryTarget, Engagement, InboundApplied,
+    InboundEffect, InboundRecord, NewEnrolment, NewNotification, NextStep, Outcome,
+    RecordedOutcome, Rows, Store, Suppression, SuppressionReason, SuppressionRecord, Table,
+    UpsertSummary,
 };
 
 // ── Harness ─────────────────────────────────────────────────────────────────────────────
@@ -84,7 +85,7 @@ store_tests!(
     a_recycled_lead_resumes_its_cadence_after_the_wait,
 );
 
-async fn on_sqlite<F, Fut>(test: F)
+pub(crate) async fn on_sqlite<F, Fut>(test: F)
 where
     F: FnOnce(SqliteStore) -> Fut,
     Fut: Future<Output = ()>,
@@ -93,7 +94,7 @@ where
     test(store).await;
 }
 
-async fn on_postgres<F, Fut>(test: &str, body: F)
+pub(crate) async fn on_postgres<F, Fut>(test: &str, body: F)
 where
     F: FnOnce(PgStore) -> Fut,
     Fut: Future<Output = ()>,
@@ -115,22 +116,22 @@ where
 
 // ── Helpers ─────────────────────────────────────────────────────────────────────────────
 
-fn t(s: &str) -> DateTime<Utc> {
+pub(crate) fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
         .expect("RFC 3339 time")
         .with_timezone(&Utc)
 }
 
 /// The time the suite's clock stands at (a Tuesday morning in Paris).
-fn t0() -> DateTime<Utc> {
+pub(crate) fn t0() -> DateTime<Utc> {
     t("2026-03-03T09:00:00Z")
 }
 
-fn email(s: &str) -> EmailAddress {
+pub(crate) fn email(s: &str) -> EmailAddress {
     EmailAddress::parse(s).expect("valid email")
 }
 
-fn lead(address: &str) -> NewLead {
+pub(crate) fn lead(address: &str) -> NewLead {
     NewLead {
         email: Some(email(address)),
         first_name: Some("Ann".into()),
@@ -159,7 +160,7 @@ async fn import<S: Store>(store: &S, n: usize, now: DateTime<Utc>) -> Vec<Lead> 
     all
 }
 
-fn enrolment(lead: &Lead, campaign: &str, due: DateTime<Utc>) -> NewEnrolment {
+pub(crate) fn enrolment(lead: &Lead, campaign: &str, due: DateTime<Utc>) -> NewEnrolment {
     NewEnrolment {
         lead_id: lead.id,
         campaign: campaign.into(),
@@ -183,7 +184,7 @@ async fn enrolled<S: Store>(store: &S, n: usize, due: DateTime<Utc>) -> Vec<Lead
     leads
 }
 
-async fn deliveries<S: Store>(store: &S) -> Vec<DeliveryRecord> {
+pub(crate) async fn deliveries<S: Store>(store: &S) -> Vec<DeliveryRecord> {
     match store
         .export_rows(Table::Deliveries, 0, 1_000_000)
         .await
@@ -194,7 +195,7 @@ async fn deliveries<S: Store>(store: &S) -> Vec<DeliveryRecord> {
     }
 }
 
-async fn delivery_of<S: Store>(store: &S, lead_id: i64, step: i64) -> DeliveryRecord {
+pub(crate) async fn delivery_of<S: Store>(store: &S, lead_id: i64, step: i64) -> DeliveryRecord {
     deliveries(store)
         .await
         .into_iter()
@@ -202,7 +203,7 @@ async fn delivery_of<S: Store>(store: &S, lead_id: i64, step: i64) -> DeliveryRe
         .unwrap_or_else(|| panic!("no delivery for lead {lead_id} step {step}"))
 }
 
-async fn lead_state<S: Store>(store: &S, id: i64) -> LeadState {
+pub(crate) async fn lead_state<S: Store>(store: &S, id: i64) -> LeadState {
     store.leads_by_ids(&[id]).await.expect("lead")[0].state
 }
 
@@ -235,14 +236,14 @@ fn next(step: u32, due: DateTime<Utc>) -> Option<NextStep> {
     })
 }
 
-fn outcome(d: &ClaimedDelivery, outcome: Outcome) -> RecordedOutcome {
+pub(crate) fn outcome(d: &ClaimedDelivery, outcome: Outcome) -> RecordedOutcome {
     RecordedOutcome {
         delivery: d.clone(),
         outcome,
     }
 }
 
-fn for_lead(claimed: &[ClaimedDelivery], lead: &Lead) -> ClaimedDelivery {
+pub(crate) fn for_lead(claimed: &[ClaimedDelivery], lead: &Lead) -> ClaimedDelivery {
     claimed
         .iter()
         .find(|d| d.lead_id == lead.id)
@@ -1404,7 +1405,7 @@ fn entry(address: &str, reason: SuppressionReason, note: &str) -> Suppression {
 
 /// Leads with these addresses, imported a day before `t0()` and enrolled in campaign `c`
 /// with step 0 due an hour before `t0()`; returned in the order given.
-async fn enrolled_as<S: Store>(store: &S, addresses: &[&str]) -> Vec<Lead> {
+pub(crate) async fn enrolled_as<S: Store>(store: &S, addresses: &[&str]) -> Vec<Lead> {
     let batch: Vec<NewLead> = addresses.iter().map(|a| lead(a)).collect();
     store
         .upsert_leads(&batch, "test", t0() - Duration::days(1))
@@ -1434,7 +1435,7 @@ async fn enrolled_as<S: Store>(store: &S, addresses: &[&str]) -> Vec<Lead> {
     leads
 }
 
-async fn last_event<S: Store>(store: &S, lead_id: i64) -> rewarm::store::Event {
+pub(crate) async fn last_event<S: Store>(store: &S, lead_id: i64) -> rewarm::store::Event {
     store
         .timeline(lead_id)
         .await
@@ -1443,7 +1444,7 @@ async fn last_event<S: Store>(store: &S, lead_id: i64) -> rewarm::store::Event {
         .expect("an event")
 }
 
-async fn event_count<S: Store>(store: &S) -> i64 {
+pub(crate) async fn event_count<S: Store>(store: &S) -> i64 {
     store.table_counts().await.unwrap()[&Table::Events]
 }
 
@@ -2052,26 +2053,32 @@ async fn a_click_is_recorded_on_the_leads_timeline<S: Store>(store: S) {
     let leads = enrolled_as(&store, &["ann@a.example"]).await;
     let d = delivery_of(&store, leads[0].id, 0).await;
     let events = event_count(&store).await;
-    assert!(
-        store
-            .record_click(d.id, "https://acme.example/pricing?x=1", t0())
-            .await
-            .unwrap()
+    let recorded = store
+        .record_click(&click(d.id, "https://acme.example/pricing?x=1"), t0())
+        .await
+        .unwrap()
+        .expect("a known delivery");
+    assert_eq!(
+        (recorded.lead_id, recorded.campaign.as_str(), recorded.step),
+        (leads[0].id, "c", 1)
     );
+    assert!(recorded.judgement.verdict.counted());
     let e = last_event(&store, leads[0].id).await;
     assert_eq!(e.kind, "clicked");
     assert_eq!(e.at, t0());
     assert_eq!(
         e.detail,
-        serde_json::json!({"campaign": "c", "step": 1, "url": "https://acme.example/pricing?x=1"})
+        serde_json::json!({"campaign": "c", "step": 1, "url": "https://acme.example/pricing?x=1",
+                           "delivery_id": d.id, "counted": true, "signal": "counted"})
     );
     assert_eq!(event_count(&store).await, events + 1);
-    // No such delivery: false, nothing written.
+    // No such delivery: None, nothing written.
     assert!(
-        !store
-            .record_click(987_654, "https://x.example", t0())
+        store
+            .record_click(&click(987_654, "https://x.example"), t0())
             .await
             .unwrap()
+            .is_none()
     );
     assert_eq!(event_count(&store).await, events + 1);
     // A click changes no state.
@@ -2084,7 +2091,11 @@ async fn ping_answers<S: Store>(store: S) {
 
 // ── Inbound, engagement, outbox, kv (issue 3) ──────────────────────────────────────────
 
-fn inbound_record(key: &str, lead_id: Option<i64>, classification: &str) -> InboundRecord {
+pub(crate) fn inbound_record(
+    key: &str,
+    lead_id: Option<i64>,
+    classification: &str,
+) -> InboundRecord {
     InboundRecord {
         dedupe_key: key.into(),
         source: "test".into(),
@@ -2101,7 +2112,29 @@ fn inbound_record(key: &str, lead_id: Option<i64>, classification: &str) -> Inbo
     }
 }
 
-fn note(lead_id: i64, key: &str) -> NewNotification {
+/// A plain GET on a tracked link, judged by the default rules.
+pub(crate) fn click(delivery_id: i64, url: &str) -> Click<'_> {
+    Click {
+        delivery_id,
+        url,
+        request: Default::default(),
+        policy: Default::default(),
+    }
+}
+
+/// `points` for a click, re-warming at `threshold`, without decay.
+pub(crate) fn click_points(lead_id: i64, points: i64, threshold: i64) -> Engagement<'static> {
+    Engagement {
+        lead_id,
+        kind: "click",
+        points,
+        threshold,
+        half_life: None,
+        detail: serde_json::json!({}),
+    }
+}
+
+pub(crate) fn note(lead_id: i64, key: &str) -> NewNotification {
     NewNotification {
         kind: "webhook".into(),
         lead_id: Some(lead_id),
@@ -2330,9 +2363,10 @@ async fn soft_bounces_suppress_after_the_limit_in_a_row<S: Store>(store: S) {
     let ann_delivery = for_lead(&claimed, ann).id;
     assert!(
         store
-            .record_click(ann_delivery, "https://acme.example/", t0())
+            .record_click(&click(ann_delivery, "https://acme.example/"), t0())
             .await
             .unwrap()
+            .is_some()
     );
     for n in 2..4 {
         store
@@ -2367,7 +2401,7 @@ async fn engagement_crossing_the_threshold_rewarms_once<S: Store>(store: S) {
     let ann = &leads[0];
     assert!(
         !store
-            .engage(ann.id, "click", 5, 10, &[note(ann.id, "s1")], t0())
+            .engage(&click_points(ann.id, 5, 10), &[note(ann.id, "s1")], t0())
             .await
             .unwrap()
     );
@@ -2376,7 +2410,7 @@ async fn engagement_crossing_the_threshold_rewarms_once<S: Store>(store: S) {
     assert!(store.notifications(0, 10).await.unwrap().is_empty());
     assert!(
         store
-            .engage(ann.id, "click", 5, 10, &[note(ann.id, "s2")], t0())
+            .engage(&click_points(ann.id, 5, 10), &[note(ann.id, "s2")], t0())
             .await
             .unwrap()
     );
@@ -2386,7 +2420,7 @@ async fn engagement_crossing_the_threshold_rewarms_once<S: Store>(store: S) {
     // Above the threshold already: no second re-warm, no second notification.
     assert!(
         !store
-            .engage(ann.id, "click", 5, 10, &[note(ann.id, "s3")], t0())
+            .engage(&click_points(ann.id, 5, 10), &[note(ann.id, "s3")], t0())
             .await
             .unwrap()
     );
@@ -2396,7 +2430,7 @@ async fn engagement_crossing_the_threshold_rewarms_once<S: Store>(store: S) {
     let bob = &leads[1];
     assert!(
         !store
-            .engage(bob.id, "click", 100, 0, &[], t0())
+            .engage(&click_points(bob.id, 100, 0), &[], t0())
             .await
             .unwrap()
     );
@@ -2404,7 +2438,7 @@ async fn engagement_crossing_the_threshold_rewarms_once<S: Store>(store: S) {
     // Unknown lead: nothing.
     assert!(
         !store
-            .engage(987_654, "click", 100, 1, &[], t0())
+            .engage(&click_points(987_654, 100, 1), &[], t0())
             .await
             .unwrap()
     );
@@ -2644,7 +2678,7 @@ async fn a_recycled_lead_resumes_its_cadence_after_the_wait<S: Store>(store: S) 
         .unwrap();
     assert!(
         store
-            .engage(carl.id, "click", 10, 5, &[], t0())
+            .engage(&click_points(carl.id, 10, 5), &[], t0())
             .await
             .unwrap()
     );

@@ -404,3 +404,122 @@ async fn a_pass_sends_nothing_to_suppressed_addresses_and_domains_and_everyone_e
     assert_eq!(suppressed[0].detail["reason"], "unsubscribed");
     assert_eq!(suppressed[0].detail["from"], "nurturing");
 }
+
+/// A mistaken domain entry asks for `--yes`, `check` warns of it, and `suppress remove
+/// --restore` brings its leads back: their cadence resumes where the entry stopped it, and
+/// a lead listed by another entry stays suppressed.
+#[tokio::test]
+async fn a_mistaken_domain_entry_asks_first_and_remove_restore_brings_its_leads_back() {
+    let d = Deployment::new();
+    let text = std::fs::read_to_string(&d.config).expect("config");
+    let text = text.replacen(
+        "[compliance]\n",
+        "[compliance]\nconfirm_domain_over = 1\n",
+        1,
+    );
+    std::fs::write(&d.config, text).expect("config");
+    let leads = d.write("leads.csv", LEADS);
+    let report = d.run_once(
+        "2026-03-10T10:00:00Z",
+        &["--import", leads.to_str().expect("utf-8 path")],
+    );
+    assert_eq!(report["sent"], 6, "{report}");
+
+    // A typo'd domain would silence three leads of Keep Ltd: refused without --yes.
+    let err = d.fails(&["suppress", "add", "@keep.example"]);
+    assert!(
+        err.contains("@keep.example would suppress 3 leads") && err.contains("--yes"),
+        "{err}"
+    );
+    assert!(d.addresses().is_empty());
+    d.ok(&[
+        "suppress",
+        "add",
+        "@keep.example",
+        "--yes",
+        "--now",
+        "2026-03-11T10:00:00Z",
+    ]);
+    d.ok(&[
+        "suppress",
+        "add",
+        "dan@keep.example",
+        "--reason",
+        "unsubscribed",
+    ]);
+    let check = d.rewarm(&["check"]);
+    let warned = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        warned.contains("@keep.example suppresses 3 leads")
+            && warned.contains("suppress remove @keep.example --restore"),
+        "{warned}"
+    );
+    // A month on: nothing to Keep Ltd.
+    let report = d.run_once("2026-04-10T10:00:00Z", &[]);
+    assert_eq!(report["sent"], 3, "{report}");
+    let keep = d
+        .recipients()
+        .into_iter()
+        .filter(|r| r.ends_with("@keep.example"))
+        .count();
+    assert_eq!(keep, 3, "only their first emails");
+
+    let out = d.ok(&[
+        "suppress",
+        "remove",
+        "@keep.example",
+        "--restore",
+        "--now",
+        "2026-04-15T10:00:00Z",
+    ]);
+    assert!(
+        out.contains(
+            "restored 2 lead(s) (2 email(s) scheduled again); 1 stay suppressed by another entry"
+        ),
+        "{out}"
+    );
+    let store = d.store().await;
+    for (address, state) in [
+        ("ann@keep.example", LeadState::Nurturing),
+        ("cat@keep.example", LeadState::Nurturing),
+        ("dan@keep.example", LeadState::Suppressed),
+    ] {
+        let lead = store
+            .lead_by_email(&EmailAddress::parse(address).expect("address"))
+            .await
+            .expect("read")
+            .expect("imported");
+        assert_eq!(lead.state, state, "{address}");
+        let timeline = store.timeline(lead.id).await.expect("timeline");
+        let restored: Vec<_> = timeline.iter().filter(|e| e.kind == "restored").collect();
+        if state == LeadState::Nurturing {
+            assert_eq!(restored.len(), 1, "{address}");
+            assert_eq!(restored[0].detail["from"], "suppressed");
+            assert_eq!(restored[0].detail["to"], "nurturing");
+            assert_eq!(restored[0].detail["address"], "@keep.example");
+        } else {
+            assert!(restored.is_empty(), "{address}");
+        }
+    }
+    drop(store);
+    // The cadence resumes: their second email goes out on the next pass.
+    let report = d.run_once("2026-04-15T10:00:00Z", &[]);
+    assert_eq!(report["sent"], 2, "{report}");
+    let recipients = d.recipients();
+    for address in ["ann@keep.example", "cat@keep.example"] {
+        assert_eq!(
+            recipients.iter().filter(|r| *r == address).count(),
+            2,
+            "{recipients:?}"
+        );
+    }
+    assert_eq!(
+        recipients
+            .iter()
+            .filter(|r| *r == "dan@keep.example")
+            .count(),
+        1
+    );
+    let err = d.fails(&["suppress", "remove", "@keep.example", "--restore"]);
+    assert!(err.contains("not on the suppression list"), "{err}");
+}

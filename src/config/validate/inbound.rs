@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use crate::config::raw::{RawInbound, RawScoring};
 use crate::config::{
-    CaFile, ImapSettings, InboundSettings, Problems, ScoringSettings, WebhookSecrets, score_kinds,
-    std_duration,
+    CaFile, ImapSettings, InboundSettings, Problems, ScoringSettings, WebhookSecrets,
+    chrono_duration, score_kinds, std_duration,
 };
 
 pub(super) fn inbound(ri: RawInbound, p: &mut Problems) -> InboundSettings {
@@ -74,5 +74,24 @@ pub(super) fn scoring(raw: RawScoring, p: &mut Problems) -> ScoringSettings {
         }
     }
     points.extend(raw.points);
-    ScoringSettings { points }
+    let mut clicks = crate::domain::signal::ClickPolicy::default();
+    let mut span = |key: &str, value: Option<&String>, default: chrono::Duration| match value {
+        None => default,
+        Some(v) => chrono_duration(v).unwrap_or_else(|e| {
+            p.err(&format!("scoring.{key}"), e);
+            default
+        }),
+    };
+    clicks.grace = span("click_grace", raw.click_grace.as_ref(), clicks.grace);
+    clicks.burst = span("click_burst", raw.click_burst.as_ref(), clicks.burst);
+    let half_life = span(
+        "half_life",
+        raw.half_life.as_ref(),
+        chrono::Duration::days(30),
+    );
+    ScoringSettings {
+        points,
+        clicks,
+        half_life: (half_life > chrono::Duration::zero()).then_some(half_life),
+    }
 }

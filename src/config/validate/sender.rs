@@ -56,9 +56,17 @@ pub(super) fn compliance(raw: RawCompliance, p: &mut Problems) -> ComplianceSett
                     None
                 }
             });
+    let confirm_domain_over = raw.confirm_domain_over.unwrap_or(50);
+    if confirm_domain_over < 0 {
+        p.err(
+            "compliance.confirm_domain_over",
+            format!("{confirm_domain_over}: must be 0 or more (leads)"),
+        );
+    }
     ComplianceSettings {
         postal_address,
         unsubscribe_mailto,
+        confirm_domain_over: confirm_domain_over.max(0),
     }
 }
 

@@ -46,6 +46,7 @@ mod kv;
 mod leads;
 mod outbox;
 mod queue;
+mod report;
 mod suppression;
 
 #[derive(Clone)]
@@ -73,6 +74,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "lifecycle",
         include_str!("../../../migrations/postgres/0004_lifecycle.sql"),
+    ),
+    (
+        5,
+        "loop",
+        include_str!("../../../migrations/postgres/0005_loop.sql"),
     ),
     (
         12,

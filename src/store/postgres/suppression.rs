@@ -53,6 +53,28 @@ pub(super) const SUPPRESS_REACH: [&str; 4] = [
             ),
 ];
 
+/// `unsuppress_and_restore`: what the entry ($1) cancelled and stopped resumes (at $2)…
+const RESTORE_RESUME: [&str; 2] = restore_resume!("rewarm_at_domain(l.email)");
+/// … each restored lead gets its event …
+const RESTORE_EVENTS: &str = restore_matches!(
+    "rewarm_at_domain(l.email)",
+    "INSERT INTO events (lead_id, at, kind, detail) SELECT r.lead_id, $2, 'restored', jsonb_build_object('from', 'suppressed', 'to', ",
+    restore_to!(),
+    ", 'address', $1::text) FROM r ORDER BY r.lead_id"
+);
+/// … and its state back.
+const RESTORE_LEADS: &str = restore_leads!("rewarm_at_domain(l.email)");
+/// Leads the entry suppressed that another entry lists.
+const RESTORE_COVERED: &str = restore_covered!("rewarm_at_domain(l.email)");
+/// Leads not suppressed yet at an address ($1) …
+const REACHED_ADDRESS: &str =
+    "SELECT count(*) FROM leads WHERE email = $1 AND state <> 'suppressed'";
+/// … or at a domain ($1, `@example.com`).
+const REACHED_DOMAIN: &str =
+    "SELECT count(*) FROM leads WHERE rewarm_at_domain(email) = $1 AND state <> 'suppressed'";
+/// Domain entries reaching more than $1 leads.
+const BROAD_DOMAINS: &str = "SELECT s.address, count(*) FROM suppressions s JOIN leads l ON rewarm_at_domain(l.email) = s.address WHERE s.address LIKE '@%' GROUP BY s.address HAVING count(*) > $1 ORDER BY count(*) DESC, s.address";
+
 impl SuppressionStore for PgStore {
     async fn suppress(
         &self,
@@ -76,6 +98,7 @@ impl SuppressionStore for PgStore {
     }
 
     common_suppression_methods!();
+    common_restore_methods!();
 }
 
 impl PgStore {

@@ -33,6 +33,7 @@ mod kv;
 mod leads;
 mod outbox;
 mod queue;
+mod report;
 mod suppression;
 
 #[derive(Clone)]
@@ -60,6 +61,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "lifecycle",
         include_str!("../../../migrations/sqlite/0004_lifecycle.sql"),
+    ),
+    (
+        5,
+        "loop",
+        include_str!("../../../migrations/sqlite/0005_loop.sql"),
     ),
     (
         12,

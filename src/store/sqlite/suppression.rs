@@ -50,6 +50,38 @@ pub(super) const SUPPRESS_REACH: [&str; 4] = [
             suppress_matches!("UPDATE leads SET state = 'suppressed', updated_at = $2 WHERE id IN (SELECT lead_id FROM m)"),
 ];
 
+/// `unsuppress_and_restore`: what the entry ($1) cancelled and stopped resumes (at $2)…
+const RESTORE_RESUME: [&str; 2] =
+    restore_resume!("substr(l.email, length(rtrim(l.email, replace(l.email, '@', ''))))");
+/// … each restored lead gets its event …
+const RESTORE_EVENTS: &str = restore_matches!(
+    "substr(l.email, length(rtrim(l.email, replace(l.email, '@', ''))))",
+    "INSERT INTO events (lead_id, at, kind, detail) SELECT r.lead_id, $2, 'restored', json_object('from', 'suppressed', 'to', ",
+    restore_to!(),
+    ", 'address', $1) FROM r ORDER BY r.lead_id"
+);
+/// … and its state back.
+const RESTORE_LEADS: &str =
+    restore_leads!("substr(l.email, length(rtrim(l.email, replace(l.email, '@', ''))))");
+/// Leads the entry suppressed that another entry lists.
+const RESTORE_COVERED: &str =
+    restore_covered!("substr(l.email, length(rtrim(l.email, replace(l.email, '@', ''))))");
+/// Leads not suppressed yet at an address ($1) …
+const REACHED_ADDRESS: &str =
+    "SELECT count(*) FROM leads WHERE email = $1 AND state <> 'suppressed'";
+/// … or at a domain ($1, `@example.com`).
+const REACHED_DOMAIN: &str = at_domain!(
+    "SELECT count(*) FROM leads WHERE ",
+    "email",
+    " = $1 AND +state <> 'suppressed'"
+);
+/// Domain entries reaching more than $1 leads.
+const BROAD_DOMAINS: &str = at_domain!(
+    "SELECT s.address, count(*) FROM suppressions s JOIN leads l ON ",
+    "l.email",
+    " = s.address WHERE s.address LIKE '@%' GROUP BY s.address HAVING count(*) > $1 ORDER BY count(*) DESC, s.address"
+);
+
 impl SuppressionStore for SqliteStore {
     async fn suppress(
         &self,
@@ -78,4 +110,5 @@ impl SuppressionStore for SqliteStore {
     }
 
     common_suppression_methods!();
+    common_restore_methods!();
 }

@@ -98,6 +98,7 @@ pub struct HttpApp {
     pub client: reqwest::Client,
     pub stop: CancellationToken,
     pub server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    api_token: Option<String>,
 }
 
 impl HttpApp {
@@ -132,6 +133,7 @@ impl HttpApp {
             .expect("open the database");
         store.migrate().await.expect("migrate");
         let current = Current::new(loaded);
+        let stop = CancellationToken::new();
         let state = HttpState {
             store: store.clone(),
             current: current.clone(),
@@ -139,7 +141,6 @@ impl HttpApp {
             api_token: api_token.map(Secret::new),
             clock: Clock::Fixed(at(T0)),
         };
-        let stop = CancellationToken::new();
         let server = tokio::spawn(rewarm::http::serve(listener, state, stop.clone()));
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -156,7 +157,34 @@ impl HttpApp {
             client,
             stop,
             server: Some(server),
+            api_token: api_token.map(str::to_string),
         }
+    }
+
+    /// Stops the server and starts it again (on a new port) with its clock standing at `now`:
+    /// what a reader does hours or days after the email came.
+    pub async fn restart_at(&mut self, now: DateTime<Utc>) {
+        self.shut_down().await.expect("the server stopped cleanly");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        self.base = format!(
+            "http://{}",
+            listener.local_addr().expect("the bound address")
+        );
+        let state = HttpState {
+            store: self.store.clone(),
+            current: self.current.clone(),
+            keys: self.keys.clone(),
+            api_token: self.api_token.clone().map(Secret::new),
+            clock: Clock::Fixed(now),
+        };
+        self.stop = CancellationToken::new();
+        self.server = Some(tokio::spawn(rewarm::http::serve(
+            listener,
+            state,
+            self.stop.clone(),
+        )));
     }
 
     /// Changes the configuration as a reload does (the token keys stay [`test_keys`]).

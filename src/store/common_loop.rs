@@ -1,0 +1,101 @@
+//! The Rust both backends run word for word for closing the loop — undoing a suppression and
+//! the report's aggregates — kept once as macros each backend's impl expands, like
+//! `common.rs` (whose write steps, e.g. `self.write()`, they use).
+
+/// `unsuppress_and_restore`, `leads_reached` and `broad_domain_entries` over the backend's
+/// `RESTORE_RESUME`, `RESTORE_EVENTS`, `RESTORE_LEADS`, `RESTORE_COVERED`, `REACHED_ADDRESS`,
+/// `REACHED_DOMAIN` and `BROAD_DOMAINS`.
+macro_rules! common_restore_methods {
+    () => {
+        async fn unsuppress_and_restore(
+            &self,
+            address: &str,
+            now: DateTime<Utc>,
+        ) -> Result<Option<Restored>, StoreError> {
+            let mut tx = self.write().await?;
+            let removed = sqlx::query(sql::UNSUPPRESS)
+                .bind(address)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if removed == 0 {
+                return Ok(None);
+            }
+            let still_suppressed: i64 = sqlx::query_scalar(RESTORE_COVERED)
+                .bind(address)
+                .fetch_one(&mut *tx)
+                .await?;
+            let mut counts = Vec::new();
+            for statement in RESTORE_RESUME
+                .into_iter()
+                .chain([RESTORE_EVENTS, RESTORE_LEADS])
+            {
+                counts.push(
+                    sqlx::query(statement)
+                        .bind(address)
+                        .bind(Time(now))
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected(),
+                );
+            }
+            tx.commit().await?;
+            Ok(Some(Restored {
+                restored: counts[3],
+                resumed_deliveries: counts[0],
+                still_suppressed,
+            }))
+        }
+
+        async fn leads_reached(&self, address: &str) -> Result<i64, StoreError> {
+            let statement = if address.starts_with('@') {
+                REACHED_DOMAIN
+            } else {
+                REACHED_ADDRESS
+            };
+            Ok(sqlx::query_scalar(statement)
+                .bind(address)
+                .fetch_one(&self.pool)
+                .await?)
+        }
+
+        async fn broad_domain_entries(&self, over: i64) -> Result<Vec<(String, i64)>, StoreError> {
+            Ok(sqlx::query_as(BROAD_DOMAINS)
+                .bind(over)
+                .fetch_all(&self.pool)
+                .await?)
+        }
+    };
+}
+
+/// The report's aggregates (the backend's `MONTH` and `DAYS` expressions).
+macro_rules! common_report_methods {
+    () => {
+        async fn report_counts(&self, q: &ReportQuery) -> Result<ReportCounts, StoreError> {
+            let since = Time(q.since.unwrap_or(DateTime::UNIX_EPOCH));
+            let mut funnels = Vec::new();
+            let mut days = Vec::new();
+            for by in [Some(q.by), None] {
+                let group = sql::report_group(by, MONTH);
+                let rows: Vec<(String, i64, i64, i64, i64, i64, i64, i64, i64)> =
+                    sqlx::query_as(AssertSqlSafe(sql::report_funnel_sql(&group)))
+                        .bind(since)
+                        .bind(Time(q.until))
+                        .fetch_all(&self.pool)
+                        .await?;
+                funnels.extend(
+                    rows.into_iter()
+                        .map(|(g, a, b, c, d, e, f, h, i)| (g, [a, b, c, d, e, f, h, i])),
+                );
+                let rows: Vec<(String, i64, i64)> =
+                    sqlx::query_as(AssertSqlSafe(sql::report_days_sql(&group, DAYS)))
+                        .bind(since)
+                        .bind(Time(q.until))
+                        .fetch_all(&self.pool)
+                        .await?;
+                days.extend(rows);
+            }
+            Ok(ReportCounts { funnels, days })
+        }
+    };
+}
