@@ -143,7 +143,7 @@ async fn process_in<S: Store>(
         _ => InboundEffect::None,
     };
     let other_effects = match parsed {
-        Some(p) => other_effects(store, loaded, &record, p, &others).await?,
+        Some(p) => other_effects(store, loaded, &record, p, &others, now).await?,
         None => Vec::new(),
     };
     let applied = store
@@ -326,6 +326,7 @@ async fn other_effects<S: Store>(
     record: &InboundRecord,
     parsed: &ParsedInbound,
     others: &[(Match, Failure)],
+    now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<OtherLead>> {
     let mut out = Vec::with_capacity(others.len());
     for (m, failure) in others {
@@ -336,7 +337,7 @@ async fn other_effects<S: Store>(
         out.push(OtherLead {
             lead_id: m.lead_id,
             classification: class.as_str().to_string(),
-            effect: lead_effect(store, loaded, record, parsed, m, class).await?,
+            effect: lead_effect(store, loaded, record, parsed, m, (class, None), now).await?,
         });
     }
     Ok(out)

@@ -69,9 +69,11 @@ mod shared;
 #[macro_use]
 mod common;
 #[macro_use]
-mod handoff;
-mod reply;
 mod common_loop;
+#[macro_use]
+mod handoff;
+#[macro_use]
+mod reply;
 mod batch;
 mod copy;
 mod dialect;
