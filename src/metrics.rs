@@ -19,6 +19,17 @@ pub const REPLY_CLASSES: [&str; 7] = [
     "other",
 ];
 
+/// Providers and event kinds counted by `rewarm_provider_events_total{provider=…,kind=…}`.
+pub const EVENT_PROVIDERS: [&str; 3] = ["postmark", "sendgrid", "mailgun"];
+pub const EVENT_KINDS: [&str; 6] = [
+    "hard_bounce",
+    "soft_bounce",
+    "complaint",
+    "unsubscribe",
+    "delivered",
+    "other",
+];
+
 /// Notification kinds counted by `rewarm_notifications_total{kind=…}`; any other is `other`.
 pub const NOTIFICATION_KINDS: [&str; 4] = ["owner_email", "digest", "webhook", "other"];
 
@@ -82,6 +93,8 @@ pub struct Metrics {
     notifications: [[AtomicU64; 3]; 4],
     /// By [`ImapPollOutcome::ALL`].
     imap_polls: [AtomicU64; 3],
+    /// By [`EVENT_PROVIDERS`], then [`EVENT_KINDS`].
+    provider_events: [[AtomicU64; 6]; 3],
     latency_buckets: [AtomicU64; 10],
     latency_count: AtomicU64,
     /// Sum of latencies in microseconds.
@@ -113,6 +126,7 @@ impl Metrics {
             replies: [Z; 7],
             notifications: [const { [Z; 3] }; 4],
             imap_polls: [Z; 3],
+            provider_events: [const { [Z; 6] }; 3],
             latency_buckets: [Z; 10],
             latency_count: Z,
             latency_sum_us: Z,
@@ -126,6 +140,15 @@ impl Metrics {
     pub fn reply(&self, class: &str) {
         if let Some(i) = REPLY_CLASSES.iter().position(|c| *c == class) {
             self.replies[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one new provider event (a webhook's bounce, complaint, delivery, …).
+    pub fn provider_event(&self, provider: &str, kind: &str) {
+        let p = EVENT_PROVIDERS.iter().position(|c| *c == provider);
+        let k = EVENT_KINDS.iter().position(|c| *c == kind);
+        if let (Some(p), Some(k)) = (p, k) {
+            self.provider_events[p][k].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -262,6 +285,19 @@ impl Metrics {
                 outcome.as_str(),
                 v.load(Ordering::Relaxed)
             );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP rewarm_provider_events_total Email providers' events (webhooks) by provider and kind.\n# TYPE rewarm_provider_events_total counter"
+        );
+        for (provider, row) in EVENT_PROVIDERS.iter().zip(&self.provider_events) {
+            for (kind, v) in EVENT_KINDS.iter().zip(row) {
+                let _ = writeln!(
+                    out,
+                    "rewarm_provider_events_total{{provider=\"{provider}\",kind=\"{kind}\"}} {}",
+                    v.load(Ordering::Relaxed)
+                );
+            }
         }
     }
 

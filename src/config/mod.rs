@@ -118,7 +118,26 @@ pub struct InboundSettings {
     pub soft_bounce_limit: u32,
     pub imap: Option<ImapSettings>,
     pub webhooks: WebhookSecrets,
+    /// The email providers' event webhooks (`POST /events/…`).
+    pub events: EventWebhooks,
 }
+
+/// How the providers' event webhooks are verified (unset = endpoint off). Mailgun's events are
+/// signed with the same key as its inbound routes (`inbound.webhooks.mailgun_signing_key_env`).
+#[derive(Debug, Clone, Default)]
+pub struct EventWebhooks {
+    /// Postmark: env var / credential holding the secret of `/events/postmark`, given as the
+    /// basic-auth password or as `?token=` in the webhook's URL.
+    pub postmark_token_env: Option<String>,
+    /// SendGrid: the Event Webhook's verification key (base64 DER, as SendGrid shows it),
+    /// checked when the configuration loads.
+    pub sendgrid_public_key: Option<SendGridKey>,
+}
+
+/// SendGrid's ECDSA P-256 public key, read from the base64 DER (SubjectPublicKeyInfo) that
+/// SendGrid's settings show: the uncompressed point (65 bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendGridKey(pub Vec<u8>);
 
 /// The reply mailbox the daemon polls.
 #[derive(Debug, Clone)]

@@ -66,6 +66,15 @@ pub(super) struct RawInbound {
     pub(super) imap: Option<RawImap>,
     #[serde(default)]
     pub(super) webhooks: RawWebhooks,
+    #[serde(default)]
+    pub(super) events: RawEvents,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEvents {
+    pub(super) postmark_token_env: Option<String>,
+    pub(super) sendgrid_public_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

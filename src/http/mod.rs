@@ -9,6 +9,8 @@
 //! - [`api`]: `POST /api/leads` and `GET /api/leads/{email}`, behind a bearer token.
 //! - [`inbound`]: `POST /inbound/{postmark,mailgun,mailgun/mime,sendgrid,raw}`, provider webhooks
 //!   for replies.
+//! - [`events`]: `POST /events/{postmark,sendgrid,mailgun}`, the providers' event webhooks
+//!   (bounces, complaints, unsubscribes, deliveries of what we sent through them).
 //!
 //! Nothing here trusts a request: a token is verified before the store is asked anything, and
 //! a forged token gets the same 404 as an unknown one. Handlers never panic; a failure is
@@ -16,6 +18,7 @@
 
 mod api;
 mod click;
+pub mod events;
 mod health;
 mod inbound;
 mod metrics;
@@ -100,6 +103,18 @@ pub fn router<S: Store>(state: HttpState<S>) -> Router {
         .route(
             "/inbound/raw",
             post(inbound::raw::<S>).layer(DefaultBodyLimit::max(inbound::BODY_LIMIT)),
+        )
+        .route(
+            "/events/postmark",
+            post(events::postmark::<S>).layer(DefaultBodyLimit::max(events::BODY_LIMIT)),
+        )
+        .route(
+            "/events/sendgrid",
+            post(events::sendgrid::<S>).layer(DefaultBodyLimit::max(events::BODY_LIMIT)),
+        )
+        .route(
+            "/events/mailgun",
+            post(events::mailgun::<S>).layer(DefaultBodyLimit::max(events::BODY_LIMIT)),
         )
         .with_state(Arc::new(state))
 }

@@ -16,6 +16,7 @@ use crate::domain::lead::Lead;
 use crate::store::{
     ClaimedDelivery, DeferReason, NextStep, Outcome, RecordedOutcome, Store, StoreError,
 };
+use crate::transport::limits::provider_throttle_until;
 use crate::transport::{ErrorKind, OutgoingEmail, SendError, Transport};
 
 /// Batches being rendered or sent at once (one more is claimed while one is on the wire).
@@ -162,16 +163,20 @@ async fn process(
         None => outgoing,
     };
     let (count, send_started) = (outgoing.len(), std::time::Instant::now());
-    let results = transport.send_batch(outgoing).await;
+    let (results, mut provider_ids) = transport.send_tracked(outgoing).await;
     if count > 0 {
         crate::metrics::get()
             .observe_send_latency(send_started.elapsed().as_secs_f64() / count as f64, count);
     }
     for (delivery_id, result) in results {
-        let throttled = loaded
-            .limiter
-            .as_ref()
-            .and_then(|l| lock(l).record(wall(), &(delivery_id, result.clone())));
+        // A provider's "slow down" defers without an attempt even without `[transport.limits]`.
+        let throttled = match &loaded.limiter {
+            Some(l) => lock(l).record(wall(), &(delivery_id, result.clone())),
+            None => result
+                .as_ref()
+                .err()
+                .and_then(|e| provider_throttle_until(e, wall())),
+        };
         let Some(delivery) = by_id.get(&delivery_id) else {
             continue;
         };
@@ -180,6 +185,7 @@ async fn process(
         let outcome = match result {
             Ok(()) => Outcome::Sent {
                 message_id,
+                provider_id: provider_ids.remove(&delivery_id),
                 next: next_step(loaded, delivery, lead, now),
             },
             Err(error) => failure(loaded, delivery, lead, error, throttled, now),

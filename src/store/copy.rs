@@ -252,6 +252,8 @@ tables! {
         sent_at: Option<DateTime<Utc>>,
         last_error: Option<String>,
         updated_at: DateTime<Utc>,
+        /// The id the email provider gave the message (API transports).
+        provider_message_id: Option<String>,
     }
 
     /// An `events` row as stored.

@@ -72,6 +72,8 @@ impl DeferReason {
 pub enum Outcome {
     Sent {
         message_id: String,
+        /// The id the email provider gave the message (API transports), for its events.
+        provider_id: Option<String>,
         next: Option<NextStep>,
     },
     /// Not now (outside the lead's send window): back to `scheduled` at `due_at`; the
@@ -314,6 +316,9 @@ pub enum InboundEffect {
         limit: u32,
         evidence: serde_json::Value,
     },
+    /// The provider delivered the message (a provider event): event `delivered` {detail,
+    /// inbound_id} instead of an `inbound` event; the lead's state does not change.
+    Delivered { detail: serde_json::Value },
 }
 
 impl InboundEffect {
@@ -324,6 +329,7 @@ impl InboundEffect {
             InboundEffect::Postpone { .. } => "postpone",
             InboundEffect::Suppress { .. } => "suppress",
             InboundEffect::SoftBounce { .. } => "soft_bounce",
+            InboundEffect::Delivered { .. } => "delivered",
         }
     }
 }

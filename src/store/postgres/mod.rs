@@ -68,6 +68,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "inbound",
         include_str!("../../../migrations/postgres/0003_inbound.sql"),
     ),
+    (
+        7,
+        "provider_events",
+        include_str!("../../../migrations/postgres/0007_provider_events.sql"),
+    ),
 ];
 
 /// The advisory lock (`pg_advisory_xact_lock`) that serialises imports, enrolments and

@@ -55,6 +55,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "inbound",
         include_str!("../../../migrations/sqlite/0003_inbound.sql"),
     ),
+    (
+        7,
+        "provider_events",
+        include_str!("../../../migrations/sqlite/0007_provider_events.sql"),
+    ),
 ];
 
 /// `concat!`s `$before`, then `'@' || <the domain of the email column $col>` spelled exactly as
