@@ -26,4 +26,5 @@ mod shutdown;
 mod store;
 mod suppression;
 mod transport;
+mod transport_breaker;
 mod webhooks;

@@ -22,7 +22,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use reqwest::StatusCode;
 
-use crate::transport::{OutgoingEmail, SendError, SendOutcome};
+use crate::transport::{OutgoingEmail, SendError, SendOutcome, TransportFault};
 
 /// Words for people in the text of a recipient refusal. Suppression does not read them: it
 /// reads [`SendError::is_hard_bounce`], which the field set with them decides.
@@ -241,11 +241,24 @@ fn request_error(provider: &'static str, e: &reqwest::Error) -> SendError {
         SendError::transient(format!("{provider}: cannot build the request: {detail}"))
     } else if e.is_connect() {
         SendError::transient(format!("{provider}: cannot connect: {detail}"))
+            .with_transport_fault(io_fault(e))
     } else {
         SendError::unknown(format!(
             "{provider}: the exchange broke off after the request was sent ({detail}); the provider may have accepted the message"
         ))
     }
+}
+
+/// A connection failure's fault: out of file descriptors, or the provider unreachable.
+fn io_fault(e: &reqwest::Error) -> TransportFault {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return TransportFault::of_io(io);
+        }
+        source = s.source();
+    }
+    TransportFault::Unreachable
 }
 
 /// What an answer means when the provider's own rules (its 400s, its error codes) left it
@@ -276,19 +289,25 @@ pub(crate) fn standard_outcome(
 /// [`throttle_of`]: crate::transport::limits::throttle_of
 pub(crate) fn try_later(provider: &'static str, reply: &Reply) -> SendError {
     let code = reply.status.as_u16();
-    let what = if code == 429 {
-        "rate limited by the provider"
+    let (what, fault) = if code == 429 {
+        (
+            "rate limited by the provider",
+            TransportFault::ProviderThrottled,
+        )
     } else {
-        "provider unavailable"
+        ("provider unavailable", TransportFault::ProviderError)
     };
     let after = reply
         .retry_after
         .map(|s| format!(" (retry after {s}s)"))
         .unwrap_or_default();
-    reply.attach(SendError::transient(format!(
-        "{provider}: HTTP {code} {what}{after}: {}",
-        reply.body_excerpt()
-    )))
+    reply.attach(
+        SendError::transient(format!(
+            "{provider}: HTTP {code} {what}{after}: {}",
+            reply.body_excerpt()
+        ))
+        .with_transport_fault(fault),
+    )
 }
 
 /// A Transient error for a problem on our side (bad key, unverified sender, wrong domain):
