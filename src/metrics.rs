@@ -85,6 +85,8 @@ pub struct Metrics {
     pub retried: AtomicU64,
     pub deferred: AtomicU64,
     pub unknown: AtomicU64,
+    /// Times the transport's circuit breaker paused it.
+    pub transport_pauses: AtomicU64,
     pub suppressed: AtomicU64,
     pub unsubscribes: AtomicU64,
     pub clicks: AtomicU64,
@@ -120,6 +122,7 @@ impl Metrics {
             retried: Z,
             deferred: Z,
             unknown: Z,
+            transport_pauses: Z,
             suppressed: Z,
             unsubscribes: Z,
             clicks: Z,
@@ -237,12 +240,39 @@ impl Metrics {
             "Tracked link clicks.",
             &self.clicks,
         );
+        counter(
+            &mut out,
+            "rewarm_transport_pauses_total",
+            "Times the transport's circuit breaker paused it (transport-wide failures).",
+            &self.transport_pauses,
+        );
         self.render_labelled(&mut out);
         let _ = writeln!(
             out,
             "# HELP rewarm_queue_depth Deliveries due now and not yet sent.\n# TYPE rewarm_queue_depth gauge\nrewarm_queue_depth {queue_depth}"
         );
         self.render_latency(&mut out);
+        out
+    }
+
+    /// The gauges read from the shared health state: `rewarm_transport_paused{reason}` (1
+    /// while the circuit breaker holds the transport, the reason its fault's label; 0 with
+    /// `reason=""` otherwise) and `rewarm_ready` (what `/readyz` answers: 1 = 200).
+    pub fn render_health(health: &crate::health::Health) -> String {
+        let mut out = String::new();
+        let (paused, reason) = match health.fault(crate::health::Component::Transport) {
+            Some(f) => (1, f.reason),
+            None => (0, String::new()),
+        };
+        let _ = writeln!(
+            out,
+            "# HELP rewarm_transport_paused 1 while the transport is paused by its circuit breaker; `reason` says why.\n# TYPE rewarm_transport_paused gauge\nrewarm_transport_paused{{reason=\"{reason}\"}} {paused}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP rewarm_ready 1 while /readyz answers 200.\n# TYPE rewarm_ready gauge\nrewarm_ready {}",
+            u8::from(health.ready())
+        );
         out
     }
 
@@ -375,6 +405,38 @@ mod tests {
         assert_eq!(
             series,
             NOTIFICATION_KINDS.len() * NotificationOutcome::ALL.len()
+        );
+    }
+
+    #[test]
+    fn the_transport_pause_is_a_gauge_with_its_reason() {
+        use crate::health::{Component, Fault, Health};
+        let h = Health::new();
+        let text = Metrics::render_health(&h);
+        assert!(
+            text.lines()
+                .any(|l| l == "rewarm_transport_paused{reason=\"\"} 0"),
+            "{text}"
+        );
+        assert!(text.lines().any(|l| l == "rewarm_ready 1"), "{text}");
+        h.set(
+            Component::Transport,
+            Fault {
+                reason: "auth".into(),
+                detail: "AUTH: 535".into(),
+                since: chrono::DateTime::UNIX_EPOCH,
+                next_try: None,
+            },
+        );
+        let text = Metrics::render_health(&h);
+        assert!(
+            text.lines()
+                .any(|l| l == "rewarm_transport_paused{reason=\"auth\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.lines().any(|l| l == "rewarm_ready 1"),
+            "a pause keeps /readyz at 200"
         );
     }
 

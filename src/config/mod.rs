@@ -82,6 +82,8 @@ pub struct Settings {
     pub transport: TransportSettings,
     /// Sending limits (rate, daily cap, per-domain); None: no limits.
     pub limits: Option<crate::transport::limits::LimitSettings>,
+    /// When the transport is paused for failing as a whole, and how it is probed.
+    pub breaker: crate::transport::breaker::BreakerSettings,
     pub scheduler: SchedulerSettings,
     pub http: HttpSettings,
     pub compliance: ComplianceSettings,
@@ -105,6 +107,14 @@ pub struct HttpSettings {
     pub public_url: String,
     /// Env var / credential holding the API's bearer token; the API is off without it.
     pub api_token_env: Option<String>,
+    /// Open HTTP connections at most (lowered at start-up to what the file descriptor limit
+    /// leaves after the reserve for sending); default 1,024.
+    pub max_connections: usize,
+    /// A client must send a request's head within this long — also how long a kept-alive
+    /// connection may sit idle; default 10 s.
+    pub header_timeout: std::time::Duration,
+    /// Reading a request's body and answering it take at most this long; default 30 s.
+    pub request_timeout: std::time::Duration,
 }
 
 /// Replies and bounces coming back.
@@ -456,14 +466,14 @@ fn error_key(e: &config::ConfigError) -> String {
 }
 
 /// "30s", "5m", "1h" as a std duration (fixed spans only).
-fn std_duration(s: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn std_duration(s: &str) -> Result<std::time::Duration, String> {
     chrono_duration(s).and_then(|d| {
         d.to_std()
             .map_err(|_| format!("`{s}` must not be negative"))
     })
 }
 
-fn chrono_duration(s: &str) -> Result<chrono::Duration, String> {
+pub(crate) fn chrono_duration(s: &str) -> Result<chrono::Duration, String> {
     match Span::parse(s).map_err(|e| e.to_string())? {
         Span::Fixed(d) => Ok(d),
         Span::Days(n) => Ok(chrono::Duration::days(n.into())),

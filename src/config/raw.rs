@@ -48,6 +48,9 @@ pub(super) struct RawHttp {
     pub(super) listen: Option<String>,
     pub(super) public_url: Option<String>,
     pub(super) api_token_env: Option<String>,
+    pub(super) max_connections: Option<usize>,
+    pub(super) header_timeout: Option<String>,
+    pub(super) request_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -226,6 +229,8 @@ pub(super) struct RawTransport {
     pub(super) sendgrid: Option<RawApi>,
     pub(super) mailgun: Option<RawApi>,
     pub(super) limits: Option<RawLimits>,
+    #[serde(default)]
+    pub(super) breaker: RawBreaker,
 }
 impl Default for RawTransport {
     fn default() -> Self {
@@ -237,6 +242,7 @@ impl Default for RawTransport {
             sendgrid: None,
             mailgun: None,
             limits: None,
+            breaker: RawBreaker::default(),
         }
     }
 }
@@ -255,6 +261,15 @@ pub(super) struct RawApi {
     pub(super) batch_size: Option<usize>,
     pub(super) concurrency: Option<usize>,
     pub(super) timeout: Option<String>,
+}
+
+/// `[transport.breaker]`: when a failing transport is paused and how it is probed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBreaker {
+    pub(super) threshold: Option<u32>,
+    pub(super) probe_after: Option<String>,
+    pub(super) probe_max: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

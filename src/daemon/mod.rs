@@ -72,6 +72,8 @@ pub async fn run<S: Store>(
     transport: &Transport,
     clock: Clock,
 ) -> anyhow::Result<()> {
+    // Before any socket is opened: room for sending and for the HTTP side's clients.
+    crate::fds::raise_limit();
     let stop = CancellationToken::new();
     let reload = Arc::new(tokio::sync::Notify::new());
     signals::spawn_handlers(stop.clone(), reload.clone())?;

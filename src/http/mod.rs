@@ -12,6 +12,10 @@
 //! - [`events`]: `POST /events/{postmark,sendgrid,mailgun}`, the providers' event webhooks
 //!   (bounces, complaints, unsubscribes, deliveries of what we sent through them).
 //!
+//! - `server`: connections are served under limits (a connection cap that leaves file
+//!   descriptors for sending, header-read/idle and request timeouts), so a flood of clients
+//!   cannot take the daemon down.
+//!
 //! Nothing here trusts a request: a token is verified before the store is asked anything, and
 //! a forged token gets the same 404 as an unknown one. Handlers never panic; a failure is
 //! logged once, at `warn`, where it is answered.
@@ -22,7 +26,10 @@ pub mod events;
 mod health;
 mod inbound;
 mod metrics;
+mod server;
 mod unsubscribe;
+
+pub use server::{ServerLimits, fd_budget};
 
 use std::sync::Arc;
 
@@ -120,19 +127,46 @@ pub fn router<S: Store>(state: HttpState<S>) -> Router {
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` is cancelled, then stops accepting
-/// and lets requests in flight finish.
+/// and lets requests in flight finish. The limits come from `[http]`; the connection cap is
+/// lowered to what the file descriptor limit leaves after the reserve for sending.
 pub async fn serve<S: Store>(
     listener: tokio::net::TcpListener,
     state: HttpState<S>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let address = listener.local_addr()?;
-    tracing::info!(%address, "HTTP server listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    let limits = limits(&state.current.get().settings);
+    tracing::info!(
+        %address,
+        max_connections = limits.max_connections,
+        header_timeout = ?limits.header_timeout,
+        request_timeout = ?limits.request_timeout,
+        "HTTP server listening"
+    );
+    let app = server::with_request_timeout(router(state), limits.request_timeout);
+    server::run(listener, app, limits, shutdown).await;
     tracing::info!(%address, "HTTP server stopped");
     Ok(())
+}
+
+/// `[http]`'s limits, the connection cap within the file descriptor budget.
+fn limits(settings: &crate::config::Settings) -> ServerLimits {
+    let http = &settings.http;
+    let budget = crate::fds::limit().soft.map_or(usize::MAX, |soft| {
+        fd_budget(soft, crate::fds::open_now(), crate::fds::reserve(settings))
+    });
+    if budget < http.max_connections {
+        tracing::warn!(
+            configured = http.max_connections,
+            allowed = budget,
+            "http.max_connections is more than the file descriptor limit leaves after the reserve for sending; capping it (raise LimitNOFILE)"
+        );
+    }
+    ServerLimits {
+        max_connections: http.max_connections.min(budget),
+        header_timeout: http.header_timeout,
+        request_timeout: http.request_timeout,
+    }
 }
 
 /// Logs a store failure once and gives the status to answer: 503 when the database did not

@@ -56,6 +56,9 @@ pub enum DeferReason {
     SendWindow,
     /// Over a transport or recipient-domain limit, or throttled by the provider.
     RateLimit,
+    /// The transport failed as a whole (relay down, 421 at greeting, AUTH refused, …) and is
+    /// paused by its circuit breaker: due again when it is probed.
+    TransportPaused,
 }
 
 impl DeferReason {
@@ -63,6 +66,7 @@ impl DeferReason {
         match self {
             DeferReason::SendWindow => "outside the send window",
             DeferReason::RateLimit => "over a sending limit or throttled",
+            DeferReason::TransportPaused => "the transport failed as a whole and is paused",
         }
     }
 }

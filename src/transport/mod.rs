@@ -12,12 +12,13 @@
 //! a throttle from a failure by the error's fields, as suppression tells a hard bounce.
 
 pub mod api;
+pub mod breaker;
 mod error;
 pub mod file;
 pub mod limits;
 pub mod smtp;
 
-pub use error::{EnhancedStatus, ErrorKind, SendError, SmtpReply};
+pub use error::{EnhancedStatus, ErrorKind, SendError, SmtpReply, TransportFault};
 
 /// One complete RFC 5322 message ready to go, tied to the delivery it fulfils.
 #[derive(Debug, Clone)]

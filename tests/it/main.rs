@@ -27,4 +27,5 @@ mod shutdown;
 mod store;
 mod suppression;
 mod transport;
+mod transport_breaker;
 mod webhooks;

@@ -370,3 +370,124 @@ async fn mailgun_signed_failed_event_suppresses_once_and_its_token_is_bound() {
     assert_eq!(post(stale).await.unwrap().status(), 401);
     assert_eq!(inbound_count(&app).await, 1);
 }
+
+/// Postmark's answer to a revoked server token (HTTP 401, ErrorCode 10) pauses the transport:
+/// nothing fails, nothing is retried, no attempt is counted, and `status`'s record names the
+/// account; once the token is fixed, the probe goes and everything is sent once.
+#[tokio::test]
+async fn a_401_from_the_provider_pauses_the_transport_without_burning_an_attempt() {
+    let server = RecordingServer::start().await;
+    support::providers::postmark(&server, PM_TOKEN);
+    let postmark = |token: &str| {
+        Transport::Postmark(
+            PostmarkTransport::new(PostmarkSettings {
+                base_url: server.url(),
+                ..PostmarkSettings::new(Secret::new(token))
+            })
+            .unwrap(),
+        )
+    };
+    let mut app = HttpApp::spawn().await;
+    app.transport = postmark("revoked-token");
+    let leads = [
+        "a@initech.example",
+        "b@initech.example",
+        "c@initech.example",
+    ];
+    app.add_leads(&leads).await;
+    let report = app.pass(at(T0)).await;
+    assert_eq!(
+        (report.sent, report.failed, report.retried, report.deferred),
+        (0, 0, 0, 3),
+        "{report:?}"
+    );
+    let answer = server.requests().len();
+    assert!(answer >= 1, "Postmark was asked");
+    for d in app.deliveries().await {
+        assert_eq!((d.state.as_str(), d.attempts), ("scheduled", 0), "{d:?}");
+    }
+    let health = app.current.get().gate.health("test");
+    assert!(health.paused, "{health:?}");
+    assert_eq!(health.reason.as_deref(), Some("account"));
+    assert!(health.detail.unwrap().contains("server token"));
+    // Paused: a pass before the probe sends nothing.
+    app.pass(at(T0) + chrono::Duration::seconds(5)).await;
+    assert_eq!(server.requests().len(), answer);
+    // The token is fixed: the probe goes, the breaker closes, the rest follow, each once.
+    app.transport = postmark(PM_TOKEN);
+    let mut sent = 0;
+    for minute in 1..=3 {
+        sent += app
+            .pass(at(T0) + chrono::Duration::minutes(minute))
+            .await
+            .sent;
+    }
+    assert_eq!(sent, 3);
+    assert!(!app.current.get().gate.is_paused());
+    for d in app.deliveries().await.iter().filter(|d| d.step == 0) {
+        assert_eq!((d.state.as_str(), d.attempts), ("sent", 1), "{d:?}");
+        assert!(d.provider_message_id.is_some());
+    }
+}
+
+/// A Mailgun sandbox domain's "authorized recipients" refusal is our configuration, never a
+/// bounce: the lead stays, the transport pauses.
+#[tokio::test]
+async fn a_mailgun_sandbox_refusal_is_configuration_and_never_suppresses() {
+    let server = RecordingServer::start().await;
+    server.respond_with(|_| {
+        support::recording_http::ScriptedResponse::json(400, json!({"message":
+            "Domain sandbox0123.mailgun.org is not allowed to send: Free accounts are for test purposes only. Please upgrade or add the address to authorized recipients in Account Settings."}))
+    });
+    let mut app = HttpApp::spawn().await;
+    app.transport = Transport::Mailgun(
+        MailgunTransport::new(MailgunSettings {
+            base_url: server.url(),
+            ..MailgunSettings::new(Secret::new(MG_KEY), MG_DOMAIN)
+        })
+        .unwrap(),
+    );
+    app.add_leads(&[LEAD]).await;
+    let report = app.pass(at(T0)).await;
+    assert_eq!((report.failed, report.deferred), (0, 1), "{report:?}");
+    assert_eq!(app.lead(LEAD).await.state, LeadState::Nurturing);
+    assert!(app.store.suppressions().await.unwrap().is_empty());
+    assert_eq!(app.deliveries().await[0].attempts, 0);
+}
+
+/// SendGrid's 429 says when its limit resets (`X-RateLimit-Reset`, epoch seconds): without
+/// any `[transport.limits]`, the delivery waits until then, no attempt counted.
+#[tokio::test]
+async fn a_sendgrid_429_defers_until_its_rate_limit_resets_without_limits_configured() {
+    let server = RecordingServer::start().await;
+    let date = "Mon, 02 Mar 2026 10:00:00 GMT";
+    let reset = at(T0).timestamp() + 120;
+    server.respond_with(move |_| {
+        support::recording_http::ScriptedResponse::json(
+            429,
+            json!({"errors": [{"message": "too many requests", "field": null}]}),
+        )
+        .with_header("date", date)
+        .with_header("x-ratelimit-reset", &reset.to_string())
+    });
+    let mut app = HttpApp::spawn().await;
+    assert!(app.current.get().settings.limits.is_none());
+    app.transport = Transport::SendGrid(
+        SendGridTransport::new(SendGridSettings {
+            base_url: server.url(),
+            ..SendGridSettings::new(Secret::new(SG_KEY))
+        })
+        .unwrap(),
+    );
+    app.add_leads(&[LEAD]).await;
+    let report = app.pass(at(T0)).await;
+    assert_eq!((report.retried, report.deferred), (0, 1), "{report:?}");
+    let d = &app.deliveries().await[0];
+    assert_eq!(d.attempts, 0);
+    let wait = d.due_at - at(T0);
+    assert!(
+        wait >= chrono::Duration::seconds(120) && wait < chrono::Duration::seconds(130),
+        "due {} ({wait:?} after T0)",
+        d.due_at
+    );
+}

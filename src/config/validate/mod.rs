@@ -27,7 +27,7 @@ pub(super) fn settings(raw: RawConfig, file: String) -> Result<Settings, ConfigE
     database_url(&raw.database_url, p);
     let log = log(raw.log, p);
     let sender = sender::sender(raw.sender, p);
-    let (transport, limits) = transport::transport(raw.transport, p);
+    let (transport, limits, breaker) = transport::transport(raw.transport, p);
     let scheduler = scheduler::scheduler(raw.scheduler, p);
     let http = http::http(raw.http, p);
     let compliance = sender::compliance(raw.compliance, p);
@@ -48,6 +48,7 @@ pub(super) fn settings(raw: RawConfig, file: String) -> Result<Settings, ConfigE
         sender,
         transport,
         limits,
+        breaker,
         scheduler,
         http,
         compliance,

@@ -33,7 +33,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use reqwest::StatusCode;
 
-use crate::transport::{OutgoingEmail, ProviderIds, SendError, SendOutcome};
+use crate::transport::{OutgoingEmail, ProviderIds, SendError, SendOutcome, TransportFault};
 
 /// A message the provider took, with the id it gave it (when its answer said).
 pub(crate) type Accepted = Result<Option<String>, SendError>;
@@ -305,11 +305,24 @@ fn request_error(provider: &'static str, e: &reqwest::Error) -> SendError {
         SendError::transient(format!("{provider}: cannot build the request: {detail}"))
     } else if e.is_connect() {
         SendError::transient(format!("{provider}: cannot connect: {detail}"))
+            .with_transport_fault(io_fault(e))
     } else {
         SendError::unknown(format!(
             "{provider}: the exchange broke off after the request was sent ({detail}); the provider may have accepted the message"
         ))
     }
+}
+
+/// A connection failure's fault: out of file descriptors, or the provider unreachable.
+fn io_fault(e: &reqwest::Error) -> TransportFault {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return TransportFault::of_io(io);
+        }
+        source = s.source();
+    }
+    TransportFault::Unreachable
 }
 
 /// What an answer means when the provider's own rules (its 400s, its error codes) left it
@@ -340,29 +353,42 @@ pub(crate) fn standard_outcome(
 /// [`throttle_of`]: crate::transport::limits::throttle_of
 pub(crate) fn try_later(provider: &'static str, reply: &Reply) -> SendError {
     let code = reply.status.as_u16();
-    let what = if code == 429 {
-        "rate limited by the provider"
+    let (what, fault) = if code == 429 {
+        (
+            "rate limited by the provider",
+            TransportFault::ProviderThrottled,
+        )
     } else {
-        "provider unavailable"
+        ("provider unavailable", TransportFault::ProviderError)
     };
     let after = reply
         .retry_after
         .map(|s| format!(" (retry after {s}s)"))
         .unwrap_or_default();
-    reply.attach(SendError::transient(format!(
-        "{provider}: HTTP {code} {what}{after}: {}",
-        reply.body_excerpt()
-    )))
+    reply.attach(
+        SendError::transient(format!(
+            "{provider}: HTTP {code} {what}{after}: {}",
+            reply.body_excerpt()
+        ))
+        .with_transport_fault(fault),
+    )
 }
 
-/// A Transient error for a problem on our side (bad key, unverified sender, wrong domain):
-/// retrying after the configuration is fixed will work, and the lead is not to blame.
+/// A Transient error for a problem on our side (bad key, unverified sender, suspended
+/// account, sandbox domain, wrong base URL): every message would fail the same way, so it is a
+/// [`TransportFault::Account`] — the breaker pauses the transport, no delivery loses an
+/// attempt, and the retries go once the configuration is fixed. The lead is not to blame.
 pub(crate) fn config_problem(provider: &'static str, reply: &Reply, hint: &str) -> SendError {
-    reply.attach(SendError::transient(format!(
+    reply.attach(account_problem(format!(
         "{provider}: HTTP {} — configuration or account problem, not the recipient's: {hint}: {}",
         reply.status.as_u16(),
         reply.body_excerpt()
     )))
+}
+
+/// A Transient error that pauses the transport: our account, key or sender identity.
+pub(crate) fn account_problem(message: String) -> SendError {
+    SendError::transient(message).with_transport_fault(TransportFault::Account)
 }
 
 /// Whom a provider's "bad request" (HTTP 400) is about.
@@ -388,7 +414,7 @@ pub(crate) fn bad_request(
         Blame::Recipient => recipient_refused(format!(
             "{provider}: HTTP {status} recipient refused"
         ), detail),
-        Blame::Sender => SendError::transient(format!(
+        Blame::Sender => account_problem(format!(
             "{provider}: HTTP {status} — configuration problem (sender), not the recipient's: {detail}"
         )),
         Blame::Message => {

@@ -15,9 +15,9 @@
 //! |----------------------------------------------------------|----------------------------------|
 //! | 200                                                      | `Ok`                             |
 //! | 400 "'to' parameter is not a valid address"              | `Permanent`, hard bounce         |
-//! | 400/403 from a sandbox domain ("authorized recipients"), "not allowed to send" | `Transient`, configuration — never a suppression |
+//! | 400/403 from a sandbox domain ("authorized recipients"), "not allowed to send" | `Transient`, account fault (the transport pauses) — never a suppression |
 //! | 400, anything else; 413 (too large)                      | `Permanent` (this message)       |
-//! | 401 (bad key), 402, 403 (domain disabled, sandbox recipient not authorised), 404 (unknown domain, wrong base URL) and other answers | `Transient`, configuration |
+//! | 401 (bad key), 402, 403 (domain disabled, sandbox recipient not authorised), 404 (unknown domain, wrong base URL) and other answers | `Transient`, account fault: the transport pauses |
 //! | 429, 5xx                                                 | `Transient`                      |
 
 use std::time::Duration;
@@ -244,6 +244,10 @@ mod tests {
             .unwrap_err();
             assert!(e.is_transient() && !e.is_hard_bounce(), "{status}: {e}");
             assert!(e.to_string().contains("configuration"), "{e}");
+            assert_eq!(
+                e.transport_fault(),
+                Some(crate::transport::TransportFault::Account)
+            );
         }
         let e = outcome(&reply(400, r#"{"message":"'to' parameter is missing"}"#)).unwrap_err();
         assert!(!e.is_hard_bounce(), "{e}");

@@ -18,15 +18,17 @@
 //! | 200, ErrorCode 0                                         | `Ok`                              |
 //! | ErrorCode 406 (inactive recipient: hard bounce, complaint, suppressed) | `Permanent`, hard bounce |
 //! | ErrorCode 300 about the To/Cc/Bcc address                | `Permanent`, hard bounce          |
-//! | ErrorCode 300 about From/Reply-To/the sender signature   | `Transient` (our configuration)   |
+//! | ErrorCode 300 about From/Reply-To/the sender signature   | `Transient`, account fault: the transport pauses |
 //! | ErrorCode 300, anything else (e.g. no body)              | `Permanent` (not the address)     |
-//! | HTTP 401 / ErrorCode 10 (bad token), 400/401/405/412/413 (sender signature, account), 402/403/409/410 (request format) | `Transient`, configuration problem |
-//! | HTTP 429 / ErrorCode 429, HTTP 5xx, ErrorCode 100 (maintenance) | `Transient`              |
+//! | HTTP 401 / ErrorCode 10 (bad token), 400/401/405/412/413 (sender signature, account) | `Transient`, account fault: the transport pauses |
+//! | ErrorCode 402/403/409/410 (request format)                | `Transient`, configuration problem |
+//! | HTTP 429 / ErrorCode 429, HTTP 5xx, ErrorCode 100 (maintenance) | `Transient`, the breaker pauses the transport |
 //! | batch answered 200 but this message's result missing     | `Unknown`                         |
 //! | a whole batch refused (non-200)                          | `Transient` for every message — never `Permanent`, whatever the code |
 //!
-//! A problem of our own (token, sender signature, account) is `Transient` so that it does
-//! not burn the lead's step or suppress the address: fix the configuration and the retries go.
+//! A problem of our own (token, sender signature, account) is `Transient` with the
+//! [`TransportFault::Account`] fault: the circuit breaker pauses the transport, no delivery
+//! burns an attempt or suppresses its address; fix the configuration and the probes resume.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -37,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use super::client::{self, Accepted, Api, Reply, SetupError};
 use super::mime;
 use crate::secret::Secret;
-use crate::transport::{OutgoingEmail, ProviderIds, SendError, SendOutcome};
+use crate::transport::{OutgoingEmail, ProviderIds, SendError, SendOutcome, TransportFault};
 
 const PROVIDER: &str = "postmark";
 
@@ -280,6 +282,8 @@ impl ApiResult {
 fn classify_code(code: i64, message: &str) -> Result<(), SendError> {
     let text = |what: &str| format!("{PROVIDER}: ErrorCode {code} {what}: {message}");
     let config = |what: &str| Err(SendError::transient(text(what)));
+    // Our token, sender signature or account: every message would fail alike.
+    let account = |what: &str| Err(client::account_problem(text(what)));
     match code {
         0 => Ok(()),
         406 => Err(client::recipient_refused(
@@ -291,12 +295,14 @@ fn classify_code(code: i64, message: &str) -> Result<(), SendError> {
         429 => Err(SendError::transient(format!(
             "{PROVIDER}: HTTP 429 rate limited by the provider: ErrorCode 429: {message}"
         ))
-        .with_http_status(429, None)),
-        100 => config("maintenance"),
-        10 => config(
+        .with_http_status(429, None)
+        .with_transport_fault(TransportFault::ProviderThrottled)),
+        100 => Err(SendError::transient(text("maintenance"))
+            .with_transport_fault(TransportFault::ProviderError)),
+        10 => account(
             "bad or missing server token — configuration problem: check the Postmark server token",
         ),
-        400 | 401 | 405 | 412 | 413 => config(
+        400 | 401 | 405 | 412 | 413 => account(
             "sender signature or account problem — configuration problem, not the recipient's",
         ),
         _ => config("request refused — configuration or format problem, not the recipient's"),
@@ -323,7 +329,7 @@ fn invalid_request(message: &str) -> SendError {
         .any(|w| lower.contains(w));
     let head = format!("{PROVIDER}: ErrorCode 300");
     if about_us {
-        SendError::transient(format!(
+        client::account_problem(format!(
             "{head} invalid email request — configuration problem (sender), not the recipient's: {message}"
         ))
     } else if about_recipient {
@@ -438,6 +444,17 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.is_transient() && e.to_string().contains("token"), "{e}");
+        // Token, sender signature, account: the transport pauses (no attempt burnt).
+        for body in [
+            r#"{"ErrorCode":10,"Message":"Bad or missing Server API token."}"#,
+            r#"{"ErrorCode":412,"Message":"Account is pending"}"#,
+            r#"{"ErrorCode":300,"Message":"Invalid 'From' address: not a verified sender signature."}"#,
+        ] {
+            let e = single_outcome(&reply(422, body)).unwrap_err();
+            assert_eq!(e.transport_fault(), Some(TransportFault::Account), "{body}");
+        }
+        let e = single_outcome(&reply(422, r#"{"ErrorCode":429,"Message":"slow"}"#)).unwrap_err();
+        assert_eq!(e.transport_fault(), Some(TransportFault::ProviderThrottled));
     }
 
     #[test]

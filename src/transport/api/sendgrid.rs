@@ -19,9 +19,9 @@
 //! |--------------------------------------------------------------|--------------------------------|
 //! | 200 / 202                                                    | `Ok`                           |
 //! | 400 about a recipient field (`personalizations.N.to…`)       | `Permanent`, hard bounce       |
-//! | 400 about `from` / `reply_to` (our sender)                   | `Transient`, configuration     |
+//! | 400 about `from` / `reply_to` (our sender)                   | `Transient`, account fault: the transport pauses |
 //! | 400, anything else; 413 (too large)                          | `Permanent` (this message)     |
-//! | 401 (bad key), 403 (unverified sender, permissions), 404 and other answers | `Transient`, configuration |
+//! | 401 (bad key), 403 (unverified sender, permissions, suspended), 404 and other answers | `Transient`, account fault: the transport pauses |
 //! | 429 (`Retry-After` or `X-RateLimit-Reset`), 5xx              | `Transient`                    |
 
 use std::collections::BTreeMap;
