@@ -230,6 +230,12 @@ async fn sendgrid_signed_bounce_events_suppress_once_in_one_batch() {
     let (pair, public) = sendgrid_key();
     let app = sent_through(&server, transport, Some(public)).await;
     assert_eq!(provider_id(&app).await, "sg-1");
+    // SendGrid keeps the Message-ID it is given in `headers`.
+    let our_id = app.first_message_id().await;
+    assert_eq!(
+        server.requests()[0].json()["headers"]["Message-ID"],
+        format!("<{our_id}>")
+    );
     let token = server.requests()[0].json()["personalizations"][0]["custom_args"]["rewarm_token"]
         .as_str()
         .expect("our signed token in custom_args")
@@ -490,4 +496,110 @@ async fn a_sendgrid_429_defers_until_its_rate_limit_resets_without_limits_config
         "due {} ({wait:?} after T0)",
         d.due_at
     );
+}
+
+const PM_INBOUND: (&str, &str) = ("REWARM_TEST_EV_PM_INBOUND", "pm-inbound-secret");
+const SG_INBOUND: (&str, &str) = ("REWARM_TEST_EV_SG_INBOUND", "sg-inbound-secret");
+
+/// The inbound routes with Postmark's and SendGrid's secrets on (and Mailgun's signing key).
+async fn inbound_app() -> HttpApp {
+    static ENV: std::sync::Once = std::sync::Once::new();
+    ENV.call_once(|| {
+        for (name, value) in [PM_INBOUND, SG_INBOUND, MG_SIGNING] {
+            // SAFETY of set_var: done once, before any test of this module reads these.
+            unsafe { std::env::set_var(name, value) };
+        }
+    });
+    let app = HttpApp::spawn().await;
+    app.reconfigure(|s| {
+        let w = &mut s.inbound.webhooks;
+        w.postmark_token_env = Some(PM_INBOUND.0.into());
+        w.sendgrid_token_env = Some(SG_INBOUND.0.into());
+        w.mailgun_signing_key_env = Some(MG_SIGNING.0.into());
+    });
+    app
+}
+
+/// Events posted to the inbound routes by mistake get an answer naming the right URL, and
+/// nothing is stored; a SendGrid Parse post not in raw mode is 503 (SendGrid retries it).
+#[tokio::test]
+async fn misrouted_events_and_a_parse_hook_not_in_raw_mode_get_clear_answers() {
+    let app = inbound_app().await;
+    let bounce = json!({"RecordType": "Bounce", "ID": 1, "Type": "HardBounce", "MessageID": "m", "Email": LEAD});
+    let response = app
+        .client
+        .post(app.url("/inbound/postmark"))
+        .basic_auth("postmark", Some(PM_INBOUND.1))
+        .json(&bounce)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("/events/postmark"));
+
+    let event = json!({"id": "e", "event": "failed", "severity": "permanent", "recipient": LEAD});
+    let signed = mailgun_signed(&event, at(T0).timestamp(), "tok-in", MG_SIGNING.1);
+    let response = app
+        .client
+        .post(app.url("/inbound/mailgun"))
+        .json(&signed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("/events/mailgun"));
+
+    // Parse's default (parsed fields, no `email`): 503 so that SendGrid keeps the message.
+    let parsed = reqwest::multipart::Form::new()
+        .text("from", LEAD)
+        .text("subject", "Re: checking in")
+        .text("text", "Yes, call me.");
+    let response = app
+        .client
+        .post(app.url("/inbound/sendgrid"))
+        .basic_auth("parse", Some(SG_INBOUND.1))
+        .multipart(parsed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(response.text().await.unwrap().contains("raw"));
+    assert_eq!(inbound_count(&app).await, 0);
+}
+
+/// SendGrid's Parse settings take credentials as part of the URL: the secret is accepted as
+/// basic auth (`https://parse:SECRET@host/…` becomes an `Authorization` header) or as
+/// `?token=SECRET`; a wrong one either way is 401.
+#[tokio::test]
+async fn a_sendgrid_parse_post_authenticates_by_header_or_by_url() {
+    let app = inbound_app().await;
+    let raw = |id: &str| {
+        format!(
+            "From: Sam <{LEAD}>\r\nTo: claire@acme.example\r\nSubject: hi\r\nMessage-ID: <{id}@initech.example>\r\n\r\nHello\r\n"
+        )
+    };
+    let form = |id: &str| reqwest::multipart::Form::new().text("email", raw(id));
+    let post = |path: String| app.client.post(app.url(&path));
+    let by_header = post("/inbound/sendgrid".into())
+        .basic_auth("parse", Some(SG_INBOUND.1))
+        .multipart(form("h1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_header.status(), 200);
+    let by_url = post(format!("/inbound/sendgrid?token={}", SG_INBOUND.1))
+        .multipart(form("u1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_url.status(), 200);
+    for wrong in [
+        post("/inbound/sendgrid?token=nope".into()).multipart(form("w1")),
+        post("/inbound/sendgrid".into())
+            .basic_auth("parse", Some("nope"))
+            .multipart(form("w2")),
+    ] {
+        assert_eq!(wrong.send().await.unwrap().status(), 401);
+    }
+    assert_eq!(inbound_count(&app).await, 2);
 }
