@@ -13,6 +13,7 @@ mod api_transports;
 mod check;
 mod hostile_input;
 mod http;
+mod http_flood;
 mod imap;
 mod inbound;
 mod inbound_corpus;
