@@ -86,6 +86,9 @@ pub struct Settings {
     pub breaker: crate::transport::breaker::BreakerSettings,
     pub scheduler: SchedulerSettings,
     pub http: HttpSettings,
+    /// The longest value (in characters) a lead's field may hold, on import and in the API
+    /// (`ingest.max_field_length`, default 1,000).
+    pub max_field_length: usize,
     pub compliance: ComplianceSettings,
     /// Token signing keys as (key id, name of the env var / credential holding it); the first
     /// signs. Empty: a key generated once and kept in the database is used.

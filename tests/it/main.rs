@@ -17,6 +17,7 @@ mod http_flood;
 mod imap;
 mod inbound;
 mod inbound_corpus;
+mod input_limits;
 mod limits_and_dkim;
 mod notify;
 mod pipeline;
