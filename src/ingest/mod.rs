@@ -10,6 +10,8 @@ mod fields;
 mod json;
 pub mod jsonl;
 mod merge;
+#[cfg(test)]
+mod props;
 
 use std::fmt;
 use std::path::Path;
