@@ -99,7 +99,8 @@ pub async fn status(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `transport: sending` or `transport: PAUSED since … (auth): …; next probe at …`.
+/// `transport: PAUSED since … (auth): …; next probe at …` while the daemon last recorded
+/// its transport paused; nothing otherwise (`--json` always has a `transport` field).
 fn print_transport(health: Option<&TransportHealth>) {
     match health {
         Some(h) if h.paused => {
@@ -114,7 +115,6 @@ fn print_transport(health: Option<&TransportHealth>) {
                 h.worker
             );
         }
-        Some(h) => println!("transport: sending (worker {})", h.worker),
-        None => println!("transport: no daemon has recorded its state yet"),
+        _ => {}
     }
 }

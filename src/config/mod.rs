@@ -86,6 +86,9 @@ pub struct Settings {
     pub breaker: crate::transport::breaker::BreakerSettings,
     pub scheduler: SchedulerSettings,
     pub http: HttpSettings,
+    /// The longest value (in characters) a lead's field may hold, on import and in the API
+    /// (`ingest.max_field_length`, default 1,000).
+    pub max_field_length: usize,
     pub compliance: ComplianceSettings,
     /// Token signing keys as (key id, name of the env var / credential holding it); the first
     /// signs. Empty: a key generated once and kept in the database is used.
@@ -108,7 +111,7 @@ pub struct HttpSettings {
     /// Env var / credential holding the API's bearer token; the API is off without it.
     pub api_token_env: Option<String>,
     /// Open HTTP connections at most (lowered at start-up to what the file descriptor limit
-    /// leaves after the reserve for sending); default 1,024.
+    /// leaves after the reserve for sending); at the cap the oldest is closed. Default 16,384.
     pub max_connections: usize,
     /// A client must send a request's head within this long — also how long a kept-alive
     /// connection may sit idle; default 10 s.
@@ -397,6 +400,62 @@ impl Campaign {
 }
 
 impl Settings {
+    /// Every secret the configuration names, as (the key naming it, the env var / credential
+    /// name), in file order: what the daemon reads at start-up or when a feature is used.
+    pub fn named_secrets(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut add = |key: &str, name: Option<&String>| {
+            if let Some(name) = name.filter(|n| !n.is_empty()) {
+                out.push((key.to_string(), name.clone()));
+            }
+        };
+        match &self.transport {
+            TransportSettings::Smtp(s) => {
+                add("transport.smtp.password_env", s.password_env.as_ref())
+            }
+            TransportSettings::Api(a) => {
+                let kind = match a.provider {
+                    ApiProvider::Postmark => "transport.postmark.key_env",
+                    ApiProvider::SendGrid => "transport.sendgrid.key_env",
+                    ApiProvider::Mailgun => "transport.mailgun.key_env",
+                };
+                add(kind, Some(&a.key_env));
+            }
+            TransportSettings::File { .. } => {}
+        }
+        add("http.api_token_env", self.http.api_token_env.as_ref());
+        for (id, env) in &self.token_keys {
+            add(&format!("tokens.keys[{id}].secret_env"), Some(env));
+        }
+        add("dkim.key_env", self.dkim.as_ref().map(|d| &d.key_env));
+        add(
+            "inbound.imap.password_env",
+            self.inbound.imap.as_ref().map(|i| &i.password_env),
+        );
+        let w = &self.inbound.webhooks;
+        add(
+            "inbound.webhooks.postmark_token_env",
+            w.postmark_token_env.as_ref(),
+        );
+        add(
+            "inbound.webhooks.mailgun_signing_key_env",
+            w.mailgun_signing_key_env.as_ref(),
+        );
+        add(
+            "inbound.webhooks.sendgrid_token_env",
+            w.sendgrid_token_env.as_ref(),
+        );
+        add("inbound.webhooks.raw_token_env", w.raw_token_env.as_ref());
+        add(
+            "notify.webhook_secret_env",
+            self.notify
+                .webhook
+                .as_ref()
+                .and_then(|w| w.secret_env.as_ref()),
+        );
+        out
+    }
+
     /// Loads `path`, applies `REWARM__…` environment overrides and validates the result.
     pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
         let file = path.display().to_string();

@@ -26,6 +26,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) http: RawHttp,
     #[serde(default)]
+    pub(super) ingest: RawIngest,
+    #[serde(default)]
     pub(super) compliance: RawCompliance,
     #[serde(default)]
     pub(super) tokens: RawTokens,
@@ -51,6 +53,13 @@ pub(super) struct RawHttp {
     pub(super) max_connections: Option<usize>,
     pub(super) header_timeout: Option<String>,
     pub(super) request_timeout: Option<String>,
+}
+
+/// `[ingest]`: limits on leads coming in (files and the API).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIngest {
+    pub(super) max_field_length: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

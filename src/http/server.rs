@@ -6,7 +6,9 @@
 //!
 //! - **a cap on open connections** (`max_connections`, lowered at start-up to what the file
 //!   descriptor limit leaves after the reserve for sending, the database and the reply
-//!   mailbox, see [`fd_budget`]): a connection over the cap is closed at once, unanswered;
+//!   mailbox, see [`fd_budget`]): at the cap, the *oldest* open connection is closed to make
+//!   room for the new one — a flood of idle connections then cannot lock out a health probe
+//!   or an unsubscribe, and never takes the descriptors sending needs;
 //! - **a header-read timeout** (`header_timeout`): a client must send a request's whole head
 //!   within it — from the moment the connection opens, and again while a kept-alive
 //!   connection waits for its next request, so it is also the **idle timeout**;
@@ -67,7 +69,9 @@ pub(super) async fn run(
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut connections = tokio::task::JoinSet::new();
-    let mut refusing = false;
+    // Open connections, oldest first: each one's eviction token.
+    let mut open: std::collections::VecDeque<CancellationToken> = Default::default();
+    let mut evicting = false;
     let mut accept_failing = false;
     loop {
         let accepted = tokio::select! {
@@ -90,27 +94,47 @@ pub(super) async fn run(
                 continue;
             }
         };
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            if !refusing {
-                tracing::warn!(
-                    max_connections = limits.max_connections,
-                    "HTTP connection cap reached: new connections are closed until some end"
-                );
-                refusing = true;
+        open.retain(|t| !t.is_cancelled());
+        let permit = match Arc::clone(&permits).try_acquire_owned() {
+            Ok(permit) => {
+                if evicting && permits.available_permits() > limits.max_connections / 10 {
+                    tracing::info!("HTTP connections below the cap again");
+                    evicting = false;
+                }
+                permit
             }
-            drop(stream);
-            continue;
+            Err(_) => {
+                if !evicting {
+                    tracing::warn!(
+                        max_connections = limits.max_connections,
+                        "HTTP connection cap reached: the oldest connections are closed to make room"
+                    );
+                    evicting = true;
+                }
+                // Close the oldest; its permit comes back as soon as its task ends.
+                if let Some(oldest) = open.pop_front() {
+                    oldest.cancel();
+                }
+                match tokio::time::timeout(
+                    Duration::from_secs(1),
+                    Arc::clone(&permits).acquire_owned(),
+                )
+                .await
+                {
+                    Ok(Ok(permit)) => permit,
+                    _ => continue,
+                }
+            }
         };
-        if refusing && permits.available_permits() > limits.max_connections / 10 {
-            tracing::info!("HTTP connections below the cap again");
-            refusing = false;
-        }
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
-        let stop = shutdown.clone();
+        let (stop, evict) = (shutdown.clone(), CancellationToken::new());
+        open.push_back(evict.clone());
         connections.spawn(async move {
             let _permit = permit;
-            serve_connection(stream, service, limits, stop).await;
+            serve_connection(stream, service, limits, stop, evict.clone()).await;
+            // Done: no longer a candidate for eviction.
+            evict.cancel();
         });
     }
     // Stop accepting; let the connections finish what they are answering.
@@ -129,6 +153,7 @@ async fn serve_connection(
     service: TowerToHyperService<Router>,
     limits: ServerLimits,
     stop: CancellationToken,
+    evict: CancellationToken,
 ) {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -144,6 +169,8 @@ async fn serve_connection(
             connection.as_mut().graceful_shutdown();
             connection.as_mut().await
         }
+        // Evicted to make room under the cap: close at once.
+        _ = evict.cancelled() => return,
     };
     if let Err(e) = result {
         // Timeouts and clients that hang up are ordinary here: not worth more than debug.

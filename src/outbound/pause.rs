@@ -135,6 +135,15 @@ impl TransportGate {
         {
             return Ok(());
         }
+        // First time in this process and sending: write only to clear a pause recorded
+        // before (by a daemon that stopped while paused), not on every start.
+        if !now.paused && self.lock().persisted.is_none() {
+            let recorded = read_health(store).await?;
+            if !recorded.is_some_and(|r| r.paused) {
+                self.lock().persisted = Some(now);
+                return Ok(());
+            }
+        }
         let json = serde_json::to_string(&now).unwrap_or_default();
         store.kv_set(HEALTH_KEY, &json).await?;
         self.lock().persisted = Some(now);

@@ -396,3 +396,80 @@ async fn the_daemon_shows_a_paused_transport_on_readyz_metrics_and_status_and_re
         "{status}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_applies_a_breaker_change_and_says_a_transport_change_needs_a_restart() {
+    let dir = dir_with_templates();
+    let database_url = format!("sqlite://{}", dir.path().join("rewarm.db").display());
+    let base = TestConfig::new(&database_url)
+        .templates_dir(&dir.path().join("templates"))
+        .set_str("scheduler", "tick", "1s")
+        .set_str("http", "listen", "127.0.0.1:0");
+    let config = base
+        .clone()
+        .file_transport("outbox")
+        .write(&dir.path().join("rewarm.toml"));
+    let mut cmd = command();
+    cmd.current_dir(dir.path())
+        .args([
+            "--config",
+            config.to_str().expect("UTF-8"),
+            "run",
+            "--now",
+            T0,
+        ])
+        .env_remove("RUST_LOG");
+    let mut daemon = Daemon::spawn(cmd, dir.path().join("daemon.log"));
+    wait_until(
+        &mut daemon,
+        Duration::from_secs(20),
+        "the daemon never started",
+        || async { daemon_log_count(&dir, "rewarm is running") >= 1 },
+    )
+    .await;
+
+    // A breaker change applies at once and says nothing; a transport change needs a restart.
+    base.clone()
+        .file_transport("outbox")
+        .set("transport.breaker", "threshold", "7")
+        .write(&config);
+    signal(&daemon, "-HUP");
+    wait_until(
+        &mut daemon,
+        Duration::from_secs(10),
+        "no reload",
+        || async { daemon_log_count(&dir, "Configuration reloaded") >= 1 },
+    )
+    .await;
+    assert!(
+        !std::fs::read_to_string(dir.path().join("daemon.log"))
+            .unwrap()
+            .contains("need a restart")
+    );
+    base.file_transport("elsewhere").write(&config);
+    signal(&daemon, "-HUP");
+    wait_until(
+        &mut daemon,
+        Duration::from_secs(10),
+        "no restart warning",
+        || async { daemon_log_count(&dir, "settings changed: they need a restart") >= 1 },
+    )
+    .await;
+    let exit = daemon.terminate(Duration::from_secs(15)).await;
+    assert!(exit.success(), "{}", daemon.log());
+}
+
+fn signal(daemon: &Daemon, which: &str) {
+    let status = std::process::Command::new("kill")
+        .args([which, &daemon.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+fn daemon_log_count(dir: &tempfile::TempDir, needle: &str) -> usize {
+    std::fs::read_to_string(dir.path().join("daemon.log"))
+        .unwrap_or_default()
+        .matches(needle)
+        .count()
+}

@@ -25,7 +25,7 @@ pub(super) fn http(raw: RawHttp, p: &mut Problems) -> HttpSettings {
             format!("`{public_url}` must start with http:// or https://"),
         );
     }
-    let max_connections = raw.max_connections.unwrap_or(1024);
+    let max_connections = raw.max_connections.unwrap_or(16_384);
     if max_connections == 0 {
         p.err("http.max_connections", "must be at least 1".into());
     }
