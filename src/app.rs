@@ -33,6 +33,8 @@ pub struct Loaded {
     pub limiter: Option<Arc<Mutex<Limiter>>>,
     /// DKIM signing, if configured.
     pub dkim: Option<Arc<lettre::message::dkim::DkimConfig>>,
+    /// The transport's circuit breaker (kept across reloads).
+    pub gate: crate::outbound::pause::TransportGate,
 }
 
 impl Loaded {
@@ -89,17 +91,23 @@ impl Loaded {
             .map(dkim_config)
             .transpose()?
             .map(Arc::new);
+        let gate = crate::outbound::pause::TransportGate::new(settings.breaker);
         Ok(Loaded {
             settings,
             templates,
             keys,
             limiter,
             dkim,
+            gate,
         })
     }
 
-    /// Keeps the sending-limit state of `old` (counts, slowed-down domains) under the new limits.
+    /// Keeps the sending-limit state of `old` (counts, slowed-down domains) under the new
+    /// limits, and its transport breaker (a paused transport stays paused) under the new
+    /// breaker settings.
     pub fn keep_limiter_of(&mut self, old: &Loaded) {
+        old.gate.update_settings(self.settings.breaker);
+        self.gate = old.gate.clone();
         if let (Some(old), Some(limits)) = (&old.limiter, &self.settings.limits) {
             lock(old).update_settings(limits.clone());
             self.limiter = Some(Arc::clone(old));

@@ -28,17 +28,22 @@
 //! | [`inbound`] | replies and bounces: `process`, `matching`, `imap`, `classify`, `effect` (the state change a reply makes), `parse/` |
 //! | [`notify`] | telling sales: outbox, owner email, webhook, digest |
 //! | [`http`] | unsubscribe, click, api, health, metrics, `inbound/` (one file per provider's webhook) |
-//! | [`transport`] | typed `SendError`, our SMTP pool, the `.eml` file transport, limits, `api/` (client, postmark, sendgrid, mailgun) |
+//! | [`transport`] | typed `SendError` (with `TransportFault`), the circuit `breaker`, our SMTP pool, the `.eml` file transport, limits, `api/` (client, postmark, sendgrid, mailgun) |
 //! | [`store`] | the `Store` trait by area and the delivery state machine; shared SQL; `sqlite/` and `postgres/` with one file per concern |
 //!
 //! Beside them: [`app`] (config + templates + transport wiring), [`tokens`] (signed links),
-//! [`secret`] (values that print as `[redacted]`), [`metrics`] (Prometheus counters), [`hex`].
+//! [`secret`] (values that print as `[redacted]`), [`metrics`] (Prometheus counters),
+//! [`health`] (what is out of order now — a paused transport, a storage fault — for
+//! `/readyz` and `/metrics`), [`fds`] (the file descriptor limit and the reserve for
+//! sending), [`hex`].
 
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod domain;
+pub mod fds;
+pub mod health;
 pub mod hex;
 pub mod http;
 pub mod inbound;

@@ -19,6 +19,17 @@ pub const REPLY_CLASSES: [&str; 7] = [
     "other",
 ];
 
+/// Providers and event kinds counted by `rewarm_provider_events_total{provider=…,kind=…}`.
+pub const EVENT_PROVIDERS: [&str; 3] = ["postmark", "sendgrid", "mailgun"];
+pub const EVENT_KINDS: [&str; 6] = [
+    "hard_bounce",
+    "soft_bounce",
+    "complaint",
+    "unsubscribe",
+    "delivered",
+    "other",
+];
+
 /// Notification kinds counted by `rewarm_notifications_total{kind=…}`; any other is `other`.
 pub const NOTIFICATION_KINDS: [&str; 4] = ["owner_email", "digest", "webhook", "other"];
 
@@ -74,6 +85,8 @@ pub struct Metrics {
     pub retried: AtomicU64,
     pub deferred: AtomicU64,
     pub unknown: AtomicU64,
+    /// Times the transport's circuit breaker paused it.
+    pub transport_pauses: AtomicU64,
     pub suppressed: AtomicU64,
     pub unsubscribes: AtomicU64,
     pub clicks: AtomicU64,
@@ -82,6 +95,8 @@ pub struct Metrics {
     notifications: [[AtomicU64; 3]; 4],
     /// By [`ImapPollOutcome::ALL`].
     imap_polls: [AtomicU64; 3],
+    /// By [`EVENT_PROVIDERS`], then [`EVENT_KINDS`].
+    provider_events: [[AtomicU64; 6]; 3],
     latency_buckets: [AtomicU64; 10],
     latency_count: AtomicU64,
     /// Sum of latencies in microseconds.
@@ -107,12 +122,14 @@ impl Metrics {
             retried: Z,
             deferred: Z,
             unknown: Z,
+            transport_pauses: Z,
             suppressed: Z,
             unsubscribes: Z,
             clicks: Z,
             replies: [Z; 7],
             notifications: [const { [Z; 3] }; 4],
             imap_polls: [Z; 3],
+            provider_events: [const { [Z; 6] }; 3],
             latency_buckets: [Z; 10],
             latency_count: Z,
             latency_sum_us: Z,
@@ -126,6 +143,15 @@ impl Metrics {
     pub fn reply(&self, class: &str) {
         if let Some(i) = REPLY_CLASSES.iter().position(|c| *c == class) {
             self.replies[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one new provider event (a webhook's bounce, complaint, delivery, …).
+    pub fn provider_event(&self, provider: &str, kind: &str) {
+        let p = EVENT_PROVIDERS.iter().position(|c| *c == provider);
+        let k = EVENT_KINDS.iter().position(|c| *c == kind);
+        if let (Some(p), Some(k)) = (p, k) {
+            self.provider_events[p][k].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -214,12 +240,39 @@ impl Metrics {
             "Tracked link clicks.",
             &self.clicks,
         );
+        counter(
+            &mut out,
+            "rewarm_transport_pauses_total",
+            "Times the transport's circuit breaker paused it (transport-wide failures).",
+            &self.transport_pauses,
+        );
         self.render_labelled(&mut out);
         let _ = writeln!(
             out,
             "# HELP rewarm_queue_depth Deliveries due now and not yet sent.\n# TYPE rewarm_queue_depth gauge\nrewarm_queue_depth {queue_depth}"
         );
         self.render_latency(&mut out);
+        out
+    }
+
+    /// The gauges read from the shared health state: `rewarm_transport_paused{reason}` (1
+    /// while the circuit breaker holds the transport, the reason its fault's label; 0 with
+    /// `reason=""` otherwise) and `rewarm_ready` (what `/readyz` answers: 1 = 200).
+    pub fn render_health(health: &crate::health::Health) -> String {
+        let mut out = String::new();
+        let (paused, reason) = match health.fault(crate::health::Component::Transport) {
+            Some(f) => (1, f.reason),
+            None => (0, String::new()),
+        };
+        let _ = writeln!(
+            out,
+            "# HELP rewarm_transport_paused 1 while the transport is paused by its circuit breaker; `reason` says why.\n# TYPE rewarm_transport_paused gauge\nrewarm_transport_paused{{reason=\"{reason}\"}} {paused}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP rewarm_ready 1 while /readyz answers 200.\n# TYPE rewarm_ready gauge\nrewarm_ready {}",
+            u8::from(health.ready())
+        );
         out
     }
 
@@ -262,6 +315,19 @@ impl Metrics {
                 outcome.as_str(),
                 v.load(Ordering::Relaxed)
             );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP rewarm_provider_events_total Email providers' events (webhooks) by provider and kind.\n# TYPE rewarm_provider_events_total counter"
+        );
+        for (provider, row) in EVENT_PROVIDERS.iter().zip(&self.provider_events) {
+            for (kind, v) in EVENT_KINDS.iter().zip(row) {
+                let _ = writeln!(
+                    out,
+                    "rewarm_provider_events_total{{provider=\"{provider}\",kind=\"{kind}\"}} {}",
+                    v.load(Ordering::Relaxed)
+                );
+            }
         }
     }
 
@@ -339,6 +405,38 @@ mod tests {
         assert_eq!(
             series,
             NOTIFICATION_KINDS.len() * NotificationOutcome::ALL.len()
+        );
+    }
+
+    #[test]
+    fn the_transport_pause_is_a_gauge_with_its_reason() {
+        use crate::health::{Component, Fault, Health};
+        let h = Health::new();
+        let text = Metrics::render_health(&h);
+        assert!(
+            text.lines()
+                .any(|l| l == "rewarm_transport_paused{reason=\"\"} 0"),
+            "{text}"
+        );
+        assert!(text.lines().any(|l| l == "rewarm_ready 1"), "{text}");
+        h.set(
+            Component::Transport,
+            Fault {
+                reason: "auth".into(),
+                detail: "AUTH: 535".into(),
+                since: chrono::DateTime::UNIX_EPOCH,
+                next_try: None,
+            },
+        );
+        let text = Metrics::render_health(&h);
+        assert!(
+            text.lines()
+                .any(|l| l == "rewarm_transport_paused{reason=\"auth\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.lines().any(|l| l == "rewarm_ready 1"),
+            "a pause keeps /readyz at 200"
         );
     }
 

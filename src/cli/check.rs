@@ -18,8 +18,22 @@ use crate::store::{LeadStore, Store, SuppressionStore};
 /// Leads from the database each template is tried on.
 const SAMPLE: usize = 200;
 
-pub async fn check(config: &Path, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
-    let problems = problems(config, now).await;
+/// `rewarm check [--offline]`.
+#[derive(Debug, Default, clap::Args)]
+pub struct CheckArgs {
+    /// Do not check that the secrets the config names are set (for checking a config away
+    /// from the machine that runs the daemon).
+    #[arg(long)]
+    pub offline: bool,
+}
+
+pub async fn check(config: &Path, args: CheckArgs, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
+    let mut problems = problems(config, now).await;
+    if !args.offline
+        && let Ok(settings) = Settings::load(config)
+    {
+        problems.extend(missing_secrets(&settings));
+    }
     for w in warnings(config).await {
         eprintln!("warning: {w}");
     }
@@ -33,6 +47,22 @@ pub async fn check(config: &Path, now: DateTime<Utc>) -> anyhow::Result<ExitCode
         eprintln!("{} problem(s) found", problems.len());
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// Every secret the configuration names that the daemon could not read (neither an
+/// environment variable nor a systemd credential), naming the key that names it.
+pub fn missing_secrets(settings: &Settings) -> Vec<String> {
+    settings
+        .named_secrets()
+        .into_iter()
+        .filter(|(_, name)| crate::secret::Secret::from_env_or_credential(name).is_err())
+        .map(|(key, name)| {
+            format!(
+                "{}: `{key}`: the secret `{name}` is not set (neither the environment variable nor $CREDENTIALS_DIRECTORY/{name}); set it, or remove the key (`check --offline` skips this)",
+                settings.file.display()
+            )
+        })
+        .collect()
 }
 
 /// Every problem of the configuration at `config`, each naming its file and key.

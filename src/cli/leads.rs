@@ -216,7 +216,8 @@ pub async fn import_file<S: Store>(
     now: DateTime<Utc>,
     quiet: bool,
 ) -> anyhow::Result<ImportOutcome> {
-    let parsed = ingest::parse_path_at(file, settings.default_tz, now)?;
+    let parsed =
+        ingest::parse_path_limited(file, settings.default_tz, now, settings.max_field_length)?;
     for error in &parsed.rejected {
         eprintln!("rejected {error}");
     }

@@ -52,8 +52,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: enrol, claim what is due, render, send, record — every tick.
     Run(run::RunArgs),
-    /// Validate the config and the templates; non-zero exit on any error.
-    Check,
+    /// Validate the config and the templates, and that every secret it names is set
+    /// (`--offline`: not the secrets); non-zero exit on any error.
+    Check(check::CheckArgs),
     /// Show a step's email for a lead exactly as it would be sent.
     Preview(preview::PreviewArgs),
     /// What will be sent when, per day and campaign (or per lead), without sending.
@@ -129,7 +130,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let now = cli.now.unwrap_or_else(Utc::now);
     match cli.command {
         Command::Run(args) => run::run(&cli.config, args, cli.now).await,
-        Command::Check => check::check(&cli.config, now).await,
+        Command::Check(args) => check::check(&cli.config, args, now).await,
         Command::Preview(args) => preview::preview(&cli.config, args, now).await,
         Command::Forecast(args) => forecast::forecast(&cli.config, args, now).await,
         Command::Leads(cmd) => leads::leads(&cli.config, cmd, now).await,

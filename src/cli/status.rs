@@ -1,4 +1,5 @@
-//! `rewarm status`: leads per state and campaign, deliveries today.
+//! `rewarm status`: leads per state and campaign, deliveries today, and whether the
+//! transport is paused (as the daemon last recorded it).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -8,6 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::with_store;
 use crate::config::Settings;
+use crate::outbound::pause::{TransportHealth, read_health};
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
@@ -28,17 +30,24 @@ pub async fn status(
         .and_hms_opt(0, 0, 0)
         .map(|t| t.and_utc())
         .unwrap_or(now);
-    let report = with_store!(&settings.database_url, |store| {
+    let (report, transport) = with_store!(&settings.database_url, |store| {
         store.migrate().await?;
-        store
+        let report = store
             .status(since, now)
             .await
-            .context("Failed to read the status")?
+            .context("Failed to read the status")?;
+        let transport = read_health(&store)
+            .await
+            .context("Failed to read the transport's state")?;
+        (report, transport)
     });
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut json = serde_json::to_value(&report)?;
+        json["transport"] = serde_json::to_value(&transport)?;
+        println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(ExitCode::SUCCESS);
     }
+    print_transport(transport.as_ref());
     println!("leads:");
     for (state, n) in &report.leads_by_state {
         // The states sales sets (won, out of scope, paused) are listed once they are used;
@@ -93,4 +102,24 @@ pub async fn status(
         outbox("failed")
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `transport: PAUSED since … (auth): …; next probe at …` while the daemon last recorded
+/// its transport paused; nothing otherwise (`--json` always has a `transport` field).
+fn print_transport(health: Option<&TransportHealth>) {
+    match health {
+        Some(h) if h.paused => {
+            let at =
+                |t: Option<chrono::DateTime<Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
+            println!(
+                "transport: PAUSED since {} ({}): {}; next probe at {} (worker {}; deliveries keep their attempts)",
+                at(h.since),
+                h.reason.as_deref().unwrap_or("?"),
+                h.detail.as_deref().unwrap_or(""),
+                at(h.next_probe),
+                h.worker
+            );
+        }
+        _ => {}
+    }
 }

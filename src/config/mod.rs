@@ -82,8 +82,13 @@ pub struct Settings {
     pub transport: TransportSettings,
     /// Sending limits (rate, daily cap, per-domain); None: no limits.
     pub limits: Option<crate::transport::limits::LimitSettings>,
+    /// When the transport is paused for failing as a whole, and how it is probed.
+    pub breaker: crate::transport::breaker::BreakerSettings,
     pub scheduler: SchedulerSettings,
     pub http: HttpSettings,
+    /// The longest value (in characters) a lead's field may hold, on import and in the API
+    /// (`ingest.max_field_length`, default 1,000).
+    pub max_field_length: usize,
     pub compliance: ComplianceSettings,
     /// Token signing keys as (key id, name of the env var / credential holding it); the first
     /// signs. Empty: a key generated once and kept in the database is used.
@@ -151,6 +156,14 @@ pub struct HttpSettings {
     pub public_url: String,
     /// Env var / credential holding the API's bearer token; the API is off without it.
     pub api_token_env: Option<String>,
+    /// Open HTTP connections at most (lowered at start-up to what the file descriptor limit
+    /// leaves after the reserve for sending); at the cap the oldest is closed. Default 16,384.
+    pub max_connections: usize,
+    /// A client must send a request's head within this long — also how long a kept-alive
+    /// connection may sit idle; default 10 s.
+    pub header_timeout: std::time::Duration,
+    /// Reading a request's body and answering it take at most this long; default 30 s.
+    pub request_timeout: std::time::Duration,
 }
 
 /// Replies and bounces coming back.
@@ -164,7 +177,26 @@ pub struct InboundSettings {
     pub soft_bounce_limit: u32,
     pub imap: Option<ImapSettings>,
     pub webhooks: WebhookSecrets,
+    /// The email providers' event webhooks (`POST /events/…`).
+    pub events: EventWebhooks,
 }
+
+/// How the providers' event webhooks are verified (unset = endpoint off). Mailgun's events are
+/// signed with the same key as its inbound routes (`inbound.webhooks.mailgun_signing_key_env`).
+#[derive(Debug, Clone, Default)]
+pub struct EventWebhooks {
+    /// Postmark: env var / credential holding the secret of `/events/postmark`, given as the
+    /// basic-auth password or as `?token=` in the webhook's URL.
+    pub postmark_token_env: Option<String>,
+    /// SendGrid: the Event Webhook's verification key (base64 DER, as SendGrid shows it),
+    /// checked when the configuration loads.
+    pub sendgrid_public_key: Option<SendGridKey>,
+}
+
+/// SendGrid's ECDSA P-256 public key, read from the base64 DER (SubjectPublicKeyInfo) that
+/// SendGrid's settings show: the uncompressed point (65 bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendGridKey(pub Vec<u8>);
 
 /// The reply mailbox the daemon polls.
 #[derive(Debug, Clone)]
@@ -458,6 +490,62 @@ impl Campaign {
 }
 
 impl Settings {
+    /// Every secret the configuration names, as (the key naming it, the env var / credential
+    /// name), in file order: what the daemon reads at start-up or when a feature is used.
+    pub fn named_secrets(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut add = |key: &str, name: Option<&String>| {
+            if let Some(name) = name.filter(|n| !n.is_empty()) {
+                out.push((key.to_string(), name.clone()));
+            }
+        };
+        match &self.transport {
+            TransportSettings::Smtp(s) => {
+                add("transport.smtp.password_env", s.password_env.as_ref())
+            }
+            TransportSettings::Api(a) => {
+                let kind = match a.provider {
+                    ApiProvider::Postmark => "transport.postmark.key_env",
+                    ApiProvider::SendGrid => "transport.sendgrid.key_env",
+                    ApiProvider::Mailgun => "transport.mailgun.key_env",
+                };
+                add(kind, Some(&a.key_env));
+            }
+            TransportSettings::File { .. } => {}
+        }
+        add("http.api_token_env", self.http.api_token_env.as_ref());
+        for (id, env) in &self.token_keys {
+            add(&format!("tokens.keys[{id}].secret_env"), Some(env));
+        }
+        add("dkim.key_env", self.dkim.as_ref().map(|d| &d.key_env));
+        add(
+            "inbound.imap.password_env",
+            self.inbound.imap.as_ref().map(|i| &i.password_env),
+        );
+        let w = &self.inbound.webhooks;
+        add(
+            "inbound.webhooks.postmark_token_env",
+            w.postmark_token_env.as_ref(),
+        );
+        add(
+            "inbound.webhooks.mailgun_signing_key_env",
+            w.mailgun_signing_key_env.as_ref(),
+        );
+        add(
+            "inbound.webhooks.sendgrid_token_env",
+            w.sendgrid_token_env.as_ref(),
+        );
+        add("inbound.webhooks.raw_token_env", w.raw_token_env.as_ref());
+        add(
+            "notify.webhook_secret_env",
+            self.notify
+                .webhook
+                .as_ref()
+                .and_then(|w| w.secret_env.as_ref()),
+        );
+        out
+    }
+
     /// Loads `path`, applies `REWARM__…` environment overrides and validates the result.
     pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
         let file = path.display().to_string();
@@ -527,14 +615,14 @@ fn error_key(e: &config::ConfigError) -> String {
 }
 
 /// "30s", "5m", "1h" as a std duration (fixed spans only).
-fn std_duration(s: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn std_duration(s: &str) -> Result<std::time::Duration, String> {
     chrono_duration(s).and_then(|d| {
         d.to_std()
             .map_err(|_| format!("`{s}` must not be negative"))
     })
 }
 
-fn chrono_duration(s: &str) -> Result<chrono::Duration, String> {
+pub(crate) fn chrono_duration(s: &str) -> Result<chrono::Duration, String> {
     match Span::parse(s).map_err(|e| e.to_string())? {
         Span::Fixed(d) => Ok(d),
         Span::Days(n) => Ok(chrono::Duration::days(n.into())),

@@ -26,6 +26,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) http: RawHttp,
     #[serde(default)]
+    pub(super) ingest: RawIngest,
+    #[serde(default)]
     pub(super) compliance: RawCompliance,
     #[serde(default)]
     pub(super) tokens: RawTokens,
@@ -50,6 +52,16 @@ pub(super) struct RawHttp {
     pub(super) listen: Option<String>,
     pub(super) public_url: Option<String>,
     pub(super) api_token_env: Option<String>,
+    pub(super) max_connections: Option<usize>,
+    pub(super) header_timeout: Option<String>,
+    pub(super) request_timeout: Option<String>,
+}
+
+/// `[ingest]`: limits on leads coming in (files and the API).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIngest {
+    pub(super) max_field_length: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -70,6 +82,15 @@ pub(super) struct RawInbound {
     pub(super) imap: Option<RawImap>,
     #[serde(default)]
     pub(super) webhooks: RawWebhooks,
+    #[serde(default)]
+    pub(super) events: RawEvents,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEvents {
+    pub(super) postmark_token_env: Option<String>,
+    pub(super) sendgrid_public_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -234,6 +255,8 @@ pub(super) struct RawTransport {
     pub(super) sendgrid: Option<RawApi>,
     pub(super) mailgun: Option<RawApi>,
     pub(super) limits: Option<RawLimits>,
+    #[serde(default)]
+    pub(super) breaker: RawBreaker,
 }
 impl Default for RawTransport {
     fn default() -> Self {
@@ -245,6 +268,7 @@ impl Default for RawTransport {
             sendgrid: None,
             mailgun: None,
             limits: None,
+            breaker: RawBreaker::default(),
         }
     }
 }
@@ -263,6 +287,15 @@ pub(super) struct RawApi {
     pub(super) batch_size: Option<usize>,
     pub(super) concurrency: Option<usize>,
     pub(super) timeout: Option<String>,
+}
+
+/// `[transport.breaker]`: when a failing transport is paused and how it is probed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBreaker {
+    pub(super) threshold: Option<u32>,
+    pub(super) probe_after: Option<String>,
+    pub(super) probe_max: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -72,6 +72,8 @@ pub async fn run<S: Store>(
     transport: &Transport,
     clock: Clock,
 ) -> anyhow::Result<()> {
+    // Before any socket is opened: room for sending and for the HTTP side's clients.
+    crate::fds::raise_limit();
     let stop = CancellationToken::new();
     let reload = Arc::new(tokio::sync::Notify::new());
     signals::spawn_handlers(stop.clone(), reload.clone())?;
@@ -135,10 +137,26 @@ fn imap_poll_due(loaded: &Loaded, last: &mut Option<std::time::Instant>) -> bool
 }
 
 /// A new configuration and templates, with the same signing keys source and limiter state.
+/// The transport itself is not rebuilt: a changed `[transport]` (kind, relay, pool,
+/// credentials' names, provider settings) is logged as needing a restart, once per reload.
 async fn reload_config<S: Store>(config: &Path, store: &S, old: &Loaded) -> anyhow::Result<Loaded> {
     let mut new = Loaded::with_store(Settings::load(config)?, store).await?;
     new.keep_limiter_of(old);
+    if transport_changed(&old.settings, &new.settings) {
+        tracing::warn!(
+            config = %config.display(),
+            "The [transport] settings changed: they need a restart (systemctl restart rewarm); until then the running transport is kept. Limits and [transport.breaker] changes are applied now."
+        );
+    }
     Ok(new)
+}
+
+/// Whether the transport as built at start-up differs from `new`'s (limits and breaker
+/// settings apply on reload and do not count).
+fn transport_changed(old: &Settings, new: &Settings) -> bool {
+    // The settings hold names of secrets, never their values: comparing the Debug text is
+    // comparing every field.
+    format!("{:?}", old.transport) != format!("{:?}", new.transport)
 }
 
 /// Serves unsubscribes, clicks, health, metrics and the API until `stop`.

@@ -12,6 +12,8 @@ pub enum EmailError {
     TooLong(String),
     #[error("`{0}` is not a valid email address")]
     Invalid(String),
+    #[error("`{0}` cannot be sent to: {1}")]
+    Unsendable(String, &'static str),
 }
 
 /// An email address, trimmed and lower-cased (the key leads are merged on).
@@ -46,6 +48,37 @@ impl EmailAddress {
         Ok(Self(normalised))
     }
 
+    /// [`parse`](Self::parse), and refuses what a transport could not send to reliably: a
+    /// local part (before `@`) that is not a plain dot-atom — quoted (`"a,b"@x.com`), with
+    /// characters outside letters, digits and ``!#$%&'*+-/=?^_`{|}~``, dots at either end or
+    /// doubled — or longer than 64 bytes. Leads come in through this (files and the API);
+    /// addresses read back from the database use the lenient `parse`.
+    pub fn parse_sendable(raw: &str) -> Result<Self, EmailError> {
+        let address = Self::parse(raw)?;
+        let local = address.0.rsplit_once('@').map(|(l, _)| l).unwrap_or("");
+        let unsendable = |why| Err(EmailError::Unsendable(raw.trim().to_string(), why));
+        if local.len() > 64 {
+            return unsendable("the part before @ is longer than 64 bytes");
+        }
+        if local.starts_with('"') {
+            return unsendable("a quoted local part (\"…\"@) is refused by many relays");
+        }
+        if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+            return unsendable("the part before @ starts or ends with a dot, or has two in a row");
+        }
+        let atext = |c: char| {
+            c.is_ascii_alphanumeric()
+                || "!#$%&'*+-/=?^_`{|}~.".contains(c)
+                || (!c.is_ascii() && c.is_alphanumeric())
+        };
+        if !local.chars().all(atext) {
+            return unsendable(
+                "the part before @ may hold only letters, digits and . ! # $ % & ' * + - / = ? ^ _ ` { | } ~",
+            );
+        }
+        Ok(address)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -66,6 +99,37 @@ impl fmt::Display for EmailAddress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_dot_atom_local_parts_are_sendable() {
+        for ok in [
+            "ann@example.com",
+            "first.last+tag@example.com",
+            "o'brien@example.ie",
+            "a!#$%&'*+-/=?^_`{|}~z@example.com",
+            "josé@example.es",
+        ] {
+            assert!(EmailAddress::parse_sendable(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "\"quoted,comma\"@example.com",
+            "\"ann\"@example.com",
+            "a..b@example.com",
+            ".ann@example.com",
+            "ann.@example.com",
+        ] {
+            let lenient = EmailAddress::parse(bad);
+            let strict = EmailAddress::parse_sendable(bad);
+            assert!(strict.is_err(), "{bad}: {strict:?} (lenient: {lenient:?})");
+        }
+        let long = format!("{}@example.com", "a".repeat(65));
+        assert!(matches!(
+            EmailAddress::parse_sendable(&long),
+            Err(EmailError::Unsendable(..) | EmailError::Invalid(_))
+        ));
+        let e = EmailAddress::parse_sendable("\"quoted,comma\"@example.com").unwrap_err();
+        assert!(e.to_string().contains("quoted"), "{e}");
+    }
 
     #[test]
     fn addresses_are_trimmed_and_lower_cased() {

@@ -121,11 +121,17 @@ pub(super) async fn upsert_leads<S: Store>(
         one => vec![one],
     };
     let now = state.clock.now();
-    let default_tz = state.current.get().settings.default_tz;
+    let (default_tz, max_len) = {
+        let current = state.current.get();
+        (
+            current.settings.default_tz,
+            current.settings.max_field_length,
+        )
+    };
     let mut leads = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
     for (index, item) in items.iter().enumerate() {
-        match ingest::lead_from_json_at("api", index, item, default_tz, now) {
+        match ingest::lead_from_json_limited("api", index, item, default_tz, now, max_len) {
             Ok(lead) => leads.push(ParsedLead { line: index, lead }),
             Err(e) => errors.push(ItemError {
                 index,

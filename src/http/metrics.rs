@@ -16,7 +16,8 @@ pub(super) async fn scrape<S: Store>(State(state): State<Shared<S>>) -> Response
     match state.store.due_now(now).await {
         Ok(due_now) => (
             [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
-            metrics::get().render(due_now),
+            metrics::get().render(due_now)
+                + &metrics::Metrics::render_health(crate::health::global()),
         )
             .into_response(),
         Err(e) => (store_failure("metrics", &e), "a database error\n").into_response(),

@@ -11,6 +11,12 @@
 //! - [`api`]: `POST /api/leads` and `GET /api/leads/{email}`, behind a bearer token.
 //! - [`inbound`]: `POST /inbound/{postmark,mailgun,mailgun/mime,sendgrid,raw}`, provider webhooks
 //!   for replies.
+//! - [`events`]: `POST /events/{postmark,sendgrid,mailgun}`, the providers' event webhooks
+//!   (bounces, complaints, unsubscribes, deliveries of what we sent through them).
+//!
+//! - `server`: connections are served under limits (a connection cap that leaves file
+//!   descriptors for sending, header-read/idle and request timeouts), so a flood of clients
+//!   cannot take the daemon down.
 //!
 //! Nothing here trusts a request: a token is verified before the store is asked anything
 //! (a feedback token is signed over its lead's owner, so its sealed lead is read first, then
@@ -21,10 +27,14 @@
 mod api;
 mod click;
 mod feedback;
+pub mod events;
 mod health;
 mod inbound;
 mod metrics;
+mod server;
 mod unsubscribe;
+
+pub use server::{ServerLimits, fd_budget};
 
 use std::sync::Arc;
 
@@ -112,23 +122,62 @@ pub fn router<S: Store>(state: HttpState<S>) -> Router {
             "/inbound/raw",
             post(inbound::raw::<S>).layer(DefaultBodyLimit::max(inbound::BODY_LIMIT)),
         )
+        .route(
+            "/events/postmark",
+            post(events::postmark::<S>).layer(DefaultBodyLimit::max(events::BODY_LIMIT)),
+        )
+        .route(
+            "/events/sendgrid",
+            post(events::sendgrid::<S>).layer(DefaultBodyLimit::max(events::BODY_LIMIT)),
+        )
+        .route(
+            "/events/mailgun",
+            post(events::mailgun::<S>).layer(DefaultBodyLimit::max(events::BODY_LIMIT)),
+        )
         .with_state(Arc::new(state))
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` is cancelled, then stops accepting
-/// and lets requests in flight finish.
+/// and lets requests in flight finish. The limits come from `[http]`; the connection cap is
+/// lowered to what the file descriptor limit leaves after the reserve for sending.
 pub async fn serve<S: Store>(
     listener: tokio::net::TcpListener,
     state: HttpState<S>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let address = listener.local_addr()?;
-    tracing::info!(%address, "HTTP server listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    let limits = limits(&state.current.get().settings);
+    tracing::info!(
+        %address,
+        max_connections = limits.max_connections,
+        header_timeout = ?limits.header_timeout,
+        request_timeout = ?limits.request_timeout,
+        "HTTP server listening"
+    );
+    let app = server::with_request_timeout(router(state), limits.request_timeout);
+    server::run(listener, app, limits, shutdown).await;
     tracing::info!(%address, "HTTP server stopped");
     Ok(())
+}
+
+/// `[http]`'s limits, the connection cap within the file descriptor budget.
+fn limits(settings: &crate::config::Settings) -> ServerLimits {
+    let http = &settings.http;
+    let budget = crate::fds::limit().soft.map_or(usize::MAX, |soft| {
+        fd_budget(soft, crate::fds::open_now(), crate::fds::reserve(settings))
+    });
+    if budget < http.max_connections {
+        tracing::warn!(
+            configured = http.max_connections,
+            allowed = budget,
+            "http.max_connections is more than the file descriptor limit leaves after the reserve for sending; capping it (raise LimitNOFILE)"
+        );
+    }
+    ServerLimits {
+        max_connections: http.max_connections.min(budget),
+        header_timeout: http.header_timeout,
+        request_timeout: http.request_timeout,
+    }
 }
 
 /// Logs a store failure once and gives the status to answer: 503 when the database did not

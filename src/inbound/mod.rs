@@ -14,7 +14,9 @@
 //!   [`Classification`](crate::domain::reply::Classification) type itself is in `domain`);
 //! - [`effect`]: what that does to the lead, and the notifications a re-warm sends (pure);
 //! - [`process`]: the steps in order, recorded in one transaction;
-//! - [`imap`]: the reply-mailbox poller that feeds it (the webhooks are in `http::inbound`).
+//! - [`imap`]: the reply-mailbox poller that feeds it (the webhooks are in `http::inbound`);
+//! - [`events`]: email providers' events (bounces, complaints, deliveries posted to
+//!   `http::events`), matched to their delivery and given the effect of the equivalent report.
 //!
 //! Dependencies run one way: `process` uses the others; `matching` and `classify` read what
 //! `parse` gives; `parse` and `effect` use nothing else here (the classification comes from
@@ -22,6 +24,7 @@
 
 pub mod classify;
 pub mod effect;
+pub mod events;
 pub mod imap;
 pub mod intent;
 pub mod matching;

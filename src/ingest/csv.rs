@@ -28,9 +28,26 @@ pub fn parse_csv<R: Read>(source: &str, reader: R, default_tz: Tz) -> Result<Par
 /// [`parse_csv`] with an explicit "now" (for `--now` and tests).
 pub fn parse_csv_at<R: Read>(
     source: &str,
+    reader: R,
+    default_tz: Tz,
+    now: DateTime<Utc>,
+) -> Result<Parsed, IngestError> {
+    parse_csv_limited(
+        source,
+        reader,
+        default_tz,
+        now,
+        super::DEFAULT_MAX_FIELD_LENGTH,
+    )
+}
+
+/// [`parse_csv_at`] with the longest value a field may hold, in characters.
+pub fn parse_csv_limited<R: Read>(
+    source: &str,
     mut reader: R,
     default_tz: Tz,
     now: DateTime<Utc>,
+    max_len: usize,
 ) -> Result<Parsed, IngestError> {
     let file = || source.to_string();
     let mut bytes = Vec::new();
@@ -48,6 +65,7 @@ pub fn parse_csv_at<R: Read>(
         source,
         default_tz,
         now,
+        max_len,
     };
 
     let mut csv = ReaderBuilder::new()

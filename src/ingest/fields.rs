@@ -18,6 +18,8 @@ pub(super) struct Ctx<'a> {
     pub(super) source: &'a str,
     pub(super) default_tz: Tz,
     pub(super) now: DateTime<Utc>,
+    /// The longest value (in characters) any field may hold (`ingest.max_field_length`).
+    pub(super) max_len: usize,
 }
 
 impl Ctx<'_> {
@@ -306,6 +308,10 @@ impl<'c, 'a> RowBuilder<'c, 'a> {
         };
         let name = field.name();
         check_text(value, true).map_err(|reason| self.error(name, reason))?;
+        // Addresses have their own limit (254, in `EmailAddress`).
+        if !matches!(field, Field::Email | Field::OwnerEmail) {
+            self.check_length(name, value)?;
+        }
         if value.is_empty() {
             if field == Field::Email {
                 return Err(self.error(name, "missing email"));
@@ -315,13 +321,13 @@ impl<'c, 'a> RowBuilder<'c, 'a> {
         let text = Some(value.to_string());
         match field {
             Field::Email => {
-                let email =
-                    EmailAddress::parse(value).map_err(|e| self.error(name, e.to_string()))?;
+                let email = EmailAddress::parse_sendable(value)
+                    .map_err(|e| self.error(name, e.to_string()))?;
                 self.lead.email = Some(email);
             }
             Field::OwnerEmail => {
-                let email =
-                    EmailAddress::parse(value).map_err(|e| self.error(name, e.to_string()))?;
+                let email = EmailAddress::parse_sendable(value)
+                    .map_err(|e| self.error(name, e.to_string()))?;
                 self.lead.owner_email = Some(email);
             }
             Field::FirstName => self.lead.first_name = text,
@@ -353,6 +359,7 @@ impl<'c, 'a> RowBuilder<'c, 'a> {
         for item in items {
             let item = item.trim();
             check_text(item, true).map_err(|reason| self.error("tags", reason))?;
+            self.check_length("tags", item)?;
             for tag in split_tags(item) {
                 push_tag(&mut self.lead.tags, tag);
             }
@@ -364,8 +371,27 @@ impl<'c, 'a> RowBuilder<'c, 'a> {
     pub(super) fn custom(&mut self, key: &str, raw: &str) -> Result<(), RowError> {
         let value = raw.trim();
         check_text(value, false).map_err(|reason| self.error(key, reason))?;
+        self.check_length(key, value)?;
         if !value.is_empty() {
             self.lead.fields.insert(key.to_string(), value.to_string());
+        }
+        Ok(())
+    }
+
+    /// Refuses a value longer than `ingest.max_field_length` characters (a 1 MB first name
+    /// is a mistake or an attack, never a name).
+    fn check_length(&self, field: &str, value: &str) -> Result<(), RowError> {
+        let max = self.ctx.max_len;
+        // Counting stops just past the limit: a huge value costs no more than a long one.
+        let length = value.chars().take(max + 1).count();
+        if length > max {
+            return Err(self.error(
+                field,
+                format!(
+                    "is longer than {max} characters ({} bytes); at most {max} are accepted (ingest.max_field_length)",
+                    value.len()
+                ),
+            ));
         }
         Ok(())
     }

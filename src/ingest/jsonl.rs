@@ -23,14 +23,32 @@ pub fn parse_jsonl<R: BufRead>(
 /// [`parse_jsonl`] with an explicit "now" (for `--now` and tests).
 pub fn parse_jsonl_at<R: BufRead>(
     source: &str,
+    reader: R,
+    default_tz: Tz,
+    now: DateTime<Utc>,
+) -> Result<Parsed, IngestError> {
+    parse_jsonl_limited(
+        source,
+        reader,
+        default_tz,
+        now,
+        super::DEFAULT_MAX_FIELD_LENGTH,
+    )
+}
+
+/// [`parse_jsonl_at`] with the longest value a field may hold, in characters.
+pub fn parse_jsonl_limited<R: BufRead>(
+    source: &str,
     mut reader: R,
     default_tz: Tz,
     now: DateTime<Utc>,
+    max_len: usize,
 ) -> Result<Parsed, IngestError> {
     let ctx = Ctx {
         source,
         default_tz,
         now,
+        max_len,
     };
     let mut rows = Vec::new();
     let mut buf = Vec::new();

@@ -10,6 +10,8 @@ mod fields;
 mod json;
 pub mod jsonl;
 mod merge;
+#[cfg(test)]
+mod props;
 
 use std::fmt;
 use std::path::Path;
@@ -140,11 +142,25 @@ pub fn parse_path(path: &Path, default_tz: Tz) -> Result<Parsed, IngestError> {
     parse_path_at(path, default_tz, Utc::now())
 }
 
+/// The longest value a lead's field may hold, in characters, unless configured
+/// (`ingest.max_field_length`).
+pub const DEFAULT_MAX_FIELD_LENGTH: usize = 1_000;
+
 /// [`parse_path`] with an explicit "now" (for `--now` and tests).
 pub fn parse_path_at(
     path: &Path,
     default_tz: Tz,
     now: DateTime<Utc>,
+) -> Result<Parsed, IngestError> {
+    parse_path_limited(path, default_tz, now, DEFAULT_MAX_FIELD_LENGTH)
+}
+
+/// [`parse_path_at`] with the longest value a field may hold, in characters.
+pub fn parse_path_limited(
+    path: &Path,
+    default_tz: Tz,
+    now: DateTime<Utc>,
+    max_len: usize,
 ) -> Result<Parsed, IngestError> {
     let file = path.display().to_string();
     let ext = path
@@ -162,10 +178,14 @@ pub fn parse_path_at(
         error,
     })?;
     match kind {
-        FileKind::Csv => csv::parse_csv_at(&file, handle, default_tz, now),
-        FileKind::Jsonl => {
-            jsonl::parse_jsonl_at(&file, std::io::BufReader::new(handle), default_tz, now)
-        }
+        FileKind::Csv => csv::parse_csv_limited(&file, handle, default_tz, now, max_len),
+        FileKind::Jsonl => jsonl::parse_jsonl_limited(
+            &file,
+            std::io::BufReader::new(handle),
+            default_tz,
+            now,
+            max_len,
+        ),
     }
 }
 
@@ -196,10 +216,30 @@ pub fn lead_from_json_at(
     default_tz: Tz,
     now: DateTime<Utc>,
 ) -> Result<NewLead, RowError> {
+    lead_from_json_limited(
+        source,
+        line,
+        value,
+        default_tz,
+        now,
+        DEFAULT_MAX_FIELD_LENGTH,
+    )
+}
+
+/// [`lead_from_json_at`] with the longest value a field may hold, in characters.
+pub fn lead_from_json_limited(
+    source: &str,
+    line: usize,
+    value: &Value,
+    default_tz: Tz,
+    now: DateTime<Utc>,
+    max_len: usize,
+) -> Result<NewLead, RowError> {
     let ctx = Ctx {
         source,
         default_tz,
         now,
+        max_len,
     };
     json_lead(&ctx, line, value)
 }

@@ -121,10 +121,23 @@ impl<'a> Composer<'a> {
         now: DateTime<Utc>,
     ) -> Result<RenderedEmail, String> {
         let ctx = self.context(lead, &campaign.name, step, delivery_id, now);
-        let rendered = self
+        let mut rendered = self
             .templates
             .render(template, &ctx)
             .map_err(|e| e.to_string())?;
+        // A link may carry a lead's data: only http(s), mailto, tel and relative links stay.
+        if let Some(html) = &rendered.html {
+            let (safe, replaced) = links::neutralise_unsafe_links(html);
+            if replaced > 0 {
+                tracing::warn!(
+                    lead = lead.id,
+                    template,
+                    replaced,
+                    "Links with an unsafe scheme (javascript:, data: …) were replaced by `#`"
+                );
+            }
+            rendered.html = Some(safe);
+        }
         if !campaign.track_clicks {
             return Ok(rendered);
         }

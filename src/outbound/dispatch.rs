@@ -1,6 +1,14 @@
 //! Dispatch: claimed deliveries are rendered, composed, sent and recorded in batches.
 //! Claims are leases committed before anything is sent; rendering runs on blocking
 //! threads while the previous batch is on the wire; one transaction records a batch.
+//!
+//! The transport's circuit breaker ([`pause`](super::pause)) is asked before each claim:
+//! while the transport is paused nothing is claimed but, when its time comes, a one-delivery
+//! probe. A send that failed because of the transport itself (a [`TransportFault`]) is
+//! deferred to the next probe without counting an attempt; a batch claimed before the pause
+//! is deferred the same way without being sent.
+//!
+//! [`TransportFault`]: crate::transport::TransportFault
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +25,8 @@ use crate::domain::lead::Lead;
 use crate::store::{
     ClaimedDelivery, DeferReason, NextStep, Outcome, RecordedOutcome, Store, StoreError,
 };
+use crate::transport::breaker::Admit;
+use crate::transport::limits::provider_throttle_until;
 use crate::transport::{ErrorKind, OutgoingEmail, SendError, Transport};
 
 /// Batches being rendered or sent at once (one more is claimed while one is on the wire).
@@ -74,25 +84,38 @@ pub async fn send_due<S: Store>(
     loop {
         // On shutdown no new batch is claimed; batches in flight finish and are recorded.
         while !exhausted && !stop.is_cancelled() && in_flight.len() < PIPELINE {
-            let batch = store
-                .claim_due(
-                    now,
-                    &sched.worker_id,
-                    clock() + sched.lease,
-                    sched.batch_size,
-                )
-                .await?;
-            exhausted = batch.len() < sched.batch_size;
+            let (size, probe) = match loaded.gate.admit(clock()) {
+                Admit::All => (sched.batch_size, false),
+                Admit::Probe => (1, true),
+                // Paused: nothing is claimed; batches in flight finish.
+                Admit::Paused { .. } => break,
+            };
+            let claimed = claim(store, sched, now, clock() + sched.lease, size).await;
+            let (batch, leads) = match claimed {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    if probe {
+                        loaded.gate.probe_unused();
+                    }
+                    return Err(e);
+                }
+            };
+            exhausted = batch.len() < size;
             if batch.is_empty() {
+                if probe {
+                    loaded.gate.probe_unused();
+                }
                 break;
             }
-            let leads = store
-                .leads_by_ids(&batch.iter().map(|d| d.lead_id).collect::<Vec<_>>())
-                .await?;
             // Every log line about this batch says which worker, how big, where it starts (and,
             // through the enclosing `pass` span, which pass).
-            let span = tracing::info_span!("batch", worker = %sched.worker_id, size = batch.len(), first_delivery = batch[0].id);
-            in_flight.push(process(loaded, transport, batch, leads, now, started).instrument(span));
+            let span = tracing::info_span!("batch", worker = %sched.worker_id, size = batch.len(), first_delivery = batch[0].id, probe);
+            let sending = Sending {
+                now,
+                started,
+                probe,
+            };
+            in_flight.push(process(loaded, transport, batch, leads, sending).instrument(span));
         }
         let Some(outcomes) = in_flight.next().await else {
             break;
@@ -101,6 +124,10 @@ pub async fn send_due<S: Store>(
             .record_outcomes(&outcomes, &sched.worker_id, now)
             .await?;
         report.add(&outcomes);
+    }
+    // `status` reads the breaker's state from the database (written only when it changed).
+    if let Err(e) = loaded.gate.persist(store, &sched.worker_id).await {
+        tracing::warn!(error = %e, "Could not record the transport's state for `status`");
     }
     if report != DispatchReport::default() {
         tracing::info!(
@@ -114,15 +141,62 @@ pub async fn send_due<S: Store>(
     Ok(report)
 }
 
+/// Claims up to `size` due deliveries and reads their leads.
+async fn claim<S: Store>(
+    store: &S,
+    sched: &crate::config::SchedulerSettings,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    size: usize,
+) -> Result<(Vec<ClaimedDelivery>, Vec<Lead>), StoreError> {
+    let batch = store
+        .claim_due(now, &sched.worker_id, lease_until, size)
+        .await?;
+    if batch.is_empty() {
+        return Ok((batch, Vec::new()));
+    }
+    let leads = store
+        .leads_by_ids(&batch.iter().map(|d| d.lead_id).collect::<Vec<_>>())
+        .await?;
+    Ok((batch, leads))
+}
+
+/// When a batch is sent: the pass's `now`, when the pass started (real time), and whether
+/// the batch is the breaker's probe.
+#[derive(Clone, Copy)]
+struct Sending {
+    now: DateTime<Utc>,
+    started: std::time::Instant,
+    probe: bool,
+}
+
+/// Gives a probe back to the breaker when its batch is done, whatever became of it (a
+/// probe that never reached the transport — rendering failed, outside the send window — must
+/// not leave the breaker waiting for it).
+struct ProbeDone<'a>(Option<&'a crate::outbound::pause::TransportGate>);
+
+impl Drop for ProbeDone<'_> {
+    fn drop(&mut self) {
+        if let Some(gate) = self.0 {
+            gate.probe_unused();
+        }
+    }
+}
+
 /// Renders, composes and sends one claimed batch; returns an outcome for every delivery.
 async fn process(
     loaded: &Arc<Loaded>,
     transport: &Transport,
     batch: Vec<ClaimedDelivery>,
     leads: Vec<Lead>,
-    now: DateTime<Utc>,
-    started: std::time::Instant,
+    sending: Sending,
 ) -> Vec<RecordedOutcome> {
+    let Sending {
+        now,
+        started,
+        probe,
+    } = sending;
+    let _probe_done = ProbeDone(probe.then_some(&loaded.gate));
     // Rate limits count real time: the pass's `now` plus how long the pass has run.
     let wall = || now + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
     let leads: HashMap<i64, Lead> = leads.into_iter().map(|l| (l.id, l)).collect();
@@ -149,6 +223,25 @@ async fn process(
         .iter()
         .map(|m| (m.delivery_id, m.message_id.clone()))
         .collect();
+    // The transport was paused while this batch was being claimed or rendered: send
+    // nothing, defer everything to the next probe (no attempt counts).
+    let outgoing = if !probe && loaded.gate.is_paused() {
+        let due_at = loaded.gate.resume_at(wall());
+        for message in outgoing {
+            if let Some(d) = by_id.get(&message.delivery_id) {
+                outcomes.push(RecordedOutcome {
+                    delivery: (*d).clone(),
+                    outcome: Outcome::Deferred {
+                        due_at,
+                        reason: DeferReason::TransportPaused,
+                    },
+                });
+            }
+        }
+        Vec::new()
+    } else {
+        outgoing
+    };
     // Over a limit, work is deferred (never dropped) and the attempt does not count.
     let outgoing = match &loaded.limiter {
         Some(limiter) => {
@@ -169,16 +262,22 @@ async fn process(
         None => outgoing,
     };
     let (count, send_started) = (outgoing.len(), std::time::Instant::now());
-    let results = transport.send_batch(outgoing).await;
+    let (results, mut provider_ids) = transport.send_tracked(outgoing).await;
     if count > 0 {
         crate::metrics::get()
             .observe_send_latency(send_started.elapsed().as_secs_f64() / count as f64, count);
     }
     for (delivery_id, result) in results {
-        let throttled = loaded
-            .limiter
-            .as_ref()
-            .and_then(|l| lock(l).record(wall(), &(delivery_id, result.clone())));
+        loaded.gate.observe(wall(), &result);
+        // A provider's "slow down" waits for its `Retry-After` / `X-RateLimit-Reset` even
+        // without `[transport.limits]`.
+        let throttled = match &loaded.limiter {
+            Some(l) => lock(l).record(wall(), &(delivery_id, result.clone())),
+            None => result
+                .as_ref()
+                .err()
+                .and_then(|e| provider_throttle_until(e, wall())),
+        };
         let Some(delivery) = by_id.get(&delivery_id) else {
             continue;
         };
@@ -187,9 +286,25 @@ async fn process(
         let outcome = match result {
             Ok(()) => Outcome::Sent {
                 message_id,
+                provider_id: provider_ids.remove(&delivery_id),
                 next: next_step(loaded, delivery, lead, now),
             },
-            Err(error) => failure(loaded, delivery, lead, error, throttled, now),
+            Err(error) => {
+                // The transport failed as a whole: due again at the next probe (or when the
+                // provider said, if later).
+                let paused_until = error
+                    .transport_fault()
+                    .map(|_| loaded.gate.resume_at(wall()).max(throttled.unwrap_or(now)));
+                failure(
+                    loaded,
+                    delivery,
+                    lead,
+                    error,
+                    paused_until.or(throttled),
+                    now,
+                )
+                .paused_if(paused_until)
+            }
         };
         outcomes.push(RecordedOutcome {
             delivery: (*delivery).clone(),
@@ -250,6 +365,20 @@ fn failure(
             error: error.into_message(),
             next: next_step(loaded, delivery, lead, now),
         },
+    }
+}
+
+impl Outcome {
+    /// A transient failure of the transport itself is a deferral for the transport's
+    /// pause (`until`), whatever `failure` made of it: the delivery keeps its attempts.
+    fn paused_if(self, until: Option<DateTime<Utc>>) -> Outcome {
+        match (self, until) {
+            (Outcome::Deferred { due_at, .. }, Some(_)) => Outcome::Deferred {
+                due_at,
+                reason: DeferReason::TransportPaused,
+            },
+            (outcome, _) => outcome,
+        }
     }
 }
 

@@ -4,6 +4,11 @@
 //! In HTML only `href="http…"` / `href='http…'` attributes are rewritten (HTML entities in the
 //! URL are decoded first and the new URL is escaped again); in plain text, bare `http://` and
 //! `https://` URLs are. Links listed in `keep` (the unsubscribe link) are left alone.
+//!
+//! [`neutralise_unsafe_links`] runs on every HTML part, tracked or not: a link can carry a
+//! lead's data (`href="{{ lead.fields.website }}"`), and only `http(s)`, `mailto` and `tel`
+//! links — or relative ones — may reach a reader; any other scheme (`javascript:`, `data:`,
+//! `vbscript:` …, however spelled or escaped) becomes `#`.
 
 /// Rewrites every link of `text` and `html`; `rewrite(index, url)` gives the new URL. The
 /// same URL gets the same index in both parts.
@@ -90,6 +95,102 @@ fn rewrite_html(html: &str, keep: &[&str], f: &mut dyn FnMut(&str) -> String) ->
         }
         out.push(quote);
         rest = &after[value_start + len + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Replaces every `href` whose URL has a scheme other than `http`, `https`, `mailto` or `tel`
+/// with `#`; returns the HTML and how many links were replaced.
+pub fn neutralise_unsafe_links(html: &str) -> (String, usize) {
+    let mut replaced = 0;
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(pos) = find_href(rest) {
+        let (before, after) = rest.split_at(pos);
+        out.push_str(before);
+        let quote = after.as_bytes()[5] as char;
+        let Some(len) = after[6..].find(quote) else {
+            // An unterminated attribute: nothing after it can be a link; drop its value.
+            out.push_str(&after[..6]);
+            out.push('#');
+            return (out, replaced + 1);
+        };
+        let raw = &after[6..6 + len];
+        out.push_str(&after[..6]);
+        if is_safe_link(raw) {
+            out.push_str(raw);
+        } else {
+            out.push('#');
+            replaced += 1;
+        }
+        out.push(quote);
+        rest = &after[6 + len + 1..];
+    }
+    out.push_str(rest);
+    (out, replaced)
+}
+
+/// Whether an `href` value (as written in the HTML) is a link a reader may follow.
+fn is_safe_link(raw: &str) -> bool {
+    // Browsers decode entities and drop ASCII whitespace and controls inside a scheme
+    // (`java&#x09;script:`), so judge what they would see.
+    let decoded = decode_entities(raw);
+    let squeezed: String = decoded
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace() && !c.is_control())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let scheme_end = squeezed.find(':');
+    let path_start = squeezed.find(['/', '?', '#']);
+    match (scheme_end, path_start) {
+        // No scheme: relative, a fragment, or a path.
+        (None, _) => true,
+        (Some(colon), Some(slash)) if slash < colon => true,
+        (Some(colon), _) => matches!(&squeezed[..colon], "http" | "https" | "mailto" | "tel"),
+    }
+}
+
+/// Decodes the HTML character references a URL may hide a scheme behind (`&#106;`,
+/// `&#x6A;`, `&colon;`, `&Tab;`, `&amp;` …); an unknown one is kept as written.
+fn decode_entities(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let tail = &rest[amp + 1..];
+        let end = tail.find(';').filter(|&e| e <= 10);
+        let decoded = end.and_then(|e| {
+            let name = &tail[..e];
+            let numeric = |digits: &str, radix| {
+                u32::from_str_radix(digits, radix)
+                    .ok()
+                    .and_then(char::from_u32)
+            };
+            match name.as_bytes().first() {
+                Some(b'#') if name[1..].starts_with(['x', 'X']) => numeric(&name[2..], 16),
+                Some(b'#') => numeric(&name[1..], 10),
+                _ => match name {
+                    "amp" => Some('&'),
+                    "colon" => Some(':'),
+                    "Tab" => Some('\t'),
+                    "NewLine" => Some('\n'),
+                    "quot" => Some('"'),
+                    "sol" => Some('/'),
+                    _ => None,
+                },
+            }
+        });
+        match (decoded, end) {
+            (Some(c), Some(e)) => {
+                out.push(c);
+                rest = &tail[e + 1..];
+            }
+            _ => {
+                out.push('&');
+                rest = tail;
+            }
+        }
     }
     out.push_str(rest);
     out
@@ -186,6 +287,48 @@ mod tests {
         );
         assert_eq!(text, "Leave: https://u.example/u/tok");
         assert!(!html.unwrap().contains("REWRITTEN"));
+    }
+
+    #[test]
+    fn only_http_mailto_tel_and_relative_links_survive_however_a_scheme_is_spelled() {
+        let html = concat!(
+            r#"<a href="javascript:alert(1)">a</a>"#,
+            r#"<a href="JavaScript:alert(1)">b</a>"#,
+            r#"<a href=" java&#x09;script:alert(1)">c</a>"#,
+            r#"<a href='&#106;avascript&#58;alert(1)'>d</a>"#,
+            r#"<a href="data:text/html;base64,PHNjcmlwdD4=">e</a>"#,
+            r#"<a href="vbscript&colon;msgbox">f</a>"#,
+            r#"<a href="https://acme.example/x?a=1&amp;b=2">ok1</a>"#,
+            r#"<a href="http://acme.example">ok2</a>"#,
+            r#"<a href="mailto:sales@acme.example">ok3</a>"#,
+            r#"<a href="tel:+331234">ok4</a>"#,
+            r##"<a href="#top">ok5</a>"##,
+            r#"<a href="/path/with:colon">ok6</a>"#,
+        );
+        let (out, replaced) = neutralise_unsafe_links(html);
+        assert_eq!(replaced, 6, "{out}");
+        assert_eq!(
+            out.matches(r##"href="#""##).count() + out.matches("href='#'").count(),
+            6,
+            "{out}"
+        );
+        for kept in [
+            "https://acme.example/x?a=1&amp;b=2",
+            "http://acme.example",
+            "mailto:sales@acme.example",
+            "tel:+331234",
+            "/path/with:colon",
+        ] {
+            assert!(out.contains(kept), "{kept} kept: {out}");
+        }
+        assert!(!out.to_ascii_lowercase().contains("script:"), "{out}");
+        assert!(!out.contains("data:"), "{out}");
+    }
+
+    #[test]
+    fn an_unterminated_href_loses_its_value() {
+        let (out, replaced) = neutralise_unsafe_links(r#"<a href="javascript:alert(1)"#);
+        assert_eq!((out.as_str(), replaced), (r##"<a href="#"##, 1));
     }
 
     #[test]

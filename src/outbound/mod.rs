@@ -4,6 +4,8 @@
 //! - [`scheduler`]: one send pass — expire leases, resume, enrol matching leads, hand what is
 //!   due to dispatch. The daemon loop and `run --once` call only `scheduler::pass`.
 //! - [`dispatch`]: claim due deliveries as leases → render → send → record, in batches.
+//! - [`pause`]: the transport's circuit breaker as dispatch uses it (pauses a transport that
+//!   fails as a whole, without costing any delivery an attempt).
 //! - [`render`]: a step's Tera templates filled with a lead's data.
 //! - [`compose`]: a rendered email becomes an RFC 5322 message (unsubscribe headers,
 //!   Message-ID); [`links`] rewrites its links for click tracking.
@@ -17,6 +19,7 @@ pub mod compose;
 pub mod dispatch;
 pub mod forecast;
 pub mod links;
+pub mod pause;
 pub mod recycle;
 pub mod render;
 pub mod scheduler;

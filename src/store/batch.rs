@@ -223,13 +223,18 @@ pub(crate) fn outcome_json(r: &RecordedOutcome) -> Value {
         None => Value::Null,
     };
     match &r.outcome {
-        Outcome::Sent { message_id, next } => {
-            let mut v = base(
-                "sent",
-                "sent",
-                json!({"campaign": d.campaign, "step": d.step + 1, "template": d.template, "message_id": message_id, "attempt": d.attempts}),
-            );
+        Outcome::Sent {
+            message_id,
+            provider_id,
+            next,
+        } => {
+            let mut detail = json!({"campaign": d.campaign, "step": d.step + 1, "template": d.template, "message_id": message_id, "attempt": d.attempts});
+            if let Some(id) = provider_id {
+                detail["provider_message_id"] = json!(id);
+            }
+            let mut v = base("sent", "sent", detail);
             v["message_id"] = json!(message_id);
+            v["provider_id"] = json!(provider_id);
             v["next"] = next_json(next);
             v
         }

@@ -386,6 +386,24 @@ macro_rules! common_queue_methods {
                 None => Ok(None),
             }
         }
+
+        async fn delivery_by_provider_id(
+            &self,
+            provider_id: &str,
+        ) -> Result<Option<DeliveryTarget>, StoreError> {
+            let provider_id = provider_id.trim();
+            if provider_id.is_empty() {
+                return Ok(None);
+            }
+            let id: Option<i64> = sqlx::query_scalar(sql::DELIVERY_BY_PROVIDER_ID)
+                .bind(provider_id)
+                .fetch_optional(&self.pool)
+                .await?;
+            match id {
+                Some(id) => self.delivery_target(id).await,
+                None => Ok(None),
+            }
+        }
     };
 }
 
@@ -435,98 +453,30 @@ macro_rules! common_inbound_methods {
             now: DateTime<Utc>,
         ) -> Result<InboundApplied, StoreError> {
             let mut tx = self.write().await?;
-            let inserted: Option<i64> = sqlx::query_scalar(sql::INSERT_INBOUND)
-            .bind(&record.dedupe_key)
-            .bind(&record.source)
-            .bind(Time(record.received_at))
-            .bind(&record.message_id)
-            .bind(&record.from_address)
-            .bind(&record.subject)
-            .bind(&record.classification)
-            .bind(record.lead_id)
-            .bind(record.delivery_id)
-            .bind(&record.matched_by)
-            .bind(&record.text)
-            .bind(&record.raw)
-            .bind(Time(now))
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(inbound_id) = inserted else {
-                let id: i64 = sqlx::query_scalar(sql::INBOUND_ID_BY_KEY)
-                    .bind(&record.dedupe_key)
-                    .fetch_one(&mut *tx)
-                    .await?;
+            let applied = record_inbound_tx(&mut tx, record, effect, others, now).await?;
+            if applied.duplicate {
                 tx.rollback().await?;
-                return Ok(InboundApplied {
-                    inbound_id: id,
-                    duplicate: true,
-                });
-            };
-            let mut effects = json!({"effect": "none"});
-            if let Some(lead_id) = record.lead_id {
-                let state: Option<String> = sqlx::query_scalar(sql::LEAD_STATE)
-                    .bind(lead_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if let Some(state) = state {
-                    insert_event(
-                        &mut tx,
-                        lead_id,
-                        "inbound",
-                        &json!({"classification": record.classification, "subject": record.subject,
-                                "matched_by": record.matched_by, "inbound_id": inbound_id}),
-                        now,
-                    )
-                    .await?;
-                    effects =
-                        apply_effect(&mut tx, lead_id, &state, inbound_id, record, effect, now).await?;
-                }
+            } else {
+                tx.commit().await?;
             }
-            let mut done: Vec<i64> = record.lead_id.into_iter().collect();
-            let mut applied_others = Vec::new();
-            for other in others {
-                if done.contains(&other.lead_id) {
-                    continue;
-                }
-                done.push(other.lead_id);
-                let state: Option<String> = sqlx::query_scalar(sql::LEAD_STATE)
-                    .bind(other.lead_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let Some(state) = state else { continue };
-                insert_event(
-                    &mut tx,
-                    other.lead_id,
-                    "inbound",
-                    &json!({"classification": other.classification, "subject": record.subject,
-                            "matched_by": "report", "inbound_id": inbound_id}),
-                    now,
-                )
-                .await?;
-                let as_other = InboundRecord {
-                    classification: other.classification.clone(),
-                    ..record.clone()
-                };
-                let mut applied =
-                    apply_effect(&mut tx, other.lead_id, &state, inbound_id, &as_other, &other.effect, now)
-                        .await?;
-                applied["lead_id"] = json!(other.lead_id);
-                applied["classification"] = json!(other.classification);
-                applied_others.push(applied);
+            Ok(applied)
+        }
+
+        async fn record_inbound_batch(
+            &self,
+            batch: &[(InboundRecord, InboundEffect)],
+            now: DateTime<Utc>,
+        ) -> Result<Vec<InboundApplied>, StoreError> {
+            if batch.is_empty() {
+                return Ok(Vec::new());
             }
-            if !applied_others.is_empty() {
-                effects["others"] = json!(applied_others);
+            let mut tx = self.write().await?;
+            let mut out = Vec::with_capacity(batch.len());
+            for (record, effect) in batch {
+                out.push(record_inbound_tx(&mut tx, record, effect, &[], now).await?);
             }
-            sqlx::query(sql::SET_INBOUND_EFFECTS)
-                .bind(inbound_id)
-                .bind(&effects)
-                .execute(&mut *tx)
-                .await?;
             tx.commit().await?;
-            Ok(InboundApplied {
-                inbound_id,
-                duplicate: false,
-            })
+            Ok(out)
         }
 
         async fn inbound_messages(
@@ -983,6 +933,123 @@ macro_rules! common_write_steps {
             Ok(suppress_tx(conn, &batch, now).await? > 0)
         }
 
+        /// The body of `record_inbound` inside the caller's transaction (a duplicate changes
+        /// nothing: the caller may commit or roll back).
+        async fn record_inbound_tx(
+            conn: &mut $conn,
+            record: &InboundRecord,
+            effect: &InboundEffect,
+            others: &[OtherLead],
+            now: DateTime<Utc>,
+        ) -> Result<InboundApplied, StoreError> {
+            let inserted: Option<i64> = sqlx::query_scalar(sql::INSERT_INBOUND)
+                .bind(&record.dedupe_key)
+                .bind(&record.source)
+                .bind(Time(record.received_at))
+                .bind(&record.message_id)
+                .bind(&record.from_address)
+                .bind(&record.subject)
+                .bind(&record.classification)
+                .bind(record.lead_id)
+                .bind(record.delivery_id)
+                .bind(&record.matched_by)
+                .bind(&record.text)
+                .bind(&record.raw)
+                .bind(Time(now))
+                .fetch_optional(&mut *conn)
+                .await?;
+            let Some(inbound_id) = inserted else {
+                let id: i64 = sqlx::query_scalar(sql::INBOUND_ID_BY_KEY)
+                    .bind(&record.dedupe_key)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                return Ok(InboundApplied {
+                    inbound_id: id,
+                    duplicate: true,
+                });
+            };
+            let mut effects = json!({"effect": "none"});
+            let state: Option<String> = match record.lead_id {
+                Some(lead_id) => sqlx::query_scalar(sql::LEAD_STATE)
+                    .bind(lead_id)
+                    .fetch_optional(&mut *conn)
+                    .await?,
+                None => None,
+            };
+            // One message, one state change, whichever channel reported it first.
+            let earlier: Option<i64> = match (record.delivery_id, effect) {
+                (Some(delivery_id), InboundEffect::Suppress { .. } | InboundEffect::SoftBounce { .. }) => {
+                    sqlx::query_scalar(sql::SAME_EFFECT_BEFORE)
+                        .bind(delivery_id)
+                        .bind(&record.classification)
+                        .bind(inbound_id)
+                        .fetch_optional(&mut *conn)
+                        .await?
+                }
+                _ => None,
+            };
+            if let Some(earlier) = earlier {
+                effects = json!({"effect": "none", "already_applied_by": earlier});
+            } else if let (Some(lead_id), Some(state)) = (record.lead_id, state) {
+                if !matches!(effect, InboundEffect::Delivered { .. }) {
+                    insert_event(
+                        conn,
+                        lead_id,
+                        "inbound",
+                        &json!({"classification": record.classification, "subject": record.subject,
+                                "matched_by": record.matched_by, "inbound_id": inbound_id}),
+                        now,
+                    )
+                    .await?;
+                }
+                effects = apply_effect(conn, lead_id, &state, inbound_id, record, effect, now).await?;
+            }
+            let mut done: Vec<i64> = record.lead_id.into_iter().collect();
+            let mut applied_others = Vec::new();
+            for other in others {
+                if done.contains(&other.lead_id) {
+                    continue;
+                }
+                done.push(other.lead_id);
+                let state: Option<String> = sqlx::query_scalar(sql::LEAD_STATE)
+                    .bind(other.lead_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                let Some(state) = state else { continue };
+                insert_event(
+                    conn,
+                    other.lead_id,
+                    "inbound",
+                    &json!({"classification": other.classification, "subject": record.subject,
+                            "matched_by": "report", "inbound_id": inbound_id}),
+                    now,
+                )
+                .await?;
+                let as_other = InboundRecord {
+                    classification: other.classification.clone(),
+                    ..record.clone()
+                };
+                let mut applied =
+                    apply_effect(conn, other.lead_id, &state, inbound_id, &as_other, &other.effect, now)
+                        .await?;
+                applied["lead_id"] = json!(other.lead_id);
+                applied["classification"] = json!(other.classification);
+                applied_others.push(applied);
+            }
+            if !applied_others.is_empty() {
+                effects["others"] = json!(applied_others);
+            }
+            sqlx::query(sql::SET_INBOUND_EFFECTS)
+                .bind(inbound_id)
+                .bind(&effects)
+                .execute(&mut *conn)
+                .await?;
+            Ok(InboundApplied {
+                inbound_id,
+                duplicate: false,
+            })
+        }
+
         /// Applies an inbound effect to a matched lead (in `state`); returns the effects summary.
         async fn apply_effect(
             conn: &mut $conn,
@@ -1064,6 +1131,17 @@ macro_rules! common_write_steps {
                         suppress_lead(conn, lead_id, SuppressionReason::HardBounce, &evidence, now).await?;
                     }
                     json!({"effect": "soft_bounce", "in_a_row": count, "suppressed": suppressed})
+                }
+                InboundEffect::Delivered { detail } => {
+                    insert_event(
+                        conn,
+                        lead_id,
+                        "delivered",
+                        &json!({"detail": detail, "inbound_id": inbound_id, "delivery_id": record.delivery_id}),
+                        now,
+                    )
+                    .await?;
+                    json!({"effect": "delivered"})
                 }
             })
         }

@@ -257,6 +257,8 @@ tables! {
         last_error: Option<String>,
         updated_at: DateTime<Utc>,
         cycle: i64,
+        /// The id the email provider gave the message (API transports).
+        provider_message_id: Option<String>,
     }
 
     /// An `events` row as stored.

@@ -364,6 +364,13 @@ pub trait QueueStore {
         &self,
         message_id: &str,
     ) -> impl Future<Output = Result<Option<DeliveryTarget>, StoreError>> + Send;
+
+    /// The delivery an email provider took under `provider_id` (its `MessageID`,
+    /// `X-Message-Id` or `id`, as stored on send), compared exactly.
+    fn delivery_by_provider_id(
+        &self,
+        provider_id: &str,
+    ) -> impl Future<Output = Result<Option<DeliveryTarget>, StoreError>> + Send;
 }
 
 /// The global suppression list (see the module docs).
@@ -428,6 +435,11 @@ pub trait InboundStore {
     /// (matched or not: unmatched mail is kept), a matched lead gets an `inbound` event
     /// {classification, subject, matched_by, inbound_id}, and `effect` is applied (see
     /// [`InboundEffect`]).
+    ///
+    /// One message, one state change across channels: when an earlier message about the same
+    /// delivery has the same classification (a DSN in the mailbox and a provider's bounce
+    /// event, two `deferred` events of one message), the row is kept, its `effects` say
+    /// `{"effect": "none", "already_applied_by": ID}`, and the lead is left alone.
     fn record_inbound(
         &self,
         record: &InboundRecord,
@@ -448,6 +460,14 @@ pub trait InboundStore {
         others: &[OtherLead],
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<InboundApplied, StoreError>> + Send;
+    /// [`InboundStore::record_inbound`] for a batch (a provider's array of events), all in one
+    /// transaction: every record is kept and applied, or none is. One answer per record, in
+    /// order.
+    fn record_inbound_batch(
+        &self,
+        batch: &[(InboundRecord, InboundEffect)],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<InboundApplied>, StoreError>> + Send;
 
     /// Stored inbound messages with id > `after_id`, by id (`raw` included).
     fn inbound_messages(

@@ -57,6 +57,9 @@ pub enum DeferReason {
     SendWindow,
     /// Over a transport or recipient-domain limit, or throttled by the provider.
     RateLimit,
+    /// The transport failed as a whole (relay down, 421 at greeting, AUTH refused, …) and is
+    /// paused by its circuit breaker: due again when it is probed.
+    TransportPaused,
 }
 
 impl DeferReason {
@@ -64,6 +67,7 @@ impl DeferReason {
         match self {
             DeferReason::SendWindow => "outside the send window",
             DeferReason::RateLimit => "over a sending limit or throttled",
+            DeferReason::TransportPaused => "the transport failed as a whole and is paused",
         }
     }
 }
@@ -73,6 +77,8 @@ impl DeferReason {
 pub enum Outcome {
     Sent {
         message_id: String,
+        /// The id the email provider gave the message (API transports), for its events.
+        provider_id: Option<String>,
         next: Option<NextStep>,
     },
     /// Not now (outside the lead's send window): back to `scheduled` at `due_at`; the
@@ -324,6 +330,9 @@ pub enum InboundEffect {
         limit: u32,
         evidence: serde_json::Value,
     },
+    /// The provider delivered the message (a provider event): event `delivered` {detail,
+    /// inbound_id} instead of an `inbound` event; the lead's state does not change.
+    Delivered { detail: serde_json::Value },
     /// A human reply read for its intent (`inbound::intent`): event `replied` {text, subject,
     /// classification, inbound_id, intent} where `intent` is the verdict (intent, rule,
     /// phrase, language, when, referrals), then `action`.
@@ -402,6 +411,7 @@ impl InboundEffect {
             InboundEffect::Postpone { .. } => "postpone",
             InboundEffect::Suppress { .. } => "suppress",
             InboundEffect::SoftBounce { .. } => "soft_bounce",
+            InboundEffect::Delivered { .. } => "delivered",
         }
     }
 }

@@ -155,6 +155,8 @@ pub(crate) const DELIVERY_TARGET: &str =
      FROM deliveries d JOIN leads l ON l.id = d.lead_id WHERE d.id = $1";
 pub(crate) const DELIVERY_BY_MESSAGE_ID: &str =
     "SELECT id FROM deliveries WHERE message_id IN ($1, $2) ORDER BY id LIMIT 1";
+pub(crate) const DELIVERY_BY_PROVIDER_ID: &str =
+    "SELECT id FROM deliveries WHERE provider_message_id = $1 ORDER BY id LIMIT 1";
 
 // ── Suppression ─────────────────────────────────────────────────────────────────────────
 
@@ -253,6 +255,10 @@ pub(crate) const INSERT_INBOUND: &str = "INSERT INTO inbound (dedupe_key, source
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '{}', $13)
      ON CONFLICT (dedupe_key) DO NOTHING RETURNING id";
 pub(crate) const INBOUND_ID_BY_KEY: &str = "SELECT id FROM inbound WHERE dedupe_key = $1";
+/// An earlier message ($3 is the new one's id) about delivery $1 with classification $2.
+pub(crate) const SAME_EFFECT_BEFORE: &str =
+    "SELECT id FROM inbound WHERE delivery_id = $1 AND classification = $2 AND id < $3
+     ORDER BY id LIMIT 1";
 pub(crate) const SET_INBOUND_EFFECTS: &str = "UPDATE inbound SET effects = $2 WHERE id = $1";
 pub(crate) const INBOUND_MESSAGES: &str = "SELECT id, dedupe_key, source, received_at, message_id, from_address, subject, classification, lead_id, delivery_id,
             matched_by, text, raw, effects FROM inbound WHERE id > $1 ORDER BY id LIMIT $2";

@@ -12,6 +12,12 @@
 //! ([`throttle_of`](super::limits::throttle_of)) and suppression
 //! ([`SendError::is_hard_bounce`]) read these fields, never the text. The text is for people
 //! (logs, the `last_error` column) and says the same things in words.
+//!
+//! A failure of the *transport itself* (the relay refused the connection, answered 421 at its
+//! greeting, refused our credentials, TLS failed, we ran out of file descriptors, the
+//! provider's API answered 5xx or 429) carries a [`TransportFault`]: it says nothing about
+//! the message or its recipient, so it never counts against the delivery — the circuit
+//! breaker ([`breaker`](super::breaker)) pauses the transport instead.
 
 use std::fmt;
 use std::time::Duration;
@@ -99,6 +105,77 @@ impl SmtpReply {
     }
 }
 
+/// A failure of the whole transport rather than of one message or recipient: every message
+/// would have failed the same way. Read by the circuit breaker; the label names it in
+/// `/metrics`, `/readyz` and `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TransportFault {
+    /// The server could not be reached: connection refused, no route, no answer in time.
+    Unreachable,
+    /// The server refused the session at its greeting or EHLO (e.g. `421` at greeting).
+    Greeting,
+    /// Our credentials were refused (SMTP 530/535).
+    Auth,
+    /// TLS could not be set up (handshake, certificate, STARTTLS not offered).
+    Tls,
+    /// No file descriptor left to open a connection (EMFILE/ENFILE).
+    FdExhausted,
+    /// Connections kept breaking before any message body was sent.
+    ConnectionLost,
+    /// The provider's API answered 5xx ("try later").
+    ProviderError,
+    /// The provider's API answered 429 ("too many requests").
+    ProviderThrottled,
+    /// The provider refused our account or key (HTTP 401/403): a configuration problem.
+    Account,
+}
+
+impl TransportFault {
+    /// A short stable label (`auth`, `greeting`, …) for metrics and machine-readable output.
+    pub fn label(self) -> &'static str {
+        match self {
+            TransportFault::Unreachable => "unreachable",
+            TransportFault::Greeting => "greeting",
+            TransportFault::Auth => "auth",
+            TransportFault::Tls => "tls",
+            TransportFault::FdExhausted => "fd_exhausted",
+            TransportFault::ConnectionLost => "connection_lost",
+            TransportFault::ProviderError => "provider_5xx",
+            TransportFault::ProviderThrottled => "provider_429",
+            TransportFault::Account => "account",
+        }
+    }
+
+    /// Every fault, for documentation and exhaustive tests.
+    pub const ALL: [TransportFault; 9] = [
+        TransportFault::Unreachable,
+        TransportFault::Greeting,
+        TransportFault::Auth,
+        TransportFault::Tls,
+        TransportFault::FdExhausted,
+        TransportFault::ConnectionLost,
+        TransportFault::ProviderError,
+        TransportFault::ProviderThrottled,
+        TransportFault::Account,
+    ];
+
+    /// What a socket error means for the transport: no descriptor left, or unreachable.
+    pub fn of_io(error: &std::io::Error) -> TransportFault {
+        // EMFILE (24) and ENFILE (23) on Linux and the BSDs: the process or the system is out
+        // of file descriptors.
+        match error.raw_os_error() {
+            Some(23 | 24) => TransportFault::FdExhausted,
+            _ => TransportFault::Unreachable,
+        }
+    }
+}
+
+impl fmt::Display for TransportFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
 /// Why a message was not sent. `Display` prints the kind and the text (`transient: …`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{kind}: {message}")]
@@ -109,6 +186,7 @@ pub struct SendError {
     http_status: Option<u16>,
     retry_after: Option<Duration>,
     recipient_refused: bool,
+    transport_fault: Option<TransportFault>,
 }
 
 impl SendError {
@@ -120,6 +198,7 @@ impl SendError {
             http_status: None,
             retry_after: None,
             recipient_refused: false,
+            transport_fault: None,
         }
     }
 
@@ -154,6 +233,13 @@ impl SendError {
     /// The peer refused the recipient address itself (not the message, not our sender).
     pub fn with_recipient_refused(mut self) -> SendError {
         self.recipient_refused = true;
+        self
+    }
+
+    /// The transport itself failed (not this message): the breaker pauses the transport and
+    /// the delivery keeps its attempts. Only meaningful on a `Transient` error.
+    pub fn with_transport_fault(mut self, fault: TransportFault) -> SendError {
+        self.transport_fault = Some(fault);
         self
     }
 
@@ -192,6 +278,12 @@ impl SendError {
     /// Whether the peer refused the recipient address itself.
     pub fn recipient_refused(&self) -> bool {
         self.recipient_refused
+    }
+
+    /// The transport-wide failure this is, if any (only for `Transient` errors: a message
+    /// that may have left, or was refused for good, is about the message).
+    pub fn transport_fault(&self) -> Option<TransportFault> {
+        self.transport_fault.filter(|_| self.is_transient())
     }
 
     pub fn is_transient(&self) -> bool {
@@ -248,6 +340,38 @@ mod tests {
                 .with_recipient_refused()
                 .is_hard_bounce()
         );
+    }
+
+    #[test]
+    fn only_transient_errors_are_transport_faults() {
+        let e = SendError::transient("connect: refused")
+            .with_transport_fault(TransportFault::Unreachable);
+        assert_eq!(e.transport_fault(), Some(TransportFault::Unreachable));
+        assert_eq!(SendError::transient("x").transport_fault(), None);
+        for e in [SendError::permanent("x"), SendError::unknown("x")] {
+            assert_eq!(
+                e.with_transport_fault(TransportFault::Auth)
+                    .transport_fault(),
+                None
+            );
+        }
+        let labels: std::collections::BTreeSet<_> =
+            TransportFault::ALL.iter().map(|f| f.label()).collect();
+        assert_eq!(
+            labels.len(),
+            TransportFault::ALL.len(),
+            "labels are distinct"
+        );
+    }
+
+    #[test]
+    fn socket_errors_tell_descriptor_exhaustion_from_unreachable() {
+        let emfile = std::io::Error::from_raw_os_error(24);
+        assert_eq!(TransportFault::of_io(&emfile), TransportFault::FdExhausted);
+        let enfile = std::io::Error::from_raw_os_error(23);
+        assert_eq!(TransportFault::of_io(&enfile), TransportFault::FdExhausted);
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(TransportFault::of_io(&refused), TransportFault::Unreachable);
     }
 
     #[test]

@@ -12,12 +12,13 @@
 //! a throttle from a failure by the error's fields, as suppression tells a hard bounce.
 
 pub mod api;
+pub mod breaker;
 mod error;
 pub mod file;
 pub mod limits;
 pub mod smtp;
 
-pub use error::{EnhancedStatus, ErrorKind, SendError, SmtpReply};
+pub use error::{EnhancedStatus, ErrorKind, SendError, SmtpReply, TransportFault};
 
 /// One complete RFC 5322 message ready to go, tied to the delivery it fulfils.
 #[derive(Debug, Clone)]
@@ -36,6 +37,10 @@ pub struct OutgoingEmail {
 /// The outcome of one message of a batch.
 pub type SendOutcome = (i64, Result<(), SendError>);
 
+/// The ids an email provider gave the messages it took, by delivery id (Postmark
+/// `MessageID`, SendGrid `X-Message-Id`, Mailgun `id`); empty for SMTP and file.
+pub type ProviderIds = std::collections::HashMap<i64, String>;
+
 /// The configured transport.
 pub enum Transport {
     Smtp(smtp::SmtpPool),
@@ -48,12 +53,17 @@ pub enum Transport {
 impl Transport {
     /// Sends a batch, with the transport's own concurrency; one outcome per message, in any order.
     pub async fn send_batch(&self, batch: Vec<OutgoingEmail>) -> Vec<SendOutcome> {
+        self.send_tracked(batch).await.0
+    }
+
+    /// Like [`Transport::send_batch`], with the ids the provider gave the messages it took.
+    pub async fn send_tracked(&self, batch: Vec<OutgoingEmail>) -> (Vec<SendOutcome>, ProviderIds) {
         match self {
-            Transport::Smtp(pool) => pool.send_batch(batch).await,
-            Transport::File(file) => file.send_batch(batch).await,
-            Transport::Postmark(api) => api.send_batch(batch).await,
-            Transport::SendGrid(api) => api.send_batch(batch).await,
-            Transport::Mailgun(api) => api.send_batch(batch).await,
+            Transport::Smtp(pool) => (pool.send_batch(batch).await, ProviderIds::new()),
+            Transport::File(file) => (file.send_batch(batch).await, ProviderIds::new()),
+            Transport::Postmark(api) => api.send_tracked(batch).await,
+            Transport::SendGrid(api) => api.send_tracked(batch).await,
+            Transport::Mailgun(api) => api.send_tracked(batch).await,
         }
     }
 

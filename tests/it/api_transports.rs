@@ -166,7 +166,11 @@ fn check_postmark_message(m: &Value, i: i64) {
         assert!(m.get("HtmlBody").is_none());
     }
     assert_eq!(m["MessageStream"], "broadcast");
-    assert_eq!(m["Metadata"], json!({"rewarm_delivery_id": i.to_string()}));
+    // The delivery id, and the token of our Message-ID (its local part).
+    assert_eq!(
+        m["Metadata"],
+        json!({"rewarm_delivery_id": i.to_string(), "rewarm_token": format!("rw.{i}.abc")})
+    );
     let headers: HashMap<String, String> = m["Headers"]
         .as_array()
         .unwrap()
@@ -192,6 +196,8 @@ fn check_postmark_message(m: &Value, i: i64) {
         headers["list-unsubscribe-post"],
         "List-Unsubscribe=One-Click"
     );
+    // Without it Postmark replaces our Message-ID with its own.
+    assert_eq!(headers["x-pm-keepid"], "true");
     for built in [
         "from",
         "to",
@@ -632,6 +638,7 @@ async fn sendgrid_sends_one_call_per_message_in_the_documented_shape() {
             .parse()
             .unwrap();
         seen.insert(id);
+        assert_eq!(p[0]["custom_args"]["rewarm_token"], format!("rw.{id}.abc"));
         assert_eq!(
             p[0]["to"],
             json!([{"email": format!("lead{id}@example.org"), "name": format!("Zoë Müller-{id}, PhD")}])
@@ -779,12 +786,15 @@ async fn mailgun_posts_the_raw_message_as_multipart_with_basic_auth() {
         );
         let parts = r.form_parts();
         let names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, vec!["to", "v:rewarm_delivery_id", "message"]);
+        assert_eq!(
+            names,
+            vec!["to", "v:rewarm_delivery_id", "v:rewarm_token", "message"]
+        );
         let id: i64 = parts[1].text().parse().unwrap();
         seen.insert(id);
         let sent = by_id[&id];
         assert_eq!(parts[0].text(), sent.envelope_to);
-        let message = &parts[2];
+        let message = &parts[3];
         assert!(message.filename.is_some(), "the MIME goes as a file upload");
         assert_eq!(message.content_type.as_deref(), Some("message/rfc822"));
         assert_eq!(message.data, sent.bytes, "the message byte for byte");

@@ -22,9 +22,91 @@ fn good() -> String {
 #[test]
 fn the_bundled_example_config_and_templates_pass_check() {
     for config in ["config/example.toml", "config/rewarm.toml"] {
-        let out = rewarm(&repo(), &["--config", config, "check"]);
+        let out = rewarm(&repo(), &["--config", config, "check", "--offline"]);
         assert!(out.status.success(), "{config}: {}", stderr_of(&out));
         assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+    }
+}
+
+/// The secrets `config/rewarm.toml` names: every `…_env = "NAME"` outside comments.
+fn shipped_secrets() -> Vec<String> {
+    let config = std::fs::read_to_string(repo().join("config/rewarm.toml")).unwrap();
+    let mut names = Vec::new();
+    for line in config.lines() {
+        let code = line.split('#').next().unwrap_or("");
+        for (i, _) in code.match_indices("_env = \"") {
+            let rest = &code[i + "_env = \"".len()..];
+            names.push(rest.split('"').next().unwrap().to_string());
+        }
+    }
+    names
+}
+
+#[test]
+fn check_reports_every_secret_the_config_names_and_nobody_set_and_passes_once_they_are() {
+    let secrets = shipped_secrets();
+    assert!(secrets.len() >= 9, "{secrets:?}");
+    let mut command = crate::support::bin::command();
+    command
+        .current_dir(repo())
+        .args(["--config", "config/rewarm.toml", "check"]);
+    for name in &secrets {
+        command.env_remove(name);
+    }
+    command.env_remove("CREDENTIALS_DIRECTORY");
+    let out = command.output().unwrap();
+    assert!(
+        !out.status.success(),
+        "check must fail with every secret missing"
+    );
+    let err = stderr_of(&out);
+    for name in &secrets {
+        assert!(
+            err.contains(&format!("the secret `{name}` is not set")),
+            "{name}:\n{err}"
+        );
+    }
+    assert!(
+        err.contains("`transport.smtp.password_env`"),
+        "names the key: {err}"
+    );
+    assert!(err.contains("--offline"), "{err}");
+
+    // As systemd credentials (a folder of files), every one set: ok.
+    let credentials = tempfile::tempdir().unwrap();
+    for name in &secrets {
+        std::fs::write(
+            credentials.path().join(name),
+            "a-secret-of-at-least-32-bytes-0123456789",
+        )
+        .unwrap();
+    }
+    let mut command = crate::support::bin::command();
+    command
+        .current_dir(repo())
+        .args(["--config", "config/rewarm.toml", "check"])
+        .env("CREDENTIALS_DIRECTORY", credentials.path());
+    for name in &secrets {
+        command.env_remove(name);
+    }
+    let out = command.output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
+#[test]
+fn the_systemd_unit_loads_every_secret_the_shipped_config_names() {
+    let unit = std::fs::read_to_string(repo().join("systemd/rewarm.service")).unwrap();
+    let operations = std::fs::read_to_string(repo().join("docs/operations.md")).unwrap();
+    for name in shipped_secrets() {
+        assert!(
+            unit.lines()
+                .any(|l| l.starts_with(&format!("LoadCredential={name}:"))),
+            "systemd/rewarm.service has no LoadCredential={name}:…"
+        );
+        assert!(
+            operations.contains(&name),
+            "docs/operations.md does not create {name}"
+        );
     }
 }
 

@@ -18,6 +18,8 @@ fn config() -> String {
         .segment("all", "hello")
         .campaign("hello", "0d", "30d")
         .any_time("hello")
+        // Long values must still fold into valid headers: allow them past the default 1,000.
+        .set("ingest", "max_field_length", "20000")
         .toml()
 }
 

@@ -82,6 +82,8 @@ store_tests!(
     kv_values_are_kept_and_replaced,
     kv_set_if_absent_binds_a_key_once_even_under_a_race,
     a_delivery_is_found_by_its_message_id,
+    a_delivery_is_found_by_the_providers_id,
+    one_delivery_one_effect_across_channels_and_batches_in_one_call,
     a_recycled_lead_resumes_its_cadence_after_the_wait,
 );
 
@@ -614,6 +616,7 @@ async fn outcomes_move_deliveries_leads_and_enrolments<S: Store>(store: S) {
             &d(0),
             Outcome::Sent {
                 message_id: "m0@x".into(),
+                provider_id: None,
                 next: next(1, month),
             },
         ),
@@ -658,6 +661,7 @@ async fn outcomes_move_deliveries_leads_and_enrolments<S: Store>(store: S) {
             &d(6),
             Outcome::Sent {
                 message_id: "m6@x".into(),
+                provider_id: None,
                 next: None,
             },
         ),
@@ -856,6 +860,7 @@ async fn a_late_or_foreign_outcome_is_handled_as_documented<S: Store>(store: S) 
                 &foreign,
                 Outcome::Sent {
                     message_id: "x@x".into(),
+                    provider_id: None,
                     next: None,
                 },
             )],
@@ -901,6 +906,7 @@ async fn a_late_or_foreign_outcome_is_handled_as_documented<S: Store>(store: S) 
                 &late,
                 Outcome::Sent {
                     message_id: "late@x".into(),
+                    provider_id: None,
                     next: next(1, t0() + Duration::days(30)),
                 },
             )],
@@ -1146,6 +1152,7 @@ async fn status_counts_every_state<S: Store>(store: S) {
                 &claimed[0],
                 Outcome::Sent {
                     message_id: "y@x".into(),
+                    provider_id: None,
                     next: next(1, t0() - Duration::hours(1)),
                 },
             )],
@@ -1179,6 +1186,7 @@ async fn status_counts_every_state<S: Store>(store: S) {
                     &by_lead(others[0]),
                     Outcome::Sent {
                         message_id: "a@x".into(),
+                        provider_id: None,
                         next: None,
                     },
                 ),
@@ -2032,6 +2040,7 @@ async fn delivery_target_names_the_lead_campaign_and_step<S: Store>(store: S) {
                 &d,
                 Outcome::Sent {
                     message_id: "<m1@rewarm>".into(),
+                    provider_id: None,
                     next: next(1, t0() + Duration::days(30)),
                 },
             )],
@@ -2580,6 +2589,7 @@ async fn a_delivery_is_found_by_its_message_id<S: Store>(store: S) {
                 &d,
                 Outcome::Sent {
                     message_id: "<tok.abc@mail.example>".into(),
+                    provider_id: None,
                     next: next(1, t0() + Duration::days(30)),
                 },
             )],
@@ -2604,6 +2614,151 @@ async fn a_delivery_is_found_by_its_message_id<S: Store>(store: S) {
         None
     );
     assert_eq!(store.delivery_by_message_id("<>").await.unwrap(), None);
+}
+
+async fn a_delivery_is_found_by_the_providers_id<S: Store>(store: S) {
+    let leads = enrolled_as(&store, &["ann@a.example", "bob@b.example"]).await;
+    let claimed = store
+        .claim_due(t0(), "w", t0() + Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    let (ann, bob) = (for_lead(&claimed, &leads[0]), for_lead(&claimed, &leads[1]));
+    let sent = |d: &ClaimedDelivery, provider_id: Option<&str>| {
+        outcome(
+            d,
+            Outcome::Sent {
+                message_id: format!("<m{}@mail.example>", d.id),
+                provider_id: provider_id.map(str::to_string),
+                next: None,
+            },
+        )
+    };
+    store
+        .record_outcomes(&[sent(&ann, Some("pm-7f3a")), sent(&bob, None)], "w", t0())
+        .await
+        .unwrap();
+    let target = store
+        .delivery_by_provider_id(" pm-7f3a ")
+        .await
+        .unwrap()
+        .expect("found by the provider's id");
+    assert_eq!((target.delivery_id, target.lead_id), (ann.id, leads[0].id));
+    for unknown in ["pm-7F3A", "pm-7f3", "", "<m1@mail.example>"] {
+        assert_eq!(
+            store.delivery_by_provider_id(unknown).await.unwrap(),
+            None,
+            "{unknown:?}"
+        );
+    }
+    let exported = delivery_of(&store, leads[0].id, 0).await;
+    assert_eq!(exported.provider_message_id.as_deref(), Some("pm-7f3a"));
+    assert_eq!(
+        delivery_of(&store, leads[1].id, 0)
+            .await
+            .provider_message_id,
+        None
+    );
+    let timeline = store.timeline(leads[0].id).await.unwrap();
+    let sent_event = timeline
+        .iter()
+        .find(|e| e.kind == "sent")
+        .expect("a sent event");
+    assert_eq!(sent_event.detail["provider_message_id"], "pm-7f3a");
+}
+
+/// A bounce reported by a DSN and again by the provider's event changes the lead once; a batch
+/// (a provider's array of events) is kept in one call, duplicates included.
+async fn one_delivery_one_effect_across_channels_and_batches_in_one_call<S: Store>(store: S) {
+    let leads = enrolled_as(&store, &["ann@a.example", "bob@b.example"]).await;
+    let claimed = store
+        .claim_due(t0(), "w", t0() + Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    let (ann_d, bob_d) = (for_lead(&claimed, &leads[0]), for_lead(&claimed, &leads[1]));
+    let about = |key: &str, d: &ClaimedDelivery, class: &str| InboundRecord {
+        delivery_id: Some(d.id),
+        matched_by: Some("token".into()),
+        ..inbound_record(key, Some(d.lead_id), class)
+    };
+    let hard = InboundEffect::Suppress {
+        reason: SuppressionReason::HardBounce,
+        evidence: serde_json::json!({"status": "5.1.1"}),
+    };
+    let dsn = store
+        .record_inbound(&about("dsn-1", &ann_d, "hard_bounce"), &hard, t0())
+        .await
+        .unwrap();
+    assert!(!dsn.duplicate);
+    let events_before = store.timeline(leads[0].id).await.unwrap().len();
+    let soft = InboundEffect::SoftBounce {
+        limit: 1,
+        evidence: serde_json::json!({}),
+    };
+    let delivered = InboundEffect::Delivered {
+        detail: serde_json::json!({"provider": "sendgrid"}),
+    };
+    let batch = vec![
+        // The provider's event for the bounce the DSN reported: kept, no second change.
+        (
+            about("event:sendgrid:e1", &ann_d, "hard_bounce"),
+            hard.clone(),
+        ),
+        // Bob: delivered, then a deferral (limit 1: suppresses), then the same deferral again.
+        (about("event:sendgrid:e2", &bob_d, "other"), delivered),
+        (
+            about("event:sendgrid:e3", &bob_d, "soft_bounce"),
+            soft.clone(),
+        ),
+        (about("event:sendgrid:e4", &bob_d, "soft_bounce"), soft),
+        (about("dsn-1", &ann_d, "hard_bounce"), hard),
+    ];
+    let applied = store.record_inbound_batch(&batch, t0()).await.unwrap();
+    let duplicates: Vec<bool> = applied.iter().map(|a| a.duplicate).collect();
+    assert_eq!(duplicates, [false, false, false, false, true]);
+    assert_eq!(applied[4].inbound_id, dsn.inbound_id);
+    let kept = store.inbound_messages(0, 100).await.unwrap();
+    let effects = |key: &str| {
+        kept.iter()
+            .find(|m| m.record.dedupe_key == key)
+            .unwrap_or_else(|| panic!("{key} kept"))
+            .effects
+            .clone()
+    };
+    assert_eq!(
+        effects("event:sendgrid:e1")["already_applied_by"],
+        dsn.inbound_id
+    );
+    assert_eq!(effects("event:sendgrid:e2")["effect"], "delivered");
+    assert_eq!(effects("event:sendgrid:e3")["effect"], "soft_bounce");
+    assert_eq!(
+        effects("event:sendgrid:e4")["already_applied_by"],
+        applied[2].inbound_id
+    );
+    assert_eq!(
+        store.timeline(leads[0].id).await.unwrap().len(),
+        events_before
+    );
+    let bob = store.timeline(leads[1].id).await.unwrap();
+    let kinds: Vec<&str> = bob.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "delivered").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "soft_bounce").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(lead_state(&store, leads[1].id).await, LeadState::Suppressed);
+    assert_eq!(store.suppressions().await.unwrap().len(), 2);
+    assert!(
+        store
+            .record_inbound_batch(&[], t0())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn a_recycled_lead_resumes_its_cadence_after_the_wait<S: Store>(store: S) {
@@ -2722,6 +2877,7 @@ async fn busy_state<S: Store>(store: &S) {
                 match i {
                     0 => Outcome::Sent {
                         message_id: "m@x".into(),
+                        provider_id: None,
                         next: next(1, t0() + Duration::days(30)),
                     },
                     1 => Outcome::Retry {
@@ -2739,6 +2895,7 @@ async fn busy_state<S: Store>(store: &S) {
                     },
                     _ => Outcome::Sent {
                         message_id: format!("m{i}@x"),
+                        provider_id: None,
                         next: None,
                     },
                 },
@@ -3041,10 +3198,15 @@ async fn migrations_run_once_when_several_daemons_start_at_once() {
             .fetch_one(stores[0].pool())
             .await
             .expect("count");
-        let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
-            .expect("migrations folder")
+        // Every migration file, each once (whatever their number: helpers add their own).
+        let files = std::fs::read_dir("migrations/postgres")
+            .expect("the migrations folder")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql"))
+            })
             .count() as i64;
-        assert_eq!(applied, files, "every migration, each once");
+        assert_eq!(applied, files, "each migration once");
         for s in &stores {
             s.close().await;
         }

@@ -25,9 +25,33 @@ pub(super) fn http(raw: RawHttp, p: &mut Problems) -> HttpSettings {
             format!("`{public_url}` must start with http:// or https://"),
         );
     }
+    let max_connections = raw.max_connections.unwrap_or(16_384);
+    if max_connections == 0 {
+        p.err("http.max_connections", "must be at least 1".into());
+    }
+    let mut duration = |key: &str, value: Option<String>, default: u64| {
+        let default = std::time::Duration::from_secs(default);
+        match value.as_deref().map(crate::config::std_duration) {
+            None => default,
+            Some(Ok(d)) if !d.is_zero() => d,
+            Some(Ok(_)) => {
+                p.err(&format!("http.{key}"), "must be longer than 0".into());
+                default
+            }
+            Some(Err(e)) => {
+                p.err(&format!("http.{key}"), e);
+                default
+            }
+        }
+    };
+    let header_timeout = duration("header_timeout", raw.header_timeout, 10);
+    let request_timeout = duration("request_timeout", raw.request_timeout, 30);
     HttpSettings {
         listen,
         public_url,
         api_token_env: raw.api_token_env,
+        max_connections: max_connections.max(1),
+        header_timeout,
+        request_timeout,
     }
 }

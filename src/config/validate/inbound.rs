@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use crate::config::raw::{RawInbound, RawScoring};
 use crate::config::{
-    CaFile, ImapSettings, InboundSettings, Problems, ScoringSettings, WebhookSecrets,
-    chrono_duration, score_kinds, std_duration,
+    CaFile, EventWebhooks, ImapSettings, InboundSettings, Problems, ScoringSettings, SendGridKey,
+    WebhookSecrets, chrono_duration, score_kinds, std_duration,
 };
 
 pub(super) fn inbound(ri: RawInbound, p: &mut Problems) -> InboundSettings {
@@ -52,6 +52,15 @@ pub(super) fn inbound(ri: RawInbound, p: &mut Problems) -> InboundSettings {
             mailgun_signing_key_env: ri.webhooks.mailgun_signing_key_env,
             sendgrid_token_env: ri.webhooks.sendgrid_token_env,
             raw_token_env: ri.webhooks.raw_token_env,
+        },
+        events: EventWebhooks {
+            postmark_token_env: ri.events.postmark_token_env,
+            sendgrid_public_key: ri.events.sendgrid_public_key.and_then(|k| {
+                crate::http::events::sendgrid_public_key(&k)
+                    .map(SendGridKey)
+                    .map_err(|e| p.err("inbound.events.sendgrid_public_key", e))
+                    .ok()
+            }),
         },
     }
 }

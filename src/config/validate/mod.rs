@@ -28,9 +28,16 @@ pub(super) fn settings(raw: RawConfig, file: String) -> Result<Settings, ConfigE
     database_url(&raw.database_url, p);
     let log = log(raw.log, p);
     let sender = sender::sender(raw.sender, p);
-    let (transport, limits) = transport::transport(raw.transport, p);
+    let (transport, limits, breaker) = transport::transport(raw.transport, p);
     let scheduler = scheduler::scheduler(raw.scheduler, p);
     let http = http::http(raw.http, p);
+    let max_field_length = raw
+        .ingest
+        .max_field_length
+        .unwrap_or(crate::ingest::DEFAULT_MAX_FIELD_LENGTH);
+    if max_field_length == 0 {
+        p.err("ingest.max_field_length", "must be at least 1".into());
+    }
     let compliance = sender::compliance(raw.compliance, p);
     let token_keys = sender::token_keys(raw.tokens, p);
     let dkim = raw.dkim.map(|d| sender::dkim(d, p));
@@ -50,8 +57,10 @@ pub(super) fn settings(raw: RawConfig, file: String) -> Result<Settings, ConfigE
         sender,
         transport,
         limits,
+        breaker,
         scheduler,
         http,
+        max_field_length: max_field_length.max(1),
         compliance,
         token_keys,
         dkim,

@@ -1,16 +1,17 @@
 //! `[transport]` (file, smtp, or an email provider's API) and `[transport.limits]`.
 
-use crate::config::raw::{RawApi, RawDomainLimit, RawLimits, RawSmtp, RawTransport};
+use crate::config::raw::{RawApi, RawBreaker, RawDomainLimit, RawLimits, RawSmtp, RawTransport};
 use crate::config::{
     ApiConfig, ApiProvider, Problems, SmtpConfig, TransportSettings, std_duration,
 };
+use crate::transport::breaker::BreakerSettings;
 use crate::transport::limits::LimitSettings;
 use crate::transport::smtp::TlsMode;
 
 pub(super) fn transport(
     raw: RawTransport,
     p: &mut Problems,
-) -> (TransportSettings, Option<LimitSettings>) {
+) -> (TransportSettings, Option<LimitSettings>, BreakerSettings) {
     let transport = match raw.kind.as_str() {
         "file" => TransportSettings::File { outbox: raw.outbox },
         "smtp" => smtp(raw.smtp, p),
@@ -37,7 +38,47 @@ pub(super) fn transport(
         }
     };
     let limits = raw.limits.map(|l| limits(l, p));
-    (transport, limits)
+    (transport, limits, breaker(raw.breaker, p))
+}
+
+/// `[transport.breaker]`: defaults 3 faults in a row, first probe after 30 s, at most 10 min.
+fn breaker(raw: RawBreaker, p: &mut Problems) -> BreakerSettings {
+    let base = BreakerSettings::default();
+    let mut duration = |key: &str, value: Option<String>, default: chrono::TimeDelta| match value
+        .as_deref()
+        .map(crate::config::chrono_duration)
+    {
+        None => default,
+        Some(Ok(d)) if d > chrono::TimeDelta::zero() => d,
+        Some(Ok(_)) => {
+            p.err(
+                &format!("transport.breaker.{key}"),
+                "must be longer than 0".into(),
+            );
+            default
+        }
+        Some(Err(e)) => {
+            p.err(&format!("transport.breaker.{key}"), e);
+            default
+        }
+    };
+    let probe_after = duration("probe_after", raw.probe_after, base.probe_after);
+    let probe_max = duration("probe_max", raw.probe_max, base.probe_max);
+    if probe_max < probe_after {
+        p.err(
+            "transport.breaker.probe_max",
+            "must not be shorter than probe_after".into(),
+        );
+    }
+    let threshold = raw.threshold.unwrap_or(base.threshold);
+    if threshold == 0 {
+        p.err("transport.breaker.threshold", "must be at least 1".into());
+    }
+    BreakerSettings {
+        threshold: threshold.max(1),
+        probe_after,
+        probe_max,
+    }
 }
 
 fn smtp(s: RawSmtp, p: &mut Problems) -> TransportSettings {

@@ -21,6 +21,8 @@
 pub mod cron;
 pub mod crontab;
 mod dst;
+#[cfg(test)]
+mod props;
 pub mod span;
 #[cfg(test)]
 mod testing;

@@ -23,7 +23,7 @@ pub(super) fn fields(headers: &HeaderMap, body: &[u8]) -> Option<Vec<(String, Ve
     }
 }
 
-fn urlencoded(body: &[u8]) -> Vec<(String, Vec<u8>)> {
+pub(super) fn urlencoded(body: &[u8]) -> Vec<(String, Vec<u8>)> {
     body.split(|b| *b == b'&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| {

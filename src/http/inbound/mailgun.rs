@@ -47,7 +47,7 @@ pub(in crate::http) async fn mailgun<S: Store>(
     // The signature travels in the form itself: the form is split into fields, and nothing of
     // the message is processed until the signature, its age and its token are checked.
     let Some(fields) = form::fields(&headers, &body) else {
-        return unauthorized("Mailgun");
+        return not_a_form(&headers, &body);
     };
     let field = |name: &str| {
         fields
@@ -60,20 +60,13 @@ pub(in crate::http) async fn mailgun<S: Store>(
     else {
         return unauthorized("Mailgun");
     };
-    if !mailgun_signature_ok(secret.expose(), &timestamp, &token, &signature) {
-        return unauthorized("Mailgun");
-    }
-    let Ok(ts) = timestamp.trim().parse::<i64>() else {
-        return unauthorized("Mailgun");
+    let signed = Signed {
+        timestamp: &timestamp,
+        token: &token,
+        signature: &signature,
     };
-    let age = state.clock.now().timestamp() - ts;
-    if !(-MAILGUN_MAX_SKEW_SECS..=MAILGUN_MAX_AGE_SECS).contains(&age) {
-        tracing::warn!(
-            timestamp = ts,
-            age_secs = age,
-            "Refused a Mailgun webhook whose timestamp is too old or in the future"
-        );
-        return unauthorized("Mailgun");
+    if let Err(response) = verify_signed(&state, &secret, &signed) {
+        return response;
     }
     let raw = match field("body-mime") {
         Some(mime) if !mime.trim().is_empty() => mime.into_bytes(),
@@ -83,27 +76,104 @@ pub(in crate::http) async fn mailgun<S: Store>(
     // The digest covers everything the dedupe key is made of, so a token bound to it is bound
     // to one message and one key, however the form was encoded.
     let digest = message_digest(given_id.as_deref(), &raw);
-    match mailgun_token(&state.store, &token, &digest).await {
-        Ok(true) => {}
-        Ok(false) => {
-            tracing::warn!("Refused a Mailgun webhook whose token came with another message");
-            return unauthorized("Mailgun");
-        }
-        Err(error) => {
-            // Not answered 2xx: Mailgun tries again, with the same token.
-            tracing::warn!(%error, "Mailgun webhook token not checked: database error");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"error": "the message could not be stored; try again later"})),
-            )
-                .into_response();
-        }
+    if let Err(response) = bind_token(&state, &token, &digest).await {
+        return response;
     }
     let key = match given_id.or_else(|| header_message_id(&raw)) {
         Some(id) if !id.trim().is_empty() => format!("mailgun:{}", bare_id(&id)),
         _ => fallback_key("mailgun", &raw),
     };
     accept(&state, raw, "mailgun", key).await
+}
+
+/// Mailgun's signature block: the same three fields in its forms (inbound routes) and in
+/// its JSON events (`signature.{timestamp,token,signature}`).
+pub(in crate::http) struct Signed<'a> {
+    pub timestamp: &'a str,
+    pub token: &'a str,
+    pub signature: &'a str,
+}
+
+/// Checks a Mailgun post's signature, for the inbound routes and the event webhook alike: the
+/// HMAC with the signing key and the timestamp's age ([`MAILGUN_MAX_AGE_SECS`],
+/// [`MAILGUN_MAX_SKEW_SECS`]). Err is the answer (401). Then [`bind_token`].
+// The Err is the answer itself, built once on the refusal path; boxing it buys nothing.
+#[allow(clippy::result_large_err)]
+pub(in crate::http) fn verify_signed<S: Store>(
+    state: &Shared<S>,
+    secret: &crate::secret::Secret,
+    signed: &Signed<'_>,
+) -> Result<(), Response> {
+    if !mailgun_signature_ok(
+        secret.expose(),
+        signed.timestamp,
+        signed.token,
+        signed.signature,
+    ) {
+        return Err(unauthorized("Mailgun"));
+    }
+    let Ok(ts) = signed.timestamp.trim().parse::<i64>() else {
+        return Err(unauthorized("Mailgun"));
+    };
+    let age = state.clock.now().timestamp() - ts;
+    if !(-MAILGUN_MAX_SKEW_SECS..=MAILGUN_MAX_AGE_SECS).contains(&age) {
+        tracing::warn!(
+            timestamp = ts,
+            age_secs = age,
+            "Refused a Mailgun webhook whose timestamp is too old or in the future"
+        );
+        return Err(unauthorized("Mailgun"));
+    }
+    Ok(())
+}
+
+/// Binds a signed post's token to what it carries (`digest`), in one namespace for the inbound
+/// routes and the event webhook ([`mailgun_token`]). Err is the answer: 401 for a token that
+/// came with something else, 503 when the store could not be asked (Mailgun retries).
+pub(in crate::http) async fn bind_token<S: Store>(
+    state: &Shared<S>,
+    token: &str,
+    digest: &str,
+) -> Result<(), Response> {
+    match mailgun_token(&state.store, token, digest).await {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            tracing::warn!("Refused a Mailgun webhook whose token came with another message");
+            Err(unauthorized("Mailgun"))
+        }
+        Err(error) => {
+            // Not answered 2xx: Mailgun tries again, with the same token.
+            tracing::warn!(%error, "Mailgun webhook token not checked: database error");
+            Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": "the message could not be stored; try again later"})),
+            )
+                .into_response())
+        }
+    }
+}
+
+/// A body that is not a form: a Mailgun *event* (JSON, `event-data`) posted to the inbound
+/// route gets a clear answer (and a log line) instead of a bare 401.
+fn not_a_form(headers: &HeaderMap, body: &[u8]) -> Response {
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
+    let event = json
+        && serde_json::from_slice::<serde_json::Value>(body)
+            .is_ok_and(|v| v.get("event-data").is_some());
+    if !event {
+        return unauthorized("Mailgun");
+    }
+    tracing::warn!(
+        "A Mailgun event webhook posts to /inbound/mailgun (the route for inbound mail): point it at /events/mailgun"
+    );
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": "this is a Mailgun event (JSON with event-data); /inbound/mailgun takes inbound mail from a Route. Set the event webhook's URL to /events/mailgun"})),
+    )
+        .into_response()
 }
 
 /// Mailgun's `signature`: hex HMAC-SHA256(signing key, timestamp + token), compared in

@@ -34,7 +34,7 @@ use std::panic::AssertUnwindSafe;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -43,7 +43,7 @@ use serde_json::json;
 use sha2::Digest as _;
 use subtle::ConstantTimeEq as _;
 
-pub(super) use mailgun::mailgun;
+pub(super) use mailgun::{Signed, bind_token, mailgun, verify_signed};
 
 use super::Shared;
 use crate::config::Settings;
@@ -68,6 +68,9 @@ struct Guard {
 enum Credential {
     /// `Authorization: Basic`, the secret as the password (any user name).
     BasicPassword,
+    /// `Authorization: Basic` as above, or the secret in the URL (`?token=SECRET`), for
+    /// providers whose settings take credentials only as part of the URL.
+    BasicPasswordOrUrl,
     /// `Authorization: Bearer SECRET`.
     Bearer,
 }
@@ -77,57 +80,81 @@ enum Credential {
 trait Provider {
     const GUARD: Guard;
 
-    /// The raw message and its dedupe key, from an authenticated request; Err is why the body
-    /// is not what the provider posts (answered 400).
-    fn message(headers: &HeaderMap, body: &[u8]) -> Result<(Vec<u8>, String), &'static str>;
+    /// The raw message and its dedupe key, from an authenticated request; Err is the answer
+    /// when the body is not what the provider posts (400, or 5xx where the provider should
+    /// keep the message and retry once its settings are fixed).
+    fn message(headers: &HeaderMap, body: &[u8]) -> Result<(Vec<u8>, String), Refusal>;
+}
+
+/// Why an authenticated body is not taken: the status to answer and what to say.
+pub(super) struct Refusal {
+    pub status: StatusCode,
+    pub error: String,
+}
+
+impl Refusal {
+    pub(super) fn bad_request(error: impl Into<String>) -> Refusal {
+        Refusal {
+            status: StatusCode::BAD_REQUEST,
+            error: error.into(),
+        }
+    }
+
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": self.error}))).into_response()
+    }
 }
 
 /// `POST /inbound/postmark`
 pub(super) async fn postmark<S: Store>(
     state: State<Shared<S>>,
+    query: RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    guarded::<S, postmark::Postmark>(state, headers, body).await
+    guarded::<S, postmark::Postmark>(state, query, headers, body).await
 }
 
 /// `POST /inbound/sendgrid`
 pub(super) async fn sendgrid<S: Store>(
     state: State<Shared<S>>,
+    query: RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    guarded::<S, sendgrid::SendGrid>(state, headers, body).await
+    guarded::<S, sendgrid::SendGrid>(state, query, headers, body).await
 }
 
 /// `POST /inbound/raw`
 pub(super) async fn raw<S: Store>(
     state: State<Shared<S>>,
+    query: RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    guarded::<S, raw::Raw>(state, headers, body).await
+    guarded::<S, raw::Raw>(state, query, headers, body).await
 }
 
 /// Handles a request to `P`'s endpoint: its secret, then its body, then [`accept`].
 async fn guarded<S: Store, P: Provider>(
     State(state): State<Shared<S>>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let body = match authenticated_body(&state, &P::GUARD, &headers, body).await {
+    let body = match authenticated_body(&state, &P::GUARD, &headers, query.as_deref(), body).await {
         Ok(body) => body,
         Err(response) => return response,
     };
     match P::message(&headers, &body) {
         Ok((raw, key)) => accept(&state, raw, P::GUARD.endpoint, key).await,
-        Err(reason) => bad_request(reason),
+        Err(refusal) => refusal.into_response(),
     }
 }
 
 /// The secret of `endpoint`, named in the current configuration by `env`; None when the
 /// endpoint is off (no secret configured, or an unreadable one): answer [`not_found`].
-fn secret_of<S: Store>(
+pub(super) fn secret_of<S: Store>(
     state: &Shared<S>,
     endpoint: &str,
     env: fn(&Settings) -> Option<String>,
@@ -142,6 +169,7 @@ async fn authenticated_body<S: Store>(
     state: &Shared<S>,
     guard: &Guard,
     headers: &HeaderMap,
+    query: Option<&str>,
     body: Body,
 ) -> Result<Bytes, Response> {
     let Some(secret) = secret_of(state, guard.endpoint, guard.env) else {
@@ -149,6 +177,11 @@ async fn authenticated_body<S: Store>(
     };
     match guard.credential {
         Credential::BasicPassword if !basic_password_ok(headers, &secret) => {
+            return Err(unauthorized("Basic realm=\"rewarm\""));
+        }
+        Credential::BasicPasswordOrUrl
+            if !basic_password_ok(headers, &secret) && !url_token_ok(query, &secret) =>
+        {
             return Err(unauthorized("Basic realm=\"rewarm\""));
         }
         Credential::Bearer if !bearer_ok(headers, &secret) => {
@@ -160,7 +193,7 @@ async fn authenticated_body<S: Store>(
 }
 
 /// Reads a body once its request is authenticated (so strangers cannot make us buffer one).
-async fn read(body: Body) -> Result<Bytes, Response> {
+pub(super) async fn read(body: Body) -> Result<Bytes, Response> {
     axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|_| {
         (
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -247,15 +280,11 @@ fn configured(env: Option<&str>, endpoint: &str) -> Option<Secret> {
     }
 }
 
-fn not_found() -> Response {
+pub(super) fn not_found() -> Response {
     (StatusCode::NOT_FOUND, Json(json!({"error": "not found"}))).into_response()
 }
 
-fn bad_request(reason: &str) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({"error": reason}))).into_response()
-}
-
-fn unauthorized(challenge: &'static str) -> Response {
+pub(super) fn unauthorized(challenge: &'static str) -> Response {
     let mut response = (
         StatusCode::UNAUTHORIZED,
         Json(json!({"error": "missing or wrong credentials"})),
@@ -268,8 +297,19 @@ fn unauthorized(challenge: &'static str) -> Response {
     response
 }
 
+/// True when the URL's query has `token=SECRET` (percent-encoded or not).
+pub(super) fn url_token_ok(query: Option<&str>, secret: &Secret) -> bool {
+    let Some(query) = query else {
+        return false;
+    };
+    form::urlencoded(query.as_bytes())
+        .into_iter()
+        .filter(|(k, _)| k == "token")
+        .any(|(_, v)| same_secret(&String::from_utf8_lossy(&v), secret.expose()))
+}
+
 /// True when `Authorization: Basic` carries `secret` as its password (any user name).
-fn basic_password_ok(headers: &HeaderMap, secret: &Secret) -> bool {
+pub(super) fn basic_password_ok(headers: &HeaderMap, secret: &Secret) -> bool {
     let Some(value) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -1,12 +1,16 @@
 //! `POST /inbound/postmark`: Postmark's inbound JSON webhook, behind basic auth (the password is
 //! the secret). The message is Postmark's `RawEmail` when the server sends it, else one rebuilt
 //! from the JSON fields; its dedupe key is Postmark's `MessageID`.
+//!
+//! Postmark's *outbound* webhooks (Bounce, SpamComplaint, Delivery, SubscriptionChange, …)
+//! carry a `RecordType`; posted here by mistake, one is refused with a log line and an
+//! answer naming the right URL (`/events/postmark`), never stored as an empty message.
 
 use axum::http::HeaderMap;
 use serde_json::Value;
 
 use super::rebuild::{Synth, header_in, synthesize};
-use super::{Credential, Guard, Provider, bare_id, fallback_key};
+use super::{Credential, Guard, Provider, Refusal, bare_id, fallback_key};
 
 /// Postmark's inbound webhook.
 pub(super) struct Postmark;
@@ -19,11 +23,28 @@ impl Provider for Postmark {
     };
 
     /// The message (`RawEmail`, else rebuilt) and Postmark's `MessageID` as its key.
-    fn message(_headers: &HeaderMap, body: &[u8]) -> Result<(Vec<u8>, String), &'static str> {
+    fn message(_headers: &HeaderMap, body: &[u8]) -> Result<(Vec<u8>, String), Refusal> {
         let payload: Value = match serde_json::from_slice(body) {
             Ok(v @ Value::Object(_)) => v,
-            _ => return Err("the body is not a Postmark inbound JSON object"),
+            _ => {
+                return Err(Refusal::bad_request(
+                    "the body is not a Postmark inbound JSON object",
+                ));
+            }
         };
+        if let Some(kind) = payload
+            .get("RecordType")
+            .and_then(Value::as_str)
+            .filter(|k| *k != "Inbound")
+        {
+            tracing::warn!(
+                record_type = kind,
+                "A Postmark {kind} webhook posts to /inbound/postmark (the route for inbound mail): set its URL to /events/postmark"
+            );
+            return Err(Refusal::bad_request(format!(
+                "this is a Postmark {kind} webhook, not inbound mail: set the webhook's URL to /events/postmark (this route takes the inbound stream's webhook)"
+            )));
+        }
         let raw = postmark_mime(&payload);
         let key = match payload.get("MessageID").and_then(Value::as_str) {
             Some(id) if !id.trim().is_empty() => format!("postmark:{}", id.trim()),

@@ -3,7 +3,7 @@
 
 use axum::http::HeaderMap;
 
-use super::{Credential, Guard, Provider, message_key};
+use super::{Credential, Guard, Provider, Refusal, message_key};
 
 /// The plain raw-MIME endpoint.
 pub(super) struct Raw;
@@ -16,9 +16,11 @@ impl Provider for Raw {
     };
 
     /// The body itself, keyed by its Message-ID.
-    fn message(_headers: &HeaderMap, body: &[u8]) -> Result<(Vec<u8>, String), &'static str> {
+    fn message(_headers: &HeaderMap, body: &[u8]) -> Result<(Vec<u8>, String), Refusal> {
         if body.is_empty() {
-            return Err("the body is empty; send the raw RFC 5322 message");
+            return Err(Refusal::bad_request(
+                "the body is empty; send the raw RFC 5322 message",
+            ));
         }
         let raw = body.to_vec();
         let key = message_key("raw", &raw);

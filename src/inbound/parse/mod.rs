@@ -30,6 +30,8 @@ mod body;
 mod bounce;
 pub(crate) mod fold;
 mod headers;
+#[cfg(test)]
+mod props;
 mod report;
 mod return_date;
 mod shape;

@@ -81,6 +81,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/postgres/0005_loop.sql"),
     ),
     (
+        7,
+        "provider_events",
+        include_str!("../../../migrations/postgres/0007_provider_events.sql"),
+    ),
+    (
         12,
         "handoff",
         include_str!("../../../migrations/postgres/0012_handoff.sql"),

@@ -42,7 +42,7 @@ const RECORD_OUTCOMES: [(&str, bool); 14] = [
         false,
     ),
     (
-        "UPDATE deliveries SET state = 'sent', sent_at = $2, message_id = j.v->>'message_id', last_error = NULL, lease_until = NULL, updated_at = $2
+        "UPDATE deliveries SET state = 'sent', sent_at = $2, message_id = j.v->>'message_id', provider_message_id = j.v->>'provider_id', last_error = NULL, lease_until = NULL, updated_at = $2
          FROM jsonb_array_elements($1) AS j(v) WHERE j.v->>'kind' = 'sent' AND deliveries.id = (j.v->>'id')::bigint
            AND deliveries.state IN ('claimed', 'unknown') AND deliveries.claimed_by = $3",
         true,

@@ -68,6 +68,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0005_loop.sql"),
     ),
     (
+        7,
+        "provider_events",
+        include_str!("../../../migrations/sqlite/0007_provider_events.sql"),
+    ),
+    (
         12,
         "handoff",
         include_str!("../../../migrations/sqlite/0012_handoff.sql"),

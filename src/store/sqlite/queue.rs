@@ -13,7 +13,7 @@ use super::*;
 /// still recorded.
 const RECORD_OUTCOMES: [&str; 14] = [
         "INSERT INTO events (lead_id, at, kind, detail) SELECT j.value->>'lead_id', $2, j.value->>'event', j.value->>'detail' FROM json_each($1) j WHERE $3 = $3",
-        "UPDATE deliveries SET state = 'sent', sent_at = $2, message_id = j.value->>'message_id', last_error = NULL, lease_until = NULL, updated_at = $2
+        "UPDATE deliveries SET state = 'sent', sent_at = $2, message_id = j.value->>'message_id', provider_message_id = j.value->>'provider_id', last_error = NULL, lease_until = NULL, updated_at = $2
          FROM json_each($1) j WHERE j.value->>'kind' = 'sent' AND deliveries.id = j.value->>'id'
            AND +deliveries.state IN ('claimed', 'unknown') AND +deliveries.claimed_by = $3",
         "UPDATE deliveries SET state = 'scheduled', due_at = j.value->>'due', attempts = attempts - 1, claimed_by = NULL, lease_until = NULL, updated_at = $2

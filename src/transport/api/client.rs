@@ -12,9 +12,20 @@
 //! | the connection broke or timed out once the request was on its way, or the answer was unreadable | `Unknown` (never retried) |
 //! | an HTTP status came back                             | the provider's mapping decides; `standard_outcome` holds what they share |
 //!
+//! A message the provider took comes back with the id the provider gave it ([`Accepted`]):
+//! Postmark's `MessageID`, SendGrid's `X-Message-Id` header, Mailgun's `id`. Dispatch stores it
+//! on the delivery, so the provider's events (bounces, complaints) find their delivery. Each
+//! message also carries our own signed reference in the provider's custom fields
+//! ([`tracking_args`]), for events that come without the provider's id.
+//!
+//! How long a provider asks us to wait is read from `Retry-After` (seconds) or, failing that,
+//! SendGrid's `X-RateLimit-Reset` (epoch seconds, measured against the answer's own `Date`
+//! so that neither clock skew nor our clock matters).
+//!
 //! Redirects are not followed: a provider's send endpoint never redirects, and following one
 //! with a POST could send the message somewhere else.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Once;
 use std::time::Duration;
@@ -22,7 +33,30 @@ use std::time::Duration;
 use futures::StreamExt;
 use reqwest::StatusCode;
 
-use crate::transport::{OutgoingEmail, SendError, SendOutcome};
+use crate::transport::{OutgoingEmail, ProviderIds, SendError, SendOutcome, TransportFault};
+
+/// A message the provider took, with the id it gave it (when its answer said).
+pub(crate) type Accepted = Result<Option<String>, SendError>;
+
+/// The custom field (Postmark `Metadata`, SendGrid `custom_args`, Mailgun `v:` variable)
+/// carrying the delivery id, for people reading the provider's dashboard.
+pub const DELIVERY_ID_ARG: &str = "rewarm_delivery_id";
+/// The custom field carrying our signed reference to the delivery: the token of its
+/// Message-ID (a signed `Reply` token naming the delivery). Events are matched by this, never
+/// by the bare delivery id, which anyone could write.
+pub const TOKEN_ARG: &str = "rewarm_token";
+
+/// The custom fields every API message carries: the delivery id and, when the Message-ID is
+/// ours (`TOKEN@domain`), its signed token.
+pub(crate) fn tracking_args(email: &OutgoingEmail) -> BTreeMap<&'static str, String> {
+    let mut args = BTreeMap::from([(DELIVERY_ID_ARG, email.delivery_id.to_string())]);
+    if let Some((token, _)) = email.message_id.trim_matches(['<', '>']).split_once('@')
+        && !token.is_empty()
+    {
+        args.insert(TOKEN_ARG, token.to_string());
+    }
+    args
+}
 
 /// Words for people in the text of a recipient refusal. Suppression does not read them: it
 /// reads [`SendError::is_hard_bounce`], which the field set with them decides.
@@ -98,16 +132,14 @@ impl Api {
             Err(e) => return Err(request_error(self.provider, &e)),
         };
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        let headers = response.headers().clone();
+        let retry_after = retry_after_of(&headers);
         let body = response.text().await.map_err(|e| error_chain(&e));
         Ok(Reply {
             status,
             body,
             retry_after,
+            headers,
         })
     }
 
@@ -118,12 +150,12 @@ impl Api {
         batch: Vec<OutgoingEmail>,
         concurrency: usize,
         send: F,
-    ) -> Vec<SendOutcome>
+    ) -> (Vec<SendOutcome>, ProviderIds)
     where
         F: Fn(OutgoingEmail) -> Fut,
-        Fut: Future<Output = Result<(), SendError>>,
+        Fut: Future<Output = Accepted>,
     {
-        run_bounded(batch, concurrency, |email| {
+        let accepted = run_bounded(batch, concurrency, |email| {
             let id = email.delivery_id;
             let call = send(email);
             async move {
@@ -132,10 +164,11 @@ impl Api {
                 vec![(id, outcome)]
             }
         })
-        .await
+        .await;
+        split_accepted(accepted)
     }
 
-    pub fn log_failure(&self, id: i64, outcome: &Result<(), SendError>) {
+    pub fn log_failure<T>(&self, id: i64, outcome: &Result<T, SendError>) {
         if let Err(e) = outcome {
             tracing::debug!(provider = self.provider, delivery_id = id, error = %e, "The provider did not take the message");
         }
@@ -186,14 +219,44 @@ fn checked_base_url(provider: &'static str, raw: &str) -> Result<String, SetupEr
     Ok(trimmed.to_string())
 }
 
+/// The outcomes of a batch and the ids the provider gave the messages it took.
+pub(crate) fn split_accepted(accepted: Vec<(i64, Accepted)>) -> (Vec<SendOutcome>, ProviderIds) {
+    let mut ids = HashMap::new();
+    let outcomes = accepted
+        .into_iter()
+        .map(|(delivery, outcome)| {
+            let outcome = outcome.map(|provider_id| {
+                if let Some(p) = provider_id.filter(|p| !p.trim().is_empty()) {
+                    ids.insert(delivery, p.trim().to_string());
+                }
+            });
+            (delivery, outcome)
+        })
+        .collect();
+    (outcomes, ids)
+}
+
+/// How long the answer asks us to wait, in seconds: `Retry-After` (seconds), else
+/// `X-RateLimit-Reset` (epoch seconds, SendGrid) minus the answer's `Date` (at least 1 s).
+pub(crate) fn retry_after_of(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(secs) = text("retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
+        return Some(secs);
+    }
+    let reset = text("x-ratelimit-reset")?.trim().parse::<i64>().ok()?;
+    let date = chrono::DateTime::parse_from_rfc2822(text("date")?.trim()).ok()?;
+    Some((reset - date.timestamp()).clamp(1, 24 * 60 * 60) as u64)
+}
+
 /// An HTTP answer from a provider.
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub status: StatusCode,
     /// The body, or why it could not be read.
     pub body: Result<String, String>,
-    /// The `Retry-After` header in seconds, when it was given as a number.
+    /// How long the provider asked us to wait, in seconds ([`retry_after_of`]).
     pub retry_after: Option<u64>,
+    pub headers: reqwest::header::HeaderMap,
 }
 
 impl Reply {
@@ -229,6 +292,7 @@ impl Reply {
             status: StatusCode::from_u16(status).expect("a valid HTTP status in a test"),
             body: Ok(body.to_string()),
             retry_after: None,
+            headers: reqwest::header::HeaderMap::new(),
         }
     }
 }
@@ -241,11 +305,24 @@ fn request_error(provider: &'static str, e: &reqwest::Error) -> SendError {
         SendError::transient(format!("{provider}: cannot build the request: {detail}"))
     } else if e.is_connect() {
         SendError::transient(format!("{provider}: cannot connect: {detail}"))
+            .with_transport_fault(io_fault(e))
     } else {
         SendError::unknown(format!(
             "{provider}: the exchange broke off after the request was sent ({detail}); the provider may have accepted the message"
         ))
     }
+}
+
+/// A connection failure's fault: out of file descriptors, or the provider unreachable.
+fn io_fault(e: &reqwest::Error) -> TransportFault {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return TransportFault::of_io(io);
+        }
+        source = s.source();
+    }
+    TransportFault::Unreachable
 }
 
 /// What an answer means when the provider's own rules (its 400s, its error codes) left it
@@ -276,29 +353,42 @@ pub(crate) fn standard_outcome(
 /// [`throttle_of`]: crate::transport::limits::throttle_of
 pub(crate) fn try_later(provider: &'static str, reply: &Reply) -> SendError {
     let code = reply.status.as_u16();
-    let what = if code == 429 {
-        "rate limited by the provider"
+    let (what, fault) = if code == 429 {
+        (
+            "rate limited by the provider",
+            TransportFault::ProviderThrottled,
+        )
     } else {
-        "provider unavailable"
+        ("provider unavailable", TransportFault::ProviderError)
     };
     let after = reply
         .retry_after
         .map(|s| format!(" (retry after {s}s)"))
         .unwrap_or_default();
-    reply.attach(SendError::transient(format!(
-        "{provider}: HTTP {code} {what}{after}: {}",
-        reply.body_excerpt()
-    )))
+    reply.attach(
+        SendError::transient(format!(
+            "{provider}: HTTP {code} {what}{after}: {}",
+            reply.body_excerpt()
+        ))
+        .with_transport_fault(fault),
+    )
 }
 
-/// A Transient error for a problem on our side (bad key, unverified sender, wrong domain):
-/// retrying after the configuration is fixed will work, and the lead is not to blame.
+/// A Transient error for a problem on our side (bad key, unverified sender, suspended
+/// account, sandbox domain, wrong base URL): every message would fail the same way, so it is a
+/// [`TransportFault::Account`] — the breaker pauses the transport, no delivery loses an
+/// attempt, and the retries go once the configuration is fixed. The lead is not to blame.
 pub(crate) fn config_problem(provider: &'static str, reply: &Reply, hint: &str) -> SendError {
-    reply.attach(SendError::transient(format!(
+    reply.attach(account_problem(format!(
         "{provider}: HTTP {} — configuration or account problem, not the recipient's: {hint}: {}",
         reply.status.as_u16(),
         reply.body_excerpt()
     )))
+}
+
+/// A Transient error that pauses the transport: our account, key or sender identity.
+pub(crate) fn account_problem(message: String) -> SendError {
+    SendError::transient(message).with_transport_fault(TransportFault::Account)
 }
 
 /// Whom a provider's "bad request" (HTTP 400) is about.
@@ -324,7 +414,7 @@ pub(crate) fn bad_request(
         Blame::Recipient => recipient_refused(format!(
             "{provider}: HTTP {status} recipient refused"
         ), detail),
-        Blame::Sender => SendError::transient(format!(
+        Blame::Sender => account_problem(format!(
             "{provider}: HTTP {status} — configuration problem (sender), not the recipient's: {detail}"
         )),
         Blame::Message => {
@@ -373,16 +463,12 @@ pub(crate) fn excerpt(s: &str, max: usize) -> String {
 
 /// Runs `send` over `items` with at most `concurrency` at once; the outcomes come back in the
 /// order of `items` (each call returns the outcomes of its item).
-pub(crate) async fn run_bounded<T, F, Fut>(
-    items: Vec<T>,
-    concurrency: usize,
-    send: F,
-) -> Vec<SendOutcome>
+pub(crate) async fn run_bounded<T, O, F, Fut>(items: Vec<T>, concurrency: usize, send: F) -> Vec<O>
 where
     F: Fn(T) -> Fut,
-    Fut: Future<Output = Vec<SendOutcome>>,
+    Fut: Future<Output = Vec<O>>,
 {
-    let mut indexed: Vec<(usize, Vec<SendOutcome>)> =
+    let mut indexed: Vec<(usize, Vec<O>)> =
         futures::stream::iter(items.into_iter().enumerate().map(|(i, item)| {
             let fut = send(item);
             async move { (i, fut.await) }
@@ -424,6 +510,49 @@ pub(crate) fn chunks<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_else_the_rate_limit_reset_against_the_answers_date() {
+        let headers = |pairs: &[(&'static str, &str)]| {
+            let mut h = reqwest::header::HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, v.parse().unwrap());
+            }
+            h
+        };
+        assert_eq!(retry_after_of(&headers(&[("retry-after", "7")])), Some(7));
+        let date = "Mon, 02 Mar 2026 10:00:00 GMT";
+        let reset = chrono::DateTime::parse_from_rfc2822(date)
+            .unwrap()
+            .timestamp()
+            + 42;
+        let h = headers(&[("x-ratelimit-reset", &reset.to_string()), ("date", date)]);
+        assert_eq!(retry_after_of(&h), Some(42));
+        // A reset already past still waits a second; no date, no guess.
+        let h = headers(&[("x-ratelimit-reset", "1000"), ("date", date)]);
+        assert_eq!(retry_after_of(&h), Some(1));
+        assert_eq!(
+            retry_after_of(&headers(&[("x-ratelimit-reset", "1000")])),
+            None
+        );
+        assert_eq!(retry_after_of(&headers(&[])), None);
+    }
+
+    #[test]
+    fn tracking_args_carry_the_signed_token_of_our_message_id() {
+        let mut email = OutgoingEmail {
+            delivery_id: 9,
+            envelope_from: String::new(),
+            envelope_to: String::new(),
+            message_id: "k1.SEALED.TAG@mail.acme.test".into(),
+            bytes: Vec::new(),
+        };
+        let args = tracking_args(&email);
+        assert_eq!(args[DELIVERY_ID_ARG], "9");
+        assert_eq!(args[TOKEN_ARG], "k1.SEALED.TAG");
+        email.message_id = "no-at-sign".into();
+        assert!(!tracking_args(&email).contains_key(TOKEN_ARG));
+    }
 
     #[test]
     fn chunks_respect_count_and_size() {

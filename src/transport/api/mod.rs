@@ -8,9 +8,10 @@
 //! [`SendError`](super::SendError)), bounded concurrency — and in [`mime`], which reads our
 //! composed messages back into the fields Postmark and SendGrid want.
 //!
-//! A problem on our side (key, sender identity, account, base URL) is always `Transient`, so
-//! that it neither burns the lead's step nor suppresses the address: fix the configuration and
-//! the retries go.
+//! A problem on our side (key, sender identity, account, sandbox domain, base URL) is always
+//! `Transient` and marked [`TransportFault::Account`](super::TransportFault): the circuit
+//! breaker pauses the transport (`status`, `/readyz` and `/metrics` say why), no delivery
+//! burns an attempt or suppresses its address; fix the configuration and the probes resume.
 
 pub mod client;
 pub mod mailgun;

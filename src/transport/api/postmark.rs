@@ -3,9 +3,13 @@
 //!
 //! Postmark takes fields, not raw MIME: From, To, Subject, TextBody and HtmlBody are read back
 //! from the composed message, and the headers Postmark does not build itself (Message-ID,
-//! List-Unsubscribe, List-Unsubscribe-Post, …) go in `Headers`. The delivery id travels in
-//! `Metadata` (`rewarm_delivery_id`) so webhooks (bounces, spam complaints) can be matched.
-//! Cold and marketing mail belongs on a *broadcast* message stream (`message_stream`).
+//! List-Unsubscribe, List-Unsubscribe-Post, …) go in `Headers`, with `X-PM-KeepID: true`: without
+//! it Postmark replaces our Message-ID with its own (`…@mtasv.net`) and replies no longer
+//! reference ours. The delivery id and our signed token travel in `Metadata`
+//! (`rewarm_delivery_id`, `rewarm_token`), and the `MessageID` of Postmark's answer is kept as
+//! the provider's id, so webhooks (bounces, spam complaints) can be matched. Cold and
+//! marketing mail belongs on a *broadcast* message stream (`message_stream`); turn on "manage
+//! unsubscribes on your own" for it, or Postmark adds its own List-Unsubscribe.
 //!
 //! # What each answer means
 //!
@@ -14,15 +18,17 @@
 //! | 200, ErrorCode 0                                         | `Ok`                              |
 //! | ErrorCode 406 (inactive recipient: hard bounce, complaint, suppressed) | `Permanent`, hard bounce |
 //! | ErrorCode 300 about the To/Cc/Bcc address                | `Permanent`, hard bounce          |
-//! | ErrorCode 300 about From/Reply-To/the sender signature   | `Transient` (our configuration)   |
+//! | ErrorCode 300 about From/Reply-To/the sender signature   | `Transient`, account fault: the transport pauses |
 //! | ErrorCode 300, anything else (e.g. no body)              | `Permanent` (not the address)     |
-//! | HTTP 401 / ErrorCode 10 (bad token), 400/401/405/412/413 (sender signature, account), 402/403/409/410 (request format) | `Transient`, configuration problem |
-//! | HTTP 429 / ErrorCode 429, HTTP 5xx, ErrorCode 100 (maintenance) | `Transient`              |
+//! | HTTP 401 / ErrorCode 10 (bad token), 400/401/405/412/413 (sender signature, account) | `Transient`, account fault: the transport pauses |
+//! | ErrorCode 402/403/409/410 (request format)                | `Transient`, configuration problem |
+//! | HTTP 429 / ErrorCode 429, HTTP 5xx, ErrorCode 100 (maintenance) | `Transient`, the breaker pauses the transport |
 //! | batch answered 200 but this message's result missing     | `Unknown`                         |
 //! | a whole batch refused (non-200)                          | `Transient` for every message — never `Permanent`, whatever the code |
 //!
-//! A problem of our own (token, sender signature, account) is `Transient` so that it does
-//! not burn the lead's step or suppress the address: fix the configuration and the retries go.
+//! A problem of our own (token, sender signature, account) is `Transient` with the
+//! [`TransportFault::Account`] fault: the circuit breaker pauses the transport, no delivery
+//! burns an attempt or suppresses its address; fix the configuration and the probes resume.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -30,12 +36,15 @@ use std::time::Duration;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use super::client::{self, Api, Reply, SetupError};
+use super::client::{self, Accepted, Api, Reply, SetupError};
 use super::mime;
 use crate::secret::Secret;
-use crate::transport::{OutgoingEmail, SendError, SendOutcome};
+use crate::transport::{OutgoingEmail, ProviderIds, SendError, SendOutcome, TransportFault};
 
 const PROVIDER: &str = "postmark";
+
+/// The header that tells Postmark to keep our Message-ID.
+const KEEP_ID: &str = "X-PM-KeepID";
 
 /// Postmark's API.
 pub const DEFAULT_BASE_URL: &str = "https://api.postmarkapp.com";
@@ -116,7 +125,12 @@ impl PostmarkTransport {
     /// Let it finish: dropping the future abandons calls in flight, whose messages may have
     /// been accepted.
     pub async fn send_batch(&self, batch: Vec<OutgoingEmail>) -> Vec<SendOutcome> {
-        let mut outcomes: Vec<SendOutcome> = Vec::new();
+        self.send_tracked(batch).await.0
+    }
+
+    /// Like `send_batch`, with the `MessageID` Postmark gave each message it took.
+    pub async fn send_tracked(&self, batch: Vec<OutgoingEmail>) -> (Vec<SendOutcome>, ProviderIds) {
+        let mut outcomes: Vec<(i64, Accepted)> = Vec::new();
         let mut ready: Vec<(i64, Vec<u8>)> = Vec::with_capacity(batch.len());
         let stream = self.settings.message_stream.as_deref();
         for email in &batch {
@@ -145,7 +159,7 @@ impl PostmarkTransport {
             .map(|(i, m)| (m.delivery_id, i))
             .collect();
         outcomes.sort_by_key(|(id, _)| order.get(id).copied().unwrap_or(usize::MAX));
-        outcomes
+        client::split_accepted(outcomes)
     }
 
     fn request(&self, path: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
@@ -157,7 +171,7 @@ impl PostmarkTransport {
             .body(body)
     }
 
-    async fn send_single(&self, mut group: Vec<(i64, Vec<u8>)>) -> Vec<SendOutcome> {
+    async fn send_single(&self, mut group: Vec<(i64, Vec<u8>)>) -> Vec<(i64, Accepted)> {
         let Some((id, json)) = group.pop() else {
             return Vec::new();
         };
@@ -169,7 +183,7 @@ impl PostmarkTransport {
         vec![(id, outcome)]
     }
 
-    async fn send_group(&self, group: Vec<(i64, Vec<u8>)>) -> Vec<SendOutcome> {
+    async fn send_group(&self, group: Vec<(i64, Vec<u8>)>) -> Vec<(i64, Accepted)> {
         let ids: Vec<i64> = group.iter().map(|(id, _)| *id).collect();
         let mut body =
             Vec::with_capacity(group.iter().map(|(_, j)| j.len() + 1).sum::<usize>() + 2);
@@ -232,9 +246,14 @@ fn payload(email: &OutgoingEmail, stream: Option<&str>) -> Result<Vec<u8>, SendE
         headers: f
             .headers
             .iter()
+            .filter(|(name, _)| !name.eq_ignore_ascii_case(KEEP_ID))
             .map(|(name, value)| Header { name, value })
+            .chain([Header {
+                name: KEEP_ID,
+                value: "true",
+            }])
             .collect(),
-        metadata: BTreeMap::from([("rewarm_delivery_id", email.delivery_id.to_string())]),
+        metadata: client::tracking_args(email),
         message_stream: stream.filter(|s| !s.trim().is_empty()),
     };
     serde_json::to_vec(&message)
@@ -248,12 +267,23 @@ struct ApiResult {
     error_code: i64,
     #[serde(rename = "Message", default)]
     message: String,
+    #[serde(rename = "MessageID", default)]
+    message_id: Option<String>,
+}
+
+impl ApiResult {
+    /// What this result says about its message: accepted with Postmark's `MessageID`, or why not.
+    fn accepted(self) -> Accepted {
+        classify_code(self.error_code, &self.message).map(|()| self.message_id)
+    }
 }
 
 /// What a Postmark ErrorCode means for the message it is about.
 fn classify_code(code: i64, message: &str) -> Result<(), SendError> {
     let text = |what: &str| format!("{PROVIDER}: ErrorCode {code} {what}: {message}");
     let config = |what: &str| Err(SendError::transient(text(what)));
+    // Our token, sender signature or account: every message would fail alike.
+    let account = |what: &str| Err(client::account_problem(text(what)));
     match code {
         0 => Ok(()),
         406 => Err(client::recipient_refused(
@@ -265,12 +295,14 @@ fn classify_code(code: i64, message: &str) -> Result<(), SendError> {
         429 => Err(SendError::transient(format!(
             "{PROVIDER}: HTTP 429 rate limited by the provider: ErrorCode 429: {message}"
         ))
-        .with_http_status(429, None)),
-        100 => config("maintenance"),
-        10 => config(
+        .with_http_status(429, None)
+        .with_transport_fault(TransportFault::ProviderThrottled)),
+        100 => Err(SendError::transient(text("maintenance"))
+            .with_transport_fault(TransportFault::ProviderError)),
+        10 => account(
             "bad or missing server token — configuration problem: check the Postmark server token",
         ),
-        400 | 401 | 405 | 412 | 413 => config(
+        400 | 401 | 405 | 412 | 413 => account(
             "sender signature or account problem — configuration problem, not the recipient's",
         ),
         _ => config("request refused — configuration or format problem, not the recipient's"),
@@ -297,7 +329,7 @@ fn invalid_request(message: &str) -> SendError {
         .any(|w| lower.contains(w));
     let head = format!("{PROVIDER}: ErrorCode 300");
     if about_us {
-        SendError::transient(format!(
+        client::account_problem(format!(
             "{head} invalid email request — configuration problem (sender), not the recipient's: {message}"
         ))
     } else if about_recipient {
@@ -308,16 +340,16 @@ fn invalid_request(message: &str) -> SendError {
 }
 
 /// The outcome of `POST /email`.
-fn single_outcome(reply: &Reply) -> Result<(), SendError> {
+fn single_outcome(reply: &Reply) -> Accepted {
     let parsed = || serde_json::from_str::<ApiResult>(reply.body_text()).ok();
     match reply.status.as_u16() {
         200..=299 => match parsed() {
-            Some(r) => classify_code(r.error_code, &r.message),
+            Some(r) => r.accepted(),
             // Accepted: a 2xx says so even if its body cannot be read.
-            None => Ok(()),
+            None => Ok(None),
         },
         422 => match parsed() {
-            Some(r) if r.error_code != 0 => classify_code(r.error_code, &r.message),
+            Some(r) if r.error_code != 0 => r.accepted(),
             _ => Err(client::config_problem(
                 PROVIDER,
                 reply,
@@ -328,23 +360,23 @@ fn single_outcome(reply: &Reply) -> Result<(), SendError> {
             PROVIDER,
             reply,
             &[(401, "bad or missing server token (X-Postmark-Server-Token)")],
-        ),
+        )
+        .map(|()| None),
     }
 }
 
 /// The outcomes of `POST /email/batch` for the messages `ids`, in order. Postmark answers 200
 /// with one result per message, in the order sent; a non-200 answer refuses the whole call.
-fn batch_outcomes(ids: &[i64], reply: &Reply) -> Vec<SendOutcome> {
+fn batch_outcomes(ids: &[i64], reply: &Reply) -> Vec<(i64, Accepted)> {
     let status = reply.status.as_u16();
     if (200..=299).contains(&status) {
         let results: Option<Vec<ApiResult>> = serde_json::from_str(reply.body_text()).ok();
-        let results = results.unwrap_or_default();
+        let mut results = results.unwrap_or_default().into_iter();
         return ids
             .iter()
-            .enumerate()
-            .map(|(i, id)| {
-                let outcome = match results.get(i) {
-                    Some(r) => classify_code(r.error_code, &r.message),
+            .map(|id| {
+                let outcome = match results.next() {
+                    Some(r) => r.accepted(),
                     None => Err(SendError::unknown(format!(
                         "{PROVIDER}: the batch was accepted (HTTP {status}) but its answer for this message is missing or unreadable; it may have been sent"
                     ))),
@@ -361,7 +393,7 @@ fn batch_outcomes(ids: &[i64], reply: &Reply) -> Vec<SendOutcome> {
             e.message()
         ))
         .with_http_status(status, retry_after)),
-        Ok(()) => Err(SendError::transient(format!(
+        Ok(_) => Err(SendError::transient(format!(
             "{PROVIDER}: the batch call was refused: HTTP {status}"
         ))
         .with_http_status(status, retry_after)),
@@ -412,6 +444,17 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.is_transient() && e.to_string().contains("token"), "{e}");
+        // Token, sender signature, account: the transport pauses (no attempt burnt).
+        for body in [
+            r#"{"ErrorCode":10,"Message":"Bad or missing Server API token."}"#,
+            r#"{"ErrorCode":412,"Message":"Account is pending"}"#,
+            r#"{"ErrorCode":300,"Message":"Invalid 'From' address: not a verified sender signature."}"#,
+        ] {
+            let e = single_outcome(&reply(422, body)).unwrap_err();
+            assert_eq!(e.transport_fault(), Some(TransportFault::Account), "{body}");
+        }
+        let e = single_outcome(&reply(422, r#"{"ErrorCode":429,"Message":"slow"}"#)).unwrap_err();
+        assert_eq!(e.transport_fault(), Some(TransportFault::ProviderThrottled));
     }
 
     #[test]
@@ -436,7 +479,7 @@ mod tests {
                 200,
                 r#"{"To":"a@b.test","MessageID":"x","ErrorCode":0,"Message":"OK"}"#
             )),
-            Ok(())
+            Ok(Some("x".to_string()))
         );
     }
 
@@ -444,10 +487,10 @@ mod tests {
     fn batch_results_map_per_message_and_missing_results_are_unknown() {
         let r = reply(
             200,
-            r#"[{"ErrorCode":0,"Message":"OK"},{"ErrorCode":406,"Message":"inactive"}]"#,
+            r#"[{"ErrorCode":0,"Message":"OK","MessageID":"pm-1"},{"ErrorCode":406,"Message":"inactive"}]"#,
         );
         let out = batch_outcomes(&[1, 2, 3], &r);
-        assert_eq!(out[0], (1, Ok(())));
+        assert_eq!(out[0], (1, Ok(Some("pm-1".to_string()))));
         assert!(matches!(&out[1], (2, Err(e)) if e.is_hard_bounce()));
         assert!(matches!(&out[2], (3, Err(e)) if e.is_unknown()));
     }

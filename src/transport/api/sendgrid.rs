@@ -4,8 +4,10 @@
 //!
 //! SendGrid takes fields, not raw MIME: they are read back from the composed message; the
 //! headers SendGrid does not build itself (Message-ID, List-Unsubscribe,
-//! List-Unsubscribe-Post, …) go in `headers`, and the delivery id in `custom_args`
-//! (`rewarm_delivery_id`) so event webhooks can be matched.
+//! List-Unsubscribe-Post, …) go in `headers`, and the delivery id and our signed token in
+//! `custom_args` (`rewarm_delivery_id`, `rewarm_token`) so event webhooks can be matched. The
+//! `X-Message-Id` header of the 202 is the id SendGrid gives the message (its events'
+//! `sg_message_id` starts with it). SendGrid keeps the Message-ID we put in `headers`.
 //!
 //! SendGrid has no batch call for *different* messages (a request's personalizations share
 //! one body), and every rewarm message is rendered for its lead: so one call per message,
@@ -17,10 +19,10 @@
 //! |--------------------------------------------------------------|--------------------------------|
 //! | 200 / 202                                                    | `Ok`                           |
 //! | 400 about a recipient field (`personalizations.N.to…`)       | `Permanent`, hard bounce       |
-//! | 400 about `from` / `reply_to` (our sender)                   | `Transient`, configuration     |
+//! | 400 about `from` / `reply_to` (our sender)                   | `Transient`, account fault: the transport pauses |
 //! | 400, anything else; 413 (too large)                          | `Permanent` (this message)     |
-//! | 401 (bad key), 403 (unverified sender, permissions), 404 and other answers | `Transient`, configuration |
-//! | 429, 5xx                                                     | `Transient`                    |
+//! | 401 (bad key), 403 (unverified sender, permissions, suspended), 404 and other answers | `Transient`, account fault: the transport pauses |
+//! | 429 (`Retry-After` or `X-RateLimit-Reset`), 5xx              | `Transient`                    |
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -28,10 +30,10 @@ use std::time::Duration;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde::{Deserialize, Serialize};
 
-use super::client::{self, Api, Blame, Reply, SetupError};
+use super::client::{self, Accepted, Api, Blame, Reply, SetupError};
 use super::mime::{self, Mailbox};
 use crate::secret::Secret;
-use crate::transport::{OutgoingEmail, SendError, SendOutcome};
+use crate::transport::{OutgoingEmail, ProviderIds, SendError, SendOutcome};
 
 const PROVIDER: &str = "sendgrid";
 
@@ -108,6 +110,11 @@ impl SendGridTransport {
     /// outcome per message, in the batch's order. Let it finish: calls abandoned in flight
     /// may have been accepted.
     pub async fn send_batch(&self, batch: Vec<OutgoingEmail>) -> Vec<SendOutcome> {
+        self.send_tracked(batch).await.0
+    }
+
+    /// Like `send_batch`, with the `X-Message-Id` SendGrid gave each message it took.
+    pub async fn send_tracked(&self, batch: Vec<OutgoingEmail>) -> (Vec<SendOutcome>, ProviderIds) {
         self.api
             .send_each(batch, self.settings.concurrency, |email| {
                 self.send_one(email)
@@ -115,7 +122,7 @@ impl SendGridTransport {
             .await
     }
 
-    async fn send_one(&self, email: OutgoingEmail) -> Result<(), SendError> {
+    async fn send_one(&self, email: OutgoingEmail) -> Accepted {
         let body = payload(&email)?;
         let request = self
             .api
@@ -125,7 +132,12 @@ impl SendGridTransport {
             .header(CONTENT_TYPE, "application/json")
             .body(body);
         let reply = self.api.execute(request).await?;
-        outcome(&reply)
+        outcome(&reply)?;
+        Ok(reply
+            .headers
+            .get("x-message-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string))
     }
 }
 
@@ -197,7 +209,7 @@ fn payload(email: &OutgoingEmail) -> Result<Vec<u8>, SendError> {
     let mail = Mail {
         personalizations: vec![Personalization {
             to: vec![Address::from(&f.to)],
-            custom_args: BTreeMap::from([("rewarm_delivery_id", email.delivery_id.to_string())]),
+            custom_args: client::tracking_args(email),
         }],
         from: Address::from(&f.from),
         reply_to: f.reply_to.as_ref().map(Address::from),

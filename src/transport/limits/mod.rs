@@ -83,6 +83,27 @@ pub fn throttle_of(error: &SendError) -> Option<Throttle> {
     (matches!(reply.code, 421 | 451) || policy).then_some(Throttle::Domain)
 }
 
+/// When a send the *provider* throttled (HTTP 429, Postmark's ErrorCode 429) may be tried
+/// again: after its `Retry-After` / `X-RateLimit-Reset`, else [`DEFAULT_PROVIDER_PAUSE`]. For
+/// a transport without `[transport.limits]`, so that a 429 defers rather than burns an attempt.
+pub fn provider_throttle_until(
+    error: &SendError,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    match throttle_of(error)? {
+        Throttle::Provider { retry_after } => {
+            let wait = retry_after
+                .unwrap_or(DEFAULT_PROVIDER_PAUSE)
+                .max(Duration::from_secs(1));
+            Some(now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::hours(1)))
+        }
+        Throttle::Domain => None,
+    }
+}
+
+/// How long a provider's 429 without `Retry-After` pauses sending (as `provider_pause`).
+pub const DEFAULT_PROVIDER_PAUSE: Duration = Duration::from_secs(30);
+
 /// A domain as the limiter keys it: lowercase, no surrounding dots or spaces.
 pub fn normalize_domain(domain: &str) -> String {
     domain.trim().trim_matches('.').to_ascii_lowercase()

@@ -13,7 +13,7 @@
 //! | connect / greeting / EHLO / STARTTLS / AUTH failed         | `Transient` (never left)     |
 //! | 4xx reply to MAIL, RCPT, DATA or to the end of data        | `Transient`                  |
 //! | 5xx reply                                                  | `Permanent` (code and text)  |
-//! | 530/535 (authentication required/failed: our session, not the message) | `Transient`      |
+//! | 530/535 (authentication required/failed: our session, not the message) | `Transient`, transport fault |
 //! | 421 (server closing) before the body                       | retried on a new connection, as below |
 //! | connection lost or timed out *before* the message body     | retried on a new connection in the same batch (at most [`MAX_ATTEMPTS`] times), then `Transient` |
 //! | connection lost, timed out or garbled *while or after* the body was sent | `Unknown` (never retried) |
@@ -25,6 +25,11 @@
 //!
 //! A connection that cannot be opened (connect, greeting, EHLO, STARTTLS, AUTH) leaves its share
 //! of the queue to the other connections; whatever no connection could take is `Transient`.
+//!
+//! Failures of the session rather than of a message — it could not be opened (refused,
+//! unreachable, EMFILE, TLS, greeting/EHLO, AUTH), a 530/535 to MAIL FROM, connections lost
+//! [`MAX_ATTEMPTS`] times before the body — carry a [`TransportFault`]: dispatch defers
+//! those deliveries without counting an attempt and the circuit breaker pauses the transport.
 //!
 //! Every failure is a typed [`SendError`] that carries the server's reply code and enhanced
 //! status as fields (also from the greeting, EHLO or AUTH of a session that could not be
@@ -52,7 +57,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use self::session::{Conn, Step};
-use super::{OutgoingEmail, SendError, SendOutcome};
+use super::{OutgoingEmail, SendError, SendOutcome, TransportFault};
 use crate::secret::Secret;
 
 /// How often a message whose connection broke before its body was sent is tried again on a
@@ -214,7 +219,10 @@ impl SmtpPool {
         // domain pushing back, which the limits read).
         let not_sent = lock(&state.last_connect_error)
             .clone()
-            .unwrap_or_else(|| SendError::transient("no SMTP connection available"))
+            .unwrap_or_else(|| {
+                SendError::transient("no SMTP connection available")
+                    .with_transport_fault(TransportFault::Unreachable)
+            })
             .map_message(|m| format!("not sent: {m}"));
         let mut outcomes = std::mem::take(&mut *lock(&state.outcomes));
         for index in unsent {
@@ -299,9 +307,13 @@ impl BatchState {
         }
         if job.attempts >= MAX_ATTEMPTS {
             let attempts = job.attempts;
-            let error = why.map_message(|why| {
-                format!("connection lost {attempts} times before the message was sent: {why}")
-            });
+            // Connections that keep breaking before any body is sent are the transport's
+            // fault, not the message's.
+            let error = why
+                .map_message(|why| {
+                    format!("connection lost {attempts} times before the message was sent: {why}")
+                })
+                .with_transport_fault(TransportFault::ConnectionLost);
             self.record(job.index, Err(error));
         } else {
             lock(&self.queue).push_front(job);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use lettre::transport::smtp::Error as SmtpError;
 
-use crate::transport::{SendError, SmtpReply};
+use crate::transport::{SendError, SmtpReply, TransportFault};
 
 /// Where in a message's conversation a reply or failure came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,8 +58,9 @@ pub(super) fn classify(stage: Stage, reply: Option<(u16, &str)>, failure: &str) 
         // the message: try it on a new connection. After the body it is a refusal.
         421 if stage != Stage::EndOfData => Verdict::NotSent(transient()),
         421 => Verdict::RefusedDrop(transient()),
-        // "Authentication required/failed" is about our session, not the message.
-        530 | 535 => Verdict::Refused(transient()),
+        // "Authentication required/failed" is about our session, not the message: the
+        // transport's fault (the breaker pauses it; the delivery keeps its attempts).
+        530 | 535 => Verdict::Refused(transient().with_transport_fault(TransportFault::Auth)),
         400..=499 => Verdict::Refused(transient()),
         500..=599 => {
             let refused = SendError::permanent(detail).with_smtp_reply(fields);

@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use super::reply::{Stage, Verdict, session_error, step};
 use super::tls::ImplicitTls;
 use super::{IDLE_CHECK_AFTER, Inner, TlsMode, lock};
-use crate::transport::{OutgoingEmail, SendError};
+use crate::transport::{OutgoingEmail, SendError, TransportFault};
 
 /// What became of one message on one connection.
 pub(super) enum Step {
@@ -85,10 +85,10 @@ impl Inner {
         let result = tokio::time::timeout(s.timeout, self.open())
             .await
             .unwrap_or_else(|_| {
-                Err(SendError::transient(format!(
-                    "no answer within {:?}",
-                    s.timeout
-                )))
+                Err(
+                    SendError::transient(format!("no answer within {:?}", s.timeout))
+                        .with_transport_fault(TransportFault::Unreachable),
+                )
             });
         match result {
             Ok(smtp) => {
@@ -115,41 +115,54 @@ impl Inner {
         let tls = match &self.tls_parameters {
             None => None,
             Some(Ok(p)) => Some(p.clone()),
-            Some(Err(e)) => return Err(SendError::transient(e.clone())),
+            Some(Err(e)) => {
+                return Err(
+                    SendError::transient(e.clone()).with_transport_fault(TransportFault::Tls)
+                );
+            }
+        };
+        // Every failure to open a session is the transport's, not a message's.
+        let io = |what: &str, e: std::io::Error| {
+            SendError::transient(format!("{what}: {e}"))
+                .with_transport_fault(TransportFault::of_io(&e))
         };
         let tcp = TcpStream::connect((s.host.as_str(), s.port))
             .await
-            .map_err(|e| SendError::transient(format!("connect: {e}")))?;
+            .map_err(|e| io("connect", e))?;
         tcp.set_nodelay(true)
-            .map_err(|e| SendError::transient(format!("set TCP_NODELAY: {e}")))?;
+            .map_err(|e| io("set TCP_NODELAY", e))?;
 
         let stream: Box<dyn AsyncTokioStream> = match (s.tls, tls.clone()) {
             (TlsMode::Tls, Some(params)) => {
                 #[allow(deprecated)]
                 let mut tls_stream = AsyncNetworkStream::use_existing_tokio1(Box::new(tcp));
-                tls_stream
-                    .upgrade_tls(params)
-                    .await
-                    .map_err(|e| session_error("TLS handshake", &e))?;
+                tls_stream.upgrade_tls(params).await.map_err(|e| {
+                    session_error("TLS handshake", &e).with_transport_fault(TransportFault::Tls)
+                })?;
                 Box::new(ImplicitTls(tls_stream))
             }
             _ => Box::new(tcp),
         };
         let mut smtp = AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
             .await
-            .map_err(|e| session_error("greeting/EHLO", &e))?;
+            .map_err(|e| {
+                session_error("greeting/EHLO", &e).with_transport_fault(TransportFault::Greeting)
+            })?;
         if let (TlsMode::StartTls, Some(params)) = (s.tls, tls) {
             if !smtp.server_info().supports_feature(Extension::StartTls) {
-                return Err(SendError::transient("the server does not offer STARTTLS"));
+                return Err(SendError::transient("the server does not offer STARTTLS")
+                    .with_transport_fault(TransportFault::Tls));
             }
-            smtp.starttls(params, &self.hello)
-                .await
-                .map_err(|e| session_error("STARTTLS", &e))?;
+            smtp.starttls(params, &self.hello).await.map_err(|e| {
+                session_error("STARTTLS", &e).with_transport_fault(TransportFault::Tls)
+            })?;
         }
         if let Some(credentials) = &self.credentials {
             smtp.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
                 .await
-                .map_err(|e| session_error("AUTH", &e))?;
+                .map_err(|e| {
+                    session_error("AUTH", &e).with_transport_fault(TransportFault::Auth)
+                })?;
         }
         Ok(smtp)
     }

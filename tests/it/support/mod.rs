@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod db;
 pub mod dovecot;
 pub mod http_app;
+pub mod providers;
 pub mod recording_http;
 pub mod smtp_server;
 

@@ -1,6 +1,8 @@
 //! A small, real SMTP server for tests: it speaks the protocol (greeting, EHLO/HELO, MAIL,
 //! RCPT, DATA with dot-unstuffing, RSET, NOOP, QUIT, optional AUTH PLAIN), captures every
-//! accepted message, and can be told to refuse recipients or to drop a connection mid-message.
+//! accepted message, and can be told to refuse recipients or to drop a connection mid-message —
+//! or to misbehave as a whole: answer every greeting with a refusal (`421` at greeting), refuse
+//! every AUTH (`535`), or stop listening so connections are refused, and recover on command.
 //!
 //! Use it as `crate::support::smtp_server`, or from outside the test binary (benches/) as
 //! `#[path = "../tests/it/support/smtp_server.rs"] mod smtp_server;`. It stops when dropped.
@@ -41,6 +43,13 @@ struct Shared {
     quits: AtomicUsize,
     /// The expected AUTH PLAIN initial response (base64), when authentication is required.
     auth_plain: Mutex<Option<String>>,
+    /// When set, every new connection is greeted with this line (e.g. "421 4.3.2 …") and closed.
+    refuse_greeting: Mutex<Option<String>>,
+    /// When set, every AUTH is answered 535 whatever the credentials.
+    refuse_auth: std::sync::atomic::AtomicBool,
+    /// Greetings answered with a refusal, AUTHs refused on command.
+    refused_greetings: AtomicUsize,
+    refused_auths: AtomicUsize,
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
@@ -52,7 +61,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct TestSmtpServer {
     port: u16,
     shared: Arc<Shared>,
-    accept: JoinHandle<()>,
+    /// None while the server is not listening (`stop_listening`).
+    accept: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl TestSmtpServer {
@@ -66,8 +76,54 @@ impl TestSmtpServer {
         TestSmtpServer {
             port,
             shared,
-            accept,
+            accept: Mutex::new(Some(accept)),
         }
+    }
+
+    /// Greets every new connection with `line` (e.g. "421 4.3.2 Service not available") and
+    /// closes it, until [`recover`](Self::recover).
+    pub fn refuse_greetings(&self, line: &str) {
+        *lock(&self.shared.refuse_greeting) = Some(line.to_string());
+    }
+
+    /// Answers every AUTH with 535, until [`recover`](Self::recover).
+    pub fn refuse_auth(&self) {
+        self.shared.refuse_auth.store(true, Ordering::SeqCst);
+    }
+
+    /// Closes the listening socket: new connections are refused (open ones are closed too),
+    /// until [`recover`](Self::recover) listens again on the same port.
+    pub fn stop_listening(&self) {
+        if let Some(accept) = lock(&self.accept).take() {
+            accept.abort();
+        }
+        self.kick_all_connections();
+    }
+
+    /// Back to normal: greets, authenticates and listens again.
+    pub async fn recover(&self) {
+        *lock(&self.shared.refuse_greeting) = None;
+        self.shared.refuse_auth.store(false, Ordering::SeqCst);
+        if lock(&self.accept).is_some() {
+            return;
+        }
+        // The aborted accept task drops its listener shortly after; retry until the port is free.
+        let listener = loop {
+            match TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(l) => break l,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        let accept = tokio::spawn(accept_loop(listener, Arc::clone(&self.shared)));
+        *lock(&self.accept) = Some(accept);
+    }
+
+    /// Greetings refused and AUTHs refused on command so far.
+    pub fn refusals(&self) -> (usize, usize) {
+        (
+            self.shared.refused_greetings.load(Ordering::SeqCst),
+            self.shared.refused_auths.load(Ordering::SeqCst),
+        )
     }
 
     pub fn port(&self) -> u16 {
@@ -134,7 +190,9 @@ impl TestSmtpServer {
 
 impl Drop for TestSmtpServer {
     fn drop(&mut self) {
-        self.accept.abort();
+        if let Some(accept) = lock(&self.accept).take() {
+            accept.abort();
+        }
         self.kick_all_connections();
     }
 }
@@ -163,6 +221,11 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> io::Result<()> {
     let mut session = Session::default();
     let mut line = Vec::with_capacity(1024);
 
+    let refusal = lock(&shared.refuse_greeting).clone();
+    if let Some(refusal) = refusal {
+        shared.refused_greetings.fetch_add(1, Ordering::SeqCst);
+        return reply(&mut writer, &refusal).await;
+    }
     reply(&mut writer, "220 rewarm-test ESMTP ready").await?;
     loop {
         line.clear();
@@ -229,7 +292,11 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> io::Result<()> {
                                 String::from_utf8_lossy(&line).trim().to_string()
                             }
                         };
-                        if given == expected {
+                        if shared.refuse_auth.load(Ordering::SeqCst) {
+                            shared.refused_auths.fetch_add(1, Ordering::SeqCst);
+                            reply(&mut writer, "535 5.7.8 Authentication credentials invalid")
+                                .await?;
+                        } else if given == expected {
                             session.authenticated = true;
                             reply(&mut writer, "235 2.7.0 Authentication successful").await?;
                         } else {
