@@ -237,6 +237,9 @@ fn effect_of(
         return_date: None,
         received_at: Some(record.received_at),
         evidence: evidence(event),
+        // A provider event is never a person's reply: no intent, no segment rule.
+        intent: None,
+        segment: None,
     };
     effect_for(
         &loaded.settings,

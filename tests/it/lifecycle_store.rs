@@ -465,6 +465,7 @@ async fn send_last<S: Store>(store: &S, lead_id: i64, at: DateTime<Utc>) {
         delivery: d,
         outcome: Outcome::Sent {
             message_id: format!("<m{}@test>", at.timestamp()),
+            provider_id: None,
             next: None,
         },
     };

@@ -57,6 +57,7 @@ async fn sent_to<S: Store>(store: &S, address: &str, sent: DateTime<Utc>) -> (Le
                 &d,
                 Outcome::Sent {
                     message_id: format!("<{}@rewarm>", d.id),
+                    provider_id: None,
                     next: None,
                 },
             )],
