@@ -537,6 +537,10 @@ impl Settings {
         );
         add("inbound.webhooks.raw_token_env", w.raw_token_env.as_ref());
         add(
+            "inbound.events.postmark_token_env",
+            self.inbound.events.postmark_token_env.as_ref(),
+        );
+        add(
             "notify.webhook_secret_env",
             self.notify
                 .webhook

@@ -223,7 +223,7 @@ pub fn made_of(signals: &[Signal], now: DateTime<Utc>, half_life: Option<Duratio
             (s.at, v)
         })
         .collect();
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|a| std::cmp::Reverse(a.0));
     Value::Array(out.into_iter().map(|(_, v)| v).collect())
 }
 

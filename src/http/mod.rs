@@ -26,8 +26,8 @@
 
 mod api;
 mod click;
-mod feedback;
 pub mod events;
+mod feedback;
 mod health;
 mod inbound;
 mod metrics;

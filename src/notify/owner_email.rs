@@ -47,7 +47,7 @@ pub(super) fn owner_email(
         ("digest", _) => digest_text(&n.payload),
         (_, event) => {
             let lead = lead.ok_or("the notification's lead no longer exists")?;
-            let links = super::feedback::feedback_links(loaded, lead, &to.email.to_string(), now);
+            let links = super::feedback::feedback_links(loaded, lead, to.email.as_ref(), now);
             match event {
                 Some("lead.reminder" | "lead.escalated" | "lead.call_task") => {
                     handoff_text(n, lead, timeline, &links)

@@ -91,8 +91,7 @@ pub use model::*;
 pub mod prelude {
     pub use super::{
         CopyStore, HandoffStore, InboundStore, KvStore, LeadStore, OutboxStore, QueueStore,
-        ReportStore, Store,
-        SuppressionStore,
+        ReportStore, Store, SuppressionStore,
     };
 }
 

@@ -175,7 +175,7 @@ where
 {
     let sqlite = TestDatabase::sqlite();
     body(sqlite.url().to_string()).await;
-    with_postgres(name, |url| body(url)).await;
+    with_postgres(name, body).await;
 }
 
 // ── Stale hand-offs ─────────────────────────────────────────────────────────────────────
@@ -192,7 +192,10 @@ async fn stale_rewarm_is_reminded_then_escalated(url: String) {
     d.reply(LEAD, "2026-03-02T11:00:00Z");
     d.reply(ANSWERED, "2026-03-02T11:00:00Z");
     d.run_once("2026-03-02T11:00:00Z");
-    assert_eq!(subjects(&d.mail_to(OWNER)), ["Re-warmed: dana replied"]);
+    assert_eq!(
+        subjects(&d.mail_to(OWNER)),
+        ["Re-warmed: dana replied (interested)"]
+    );
     d.ok(&[
         "leads",
         "working",

@@ -21,28 +21,28 @@ const T0: &str = "2026-03-02T10:00:00Z";
 
 #[derive(Clone, Copy, Debug)]
 enum Outage {
-    GreetingRefused,
-    AuthRefused,
-    ConnectionRefused,
+    Greeting,
+    Auth,
+    Connection,
 }
 
 impl Outage {
     fn start(self, server: &TestSmtpServer) {
         match self {
-            Outage::GreetingRefused => {
+            Outage::Greeting => {
                 server.refuse_greetings("421 4.3.2 Service not available, closing channel")
             }
-            Outage::AuthRefused => server.refuse_auth(),
-            Outage::ConnectionRefused => server.stop_listening(),
+            Outage::Auth => server.refuse_auth(),
+            Outage::Connection => server.stop_listening(),
         }
     }
 
     /// The reason `/metrics` and `status` give.
     fn label(self) -> &'static str {
         match self {
-            Outage::GreetingRefused => "greeting",
-            Outage::AuthRefused => "auth",
-            Outage::ConnectionRefused => "unreachable",
+            Outage::Greeting => "greeting",
+            Outage::Auth => "auth",
+            Outage::Connection => "unreachable",
         }
     }
 }
@@ -175,9 +175,9 @@ async fn outage_for_five_minutes_costs_no_attempt(outage: Outage) {
     assert_eq!(server.count(), 0);
     let (greetings, auths) = server.refusals();
     match outage {
-        Outage::GreetingRefused => assert!(greetings >= 10, "the relay was tried: {greetings}"),
-        Outage::AuthRefused => assert!(auths >= 10, "the relay was tried: {auths}"),
-        Outage::ConnectionRefused => {}
+        Outage::Greeting => assert!(greetings >= 10, "the relay was tried: {greetings}"),
+        Outage::Auth => assert!(auths >= 10, "the relay was tried: {auths}"),
+        Outage::Connection => {}
     }
     // `status` shows the pause and why (recorded by the last run).
     let status = status_json(dir.path(), &config, &at(300));
@@ -233,17 +233,17 @@ async fn outage_for_five_minutes_costs_no_attempt(outage: Outage) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_answering_421_at_greeting_for_five_minutes_costs_no_attempt_and_all_go_once_after()
 {
-    outage_for_five_minutes_costs_no_attempt(Outage::GreetingRefused).await;
+    outage_for_five_minutes_costs_no_attempt(Outage::Greeting).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_refusing_auth_with_535_for_five_minutes_costs_no_attempt_and_all_go_once_after() {
-    outage_for_five_minutes_costs_no_attempt(Outage::AuthRefused).await;
+    outage_for_five_minutes_costs_no_attempt(Outage::Auth).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_refusing_connections_for_five_minutes_costs_no_attempt_and_all_go_once_after() {
-    outage_for_five_minutes_costs_no_attempt(Outage::ConnectionRefused).await;
+    outage_for_five_minutes_costs_no_attempt(Outage::Connection).await;
 }
 
 /// A free port on 127.0.0.1 for the daemon's HTTP side.

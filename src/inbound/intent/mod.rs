@@ -26,7 +26,7 @@
 //!    someone else named → `unclear`; asking to talk at that moment ("let's talk in
 //!    September") → `later`; alone → `later`.
 //! 10. Interest ("interested", "demo", "budget approved") or asking to talk ("call me",
-//!    "let's talk") → `interested`.
+//!     "let's talk") → `interested`.
 //! 11. A question (a question phrase, or a question mark) → `question`.
 //! 12. Anything else → `unclear`.
 //!

@@ -644,7 +644,7 @@ fn next_month_day(received: NaiveDate, month: u32, day: u32) -> Option<NaiveDate
 /// quarter it means later in it (a month on); later in the quarter, next year's.
 fn quarter_start(received: NaiveDate, q: u32) -> Option<NaiveDate> {
     let current = (received.month() - 1) / 3 + 1;
-    if q == current && (received.month() - 1) % 3 == 0 {
+    if q == current && (received.month() - 1).is_multiple_of(3) {
         return received.checked_add_months(Months::new(1));
     }
     next_month_day(received, (q - 1) * 3 + 1, 1)
