@@ -69,6 +69,8 @@ mod shared;
 #[macro_use]
 mod common;
 #[macro_use]
+mod write_steps;
+#[macro_use]
 mod common_loop;
 #[macro_use]
 mod handoff;
