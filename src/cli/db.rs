@@ -57,6 +57,15 @@ pub async fn db(cmd: DbCommand) -> anyhow::Result<ExitCode> {
                 );
             }
             let (from_name, to_name) = (redact_url(&args.from), redact_url(&args.to));
+            // Opening a SQLite URL creates a missing file: a typo must not become an empty
+            // source whose "copy" matches every count.
+            if let Some(file) = crate::store::sqlite::identity::sqlite_file(&args.from)
+                && !crate::store::sqlite::identity::holds_database(&file)
+            {
+                anyhow::bail!(
+                    "the source database {from_name} does not exist (or is an empty file): nothing to copy"
+                );
+            }
             let outcome = with_store!(&args.from, |from| with_store!(&args.to, |to| copy(
                 &from, &to, args.force, true
             )
@@ -110,6 +119,20 @@ pub async fn copy<A: Store, B: Store>(
     to.migrate()
         .await
         .context("Failed to migrate the target database")?;
+    let source_counts = from
+        .table_counts()
+        .await
+        .context("Failed to count the source's rows")?;
+    let total: i64 = source_counts.values().sum();
+    // Migrating gives every database its id (a `kv_state` row): empty means nothing else.
+    let data: i64 = source_counts
+        .iter()
+        .filter(|(t, _)| **t != Table::KvState)
+        .map(|(_, n)| n)
+        .sum();
+    if data == 0 {
+        anyhow::bail!("the source database is empty: nothing to copy (is --from the right database?)");
+    }
     let before = to
         .table_counts()
         .await
@@ -131,12 +154,6 @@ pub async fn copy<A: Store, B: Store>(
             .await
             .context("Failed to empty the target database")?;
     }
-    let total: i64 = from
-        .table_counts()
-        .await
-        .context("Failed to count the source's rows")?
-        .values()
-        .sum();
     let bar = if progress && total > PAGE as i64 {
         indicatif::ProgressBar::new(u64::try_from(total).unwrap_or(0))
     } else {

@@ -432,6 +432,9 @@ pub struct SchedulerSettings {
     pub retry_base: chrono::Duration,
     /// Name of this daemon in claims (default: host name and process id).
     pub worker_id: String,
+    /// After SIGTERM, how long sends in flight may go on before they are aborted (those
+    /// not started go back to due, those mid-conversation become `unknown`).
+    pub shutdown_grace: std::time::Duration,
 }
 
 /// A campaign: its timing and the template of each step (the last one repeats).

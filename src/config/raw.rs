@@ -382,6 +382,8 @@ pub(super) struct RawScheduler {
     #[serde(default = "default_retry_base")]
     pub(super) retry_base: String,
     pub(super) worker_id: Option<String>,
+    #[serde(default = "default_shutdown_grace")]
+    pub(super) shutdown_grace: String,
 }
 impl Default for RawScheduler {
     fn default() -> Self {
@@ -392,8 +394,12 @@ impl Default for RawScheduler {
             max_attempts: default_max_attempts(),
             retry_base: default_retry_base(),
             worker_id: None,
+            shutdown_grace: default_shutdown_grace(),
         }
     }
+}
+pub(super) fn default_shutdown_grace() -> String {
+    "20s".into()
 }
 pub(super) fn default_tick() -> String {
     "30s".into()

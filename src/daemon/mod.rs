@@ -27,40 +27,62 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{Current, Loaded};
 use crate::config::Settings;
 use crate::domain::clock::Clock;
+use crate::outbound::recording;
 use crate::outbound::scheduler::{self, PassReport};
+use crate::outbound::shutdown::{RECORDING_AFTER_ABORT, Shutdown};
 use crate::store::Store;
 use crate::transport::Transport;
 
 /// One pass and one round of side tasks at `now`, then the SMTP pool is closed: what
-/// `run --once` does.
+/// `run --once` does. SIGTERM/SIGINT stop it like the daemon: nothing new is claimed, what
+/// is on the wire finishes (until `scheduler.shutdown_grace`) and is recorded.
 pub async fn once<S: Store>(
     store: &S,
     loaded: &Arc<Loaded>,
     transport: &Transport,
     now: DateTime<Utc>,
 ) -> anyhow::Result<PassReport> {
-    let report = scheduler::pass(
-        store,
-        loaded,
-        transport,
-        now,
-        true,
-        &CancellationToken::new(),
-    )
-    .await;
-    // Replies and notifications once too: a one-shot run does a whole daemon tick.
-    let side = side::run(
-        store,
-        loaded,
-        transport,
-        now,
-        true,
-        &CancellationToken::new(),
-    )
-    .await;
+    let stop = CancellationToken::new();
+    signals::spawn_stop_handler(stop.clone())?;
+    let shutdown = shutdown_for(loaded, &stop);
+    release_unstarted(store, loaded, now).await;
+    let report = scheduler::pass_until(store, loaded, transport, now, true, &shutdown).await;
+    // Replies and notifications once too: a one-shot run does a whole daemon tick (unless
+    // it was told to stop).
+    let side = if stop.is_cancelled() {
+        Ok(())
+    } else {
+        side::run(store, loaded, transport, now, true, &stop).await
+    };
+    release_unstarted(store, loaded, now).await;
     close(transport).await;
+    if stop.is_cancelled() {
+        tracing::info!("Stopped: in-flight deliveries were recorded, nothing new was claimed");
+    }
     side?;
     Ok(report?)
+}
+
+/// The stop's deadlines: sends aborted `scheduler.shutdown_grace` after `stop`.
+fn shutdown_for(loaded: &Loaded, stop: &CancellationToken) -> Shutdown {
+    Shutdown::with_grace(
+        stop.clone(),
+        loaded.settings.scheduler.shutdown_grace,
+        RECORDING_AFTER_ABORT,
+    )
+}
+
+/// Claims of this worker that never started go back to due: at start (the same worker
+/// restarted after a crash: no need to wait for their lease) and at the end. Needs a
+/// `scheduler.worker_id` that no other running daemon uses (the default names the
+/// process, so a restart only releases at lease expiry).
+async fn release_unstarted<S: Store>(store: &S, loaded: &Loaded, now: DateTime<Utc>) {
+    let worker = &loaded.settings.scheduler.worker_id;
+    match store.release_unstarted(worker, now).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(released = n, %worker, "Claims never started are due again"),
+        Err(e) => tracing::warn!(error = %e, "Could not release claims never started; their lease expiry will"),
+    }
 }
 
 /// Runs the daemon until SIGTERM/SIGINT: HTTP server, signal handlers, watchdog, and the
@@ -81,18 +103,15 @@ pub async fn run<S: Store>(
     watchdog::spawn(stop.clone());
     let _ = sd_notify::notify(&[NotifyState::Ready]);
     tracing::info!(config = %config.display(), transport = transport.kind(), "rewarm is running");
+    let shutdown = shutdown_for(&current.get(), &stop);
+    release_unstarted(store, &current.get(), clock.now()).await;
 
     let mut repair = true;
     let mut last_imap_poll = None;
     while !stop.is_cancelled() {
         let loaded = current.get();
-        match scheduler::pass(store, &loaded, transport, clock.now(), repair, &stop).await {
-            Ok(report) => {
-                repair = false;
-                tracing::debug!(?report, "Pass done");
-            }
-            // A failed pass never ends the daemon: the next tick tries again.
-            Err(e) => tracing::error!(error = %e, "Pass failed; retrying at the next tick"),
+        if tick(store, &loaded, transport, clock.now(), repair, &shutdown).await {
+            repair = false;
         }
         let poll_imap = imap_poll_due(&loaded, &mut last_imap_poll);
         if let Err(e) = side::run(store, &loaded, transport, clock.now(), poll_imap, &stop).await {
@@ -111,12 +130,44 @@ pub async fn run<S: Store>(
         }
     }
     let _ = sd_notify::notify(&[NotifyState::Stopping]);
+    release_unstarted(store, &current.get(), clock.now()).await;
     close(transport).await;
     if let Err(e) = http.await {
         tracing::warn!(error = %e, "HTTP server task ended badly");
     }
     tracing::info!("rewarm stopped: in-flight deliveries were recorded");
     Ok(())
+}
+
+/// One tick's pass, unless the storage is out of order (then nothing is claimed; the fault
+/// is reported once, and cleared when a pass works again). True when the pass ran.
+async fn tick<S: Store>(
+    store: &S,
+    loaded: &Arc<Loaded>,
+    transport: &Transport,
+    now: DateTime<Utc>,
+    repair: bool,
+    shutdown: &Shutdown,
+) -> bool {
+    if let Err(e) = store.check_storage().await {
+        recording::storage_failed(&e, now);
+        tracing::debug!(error = %e, "Storage out of order; no pass this tick");
+        return false;
+    }
+    match scheduler::pass_until(store, loaded, transport, now, repair, shutdown).await {
+        Ok(report) => {
+            recording::storage_ok();
+            tracing::debug!(?report, "Pass done");
+            true
+        }
+        // A failed pass never ends the daemon: the next tick tries again (logged at ERROR
+        // once per storage fault, by `recording`).
+        Err(e) => {
+            recording::storage_failed(&e, now);
+            tracing::debug!(error = %e, "Pass failed; retrying at the next tick");
+            false
+        }
+    }
 }
 
 /// The reply mailbox is polled every `inbound.imap.poll`, at most once a tick; a poll due

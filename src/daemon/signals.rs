@@ -28,3 +28,19 @@ pub fn spawn_handlers(
     });
     Ok(())
 }
+
+/// For `run --once`: SIGTERM/SIGINT cancel `stop` (finish and record what is on the wire,
+/// claim nothing new), as in the daemon.
+pub fn spawn_stop_handler(stop: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("Failed to listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("Failed to listen for SIGINT")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: finishing what is on the wire, claiming nothing new"),
+            _ = int.recv() => tracing::info!("SIGINT: finishing what is on the wire, claiming nothing new"),
+        }
+        stop.cancel();
+    });
+    Ok(())
+}

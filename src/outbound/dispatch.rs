@@ -1,6 +1,9 @@
 //! Dispatch: claimed deliveries are rendered, composed, sent and recorded in batches.
 //! Claims are leases committed before anything is sent; rendering runs on blocking
-//! threads while the previous batch is on the wire; one transaction records a batch.
+//! threads while the previous batch is on the wire. A batch is sent in waves no larger than
+//! the transport's connections: each wave is marked started just before it is sent, and its
+//! outcomes are recorded (retried until written, [`recording`]) before the next one starts,
+//! so a crash can only write off what was on the wire.
 //!
 //! The transport's circuit breaker ([`pause`](super::pause)) is asked before each claim:
 //! while the transport is paused nothing is claimed but, when its time comes, a one-delivery
@@ -16,11 +19,14 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::app::{Loaded, lock};
 use crate::config::CallStep;
+use crate::outbound::recording::{self, Recorder};
+use crate::outbound::shutdown::Shutdown;
 use crate::domain::lead::Lead;
 use crate::store::{
     ClaimedDelivery, DeferReason, NextStep, Outcome, RecordedOutcome, Store, StoreError,
@@ -65,7 +71,7 @@ impl DispatchReport {
 }
 
 /// Sends everything due at `now`, batch after batch, until nothing due is left or `stop`
-/// is cancelled.
+/// is cancelled (batches in flight then finish, without a deadline).
 pub async fn send_due<S: Store>(
     store: &S,
     loaded: &Arc<Loaded>,
@@ -73,17 +79,61 @@ pub async fn send_due<S: Store>(
     now: DateTime<Utc>,
     stop: &CancellationToken,
 ) -> Result<DispatchReport, StoreError> {
+    let shutdown = Shutdown::without_deadline(stop.clone());
+    send_due_until(store, loaded, transport, now, &shutdown).await
+}
+
+/// What every batch of a pass shares: the store, the transport, the recorder, the stop
+/// and the wave permits (one per connection, across all batches in flight).
+struct Ctx<'a, S> {
+    store: &'a S,
+    loaded: &'a Arc<Loaded>,
+    transport: &'a Transport,
+    recorder: Recorder<'a>,
+    shutdown: &'a Shutdown,
+    waves: Semaphore,
+}
+
+/// [`send_due`] with a shutdown deadline: after `shutdown.stop` nothing is claimed; after
+/// `shutdown.abort` the batches in flight stop sending (see [`crate::outbound::shutdown`]).
+///
+/// Each batch goes out in waves of at most [`Transport::in_flight_limit`] deliveries, taken
+/// from permits shared by all batches in flight: a wave is marked started just before it is
+/// handed to the connections, and its outcomes are recorded before the batch's next wave
+/// starts. So at any moment at most one delivery per connection is started and unrecorded —
+/// all that a crash can write off.
+pub async fn send_due_until<S: Store>(
+    store: &S,
+    loaded: &Arc<Loaded>,
+    transport: &Transport,
+    now: DateTime<Utc>,
+    shutdown: &Shutdown,
+) -> Result<DispatchReport, StoreError> {
     let sched = &loaded.settings.scheduler;
+    let ctx = Ctx {
+        store,
+        loaded,
+        transport,
+        recorder: Recorder::new(&sched.worker_id, shutdown),
+        shutdown,
+        waves: Semaphore::new(transport.in_flight_limit()),
+    };
     let mut report = DispatchReport::default();
     let mut in_flight = FuturesUnordered::new();
     let mut exhausted = false;
+    let mut failure = None;
     // A batch claimed late in a long pass still gets its full lease: `now` plus the real time
     // the pass has taken. (Outcomes are recorded at `now`, so `--now T` stays exact.)
     let started = std::time::Instant::now();
     let clock = || now + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
     loop {
-        // On shutdown no new batch is claimed; batches in flight finish and are recorded.
-        while !exhausted && !stop.is_cancelled() && in_flight.len() < PIPELINE {
+        // On shutdown (or a failed claim) no new batch is claimed; batches in flight finish
+        // and are recorded.
+        while !exhausted
+            && failure.is_none()
+            && !shutdown.stop.is_cancelled()
+            && in_flight.len() < PIPELINE
+        {
             let (size, probe) = match loaded.gate.admit(clock()) {
                 Admit::All => (sched.batch_size, false),
                 Admit::Probe => (1, true),
@@ -97,7 +147,9 @@ pub async fn send_due<S: Store>(
                     if probe {
                         loaded.gate.probe_unused();
                     }
-                    return Err(e);
+                    recording::storage_failed(&e, clock());
+                    failure = Some(e);
+                    break;
                 }
             };
             exhausted = batch.len() < size;
@@ -115,15 +167,15 @@ pub async fn send_due<S: Store>(
                 started,
                 probe,
             };
-            in_flight.push(process(loaded, transport, batch, leads, sending).instrument(span));
+            in_flight.push(process(&ctx, batch, leads, sending).instrument(span));
         }
-        let Some(outcomes) = in_flight.next().await else {
+        let Some(done) = in_flight.next().await else {
             break;
         };
-        store
-            .record_outcomes(&outcomes, &sched.worker_id, now)
-            .await?;
-        report.add(&outcomes);
+        match done {
+            Ok(outcomes) => report.add(&outcomes),
+            Err(e) => failure = Some(e),
+        }
     }
     // `status` reads the breaker's state from the database (written only when it changed).
     if let Err(e) = loaded.gate.persist(store, &sched.worker_id).await {
@@ -138,7 +190,10 @@ pub async fn send_due<S: Store>(
             "Dispatched due deliveries"
         );
     }
-    Ok(report)
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
 }
 
 /// Claims up to `size` due deliveries and reads their leads.
@@ -170,6 +225,13 @@ struct Sending {
     probe: bool,
 }
 
+impl Sending {
+    /// Rate limits count real time: the pass's `now` plus how long the pass has run.
+    fn wall(&self) -> DateTime<Utc> {
+        self.now + chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default()
+    }
+}
+
 /// Gives a probe back to the breaker when its batch is done, whatever became of it (a
 /// probe that never reached the transport — rendering failed, outside the send window — must
 /// not leave the breaker waiting for it).
@@ -183,22 +245,24 @@ impl Drop for ProbeDone<'_> {
     }
 }
 
-/// Renders, composes and sends one claimed batch; returns an outcome for every delivery.
-async fn process(
-    loaded: &Arc<Loaded>,
-    transport: &Transport,
+/// A claimed batch, rendered: the lead of each delivery, and each delivery by id.
+struct Prepared {
+    batch: HashMap<i64, ClaimedDelivery>,
+    leads: HashMap<i64, Lead>,
+    message_ids: HashMap<i64, String>,
+}
+
+/// Renders, composes and sends one claimed batch, wave by wave, recording each wave's
+/// outcomes before the next starts; returns every outcome recorded.
+async fn process<S: Store>(
+    ctx: &Ctx<'_, S>,
     batch: Vec<ClaimedDelivery>,
     leads: Vec<Lead>,
     sending: Sending,
-) -> Vec<RecordedOutcome> {
-    let Sending {
-        now,
-        started,
-        probe,
-    } = sending;
-    let _probe_done = ProbeDone(probe.then_some(&loaded.gate));
-    // Rate limits count real time: the pass's `now` plus how long the pass has run.
-    let wall = || now + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
+) -> Result<Vec<RecordedOutcome>, StoreError> {
+    let loaded = ctx.loaded;
+    let now = sending.now;
+    let _probe_done = ProbeDone(sending.probe.then_some(&loaded.gate));
     let leads: HashMap<i64, Lead> = leads.into_iter().map(|l| (l.id, l)).collect();
     // Rendering is CPU work: it runs on a blocking thread while other batches are on the wire.
     let prepared = {
@@ -211,78 +275,168 @@ async fn process(
     };
     let ((outgoing, mut outcomes), leads) = match prepared {
         Ok(prepared) => prepared,
-        // Only a panic inside rendering gets here; the batch stays claimed and its lease
-        // expires into `unknown` — never sent twice.
+        // Only a panic inside rendering gets here; the batch stays claimed, never started:
+        // its lease expires and it is due again.
         Err(e) => {
-            tracing::error!(error = %e, "Rendering a batch panicked; its deliveries will expire as unknown");
-            return Vec::new();
+            tracing::error!(error = %e, "Rendering a batch panicked; its deliveries are due again when their lease expires");
+            return Ok(Vec::new());
         }
     };
-    let by_id: HashMap<i64, &ClaimedDelivery> = batch.iter().map(|d| (d.id, d)).collect();
-    let message_ids: HashMap<i64, String> = outgoing
-        .iter()
-        .map(|m| (m.delivery_id, m.message_id.clone()))
-        .collect();
+    let prepared = Prepared {
+        message_ids: outgoing
+            .iter()
+            .map(|m| (m.delivery_id, m.message_id.clone()))
+            .collect(),
+        batch: batch.into_iter().map(|d| (d.id, d)).collect(),
+        leads,
+    };
+    let outgoing = hold_back(loaded, &prepared, outgoing, &mut outcomes, sending);
+    // What needs no send is recorded at once: those rows are free again.
+    ctx.recorder.record(ctx.store, &outcomes, now).await?;
+    let mut queue = outgoing.into_iter().peekable();
+    while queue.peek().is_some() {
+        let limit = ctx.transport.in_flight_limit();
+        let wave: Vec<OutgoingEmail> = queue.by_ref().take(limit).collect();
+        let permits = tokio::select! {
+            permits = ctx.waves.acquire_many(wave.len() as u32) => permits.ok(),
+            _ = ctx.shutdown.abort.cancelled() => None,
+        };
+        let Some(_permits) = permits.filter(|_| !ctx.shutdown.abort.is_cancelled()) else {
+            // The deadline passed before these were started: due again, nothing sent.
+            let rest = release(&prepared, wave.into_iter().chain(queue.by_ref()), now);
+            ctx.recorder.record(ctx.store, &rest, now).await?;
+            outcomes.extend(rest);
+            break;
+        };
+        let wave_outcomes = send_wave(ctx, &prepared, wave, sending).await?;
+        ctx.recorder.record(ctx.store, &wave_outcomes, now).await?;
+        outcomes.extend(wave_outcomes);
+    }
+    Ok(outcomes)
+}
+
+/// What the breaker and the limits hold back of a rendered batch (deferred, no attempt
+/// counted, added to `outcomes`); returns what may be sent.
+fn hold_back(
+    loaded: &Loaded,
+    prepared: &Prepared,
+    outgoing: Vec<OutgoingEmail>,
+    outcomes: &mut Vec<RecordedOutcome>,
+    sending: Sending,
+) -> Vec<OutgoingEmail> {
+    let mut defer = |id: i64, due_at, reason| {
+        if let Some(d) = prepared.batch.get(&id) {
+            outcomes.push(RecordedOutcome {
+                delivery: d.clone(),
+                outcome: Outcome::Deferred { due_at, reason },
+            });
+        }
+    };
     // The transport was paused while this batch was being claimed or rendered: send
     // nothing, defer everything to the next probe (no attempt counts).
-    let outgoing = if !probe && loaded.gate.is_paused() {
-        let due_at = loaded.gate.resume_at(wall());
+    if !sending.probe && loaded.gate.is_paused() {
+        let due_at = loaded.gate.resume_at(sending.wall());
         for message in outgoing {
-            if let Some(d) = by_id.get(&message.delivery_id) {
-                outcomes.push(RecordedOutcome {
-                    delivery: (*d).clone(),
-                    outcome: Outcome::Deferred {
-                        due_at,
-                        reason: DeferReason::TransportPaused,
-                    },
-                });
-            }
+            defer(message.delivery_id, due_at, DeferReason::TransportPaused);
         }
-        Vec::new()
-    } else {
-        outgoing
-    };
+        return Vec::new();
+    }
     // Over a limit, work is deferred (never dropped) and the attempt does not count.
-    let outgoing = match &loaded.limiter {
+    match &loaded.limiter {
         Some(limiter) => {
-            let (admitted, held) = lock(limiter).admit_emails(wall(), outgoing);
+            let (admitted, held) = lock(limiter).admit_emails(sending.wall(), outgoing);
             for (id, due_at) in held {
-                if let Some(d) = by_id.get(&id) {
-                    outcomes.push(RecordedOutcome {
-                        delivery: (*d).clone(),
-                        outcome: Outcome::Deferred {
-                            due_at,
-                            reason: DeferReason::RateLimit,
-                        },
-                    });
-                }
+                defer(id, due_at, DeferReason::RateLimit);
             }
             admitted
         }
         None => outgoing,
+    }
+}
+
+/// Deliveries that were never started, due again at once (the stop's deadline passed).
+fn release(
+    prepared: &Prepared,
+    messages: impl Iterator<Item = OutgoingEmail>,
+    now: DateTime<Utc>,
+) -> Vec<RecordedOutcome> {
+    messages
+        .filter_map(|m| prepared.batch.get(&m.delivery_id))
+        .map(|d| RecordedOutcome {
+            delivery: d.clone(),
+            outcome: Outcome::Deferred {
+                due_at: now,
+                reason: DeferReason::Shutdown,
+            },
+        })
+        .collect()
+}
+
+/// One wave: marks its deliveries started, sends them (abandoned at the shutdown deadline:
+/// `unknown`), and returns their outcomes. A delivery this worker no longer holds (its lease
+/// expired and another took it) is not sent and gets no outcome.
+async fn send_wave<S: Store>(
+    ctx: &Ctx<'_, S>,
+    prepared: &Prepared,
+    wave: Vec<OutgoingEmail>,
+    sending: Sending,
+) -> Result<Vec<RecordedOutcome>, StoreError> {
+    let (loaded, now) = (ctx.loaded, sending.now);
+    let ids: Vec<i64> = wave.iter().map(|m| m.delivery_id).collect();
+    let started = ctx.recorder.mark_started(ctx.store, &ids, sending.wall()).await?;
+    let wave: Vec<OutgoingEmail> = wave
+        .into_iter()
+        .filter(|m| started.contains(&m.delivery_id))
+        .collect();
+    let (count, send_started) = (wave.len(), std::time::Instant::now());
+    let sent = tokio::select! {
+        sent = ctx.transport.send_tracked(wave) => Some(sent),
+        _ = ctx.shutdown.abort.cancelled() => None,
     };
-    let (count, send_started) = (outgoing.len(), std::time::Instant::now());
-    let (results, mut provider_ids) = transport.send_tracked(outgoing).await;
+    let Some((results, mut provider_ids)) = sent else {
+        // Abandoned mid-conversation at the deadline: these may have left.
+        tracing::warn!(
+            deliveries = started.len(),
+            "Shutdown deadline: sends abandoned mid-conversation are recorded unknown"
+        );
+        return Ok(started
+            .iter()
+            .filter_map(|id| prepared.batch.get(id))
+            .map(|d| RecordedOutcome {
+                delivery: d.clone(),
+                outcome: Outcome::Unknown {
+                    error: "the shutdown deadline passed during the conversation".into(),
+                    next: next_step(loaded, d, prepared.leads.get(&d.lead_id), now),
+                },
+            })
+            .collect());
+    };
     if count > 0 {
         crate::metrics::get()
             .observe_send_latency(send_started.elapsed().as_secs_f64() / count as f64, count);
     }
+    let mut outcomes = Vec::with_capacity(results.len());
     for (delivery_id, result) in results {
-        loaded.gate.observe(wall(), &result);
+        let wall = sending.wall();
+        loaded.gate.observe(wall, &result);
         // A provider's "slow down" waits for its `Retry-After` / `X-RateLimit-Reset` even
         // without `[transport.limits]`.
         let throttled = match &loaded.limiter {
-            Some(l) => lock(l).record(wall(), &(delivery_id, result.clone())),
+            Some(l) => lock(l).record(wall, &(delivery_id, result.clone())),
             None => result
                 .as_ref()
                 .err()
-                .and_then(|e| provider_throttle_until(e, wall())),
+                .and_then(|e| provider_throttle_until(e, wall)),
         };
-        let Some(delivery) = by_id.get(&delivery_id) else {
+        let Some(delivery) = prepared.batch.get(&delivery_id) else {
             continue;
         };
-        let message_id = message_ids.get(&delivery_id).cloned().unwrap_or_default();
-        let lead = leads.get(&delivery.lead_id);
+        let message_id = prepared
+            .message_ids
+            .get(&delivery_id)
+            .cloned()
+            .unwrap_or_default();
+        let lead = prepared.leads.get(&delivery.lead_id);
         let outcome = match result {
             Ok(()) => Outcome::Sent {
                 message_id,
@@ -294,7 +448,7 @@ async fn process(
                 // provider said, if later).
                 let paused_until = error
                     .transport_fault()
-                    .map(|_| loaded.gate.resume_at(wall()).max(throttled.unwrap_or(now)));
+                    .map(|_| loaded.gate.resume_at(wall).max(throttled.unwrap_or(now)));
                 failure(
                     loaded,
                     delivery,
@@ -307,11 +461,11 @@ async fn process(
             }
         };
         outcomes.push(RecordedOutcome {
-            delivery: (*delivery).clone(),
+            delivery: delivery.clone(),
             outcome,
         });
     }
-    outcomes
+    Ok(outcomes)
 }
 
 /// What a failed send means for its delivery, read from the error's kind and fields (never

@@ -3,7 +3,12 @@
 //!
 //! - [`scheduler`]: one send pass — expire leases, resume, enrol matching leads, hand what is
 //!   due to dispatch. The daemon loop and `run --once` call only `scheduler::pass`.
-//! - [`dispatch`]: claim due deliveries as leases → render → send → record, in batches.
+//! - [`dispatch`]: claim due deliveries as leases → render → send → record, in batches; each
+//!   batch goes out in waves no larger than the transport's connections, each wave marked
+//!   started just before it is sent.
+//! - [`recording`]: outcomes kept in memory and written with retries until the database
+//!   takes them; storage faults reported to [`health`](crate::health).
+//! - [`shutdown`]: stop claiming, the grace deadline, aborting what is left.
 //! - [`pause`]: the transport's circuit breaker as dispatch uses it (pauses a transport that
 //!   fails as a whole, without costing any delivery an attempt).
 //! - [`render`]: a step's Tera templates filled with a lead's data.
@@ -20,6 +25,8 @@ pub mod dispatch;
 pub mod forecast;
 pub mod links;
 pub mod pause;
+pub mod recording;
 pub mod recycle;
 pub mod render;
 pub mod scheduler;
+pub mod shutdown;

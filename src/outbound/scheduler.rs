@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::domain::lead::{Lead, LeadState};
 use crate::domain::segment::first_match;
 use crate::outbound::dispatch::{self, DispatchReport};
+use crate::outbound::shutdown::Shutdown;
 use crate::store::{NewEnrolment, NextStep, Store, StoreError};
 use crate::transport::Transport;
 
@@ -21,7 +22,12 @@ use crate::transport::Transport;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PassReport {
     pub enrolled: usize,
+    /// Claims whose lease expired after their send started: written off (`unknown`).
     pub expired: usize,
+    /// Claims whose lease expired before their send started: due again (left out of the
+    /// JSON when none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub released: usize,
     pub resumed: usize,
     pub sent: usize,
     pub retried: usize,
@@ -43,7 +49,7 @@ const PAGE: usize = 1000;
 static PASSES: AtomicU64 = AtomicU64::new(0);
 
 /// One pass at `now`, inside a `pass` span (pass id, worker, `now`); dispatch opens a `batch`
-/// span per batch inside it.
+/// span per batch inside it. `stop` ends claiming; batches in flight finish, however long.
 pub async fn pass<S: Store>(
     store: &S,
     loaded: &std::sync::Arc<Loaded>,
@@ -52,10 +58,24 @@ pub async fn pass<S: Store>(
     repair: bool,
     stop: &CancellationToken,
 ) -> Result<PassReport, StoreError> {
+    let shutdown = Shutdown::without_deadline(stop.clone());
+    pass_until(store, loaded, transport, now, repair, &shutdown).await
+}
+
+/// [`pass`] with a shutdown deadline (`scheduler.shutdown_grace`, see
+/// [`crate::outbound::shutdown`]): what the daemon and `run --once` run.
+pub async fn pass_until<S: Store>(
+    store: &S,
+    loaded: &std::sync::Arc<Loaded>,
+    transport: &Transport,
+    now: DateTime<Utc>,
+    repair: bool,
+    shutdown: &Shutdown,
+) -> Result<PassReport, StoreError> {
     let id = PASSES.fetch_add(1, Ordering::Relaxed) + 1;
     let worker = &loaded.settings.scheduler.worker_id;
     let span = tracing::info_span!("pass", id, %worker, %now);
-    run_pass(store, loaded, transport, now, repair, stop)
+    run_pass(store, loaded, transport, now, repair, shutdown)
         .instrument(span)
         .await
 }
@@ -66,10 +86,18 @@ async fn run_pass<S: Store>(
     transport: &Transport,
     now: DateTime<Utc>,
     repair: bool,
-    stop: &CancellationToken,
+    shutdown: &Shutdown,
 ) -> Result<PassReport, StoreError> {
+    let expired = store.expire_leases(now).await?;
+    if expired.written_off > 0 {
+        tracing::warn!(
+            written_off = expired.written_off,
+            "Leases expired after their send started: written off as unknown (not resent)"
+        );
+    }
     let mut report = PassReport {
-        expired: store.expire_leases(now).await?,
+        expired: expired.written_off,
+        released: expired.released,
         ..Default::default()
     };
     if repair || report.expired > 0 {
@@ -85,7 +113,7 @@ async fn run_pass<S: Store>(
         unknown,
         deferred,
         call_tasks,
-    } = dispatch::send_due(store, loaded, transport, now, stop).await?;
+    } = dispatch::send_due_until(store, loaded, transport, now, shutdown).await?;
     Ok(PassReport {
         sent,
         retried,

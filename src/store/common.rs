@@ -343,6 +343,14 @@ macro_rules! common_queue_methods {
             Ok(rows.into_iter().map(StalledEnrolment::from).collect())
         }
 
+        async fn unknown_deliveries(&self, limit: usize) -> Result<Vec<UnknownDelivery>, StoreError> {
+            let rows: Vec<UnknownRow> = sqlx::query_as(sql::UNKNOWN_DELIVERIES)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(rows.into_iter().map(UnknownDelivery::from).collect())
+        }
+
         async fn pending_deliveries(&self) -> Result<Vec<PendingDelivery>, StoreError> {
             let rows: Vec<PendingRow> = sqlx::query_as(sql::PENDING_DELIVERIES)
                 .fetch_all(&self.pool)

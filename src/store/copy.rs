@@ -259,6 +259,8 @@ tables! {
         cycle: i64,
         /// The id the email provider gave the message (API transports).
         provider_message_id: Option<String>,
+        /// When its send started (set just before the SMTP transaction or API call).
+        started_at: Option<DateTime<Utc>>,
     }
 
     /// An `events` row as stored.

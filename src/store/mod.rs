@@ -40,10 +40,24 @@
 //! may go through a campaign again — its `then`, `leads recycle --campaign` — each time a new
 //! round of the same enrolment row). A paused lead's rows stay `scheduled` but are not
 //! claimed (only leads in `nurturing` are). A claim is a lease: it is committed before
-//! anything is sent and no transaction is held across the network. If the daemon dies
-//! after a send but before recording it, the row stays `claimed` until its lease expires,
-//! then becomes `unknown`: it is **not** sent again (at most once beats twice), the lead's
-//! timeline records it, `status` counts it, and the cadence goes on with the next step.
+//! anything is sent and no transaction is held across the network.
+//!
+//! **Only what was on the wire can be `unknown`.** A claimed row is not at risk until its
+//! own SMTP transaction (or API call) starts: dispatch marks rows `started_at` in small
+//! waves (at most one per connection: `pool_size`, or the API's concurrency) just before
+//! handing them to the connections, and records each wave's outcomes before the next wave
+//! of the same batch starts. When a lease expires, a row never started goes back to
+//! `scheduled` (attempt not counted; at once when the same worker restarts or stops), and a
+//! row started but never recorded becomes `unknown`: it is **not** sent again (at most once
+//! beats twice), the lead's timeline records it (`written_off`, with the moment), `status`
+//! lists it, and the cadence goes on with the next step. So a crash writes off at most as
+//! many deliveries as there are connections.
+//!
+//! ```text
+//! claimed ──(mark_started, just before its transaction)──▶ claimed + started_at
+//! claimed, lease expired, never started ──▶ scheduled (due again, attempt not counted)
+//! claimed + started_at, lease expired, no outcome ──▶ unknown (event `written_off`)
+//! ```
 //!
 //! ## Suppression
 //! One global list (`suppressions`) of addresses and whole domains (`@example.com`), each
@@ -111,6 +125,10 @@ pub enum StoreError {
     },
     #[error("unsupported database URL `{0}` (use sqlite://FILE or postgres://…)")]
     UnsupportedUrl(String),
+    /// The database file was deleted or replaced, or a missing file would have been created
+    /// afresh for a deployment that has run before.
+    #[error("the database is gone: {0}")]
+    Gone(String),
 }
 
 /// Everything the rest of rewarm asks of a database: every area at once, plus what belongs
@@ -135,6 +153,11 @@ pub trait Store:
 
     /// A trivial round trip to the database (for `/readyz`).
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Whether the database is still the one this store opened and answers: a SQLite file
+    /// deleted or replaced under the daemon is `StoreError::Gone` (the daemon stops
+    /// claiming and says so); then a ping. The daemon asks before every pass.
+    fn check_storage(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Counts for `status`; `since` bounds the sent/failed/unknown counts ("today").
     fn status(
@@ -325,11 +348,37 @@ pub trait QueueStore {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Claims whose lease ended before `now` become `unknown` (never resent). Returns how many.
+    /// Claims whose lease ended before `now`: those whose send had started (`started_at`
+    /// set) become `unknown` (never resent; event `written_off` with the moment), those
+    /// never started are due again (`scheduled`, the attempt not counted).
     fn expire_leases(
         &self,
         now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Expired, StoreError>> + Send;
+
+    /// Marks claimed deliveries of `worker` as started (`started_at = now`) just before their
+    /// SMTP transaction (or API call) begins, in one statement; returns the ids marked. A row
+    /// no longer claimed by `worker`, or already started, is left alone and must not be sent.
+    fn mark_started(
+        &self,
+        ids: &[i64],
+        worker: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<i64>, StoreError>> + Send;
+
+    /// Every claim of `worker` that never started goes back to due at once (the worker
+    /// restarted, or stopped before sending them); returns how many.
+    fn release_unstarted(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// Deliveries `unknown`, latest first, at most `limit`, with when they became so.
+    fn unknown_deliveries(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<UnknownDelivery>, StoreError>> + Send;
 
     /// Active enrolments with no delivery scheduled, claimed or waiting for a retry.
     fn stalled_enrolments(

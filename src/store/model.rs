@@ -60,6 +60,8 @@ pub enum DeferReason {
     /// The transport failed as a whole (relay down, 421 at greeting, AUTH refused, …) and is
     /// paused by its circuit breaker: due again when it is probed.
     TransportPaused,
+    /// The daemon stopped (its shutdown deadline passed) before this delivery's send started.
+    Shutdown,
 }
 
 impl DeferReason {
@@ -68,6 +70,7 @@ impl DeferReason {
             DeferReason::SendWindow => "outside the send window",
             DeferReason::RateLimit => "over a sending limit or throttled",
             DeferReason::TransportPaused => "the transport failed as a whole and is paused",
+            DeferReason::Shutdown => "the daemon stopped before it was sent",
         }
     }
 }
@@ -545,4 +548,27 @@ pub struct ReportQuery {
 pub struct ReportCounts {
     pub funnels: Vec<(String, [i64; 8])>,
     pub days: Vec<(String, i64, i64)>,
+}
+
+/// What lease-expiry repair (`expire_leases`) did: claims whose lease ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Expired {
+    /// Rows whose send had started (`started_at` set): written off as `unknown`, never resent.
+    pub written_off: usize,
+    /// Rows claimed but never started: due again (no attempt counted), sent later, once.
+    pub released: usize,
+}
+
+/// A delivery written off as `unknown`, for `status`: whose, which step, and when.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UnknownDelivery {
+    pub delivery_id: i64,
+    pub lead_id: i64,
+    pub email: String,
+    pub campaign: String,
+    /// 1-based, as people count steps.
+    pub step: u32,
+    /// When it became `unknown` (lease expired, or the conversation broke off).
+    pub at: DateTime<Utc>,
+    pub error: Option<String>,
 }

@@ -313,3 +313,28 @@ pub(crate) struct RewarmedRow {
     pub(crate) id: i64,
     pub(crate) at: Time,
 }
+
+#[derive(FromRow)]
+pub(crate) struct UnknownRow {
+    id: i64,
+    lead_id: i64,
+    email: String,
+    campaign: String,
+    step: i64,
+    updated_at: Time,
+    last_error: Option<String>,
+}
+
+impl From<UnknownRow> for UnknownDelivery {
+    fn from(r: UnknownRow) -> Self {
+        UnknownDelivery {
+            delivery_id: r.id,
+            lead_id: r.lead_id,
+            email: r.email,
+            campaign: r.campaign,
+            step: u32::try_from(r.step + 1).unwrap_or(0),
+            at: r.updated_at.0,
+            error: r.last_error,
+        }
+    }
+}

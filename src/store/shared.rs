@@ -143,11 +143,23 @@ pub(crate) const COMPLETED_IN: &str = "SELECT e.lead_id, e.segment FROM enrolmen
 pub(crate) const DUE_NOW: &str =
     "SELECT count(*) FROM deliveries d JOIN leads l ON l.id = d.lead_id
      WHERE d.state IN ('scheduled', 'retry_wait') AND d.due_at <= $1 AND l.state = 'nurturing'";
+/// An enrolment stalls only when a lease expires into `unknown` (every other outcome
+/// schedules the next step in its own transaction), so the repair starts from the rows
+/// written off (`deliveries_unknown`, a partial index: a few rows, whatever the number of
+/// leads) and checks each one's enrolment for a pending row (`deliveries_pending_enrolment`).
 pub(crate) const STALLED_ENROLMENTS: &str = "SELECT e.id, e.lead_id, e.campaign, max(d.step) AS last_step, max(coalesce(d.sent_at, d.updated_at)) AS last_at
      FROM enrolments e JOIN leads l ON l.id = e.lead_id JOIN deliveries d ON d.enrolment_id = e.id AND d.cycle = e.cycle
-     WHERE e.state = 'active' AND l.state = 'nurturing'
+     WHERE e.id IN (SELECT u.enrolment_id FROM deliveries u WHERE u.state = 'unknown')
+       AND e.state = 'active' AND l.state = 'nurturing'
        AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.enrolment_id = e.id AND p.state IN ('scheduled', 'claimed', 'retry_wait'))
      GROUP BY e.id, e.lead_id, e.campaign ORDER BY e.id LIMIT $1";
+/// `release_unstarted`: claims of $1 never started go back to due at $2.
+pub(crate) const RELEASE_UNSTARTED: &str = "UPDATE deliveries SET state = 'scheduled', attempts = attempts - 1, claimed_by = NULL, lease_until = NULL, updated_at = $2
+     WHERE state = 'claimed' AND claimed_by = $1 AND started_at IS NULL";
+/// `unknown_deliveries`: the rows written off, latest first (the `deliveries_unknown` index).
+pub(crate) const UNKNOWN_DELIVERIES: &str = "SELECT d.id, d.lead_id, l.email, d.campaign, d.step, d.updated_at, d.last_error
+     FROM deliveries d JOIN leads l ON l.id = d.lead_id WHERE d.state = 'unknown'
+     ORDER BY d.updated_at DESC, d.id DESC LIMIT $1";
 pub(crate) const PENDING_DELIVERIES: &str = "SELECT d.lead_id, d.campaign, d.step, d.template, d.due_at FROM deliveries d JOIN leads l ON l.id = d.lead_id
      WHERE d.state IN ('scheduled', 'retry_wait') AND l.state = 'nurturing' ORDER BY d.due_at, d.id";
 pub(crate) const DELIVERY_TARGET: &str =

@@ -67,6 +67,25 @@ impl Transport {
         }
     }
 
+    /// How many messages can be in a conversation (an SMTP transaction, an API call) at
+    /// once: the pool's connections, the API's concurrent calls (times the messages one
+    /// Postmark batch call carries). Dispatch starts at most this many deliveries at a time,
+    /// which bounds what a crash can leave `unknown`.
+    pub fn in_flight_limit(&self) -> usize {
+        let n = match self {
+            Transport::Smtp(pool) => pool.settings().pool_size,
+            // Local files: nothing is on a wire; a small wave keeps the same bound.
+            Transport::File(_) => 8,
+            Transport::Postmark(api) => {
+                let s = api.settings();
+                s.concurrency * s.batch_size.clamp(1, api::postmark::MAX_BATCH)
+            }
+            Transport::SendGrid(api) => api.settings().concurrency,
+            Transport::Mailgun(api) => api.settings().concurrency,
+        };
+        n.max(1)
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Transport::Smtp(_) => "smtp",

@@ -593,6 +593,7 @@ async fn over_eight_months_each_lead_gets_its_three_steps_once_in_order_inside_i
         .fold(PassReport::default(), |a, (_, r)| PassReport {
             enrolled: a.enrolled + r.enrolled,
             expired: a.expired + r.expired,
+            released: a.released + r.released,
             resumed: a.resumed + r.resumed,
             sent: a.sent + r.sent,
             retried: a.retried + r.retried,
@@ -1231,6 +1232,16 @@ async fn claims_of_a_dead_worker_become_unknown_after_the_lease_are_never_sent_a
             .iter()
             .all(|d| d.step == 0 && d.attempts == 1 && d.campaign == "recycle")
     );
+    // It had started their sends (a claim never started would only go back to due).
+    let ids: Vec<i64> = claimed.iter().map(|d| d.id).collect();
+    assert_eq!(
+        h.store
+            .mark_started(&ids, "dead-worker", t)
+            .await
+            .expect("mark started")
+            .len(),
+        3
+    );
 
     // Before the lease ends (and at its very end) nobody touches them.
     for later in [TimeDelta::minutes(5), TimeDelta::minutes(10)] {
@@ -1256,7 +1267,7 @@ async fn claims_of_a_dead_worker_become_unknown_after_the_lease_are_never_sent_a
     assert_eq!(h.server.count(), 0);
     for email in emails {
         let timeline = h.timeline(email).await;
-        let unknown = events(&timeline, "delivery_unknown");
+        let unknown = events(&timeline, "written_off");
         assert_eq!(unknown.len(), 1, "{email}");
         assert_eq!(unknown[0].at, expiry);
         assert_eq!(unknown[0].detail["step"], 1);
@@ -1331,7 +1342,7 @@ async fn claims_of_a_dead_worker_become_unknown_after_the_lease_are_never_sent_a
         for s in sent_events(&timeline) {
             per_step.entry(s.step).or_default().0 += 1;
         }
-        for u in events(&timeline, "delivery_unknown") {
+        for u in events(&timeline, "written_off") {
             per_step
                 .entry(u.detail["step"].as_u64().expect("step"))
                 .or_default()
@@ -1812,6 +1823,10 @@ async fn a_late_transient_failure_after_the_lease_expired_is_not_announced_as_a_
         .await
         .expect("claim");
     assert_eq!(claimed.len(), 1);
+    h.store
+        .mark_started(&[claimed[0].id], &worker, t)
+        .await
+        .expect("mark started");
 
     // Another pass after the lease: unknown, next step scheduled.
     let expiry = t + lease + TimeDelta::minutes(1);
@@ -1963,7 +1978,8 @@ async fn a_batch_claimed_late_in_a_long_pass_gets_a_full_lease() {
     let b = async {
         let mut expired = 0;
         while !done.load(Ordering::SeqCst) {
-            expired += h.store.expire_leases(clock.now()).await.expect("expire");
+            let repaired = h.store.expire_leases(clock.now()).await.expect("expire");
+            expired += repaired.written_off + repaired.released;
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         expired

@@ -376,7 +376,7 @@ async fn a_killed_daemons_leased_work_becomes_unknown_and_the_others_finish() {
             .collect();
         let unknown_arrived = unknown_ids.iter().filter(|id| delivered.contains(id)).count();
         assert_eq!(messages.len(), sent as usize + unknown_arrived, "arrived = sent + unknown that had left");
-        let unknown_events: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE kind = 'delivery_unknown'")
+        let unknown_events: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE kind IN ('delivery_unknown', 'written_off')")
             .fetch_one(store.pool())
             .await
             .expect("events");

@@ -21,7 +21,7 @@ use rewarm::store::sqlite::SqliteStore;
 use rewarm::store::{
     ClaimedDelivery, Click, DeliveryRecord, DeliveryTarget, Engagement, InboundApplied,
     InboundEffect, InboundRecord, NewEnrolment, NewNotification, NextStep, Outcome,
-    RecordedOutcome, Rows, Store, Suppression, SuppressionReason, SuppressionRecord, Table,
+    Expired, RecordedOutcome, Rows, Store, Suppression, SuppressionReason, SuppressionRecord, Table,
     UpsertSummary,
 };
 
@@ -85,6 +85,9 @@ store_tests!(
     a_delivery_is_found_by_the_providers_id,
     one_delivery_one_effect_across_channels_and_batches_in_one_call,
     a_recycled_lead_resumes_its_cadence_after_the_wait,
+    a_claim_never_started_goes_back_to_due_when_its_lease_expires,
+    a_worker_releases_its_claims_never_started_and_only_those,
+    only_the_claiming_worker_marks_a_delivery_started_and_only_once,
 );
 
 pub(crate) async fn on_sqlite<F, Fut>(test: F)
@@ -117,6 +120,13 @@ where
 }
 
 // ── Helpers ─────────────────────────────────────────────────────────────────────────────
+
+/// Marks every claimed delivery started by `worker` (as dispatch does just before sending).
+async fn started<S: Store>(store: &S, claimed: &[ClaimedDelivery], worker: &str) {
+    let ids: Vec<i64> = claimed.iter().map(|d| d.id).collect();
+    let marked = store.mark_started(&ids, worker, t0()).await.unwrap();
+    assert_eq!(marked.len(), ids.len(), "every claim marked started");
+}
 
 pub(crate) fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
@@ -852,6 +862,7 @@ async fn a_late_or_foreign_outcome_is_handled_as_documented<S: Store>(store: S) 
         .claim_due(t0(), "w1", t0() + Duration::minutes(5), 10)
         .await
         .unwrap();
+    started(&store, &claimed, "w1").await;
     // A worker that does not hold the claim cannot settle it.
     let foreign = for_lead(&claimed, &leads[0]);
     store
@@ -882,7 +893,8 @@ async fn a_late_or_foreign_outcome_is_handled_as_documented<S: Store>(store: S) 
         store
             .expire_leases(t0() + Duration::minutes(6))
             .await
-            .unwrap(),
+            .unwrap()
+            .written_off,
         2
     );
     assert_eq!(delivery_of(&store, leads[1].id, 0).await.state, "unknown");
@@ -898,7 +910,7 @@ async fn a_late_or_foreign_outcome_is_handled_as_documented<S: Store>(store: S) 
     assert_eq!(delivery_of(&store, leads[1].id, 0).await.state, "unknown");
     assert_eq!(
         kinds(&store, leads[1].id).await,
-        ["imported", "enrolled", "delivery_unknown"]
+        ["imported", "enrolled", "written_off"]
     );
     store
         .record_outcomes(
@@ -931,26 +943,34 @@ async fn an_expired_lease_becomes_unknown_and_is_never_claimed_again<S: Store>(s
         .await
         .unwrap();
     assert_eq!(claimed.len(), 2);
+    started(&store, &claimed, "crashed-worker").await;
+    let none = Expired::default();
     assert_eq!(
         store
             .expire_leases(t0() + Duration::minutes(4))
             .await
             .unwrap(),
-        0
+        none
     );
     assert_eq!(
         store.expire_leases(lease).await.unwrap(),
-        0,
+        none,
         "a lease is good until its last instant"
     );
     let after = lease + Duration::milliseconds(1);
-    assert_eq!(store.expire_leases(after).await.unwrap(), 2);
+    assert_eq!(
+        store.expire_leases(after).await.unwrap(),
+        Expired {
+            written_off: 2,
+            released: 0
+        }
+    );
     assert_eq!(
         store
             .expire_leases(after + Duration::minutes(1))
             .await
             .unwrap(),
-        0,
+        none,
         "expired once"
     );
     for d in &claimed {
@@ -958,7 +978,7 @@ async fn an_expired_lease_becomes_unknown_and_is_never_claimed_again<S: Store>(s
         assert_eq!((row.state.as_str(), row.updated_at), ("unknown", after));
         let timeline = store.timeline(d.lead_id).await.unwrap();
         let event = timeline.last().expect("event");
-        assert_eq!(event.kind, "delivery_unknown");
+        assert_eq!(event.kind, "written_off");
         assert_eq!(
             (
                 event.detail["claimed_by"].as_str(),
@@ -996,14 +1016,12 @@ async fn stalled_enrolments_resume_with_their_next_step_or_complete<S: Store>(st
         store.stalled_enrolments(10).await.unwrap().is_empty(),
         "scheduled work is not stalled"
     );
-    assert_eq!(
-        store
-            .claim_due(t0(), "w", t0() + Duration::minutes(5), 10)
-            .await
-            .unwrap()
-            .len(),
-        3
-    );
+    let claimed = store
+        .claim_due(t0(), "w", t0() + Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    started(&store, &claimed, "w").await;
     assert!(
         store.stalled_enrolments(10).await.unwrap().is_empty(),
         "claimed work is not stalled"
@@ -1041,7 +1059,7 @@ async fn stalled_enrolments_resume_with_their_next_step_or_complete<S: Store>(st
     assert_eq!(lead_state(&store, leads[1].id).await, LeadState::Completed);
     assert_eq!(
         kinds(&store, leads[1].id).await,
-        ["imported", "enrolled", "delivery_unknown", "completed"]
+        ["imported", "enrolled", "written_off", "completed"]
     );
     assert_eq!(enrolment_states(&store).await[&leads[1].id], "completed");
     assert_eq!(store.table_counts().await.unwrap()[&Table::Deliveries], 5);
@@ -2927,7 +2945,7 @@ async fn busy_state<S: Store>(store: &S) {
         .await
         .unwrap();
     // Two claims stay out, one of them expires.
-    store
+    let out = store
         .claim_due(
             t0() + Duration::minutes(1),
             "w2",
@@ -2936,11 +2954,13 @@ async fn busy_state<S: Store>(store: &S) {
         )
         .await
         .unwrap();
+    started(store, &out, "w2").await;
     assert_eq!(
         store
             .expire_leases(t0() + Duration::minutes(3))
             .await
-            .unwrap(),
+            .unwrap()
+            .written_off,
         2
     );
     assert_eq!(leads.len(), 8);
@@ -3217,4 +3237,103 @@ async fn migrations_run_once_when_several_daemons_start_at_once() {
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
+}
+
+// ── Waves: only what was on the wire can be unknown ─────────────────────────────────────
+
+async fn a_claim_never_started_goes_back_to_due_when_its_lease_expires<S: Store>(store: S) {
+    let leads = enrolled(&store, 3, t0() - Duration::minutes(1)).await;
+    let lease = t0() + Duration::minutes(5);
+    let claimed = store.claim_due(t0(), "w", lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let on_wire = for_lead(&claimed, &leads[0]);
+    started(&store, std::slice::from_ref(&on_wire), "w").await;
+    let after = lease + Duration::seconds(1);
+    assert_eq!(
+        store.expire_leases(after).await.unwrap(),
+        Expired {
+            written_off: 1,
+            released: 2
+        }
+    );
+    let written_off = delivery_of(&store, leads[0].id, 0).await;
+    assert_eq!(
+        (written_off.state.as_str(), written_off.started_at),
+        ("unknown", Some(t0()))
+    );
+    assert_eq!(
+        kinds(&store, leads[0].id).await,
+        ["imported", "enrolled", "written_off"]
+    );
+    for lead in &leads[1..] {
+        let row = delivery_of(&store, lead.id, 0).await;
+        assert_eq!(
+            (
+                row.state.as_str(),
+                row.attempts,
+                row.claimed_by.as_deref(),
+                row.started_at
+            ),
+            ("scheduled", 0, None, None),
+            "released, the attempt not counted"
+        );
+        assert_eq!(kinds(&store, lead.id).await, ["imported", "enrolled"]);
+    }
+    // Released rows are due again (sent later, once); the written-off one never is.
+    let again = store
+        .claim_due(after, "w2", after + Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    let mut ids: Vec<i64> = again.iter().map(|d| d.lead_id).collect();
+    ids.sort();
+    assert_eq!(ids, [leads[1].id, leads[2].id]);
+    assert!(again.iter().all(|d| d.attempts == 1));
+    // `status` lists the write-off with its moment.
+    let unknown = store.unknown_deliveries(10).await.unwrap();
+    assert_eq!(unknown.len(), 1);
+    assert_eq!(
+        (unknown[0].lead_id, unknown[0].step, unknown[0].at),
+        (leads[0].id, 1, after)
+    );
+}
+
+async fn a_worker_releases_its_claims_never_started_and_only_those<S: Store>(store: S) {
+    let leads = enrolled(&store, 4, t0() - Duration::minutes(1)).await;
+    let lease = t0() + Duration::minutes(10);
+    let mine = store.claim_due(t0(), "w1", lease, 3).await.unwrap();
+    let theirs = store.claim_due(t0(), "w2", lease, 3).await.unwrap();
+    assert_eq!((mine.len(), theirs.len()), (3, 1));
+    started(&store, &mine[..1], "w1").await;
+    assert_eq!(store.release_unstarted("w1", t0()).await.unwrap(), 2);
+    assert_eq!(store.release_unstarted("w1", t0()).await.unwrap(), 0);
+    let states: BTreeMap<i64, String> = deliveries(&store)
+        .await
+        .into_iter()
+        .map(|d| (d.id, d.state))
+        .collect();
+    assert_eq!(states[&mine[0].id], "claimed", "started: still on the wire");
+    assert_eq!(states[&mine[1].id], "scheduled");
+    assert_eq!(states[&mine[2].id], "scheduled");
+    assert_eq!(states[&theirs[0].id], "claimed", "another worker's claim");
+    assert_eq!(leads.len(), 4);
+}
+
+async fn only_the_claiming_worker_marks_a_delivery_started_and_only_once<S: Store>(store: S) {
+    enrolled(&store, 2, t0() - Duration::minutes(1)).await;
+    let claimed = store
+        .claim_due(t0(), "w1", t0() + Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    let mut ids: Vec<i64> = claimed.iter().map(|d| d.id).collect();
+    ids.sort();
+    assert!(store.mark_started(&ids, "w2", t0()).await.unwrap().is_empty());
+    let mut marked = store.mark_started(&ids, "w1", t0()).await.unwrap();
+    marked.sort();
+    assert_eq!(marked, ids);
+    // The same wave marked again (its reply was lost) is returned again…
+    assert_eq!(store.mark_started(&ids, "w1", t0()).await.unwrap().len(), 2);
+    // …but another wave cannot start a row already started.
+    let later = t0() + Duration::seconds(1);
+    assert!(store.mark_started(&ids, "w1", later).await.unwrap().is_empty());
+    assert!(store.mark_started(&[], "w1", later).await.unwrap().is_empty());
 }

@@ -18,6 +18,10 @@ pub(super) fn scheduler(sched: RawScheduler, p: &mut Problems) -> SchedulerSetti
         p.err("scheduler.retry_base", e);
         chrono::Duration::minutes(1)
     });
+    let shutdown_grace = std_duration(&sched.shutdown_grace).unwrap_or_else(|e| {
+        p.err("scheduler.shutdown_grace", e);
+        std::time::Duration::from_secs(20)
+    });
     if sched.batch_size == 0 {
         p.err("scheduler.batch_size", "must be at least 1".into());
     }
@@ -32,5 +36,6 @@ pub(super) fn scheduler(sched: RawScheduler, p: &mut Problems) -> SchedulerSetti
         max_attempts: sched.max_attempts.max(1),
         retry_base,
         worker_id,
+        shutdown_grace,
     }
 }

@@ -81,6 +81,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/postgres/0005_loop.sql"),
     ),
     (
+        6,
+        "faults",
+        include_str!("../../../migrations/postgres/0006_faults.sql"),
+    ),
+    (
         7,
         "provider_events",
         include_str!("../../../migrations/postgres/0007_provider_events.sql"),
@@ -175,6 +180,10 @@ impl Store for PgStore {
             return Err(e.into());
         }
         Ok(())
+    }
+
+    async fn check_storage(&self) -> Result<(), StoreError> {
+        self.ping().await
     }
 
     common_store_methods!();

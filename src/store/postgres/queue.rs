@@ -10,7 +10,27 @@ use serde_json::Value;
 use super::*;
 
 /// The same text the SQLite store writes (`json_object(...)` there, `jsonb_build_object` here).
-const UNKNOWN_REASON: &str = "lease expired before the outcome was recorded; not resent";
+const WRITTEN_OFF_REASON: &str =
+    "lease expired after the send started, before its outcome was recorded; not resent";
+
+/// `expire_leases` in one statement: rows whose send had started are written off (with
+/// their event), rows never started go back to due, the attempt not counted. Both read the
+/// `deliveries_lease` partial index. Returns (written off, released).
+const EXPIRE_LEASES: &str = "WITH expired AS (
+        UPDATE deliveries SET state = 'unknown', updated_at = $1
+        WHERE state = 'claimed' AND lease_until < $1 AND started_at IS NOT NULL
+        RETURNING id, lead_id, campaign, step, template, claimed_by),
+     released AS (
+        UPDATE deliveries SET state = 'scheduled', attempts = deliveries.attempts - 1, claimed_by = NULL, lease_until = NULL, updated_at = $1
+        WHERE state = 'claimed' AND lease_until < $1 AND started_at IS NULL
+        RETURNING id),
+     events AS (
+        INSERT INTO events (lead_id, at, kind, detail)
+        SELECT lead_id, $1, 'written_off',
+               jsonb_build_object('campaign', campaign, 'step', step + 1, 'template', template, 'claimed_by', claimed_by, 'reason', $2::text)
+        FROM expired ORDER BY id
+        RETURNING 1)
+     SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM released)";
 
 /// One statement, committed at once. SKIP LOCKED: rows another daemon is claiming right now
 /// are skipped, not waited for; a row claimed and committed by another daemon after this
@@ -49,13 +69,13 @@ const RECORD_OUTCOMES: [(&str, bool); 14] = [
     ),
     (
         "UPDATE deliveries SET state = 'scheduled', due_at = rewarm_ms((j.v->>'due')::bigint), attempts = deliveries.attempts - 1, claimed_by = NULL,
-                lease_until = NULL, updated_at = $2
+                lease_until = NULL, started_at = NULL, updated_at = $2
          FROM jsonb_array_elements($1) AS j(v) WHERE j.v->>'kind' = 'deferred' AND deliveries.id = (j.v->>'id')::bigint
            AND deliveries.state = 'claimed' AND deliveries.claimed_by = $3",
         true,
     ),
     (
-        "UPDATE deliveries SET state = 'retry_wait', due_at = rewarm_ms((j.v->>'due')::bigint), last_error = j.v->>'error', lease_until = NULL, updated_at = $2
+        "UPDATE deliveries SET state = 'retry_wait', due_at = rewarm_ms((j.v->>'due')::bigint), last_error = j.v->>'error', lease_until = NULL, started_at = NULL, updated_at = $2
          FROM jsonb_array_elements($1) AS j(v) WHERE j.v->>'kind' = 'retry' AND deliveries.id = (j.v->>'id')::bigint
            AND deliveries.state = 'claimed' AND deliveries.claimed_by = $3",
         true,
@@ -224,24 +244,52 @@ impl QueueStore for PgStore {
         retrying!(self.record_once(outcomes, worker, now))
     }
 
-    async fn expire_leases(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        // One statement: the rows that turn `unknown` are exactly those that get the event,
-        // even with several daemons expiring at once (the second waits, re-checks, skips).
-        let n = retrying!(
-            sqlx::query(
-                "WITH expired AS (
-                    UPDATE deliveries SET state = 'unknown', updated_at = $1
-                    WHERE state = 'claimed' AND lease_until < $1
-                    RETURNING id, lead_id, campaign, step, template, claimed_by)
-                 INSERT INTO events (lead_id, at, kind, detail)
-                 SELECT lead_id, $1, 'delivery_unknown',
-                        jsonb_build_object('campaign', campaign, 'step', step + 1, 'template', template, 'claimed_by', claimed_by, 'reason', $2::text)
-                 FROM expired ORDER BY id",
+    async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Expired, StoreError> {
+        // One statement: the rows written off are exactly those that get the event, even
+        // with several daemons expiring at once (the second waits, re-checks, skips).
+        let (written_off, released): (i64, i64) = retrying!(
+            sqlx::query_as(EXPIRE_LEASES)
+                .bind(Time(now))
+                .bind(WRITTEN_OFF_REASON)
+                .fetch_one(&self.pool)
+                .map_err(StoreError::from)
+        )?;
+        Ok(Expired {
+            written_off: written_off as usize,
+            released: released as usize,
+        })
+    }
+
+    async fn mark_started(
+        &self,
+        ids: &[i64],
+        worker: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        retrying!(
+            sqlx::query_scalar(
+                "UPDATE deliveries SET started_at = $3
+                 WHERE id = ANY($1) AND state = 'claimed' AND claimed_by = $2 AND (started_at IS NULL OR started_at = $3)
+                 RETURNING id",
             )
+            .bind(ids)
+            .bind(worker)
             .bind(Time(now))
-            .bind(UNKNOWN_REASON)
-            .execute(&self.pool)
+            .fetch_all(&self.pool)
             .map_err(StoreError::from)
+        )
+    }
+
+    async fn release_unstarted(&self, worker: &str, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let n = retrying!(
+            sqlx::query(sql::RELEASE_UNSTARTED)
+                .bind(worker)
+                .bind(Time(now))
+                .execute(&self.pool)
+                .map_err(StoreError::from)
         )?
         .rows_affected();
         Ok(n as usize)

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use sqlx::Connection as _;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -28,6 +29,7 @@ use super::*;
 
 mod copy;
 mod handoff;
+pub mod identity;
 mod inbound;
 mod kv;
 mod leads;
@@ -39,6 +41,9 @@ mod suppression;
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The database file, when there is one (not `sqlite::memory:`): what
+    /// [`Store::check_storage`] watches and where the identity marker lives.
+    file: Option<identity::DatabaseFile>,
 }
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -66,6 +71,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "loop",
         include_str!("../../../migrations/sqlite/0005_loop.sql"),
+    ),
+    (
+        6,
+        "faults",
+        include_str!("../../../migrations/sqlite/0006_faults.sql"),
     ),
     (
         7,
@@ -105,18 +115,50 @@ impl SqliteStore {
     }
 
     /// Opens (creating if missing) the database at `url` (`sqlite://FILE` or `sqlite::memory:`).
+    /// A missing (or empty) FILE is not created when its identity marker (`FILE.rewarm-id`)
+    /// says a database was there: a daemon that has run before never silently starts afresh
+    /// (new token keys, every old link dead) — see [`identity`].
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let file = identity::sqlite_file(url).map(identity::DatabaseFile::new);
+        if let Some(file) = &file {
+            file.refuse_if_gone()?;
+        }
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
+        // A statement that failed inside a transaction (disk full, read-only file) can leave
+        // its connection inside that transaction; such a connection is closed instead of
+        // going back to the pool, so the next write starts clean ("attempted to call
+        // begin_with at non-zero transaction depth" never jams the daemon).
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .after_release(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
+            .before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        let file = file.map(|f| f.opened());
+        Ok(Self { pool, file })
+    }
+
+    /// The database's id (see [`identity`]): SQLite's `application_id` header field, set to a
+    /// random value the first time. Kept in the file's header, so no table row (nor `db
+    /// copy`) carries it: a copy is another database.
+    async fn database_id(&self) -> Result<String, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut id: i32 = sqlx::query_scalar("PRAGMA application_id")
+            .fetch_one(&mut *conn)
+            .await?;
+        if id == 0 {
+            let fresh = identity::new_id();
+            sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA application_id = {fresh}")))
+                .execute(&mut *conn)
+                .await?;
+            id = fresh;
+        }
+        Ok(format!("{:08x}", id as u32))
     }
 
     /// The one writer: a `BEGIN IMMEDIATE` transaction (it waits for the write lock up front
@@ -129,7 +171,17 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         migrator(MIGRATIONS).run(&self.pool).await?;
+        if let Some(file) = &self.file {
+            file.bind_marker(&self.database_id().await?)?;
+        }
         Ok(())
+    }
+
+    async fn check_storage(&self) -> Result<(), StoreError> {
+        if let Some(file) = &self.file {
+            file.still_there()?;
+        }
+        self.ping().await
     }
 
     common_store_methods!();

@@ -16,10 +16,10 @@ const RECORD_OUTCOMES: [&str; 14] = [
         "UPDATE deliveries SET state = 'sent', sent_at = $2, message_id = j.value->>'message_id', provider_message_id = j.value->>'provider_id', last_error = NULL, lease_until = NULL, updated_at = $2
          FROM json_each($1) j WHERE j.value->>'kind' = 'sent' AND deliveries.id = j.value->>'id'
            AND +deliveries.state IN ('claimed', 'unknown') AND +deliveries.claimed_by = $3",
-        "UPDATE deliveries SET state = 'scheduled', due_at = j.value->>'due', attempts = attempts - 1, claimed_by = NULL, lease_until = NULL, updated_at = $2
+        "UPDATE deliveries SET state = 'scheduled', due_at = j.value->>'due', attempts = attempts - 1, claimed_by = NULL, lease_until = NULL, started_at = NULL, updated_at = $2
          FROM json_each($1) j WHERE j.value->>'kind' = 'deferred' AND deliveries.id = j.value->>'id'
            AND +deliveries.state = 'claimed' AND +deliveries.claimed_by = $3",
-        "UPDATE deliveries SET state = 'retry_wait', due_at = j.value->>'due', last_error = j.value->>'error', lease_until = NULL, updated_at = $2
+        "UPDATE deliveries SET state = 'retry_wait', due_at = j.value->>'due', last_error = j.value->>'error', lease_until = NULL, started_at = NULL, updated_at = $2
          FROM json_each($1) j WHERE j.value->>'kind' = 'retry' AND deliveries.id = j.value->>'id'
            AND +deliveries.state = 'claimed' AND +deliveries.claimed_by = $3",
         "UPDATE deliveries SET state = j.value->>'kind', last_error = j.value->>'error', lease_until = NULL, updated_at = $2
@@ -175,14 +175,23 @@ const CLAIM_DUE: &str = at_domain!(
      RETURNING id, lead_id, enrolment_id, campaign, step, template, attempts, due_at"
 );
 
-/// `expire_leases`: the event first, then the state, in one transaction.
-const EXPIRE_LEASES: [&str; 2] = [
+/// `expire_leases`, in one transaction: rows whose send had started are written off (the
+/// event first, then the state); rows never started go back to due, the attempt not
+/// counted. Both read the `deliveries_lease` partial index.
+const EXPIRE_LEASES: [&str; 3] = [
     "INSERT INTO events (lead_id, at, kind, detail)
-     SELECT lead_id, $1, 'delivery_unknown', json_object('campaign', campaign, 'step', step + 1, 'template', template, 'claimed_by', claimed_by,
-            'reason', 'lease expired before the outcome was recorded; not resent')
-     FROM deliveries WHERE state = 'claimed' AND lease_until < $1",
-    "UPDATE deliveries SET state = 'unknown', updated_at = $1 WHERE state = 'claimed' AND lease_until < $1",
+     SELECT lead_id, $1, 'written_off', json_object('campaign', campaign, 'step', step + 1, 'template', template, 'claimed_by', claimed_by,
+            'reason', 'lease expired after the send started, before its outcome was recorded; not resent')
+     FROM deliveries WHERE state = 'claimed' AND lease_until < $1 AND started_at IS NOT NULL",
+    "UPDATE deliveries SET state = 'unknown', updated_at = $1 WHERE state = 'claimed' AND lease_until < $1 AND started_at IS NOT NULL",
+    "UPDATE deliveries SET state = 'scheduled', attempts = attempts - 1, claimed_by = NULL, lease_until = NULL, updated_at = $1
+     WHERE state = 'claimed' AND lease_until < $1 AND started_at IS NULL",
 ];
+
+/// `mark_started`: ids ($1, a JSON array) claimed by $2 and not started yet.
+const MARK_STARTED: &str = "UPDATE deliveries SET started_at = $3
+     WHERE id IN (SELECT value FROM json_each($1)) AND state = 'claimed' AND claimed_by = $2 AND (started_at IS NULL OR started_at = $3)
+     RETURNING id";
 
 impl QueueStore for SqliteStore {
     async fn enrol(
@@ -272,18 +281,53 @@ impl QueueStore for SqliteStore {
         Ok(())
     }
 
-    async fn expire_leases(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Expired, StoreError> {
         let mut tx = self.write().await?;
-        let mut expired = 0;
-        for sql in EXPIRE_LEASES {
-            expired = sqlx::query(sql)
+        let mut affected = [0; 3];
+        for (sql, n) in EXPIRE_LEASES.into_iter().zip(&mut affected) {
+            *n = sqlx::query(sql)
                 .bind(Time(now))
                 .execute(&mut *tx)
                 .await?
-                .rows_affected();
+                .rows_affected() as usize;
         }
         tx.commit().await?;
-        Ok(expired as usize)
+        Ok(Expired {
+            written_off: affected[1],
+            released: affected[2],
+        })
+    }
+
+    async fn mark_started(
+        &self,
+        ids: &[i64],
+        worker: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.write().await?;
+        let marked = sqlx::query_scalar(MARK_STARTED)
+            .bind(json!(ids))
+            .bind(worker)
+            .bind(Time(now))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(marked)
+    }
+
+    async fn release_unstarted(&self, worker: &str, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut tx = self.write().await?;
+        let n = sqlx::query(sql::RELEASE_UNSTARTED)
+            .bind(worker)
+            .bind(Time(now))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n as usize)
     }
 
     common_queue_methods!();
