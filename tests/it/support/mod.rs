@@ -5,6 +5,7 @@ pub mod config;
 pub mod daemon;
 pub mod db;
 pub mod dovecot;
+pub mod faults;
 pub mod http_app;
 pub mod providers;
 pub mod recording_http;

@@ -2,7 +2,8 @@
 //! RCPT, DATA with dot-unstuffing, RSET, NOOP, QUIT, optional AUTH PLAIN), captures every
 //! accepted message, and can be told to refuse recipients or to drop a connection mid-message —
 //! or to misbehave as a whole: answer every greeting with a refusal (`421` at greeting), refuse
-//! every AUTH (`535`), or stop listening so connections are refused, and recover on command.
+//! every AUTH (`535`), stall every transaction at RCPT TO, or stop listening so connections
+//! are refused, and recover on command.
 //!
 //! Use it as `crate::support::smtp_server`, or from outside the test binary (benches/) as
 //! `#[path = "../tests/it/support/smtp_server.rs"] mod smtp_server;`. It stops when dropped.
@@ -47,6 +48,10 @@ struct Shared {
     refuse_greeting: Mutex<Option<String>>,
     /// When set, every AUTH is answered 535 whatever the credentials.
     refuse_auth: std::sync::atomic::AtomicBool,
+    /// When set, every RCPT TO is read and left unanswered until released (a relay stalling
+    /// mid-transaction); how many were held.
+    stall_rcpt: std::sync::atomic::AtomicBool,
+    stalled_rcpts: AtomicUsize,
     /// Greetings answered with a refusal, AUTHs refused on command.
     refused_greetings: AtomicUsize,
     refused_auths: AtomicUsize,
@@ -100,8 +105,25 @@ impl TestSmtpServer {
         self.kick_all_connections();
     }
 
+    /// Leaves every RCPT TO unanswered (the transaction stalls after MAIL FROM) until
+    /// [`release_rcpt`](Self::release_rcpt) or [`recover`](Self::recover).
+    pub fn stall_rcpt(&self) {
+        self.shared.stall_rcpt.store(true, Ordering::SeqCst);
+    }
+
+    /// Answers the stalled RCPTs and stalls no more.
+    pub fn release_rcpt(&self) {
+        self.shared.stall_rcpt.store(false, Ordering::SeqCst);
+    }
+
+    /// RCPT TO commands held unanswered so far.
+    pub fn stalled_rcpts(&self) -> usize {
+        self.shared.stalled_rcpts.load(Ordering::SeqCst)
+    }
+
     /// Back to normal: greets, authenticates and listens again.
     pub async fn recover(&self) {
+        self.release_rcpt();
         *lock(&self.shared.refuse_greeting) = None;
         self.shared.refuse_auth.store(false, Ordering::SeqCst);
         if lock(&self.accept).is_some() {
@@ -335,6 +357,12 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> io::Result<()> {
                 if session.mail_from.is_none() {
                     reply(&mut writer, "503 5.5.1 Error: need MAIL command").await?;
                     continue;
+                }
+                if shared.stall_rcpt.load(Ordering::SeqCst) {
+                    shared.stalled_rcpts.fetch_add(1, Ordering::SeqCst);
+                    while shared.stall_rcpt.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
                 }
                 match angle_address(path) {
                     Some(address) if !address.is_empty() => {
