@@ -101,7 +101,9 @@ async fn sigterm_with_a_stalled_relay_exits_within_the_grace_and_records_every_o
         (1..=POOL).contains(&stopped.written_off),
         "mid-transaction at the deadline: unknown, at most one per connection"
     );
-    assert_eq!(stopped.written_off_arrived, 0, "a stalled RCPT sends nothing");
+    // A wave's connection that finished its message before the stall took the wave's next
+    // one: the wave is abandoned as a whole, so a message that did arrive can be among them.
+    assert!(stopped.written_off_arrived < stopped.written_off);
     assert_eq!((stopped.lost, stopped.duplicates), (0, 0));
     assert_eq!(stopped.sent, server.count(), "every arrival recorded sent");
     assert!(stopped.pending > 0, "what never started is due again");

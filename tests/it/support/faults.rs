@@ -57,7 +57,7 @@ pub fn config(database_url: &str, smtp_port: u16, pool: usize, http_port: u16) -
         .log(Some("text"), "info")
         .smtp(smtp_port, pool)
         .set_str("transport.smtp", "timeout", "30s")
-        .set_str("scheduler", "tick", "200ms")
+        .set_str("scheduler", "tick", "1s")
         .set("scheduler", "batch_size", "100")
         .set_str("scheduler", "lease", "3s")
         .set_str("scheduler", "worker_id", "faulty")
