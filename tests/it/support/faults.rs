@@ -235,13 +235,23 @@ pub async fn wait_until_done(
     }
 }
 
-/// `GET /readyz` on `port`: (status, body), None if nothing answers.
+/// `GET /readyz` on `port` (plain HTTP/1.1 over a socket): (status, body), None if nothing
+/// answers.
 pub async fn readyz(port: u16) -> Option<(u16, String)> {
-    let response = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    s.write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .await
         .ok()?;
-    let status = response.status().as_u16();
-    Some((status, response.text().await.unwrap_or_default()))
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut raw))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(&raw);
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
 }
 
 /// Writes `config` as `DIR/rewarm.toml`.
