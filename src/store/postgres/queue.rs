@@ -412,3 +412,42 @@ impl PgStore {
         Ok(())
     }
 }
+
+impl PgStore {
+    /// The query plans (`EXPLAIN`) of the repairs a pass starts with — lease expiry, stalled
+    /// enrolments, releasing a worker's claims — by name. With `force_index` the planner is
+    /// told to avoid sequential scans (`enable_seqscan = off`, this transaction only), which
+    /// shows on a small table that an index can serve the query; without it, the plan the
+    /// planner really picks (the benchmark at 1,000,000 leads).
+    pub async fn repair_plans(
+        &self,
+        force_index: bool,
+    ) -> Result<Vec<(&'static str, String)>, StoreError> {
+        let now = Time(chrono::Utc::now());
+        let statements = [
+            ("lease expiry", EXPIRE_LEASES),
+            ("release_unstarted", sql::RELEASE_UNSTARTED),
+            ("stalled_enrolments", sql::STALLED_ENROLMENTS),
+        ];
+        let mut tx = self.pool.begin().await?;
+        if force_index {
+            sqlx::query("SET LOCAL enable_seqscan = off")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut plans = Vec::new();
+        for (name, statement) in statements {
+            let explain = format!("EXPLAIN {statement}");
+            let query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(explain));
+            let query = match name {
+                "lease expiry" => query.bind(now).bind(WRITTEN_OFF_REASON),
+                "release_unstarted" => query.bind("w").bind(now),
+                _ => query.bind(1000_i64),
+            };
+            let rows = query.fetch_all(&mut *tx).await?;
+            plans.push((name, rows.join("\n")));
+        }
+        tx.rollback().await?;
+        Ok(plans)
+    }
+}

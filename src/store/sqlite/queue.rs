@@ -353,3 +353,33 @@ impl QueueStore for SqliteStore {
         Ok(())
     }
 }
+
+impl SqliteStore {
+    /// The query plans (`EXPLAIN QUERY PLAN`) of the repairs a pass starts with — lease
+    /// expiry, stalled enrolments, releasing a worker's claims — by name, for the test and
+    /// the benchmark that show they read their indexes, not whole tables.
+    pub async fn repair_plans(&self) -> Result<Vec<(&'static str, String)>, StoreError> {
+        let now = Time(chrono::Utc::now());
+        let statements = [
+            ("lease expiry: written off (event)", EXPIRE_LEASES[0]),
+            ("lease expiry: written off", EXPIRE_LEASES[1]),
+            ("lease expiry: released", EXPIRE_LEASES[2]),
+            ("release_unstarted", sql::RELEASE_UNSTARTED),
+            ("stalled_enrolments", sql::STALLED_ENROLMENTS),
+        ];
+        let mut plans = Vec::new();
+        for (name, statement) in statements {
+            let explain = format!("EXPLAIN QUERY PLAN {statement}");
+            let query = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(explain));
+            let query = match name {
+                "release_unstarted" => query.bind("w").bind(now),
+                "stalled_enrolments" => query.bind(1000_i64),
+                _ => query.bind(now),
+            };
+            let rows = query.fetch_all(&self.pool).await?;
+            let plan: Vec<String> = rows.into_iter().map(|r| r.3).collect();
+            plans.push((name, plan.join("\n")));
+        }
+        Ok(plans)
+    }
+}
