@@ -14,6 +14,7 @@ mod bounce_corpus;
 mod bounce_replay;
 mod check;
 mod feedback_loop;
+mod forecast_exact;
 mod handoff;
 mod hostile_input;
 mod hot_leads;
