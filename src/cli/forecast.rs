@@ -1,6 +1,9 @@
-//! `rewarm forecast [--days 30] [--now T] [--leads]`.
+//! `rewarm forecast [--days 30] [--now T] [--leads] [--json]`: printing only; the forecast
+//! itself is [`crate::outbound::forecast`]. Lines are printed as the simulation decides
+//! them (nothing is collected first), totals per day are kept per (day, campaign).
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -9,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::with_store;
 use crate::config::Settings;
-use crate::outbound::forecast::plan;
+use crate::outbound::forecast::{Kind, Planned, Work, grid, simulate};
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
@@ -32,83 +35,150 @@ pub async fn forecast(
 ) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(config)?;
     let until = now + chrono::Duration::days(args.days.into());
-    let planned = with_store!(&settings.database_url, |store| {
+    let grid = grid(&settings, now, until);
+    let mut printer = Printer::new(&args);
+    with_store!(&settings.database_url, |store| {
         store.migrate().await?;
-        plan(&store, &settings, now, until)
-            .await
-            .context("Failed to compute the forecast")?
+        simulate(&store, &settings, grid, args.leads, |work, at, kind| {
+            printer.planned(work, at, kind)
+        })
+        .await
+        .context("Failed to compute the forecast")?
     });
-    if args.json && args.leads {
-        println!("{}", serde_json::to_string_pretty(&planned)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    if args.leads {
-        println!(
-            "{:<22} {:<26} {:<32} {:<20} {:>4}  template",
-            "when (UTC)", "lead local time", "lead", "campaign", "step"
-        );
-        for p in &planned {
-            println!(
-                "{:<22} {:<26} {:<32} {:<20} {:>4}  {}",
-                p.at.format("%Y-%m-%d %H:%M"),
-                p.local,
-                p.email,
-                p.campaign,
-                p.step,
-                if p.kind == "call" {
-                    "call task (no email)"
-                } else {
-                    &p.template
-                }
-            );
-        }
-        let calls = planned.iter().filter(|p| p.kind == "call").count();
-        println!(
-            "{} email(s) and {calls} call task(s) in the next {} day(s)",
-            planned.len() - calls,
-            args.days
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    // Per UTC day and campaign.
-    let mut per_day: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
-    for p in &planned {
-        let counts = per_day
-            .entry((p.at.format("%Y-%m-%d").to_string(), p.campaign.clone()))
-            .or_default();
-        if p.kind == "call" {
-            counts.1 += 1;
-        } else {
-            counts.0 += 1;
-        }
-    }
-    if args.json {
-        let rows: Vec<_> = per_day
-            .iter()
-            .map(|((day, campaign), (n, calls))| {
-                let mut row = serde_json::json!({"day": day, "campaign": campaign, "emails": n});
-                if *calls > 0 {
-                    row["calls"] = serde_json::json!(calls);
-                }
-                row
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!(
-        "{:<12} {:<24} {:>6} {:>6}",
-        "day (UTC)", "campaign", "emails", "calls"
-    );
-    for ((day, campaign), (n, calls)) in &per_day {
-        println!("{day:<12} {campaign:<24} {n:>6} {calls:>6}");
-    }
-    let calls = planned.iter().filter(|p| p.kind == "call").count();
-    println!(
-        "{} email(s) and {calls} call task(s) in the next {} day(s) from {}",
-        planned.len() - calls,
-        args.days,
-        now.format("%Y-%m-%d %H:%M UTC")
-    );
+    printer.finish(&args, now)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints each planned email as it comes (`--leads`), or counts it per day and campaign.
+struct Printer {
+    out: std::io::BufWriter<std::io::Stdout>,
+    leads: bool,
+    json: bool,
+    emails: usize,
+    calls: usize,
+    per_day: BTreeMap<(String, String), (usize, usize)>,
+    error: Option<std::io::Error>,
+}
+
+impl Printer {
+    fn new(args: &ForecastArgs) -> Printer {
+        let mut p = Printer {
+            out: std::io::BufWriter::new(std::io::stdout()),
+            leads: args.leads,
+            json: args.json,
+            emails: 0,
+            calls: 0,
+            per_day: BTreeMap::new(),
+            error: None,
+        };
+        if p.leads && p.json {
+            p.write(format_args!("["));
+        } else if p.leads {
+            p.write(format_args!(
+                "{:<22} {:<26} {:<32} {:<20} {:>4}  template\n",
+                "when (UTC)", "lead local time", "lead", "campaign", "step"
+            ));
+        }
+        p
+    }
+
+    fn write(&mut self, args: std::fmt::Arguments<'_>) {
+        if self.error.is_none()
+            && let Err(e) = self.out.write_fmt(args)
+        {
+            self.error = Some(e);
+        }
+    }
+
+    fn planned(&mut self, work: &Work, at: DateTime<Utc>, kind: Kind) {
+        let first = self.emails + self.calls == 0;
+        match kind {
+            Kind::Email => self.emails += 1,
+            Kind::Call => self.calls += 1,
+        }
+        if !self.leads {
+            let counts = self
+                .per_day
+                .entry((at.format("%Y-%m-%d").to_string(), work.campaign.to_string()))
+                .or_default();
+            match kind {
+                Kind::Email => counts.0 += 1,
+                Kind::Call => counts.1 += 1,
+            }
+            return;
+        }
+        let p = Planned::new(work, at, kind);
+        if self.json {
+            let line = serde_json::to_string(&p).unwrap_or_default();
+            let sep = if first { "\n  " } else { ",\n  " };
+            self.write(format_args!("{sep}{line}"));
+            return;
+        }
+        let template = if p.kind == "call" {
+            "call task (no email)"
+        } else {
+            &p.template
+        };
+        self.write(format_args!(
+            "{:<22} {:<26} {:<32} {:<20} {:>4}  {}\n",
+            p.at.format("%Y-%m-%d %H:%M"),
+            p.local,
+            p.email,
+            p.campaign,
+            p.step,
+            template
+        ));
+    }
+
+    fn finish(mut self, args: &ForecastArgs, now: DateTime<Utc>) -> anyhow::Result<()> {
+        let (emails, calls, days) = (self.emails, self.calls, args.days);
+        match (self.leads, self.json) {
+            (true, true) => {
+                let end = if emails + calls == 0 { "]\n" } else { "\n]\n" };
+                self.write(format_args!("{end}"));
+            }
+            (true, false) => self.write(format_args!(
+                "{emails} email(s) and {calls} call task(s) in the next {days} day(s)\n"
+            )),
+            (false, true) => {
+                let rows: Vec<_> = self
+                    .per_day
+                    .iter()
+                    .map(|((day, campaign), (n, calls))| {
+                        let mut row =
+                            serde_json::json!({"day": day, "campaign": campaign, "emails": n});
+                        if *calls > 0 {
+                            row["calls"] = serde_json::json!(calls);
+                        }
+                        row
+                    })
+                    .collect();
+                let text = serde_json::to_string_pretty(&rows)?;
+                self.write(format_args!("{text}\n"));
+            }
+            (false, false) => {
+                let mut text = format!(
+                    "{:<12} {:<24} {:>6} {:>6}\n",
+                    "day (UTC)", "campaign", "emails", "calls"
+                );
+                for ((day, campaign), (n, c)) in &self.per_day {
+                    text.push_str(&format!("{day:<12} {campaign:<24} {n:>6} {c:>6}\n"));
+                }
+                text.push_str(&format!(
+                    "{emails} email(s) and {calls} call task(s) in the next {days} day(s) from {}\n",
+                    now.format("%Y-%m-%d %H:%M UTC")
+                ));
+                self.write(format_args!("{text}"));
+            }
+        }
+        if self.error.is_none()
+            && let Err(e) = self.out.flush()
+        {
+            self.error = Some(e);
+        }
+        match self.error {
+            Some(e) => Err(e).context("Failed to print the forecast"),
+            None => Ok(()),
+        }
+    }
 }

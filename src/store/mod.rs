@@ -93,12 +93,14 @@ mod reply;
 mod batch;
 mod copy;
 mod dialect;
+pub mod forecast;
 mod model;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
 
 pub use copy::*;
+pub use forecast::{ForecastDelivery, ForecastStore};
 pub use handoff::{Chase, DIGEST_KINDS, DigestEvent, HandoffStore, Reassigned, StaleHandoff};
 pub use model::*;
 

@@ -17,6 +17,7 @@ mod faults_kill;
 mod faults_shutdown;
 mod faults_storage;
 mod feedback_loop;
+mod forecast_exact;
 mod handoff;
 mod hostile_input;
 mod hot_leads;

@@ -40,6 +40,7 @@ use super::shared::{self as sql, migrator};
 use super::*;
 
 mod copy;
+mod forecast;
 mod handoff;
 mod inbound;
 mod kv;

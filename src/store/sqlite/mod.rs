@@ -28,6 +28,7 @@ use super::shared::{self as sql, migrator};
 use super::*;
 
 mod copy;
+mod forecast;
 mod handoff;
 pub mod identity;
 mod inbound;

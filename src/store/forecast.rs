@@ -1,0 +1,135 @@
+//! What the forecast reads (`rewarm forecast`): the pending deliveries due before its
+//! horizon and the leads waiting in `new`, each streamed row by row in the order the daemon
+//! would meet them — never loaded whole. Read only.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+
+use super::StoreError;
+use super::dialect::Time;
+use crate::domain::lead::Lead;
+
+/// A pending delivery as the forecast needs it: the row and its lead's address and zone.
+#[derive(Debug, Clone)]
+pub struct ForecastDelivery {
+    pub id: i64,
+    pub lead_id: i64,
+    pub campaign: String,
+    /// 0 = the first email.
+    pub step: u32,
+    pub template: String,
+    pub due_at: DateTime<Utc>,
+    pub email: String,
+    /// The lead's IANA zone name, if it has one.
+    pub timezone: Option<String>,
+}
+
+#[derive(FromRow)]
+pub(crate) struct ForecastRow {
+    id: i64,
+    lead_id: i64,
+    campaign: String,
+    step: i64,
+    template: String,
+    due_at: Time,
+    email: String,
+    timezone: Option<String>,
+}
+
+impl From<ForecastRow> for ForecastDelivery {
+    fn from(r: ForecastRow) -> Self {
+        ForecastDelivery {
+            id: r.id,
+            lead_id: r.lead_id,
+            campaign: r.campaign,
+            step: u32::try_from(r.step).unwrap_or(0),
+            template: r.template,
+            due_at: r.due_at.0,
+            email: r.email,
+            timezone: r.timezone,
+        }
+    }
+}
+
+/// The forecast's reads (implemented by both backends).
+pub trait ForecastStore {
+    /// Every delivery the daemon could claim (`scheduled` or `retry_wait`, of a lead in
+    /// `nurturing`, whose address is not suppressed) due before `until`, in claim order
+    /// (`due_at`, then id), handed to `each` one by one.
+    fn pending_before<F: FnMut(ForecastDelivery) + Send>(
+        &self,
+        until: DateTime<Utc>,
+        each: F,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every lead in `new` whose address is not suppressed (the daemon would enrol it when a
+    /// segment takes it), by id, handed to `each` one by one.
+    fn new_leads<F: FnMut(Lead) + Send>(
+        &self,
+        each: F,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The reference for the forecast's benchmark: a plain count of the pending deliveries
+    /// due before `until`.
+    fn count_pending_before(
+        &self,
+        until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+}
+
+/// `ForecastStore` for a backend whose statements are `PENDING_BEFORE`, `NEW_LEADS` and
+/// `COUNT_PENDING_BEFORE` in scope.
+macro_rules! forecast_store_methods {
+    () => {
+        async fn pending_before<F: FnMut(ForecastDelivery) + Send>(
+            &self,
+            until: DateTime<Utc>,
+            mut each: F,
+        ) -> Result<(), StoreError> {
+            let mut rows = sqlx::query_as::<_, ForecastRow>(PENDING_BEFORE)
+                .bind(Time(until))
+                .fetch(&self.pool);
+            while let Some(row) = rows.try_next().await? {
+                each(row.into());
+            }
+            Ok(())
+        }
+
+        async fn new_leads<F: FnMut(Lead) + Send>(&self, mut each: F) -> Result<(), StoreError> {
+            let mut rows = sqlx::query_as::<_, LeadRow>(NEW_LEADS).fetch(&self.pool);
+            while let Some(row) = rows.try_next().await? {
+                each(row.into_lead()?);
+            }
+            Ok(())
+        }
+
+        async fn count_pending_before(&self, until: DateTime<Utc>) -> Result<i64, StoreError> {
+            Ok(sqlx::query_scalar(COUNT_PENDING_BEFORE)
+                .bind(Time(until))
+                .fetch_one(&self.pool)
+                .await?)
+        }
+    };
+}
+pub(crate) use forecast_store_methods;
+
+/// The columns `pending_before` reads (the statement's start, both backends).
+macro_rules! forecast_pending_select {
+    ($suppressed:literal) => {
+        concat!(
+            "SELECT d.id, d.lead_id, d.campaign, d.step, d.template, d.due_at, l.email, l.timezone
+             FROM deliveries d JOIN leads l ON l.id = d.lead_id
+             WHERE d.state IN ('scheduled', 'retry_wait') AND d.due_at < $1 AND l.state = 'nurturing'
+               AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address IN (l.email, ",
+            $suppressed,
+            "))
+             ORDER BY d.due_at, d.id"
+        )
+    };
+}
+pub(crate) use forecast_pending_select;
+
+pub(crate) const COUNT_PENDING_BEFORE: &str = "SELECT count(*) FROM deliveries d
+     WHERE d.state IN ('scheduled', 'retry_wait') AND d.due_at < $1";

@@ -1,0 +1,20 @@
+//! The forecast's reads on PostgreSQL (see `store::forecast`).
+
+use futures::TryStreamExt as _;
+
+use super::*;
+use crate::store::forecast::{
+    COUNT_PENDING_BEFORE, ForecastDelivery, ForecastRow, ForecastStore, forecast_pending_select,
+    forecast_store_methods,
+};
+
+const PENDING_BEFORE: &str = forecast_pending_select!("rewarm_at_domain(l.email)");
+
+const NEW_LEADS: &str = "SELECT id, email, first_name, last_name, company, title, owner_email, owner_name, lost_reason, lost_at, timezone, tags, fields, state, created_at, updated_at
+     FROM leads WHERE state = 'new'
+       AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address IN (leads.email, rewarm_at_domain(leads.email)))
+     ORDER BY id";
+
+impl ForecastStore for PgStore {
+    forecast_store_methods!();
+}
