@@ -116,6 +116,20 @@ pub enum LeadsCommand {
         #[arg(long, default_value = "cli")]
         by: String,
     },
+    /// Erase a person's data everywhere (right to erasure), keeping only a hashed entry so
+    /// they are never imported or emailed again. Without `--yes`: says what it would erase.
+    Forget {
+        email: String,
+        /// Erase it (this cannot be undone).
+        #[arg(long, visible_alias = "force")]
+        yes: bool,
+        /// Who asked (recorded on the `forgotten` event).
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// Print everything held about a person as JSON (right of access): the lead, its
+    /// timeline, and every row of every table about it.
+    Export { email: String },
 }
 
 /// `now` minus a span ("7d", "3mo", "12h").
@@ -202,6 +216,10 @@ pub async fn leads(
             LeadsCommand::Resume { email, by } => {
                 lifecycle::apply(&store, &settings, &email, Transition::Resume, &by, now).await
             }
+            LeadsCommand::Forget { email, yes, by } => {
+                super::privacy::forget(&store, &email, &by, yes, now).await
+            }
+            LeadsCommand::Export { email } => super::privacy::export(&store, &email).await,
         }
     })
 }
@@ -229,6 +247,12 @@ pub async fn import_file<S: Store>(
         );
     }
     let leads: Vec<NewLead> = parsed.leads.into_iter().map(|p| p.lead).collect();
+    let (leads, forgotten) = crate::store::without_forgotten(store, leads)
+        .await
+        .context("Failed to read the forgotten addresses")?;
+    for email in &forgotten {
+        eprintln!("skipped {email}: forgotten (`leads forget`), never imported again");
+    }
     let bar = if quiet || leads.len() < 5 * CHUNK {
         indicatif::ProgressBar::hidden()
     } else {
@@ -248,8 +272,12 @@ pub async fn import_file<S: Store>(
     }
     bar.finish_and_clear();
     if !quiet {
+        let skipped = match forgotten.len() {
+            0 => String::new(),
+            n => format!(", skipped {n} forgotten"),
+        };
         println!(
-            "{source}: inserted {}, updated {}, unchanged {}, merged {} duplicate row(s), rejected {}",
+            "{source}: inserted {}, updated {}, unchanged {}, merged {} duplicate row(s), rejected {}{skipped}",
             summary.inserted,
             summary.updated,
             summary.unchanged,

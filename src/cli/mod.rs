@@ -17,6 +17,7 @@ pub mod inbound;
 mod leads;
 mod lifecycle;
 mod preview;
+mod privacy;
 mod reassign;
 mod report;
 mod run;

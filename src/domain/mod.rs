@@ -7,6 +7,7 @@ pub mod handoff;
 pub mod intent;
 pub mod lead;
 pub mod lifecycle;
+pub mod privacy;
 pub mod reply;
 pub mod report;
 pub mod segment;

@@ -89,6 +89,14 @@ struct Counts {
     inserted: usize,
     updated: usize,
     unchanged: usize,
+    /// Items left out: their address was forgotten (`leads forget`) and is never taken in
+    /// (only in the answer when some were).
+    #[serde(skip_serializing_if = "is_zero")]
+    forgotten: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(serde::Serialize)]
@@ -149,18 +157,30 @@ pub(super) async fn upsert_leads<S: Store>(
     }
     let (leads, _merged) = ingest::merge_duplicates(leads);
     let leads: Vec<_> = leads.into_iter().map(|parsed| parsed.lead).collect();
+    // A forgotten person (`leads forget`) is never taken in again.
+    let (leads, forgotten) = match crate::store::without_forgotten(&state.store, leads).await {
+        Ok(split) => split,
+        Err(e) => {
+            return error(
+                store_failure("upsert leads", &e),
+                "a database error; nothing was written",
+            );
+        }
+    };
     match state.store.upsert_leads(&leads, "api", now).await {
         Ok(summary) => {
             tracing::info!(
                 inserted = summary.inserted,
                 updated = summary.updated,
                 unchanged = summary.unchanged,
+                forgotten = forgotten.len(),
                 "Leads received through the API"
             );
             Json(Counts {
                 inserted: summary.inserted,
                 updated: summary.updated,
                 unchanged: summary.unchanged,
+                forgotten: forgotten.len(),
             })
             .into_response()
         }

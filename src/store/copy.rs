@@ -131,7 +131,7 @@ macro_rules! tables {
         impl Table {
             /// Parents before children (inbound messages point at leads and deliveries,
             /// notifications at leads).
-            pub const ALL: [Table; 9] = [$(Table::$variant),*];
+            pub const ALL: [Table; 10] = [$(Table::$variant),*];
 
             pub fn as_str(self) -> &'static str {
                 match self { $(Table::$variant => $name),* }
@@ -338,6 +338,15 @@ tables! {
         key: String,
         value: String,
         updated_at: DateTime<Utc>,
+    }
+
+    /// A `forgotten` row as stored: the keyed hash of a forgotten address (`leads forget`).
+    #[derive(Debug)]
+    Forgotten "forgotten" ForgottenRecord {
+        id: i64,
+        hash: String,
+        reason: String,
+        created_at: DateTime<Utc>,
     }
 }
 

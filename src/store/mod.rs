@@ -90,6 +90,8 @@ mod common_loop;
 mod handoff;
 #[macro_use]
 mod reply;
+#[macro_use]
+mod privacy;
 mod batch;
 mod copy;
 mod dialect;
@@ -103,13 +105,14 @@ pub use copy::*;
 pub use forecast::{ForecastDelivery, ForecastStore};
 pub use handoff::{Chase, DIGEST_KINDS, DigestEvent, HandoffStore, Reassigned, StaleHandoff};
 pub use model::*;
+pub use privacy::{ForgetReport, PersonalRows, PrivacyStore, without_forgotten};
 
 /// The store's traits, for code that calls them on a concrete backend (`SqliteStore`,
 /// `PgStore`); code generic over `S: Store` needs only `Store`.
 pub mod prelude {
     pub use super::{
-        CopyStore, HandoffStore, InboundStore, KvStore, LeadStore, OutboxStore, QueueStore,
-        ReportStore, Store, SuppressionStore,
+        CopyStore, HandoffStore, InboundStore, KvStore, LeadStore, OutboxStore, PrivacyStore,
+        QueueStore, ReportStore, Store, SuppressionStore,
     };
 }
 
@@ -145,6 +148,7 @@ pub trait Store:
     + CopyStore
     + HandoffStore
     + ReportStore
+    + PrivacyStore
     + Clone
     + Send
     + Sync

@@ -33,6 +33,7 @@ mod limits_and_dkim;
 mod notify;
 mod pipeline;
 mod postgres_scale_out;
+mod privacy;
 mod provider_events;
 mod readme;
 mod reply_end_to_end;

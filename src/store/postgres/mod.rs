@@ -46,6 +46,7 @@ mod inbound;
 mod kv;
 mod leads;
 mod outbox;
+mod privacy;
 mod queue;
 mod report;
 mod suppression;
@@ -90,6 +91,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "provider_events",
         include_str!("../../../migrations/postgres/0007_provider_events.sql"),
+    ),
+    (
+        9,
+        "privacy",
+        include_str!("../../../migrations/postgres/0009_privacy.sql"),
     ),
     (
         12,

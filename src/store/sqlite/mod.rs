@@ -35,6 +35,7 @@ mod inbound;
 mod kv;
 mod leads;
 mod outbox;
+mod privacy;
 mod queue;
 mod report;
 mod suppression;
@@ -82,6 +83,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "provider_events",
         include_str!("../../../migrations/sqlite/0007_provider_events.sql"),
+    ),
+    (
+        9,
+        "privacy",
+        include_str!("../../../migrations/sqlite/0009_privacy.sql"),
     ),
     (
         12,
