@@ -26,7 +26,7 @@ use crate::store::{
     ClaimedDelivery, DeferReason, NextStep, Outcome, RecordedOutcome, Store, StoreError,
 };
 use crate::transport::breaker::Admit;
-use crate::transport::limits::provider_throttle_until;
+use crate::transport::limits::{durable, provider_throttle_until};
 use crate::transport::{ErrorKind, OutgoingEmail, SendError, Transport};
 
 /// Batches being rendered or sent at once (one more is claimed while one is on the wire).
@@ -115,7 +115,8 @@ pub async fn send_due<S: Store>(
                 started,
                 probe,
             };
-            in_flight.push(process(loaded, transport, batch, leads, sending).instrument(span));
+            in_flight
+                .push(process(store, loaded, transport, batch, leads, sending).instrument(span));
         }
         let Some(outcomes) = in_flight.next().await else {
             break;
@@ -184,7 +185,8 @@ impl Drop for ProbeDone<'_> {
 }
 
 /// Renders, composes and sends one claimed batch; returns an outcome for every delivery.
-async fn process(
+async fn process<S: Store>(
+    store: &S,
     loaded: &Arc<Loaded>,
     transport: &Transport,
     batch: Vec<ClaimedDelivery>,
@@ -242,10 +244,11 @@ async fn process(
     } else {
         outgoing
     };
-    // Over a limit, work is deferred (never dropped) and the attempt does not count.
-    let outgoing = match &loaded.limiter {
+    // Over a limit, work is deferred (never dropped) and the attempt does not count; the
+    // daily caps are reserved in the database, shared by every daemon.
+    let (outgoing, reserved) = match &loaded.limiter {
         Some(limiter) => {
-            let (admitted, held) = lock(limiter).admit_emails(wall(), outgoing);
+            let (admitted, held, reserved) = durable::admit(store, limiter, wall(), outgoing).await;
             for (id, due_at) in held {
                 if let Some(d) = by_id.get(&id) {
                     outcomes.push(RecordedOutcome {
@@ -257,12 +260,15 @@ async fn process(
                     });
                 }
             }
-            admitted
+            (admitted, Some(reserved))
         }
-        None => outgoing,
+        None => (outgoing, None),
     };
     let (count, send_started) = (outgoing.len(), std::time::Instant::now());
     let (results, mut provider_ids) = transport.send_tracked(outgoing).await;
+    if let Some(reserved) = reserved {
+        reserved.settle(store, &results).await;
+    }
     if count > 0 {
         crate::metrics::get()
             .observe_send_latency(send_started.elapsed().as_secs_f64() / count as f64, count);

@@ -82,18 +82,20 @@ mod dialect;
 mod model;
 pub mod postgres;
 mod rows;
+mod send_counts;
 pub mod sqlite;
 
 pub use copy::*;
 pub use handoff::{Chase, DIGEST_KINDS, DigestEvent, HandoffStore, Reassigned, StaleHandoff};
 pub use model::*;
+pub use send_counts::{SendBucket, SendCount, SendCountStore};
 
 /// The store's traits, for code that calls them on a concrete backend (`SqliteStore`,
 /// `PgStore`); code generic over `S: Store` needs only `Store`.
 pub mod prelude {
     pub use super::{
         CopyStore, HandoffStore, InboundStore, KvStore, LeadStore, OutboxStore, QueueStore,
-        ReportStore, Store, SuppressionStore,
+        ReportStore, SendCountStore, Store, SuppressionStore,
     };
 }
 
@@ -125,6 +127,7 @@ pub trait Store:
     + CopyStore
     + HandoffStore
     + ReportStore
+    + SendCountStore
     + Clone
     + Send
     + Sync

@@ -34,6 +34,7 @@ mod leads;
 mod outbox;
 mod queue;
 mod report;
+mod send_counts;
 mod suppression;
 
 #[derive(Clone)]
@@ -71,6 +72,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "provider_events",
         include_str!("../../../migrations/sqlite/0007_provider_events.sql"),
+    ),
+    (
+        8,
+        "send_counts",
+        include_str!("../../../migrations/sqlite/0008_send_counts.sql"),
     ),
     (
         12,
