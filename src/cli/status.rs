@@ -147,7 +147,11 @@ fn print_limits(usage: &Usage) {
         None => u.used.to_string(),
     };
     println!("sending limits (rolling 24 h, every daemon on this database):");
-    println!("  transport: {} sent", of(&usage.transport));
+    let sent = format!("{} sent", usage.transport.used);
+    println!(
+        "  transport: {}",
+        of(&usage.transport).replacen(&usage.transport.used.to_string(), &sent, 1)
+    );
     if !usage.domains.is_empty() {
         let domains: Vec<String> = usage
             .domains

@@ -4,6 +4,9 @@
 //! for `status` and `/metrics` ([`usage`], [`render_metrics`]). The arithmetic is `caps`.
 //!
 //! One reservation per batch (three statements in one short transaction), none per lead.
+//! Each runs as a task of its own: a batch's future is polled only now and then (between
+//! other batches' recordings), and a transaction left waiting on it would hold SQLite's
+//! single writer from the very recording it waits for.
 //! What cannot go is deferred with the time its place frees up: not written off, not failed,
 //! no attempt counted. If the database cannot be asked, nothing of the batch is sent: it is
 //! deferred by [`UNREACHABLE_DEFER`] (a cap is never guessed).
@@ -26,6 +29,20 @@ pub const UNREACHABLE_DEFER: TimeDelta = TimeDelta::seconds(30);
 /// How many of the busiest domains `status` lists.
 pub const BUSIEST: usize = 10;
 
+/// A store the reservations can run on as tasks of their own.
+pub trait Counters: SendCountStore + Clone + Send + Sync + 'static {}
+impl<S: SendCountStore + Clone + Send + Sync + 'static> Counters for S {}
+
+/// Runs a store call as a task of its own (see the module docs).
+async fn detached<T: Send + 'static>(
+    call: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::spawn(call).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("the store call did not finish: {e}")),
+    }
+}
+
 fn lock(limiter: &Mutex<Limiter>) -> MutexGuard<'_, Limiter> {
     limiter
         .lock()
@@ -42,7 +59,7 @@ impl Reserved {
     /// Gives back the places of sends that certainly did not leave (a transient failure: it
     /// is counted again when it is tried again). An `unknown` outcome stays counted. If the
     /// database cannot be reached they stay counted too: a cap may be undershot, never passed.
-    pub async fn settle<S: SendCountStore>(&self, store: &S, results: &[SendOutcome]) {
+    pub async fn settle<S: Counters>(&self, store: &S, results: &[SendOutcome]) {
         let back: Vec<SendCount> = results
             .iter()
             .filter(|(_, r)| r.as_ref().is_err_and(|e| e.is_transient()))
@@ -52,8 +69,11 @@ impl Reserved {
         if back.is_empty() {
             return;
         }
-        if let Err(e) = store.release_sends(&back).await {
-            tracing::warn!(error = %e, sends = back.len() / 2, "Could not give back the daily-cap places of sends that did not leave; they stay counted");
+        let store = store.clone();
+        let released =
+            detached(async move { store.release_sends(&back).await.map(|_| back.len()) });
+        if let Err(e) = released.await {
+            tracing::warn!(error = %e, "Could not give back the daily-cap places of sends that did not leave; they stay counted");
         }
     }
 }
@@ -62,7 +82,7 @@ impl Reserved {
 /// provider's pause), then the daily caps, reserved in the database for the whole batch at
 /// once. Returns the messages to send, the deferred deliveries with their `not_before`, and
 /// the reservation to [`settle`](Reserved::settle) once the sends are done.
-pub async fn admit<S: SendCountStore>(
+pub async fn admit<S: Counters>(
     store: &S,
     limiter: &Mutex<Limiter>,
     now: DateTime<Utc>,
@@ -88,13 +108,18 @@ pub async fn admit<S: SendCountStore>(
         .map(str::to_string)
         .collect();
     let (at, from) = (caps::minute_of(now), caps::window_start(now));
-    let reserved = store
-        .reserve_sends(from, &capped, |used| {
-            let plan = caps::plan(&keys, &settings, used);
-            caps::increments(&keys, &plan, &settings, at)
+    let reserved = {
+        let (store, keys, settings) = (store.clone(), keys.clone(), settings.clone());
+        detached(async move {
+            store
+                .reserve_sends(from, &capped, |used| {
+                    let plan = caps::plan(&keys, &settings, used);
+                    caps::increments(&keys, &plan, &settings, at)
+                })
+                .await
         })
-        .await;
-    let used = match reserved {
+    };
+    let used = match reserved.await {
         Ok(used) => used,
         Err(e) => {
             tracing::warn!(error = %e, batch = paced.len(), "Could not reserve the batch's sends under the daily caps; it waits");
@@ -136,7 +161,7 @@ pub async fn admit<S: SendCountStore>(
 
 /// The deliveries the caps held back, each with the time its place frees up (read from the
 /// window's buckets; if they cannot be read, a minute from now: admission checks again).
-async fn held_back<S: SendCountStore>(
+async fn held_back<S: Counters>(
     store: &S,
     limiter: &Mutex<Limiter>,
     settings: &LimitSettings,
@@ -151,8 +176,9 @@ async fn held_back<S: SendCountStore>(
         .collect::<BTreeSet<String>>()
         .into_iter()
         .collect();
-    let buckets = store
-        .send_buckets(caps::window_start(now), &full)
+    let store = store.clone();
+    let from = caps::window_start(now);
+    let buckets = detached(async move { store.send_buckets(from, &full).await })
         .await
         .unwrap_or_else(|e| {
             tracing::warn!(error = %e, "Could not read the daily caps' window; deferring by a minute");
