@@ -12,6 +12,11 @@ use crate::support::bin::{command, dir_with_templates, rewarm, stdout_of};
 use crate::support::config::TestConfig;
 use crate::support::db::{TestDatabase, with_postgres};
 use crate::support::smtp_server::TestSmtpServer;
+use rewarm::store::SendCount;
+use rewarm::store::postgres::PgStore;
+use rewarm::store::prelude::*;
+use rewarm::store::sqlite::SqliteStore;
+use rewarm::transport::limits::{DomainLimit, LimitSettings, durable};
 
 const T0: &str = "2026-03-02T10:00:00Z";
 
@@ -287,4 +292,197 @@ async fn two_processes_on_one_postgresql_send_exactly_the_cap_together() {
         two_processes_share_one_cap(&url).await;
     })
     .await;
+}
+
+// ── The counters themselves, on both databases ─────────────────────────────────────────
+
+fn count(key: &str, minute: i64, width: i64, sent: i64) -> SendCount {
+    SendCount {
+        key: key.into(),
+        minute,
+        width,
+        sent,
+    }
+}
+
+/// Reserve, read the window, give back (never below 0), forget what left long ago.
+async fn counters_reserve_give_back_and_read_the_window<S: Store>(store: S) {
+    store.migrate().await.expect("migrate");
+    let keys = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+    let read = store
+        .reserve_sends(1000, &keys(&["*"]), |used| {
+            assert!(used.is_empty(), "{used:?}");
+            vec![
+                count("*", 1000, 1, 3),
+                count("a.test", 960, 60, 2),
+                count("*", 1000, 1, 1),
+            ]
+        })
+        .await
+        .expect("reserve");
+    assert!(read.is_empty());
+    let read = store
+        .reserve_sends(1000, &keys(&["*", "a.test", "b.test"]), |_| {
+            vec![count("*", 1001, 1, 1)]
+        })
+        .await
+        .expect("reserve");
+    assert_eq!(
+        read,
+        HashMap::from([("*".to_string(), 4), ("a.test".to_string(), 2)])
+    );
+    // At minute 1001 the bucket of minute 1000 has left; the hour bucket 960..1020 has not.
+    let buckets: Vec<(String, i64, i64, i64)> = store
+        .send_buckets(1001, &keys(&["*", "a.test"]))
+        .await
+        .expect("buckets")
+        .into_iter()
+        .map(|b| (b.key, b.minute, b.width, b.sent))
+        .collect();
+    assert_eq!(
+        buckets,
+        vec![("*".into(), 1001, 1, 1), ("a.test".into(), 960, 60, 2)]
+    );
+    store
+        .release_sends(&[count("*", 1000, 1, 2), count("a.test", 960, 60, 5)])
+        .await
+        .expect("give back");
+    let (totals, busiest) = store
+        .send_totals(1000, &keys(&["*", "a.test"]), 10)
+        .await
+        .expect("totals");
+    assert_eq!(
+        totals,
+        HashMap::from([("*".to_string(), 3), ("a.test".to_string(), 0)])
+    );
+    assert!(busiest.is_empty(), "{busiest:?}");
+    // A reservation far later forgets the old buckets.
+    store
+        .reserve_sends(5000, &[], |_| vec![count("c.test", 5040, 60, 1)])
+        .await
+        .expect("reserve");
+    let (totals, busiest) = store
+        .send_totals(0, &keys(&["*"]), 10)
+        .await
+        .expect("totals");
+    assert!(totals.is_empty(), "{totals:?}");
+    assert_eq!(busiest, vec![("c.test".to_string(), 1)]);
+}
+
+/// 24 reservations at once on one store (as many connections as the pool gives), each
+/// taking one place while fewer than 10 are taken: exactly 10 are.
+async fn concurrent_reservations_never_pass_the_cap<S: Store>(store: S) {
+    store.migrate().await.expect("migrate");
+    let tasks: Vec<_> = (0..24)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let used = store
+                    .reserve_sends(100, &["*".to_string()], |used| {
+                        if used.get("*").copied().unwrap_or(0) < 10 {
+                            vec![count("*", 100, 1, 1)]
+                        } else {
+                            Vec::new()
+                        }
+                    })
+                    .await
+                    .expect("reserve");
+                used.get("*").copied().unwrap_or(0) < 10
+            })
+        })
+        .collect();
+    let mut took = 0;
+    for t in tasks {
+        took += usize::from(t.await.expect("task"));
+    }
+    assert_eq!(took, 10);
+    let (totals, _) = store
+        .send_totals(100, &["*".to_string()], 0)
+        .await
+        .expect("totals");
+    assert_eq!(totals.get("*"), Some(&10));
+}
+
+#[tokio::test]
+async fn the_send_counters_reserve_give_back_and_forget_on_sqlite() {
+    let db = TestDatabase::sqlite();
+    let store = SqliteStore::connect(db.url()).await.expect("sqlite");
+    counters_reserve_give_back_and_read_the_window(store.clone()).await;
+    let db = TestDatabase::sqlite();
+    let store = SqliteStore::connect(db.url()).await.expect("sqlite");
+    concurrent_reservations_never_pass_the_cap(store).await;
+}
+
+#[tokio::test]
+async fn the_send_counters_reserve_give_back_and_forget_on_postgres() {
+    with_postgres("send counters", |url| async move {
+        let store = PgStore::connect(&url).await.expect("postgres");
+        counters_reserve_give_back_and_read_the_window(store.clone()).await;
+        store.close().await;
+    })
+    .await;
+    with_postgres("concurrent reservations", |url| async move {
+        let store = PgStore::connect(&url).await.expect("postgres");
+        concurrent_reservations_never_pass_the_cap(store.clone()).await;
+        store.close().await;
+    })
+    .await;
+}
+
+/// `/metrics` lines read from the counters: the transport and each budgeted domain, with caps.
+#[tokio::test]
+async fn metrics_show_each_caps_use_from_the_database() {
+    let db = TestDatabase::sqlite();
+    let store = SqliteStore::connect(db.url()).await.expect("sqlite");
+    store.migrate().await.expect("migrate");
+    let now = chrono::DateTime::parse_from_rfc3339(T0)
+        .expect("T0")
+        .to_utc();
+    let minute = now.timestamp() / 60;
+    store
+        .reserve_sends(0, &[], |_| {
+            vec![
+                count("*", minute - 5, 1, 7),
+                count("gmail.com", minute - 5, 1, 4),
+            ]
+        })
+        .await
+        .expect("reserve");
+    let mut settings = LimitSettings {
+        daily_cap: Some(100),
+        ..LimitSettings::default()
+    };
+    settings.domains.insert(
+        "gmail.com".into(),
+        DomainLimit {
+            daily_cap: Some(5),
+            ..DomainLimit::default()
+        },
+    );
+    let text = durable::render_metrics(&store, Some(&settings), now)
+        .await
+        .expect("metrics");
+    for line in [
+        "rewarm_daily_cap_used{limit=\"transport\"} 7",
+        "rewarm_daily_cap_used{limit=\"domain\",domain=\"gmail.com\"} 4",
+        "rewarm_daily_cap{limit=\"transport\"} 100",
+        "rewarm_daily_cap{limit=\"domain\",domain=\"gmail.com\"} 5",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+    }
+    // A day and a minute later they have left the window.
+    let later = now + chrono::TimeDelta::hours(24) + chrono::TimeDelta::minutes(1);
+    let text = durable::render_metrics(&store, Some(&settings), later)
+        .await
+        .expect("metrics");
+    assert!(
+        text.contains("rewarm_daily_cap_used{limit=\"transport\"} 0"),
+        "{text}"
+    );
+    assert!(
+        durable::render_metrics(&store, None, now)
+            .await
+            .expect("none")
+            .is_empty()
+    );
 }
