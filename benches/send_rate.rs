@@ -7,6 +7,10 @@
 //!
 //! Environment: REWARM_BENCH_N (deliveries, default 20000), REWARM_BENCH_POOL (SMTP
 //! connections, default 16), REWARM_BENCH_BATCH (batch size, default 1000).
+//!
+//! Then the same pass again on a fresh database with `[transport.limits]` (a daily cap and a
+//! domain budget, both above N: every batch reserves its sends in the database), next to the
+//! first pass as its reference (REWARM_BENCH_LIMITS=0 skips it).
 
 #[path = "../tests/it/support/smtp_server.rs"]
 #[allow(dead_code)]
@@ -139,7 +143,64 @@ async fn main() {
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"),
         &dir.path().join("templates"),
     );
-    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let (import, enrol, elapsed) = send_pass(dir.path(), "bench", port, pool, batch, n, "").await;
+    let rate = n as f64 / elapsed.as_secs_f64();
+
+    println!(
+        "rewarm send rate, {n} due deliveries, SMTP pool of {pool}, batches of {batch}, into {sink_name}"
+    );
+    println!(
+        "  import {n} leads: {:.2} s   enrol: {:.2} s",
+        import.as_secs_f64(),
+        enrol.as_secs_f64()
+    );
+    println!(
+        "  rewarm end to end (claim → render → send → record): {:>8.0} msg/s  ({:.2} s)",
+        rate,
+        elapsed.as_secs_f64()
+    );
+    if std::env::var("REWARM_BENCH_LIMITS").as_deref() != Ok("0") {
+        let limits = format!(
+            "[transport.limits]\ndaily_cap = {}\n[[transport.limits.domain]]\ndomains = [\"example.com\"]\ndaily_cap = {}\nper_second = 1000000\nburst = 1000000\nconcurrency = 1000000\n",
+            n * 10,
+            n * 10
+        );
+        let (_, _, capped) = send_pass(dir.path(), "capped", port, pool, batch, n, &limits).await;
+        let capped_rate = n as f64 / capped.as_secs_f64();
+        println!(
+            "  same pass with durable daily caps (one reservation per batch of {batch}): {:>8.0} msg/s  ({:.2} s, {:+.1} % vs the pass above)",
+            capped_rate,
+            capped.as_secs_f64(),
+            (capped_rate / rate - 1.0) * 100.0
+        );
+    }
+    if let Some(source) = find("smtp-source").filter(|_| _fallback.is_none()) {
+        for (sessions, size) in [(1, 1500), (8, 1500), (8, 5120)] {
+            let raw = smtp_source_rate(&source, port, n, sessions, size);
+            println!(
+                "  raw smtp-source, {sessions} connection(s), {size} B messages:      {:>8.0} msg/s",
+                raw
+            );
+        }
+    }
+}
+
+/// Imports `n` leads into a fresh SQLite database `NAME.db` in `dir`, enrols them and times
+/// one send pass of everything due; `limits` is appended to the configuration.
+async fn send_pass(
+    dir: &Path,
+    name: &str,
+    port: u16,
+    pool: usize,
+    batch: usize,
+    n: usize,
+    limits: &str,
+) -> (
+    std::time::Duration,
+    std::time::Duration,
+    std::time::Duration,
+) {
+    let url = format!("sqlite://{}", dir.join(format!("{name}.db")).display());
     let config = format!(
         r#"
 database_url = "{url}"
@@ -167,8 +228,9 @@ campaign = "checkin"
 first_after = "90d"
 every = "30d"
 send_window = {{ days = "Mon-Sun", hours = "00:00-24:00" }}
+{limits}
 "#,
-        templates = dir.path().join("templates").display()
+        templates = dir.join("templates").display()
     );
     let settings =
         rewarm::config::Settings::from_toml(&config, "bench.toml").expect("bench config");
@@ -220,28 +282,5 @@ send_window = {{ days = "Mon-Sun", hours = "00:00-24:00" }}
         .await
         .expect("status");
     assert_eq!(status.sent_since as usize, n, "every send recorded");
-    let rate = n as f64 / elapsed.as_secs_f64();
-
-    println!(
-        "rewarm send rate, {n} due deliveries, SMTP pool of {pool}, batches of {batch}, into {sink_name}"
-    );
-    println!(
-        "  import {n} leads: {:.2} s   enrol: {:.2} s",
-        import.as_secs_f64(),
-        enrol.as_secs_f64()
-    );
-    println!(
-        "  rewarm end to end (claim → render → send → record): {:>8.0} msg/s  ({:.2} s)",
-        rate,
-        elapsed.as_secs_f64()
-    );
-    if let Some(source) = find("smtp-source").filter(|_| _fallback.is_none()) {
-        for (sessions, size) in [(1, 1500), (8, 1500), (8, 5120)] {
-            let raw = smtp_source_rate(&source, port, n, sessions, size);
-            println!(
-                "  raw smtp-source, {sessions} connection(s), {size} B messages:      {:>8.0} msg/s",
-                raw
-            );
-        }
-    }
+    (import, enrol, elapsed)
 }

@@ -1,5 +1,6 @@
-//! `rewarm status`: leads per state and campaign, deliveries today, and whether the
-//! transport is paused (as the daemon last recorded it).
+//! `rewarm status`: leads per state and campaign, deliveries today, whether the transport
+//! is paused (as the daemon last recorded it), and the daily caps' use of their rolling 24
+//! hours (as every daemon on the database counted it).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ use super::with_store;
 use crate::config::Settings;
 use crate::outbound::pause::{TransportHealth, read_health};
 use crate::store::Store;
+use crate::transport::limits::durable::{self, CapUsage, Usage};
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -30,7 +32,7 @@ pub async fn status(
         .and_hms_opt(0, 0, 0)
         .map(|t| t.and_utc())
         .unwrap_or(now);
-    let (report, transport) = with_store!(&settings.database_url, |store| {
+    let (report, transport, limits) = with_store!(&settings.database_url, |store| {
         store.migrate().await?;
         let report = store
             .status(since, now)
@@ -39,15 +41,27 @@ pub async fn status(
         let transport = read_health(&store)
             .await
             .context("Failed to read the transport's state")?;
-        (report, transport)
+        let limits = match &settings.limits {
+            Some(limits) => Some(
+                durable::usage(&store, limits, now, durable::BUSIEST)
+                    .await
+                    .context("Failed to read the daily caps' use")?,
+            ),
+            None => None,
+        };
+        (report, transport, limits)
     });
     if args.json {
         let mut json = serde_json::to_value(&report)?;
         json["transport"] = serde_json::to_value(&transport)?;
+        json["limits"] = serde_json::to_value(&limits)?;
         println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(ExitCode::SUCCESS);
     }
     print_transport(transport.as_ref());
+    if let Some(limits) = &limits {
+        print_limits(limits);
+    }
     println!("leads:");
     for (state, n) in &report.leads_by_state {
         // The states sales sets (won, out of scope, paused) are listed once they are used;
@@ -121,5 +135,29 @@ fn print_transport(health: Option<&TransportHealth>) {
             );
         }
         _ => {}
+    }
+}
+
+/// The daily caps: the transport's use of its rolling 24 hours against its cap, then the
+/// domains with a budget and the busiest ones.
+fn print_limits(usage: &Usage) {
+    let of = |u: &CapUsage| match u.cap {
+        Some(cap) if u.used >= cap as i64 => format!("{} of {cap} (full)", u.used),
+        Some(cap) => format!("{} of {cap}", u.used),
+        None => u.used.to_string(),
+    };
+    println!("sending limits (rolling 24 h, every daemon on this database):");
+    let sent = format!("{} sent", usage.transport.used);
+    println!(
+        "  transport: {}",
+        of(&usage.transport).replacen(&usage.transport.used.to_string(), &sent, 1)
+    );
+    if !usage.domains.is_empty() {
+        let domains: Vec<String> = usage
+            .domains
+            .iter()
+            .map(|d| format!("{} {}", d.key, of(d)))
+            .collect();
+        println!("  domains: {}", domains.join(", "));
     }
 }

@@ -317,6 +317,8 @@ pub(super) struct RawDomainLimit {
     pub(super) per_second: Option<f64>,
     pub(super) burst: Option<u32>,
     pub(super) concurrency: Option<u32>,
+    /// The domain's budget: messages in any rolling 24 hours (kept in the database).
+    pub(super) daily_cap: Option<u64>,
 }
 pub(super) fn default_transport_kind() -> String {
     "file".into()

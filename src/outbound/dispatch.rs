@@ -32,6 +32,7 @@ use crate::store::{
     ClaimedDelivery, DeferReason, NextStep, Outcome, RecordedOutcome, Store, StoreError,
 };
 use crate::transport::breaker::Admit;
+use crate::transport::limits::durable::{self, Reserved};
 use crate::transport::limits::provider_throttle_until;
 use crate::transport::{ErrorKind, OutgoingEmail, SendError, Transport};
 
@@ -290,7 +291,8 @@ async fn process<S: Store>(
         batch: batch.into_iter().map(|d| (d.id, d)).collect(),
         leads,
     };
-    let outgoing = hold_back(loaded, &prepared, outgoing, &mut outcomes, sending);
+    let (outgoing, reserved) =
+        hold_back(ctx.store, loaded, &prepared, outgoing, &mut outcomes, sending).await;
     // What needs no send is recorded at once: those rows are free again.
     ctx.recorder.record(ctx.store, &outcomes, now).await?;
     let mut queue = outgoing.into_iter().peekable();
@@ -308,7 +310,7 @@ async fn process<S: Store>(
             outcomes.extend(rest);
             break;
         };
-        let wave_outcomes = send_wave(ctx, &prepared, wave, sending).await?;
+        let wave_outcomes = send_wave(ctx, &prepared, wave, sending, reserved.as_ref()).await?;
         ctx.recorder.record(ctx.store, &wave_outcomes, now).await?;
         outcomes.extend(wave_outcomes);
     }
@@ -316,14 +318,16 @@ async fn process<S: Store>(
 }
 
 /// What the breaker and the limits hold back of a rendered batch (deferred, no attempt
-/// counted, added to `outcomes`); returns what may be sent.
-fn hold_back(
+/// counted, added to `outcomes`); returns what may be sent, and the daily-cap places it
+/// reserved.
+async fn hold_back<S: Store>(
+    store: &S,
     loaded: &Loaded,
     prepared: &Prepared,
     outgoing: Vec<OutgoingEmail>,
     outcomes: &mut Vec<RecordedOutcome>,
     sending: Sending,
-) -> Vec<OutgoingEmail> {
+) -> (Vec<OutgoingEmail>, Option<Reserved>) {
     let mut defer = |id: i64, due_at, reason| {
         if let Some(d) = prepared.batch.get(&id) {
             outcomes.push(RecordedOutcome {
@@ -339,18 +343,20 @@ fn hold_back(
         for message in outgoing {
             defer(message.delivery_id, due_at, DeferReason::TransportPaused);
         }
-        return Vec::new();
+        return (Vec::new(), None);
     }
-    // Over a limit, work is deferred (never dropped) and the attempt does not count.
+    // Over a limit, work is deferred (never dropped) and the attempt does not count; the
+    // daily caps are reserved in the database, shared by every daemon.
     match &loaded.limiter {
         Some(limiter) => {
-            let (admitted, held) = lock(limiter).admit_emails(sending.wall(), outgoing);
+            let (admitted, held, reserved) =
+                durable::admit(store, limiter, sending.wall(), outgoing).await;
             for (id, due_at) in held {
                 defer(id, due_at, DeferReason::RateLimit);
             }
-            admitted
+            (admitted, Some(reserved))
         }
-        None => outgoing,
+        None => (outgoing, None),
     }
 }
 
@@ -380,6 +386,7 @@ async fn send_wave<S: Store>(
     prepared: &Prepared,
     wave: Vec<OutgoingEmail>,
     sending: Sending,
+    reserved: Option<&Reserved>,
 ) -> Result<Vec<RecordedOutcome>, StoreError> {
     let (loaded, now) = (ctx.loaded, sending.now);
     let ids: Vec<i64> = wave.iter().map(|m| m.delivery_id).collect();
@@ -411,6 +418,9 @@ async fn send_wave<S: Store>(
             })
             .collect());
     };
+    if let Some(reserved) = reserved {
+        reserved.settle(ctx.store, &results).await;
+    }
     if count > 0 {
         crate::metrics::get()
             .observe_send_latency(send_started.elapsed().as_secs_f64() / count as f64, count);

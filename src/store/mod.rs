@@ -99,6 +99,7 @@ pub mod forecast;
 mod model;
 pub mod postgres;
 mod rows;
+mod send_counts;
 pub mod sqlite;
 
 pub use copy::*;
@@ -106,13 +107,14 @@ pub use forecast::{ForecastDelivery, ForecastStore};
 pub use handoff::{Chase, DIGEST_KINDS, DigestEvent, HandoffStore, Reassigned, StaleHandoff};
 pub use model::*;
 pub use privacy::{ForgetReport, PersonalRows, PrivacyStore, without_forgotten};
+pub use send_counts::{SendBucket, SendCount, SendCountStore};
 
 /// The store's traits, for code that calls them on a concrete backend (`SqliteStore`,
 /// `PgStore`); code generic over `S: Store` needs only `Store`.
 pub mod prelude {
     pub use super::{
         CopyStore, HandoffStore, InboundStore, KvStore, LeadStore, OutboxStore, PrivacyStore,
-        QueueStore, ReportStore, Store, SuppressionStore,
+        QueueStore, ReportStore, SendCountStore, Store, SuppressionStore,
     };
 }
 
@@ -149,6 +151,7 @@ pub trait Store:
     + HandoffStore
     + ReportStore
     + PrivacyStore
+    + SendCountStore
     + Clone
     + Send
     + Sync

@@ -12,6 +12,7 @@ mod support;
 mod api_transports;
 mod bounce_corpus;
 mod bounce_replay;
+mod caps_durable;
 mod check;
 mod faults_kill;
 mod faults_shutdown;

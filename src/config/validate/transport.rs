@@ -167,6 +167,7 @@ fn limits(l: RawLimits, p: &mut Problems) -> LimitSettings {
             per_second: d.per_second.unwrap_or(base.per_second),
             burst: d.burst.unwrap_or(base.burst),
             concurrency: d.concurrency.unwrap_or(base.concurrency),
+            daily_cap: d.daily_cap,
         }
     };
     if let Some(d) = &l.default_domain {

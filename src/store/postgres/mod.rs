@@ -49,6 +49,7 @@ mod outbox;
 mod privacy;
 mod queue;
 mod report;
+mod send_counts;
 mod suppression;
 
 #[derive(Clone)]
@@ -91,6 +92,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "provider_events",
         include_str!("../../../migrations/postgres/0007_provider_events.sql"),
+    ),
+    (
+        8,
+        "send_counts",
+        include_str!("../../../migrations/postgres/0008_send_counts.sql"),
     ),
     (
         9,

@@ -38,6 +38,7 @@ mod outbox;
 mod privacy;
 mod queue;
 mod report;
+mod send_counts;
 mod suppression;
 
 #[derive(Clone)]
@@ -83,6 +84,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "provider_events",
         include_str!("../../../migrations/sqlite/0007_provider_events.sql"),
+    ),
+    (
+        8,
+        "send_counts",
+        include_str!("../../../migrations/sqlite/0008_send_counts.sql"),
     ),
     (
         9,

@@ -124,6 +124,7 @@ mod tests {
                 per_second: 1000.0,
                 burst: 1000,
                 concurrency: 3,
+                daily_cap: None,
             },
             ..LimitSettings::default()
         });
@@ -162,6 +163,7 @@ mod tests {
                     per_second: 1000.0,
                     burst: 1000,
                     concurrency: 2,
+                    daily_cap: None,
                 },
             )]),
             aliases: HashMap::from([

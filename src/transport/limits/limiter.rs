@@ -1,15 +1,16 @@
-//! The [`Limiter`]: admits what may go now, defers the rest with a projected `not_before`,
-//! and learns from what each send answered (a refund under the daily cap for what did not
-//! leave, a pause after the provider's 429, a slow-down when a domain pushes back).
+//! The [`Limiter`]: admits what the rates allow now, defers the rest with a projected
+//! `not_before`, and learns from what each send answered (a pause after the provider's 429,
+//! a slow-down when a domain pushes back). It lives in the process; the daily caps, which
+//! must hold across restarts and daemons, are kept in the database (`caps`, `durable`).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
 use super::domain::DomainState;
 use super::gcra::{Gcra, delta, interval};
 use super::settings::LimitSettings;
-use super::{Throttle, WINDOW, domain_of, throttle_of};
+use super::{Throttle, domain_of, throttle_of};
 use crate::transport::{OutgoingEmail, SendOutcome};
 
 /// Beyond this many known domains, idle ones (at their configured rate, nothing in flight,
@@ -37,9 +38,6 @@ pub struct Limiter {
     settings: LimitSettings,
     transport: Gcra,
     paused_until: Option<DateTime<Utc>>,
-    /// Admission times still inside the 24-hour window (oldest first) with their counts.
-    window: VecDeque<(DateTime<Utc>, u64)>,
-    window_total: u64,
     domains: HashMap<String, DomainState>,
     in_flight: HashMap<i64, InFlight>,
 }
@@ -50,8 +48,6 @@ impl Limiter {
             settings: settings.sanitized(),
             transport: Gcra { tat: None },
             paused_until: None,
-            window: VecDeque::new(),
-            window_total: 0,
             domains: HashMap::new(),
             in_flight: HashMap::new(),
         }
@@ -61,7 +57,7 @@ impl Limiter {
         &self.settings
     }
 
-    /// New settings (a reload) keeping what was sent, what is in flight and the slow-downs
+    /// New settings (a reload) keeping the rates' state, what is in flight and the slow-downs
     /// (a domain's current rate is kept below its new configured rate).
     pub fn update_settings(&mut self, settings: LimitSettings) {
         self.settings = settings.sanitized();
@@ -74,7 +70,8 @@ impl Limiter {
     }
 
     /// Decides, for each `(delivery id, recipient domain)` in order, whether it may be sent
-    /// now. Admitted deliveries count against every limit at once; they are "in flight" for
+    /// now under the rates, the concurrency and a provider's pause (not the daily caps: see
+    /// `durable`). Admitted deliveries count against every limit at once; they are "in flight" for
     /// their domain until [`record`](Limiter::record) or [`release`](Limiter::release).
     pub fn admit<D: AsRef<str>>(&mut self, now: DateTime<Utc>, batch: &[(i64, D)]) -> Admission {
         self.expire(now);
@@ -91,11 +88,7 @@ impl Limiter {
             }
             let transport_ok = self.paused_until.is_none_or(|p| p <= now)
                 && transport_t
-                    .is_none_or(|t| self.transport.earliest(now, t, transport_burst) <= now)
-                && self
-                    .settings
-                    .daily_cap
-                    .is_none_or(|cap| self.window_total < cap);
+                    .is_none_or(|t| self.transport.earliest(now, t, transport_burst) <= now);
             let state = self.domain_state(&domain, now);
             let domain_ok = state.in_flight < state.concurrency && state.earliest(now) <= now;
             if !(transport_ok && domain_ok) {
@@ -108,11 +101,6 @@ impl Limiter {
             if let Some(t) = transport_t {
                 self.transport.take(now, t);
             }
-            match self.window.back_mut() {
-                Some((at, count)) if *at == now => *count += 1,
-                _ => self.window.push_back((now, 1)),
-            }
-            self.window_total += 1;
             self.in_flight.insert(
                 id,
                 InFlight {
@@ -161,12 +149,6 @@ impl Limiter {
         let Err(error) = result else {
             return None;
         };
-        if error.is_transient()
-            && let Some(entry) = &entry
-        {
-            // It did not leave: it will be counted again when it is sent.
-            self.refund(entry.admitted_at);
-        }
         let min = now + delta(self.settings.min_defer);
         match throttle_of(error)? {
             Throttle::Provider { retry_after } => {
@@ -189,21 +171,14 @@ impl Limiter {
         }
     }
 
-    /// Forgets an admitted delivery that was not sent after all (its concurrency slot and its
-    /// place under the daily cap are given back).
+    /// Forgets an admitted delivery that was not sent after all (its concurrency slot is
+    /// given back).
     pub fn release(&mut self, id: i64) {
-        if let Some(entry) = self.in_flight.remove(&id) {
-            if let Some(state) = self.domains.get_mut(&entry.domain) {
-                state.in_flight = state.in_flight.saturating_sub(1);
-            }
-            self.refund(entry.admitted_at);
+        if let Some(entry) = self.in_flight.remove(&id)
+            && let Some(state) = self.domains.get_mut(&entry.domain)
+        {
+            state.in_flight = state.in_flight.saturating_sub(1);
         }
-    }
-
-    /// Messages counted in the 24 hours before `now`.
-    pub fn sent_in_window(&mut self, now: DateTime<Utc>) -> u64 {
-        self.expire(now);
-        self.window_total
     }
 
     /// A domain's current rate (messages per second) and concurrency, as of `now`.
@@ -235,16 +210,8 @@ impl Limiter {
         state
     }
 
-    /// Drops what has left the window, forgets stale in-flight deliveries and idle domains.
+    /// Ends a pause that is over, forgets stale in-flight deliveries and idle domains.
     fn expire(&mut self, now: DateTime<Utc>) {
-        while let Some((at, count)) = self.window.front() {
-            if *at + WINDOW <= now {
-                self.window_total = self.window_total.saturating_sub(*count);
-                self.window.pop_front();
-            } else {
-                break;
-            }
-        }
         if self.paused_until.is_some_and(|p| p <= now) {
             self.paused_until = None;
         }
@@ -267,24 +234,9 @@ impl Limiter {
         }
     }
 
-    /// Gives back one place under the daily cap taken at `admitted_at`.
-    fn refund(&mut self, admitted_at: DateTime<Utc>) {
-        if let Some(pos) = self.window.iter().rposition(|(at, _)| *at == admitted_at) {
-            let empty = {
-                let (_, count) = &mut self.window[pos];
-                *count = count.saturating_sub(1);
-                *count == 0
-            };
-            self.window_total = self.window_total.saturating_sub(1);
-            if empty {
-                self.window.remove(pos);
-            }
-        }
-    }
-
     /// When each blocked delivery may go, projected from the current state without changing
-    /// it: first each domain's own pace (rate, concurrency, slow-down), then, in that order,
-    /// the transport's rate, pause and daily cap.
+    /// it: first each domain's own pace (rate, concurrency, slow-down), then the transport's
+    /// pause and rate.
     fn project(
         &mut self,
         now: DateTime<Utc>,
@@ -319,39 +271,13 @@ impl Limiter {
         let transport_t = self.settings.per_second.map(interval);
         let burst = self.settings.transport_burst();
         let mut gcra = self.transport;
-        let mut window = self.window.iter();
-        let mut expiring: Option<(DateTime<Utc>, u64)> = None;
         let mut out = vec![(0i64, now); blocked.len()];
-        for (extra, (index, mut at)) in by_domain.into_iter().enumerate() {
-            let extra = extra as u64;
+        for (index, mut at) in by_domain {
             if let Some(p) = self.paused_until {
                 at = at.max(p);
             }
             if let Some(t) = transport_t {
                 at = at.max(gcra.earliest(at, t, burst));
-            }
-            if let Some(cap) = self.settings.daily_cap
-                && self.window_total + extra >= cap
-            {
-                // The window is full: this one waits for the next admission to leave it.
-                loop {
-                    match &mut expiring {
-                        Some((_, left)) if *left > 0 => break,
-                        _ => match window.next() {
-                            Some((when, count)) => expiring = Some((*when, *count)),
-                            None => break,
-                        },
-                    }
-                }
-                match &mut expiring {
-                    Some((when, left)) if *left > 0 => {
-                        at = at.max(*when + WINDOW);
-                        *left -= 1;
-                    }
-                    // More deferred than the window holds: after what the deferred
-                    // themselves will have used has left, at the earliest.
-                    _ => at = at.max(now + WINDOW),
-                }
             }
             if let Some(t) = transport_t {
                 gcra.take(at, t);
@@ -370,12 +296,11 @@ mod tests {
 
     use super::super::test_support::*;
     use super::*;
-    use crate::transport::SendError;
     use crate::transport::limits::DomainLimit;
 
     #[test]
     fn nothing_goes_over_the_per_second_rate() {
-        let mut limiter = Limiter::new(transport_only(Some(10.0), Some(10), None));
+        let mut limiter = Limiter::new(transport_only(Some(10.0), Some(10)));
         let queue: Vec<_> = (0..500)
             .map(|i| (i, "example.org".to_string(), t0()))
             .collect();
@@ -405,7 +330,7 @@ mod tests {
 
     #[test]
     fn a_big_batch_is_split_into_now_and_a_projected_later() {
-        let mut limiter = Limiter::new(transport_only(Some(5.0), Some(5), None));
+        let mut limiter = Limiter::new(transport_only(Some(5.0), Some(5)));
         let b = batch(0..20, "example.org");
         let a = limiter.admit(t0(), &b);
         check_complete(&b, &a, t0());
@@ -428,108 +353,13 @@ mod tests {
     }
 
     #[test]
-    fn the_daily_cap_holds_over_any_rolling_24_hours_and_nothing_is_dropped() {
-        let mut limiter = Limiter::new(transport_only(None, None, Some(100)));
-        let queue: Vec<_> = (0..350)
-            .map(|i| {
-                (
-                    i,
-                    format!("d{}.example", i % 7),
-                    t0() + TimeDelta::minutes(i * 3),
-                )
-            })
-            .collect();
-        let sent = drain(
-            &mut limiter,
-            queue,
-            TimeDelta::minutes(10),
-            t0() + TimeDelta::days(10),
-        );
-        assert_eq!(sent.len(), 350, "every delivery eventually goes");
-        let mut ids: Vec<i64> = sent.iter().map(|(id, _)| *id).collect();
-        ids.sort();
-        ids.dedup();
-        assert_eq!(ids.len(), 350, "and only once");
-        let times: Vec<DateTime<Utc>> = sent.iter().map(|(_, at)| *at).collect();
-        for (i, start) in times.iter().enumerate() {
-            let n = times[i..]
-                .iter()
-                .take_while(|at| **at < *start + WINDOW)
-                .count();
-            assert!(n <= 100, "{n} messages in the 24 h from {start}");
-        }
-    }
-
-    #[test]
-    fn the_rolling_window_frees_a_place_exactly_24_hours_after_each_send() {
-        let mut limiter = Limiter::new(transport_only(None, None, Some(3)));
-        for h in 0..3 {
-            let now = t0() + TimeDelta::hours(h);
-            let a = limiter.admit(now, &[(h, "a.test")]);
-            assert_eq!(a.admitted, vec![h]);
-            limiter.record(now, &(h, Ok(())));
-        }
-        // Full: the next ones wait for the sends at 0 h, 1 h, 2 h to leave the window.
-        let now = t0() + TimeDelta::hours(23) + TimeDelta::minutes(59);
-        let a = limiter.admit(
-            now,
-            &[
-                (10, "a.test"),
-                (11, "b.test"),
-                (12, "c.test"),
-                (13, "d.test"),
-            ],
-        );
-        assert!(a.admitted.is_empty());
-        let due: Vec<DateTime<Utc>> = a.deferred.iter().map(|(_, at)| *at).collect();
-        assert_eq!(due[0], t0() + TimeDelta::hours(24));
-        assert_eq!(due[1], t0() + TimeDelta::hours(25));
-        assert_eq!(due[2], t0() + TimeDelta::hours(26));
-        assert!(due[3] >= t0() + TimeDelta::hours(26), "{:?}", due[3]);
-        // One second before the boundary: still full. At the boundary: one place.
-        let just_before = t0() + TimeDelta::hours(24) - TimeDelta::seconds(1);
-        assert!(
-            limiter
-                .admit(just_before, &[(10, "a.test")])
-                .admitted
-                .is_empty()
-        );
-        let at = t0() + TimeDelta::hours(24);
-        let a = limiter.admit(at, &[(10, "a.test"), (11, "b.test")]);
-        assert_eq!(a.admitted, vec![10]);
-        assert_eq!(a.deferred[0].1, t0() + TimeDelta::hours(25));
-        assert_eq!(limiter.sent_in_window(at), 3);
-    }
-
-    #[test]
-    fn transient_failures_give_their_place_under_the_cap_back() {
-        let mut limiter = Limiter::new(transport_only(None, None, Some(2)));
-        let a = limiter.admit(t0(), &[(1, "a.test"), (2, "a.test"), (3, "a.test")]);
-        assert_eq!(a.admitted, vec![1, 2]);
-        limiter.record(t0(), &(1, Err(SendError::transient("connection refused"))));
-        limiter.record(t0(), &(2, Err(SendError::unknown("broke off"))));
-        assert_eq!(
-            limiter.sent_in_window(t0()),
-            1,
-            "an unknown outcome stays counted"
-        );
-        let a = limiter.admit(
-            t0() + TimeDelta::seconds(5),
-            &[(3, "a.test"), (4, "a.test")],
-        );
-        assert_eq!(a.admitted, vec![3]);
-        // Released (never sent): given back too.
-        limiter.release(3);
-        assert_eq!(limiter.sent_in_window(t0() + TimeDelta::seconds(5)), 1);
-    }
-
-    #[test]
     fn stale_in_flight_deliveries_are_forgotten() {
         let mut limiter = Limiter::new(LimitSettings {
             default_domain: DomainLimit {
                 per_second: 1000.0,
                 burst: 1000,
                 concurrency: 1,
+                daily_cap: None,
             },
             in_flight_timeout: Duration::from_secs(60),
             ..LimitSettings::default()
@@ -554,6 +384,7 @@ mod tests {
                 per_second: 1000.0,
                 burst: 1000,
                 concurrency: 1,
+                daily_cap: None,
             },
             ..LimitSettings::default()
         });
@@ -584,11 +415,11 @@ mod tests {
         let mut settings = gmail_settings();
         settings.per_second = Some(20.0);
         settings.burst = Some(20);
-        settings.daily_cap = Some(400);
         settings.default_domain = DomainLimit {
             per_second: 3.0,
             burst: 3,
             concurrency: 5,
+            daily_cap: None,
         };
         let mut limiter = Limiter::new(settings);
         let domains = [
@@ -601,15 +432,10 @@ mod tests {
         let queue: Vec<_> = (0..1000)
             .map(|i| (i, domains[i as usize % domains.len()].to_string(), t0()))
             .collect();
-        let sent = drain(&mut limiter, queue, secs(0.5), t0() + TimeDelta::days(4));
+        let sent = drain(&mut limiter, queue, secs(0.5), t0() + TimeDelta::days(1));
         assert_eq!(sent.len(), 1000);
         let times: Vec<DateTime<Utc>> = sent.iter().map(|(_, at)| *at).collect();
         for (i, start) in times.iter().enumerate() {
-            let in_day = times[i..]
-                .iter()
-                .take_while(|at| **at < *start + WINDOW)
-                .count();
-            assert!(in_day <= 400, "{in_day} in 24 h");
             let in_sec = times[i..]
                 .iter()
                 .take_while(|at| **at <= *start + secs(1.0))

@@ -1,10 +1,16 @@
 //! Sending limits: how many messages may go *now*, and when the rest may.
 //!
-//! Pure and clock-injected: every call takes `now`, nothing sleeps, nothing reads a clock.
-//! The [`Limiter`] keeps
+//! Clock-injected: every call takes `now`, nothing sleeps, nothing reads a clock.
 //!
-//! - per transport: a messages-per-second rate (with a burst) and a cap over any rolling
-//!   24 hours;
+//! **The daily caps are durable and shared** ([`caps`], [`durable`]): the transport's
+//! `daily_cap` and each domain's budget (`daily_cap` of a domain) are counted in the
+//! database, reserved per batch in one atomic step before anything is sent, and given back
+//! for sends that certainly did not leave — so a cap of N is N in any rolling 24 hours across
+//! restarts and across daemons sharing one PostgreSQL.
+//!
+//! The pace lives in the process: the [`Limiter`] keeps
+//!
+//! - per transport: a messages-per-second rate (with a burst);
 //! - per recipient domain: a rate and a concurrency (messages admitted and not yet recorded).
 //!   When a domain pushes back (an SMTP 421 or 451 reply, or an enhanced status 4.7.x — read
 //!   from the fields of the typed [`SendError`], never from its text) its rate and
@@ -28,15 +34,18 @@
 //!
 //! The rates use GCRA (the "virtual scheduling" form of a token bucket): with an interval
 //! `T = 1/rate` and a burst `b`, at most `b + ⌊d/T⌋` messages are admitted in any span of
-//! length `d`. The 24-hour cap counts admissions, minus those that certainly did not leave
-//! (a `Transient` outcome is refunded: it will be counted again when it is retried).
+//! length `d`. The daily caps count reservations, minus those that certainly did not leave
+//! (a `Transient` outcome is given back: it will be counted again when it is retried).
 //!
 //! The parts: `settings` (what may be configured, and its checks), `gcra` (the rate
 //! arithmetic), `domain` (one recipient domain's pace, slow-down and recovery), `limiter`
-//! (admission, recording, the daily window and the projection of `not_before`); this file
-//! says which failures are throttles.
+//! (admission under the rates, recording, the projection of `not_before`), `caps` (the
+//! daily window's pure arithmetic), `durable` (reserving and giving back in the database,
+//! and what `status` and `/metrics` show); this file says which failures are throttles.
 
+pub mod caps;
 mod domain;
+pub mod durable;
 mod gcra;
 mod limiter;
 mod settings;
@@ -51,9 +60,6 @@ pub use limiter::{Admission, Limiter};
 pub use settings::{DomainLimit, LimitSettings};
 
 use super::SendError;
-
-/// The rolling window of the daily cap.
-pub const WINDOW: TimeDelta = TimeDelta::hours(24);
 
 /// Why a failed send was a throttle rather than a failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,7 +134,7 @@ mod tests {
 
     #[test]
     fn a_provider_429_pauses_the_whole_transport_and_defers_instead_of_retrying() {
-        let mut limiter = Limiter::new(transport_only(Some(100.0), None, None));
+        let mut limiter = Limiter::new(transport_only(Some(100.0), None));
         let b = batch(0..3, "a.test");
         assert_eq!(limiter.admit(t0(), &b).admitted.len(), 3);
         let e = http_error(

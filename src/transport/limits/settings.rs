@@ -16,6 +16,9 @@ pub struct DomainLimit {
     pub burst: u32,
     /// Messages to this domain admitted and not yet recorded, at most (at least 1).
     pub concurrency: u32,
+    /// Messages to this domain in any rolling 24 hours (its budget); `None`: no budget.
+    /// Kept in the database with the transport's `daily_cap` (see `caps`).
+    pub daily_cap: Option<u64>,
 }
 
 impl Default for DomainLimit {
@@ -24,6 +27,7 @@ impl Default for DomainLimit {
             per_second: 10.0,
             burst: 20,
             concurrency: 20,
+            daily_cap: None,
         }
     }
 }
@@ -35,7 +39,8 @@ pub struct LimitSettings {
     pub per_second: Option<f64>,
     /// Messages that may go at once after a quiet period; `None`: one second's worth.
     pub burst: Option<u32>,
-    /// Messages in any rolling 24 hours; `None`: no cap.
+    /// Messages in any rolling 24 hours, counted in the database across restarts and
+    /// daemons (see `caps`); `None`: no cap.
     pub daily_cap: Option<u64>,
     /// The limit of any domain not listed in `domains`.
     pub default_domain: DomainLimit,
@@ -114,6 +119,12 @@ impl LimitSettings {
             if d.concurrency == 0 {
                 out.push((format!("{key}.concurrency"), "must be at least 1".into()));
             }
+            if d.daily_cap == Some(0) {
+                out.push((
+                    format!("{key}.daily_cap"),
+                    "must be at least 1 (leave it out for no budget)".into(),
+                ));
+            }
         };
         domain("default_domain", &self.default_domain);
         let mut names: Vec<&String> = self.domains.keys().collect();
@@ -153,6 +164,7 @@ impl LimitSettings {
             d.per_second = fix_rate(d.per_second);
             d.burst = d.burst.max(1);
             d.concurrency = d.concurrency.max(1);
+            d.daily_cap = d.daily_cap.map(|c| c.max(1));
         };
         fix_domain(&mut self.default_domain);
         self.domains = self
@@ -190,7 +202,7 @@ impl LimitSettings {
     }
 
     /// The key a recipient domain's state is kept under (its alias target, if any).
-    pub(super) fn domain_key(&self, domain: &str) -> String {
+    pub fn domain_key(&self, domain: &str) -> String {
         let domain = normalize_domain(domain);
         match self.aliases.get(&domain) {
             Some(target) => target.clone(),
@@ -198,7 +210,8 @@ impl LimitSettings {
         }
     }
 
-    pub(super) fn domain_limit(&self, domain: &str) -> &DomainLimit {
+    /// The limit of a domain key (see [`domain_key`](LimitSettings::domain_key)).
+    pub fn domain_limit(&self, domain: &str) -> &DomainLimit {
         self.domains.get(domain).unwrap_or(&self.default_domain)
     }
 
@@ -232,6 +245,7 @@ mod tests {
                 per_second: f64::NAN,
                 burst: 0,
                 concurrency: 0,
+                daily_cap: Some(0),
             },
         );
         let keys: Vec<String> = s.problems().into_iter().map(|(k, _)| k).collect();
@@ -242,7 +256,8 @@ mod tests {
                 "daily_cap",
                 "domains.gmail.com.per_second",
                 "domains.gmail.com.burst",
-                "domains.gmail.com.concurrency"
+                "domains.gmail.com.concurrency",
+                "domains.gmail.com.daily_cap"
             ]
         );
         assert!(LimitSettings::default().problems().is_empty());

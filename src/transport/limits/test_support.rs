@@ -26,18 +26,14 @@ pub fn unlimited_domains() -> DomainLimit {
         per_second: 1e6,
         burst: 1_000_000,
         concurrency: 1_000_000,
+        daily_cap: None,
     }
 }
 
-pub fn transport_only(
-    per_second: Option<f64>,
-    burst: Option<u32>,
-    cap: Option<u64>,
-) -> LimitSettings {
+pub fn transport_only(per_second: Option<f64>, burst: Option<u32>) -> LimitSettings {
     LimitSettings {
         per_second,
         burst,
-        daily_cap: cap,
         default_domain: unlimited_domains(),
         ..LimitSettings::default()
     }
@@ -112,6 +108,7 @@ pub fn gmail_settings() -> LimitSettings {
                 per_second: 8.0,
                 burst: 8,
                 concurrency: 8,
+                daily_cap: None,
             },
         )]),
         recovery_interval: Duration::from_secs(60),
