@@ -76,6 +76,8 @@ mod common_loop;
 mod handoff;
 #[macro_use]
 mod reply;
+#[macro_use]
+mod relay;
 mod batch;
 mod copy;
 mod dialect;
@@ -87,13 +89,14 @@ pub mod sqlite;
 pub use copy::*;
 pub use handoff::{Chase, DIGEST_KINDS, DigestEvent, HandoffStore, Reassigned, StaleHandoff};
 pub use model::*;
+pub use relay::{LoggedEvent, RELAYED_KINDS, RelayStore};
 
 /// The store's traits, for code that calls them on a concrete backend (`SqliteStore`,
 /// `PgStore`); code generic over `S: Store` needs only `Store`.
 pub mod prelude {
     pub use super::{
         CopyStore, HandoffStore, InboundStore, KvStore, LeadStore, OutboxStore, QueueStore,
-        ReportStore, Store, SuppressionStore,
+        RelayStore, ReportStore, Store, SuppressionStore,
     };
 }
 
@@ -125,6 +128,7 @@ pub trait Store:
     + CopyStore
     + HandoffStore
     + ReportStore
+    + RelayStore
     + Clone
     + Send
     + Sync

@@ -46,6 +46,7 @@ mod kv;
 mod leads;
 mod outbox;
 mod queue;
+mod relay;
 mod report;
 mod suppression;
 
@@ -89,6 +90,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "handoff",
         include_str!("../../../migrations/postgres/0012_handoff.sql"),
+    ),
+    (
+        14,
+        "loopfin",
+        include_str!("../../../migrations/postgres/0014_loopfin.sql"),
     ),
 ];
 

@@ -33,6 +33,7 @@ mod kv;
 mod leads;
 mod outbox;
 mod queue;
+mod relay;
 mod report;
 mod suppression;
 
@@ -76,6 +77,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "handoff",
         include_str!("../../../migrations/sqlite/0012_handoff.sql"),
+    ),
+    (
+        14,
+        "loopfin",
+        include_str!("../../../migrations/sqlite/0014_loopfin.sql"),
     ),
 ];
 
