@@ -1,5 +1,5 @@
 //! `rewarm leads import FILE`, `rewarm leads show EMAIL`, `rewarm leads rewarmed`,
-//! `rewarm leads recycle EMAIL`, `rewarm leads reassign` (in `reassign.rs`), and the
+//! `rewarm leads recycle EMAIL`, `rewarm leads reassign` and `owner-back` (in `reassign.rs`), and the
 //! lifecycle commands (`won`, `out-of-scope`, `working`, `pause`, `resume`; in `lifecycle.rs`).
 
 use std::path::{Path, PathBuf};
@@ -77,6 +77,15 @@ pub enum LeadsCommand {
         /// Print how many leads would move, change nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// An owner marked gone (a notification to them hard-bounced) is back: their
+    /// notifications go to them again, not to `notify.fallback_email`.
+    OwnerBack {
+        /// The owner (email, case-insensitive).
+        email: String,
+        /// Who says so (kept with the record).
+        #[arg(long, default_value = "cli")]
+        by: String,
     },
     /// Sales closed it: everything stops (waiting emails cancelled, enrolments stopped).
     Won {
@@ -191,6 +200,9 @@ pub async fn leads(
                 name,
                 dry_run,
             } => super::reassign::reassign(&store, &from, &to, name.as_deref(), dry_run, now).await,
+            LeadsCommand::OwnerBack { email, by } => {
+                super::reassign::owner_back(&store, &email, &by, now).await
+            }
             LeadsCommand::Won { email, by } => {
                 lifecycle::apply(&store, &settings, &email, Transition::Won, &by, now).await
             }

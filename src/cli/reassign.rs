@@ -1,6 +1,7 @@
 //! `rewarm leads reassign --from OLD --to NEW [--name "New Name"] [--dry-run]`: a rep left,
 //! every lead of theirs moves to another owner in one transaction (`Store::reassign`), one
-//! `reassigned` event per lead.
+//! `reassigned` event per lead. `rewarm leads owner-back EMAIL`: an owner marked gone (a
+//! notification to them bounced) is back (`notify::owners::clear_gone`).
 
 use std::process::ExitCode;
 
@@ -29,7 +30,7 @@ pub async fn reassign<S: Store>(
     let gone = crate::notify::owners::gone_among(store, [new.to_string()]).await?;
     if let Some(g) = gone.get(new.as_str()) {
         eprintln!(
-            "warning: {new} is marked gone (a notification to them bounced on {}); their notifications go to notify.fallback_email",
+            "warning: {new} is marked gone (a notification to them bounced on {}); their notifications go to notify.fallback_email until `rewarm leads owner-back {new}`",
             g.since.format("%Y-%m-%d")
         );
     }
@@ -52,4 +53,29 @@ pub async fn reassign<S: Store>(
         eprintln!("warning: {old} owns no lead");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Clears an owner's "gone" mark; exit 1 (nothing changed) if they are not marked gone.
+pub async fn owner_back<S: Store>(
+    store: &S,
+    email: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<ExitCode> {
+    let owner = EmailAddress::parse(email)
+        .map_err(|e| anyhow::anyhow!("`{email}` is not an email address: {e}"))?;
+    match crate::notify::owners::clear_gone(store, owner.as_str(), by, now).await? {
+        Some(mark) => {
+            println!(
+                "{owner} is back: marked gone since {} ({}); their notifications go to them again",
+                mark.since.format("%Y-%m-%d %H:%M UTC"),
+                crate::notify::owners::describe(&mark.evidence)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            eprintln!("error: {owner} is not marked gone; nothing changed");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }

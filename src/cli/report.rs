@@ -53,7 +53,14 @@ pub async fn report(
             .await
             .context("Failed to compute the report")?
     });
-    let report = assemble(args.since, until, args.by, counts.funnels, counts.days);
+    let report = assemble(
+        args.since,
+        until,
+        args.by,
+        counts.funnels,
+        counts.days,
+        counts.intents,
+    );
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if args.csv {

@@ -11,7 +11,7 @@
 mod raw;
 mod validate;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use chrono_tz::Tz;
@@ -332,6 +332,47 @@ pub struct NotifyWebhook {
     pub secret_env: Option<String>,
     /// `json` (our payload) or `slack` (a `text` payload).
     pub slack: bool,
+    /// `webhook_events`: the events posted, without their `lead.` prefix (None: every one of
+    /// [`WEBHOOK_EVENTS`]).
+    pub events: Option<BTreeSet<String>>,
+}
+
+/// Every event the webhook can carry (`"event": "lead.NAME"`), for `notify.webhook_events`.
+pub const WEBHOOK_EVENTS: [&str; 19] = [
+    "rewarmed",
+    "retired",
+    "reminder",
+    "escalated",
+    "call_task",
+    "working",
+    "won",
+    "out_of_scope",
+    "paused",
+    "resumed",
+    "recycled",
+    "feedback",
+    "enrolled",
+    "emailed",
+    "replied",
+    "postponed",
+    "suppressed",
+    "restored",
+    "reassigned",
+];
+
+impl NotifyWebhook {
+    /// Whether `event` (`lead.won` or `won`) is posted.
+    pub fn wants(&self, event: &str) -> bool {
+        let name = event.strip_prefix("lead.").unwrap_or(event);
+        self.events.as_ref().is_none_or(|e| e.contains(name))
+    }
+}
+
+impl NotifySettings {
+    /// The webhook, when one is configured and `event` is among its `webhook_events`.
+    pub fn webhook_for(&self, event: &str) -> Option<&NotifyWebhook> {
+        self.webhook.as_ref().filter(|w| w.wants(event))
+    }
 }
 
 /// DKIM signing of every message; the private key is read from `key_env`.

@@ -150,6 +150,8 @@ pub(super) struct RawNotify {
     pub(super) webhook_url: Option<String>,
     pub(super) webhook_secret_env: Option<String>,
     pub(super) webhook_format: Option<String>,
+    /// The events the webhook carries (default: all).
+    pub(super) webhook_events: Option<Vec<String>>,
     pub(super) digest_cron: Option<String>,
     pub(super) remind_after: Option<String>,
     pub(super) escalate_after: Option<String>,
@@ -166,6 +168,7 @@ impl Default for RawNotify {
             webhook_url: None,
             webhook_secret_env: None,
             webhook_format: None,
+            webhook_events: None,
             digest_cron: None,
             remind_after: None,
             escalate_after: None,

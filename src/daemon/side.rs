@@ -79,6 +79,7 @@ pub async fn tell_sales<S: Store>(
         crate::notify::enqueue_digests(store, loaded, now, last).await?;
         store.kv_set(LAST_DIGEST, &now.to_rfc3339()).await?;
     }
+    crate::notify::relay_events(store, &loaded.settings.notify, now).await?;
     crate::notify::deliver_due(
         store,
         loaded,

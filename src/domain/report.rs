@@ -20,6 +20,10 @@
 //! **Loss to re-warm:** for each lead counted `rewarmed` that has a `lost_at`, the days from
 //! the loss to its first re-warm in that time; the median, and a histogram by whole months
 //! since the loss (a month is 30.44 days: 365.25 / 12).
+//!
+//! **Replies by intent:** the `replied` events in the same windows (every reply, not distinct
+//! leads), by the intent read on each (`interested`, `question`, `later`, `not_interested`,
+//! `left_company`, `wrong_person`, `unclear`; [`UNREAD`] for a reply recorded without one).
 
 use std::collections::BTreeMap;
 
@@ -50,6 +54,8 @@ impl GroupBy {
 pub const ALL: &str = "(all)";
 /// The group of leads without an owner (`--by owner`).
 pub const NO_OWNER: &str = "(no owner)";
+/// The intent of a reply recorded without one (before intents were read).
+pub const UNREAD: &str = "unread";
 
 /// The stages, in funnel order (the columns of the text and CSV output).
 pub const STAGES: [&str; 8] = [
@@ -171,6 +177,25 @@ pub struct GroupReport {
     pub group: String,
     pub funnel: Funnel,
     pub loss_to_rewarm: LossToRewarm,
+    /// Replies per intent (only intents with replies).
+    pub replies_by_intent: BTreeMap<String, i64>,
+}
+
+/// `intent:replies` pairs in the intents' own order (then unread, then any other name).
+fn intents_line(h: &BTreeMap<String, i64>, sep: &str) -> String {
+    let rank = |name: &str| {
+        crate::domain::intent::Intent::ALL
+            .iter()
+            .position(|i| i.as_str() == name)
+            .unwrap_or(if name == UNREAD { 7 } else { 8 })
+    };
+    let mut pairs: Vec<(&String, &i64)> = h.iter().collect();
+    pairs.sort_by_key(|(name, _)| (rank(name), name.to_string()));
+    pairs
+        .iter()
+        .map(|(name, n)| format!("{name}:{n}"))
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 /// The whole report.
@@ -183,18 +208,24 @@ pub struct Report {
     pub total: GroupReport,
 }
 
-/// Assembles the report from the store's aggregates: funnel rows (group, counts) and
-/// loss-to-re-warm rows (group, days, leads); the totals' group is [`ALL`].
+/// Assembles the report from the store's aggregates: funnel rows (group, counts),
+/// loss-to-re-warm rows (group, days, leads) and reply rows (group, intent, replies); the
+/// totals' group is [`ALL`].
 pub fn assemble(
     since: Option<DateTime<Utc>>,
     until: DateTime<Utc>,
     by: GroupBy,
     funnels: Vec<(String, [i64; 8])>,
     days: Vec<(String, i64, i64)>,
+    intents: Vec<(String, String, i64)>,
 ) -> Report {
     let mut per_group: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
     for (group, d, n) in days {
         per_group.entry(group).or_default().push((d, n));
+    }
+    let mut replies: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    for (group, intent, n) in intents.into_iter().filter(|(_, _, n)| *n > 0) {
+        *replies.entry(group).or_default().entry(intent).or_insert(0) += n;
     }
     let mut total = None;
     let mut groups = Vec::new();
@@ -203,6 +234,7 @@ pub fn assemble(
         let row = GroupReport {
             funnel: Funnel::from_counts(counts),
             loss_to_rewarm: loss,
+            replies_by_intent: replies.remove(&group).unwrap_or_default(),
             group,
         };
         if row.group == ALL {
@@ -221,6 +253,7 @@ pub fn assemble(
             group: ALL.into(),
             funnel: Funnel::default(),
             loss_to_rewarm: LossToRewarm::default(),
+            replies_by_intent: BTreeMap::new(),
         }),
     }
 }
@@ -282,13 +315,22 @@ impl Report {
                 if h.is_empty() { "-".into() } else { h }
             ));
         }
+        t.push_str("\nReplies by intent (intent:replies)\n");
+        for r in self.rows() {
+            let h = intents_line(&r.replies_by_intent, "  ");
+            t.push_str(&format!(
+                "{:<width$}  {}\n",
+                r.group,
+                if h.is_empty() { "-".into() } else { h }
+            ));
+        }
         t
     }
 
     /// CSV: a header, one line per group and the totals.
     pub fn csv(&self) -> String {
         let mut t = format!(
-            "{},{},rewarmed_with_loss_date,median_days_loss_to_rewarm,median_months_loss_to_rewarm,rewarmed_by_months_since_loss\n",
+            "{},{},rewarmed_with_loss_date,median_days_loss_to_rewarm,median_months_loss_to_rewarm,rewarmed_by_months_since_loss,replies_by_intent\n",
             self.by,
             STAGES.join(",")
         );
@@ -296,13 +338,14 @@ impl Report {
             let counts: Vec<String> = r.funnel.counts().iter().map(i64::to_string).collect();
             let l = &r.loss_to_rewarm;
             t.push_str(&format!(
-                "{},{},{},{},{},{}\n",
+                "{},{},{},{},{},{},{}\n",
                 csv_field(&r.group),
                 counts.join(","),
                 l.leads,
                 l.median_days.map(|d| d.to_string()).unwrap_or_default(),
                 l.median_months().map(|d| d.to_string()).unwrap_or_default(),
-                histogram(&l.by_months, " ")
+                histogram(&l.by_months, " "),
+                intents_line(&r.replies_by_intent, " ")
             ));
         }
         t
@@ -367,6 +410,14 @@ mod tests {
                 ("a".into(), counts(3)),
             ],
             vec![("a".into(), 200, 1), (ALL.into(), 200, 1)],
+            vec![
+                ("a".into(), "later".into(), 2),
+                ("a".into(), "interested".into(), 1),
+                ("a".into(), "zzz".into(), 0),
+                (ALL.into(), "later".into(), 2),
+                (ALL.into(), UNREAD.into(), 4),
+                (ALL.into(), "interested".into(), 1),
+            ],
         );
         assert_eq!(
             r.groups
@@ -381,6 +432,31 @@ mod tests {
             BTreeMap::from([(6, 1)])
         );
         assert_eq!(r.groups[1].loss_to_rewarm.leads, 0);
+        assert_eq!(
+            r.groups[0].replies_by_intent,
+            BTreeMap::from([("interested".into(), 1), ("later".into(), 2)])
+        );
+        assert!(r.groups[1].replies_by_intent.is_empty());
+        let text = r.text();
+        assert!(
+            text.ends_with(
+                "Replies by intent (intent:replies)\n\
+                 a         interested:1  later:2\n\
+                 b         -\n\
+                 (all)     interested:1  later:2  unread:4\n"
+            ),
+            "{text}"
+        );
+        let csv = r.csv();
+        assert!(
+            csv.lines()
+                .next()
+                .is_some_and(|h| h.ends_with(",replies_by_intent"))
+        );
+        assert!(
+            csv.contains("\n(all),5,5,1,1,0,0,0,0,1,200,6.6,6:1,interested:1 later:2 unread:4\n"),
+            "{csv}"
+        );
     }
 
     #[test]
@@ -389,6 +465,7 @@ mod tests {
             None,
             t("2026-12-01T00:00:00Z"),
             GroupBy::Owner,
+            vec![],
             vec![],
             vec![],
         );

@@ -232,6 +232,8 @@ fn retire_notifications(
             p.insert("received_at".into(), json!(reply.received_at));
         }
     }
+    // Built as a re-warm's, sent as `lead.retired` (if `notify.webhook_events` has it).
+    out.retain(|n| n.kind != "webhook" || settings.notify.webhook_for("retired").is_some());
     out
 }
 

@@ -40,7 +40,7 @@ pub fn call_task_notifications(
             payload,
         });
     }
-    if settings.webhook.is_some() {
+    if settings.webhook_for("call_task").is_some() {
         out.push(NewNotification {
             kind: "webhook".into(),
             lead_id: Some(lead.id),

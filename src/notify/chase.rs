@@ -169,7 +169,7 @@ fn chase(
             payload,
         });
     }
-    if notify.webhook.is_some() {
+    if notify.webhook_for(stage.notification_event()).is_some() {
         notifications.push(NewNotification {
             kind: "webhook".into(),
             lead_id: Some(lead.id),

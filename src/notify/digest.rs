@@ -4,7 +4,11 @@
 //! Per owner (lower-cased): the leads re-warmed that week, the stale ones (re-warmed, no
 //! feedback for `notify.remind_after` or longer, escalated or not), the leads they marked
 //! that week (`feedback`, `working`, `won`, `out_of_scope` events), the leads that bounced,
-//! complained or unsubscribed that week, and how many are in nurture. The digest of
+//! complained or unsubscribed that week, and how many are in nurture. The replies sales is
+//! told about in the digest only (issue "read what a reply says"): re-warms by an unclear
+//! reply are marked "needs a look", `later` replies (a `postponed` event with reason
+//! `reply`) are listed with the date nurture resumes, `not_interested` ones (an
+//! `out_of_scope` event by `reply`) with their re-check date and what the lead wrote. The digest of
 //! `notify.fallback_email` also lists the leads without an owner and every escalated lead.
 //! Everything is read by indexed queries (`HandoffStore`), never lead by lead.
 
@@ -184,7 +188,8 @@ fn row(lead: &Lead) -> Value {
     json!({"lead_id": lead.id, "email": lead.email.to_string(), "name": display_name(lead), "company": lead.company})
 }
 
-/// Each recipient's digest payload (lists `rewarmed`, `stale`, `marked`, `left`, `unowned`,
+/// Each recipient's digest payload (lists `rewarmed` (a `needs_look` flag on those re-warmed
+/// by an unclear reply), `later`, `not_interested`, `stale`, `marked`, `left`, `unowned`,
 /// `escalated`; counts `nurturing`, `unowned_count`): owners get their leads' rows, the
 /// fallback address those of leads without an owner, the leads without an owner and the
 /// escalated ones. Pure: the week is already read.
@@ -219,7 +224,23 @@ pub(super) fn per_owner(settings: &Settings, week: &Week) -> BTreeMap<String, Va
         let mut r = row(lead);
         r["at"] = json!(e.at);
         let list = match e.kind.as_str() {
-            "rewarmed" => "rewarmed",
+            "rewarmed" => {
+                if e.detail["needs_look"] == true {
+                    r["needs_look"] = json!(true);
+                    r["intent"] = e.detail["intent"].clone();
+                }
+                "rewarmed"
+            }
+            "postponed" if e.detail["reason"] == "reply" => {
+                r["until"] = e.detail["until"].clone();
+                r["phrase"] = e.detail["phrase"].clone();
+                "later"
+            }
+            "out_of_scope" if e.detail["by"] == "reply" => {
+                r["recheck_at"] = e.detail["recheck_at"].clone();
+                r["reason"] = e.detail["reason"].clone();
+                "not_interested"
+            }
             "suppressed" => {
                 r["reason"] = e.detail.get("reason").cloned().unwrap_or(Value::Null);
                 "left"
@@ -347,8 +368,61 @@ pub(super) fn digest_text(p: &Value) -> (String, String) {
     section(
         format!("Re-warmed ({}) — call them:", rewarmed.len()),
         &rewarmed,
-        &|r| format!(" (re-warmed {})", day(r, "at")),
+        &|r| {
+            let look = if r["needs_look"] == true {
+                ", needs a look: read the reply and decide"
+            } else {
+                ""
+            };
+            format!(" (re-warmed {}{look})", day(r, "at"))
+        },
     );
+    let later = list("later");
+    if !later.is_empty() {
+        section(
+            format!(
+                "Later ({}) — asked to hear from us later; nurture resumes by itself:",
+                later.len()
+            ),
+            &later,
+            &|r| {
+                let phrase = r["phrase"]
+                    .as_str()
+                    .map(|p| format!(" (\"{p}\")"))
+                    .unwrap_or_default();
+                format!(": next email not before {}{phrase}", day(r, "until"))
+            },
+        );
+    }
+    let not_interested = list("not_interested");
+    if !not_interested.is_empty() {
+        section(
+            format!(
+                "Not interested ({}) — out of scope, looked at again on the re-check date:",
+                not_interested.len()
+            ),
+            &not_interested,
+            &|r| {
+                let recheck = if r["recheck_at"].is_string() {
+                    format!("re-check {}", day(r, "recheck_at"))
+                } else {
+                    "no re-check".to_string()
+                };
+                let said: String = r["reason"]
+                    .as_str()
+                    .unwrap_or("")
+                    .chars()
+                    .take(120)
+                    .collect();
+                let said = said.split_whitespace().collect::<Vec<_>>().join(" ");
+                if said.is_empty() {
+                    format!(": {recheck}")
+                } else {
+                    format!(": {recheck} — \"{said}\"")
+                }
+            },
+        );
+    }
     section(
         format!("Stale ({}) — re-warmed, nobody answered yet:", stale.len()),
         &stale,
@@ -440,5 +514,40 @@ mod tests {
         ] {
             assert!(text.contains(want), "{want:?} not in\n{text}");
         }
+    }
+
+    #[test]
+    fn the_text_lists_replies_told_in_the_digest_only() {
+        let p = json!({
+            "start": "2026-11-23T08:00:00Z", "end": "2026-11-30T08:00:00Z",
+            "rewarmed": [{"email": "u@x.example", "name": "U", "at": "2026-11-24T10:00:00Z", "needs_look": true}],
+            "later": [{"email": "l@x.example", "name": "L", "company": "X", "until": "2027-07-01T09:00:00Z", "phrase": "in Q3"}],
+            "not_interested": [
+                {"email": "n@x.example", "name": "N", "recheck_at": "2027-11-25T10:00:00Z",
+                 "reason": "We are not interested,\nthanks."},
+                {"email": "m@x.example", "name": "M", "recheck_at": null, "reason": ""},
+            ],
+        });
+        let (subject, text) = digest_text(&p);
+        assert_eq!(
+            subject,
+            "Weekly leads digest: 1 re-warmed, 0 stale, 0 marked, 0 without owner"
+        );
+        for want in [
+            "- U <u@x.example> (re-warmed 2026-11-24, needs a look: read the reply and decide)",
+            "Later (1) — asked to hear from us later; nurture resumes by itself:\n\
+             - L <l@x.example>, X: next email not before 2027-07-01 (\"in Q3\")",
+            "Not interested (2) — out of scope, looked at again on the re-check date:\n\
+             - N <n@x.example>: re-check 2027-11-25 — \"We are not interested, thanks.\"\n\
+             - M <m@x.example>: no re-check\n",
+        ] {
+            assert!(text.contains(want), "{want:?} not in\n{text}");
+        }
+        // Sections with nobody in them are left out.
+        let (_, empty) = digest_text(&json!({}));
+        assert!(
+            !empty.contains("Later (") && !empty.contains("Not interested ("),
+            "{empty}"
+        );
     }
 }

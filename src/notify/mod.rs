@@ -34,7 +34,9 @@ mod handoff_text;
 mod outbox;
 mod owner_email;
 pub mod owners;
+pub mod relay;
 mod retry;
+mod slack;
 mod webhook;
 
 use serde_json::{Value, json};
@@ -50,6 +52,7 @@ pub use call_task::call_task_notifications;
 pub use chase::{ChaseReport, chase_if_due, chase_stale};
 pub use digest::enqueue_digests;
 pub use outbox::deliver_due;
+pub use relay::relay_events;
 pub use retry::retry_at;
 pub use webhook::signature;
 
@@ -100,7 +103,7 @@ pub fn rewarm_notifications(
             }),
         });
     }
-    if settings.webhook.is_some() {
+    if settings.webhook_for("rewarmed").is_some() {
         out.push(NewNotification {
             kind: "webhook".into(),
             lead_id: Some(lead.id),
@@ -134,7 +137,7 @@ pub fn lifecycle_notifications(
 }
 
 /// The versioned webhook notification (`"version": 1`) for an event of `kind` on `lead`
-/// (none when no webhook is configured).
+/// (none when no webhook is configured, or `notify.webhook_events` leaves `kind` out).
 pub fn event_webhook(
     settings: &NotifySettings,
     lead: &Lead,
@@ -142,7 +145,7 @@ pub fn event_webhook(
     detail: Value,
     now: DateTime<Utc>,
 ) -> Vec<NewNotification> {
-    if settings.webhook.is_none() {
+    if settings.webhook_for(kind).is_none() {
         return Vec::new();
     }
     vec![NewNotification {

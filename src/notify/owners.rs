@@ -3,6 +3,8 @@
 //! sending it — marks that owner gone, kept in the store (`kv_state` key
 //! `owner:gone:ADDRESS`, a JSON {since, evidence}). Notifications to a gone owner go to
 //! `notify.fallback_email` instead, saying so; `leads reassign` hands their leads over.
+//! `leads owner-back` ([`clear_gone`]) clears the mark: the record stays, with `back_at` and
+//! `back_by` added (the history of the mark), and a later hard bounce marks them gone again.
 
 use std::collections::BTreeMap;
 
@@ -32,10 +34,14 @@ pub async fn mark_gone<S: Store>(
 ) -> Result<bool, StoreError> {
     let address = address.trim().to_ascii_lowercase();
     let value = json!({"since": now, "evidence": evidence}).to_string();
-    let stored = store
-        .kv_set_if_absent(&format!("{PREFIX}{address}"), &value)
-        .await?;
-    let new = stored == value;
+    let key = format!("{PREFIX}{address}");
+    let stored = store.kv_set_if_absent(&key, &value).await?;
+    let mut new = stored == value;
+    if !new && parse(&stored).is_none() {
+        // Cleared by `leads owner-back` (or unreadable): gone again, from now.
+        store.kv_set(&key, &value).await?;
+        new = true;
+    }
     if new {
         tracing::warn!(owner = %address, "Owner marked gone after a hard bounce; their notifications go to notify.fallback_email");
     }
@@ -64,8 +70,51 @@ pub async fn gone_among<S: Store>(
     Ok(gone)
 }
 
+/// Clears `address`'s gone mark (`leads owner-back`): the record keeps the mark and gets
+/// `back_at` and `back_by`. The mark that was cleared, or None if they were not gone.
+pub async fn clear_gone<S: Store>(
+    store: &S,
+    address: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<GoneOwner>, StoreError> {
+    let address = address.trim().to_ascii_lowercase();
+    let key = format!("{PREFIX}{address}");
+    let Some(stored) = store.kv_get(&key).await? else {
+        return Ok(None);
+    };
+    let Some(mark) = parse(&stored) else {
+        return Ok(None);
+    };
+    let value =
+        json!({"since": mark.since, "evidence": mark.evidence, "back_at": now, "back_by": by});
+    store.kv_set(&key, &value.to_string()).await?;
+    tracing::info!(owner = %address, by, gone_since = %mark.since, "Owner back: their notifications go to them again");
+    Ok(Some(mark))
+}
+
+/// One line about a gone mark's evidence (which notification bounced, and how).
+pub fn describe(evidence: &Value) -> String {
+    let id = evidence["notification_id"]
+        .as_i64()
+        .map(|id| format!("notification {id}"))
+        .unwrap_or_else(|| "a notification".into());
+    let how = if evidence["refused_at"].is_string() {
+        "refused while sending"
+    } else if evidence["report"].is_string() {
+        "bounced (a delivery report)"
+    } else {
+        "bounced"
+    };
+    format!("{id} {how}")
+}
+
+/// A gone mark; None for a record cleared by `leads owner-back` (it has `back_at`).
 fn parse(value: &str) -> Option<GoneOwner> {
     let v: Value = serde_json::from_str(value).ok()?;
+    if !v["back_at"].is_null() {
+        return None;
+    }
     let since = v.get("since")?.as_str()?;
     Some(GoneOwner {
         since: DateTime::parse_from_rfc3339(since)

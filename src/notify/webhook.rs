@@ -9,7 +9,7 @@ use hmac::{KeyInit, Mac};
 use serde_json::{Map, Value, json};
 
 use super::retry::{Outcome, retry_at};
-use super::{TIMELINE_LINES, display_name, reply_of, str_field};
+use super::{TIMELINE_LINES, reply_of};
 use crate::config::NotifySettings;
 use crate::domain::lead::Lead;
 use crate::secret::Secret;
@@ -30,47 +30,7 @@ pub(super) fn webhook_body(
         .ok_or("notify.webhook_url is not configured")?;
     let reply = reply_of(&n.payload, timeline);
     let body = if webhook.slack {
-        let who = lead.map_or_else(
-            || str_field(&n.payload, &["lead_email"]).unwrap_or_else(|| "a lead".into()),
-            |l| {
-                let company = l
-                    .company
-                    .as_deref()
-                    .map(|c| format!(", {c}"))
-                    .unwrap_or_default();
-                format!("{} <{}>{company}", display_name(l), l.email)
-            },
-        );
-        let owner = lead
-            .and_then(|l| l.owner_email.as_deref())
-            .map(|o| format!(" (owner: {o})"))
-            .unwrap_or_default();
-        let event = str_field(&n.payload, &["event"]).unwrap_or_else(|| "lead.rewarmed".into());
-        if event != "lead.rewarmed" && event != "lead.retired" {
-            // A lifecycle event (won, out of scope, feedback, recycled, …): one line.
-            let what = event.trim_start_matches("lead.").replace('_', " ");
-            let text = format!(":memo: {what}: {who}{owner}");
-            return serde_json::to_vec(
-                &json!({ "text": text, "idempotency_key": n.idempotency_key }),
-            )
-            .map_err(|e| format!("cannot encode the webhook body: {e}"));
-        }
-        let mut text = match n.payload["intent"].as_str() {
-            _ if n.payload["event"] == "lead.retired" => {
-                format!(
-                    ":busts_in_silhouette: Contact change: {who} no longer reads this address{owner}"
-                )
-            }
-            Some(intent) if n.payload["needs_look"] == true => {
-                format!(":eyes: Re-warmed (needs a look): {who} replied ({intent}){owner}")
-            }
-            Some(intent) => format!(":fire: Re-warmed: {who} replied ({intent}){owner}"),
-            None => format!(":fire: Re-warmed: {who} replied{owner}"),
-        };
-        if let Some(reply) = reply.as_deref().filter(|r| !r.trim().is_empty()) {
-            let cut: String = reply.chars().take(500).collect();
-            text.push_str(&format!("\n> {}", cut.trim().replace('\n', "\n> ")));
-        }
+        let text = super::slack::slack_text(&n.payload, lead, reply.as_deref());
         json!({ "text": text, "idempotency_key": n.idempotency_key })
     } else {
         let mut body = match &n.payload {

@@ -47,21 +47,9 @@ pub async fn bring_back<S: Store>(
     campaign: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Recycled, StoreError> {
-    let done = recycle(store, settings, lead, reason, resume_at, campaign, now).await?;
-    if let Recycled::Back {
-        from,
-        to,
-        campaign,
-        next,
-    } = &done
-    {
-        // The CRM hears of it (`lead.recycled`), after the change committed.
-        let detail = serde_json::json!({"reason": reason, "from": from.as_str(), "to": to.as_str(),
-                                        "campaign": campaign, "next_email_after": next});
-        let hooks = crate::notify::event_webhook(&settings.notify, lead, "recycled", detail, now);
-        store.enqueue_notifications(&hooks, now).await?;
-    }
-    Ok(done)
+    // The CRM hears of it (`lead.recycled`, then `lead.enrolled`) from the event log
+    // (`notify::relay`), like the daemon's own recycles.
+    recycle(store, settings, lead, reason, resume_at, campaign, now).await
 }
 
 async fn recycle<S: Store>(

@@ -75,6 +75,7 @@ macro_rules! common_report_methods {
             let since = Time(q.since.unwrap_or(DateTime::UNIX_EPOCH));
             let mut funnels = Vec::new();
             let mut days = Vec::new();
+            let mut intents = Vec::new();
             for by in [Some(q.by), None] {
                 let group = sql::report_group(by, MONTH);
                 let rows: Vec<(String, i64, i64, i64, i64, i64, i64, i64, i64)> =
@@ -94,8 +95,19 @@ macro_rules! common_report_methods {
                         .fetch_all(&self.pool)
                         .await?;
                 days.extend(rows);
+                let rows: Vec<(String, String, i64)> =
+                    sqlx::query_as(AssertSqlSafe(sql::report_intents_sql(&group)))
+                        .bind(since)
+                        .bind(Time(q.until))
+                        .fetch_all(&self.pool)
+                        .await?;
+                intents.extend(rows);
             }
-            Ok(ReportCounts { funnels, days })
+            Ok(ReportCounts {
+                funnels,
+                days,
+                intents,
+            })
         }
     };
 }

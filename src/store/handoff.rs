@@ -54,7 +54,7 @@ pub struct Reassigned {
 }
 
 /// Event kinds the digest reads from its week.
-pub const DIGEST_KINDS: [&str; 8] = [
+pub const DIGEST_KINDS: [&str; 9] = [
     "rewarmed",
     "feedback",
     "working",
@@ -63,6 +63,7 @@ pub const DIGEST_KINDS: [&str; 8] = [
     "reminded",
     "escalated",
     "suppressed",
+    "postponed",
 ];
 
 /// See the module docs.
@@ -148,7 +149,7 @@ pub(crate) const REASSIGN_EVENTS: &str = "INSERT INTO events (lead_id, at, kind,
 pub(crate) const REASSIGN_LEADS: &str = "UPDATE leads SET owner_email = $2, owner_name = $3, updated_at = $4 WHERE lower(owner_email) = $1";
 
 pub(crate) const DIGEST_EVENTS: &str = "SELECT lead_id, at, kind, detail FROM events
-     WHERE kind IN ('rewarmed', 'feedback', 'working', 'won', 'out_of_scope', 'reminded', 'escalated', 'suppressed')
+     WHERE kind IN ('rewarmed', 'feedback', 'working', 'won', 'out_of_scope', 'reminded', 'escalated', 'suppressed', 'postponed')
        AND at >= $1 AND at < $2 ORDER BY id LIMIT $3";
 pub(crate) const UNOWNED_COUNT: &str = "SELECT count(*) FROM leads WHERE lower(owner_email) IS NULL AND state NOT IN ('suppressed', 'won', 'out_of_scope')";
 pub(crate) const UNOWNED_LEADS: &str = select_leads!(

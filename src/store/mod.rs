@@ -92,6 +92,8 @@ mod handoff;
 mod reply;
 #[macro_use]
 mod privacy;
+#[macro_use]
+mod relay;
 mod batch;
 mod copy;
 mod dialect;
@@ -108,13 +110,14 @@ pub use handoff::{Chase, DIGEST_KINDS, DigestEvent, HandoffStore, Reassigned, St
 pub use model::*;
 pub use privacy::{ForgetReport, PersonalRows, PrivacyStore, without_forgotten};
 pub use send_counts::{SendBucket, SendCount, SendCountStore};
+pub use relay::{LoggedEvent, RELAYED_KINDS, RelayStore};
 
 /// The store's traits, for code that calls them on a concrete backend (`SqliteStore`,
 /// `PgStore`); code generic over `S: Store` needs only `Store`.
 pub mod prelude {
     pub use super::{
         CopyStore, HandoffStore, InboundStore, KvStore, LeadStore, OutboxStore, PrivacyStore,
-        QueueStore, ReportStore, SendCountStore, Store, SuppressionStore,
+        QueueStore, RelayStore, ReportStore, SendCountStore, Store, SuppressionStore,
     };
 }
 
@@ -152,6 +155,7 @@ pub trait Store:
     + ReportStore
     + PrivacyStore
     + SendCountStore
+    + RelayStore
     + Clone
     + Send
     + Sync

@@ -542,12 +542,13 @@ pub struct ReportQuery {
 }
 
 /// The report's aggregates (`domain::report::assemble` makes the report of them): funnel
-/// rows (group, counts in `STAGES` order) and (group, days from loss to re-warm, leads); the
-/// totals under the group `(all)`.
+/// rows (group, counts in `STAGES` order), (group, days from loss to re-warm, leads) and
+/// (group, intent, replies); the totals under the group `(all)`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReportCounts {
     pub funnels: Vec<(String, [i64; 8])>,
     pub days: Vec<(String, i64, i64)>,
+    pub intents: Vec<(String, String, i64)>,
 }
 
 /// What lease-expiry repair (`expire_leases`) did: claims whose lease ended.

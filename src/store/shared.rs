@@ -371,6 +371,21 @@ pub(crate) fn report_days_sql(group: &str, days: &str) -> String {
     )
 }
 
+/// Replies per group and intent: (grp, intent, replies) — every `replied` event in each
+/// cohort row's window, by the intent read on it (`unread` when none was), through
+/// `events_lead_kind`.
+pub(crate) fn report_intents_sql(group: &str) -> String {
+    format!(
+        "{cohort}
+         SELECT c.grp, COALESCE(v.detail->>'intent', '{unread}') AS intent, count(*)
+         FROM c JOIN events v ON v.lead_id = c.lead_id AND v.kind = 'replied'
+                             AND v.at >= c.since_at AND v.at < c.until_at
+         GROUP BY c.grp, COALESCE(v.detail->>'intent', '{unread}')",
+        cohort = report_cohort(group),
+        unread = crate::domain::report::UNREAD,
+    )
+}
+
 // ── Kv and secrets ──────────────────────────────────────────────────────────────────────
 
 pub(crate) const KV_GET: &str = "SELECT value FROM kv_state WHERE key = $1";

@@ -67,7 +67,7 @@ fn write_config(dir: &Path, database_url: &str, smtp_port: u16) {
 }
 
 /// `rewarm --config rewarm.toml ARGS… --now NOW` in `dir`; its stdout (panics if it failed).
-fn rewarm(dir: &Path, now: &str, args: &[&str]) -> String {
+pub(crate) fn rewarm(dir: &Path, now: &str, args: &[&str]) -> String {
     let args = [&["--config", "rewarm.toml"], args, &["--now", now]].concat();
     let out = bin::rewarm(dir, &args);
     assert!(
@@ -79,7 +79,7 @@ fn rewarm(dir: &Path, now: &str, args: &[&str]) -> String {
     stdout_of(&out)
 }
 
-fn header(message: &CapturedMessage, name: &str) -> String {
+pub(crate) fn header(message: &CapturedMessage, name: &str) -> String {
     let text = String::from_utf8_lossy(&message.data);
     let head = &text[..text.find("\r\n\r\n").unwrap_or(text.len())];
     head.replace("\r\n ", " ")
@@ -94,7 +94,7 @@ fn header(message: &CapturedMessage, name: &str) -> String {
         .unwrap_or_else(|| panic!("no {name} header in\n{text}"))
 }
 
-fn to(messages: &[CapturedMessage], address: &str) -> Vec<CapturedMessage> {
+pub(crate) fn to(messages: &[CapturedMessage], address: &str) -> Vec<CapturedMessage> {
     messages
         .iter()
         .filter(|m| m.rcpt_to.iter().any(|r| r == address))
@@ -103,7 +103,7 @@ fn to(messages: &[CapturedMessage], address: &str) -> Vec<CapturedMessage> {
 }
 
 /// A reply from `from` to the email `to_message`, top-posted over a quote of it.
-fn reply(from: &str, to_message: &CapturedMessage, id: &str, body: &str) -> String {
+pub(crate) fn reply(from: &str, to_message: &CapturedMessage, id: &str, body: &str) -> String {
     let reply_to = header(to_message, "Reply-To");
     let message_id = header(to_message, "Message-ID");
     format!(

@@ -89,6 +89,7 @@ fn webhook(url: String, slack: bool) -> impl FnOnce(&mut Settings) {
             url,
             secret_env: Some(SECRET.0.into()),
             slack,
+            events: None,
         });
     }
 }

@@ -92,6 +92,8 @@ fn write_config(
         .set_str("notify", "webhook_url", webhook_url)
         .set_str("notify", "webhook_secret_env", WEBHOOK_SECRET.0)
         .set_str("notify", "webhook_format", "json")
+        // The CRM hears of re-warms only (not every enrolment and email: notify::relay).
+        .set("notify", "webhook_events", r#"["rewarmed"]"#)
         .segment("no-budget-yet", "recycle")
         .set_str("segments", "lost_reason", "no_budget")
         .campaign("recycle", "90d", &format!("{}s", EVERY.as_secs()))

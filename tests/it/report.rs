@@ -2,7 +2,8 @@
 //! six leads in two campaigns are imported and emailed (`run --once`), two reply (`inbound
 //! replay`), one is won and one out of scope (`leads won`, `leads out-of-scope`), one
 //! unsubscribes and one bounces (`suppress add`); the report must say exactly that, as text,
-//! JSON and CSV, per campaign and per owner, and the time from loss to re-warm.
+//! JSON and CSV, per campaign and per owner, the time from loss to re-warm and the replies by
+//! intent (both ask a question: "Can we talk next week?").
 
 use std::path::{Path, PathBuf};
 
@@ -159,14 +160,19 @@ Re-warmed leads by months since the loss (months:leads)
 budget    3:1
 checkin   9:1
 (all)     3:1  9:1
+
+Replies by intent (intent:replies)
+budget    question:1
+checkin   question:1
+(all)     question:2
 ";
 
 const CSV: &str = "\
-owner,enrolled,emailed,replied,rewarmed,won,out_of_scope,unsubscribed,bounced,rewarmed_with_loss_date,median_days_loss_to_rewarm,median_months_loss_to_rewarm,rewarmed_by_months_since_loss
-(no owner),1,1,1,1,0,1,0,0,1,277,9.1,9:1
-olga@acme.test,3,3,1,1,1,0,1,0,1,94,3.1,3:1
-pete@acme.test,2,2,0,0,0,0,0,1,0,,,
-(all),6,6,2,2,1,1,1,1,2,185.5,6.1,3:1 9:1
+owner,enrolled,emailed,replied,rewarmed,won,out_of_scope,unsubscribed,bounced,rewarmed_with_loss_date,median_days_loss_to_rewarm,median_months_loss_to_rewarm,rewarmed_by_months_since_loss,replies_by_intent
+(no owner),1,1,1,1,0,1,0,0,1,277,9.1,9:1,question:1
+olga@acme.test,3,3,1,1,1,0,1,0,1,94,3.1,3:1,question:1
+pete@acme.test,2,2,0,0,0,0,0,1,0,,,,
+(all),6,6,2,2,1,1,1,1,2,185.5,6.1,3:1 9:1,question:2
 ";
 
 async fn the_report_matches_the_scripted_history(database_url: &str) {
@@ -199,12 +205,15 @@ async fn the_report_matches_the_scripted_history(database_url: &str) {
             "by": "campaign",
             "groups": [
                 {"group": "budget", "funnel": funnel(3, 3, 1, 1, 1, 0, 0, 1),
-                 "loss_to_rewarm": {"leads": 1, "median_days": 94.0, "by_months": {"3": 1}}},
+                 "loss_to_rewarm": {"leads": 1, "median_days": 94.0, "by_months": {"3": 1}},
+                 "replies_by_intent": {"question": 1}},
                 {"group": "checkin", "funnel": funnel(3, 3, 1, 1, 0, 1, 1, 0),
-                 "loss_to_rewarm": {"leads": 1, "median_days": 277.0, "by_months": {"9": 1}}},
+                 "loss_to_rewarm": {"leads": 1, "median_days": 277.0, "by_months": {"9": 1}},
+                 "replies_by_intent": {"question": 1}},
             ],
             "total": {"group": "(all)", "funnel": funnel(6, 6, 2, 2, 1, 1, 1, 1),
-                      "loss_to_rewarm": {"leads": 2, "median_days": 185.5, "by_months": {"3": 1, "9": 1}}},
+                      "loss_to_rewarm": {"leads": 2, "median_days": 185.5, "by_months": {"3": 1, "9": 1}},
+                      "replies_by_intent": {"question": 2}},
         })
     );
     // A window that ends before anyone was enrolled counts nobody; one that starts after the

@@ -1,7 +1,9 @@
 //! `[notify]`: how sales is told about re-warmed leads (owner email, webhook, digest).
 
 use crate::config::raw::RawNotify;
-use crate::config::{NotifySettings, NotifyWebhook, Problems};
+use std::collections::BTreeSet;
+
+use crate::config::{NotifySettings, NotifyWebhook, Problems, WEBHOOK_EVENTS};
 use crate::domain::cadence::{CronSpec, Span};
 use crate::domain::handoff::ChasePolicy;
 
@@ -39,6 +41,7 @@ pub(super) fn notify(rn: RawNotify, p: &mut Problems) -> NotifySettings {
                 url,
                 secret_env: rn.webhook_secret_env,
                 slack,
+                events: rn.webhook_events.map(|names| events(names, p)),
             }
         }),
         digest: rn.digest_cron.and_then(|c| match CronSpec::parse(&c) {
@@ -55,6 +58,26 @@ pub(super) fn notify(rn: RawNotify, p: &mut Problems) -> NotifySettings {
             p,
         ),
     }
+}
+
+/// `webhook_events`: known event names (with or without `lead.`), each once.
+fn events(names: Vec<String>, p: &mut Problems) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for name in names {
+        let bare = name.trim().strip_prefix("lead.").unwrap_or(name.trim());
+        if WEBHOOK_EVENTS.contains(&bare) {
+            out.insert(bare.to_string());
+        } else {
+            p.err(
+                "notify.webhook_events",
+                format!(
+                    "`{name}` is not an event (events: {})",
+                    WEBHOOK_EVENTS.join(", ")
+                ),
+            );
+        }
+    }
+    out
 }
 
 /// `remind_after`, `escalate_after` (spans in days, weeks, hours…; not months: a chase

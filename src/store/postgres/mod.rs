@@ -48,6 +48,7 @@ mod leads;
 mod outbox;
 mod privacy;
 mod queue;
+mod relay;
 mod report;
 mod send_counts;
 mod suppression;
@@ -107,6 +108,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "handoff",
         include_str!("../../../migrations/postgres/0012_handoff.sql"),
+    ),
+    (
+        14,
+        "loopfin",
+        include_str!("../../../migrations/postgres/0014_loopfin.sql"),
     ),
 ];
 

@@ -37,6 +37,7 @@ mod leads;
 mod outbox;
 mod privacy;
 mod queue;
+mod relay;
 mod report;
 mod send_counts;
 mod suppression;
@@ -99,6 +100,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "handoff",
         include_str!("../../../migrations/sqlite/0012_handoff.sql"),
+    ),
+    (
+        14,
+        "loopfin",
+        include_str!("../../../migrations/sqlite/0014_loopfin.sql"),
     ),
 ];
 
