@@ -14,6 +14,7 @@ mod bounce_corpus;
 mod bounce_replay;
 mod check;
 mod faults_kill;
+mod faults_repair;
 mod faults_shutdown;
 mod faults_storage;
 mod feedback_loop;
