@@ -159,7 +159,8 @@ pub(crate) const STALLED_ENROLMENTS: &str = "SELECT e.id, e.lead_id, e.campaign,
 pub(crate) const RELEASE_UNSTARTED: &str = "UPDATE deliveries SET state = 'scheduled', attempts = attempts - 1, claimed_by = NULL, lease_until = NULL, updated_at = $2
      WHERE state = 'claimed' AND claimed_by = $1 AND started_at IS NULL";
 /// `unknown_deliveries`: the rows written off, latest first (the `deliveries_unknown` index).
-pub(crate) const UNKNOWN_DELIVERIES: &str = "SELECT d.id, d.lead_id, l.email, d.campaign, d.step, d.updated_at, d.last_error
+pub(crate) const UNKNOWN_DELIVERIES: &str =
+    "SELECT d.id, d.lead_id, l.email, d.campaign, d.step, d.updated_at, d.last_error
      FROM deliveries d JOIN leads l ON l.id = d.lead_id WHERE d.state = 'unknown'
      ORDER BY d.updated_at DESC, d.id DESC LIMIT $1";
 pub(crate) const PENDING_DELIVERIES: &str = "SELECT d.lead_id, d.campaign, d.step, d.template, d.due_at FROM deliveries d JOIN leads l ON l.id = d.lead_id

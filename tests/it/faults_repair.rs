@@ -36,12 +36,20 @@ async fn sqlite_repairs_search_indexes_and_scan_no_table() {
         for line in plan.lines() {
             // `SCAN t` alone reads a whole table; `SCAN t USING … INDEX` reads an index, and
             // `SCAN u` of the small DISTINCT co-routine reads its own result.
-            let bare_scan = line.starts_with("SCAN ") && !line.contains("INDEX") && line != "SCAN u";
+            let bare_scan =
+                line.starts_with("SCAN ") && !line.contains("INDEX") && line != "SCAN u";
             assert!(!bare_scan, "{name} scans a table: {line}\n{plan}");
         }
-        assert!(plan.contains("USING INDEX") || plan.contains("USING COVERING INDEX"), "{name}: {plan}");
+        assert!(
+            plan.contains("USING INDEX") || plan.contains("USING COVERING INDEX"),
+            "{name}: {plan}"
+        );
     }
-    let stalled = &plans.iter().find(|(n, _)| *n == "stalled_enrolments").expect("stalled").1;
+    let stalled = &plans
+        .iter()
+        .find(|(n, _)| *n == "stalled_enrolments")
+        .expect("stalled")
+        .1;
     assert!(
         stalled.contains("deliveries_pending_enrolment"),
         "the pending check reads its partial index:\n{stalled}"
@@ -51,25 +59,35 @@ async fn sqlite_repairs_search_indexes_and_scan_no_table() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_repairs_use_their_partial_indexes() {
-    with_postgres("postgres_repairs_use_their_partial_indexes", |url| async move {
-        let store = PgStore::connect(&url).await.expect("connect");
-        store.migrate().await.expect("migrate");
-        let plans = store.repair_plans(true).await.expect("plans");
-        covers_every_repair(&plans);
-        for (name, plan) in &plans {
-            for table in ["deliveries", "enrolments", "leads"] {
-                assert!(
-                    !plan.contains(&format!("Seq Scan on {table}")),
-                    "{name} scans {table}:\n{plan}"
-                );
+    with_postgres(
+        "postgres_repairs_use_their_partial_indexes",
+        |url| async move {
+            let store = PgStore::connect(&url).await.expect("connect");
+            store.migrate().await.expect("migrate");
+            let plans = store.repair_plans(true).await.expect("plans");
+            covers_every_repair(&plans);
+            for (name, plan) in &plans {
+                for table in ["deliveries", "enrolments", "leads"] {
+                    assert!(
+                        !plan.contains(&format!("Seq Scan on {table}")),
+                        "{name} scans {table}:\n{plan}"
+                    );
+                }
             }
-        }
-        let plan_of = |n: &str| &plans.iter().find(|(name, _)| *name == n).expect(n).1;
-        assert!(plan_of("lease expiry").contains("deliveries_lease"), "{}", plan_of("lease expiry"));
-        let stalled = plan_of("stalled_enrolments");
-        assert!(stalled.contains("deliveries_unknown"), "{stalled}");
-        assert!(stalled.contains("deliveries_pending_enrolment"), "{stalled}");
-        store.close().await;
-    })
+            let plan_of = |n: &str| &plans.iter().find(|(name, _)| *name == n).expect(n).1;
+            assert!(
+                plan_of("lease expiry").contains("deliveries_lease"),
+                "{}",
+                plan_of("lease expiry")
+            );
+            let stalled = plan_of("stalled_enrolments");
+            assert!(stalled.contains("deliveries_unknown"), "{stalled}");
+            assert!(
+                stalled.contains("deliveries_pending_enrolment"),
+                "{stalled}"
+            );
+            store.close().await;
+        },
+    )
     .await;
 }
