@@ -106,7 +106,10 @@ macro_rules! raw_ms {
         let mut times = Vec::with_capacity(RUNS);
         for _ in 0..RUNS {
             let t = Instant::now();
-            sqlx::query($sql).execute(&mut $raw).await.expect("reference");
+            sqlx::query($sql)
+                .execute(&mut $raw)
+                .await
+                .expect("reference");
             times.push(t.elapsed());
         }
         times.sort();
@@ -183,11 +186,31 @@ async fn report<S: Store>(backend: &str, store: &S, references: (f64, f64)) {
     let stalled = median_ms(|| store.stalled_enrolments(1000)).await;
     let release = median_ms(|| store.release_unstarted("nobody", now)).await;
     let found = store.stalled_enrolments(1000).await.expect("stalled").len();
-    row(backend, "expire_leases (written off + released)", expire, true);
-    row(backend, &format!("stalled_enrolments (found {found})"), stalled, true);
+    row(
+        backend,
+        "expire_leases (written off + released)",
+        expire,
+        true,
+    );
+    row(
+        backend,
+        &format!("stalled_enrolments (found {found})"),
+        stalled,
+        true,
+    );
     row(backend, "release_unstarted", release, true);
-    row(backend, "reference: one delivery by primary key", references.0, false);
-    row(backend, "reference: indexed count of every lead", references.1, false);
+    row(
+        backend,
+        "reference: one delivery by primary key",
+        references.0,
+        false,
+    );
+    row(
+        backend,
+        "reference: indexed count of every lead",
+        references.1,
+        false,
+    );
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

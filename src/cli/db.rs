@@ -131,7 +131,9 @@ pub async fn copy<A: Store, B: Store>(
         .map(|(_, n)| n)
         .sum();
     if data == 0 {
-        anyhow::bail!("the source database is empty: nothing to copy (is --from the right database?)");
+        anyhow::bail!(
+            "the source database is empty: nothing to copy (is --from the right database?)"
+        );
     }
     let before = to
         .table_counts()

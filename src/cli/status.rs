@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use super::with_store;
 use crate::config::Settings;
 use crate::outbound::pause::{TransportHealth, read_health};
-use crate::store::Store;
+use crate::store::{QueueStore as _, Store};
 use crate::transport::limits::durable::{self, CapUsage, Usage};
 
 #[derive(Debug, clap::Args)]
@@ -32,7 +32,7 @@ pub async fn status(
         .and_hms_opt(0, 0, 0)
         .map(|t| t.and_utc())
         .unwrap_or(now);
-    let (report, transport, limits) = with_store!(&settings.database_url, |store| {
+    let (report, transport, limits, unknown) = with_store!(&settings.database_url, |store| {
         store.migrate().await?;
         let report = store
             .status(since, now)
@@ -49,12 +49,17 @@ pub async fn status(
             ),
             None => None,
         };
-        (report, transport, limits)
+        let unknown = store
+            .unknown_deliveries(UNKNOWN_LISTED)
+            .await
+            .context("Failed to list the deliveries written off")?;
+        (report, transport, limits, unknown)
     });
     if args.json {
         let mut json = serde_json::to_value(&report)?;
         json["transport"] = serde_json::to_value(&transport)?;
         json["limits"] = serde_json::to_value(&limits)?;
+        json["unknown_deliveries"] = serde_json::to_value(&unknown)?;
         println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -85,6 +90,7 @@ pub async fn status(
         report.sent_since, report.failed_since, report.unknown_since
     );
     println!("  due now and not yet sent: {}", report.due_now);
+    print_unknown(&unknown, report.deliveries_by_state.get("unknown").copied());
     let classes: Vec<String> = report
         .inbound_since
         .iter()
@@ -116,6 +122,33 @@ pub async fn status(
         outbox("failed")
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// How many deliveries written off `status` lists (the newest first).
+const UNKNOWN_LISTED: usize = 1000;
+
+/// Every delivery `unknown` (never resent): whose, which step, since when.
+fn print_unknown(unknown: &[crate::store::UnknownDelivery], total: Option<i64>) {
+    if unknown.is_empty() {
+        return;
+    }
+    println!("unknown (may or may not have been sent; never resent), newest first:");
+    for u in unknown {
+        println!(
+            "  {}  {} step {} of {}",
+            u.at.format("%Y-%m-%d %H:%M:%S UTC"),
+            u.email,
+            u.step,
+            u.campaign
+        );
+    }
+    let total = total.unwrap_or(0);
+    if total > unknown.len() as i64 {
+        println!(
+            "  … and {} older (rewarm status --json, or rewarm leads show EMAIL)",
+            total - unknown.len() as i64
+        );
+    }
 }
 
 /// `transport: PAUSED since … (auth): …; next probe at …` while the daemon last recorded

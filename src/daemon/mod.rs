@@ -81,7 +81,9 @@ async fn release_unstarted<S: Store>(store: &S, loaded: &Loaded, now: DateTime<U
     match store.release_unstarted(worker, now).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(released = n, %worker, "Claims never started are due again"),
-        Err(e) => tracing::warn!(error = %e, "Could not release claims never started; their lease expiry will"),
+        Err(e) => {
+            tracing::warn!(error = %e, "Could not release claims never started; their lease expiry will")
+        }
     }
 }
 

@@ -25,9 +25,9 @@ use tracing::Instrument as _;
 
 use crate::app::{Loaded, lock};
 use crate::config::CallStep;
+use crate::domain::lead::Lead;
 use crate::outbound::recording::{self, Recorder};
 use crate::outbound::shutdown::Shutdown;
-use crate::domain::lead::Lead;
 use crate::store::{
     ClaimedDelivery, DeferReason, NextStep, Outcome, RecordedOutcome, Store, StoreError,
 };
@@ -390,7 +390,10 @@ async fn send_wave<S: Store>(
 ) -> Result<Vec<RecordedOutcome>, StoreError> {
     let (loaded, now) = (ctx.loaded, sending.now);
     let ids: Vec<i64> = wave.iter().map(|m| m.delivery_id).collect();
-    let started = ctx.recorder.mark_started(ctx.store, &ids, sending.wall()).await?;
+    let started = ctx
+        .recorder
+        .mark_started(ctx.store, &ids, sending.wall())
+        .await?;
     let wave: Vec<OutgoingEmail> = wave
         .into_iter()
         .filter(|m| started.contains(&m.delivery_id))

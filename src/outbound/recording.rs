@@ -62,7 +62,11 @@ impl<'a> Recorder<'a> {
         at: DateTime<Utc>,
     ) -> Result<Vec<i64>, StoreError> {
         let abort = &self.shutdown.abort;
-        match retry("mark started", at, abort, || store.mark_started(ids, self.worker, at)).await {
+        match retry("mark started", at, abort, || {
+            store.mark_started(ids, self.worker, at)
+        })
+        .await
+        {
             Ok(started) => Ok(started),
             Err(_) if abort.is_cancelled() => Ok(Vec::new()),
             Err(e) => Err(e),
@@ -89,7 +93,11 @@ where
             Ok(done) => {
                 if tries > 0 {
                     storage_ok();
-                    tracing::info!(what, tries = tries + 1, "Written after the database came back");
+                    tracing::info!(
+                        what,
+                        tries = tries + 1,
+                        "Written after the database came back"
+                    );
                 }
                 return Ok(done);
             }
@@ -140,8 +148,8 @@ pub fn storage_reason(e: &StoreError) -> &'static str {
 
 fn sqlite_reason(primary: i32) -> &'static str {
     match primary {
-        13 => "disk_full",                 // SQLITE_FULL
-        8 => "read_only",                  // SQLITE_READONLY
+        13 => "disk_full",                    // SQLITE_FULL
+        8 => "read_only",                     // SQLITE_READONLY
         10 | 11 | 14 | 26 => "database_gone", // IOERR, CORRUPT, CANTOPEN, NOTADB
         _ => "error",
     }

@@ -371,7 +371,9 @@ pub trait QueueStore {
 
     /// Marks claimed deliveries of `worker` as started (`started_at = now`) just before their
     /// SMTP transaction (or API call) begins, in one statement; returns the ids marked. A row
-    /// no longer claimed by `worker`, or already started, is left alone and must not be sent.
+    /// no longer claimed by `worker`, or started at another moment, is left alone and must
+    /// not be sent; one already marked at this very `now` by `worker` is returned again (the
+    /// same wave marked twice because a reply was lost).
     fn mark_started(
         &self,
         ids: &[i64],

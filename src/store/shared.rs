@@ -148,18 +148,19 @@ pub(crate) const DUE_NOW: &str =
 /// written off (`deliveries_unknown`, a partial index: a few rows, whatever the number of
 /// leads) and checks each one's enrolment for a pending row (`deliveries_pending_enrolment`).
 pub(crate) const STALLED_ENROLMENTS: &str = "SELECT e.id, e.lead_id, e.campaign, max(d.step) AS last_step, max(coalesce(d.sent_at, d.updated_at)) AS last_at
-     FROM (SELECT DISTINCT enrolment_id FROM deliveries WHERE state = 'unknown') u
+     FROM (SELECT DISTINCT u.enrolment_id FROM deliveries u WHERE u.state = 'unknown'
+             AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.enrolment_id = u.enrolment_id AND p.state IN ('scheduled', 'claimed', 'retry_wait'))) u
      JOIN enrolments e ON e.id = u.enrolment_id
      JOIN leads l ON l.id = e.lead_id
      JOIN deliveries d ON d.enrolment_id = e.id AND d.cycle = e.cycle
      WHERE e.state = 'active' AND l.state = 'nurturing'
-       AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.enrolment_id = e.id AND p.state IN ('scheduled', 'claimed', 'retry_wait'))
      GROUP BY e.id, e.lead_id, e.campaign ORDER BY e.id LIMIT $1";
 /// `release_unstarted`: claims of $1 never started go back to due at $2.
 pub(crate) const RELEASE_UNSTARTED: &str = "UPDATE deliveries SET state = 'scheduled', attempts = attempts - 1, claimed_by = NULL, lease_until = NULL, updated_at = $2
      WHERE state = 'claimed' AND claimed_by = $1 AND started_at IS NULL";
 /// `unknown_deliveries`: the rows written off, latest first (the `deliveries_unknown` index).
-pub(crate) const UNKNOWN_DELIVERIES: &str = "SELECT d.id, d.lead_id, l.email, d.campaign, d.step, d.updated_at, d.last_error
+pub(crate) const UNKNOWN_DELIVERIES: &str =
+    "SELECT d.id, d.lead_id, l.email, d.campaign, d.step, d.updated_at, d.last_error
      FROM deliveries d JOIN leads l ON l.id = d.lead_id WHERE d.state = 'unknown'
      ORDER BY d.updated_at DESC, d.id DESC LIMIT $1";
 pub(crate) const PENDING_DELIVERIES: &str = "SELECT d.lead_id, d.campaign, d.step, d.template, d.due_at FROM deliveries d JOIN leads l ON l.id = d.lead_id

@@ -51,8 +51,12 @@ async fn kill_at_random_moments(url: &str, backend: &str) -> Tally {
     // Each kill lands after a random share of what is left has arrived.
     let per_run = n / (kills + 1);
     for k in 0..kills {
-        let mut daemon =
-            faults::start_daemon(&config, &format!("run-{k}"), &faults::now_after(k as i64), dir.path());
+        let mut daemon = faults::start_daemon(
+            &config,
+            &format!("run-{k}"),
+            &faults::now_after(k as i64),
+            dir.path(),
+        );
         let target = server.count() + rng.random_range(per_run / 4..=per_run);
         let deadline = Instant::now() + Duration::from_secs(120);
         while server.count() < target && Instant::now() < deadline {
@@ -62,7 +66,12 @@ async fn kill_at_random_moments(url: &str, backend: &str) -> Tally {
         daemon.child.kill().expect("kill -9");
         let _ = daemon.child.wait();
     }
-    let mut last = faults::start_daemon(&config, "final", &faults::now_after(kills as i64), dir.path());
+    let mut last = faults::start_daemon(
+        &config,
+        "final",
+        &faults::now_after(kills as i64),
+        dir.path(),
+    );
     let tally = faults::wait_until_done(url, &server, n, Duration::from_secs(300), &mut last).await;
     let exit = last.terminate(Duration::from_secs(30)).await;
     assert!(exit.success(), "{}", last.log_tail());
@@ -73,7 +82,10 @@ async fn kill_at_random_moments(url: &str, backend: &str) -> Tally {
         tally.line(),
         POOL * kills
     );
-    assert_eq!(tally.pending, 0, "every lead got its step or is listed unknown");
+    assert_eq!(
+        tally.pending, 0,
+        "every lead got its step or is listed unknown"
+    );
     assert_eq!(tally.duplicates, 0, "nothing sent twice");
     assert_eq!(tally.lost, 0, "nothing lost");
     assert_eq!(tally.failed, 0);

@@ -59,8 +59,11 @@ async fn sigterm_with_a_stalled_relay_exits_within_the_grace_and_records_every_o
     let url = format!("sqlite://{}", dir.path().join("rewarm.db").display());
     let server = TestSmtpServer::start().await;
     let config = faults::write(
-        &faults::config(&url, server.port(), POOL, faults::free_port())
-            .set_str("scheduler", "shutdown_grace", "2s"),
+        &faults::config(&url, server.port(), POOL, faults::free_port()).set_str(
+            "scheduler",
+            "shutdown_grace",
+            "2s",
+        ),
         dir.path(),
     );
     faults::seed(&url, &config, N).await;
@@ -146,12 +149,21 @@ async fn run_once_stops_cleanly_on_sigterm_claiming_nothing_new() {
 
     let states = count_states(&faults::states(&url).await);
     let stopped = faults::tally(&url, &server, N).await;
-    eprintln!("run --once stopped by SIGTERM: states {states:?}; {}", stopped.line());
+    eprintln!(
+        "run --once stopped by SIGTERM: states {states:?}; {}",
+        stopped.line()
+    );
     assert_eq!(states.get("claimed"), None, "nothing left claimed");
-    assert_eq!(stopped.written_off, 0, "in-flight sends finished and were recorded");
+    assert_eq!(
+        stopped.written_off, 0,
+        "in-flight sends finished and were recorded"
+    );
     assert_eq!((stopped.lost, stopped.duplicates), (0, 0));
     assert_eq!(stopped.sent, server.count());
-    assert!(stopped.pending > 0, "it stopped claiming: the rest is still due");
+    assert!(
+        stopped.pending > 0,
+        "it stopped claiming: the rest is still due"
+    );
 
     let done = drain_once(&config, dir.path(), &url, &server, N).await;
     assert_eq!((done.pending, done.lost, done.duplicates), (0, 0, 0));
@@ -170,7 +182,8 @@ fn the_units_stop_timeout_outlasts_the_shutdown_grace_and_its_recording() {
         .expect("config/rewarm.toml loads");
     let grace = settings.scheduler.shutdown_grace;
     assert_eq!(grace, Duration::from_secs(20), "the documented default");
-    let needed = grace + rewarm::outbound::shutdown::RECORDING_AFTER_ABORT + Duration::from_secs(10);
+    let needed =
+        grace + rewarm::outbound::shutdown::RECORDING_AFTER_ABORT + Duration::from_secs(10);
     assert!(
         Duration::from_secs(stop_timeout) >= needed,
         "TimeoutStopSec={stop_timeout} must be at least {needed:?} (grace {grace:?} + recording + start-up slack)"

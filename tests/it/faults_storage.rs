@@ -97,7 +97,12 @@ async fn a_full_disk_stops_claiming_says_why_and_recovers_without_a_restart() {
     let filler = disk.fill();
     let body = wait_ready(port, 503, Duration::from_secs(30))
         .await
-        .unwrap_or_else(|| panic!("/readyz never answered 503 with the disk full:\n{}", daemon.log_tail()));
+        .unwrap_or_else(|| {
+            panic!(
+                "/readyz never answered 503 with the disk full:\n{}",
+                daemon.log_tail()
+            )
+        });
     assert!(body.contains("storage: failing"), "{body}");
     let at_full = server.count();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -118,7 +123,12 @@ async fn a_full_disk_stops_claiming_says_why_and_recovers_without_a_restart() {
     assert!(exit.success());
     assert!(ready.is_some(), "/readyz answers 200 again:\n{log}");
     assert_eq!(
-        (tally.pending, tally.lost, tally.duplicates, tally.written_off),
+        (
+            tally.pending,
+            tally.lost,
+            tally.duplicates,
+            tally.written_off
+        ),
         (0, 0, 0, 0),
         "{log}"
     );
@@ -153,7 +163,11 @@ async fn a_deleted_database_is_noticed_and_never_silently_recreated() {
     let done =
         faults::wait_until_done(&url, &server, N, Duration::from_secs(60), &mut daemon).await;
     assert_eq!(done.sent, N);
-    assert!(wait_ready(port, 200, Duration::from_secs(10)).await.is_some());
+    assert!(
+        wait_ready(port, 200, Duration::from_secs(10))
+            .await
+            .is_some()
+    );
 
     std::fs::remove_file(&file).expect("delete the database");
     let body = wait_ready(port, 503, Duration::from_secs(10))
@@ -166,10 +180,20 @@ async fn a_deleted_database_is_noticed_and_never_silently_recreated() {
     // A restart refuses to start afresh in its place.
     let out = bin::rewarm(
         dir.path(),
-        &["--config", &config.display().to_string(), "run", "--once", "--now", T0],
+        &[
+            "--config",
+            &config.display().to_string(),
+            "run",
+            "--once",
+            "--now",
+            T0,
+        ],
     );
     let err = stderr_of(&out);
-    assert!(!out.status.success(), "a fresh database was accepted:\n{err}");
+    assert!(
+        !out.status.success(),
+        "a fresh database was accepted:\n{err}"
+    );
     assert!(err.contains("rewarm.db.rewarm-id"), "{err}");
     assert!(!file.exists(), "no empty database was created");
 }

@@ -15,6 +15,7 @@ mod bounce_replay;
 mod caps_durable;
 mod check;
 mod faults_kill;
+mod faults_repair;
 mod faults_shutdown;
 mod faults_storage;
 mod feedback_loop;

@@ -19,9 +19,9 @@ use rewarm::domain::lead::{Lead, LeadState, NewLead};
 use rewarm::store::postgres::PgStore;
 use rewarm::store::sqlite::SqliteStore;
 use rewarm::store::{
-    ClaimedDelivery, Click, DeliveryRecord, DeliveryTarget, Engagement, InboundApplied,
+    ClaimedDelivery, Click, DeliveryRecord, DeliveryTarget, Engagement, Expired, InboundApplied,
     InboundEffect, InboundRecord, NewEnrolment, NewNotification, NextStep, Outcome,
-    Expired, RecordedOutcome, Rows, Store, Suppression, SuppressionReason, SuppressionRecord, Table,
+    RecordedOutcome, Rows, Store, Suppression, SuppressionReason, SuppressionRecord, Table,
     UpsertSummary,
 };
 
@@ -3328,7 +3328,13 @@ async fn only_the_claiming_worker_marks_a_delivery_started_and_only_once<S: Stor
         .unwrap();
     let mut ids: Vec<i64> = claimed.iter().map(|d| d.id).collect();
     ids.sort();
-    assert!(store.mark_started(&ids, "w2", t0()).await.unwrap().is_empty());
+    assert!(
+        store
+            .mark_started(&ids, "w2", t0())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let mut marked = store.mark_started(&ids, "w1", t0()).await.unwrap();
     marked.sort();
     assert_eq!(marked, ids);
@@ -3336,6 +3342,18 @@ async fn only_the_claiming_worker_marks_a_delivery_started_and_only_once<S: Stor
     assert_eq!(store.mark_started(&ids, "w1", t0()).await.unwrap().len(), 2);
     // …but another wave cannot start a row already started.
     let later = t0() + Duration::seconds(1);
-    assert!(store.mark_started(&ids, "w1", later).await.unwrap().is_empty());
-    assert!(store.mark_started(&[], "w1", later).await.unwrap().is_empty());
+    assert!(
+        store
+            .mark_started(&ids, "w1", later)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .mark_started(&[], "w1", later)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

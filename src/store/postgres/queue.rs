@@ -283,7 +283,11 @@ impl QueueStore for PgStore {
         )
     }
 
-    async fn release_unstarted(&self, worker: &str, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    async fn release_unstarted(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
         let n = retrying!(
             sqlx::query(sql::RELEASE_UNSTARTED)
                 .bind(worker)

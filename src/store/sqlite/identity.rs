@@ -142,7 +142,10 @@ mod tests {
     fn urls_name_their_file_and_memory_has_none() {
         for (url, file) in [
             ("sqlite://rewarm.db", Some("rewarm.db")),
-            ("sqlite:///var/lib/rewarm/rewarm.db", Some("/var/lib/rewarm/rewarm.db")),
+            (
+                "sqlite:///var/lib/rewarm/rewarm.db",
+                Some("/var/lib/rewarm/rewarm.db"),
+            ),
             ("sqlite:data/x.db?mode=rwc", Some("data/x.db")),
             ("sqlite::memory:", None),
             ("sqlite://:memory:", None),
@@ -161,9 +164,15 @@ mod tests {
         file.refuse_if_gone().expect("never ran here: may create");
         std::fs::write(marker_path(&path), "abc\n").unwrap();
         let err = file.refuse_if_gone().unwrap_err().to_string();
-        assert!(err.contains("abc") && err.contains("r.db.rewarm-id"), "{err}");
+        assert!(
+            err.contains("abc") && err.contains("r.db.rewarm-id"),
+            "{err}"
+        );
         std::fs::write(&path, b"").unwrap();
-        assert!(file.refuse_if_gone().is_err(), "an empty file is no database");
+        assert!(
+            file.refuse_if_gone().is_err(),
+            "an empty file is no database"
+        );
         std::fs::write(&path, b"SQLite format 3\0").unwrap();
         file.refuse_if_gone().expect("the file is there");
     }
@@ -175,7 +184,10 @@ mod tests {
         std::fs::write(&path, b"x").unwrap();
         let file = DatabaseFile::new(path.clone()).opened();
         file.bind_marker("id1").unwrap();
-        assert_eq!(std::fs::read_to_string(marker_path(&path)).unwrap(), "id1\n");
+        assert_eq!(
+            std::fs::read_to_string(marker_path(&path)).unwrap(),
+            "id1\n"
+        );
         file.bind_marker("id1").unwrap();
         let err = file.bind_marker("id2").unwrap_err().to_string();
         assert!(err.contains("replaced"), "{err}");
@@ -190,9 +202,19 @@ mod tests {
         file.still_there().unwrap();
         let aside = dir.path().join("aside.db");
         std::fs::rename(&path, &aside).unwrap();
-        assert!(file.still_there().unwrap_err().to_string().contains("deleted"));
+        assert!(
+            file.still_there()
+                .unwrap_err()
+                .to_string()
+                .contains("deleted")
+        );
         std::fs::write(&path, b"y").unwrap();
-        assert!(file.still_there().unwrap_err().to_string().contains("replaced"));
+        assert!(
+            file.still_there()
+                .unwrap_err()
+                .to_string()
+                .contains("replaced")
+        );
         std::fs::rename(&aside, &path).unwrap();
         file.still_there().expect("the same file is back");
     }

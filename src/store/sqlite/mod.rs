@@ -172,9 +172,11 @@ impl SqliteStore {
             .await?;
         if id == 0 {
             let fresh = identity::new_id();
-            sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA application_id = {fresh}")))
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "PRAGMA application_id = {fresh}"
+            )))
+            .execute(&mut *conn)
+            .await?;
             id = fresh;
         }
         Ok(format!("{:08x}", id as u32))

@@ -318,7 +318,11 @@ impl QueueStore for SqliteStore {
         Ok(marked)
     }
 
-    async fn release_unstarted(&self, worker: &str, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    async fn release_unstarted(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
         let mut tx = self.write().await?;
         let n = sqlx::query(sql::RELEASE_UNSTARTED)
             .bind(worker)

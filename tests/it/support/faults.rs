@@ -95,7 +95,10 @@ async fn seed_into<S: Store>(store: &S, config: &Path, n: usize) {
         })
         .collect();
     for chunk in leads.chunks(1000) {
-        store.upsert_leads(chunk, "faults", t0()).await.expect("import");
+        store
+            .upsert_leads(chunk, "faults", t0())
+            .await
+            .expect("import");
     }
     let loaded = rewarm::app::Loaded::load(config).expect("load the config");
     let enrolled = rewarm::outbound::scheduler::enrol(store, &loaded, t0())
@@ -108,7 +111,13 @@ async fn seed_into<S: Store>(store: &S, config: &Path, n: usize) {
 pub fn start_daemon(config: &Path, name: &str, now: &str, dir: &Path) -> Daemon {
     let mut command = bin::command();
     command
-        .args(["--config", &config.display().to_string(), "run", "--now", now])
+        .args([
+            "--config",
+            &config.display().to_string(),
+            "run",
+            "--now",
+            now,
+        ])
         .env_remove("RUST_LOG");
     Daemon::spawn(command, dir.join(format!("{name}.log")))
 }
@@ -239,7 +248,9 @@ pub async fn wait_until_done(
 /// answers.
 pub async fn readyz(port: u16) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
     s.write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .await
         .ok()?;
