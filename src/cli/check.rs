@@ -34,7 +34,7 @@ pub async fn check(config: &Path, args: CheckArgs, now: DateTime<Utc>) -> anyhow
     {
         problems.extend(missing_secrets(&settings));
     }
-    for w in warnings(config).await {
+    for w in warnings(config, now).await {
         eprintln!("warning: {w}");
     }
     if problems.is_empty() {
@@ -162,7 +162,7 @@ pub async fn problems(config: &Path, now: DateTime<Utc>) -> Vec<String> {
 
 /// What is not wrong but may be a mistake: domain entries of the suppression list that
 /// silence more than `compliance.confirm_domain_over` leads.
-pub async fn warnings(config: &Path) -> Vec<String> {
+pub async fn warnings(config: &Path, now: DateTime<Utc>) -> Vec<String> {
     let Ok(settings) = Settings::load(config) else {
         return Vec::new();
     };
@@ -173,12 +173,24 @@ pub async fn warnings(config: &Path) -> Vec<String> {
     let Ok(broad) = store.broad_domain_entries(over).await else {
         return Vec::new();
     };
-    broad
+    let mut out: Vec<String> = broad
         .into_iter()
         .map(|(address, n)| {
             format!("the suppression list's {address} suppresses {n} leads (more than compliance.confirm_domain_over = {over}); if it is a mistake: rewarm suppress remove {address} --restore")
         })
-        .collect()
+        .collect();
+    // Destructive campaign edits: what `rewarm plan` details.
+    if let Ok(plan) = crate::outbound::replan::plan::plan(&store, &settings, now).await
+        && plan.is_destructive()
+    {
+        out.extend(plan.warnings());
+        out.push(format!(
+            "plan: {} (details: rewarm --config {} plan)",
+            plan.summary.line(),
+            config.display()
+        ));
+    }
+    out
 }
 
 /// The configured SQLite database, if it exists already (check never creates one).

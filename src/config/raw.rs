@@ -489,6 +489,10 @@ pub(super) struct RawCampaign {
     pub(super) track_clicks: bool,
     /// The campaign a lead enters after this one's last step.
     pub(super) then: Option<String>,
+    /// A step reached more than this after its due time is late ("2d"; unset: never).
+    pub(super) late_after: Option<String>,
+    /// What a late step does: "send", "skip" or "shift" (default).
+    pub(super) late: Option<String>,
 }
 
 /// One `[[campaigns.NAME.steps]]` entry: `kind = "email"` (default) with `template`, or

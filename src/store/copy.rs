@@ -131,7 +131,7 @@ macro_rules! tables {
         impl Table {
             /// Parents before children (inbound messages point at leads and deliveries,
             /// notifications at leads).
-            pub const ALL: [Table; 9] = [$(Table::$variant),*];
+            pub const ALL: [Table; 10] = [$(Table::$variant),*];
 
             pub fn as_str(self) -> &'static str {
                 match self { $(Table::$variant => $name),* }
@@ -236,6 +236,8 @@ tables! {
         enrolled_at: DateTime<Utc>,
         ended_at: Option<DateTime<Utc>>,
         cycle: i64,
+        /// The campaign version followed (NULL: the campaign's current one).
+        version: Option<String>,
     }
 
     /// A `deliveries` row as stored (leases included).
@@ -336,6 +338,17 @@ tables! {
         key: String,
         value: String,
         updated_at: DateTime<Utc>,
+    }
+
+    /// A `campaign_versions` row as stored (the campaign definitions the daemon applied).
+    #[derive(Debug)]
+    CampaignVersions "campaign_versions" CampaignVersionRecord {
+        id: i64,
+        campaign: String,
+        version: String,
+        /// The normalised definition (JSON object).
+        definition: Value,
+        applied_at: DateTime<Utc>,
     }
 }
 

@@ -76,6 +76,8 @@ mod common_loop;
 mod handoff;
 #[macro_use]
 mod reply;
+#[macro_use]
+mod edits;
 mod batch;
 mod copy;
 mod dialect;
@@ -85,6 +87,10 @@ mod rows;
 pub mod sqlite;
 
 pub use copy::*;
+pub use edits::{
+    ActiveEnrolment, CampaignVersion, EditStore, EnrolmentMove, Followed, MoveTarget, Rescheduled,
+    WaitingCount, WaitingStep,
+};
 pub use handoff::{Chase, DIGEST_KINDS, DigestEvent, HandoffStore, Reassigned, StaleHandoff};
 pub use model::*;
 
@@ -92,7 +98,7 @@ pub use model::*;
 /// `PgStore`); code generic over `S: Store` needs only `Store`.
 pub mod prelude {
     pub use super::{
-        CopyStore, HandoffStore, InboundStore, KvStore, LeadStore, OutboxStore, QueueStore,
+        CopyStore, EditStore, HandoffStore, InboundStore, KvStore, LeadStore, OutboxStore, QueueStore,
         ReportStore, Store, SuppressionStore,
     };
 }
@@ -124,6 +130,7 @@ pub trait Store:
     + KvStore
     + CopyStore
     + HandoffStore
+    + EditStore
     + ReportStore
     + Clone
     + Send

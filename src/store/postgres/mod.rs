@@ -40,6 +40,7 @@ use super::shared::{self as sql, migrator};
 use super::*;
 
 mod copy;
+mod edits;
 mod handoff;
 mod inbound;
 mod kv;
@@ -84,6 +85,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "provider_events",
         include_str!("../../../migrations/postgres/0007_provider_events.sql"),
+    ),
+    (
+        10,
+        "campaign_versions",
+        include_str!("../../../migrations/postgres/0010_campaign_versions.sql"),
     ),
     (
         12,
