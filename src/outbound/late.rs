@@ -40,13 +40,13 @@ pub async fn skip_late<S: Store>(
                 .map(|r| {
                     let tz = zone(r.timezone.as_deref(), settings.default_tz);
                     let step = r.step + 1;
-                    let next = late
-                        .after_skip(&campaign.cadence, step, r.due_at, tz)
-                        .map(|due_at| NextStep {
-                            step,
-                            due_at,
-                            template: campaign.template_for(step).to_string(),
-                        });
+                    let next =
+                        late.after_skip(&campaign.cadence, step, r.due_at, tz)
+                            .map(|due_at| NextStep {
+                                step,
+                                due_at,
+                                template: campaign.template_for(step).to_string(),
+                            });
                     let stalled = StalledEnrolment {
                         enrolment_id: r.enrolment_id,
                         lead_id: r.lead_id,
@@ -65,7 +65,10 @@ pub async fn skip_late<S: Store>(
         }
     }
     if total > 0 {
-        tracing::info!(skipped = total, "Late steps skipped (lateness policy `skip`)");
+        tracing::info!(
+            skipped = total,
+            "Late steps skipped (lateness policy `skip`)"
+        );
     }
     Ok(total)
 }

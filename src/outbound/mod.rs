@@ -20,9 +20,9 @@
 pub mod compose;
 pub mod dispatch;
 pub mod forecast;
+pub mod late;
 pub mod links;
 pub mod pause;
-pub mod late;
 pub mod recycle;
 pub mod render;
 pub mod replan;

@@ -236,7 +236,8 @@ pub(crate) const RECORD_VERSION: &str = "INSERT INTO campaign_versions (campaign
 pub(crate) const PIN_PREVIOUS: &str =
     "UPDATE enrolments SET version = $2 WHERE campaign = $1 AND version IS NULL";
 pub(crate) const PIN_NEW: &str = "UPDATE enrolments SET version = $2 WHERE campaign = $1 AND state = 'active' AND (version IS NULL OR version <> $2)";
-pub(crate) const FOLLOWED: &str = "SELECT campaign, version, segment, count(*) AS n FROM enrolments WHERE state = 'active'
+pub(crate) const FOLLOWED: &str =
+    "SELECT campaign, version, segment, count(*) AS n FROM enrolments WHERE state = 'active'
      GROUP BY campaign, version, segment ORDER BY campaign, version, segment";
 pub(crate) const WAITING_COUNTS: &str = "SELECT step, template, state, count(*) AS n FROM deliveries
      WHERE campaign = $1 AND state IN ('scheduled', 'retry_wait') GROUP BY step, template, state ORDER BY step, template, state";
@@ -265,7 +266,8 @@ pub(crate) const WAITING_STEPS_FROM: &str = "SELECT DISTINCT step FROM deliverie
      WHERE campaign = $1 AND state IN ('scheduled', 'retry_wait') AND step >= $2 ORDER BY step";
 pub(crate) const CANCEL_STEP_EVENTS: &str = "INSERT INTO events (lead_id, at, kind, detail)
      SELECT lead_id, $3, 'cancelled', $4 FROM deliveries WHERE campaign = $1 AND state IN ('scheduled', 'retry_wait') AND step = $2 ORDER BY id";
-pub(crate) const CANCEL_STEP: &str = "UPDATE deliveries SET state = 'cancelled', last_error = $4, updated_at = $3
+pub(crate) const CANCEL_STEP: &str =
+    "UPDATE deliveries SET state = 'cancelled', last_error = $4, updated_at = $3
      WHERE campaign = $1 AND state IN ('scheduled', 'retry_wait') AND step = $2";
 pub(crate) const RETEMPLATE: &str = "UPDATE deliveries SET template = $4, updated_at = $5
      WHERE campaign = $1 AND state IN ('scheduled', 'retry_wait') AND step >= $2 AND step <= $3 AND template <> $4";
@@ -281,7 +283,8 @@ pub(crate) const ACTIVE_ENROLMENTS: &str = "SELECT e.id, e.lead_id, e.segment,
      FROM enrolments e WHERE e.campaign = $1 AND e.state = 'active' AND e.id > $2 ORDER BY e.id LIMIT $3";
 pub(crate) const MOVE_CANCEL_EVENTS: &str = "INSERT INTO events (lead_id, at, kind, detail)
      SELECT lead_id, $2, 'cancelled', $3 FROM deliveries WHERE enrolment_id = $1 AND state IN ('scheduled', 'retry_wait') ORDER BY id";
-pub(crate) const MOVE_CANCEL: &str = "UPDATE deliveries SET state = 'cancelled', last_error = 'config change', updated_at = $2
+pub(crate) const MOVE_CANCEL: &str =
+    "UPDATE deliveries SET state = 'cancelled', last_error = 'config change', updated_at = $2
      WHERE enrolment_id = $1 AND state IN ('scheduled', 'retry_wait')";
 pub(crate) const MOVE_END: &str =
     "UPDATE enrolments SET state = 'continued', ended_at = $2 WHERE id = $1 AND state = 'active'";
@@ -292,7 +295,8 @@ pub(crate) const MOVE_ENROL: &str = "INSERT INTO enrolments (lead_id, campaign, 
      RETURNING id, cycle";
 pub(crate) const MOVE_STEP: &str = "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at, cycle)
      VALUES ($1, $2, $3, $4, $5, 'scheduled', $6, $7, $8) ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING";
-pub(crate) const MOVE_COMPLETE: &str = "UPDATE leads SET state = 'completed', updated_at = $2 WHERE id = $1 AND state = 'nurturing'
+pub(crate) const MOVE_COMPLETE: &str =
+    "UPDATE leads SET state = 'completed', updated_at = $2 WHERE id = $1 AND state = 'nurturing'
        AND NOT EXISTS (SELECT 1 FROM enrolments e WHERE e.lead_id = $1 AND e.state = 'active')";
 pub(crate) const PARK: &str = "UPDATE leads SET state = 'paused', paused_from = 'new', updated_at = $2 WHERE id = $1 AND state = 'nurturing'
        AND NOT EXISTS (SELECT 1 FROM enrolments e WHERE e.lead_id = $1 AND e.state = 'active')";

@@ -98,8 +98,8 @@ pub use model::*;
 /// `PgStore`); code generic over `S: Store` needs only `Store`.
 pub mod prelude {
     pub use super::{
-        CopyStore, EditStore, HandoffStore, InboundStore, KvStore, LeadStore, OutboxStore, QueueStore,
-        ReportStore, Store, SuppressionStore,
+        CopyStore, EditStore, HandoffStore, InboundStore, KvStore, LeadStore, OutboxStore,
+        QueueStore, ReportStore, Store, SuppressionStore,
     };
 }
 

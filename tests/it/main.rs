@@ -12,6 +12,7 @@ mod support;
 mod api_transports;
 mod bounce_corpus;
 mod bounce_replay;
+mod campaign_edits;
 mod check;
 mod feedback_loop;
 mod handoff;

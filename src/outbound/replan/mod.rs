@@ -117,9 +117,7 @@ async fn replan<S: Store>(
     let last = campaign.templates.len().saturating_sub(1);
     for (i, template) in campaign.templates.iter().enumerate() {
         let to = if i == last { u32::MAX } else { i as u32 };
-        applied.retemplated += store
-            .retemplate(name, i as u32, to, template, now)
-            .await?;
+        applied.retemplated += store.retemplate(name, i as u32, to, template, now).await?;
     }
     if !old.is_some_and(|o| o.timing_differs(&CampaignDef::of(campaign))) {
         return Ok(());

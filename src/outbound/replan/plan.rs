@@ -132,7 +132,12 @@ pub async fn plan<S: Store>(
         *leads.entry(f.campaign.clone()).or_default() += f.enrolments;
     }
     let mut names: Vec<String> = settings.campaigns.keys().cloned().collect();
-    names.extend(leads.keys().filter(|n| !settings.campaigns.contains_key(*n)).cloned());
+    names.extend(
+        leads
+            .keys()
+            .filter(|n| !settings.campaigns.contains_key(*n))
+            .cloned(),
+    );
     let mut campaigns = Vec::new();
     for name in names {
         let n = leads.get(&name).copied().unwrap_or(0);
@@ -140,9 +145,28 @@ pub async fn plan<S: Store>(
         let p = match settings.campaigns.get(&name) {
             Some(c) => {
                 let old = cur.and_then(|v| CampaignDef::from_json(&v.definition));
-                changed(store, settings, c, cur.map(|v| v.version.clone()), old, n, now).await?
+                changed(
+                    store,
+                    settings,
+                    c,
+                    cur.map(|v| v.version.clone()),
+                    old,
+                    n,
+                    now,
+                )
+                .await?
             }
-            None => removed(store, settings, &name, cur.map(|v| v.version.clone()), n, now).await?,
+            None => {
+                removed(
+                    store,
+                    settings,
+                    &name,
+                    cur.map(|v| v.version.clone()),
+                    n,
+                    now,
+                )
+                .await?
+            }
         };
         campaigns.push(p);
     }
@@ -279,7 +303,12 @@ async fn removed<S: Store>(
         let undecided: Vec<i64> = page
             .iter()
             .filter(|e| {
-                !rules::decided_by_segment(name, &e.segment, &settings.segments, &settings.campaigns)
+                !rules::decided_by_segment(
+                    name,
+                    &e.segment,
+                    &settings.segments,
+                    &settings.campaigns,
+                )
             })
             .map(|e| e.lead_id)
             .collect();
@@ -291,7 +320,13 @@ async fn removed<S: Store>(
             .collect();
         for e in &page {
             let lead = by_id.get(&e.lead_id).map(|l| (l, now, settings.default_tz));
-            match rules::destination(name, &e.segment, &settings.segments, &settings.campaigns, lead) {
+            match rules::destination(
+                name,
+                &e.segment,
+                &settings.segments,
+                &settings.campaigns,
+                lead,
+            ) {
                 Destination::Campaign { campaign, segment } => {
                     *moved
                         .entry((e.segment.clone(), campaign, segment))
@@ -392,10 +427,7 @@ impl Plan {
         let mut out = String::new();
         let ver = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
         for c in &self.campaigns {
-            out.push_str(&format!(
-                "campaign {}: {}",
-                c.campaign, c.status
-            ));
+            out.push_str(&format!("campaign {}: {}", c.campaign, c.status));
             match c.status {
                 "changed" => out.push_str(&format!(
                     " ({} → {})",

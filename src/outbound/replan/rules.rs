@@ -54,10 +54,7 @@ impl CampaignDef {
             calls: c.calls.keys().copied().collect(),
             track_clicks: c.track_clicks,
             then: c.then.clone(),
-            late_after: c
-                .lateness
-                .after
-                .map(|d| format!("{}s", d.num_seconds())),
+            late_after: c.lateness.after.map(|d| format!("{}s", d.num_seconds())),
             late: c.lateness.policy.as_str().to_string(),
         }
     }
@@ -86,13 +83,17 @@ impl CampaignDef {
 
     /// Whether the due times of its steps would differ (first_after, rhythm, window).
     pub fn timing_differs(&self, other: &CampaignDef) -> bool {
-        (&self.first_after, &self.every, &self.cron, &self.send_window)
-            != (
-                &other.first_after,
-                &other.every,
-                &other.cron,
-                &other.send_window,
-            )
+        (
+            &self.first_after,
+            &self.every,
+            &self.cron,
+            &self.send_window,
+        ) != (
+            &other.first_after,
+            &other.every,
+            &other.cron,
+            &other.send_window,
+        )
     }
 
     /// What changed from `self` to `new`, one line per setting ("max_touches 4 → 1").
@@ -104,7 +105,11 @@ impl CampaignDef {
                 out.push(format!("{key} {old} → {new}"));
             }
         };
-        add("first_after", self.first_after.clone(), new.first_after.clone());
+        add(
+            "first_after",
+            self.first_after.clone(),
+            new.first_after.clone(),
+        );
         add("every", show(&self.every), show(&new.every));
         add("cron", show(&self.cron), show(&new.cron));
         add(
@@ -230,7 +235,11 @@ pub fn destination(
     lead: Option<(&Lead, DateTime<Utc>, Tz)>,
 ) -> Destination {
     let usable = |s: &Segment| s.campaign != removed && campaigns.contains_key(&s.campaign);
-    if let Some(s) = segments.iter().find(|s| s.name == segment).filter(|s| usable(s)) {
+    if let Some(s) = segments
+        .iter()
+        .find(|s| s.name == segment)
+        .filter(|s| usable(s))
+    {
         return Destination::Campaign {
             campaign: s.campaign.clone(),
             segment: s.name.clone(),
