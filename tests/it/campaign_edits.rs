@@ -8,9 +8,11 @@
 use crate::support;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use support::bin::{self, repo};
 use support::config::TestConfig;
+use support::daemon::Daemon;
 use support::db::TestDatabase;
 use support::smtp_server::TestSmtpServer;
 
@@ -182,7 +184,18 @@ async fn a_lowered_max_touches_sends_no_step_past_it_on_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_template_gives_way_to_the_one_the_config_now_names() {
-    let s = started(TestDatabase::sqlite(), &[(ANA, "no_budget")]).await;
+    removing_a_template(TestDatabase::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_template_gives_way_on_postgres() {
+    if let Some(db) = TestDatabase::postgres("a_removed_template_gives_way").await {
+        removing_a_template(db).await;
+    }
+}
+
+async fn removing_a_template(db: TestDatabase) {
+    let s = started(db, &[(ANA, "no_budget")]).await;
     let after = base(s.db.url(), s.smtp.port())
         .campaign_key("a", "templates", r#"["recycle_first"]"#)
         .write(&s.dir.path().join("after.toml"));
@@ -212,7 +225,18 @@ async fn a_removed_template_gives_way_to_the_one_the_config_now_names() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shorter_every_moves_the_step_already_scheduled() {
-    let s = started(TestDatabase::sqlite(), &[(ANA, "no_budget")]).await;
+    changing_every(TestDatabase::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shorter_every_moves_the_step_already_scheduled_on_postgres() {
+    if let Some(db) = TestDatabase::postgres("a_shorter_every_moves_the_step").await {
+        changing_every(db).await;
+    }
+}
+
+async fn changing_every(db: TestDatabase) {
+    let s = started(db, &[(ANA, "no_budget")]).await;
     let slow = base(s.db.url(), s.smtp.port())
         .campaign("a", "0d", "30d")
         .write(&s.dir.path().join("slow.toml"));
@@ -325,8 +349,18 @@ async fn a_removed_campaign_moves_its_leads_on_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_steps_are_sent_skipped_or_shift_the_cadence_per_campaign() {
+    lateness(TestDatabase::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_steps_follow_their_campaigns_policy_on_postgres() {
+    if let Some(db) = TestDatabase::postgres("late_steps_follow_their_policy").await {
+        lateness(db).await;
+    }
+}
+
+async fn lateness(db: TestDatabase) {
     let dir = tempfile::tempdir().unwrap();
-    let db = TestDatabase::sqlite();
     let smtp = TestSmtpServer::start().await;
     let mut config = TestConfig::bare(db.url())
         .timezone("UTC")
@@ -379,4 +413,64 @@ async fn late_steps_are_sent_skipped_or_shift_the_cadence_per_campaign() {
     assert_eq!(smtp.count(), 7);
     run(&config, "2026-03-20T10:01:00Z", &["run", "--once"]);
     assert_eq!(to(7), ["shift@late.example"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_applies_an_edit_and_logs_what_plan_foresaw() {
+    let s = started(TestDatabase::sqlite(), &[(ANA, "no_budget")]).await;
+    let daemon_config = |max: &str| {
+        base(s.db.url(), s.smtp.port())
+            .campaign_key("a", "max_touches", max)
+            .set_str("scheduler", "tick", "1s")
+            .set_str("http", "listen", "127.0.0.1:0")
+    };
+    let config = daemon_config("3").write(&s.dir.path().join("daemon.toml"));
+    let mut cmd = bin::command();
+    cmd.args([
+        "--config",
+        config.to_str().unwrap(),
+        "--now",
+        "2026-03-02T11:00:00Z",
+        "run",
+    ])
+    .env_remove("RUST_LOG");
+    let mut daemon = Daemon::spawn(cmd, s.dir.path().join("daemon.log"));
+    wait_for(&mut daemon, "rewarm is running").await;
+    daemon_config("1").write(&config);
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &daemon.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_for(&mut daemon, "Configuration reloaded").await;
+    let log = daemon.log();
+    let applied = log
+        .lines()
+        .find(|l| l.contains("Campaign edits applied"))
+        .unwrap_or_else(|| panic!("no summary:\n{log}"));
+    assert!(
+        applied.contains(
+            "plan=1 cancelled, 0 re-templated, 0 rescheduled, 0 moved, 0 parked, 0 enrolling"
+        ),
+        "{applied}"
+    );
+    assert!(applied.contains("cancelled=1"), "{applied}");
+    daemon.terminate(Duration::from_secs(20)).await;
+    let (state, timeline) = show(&config, "2026-03-02T11:00:00Z", ANA);
+    assert_eq!(state, "completed");
+    assert_eq!(events(&timeline, "cancelled").len(), 1);
+    assert_eq!(s.smtp.count(), 1);
+}
+
+async fn wait_for(daemon: &mut Daemon, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !daemon.log().contains(needle) {
+        daemon.assert_alive();
+        assert!(
+            Instant::now() < deadline,
+            "no `{needle}`:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
