@@ -445,6 +445,9 @@ pub(super) struct RawSegment {
     /// over `[intents.NAME] effect`.
     #[serde(default)]
     pub(super) intents: BTreeMap<String, String>,
+    /// A lead already emailed whose data changes so that another segment matches: "stay"
+    /// (default) or "move".
+    pub(super) on_change: Option<String>,
 }
 
 /// `[intents]`: what human replies' intents do (see docs/replies.md).

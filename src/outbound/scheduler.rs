@@ -77,6 +77,7 @@ async fn run_pass<S: Store>(
     }
     recheck(store, now).await?;
     flow_on(store, loaded, now).await?;
+    crate::outbound::replan::changed::reevaluate(store, loaded, now).await?;
     report.enrolled = enrol(store, loaded, now).await?;
     crate::outbound::late::skip_late(store, loaded, now).await?;
     let DispatchReport {

@@ -96,6 +96,8 @@ pub struct EnrolmentMove {
     pub enrolment_id: i64,
     pub lead_id: i64,
     pub from_campaign: String,
+    /// Why it moves, as events name it: "config change", "lead data changed".
+    pub via: String,
     /// None: no segment names a campaign for the lead: it is parked `paused` with `reason`.
     pub to: Option<MoveTarget>,
     pub reason: String,
@@ -196,6 +198,22 @@ pub trait EditStore {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<ActiveEnrolment>, StoreError>> + Send;
 
+    /// The id of the `limit`-th `updated` event (a lead's data changed) after event
+    /// `after_event`, or of the last one; None when there is none.
+    fn updated_upto(
+        &self,
+        after_event: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+
+    /// Active enrolments (with their campaign) of the leads that have an `updated` event with
+    /// an id in `(after_event, upto]`.
+    fn enrolments_updated(
+        &self,
+        after_event: i64,
+        upto: i64,
+    ) -> impl Future<Output = Result<Vec<(String, ActiveEnrolment)>, StoreError>> + Send;
+
     /// Moves enrolments of a removed campaign (one transaction): the waiting deliveries are
     /// cancelled (event `cancelled` {campaign, reason}), the enrolment becomes `continued`;
     /// then the lead is enrolled in its target campaign (a new round if it was there before)
@@ -275,12 +293,30 @@ pub(crate) const RESCHEDULE: &str =
     "UPDATE deliveries SET due_at = $2, updated_at = $3 WHERE id = $1 AND state = 'scheduled'";
 pub(crate) const INSERT_EVENT: &str =
     "INSERT INTO events (lead_id, at, kind, detail) VALUES ($1, $2, $3, $4)";
-pub(crate) const ACTIVE_ENROLMENTS: &str = "SELECT e.id, e.lead_id, e.segment,
+/// An active enrolment with how far its current round went.
+macro_rules! select_active {
+    ($rest:literal) => {
+        concat!(
+            "SELECT e.campaign, e.id, e.lead_id, e.segment,
         (SELECT count(DISTINCT d.step) FROM deliveries d WHERE d.enrolment_id = e.id AND d.cycle = e.cycle
             AND d.state IN ('sent', 'failed', 'unknown', 'tasked', 'skipped')) AS steps_done,
         (SELECT max(COALESCE(d.sent_at, d.updated_at)) FROM deliveries d WHERE d.enrolment_id = e.id AND d.cycle = e.cycle
             AND d.state IN ('sent', 'failed', 'unknown', 'tasked', 'skipped')) AS last_at
-     FROM enrolments e WHERE e.campaign = $1 AND e.state = 'active' AND e.id > $2 ORDER BY e.id LIMIT $3";
+     FROM enrolments e ",
+            $rest
+        )
+    };
+}
+pub(crate) const ACTIVE_ENROLMENTS: &str = select_active!(
+    "WHERE e.campaign = $1 AND e.state = 'active' AND e.id > $2 ORDER BY e.id LIMIT $3"
+);
+/// The id of the `$2`-th `updated` event after event `$1` (or of the last one).
+pub(crate) const UPDATED_UPTO: &str = "SELECT max(u.id) FROM (SELECT id FROM events WHERE kind = 'updated' AND id > $1 ORDER BY id LIMIT $2) u";
+/// Active enrolments of the leads with an `updated` event in ($1, $2].
+pub(crate) const ENROLMENTS_UPDATED: &str = select_active!(
+    "WHERE e.state = 'active' AND e.lead_id IN (SELECT lead_id FROM events WHERE kind = 'updated' AND id > $1 AND id <= $2)
+     ORDER BY e.id"
+);
 pub(crate) const MOVE_CANCEL_EVENTS: &str = "INSERT INTO events (lead_id, at, kind, detail)
      SELECT lead_id, $2, 'cancelled', $3 FROM deliveries WHERE enrolment_id = $1 AND state IN ('scheduled', 'retry_wait') ORDER BY id";
 pub(crate) const MOVE_CANCEL: &str =
@@ -344,6 +380,7 @@ pub(crate) struct WaitingRow {
 
 #[derive(FromRow)]
 pub(crate) struct ActiveRow {
+    campaign: String,
     id: i64,
     lead_id: i64,
     segment: String,
@@ -403,6 +440,12 @@ impl From<WaitingRow> for WaitingStep {
     }
 }
 
+impl ActiveRow {
+    pub(crate) fn with_campaign(self) -> (String, ActiveEnrolment) {
+        (self.campaign.clone(), ActiveEnrolment::from(self))
+    }
+}
+
 impl From<ActiveRow> for ActiveEnrolment {
     fn from(r: ActiveRow) -> Self {
         ActiveEnrolment {
@@ -423,7 +466,7 @@ pub(crate) fn moved_detail(m: &EnrolmentMove, t: &MoveTarget, cycle: i64) -> Val
         "cycle": cycle,
         "step": t.next.as_ref().map(|n| n.step + 1),
         "first_due": t.next.as_ref().map(|n| n.due_at.to_rfc3339()),
-        "via": "config change",
+        "via": m.via,
         "from_campaign": m.from_campaign,
     })
 }
@@ -629,6 +672,34 @@ macro_rules! edit_methods {
             Ok(rows.into_iter().map(ActiveEnrolment::from).collect())
         }
 
+        async fn updated_upto(
+            &self,
+            after_event: i64,
+            limit: usize,
+        ) -> Result<Option<i64>, StoreError> {
+            Ok(sqlx::query_scalar(UPDATED_UPTO)
+                .bind(after_event)
+                .bind(limit as i64)
+                .fetch_one(&self.pool)
+                .await?)
+        }
+
+        async fn enrolments_updated(
+            &self,
+            after_event: i64,
+            upto: i64,
+        ) -> Result<Vec<(String, ActiveEnrolment)>, StoreError> {
+            let rows: Vec<ActiveRow> = sqlx::query_as(ENROLMENTS_UPDATED)
+                .bind(after_event)
+                .bind(upto)
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(rows
+                .into_iter()
+                .map(ActiveRow::with_campaign)
+                .collect())
+        }
+
         async fn move_enrolments(
             &self,
             moves: &[EnrolmentMove],
@@ -640,7 +711,7 @@ macro_rules! edit_methods {
             let mut tx = self.write().await?;
             let mut total = 0;
             for m in moves {
-                let cancelled = json!({"campaign": m.from_campaign, "reason": "config change",
+                let cancelled = json!({"campaign": m.from_campaign, "reason": m.via,
                                        "detail": m.reason});
                 sqlx::query(MOVE_CANCEL_EVENTS)
                     .bind(m.enrolment_id)
@@ -651,6 +722,7 @@ macro_rules! edit_methods {
                 sqlx::query(MOVE_CANCEL)
                     .bind(m.enrolment_id)
                     .bind(Time(now))
+                    .bind(&m.via)
                     .execute(&mut *tx)
                     .await?;
                 let ended = sqlx::query(MOVE_END)

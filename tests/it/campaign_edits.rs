@@ -474,3 +474,91 @@ async fn wait_for(daemon: &mut Daemon, needle: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_whose_data_changed_moves_if_not_emailed_or_if_its_segment_says_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::sqlite();
+    let smtp = TestSmtpServer::start().await;
+    let config = TestConfig::bare(db.url())
+        .timezone("UTC")
+        .templates_dir(&repo().join("tests/fixtures/pipeline/templates"))
+        .smtp(smtp.port(), 1)
+        .segment("sa", "a")
+        .set("segments", "lost_reason", r#"["no_budget"]"#)
+        .segment("sm", "a")
+        .set("segments", "lost_reason", r#"["moving"]"#)
+        .set("segments", "on_change", r#""move""#)
+        .segment("sq", "b")
+        .set("segments", "lost_reason", r#"["went_quiet"]"#)
+        .campaign("a", "30d", "7d")
+        .campaign_key("a", "templates", r#"["recycle_first", "recycle_next"]"#)
+        .any_time("a")
+        .campaign("b", "0d", "7d")
+        .campaign_key(
+            "b",
+            "templates",
+            r#"["competitor_checkin", "recycle_first"]"#,
+        )
+        .any_time("b")
+        .write(&dir.path().join("rewarm.toml"));
+    let csv = dir.path().join("leads.csv");
+    let header = "email,first_name,company,lost_reason,lost_at,industry\n";
+    std::fs::write(
+        &csv,
+        format!("{header}ana@x.example,Ana,X,no_budget,2026-01-01,saas\ncarl@x.example,Carl,X,no_budget,2026-02-20,saas\ndan@x.example,Dan,X,moving,2026-01-01,saas\n"),
+    )
+    .unwrap();
+    run(&config, T0, &["leads", "import", csv.to_str().unwrap()]);
+    run(&config, T0, &["run", "--once"]);
+    assert_eq!(
+        smtp.count(),
+        2,
+        "Ana and Dan; Carl's first email is due on 03-22"
+    );
+    // The CRM says all three went quiet now.
+    std::fs::write(
+        &csv,
+        format!("{header}ana@x.example,Ana,X,went_quiet,2026-01-01,saas\ncarl@x.example,Carl,X,went_quiet,2026-02-20,saas\ndan@x.example,Dan,X,went_quiet,2026-01-01,saas\n"),
+    )
+    .unwrap();
+    run(
+        &config,
+        "2026-03-02T11:00:00Z",
+        &["leads", "import", csv.to_str().unwrap()],
+    );
+    run(&config, "2026-03-02T11:00:00Z", &["run", "--once"]);
+    // Carl (never emailed) moved and got `b`'s first email at once.
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 3);
+    assert_eq!(messages[2].rcpt_to, ["carl@x.example"]);
+    let moved = |email: &str| {
+        let (_, timeline) = show(&config, "2026-03-02T11:00:00Z", email);
+        events(&timeline, "enrolled")
+            .iter()
+            .filter(|e| e["detail"]["via"] == "lead data changed")
+            .map(|e| (e["detail"]["campaign"].clone(), e["detail"]["step"].clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        moved("carl@x.example"),
+        [(serde_json::json!("b"), serde_json::json!(1))]
+    );
+    // Dan (emailed, segment `sm` says move) continues in `b` at step 2; Ana (emailed,
+    // default `stay`) stays in `a`.
+    assert_eq!(
+        moved("dan@x.example"),
+        [(serde_json::json!("b"), serde_json::json!(2))]
+    );
+    assert!(moved("ana@x.example").is_empty());
+    // Looked at once: another pass moves nobody again.
+    run(&config, "2026-03-02T11:05:00Z", &["run", "--once"]);
+    assert_eq!(moved("dan@x.example").len(), 1);
+    run(&config, "2026-03-09T10:01:00Z", &["run", "--once"]);
+    let late: Vec<_> = smtp.messages()[3..]
+        .iter()
+        .map(|m| m.rcpt_to[0].clone())
+        .collect();
+    assert!(late.contains(&"dan@x.example".to_string()), "{late:?}");
+    assert!(late.contains(&"ana@x.example".to_string()), "{late:?}");
+}

@@ -19,8 +19,10 @@
 //! the summary SIGHUP logs.
 //!
 //! - [`rules`]: the pure rules (definitions, versions, a step's fate, a lead's destination).
+//! - [`changed`]: leads whose data changed re-evaluated against the segments, by rule.
 //! - [`plan`]: what a config would do, counted in SQL, with samples; text and JSON.
 
+pub mod changed;
 pub mod plan;
 pub mod rules;
 
@@ -209,6 +211,7 @@ async fn move_removed<S: Store>(
                     enrolment_id: e.enrolment_id,
                     lead_id: e.lead_id,
                     from_campaign: removed.to_string(),
+                    via: REASON.to_string(),
                     to,
                     reason,
                 }

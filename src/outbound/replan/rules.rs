@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::config::Campaign;
 use crate::domain::cadence::Rhythm;
 use crate::domain::lead::Lead;
-use crate::domain::segment::{Segment, first_match};
+use crate::domain::segment::{OnChange, Segment, first_match};
 
 /// A campaign as its leads experience it, normalised (durations and windows spelled one
 /// way): what the version hashes and `campaign_versions.definition` keeps.
@@ -268,6 +268,34 @@ pub fn decided_by_segment(
         destination(removed, segment, segments, campaigns, None),
         Destination::Campaign { .. }
     )
+}
+
+/// Where a lead whose data changed goes (None: it stays in its campaign). The first segment
+/// that matches it now decides; if that is its current segment, names its current campaign
+/// or nothing matches, it stays. Otherwise a lead not emailed yet in its current enrolment
+/// (`emailed` false) moves, and an emailed one moves only if its current segment says
+/// `on_change = "move"` (the default, `stay`, keeps it where it is).
+pub fn after_change(
+    campaign: &str,
+    segment: &str,
+    emailed: bool,
+    segments: &[Segment],
+    campaigns: &BTreeMap<String, Campaign>,
+    (lead, now, default_tz): (&Lead, DateTime<Utc>, Tz),
+) -> Option<Destination> {
+    let new = first_match(segments, lead, now, default_tz)?;
+    if new.name == segment || new.campaign == campaign || !campaigns.contains_key(&new.campaign) {
+        return None;
+    }
+    let rule = segments
+        .iter()
+        .find(|s| s.name == segment)
+        .map(|s| s.on_change)
+        .unwrap_or_default();
+    (!emailed || rule == OnChange::Move).then(|| Destination::Campaign {
+        campaign: new.campaign.clone(),
+        segment: new.name.clone(),
+    })
 }
 
 /// The step a moved lead continues at in `target` and when it is due: the step its history

@@ -323,3 +323,74 @@ fn a_moved_lead_continues_at_the_step_its_history_says() {
     assert_eq!(continue_at(b, 4, last, anchor, now, utc), None);
     assert_eq!(continue_at(b, 9, last, anchor, now, utc), None);
 }
+
+#[test]
+fn a_changed_lead_moves_unless_emailed_and_its_segment_says_stay() {
+    let now = t("2026-03-02T10:00:00Z");
+    let with_rule = |rule: &str| {
+        settings(&TWO.replacen(
+            "lost_reason = [\"no_budget\"]",
+            &format!("lost_reason = [\"no_budget\"]\non_change = \"{rule}\""),
+            1,
+        ))
+    };
+    let to_b = Some(Destination::Campaign {
+        campaign: "b".into(),
+        segment: "sb".into(),
+    });
+    let quiet = lead("went_quiet");
+    let utc = chrono_tz::UTC;
+    // (rule of its segment `sa`, emailed, want)
+    let cases = [
+        ("stay", false, to_b.clone()),
+        ("stay", true, None),
+        ("move", false, to_b.clone()),
+        ("move", true, to_b.clone()),
+    ];
+    for (rule, emailed, want) in cases {
+        let s = with_rule(rule);
+        let got = after_change(
+            "a",
+            "sa",
+            emailed,
+            &s.segments,
+            &s.campaigns,
+            (&quiet, now, utc),
+        );
+        assert_eq!(got, want, "{rule} {emailed}");
+    }
+    // The default rule is `stay`.
+    let s = settings(TWO);
+    assert_eq!(
+        after_change(
+            "a",
+            "sa",
+            true,
+            &s.segments,
+            &s.campaigns,
+            (&quiet, now, utc)
+        ),
+        None
+    );
+    // Still its segment, the same campaign, or no segment at all: it stays.
+    let budget = lead("no_budget");
+    let other = lead("other");
+    for (campaign, segment, l) in [
+        ("a", "sa", &budget),
+        ("b", "x", &quiet),
+        ("a", "sa", &other),
+    ] {
+        assert_eq!(
+            after_change(
+                campaign,
+                segment,
+                false,
+                &s.segments,
+                &s.campaigns,
+                (l, now, utc)
+            ),
+            None,
+            "{campaign} {segment}"
+        );
+    }
+}
