@@ -32,6 +32,8 @@
 //!     └── created when the previous step ends (sent, failed or unknown), due per the cadence
 //! scheduled / retry_wait ──lead re-warmed, won, out of scope or suppressed──▶ cancelled
 //! claimed ──a call step (`kind = "call"`): its owner's task enqueued──▶ tasked
+//! scheduled / retry_wait ──a campaign edit (lowered max_touches, removed campaign)──▶ cancelled
+//! scheduled ──late, under `late = "skip"` (outbound::late)──▶ skipped
 //! ```
 //! A `tasked` delivery is done like a `sent` one (the cadence goes on), but nothing went to
 //! the lead: its owner got a call task through the outbox, in the same transaction.

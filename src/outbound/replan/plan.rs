@@ -246,7 +246,7 @@ async fn changed<S: Store>(
                 .entry((w.step + 1, w.template.clone(), to.to_string()))
                 .or_default() += w.deliveries;
         }
-        if !w.retrying && old.as_ref().is_some_and(|o| o.timing_differs(&def)) {
+        if !w.retrying && old.as_ref().is_some_and(|o| o.retimes(&def, w.step)) {
             p.rescheduled += w.deliveries;
         }
     }

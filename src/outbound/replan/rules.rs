@@ -96,6 +96,17 @@ impl CampaignDef {
         )
     }
 
+    /// Whether a waiting step `step` is re-timed going from `self` to `new`: step 0 when
+    /// `first_after` or the window changed, a later step when the rhythm or the window did.
+    pub fn retimes(&self, new: &CampaignDef, step: u32) -> bool {
+        let window = self.send_window != new.send_window;
+        if step == 0 {
+            window || self.first_after != new.first_after
+        } else {
+            window || (&self.every, &self.cron) != (&new.every, &new.cron)
+        }
+    }
+
     /// What changed from `self` to `new`, one line per setting ("max_touches 4 → 1").
     pub fn changes_to(&self, new: &CampaignDef) -> Vec<String> {
         let mut out = Vec::new();
@@ -191,7 +202,7 @@ pub fn fate(
         };
     }
     let template = Some(new.template_for(w.step).to_string()).filter(|t| *t != w.template);
-    let retime = !w.retrying && old.is_some_and(|o| o.timing_differs(&CampaignDef::of(new)));
+    let retime = !w.retrying && old.is_some_and(|o| o.retimes(&CampaignDef::of(new), w.step));
     let due_at = retime
         .then(|| due_under(new, w, now, tz))
         .flatten()

@@ -192,14 +192,8 @@ fn a_changed_rhythm_re_times_the_next_step_from_the_previous_one() {
             Some("2026-03-01T10:00:00Z"),
             Some("2026-03-03T10:00:00Z"),
         ),
-        // Step 0 counts from the loss (long past: now).
-        (
-            "30d",
-            0,
-            "2026-03-09T10:00:00Z",
-            None,
-            Some("2026-03-03T10:00:00Z"),
-        ),
+        // Step 0 counts from the loss: a new rhythm does not move it.
+        ("30d", 0, "2026-03-09T10:00:00Z", None, None),
         // The same rhythm: nothing moves.
         (
             "7d",
@@ -393,4 +387,52 @@ fn a_changed_lead_moves_unless_emailed_and_its_segment_says_stay() {
             "{campaign} {segment}"
         );
     }
+}
+
+#[test]
+fn a_changed_first_after_or_window_re_times_the_first_step() {
+    let now = t("2026-01-05T10:00:00Z");
+    let old = CampaignDef::of(&settings(TWO).campaigns["a"]);
+    let later = settings(&TWO.replacen("first_after = \"0d\"", "first_after = \"10d\"", 1));
+    let w = waiting(0, "one", "2026-01-05T10:00:00Z", None);
+    assert_eq!(
+        fate(Some(&old), &later.campaigns["a"], &w, now, chrono_tz::UTC).due_at,
+        Some(t("2026-01-11T10:00:00Z"))
+    );
+    // A later step keeps its time when only first_after changed.
+    let w1 = waiting(
+        1,
+        "two",
+        "2026-01-12T10:00:00Z",
+        Some("2026-01-05T10:00:00Z"),
+    );
+    assert_eq!(
+        fate(Some(&old), &later.campaigns["a"], &w1, now, chrono_tz::UTC).due_at,
+        None
+    );
+    // A narrower window moves both into it.
+    let office = settings(&TWO.replacen(
+        r#"send_window = { days = "Mon-Sun", hours = "00:00-24:00" }"#,
+        r#"send_window = { days = "Mon-Fri", hours = "09:00-17:00" }"#,
+        1,
+    ));
+    let sunday = waiting(
+        1,
+        "two",
+        "2026-01-11T10:00:00Z",
+        Some("2026-01-04T10:00:00Z"),
+    );
+    assert_eq!(
+        fate(
+            Some(&old),
+            &office.campaigns["a"],
+            &sunday,
+            now,
+            chrono_tz::UTC
+        )
+        .due_at,
+        Some(t("2026-01-12T09:00:00Z"))
+    );
+    assert!(old.retimes(&CampaignDef::of(&office.campaigns["a"]), 0));
+    assert!(!old.retimes(&CampaignDef::of(&later.campaigns["a"]), 1));
 }
