@@ -34,7 +34,7 @@ pub async fn check(config: &Path, args: CheckArgs, now: DateTime<Utc>) -> anyhow
     {
         problems.extend(missing_secrets(&settings));
     }
-    for w in warnings(config).await {
+    for w in warnings(config, now).await {
         eprintln!("warning: {w}");
     }
     if problems.is_empty() {
@@ -162,23 +162,59 @@ pub async fn problems(config: &Path, now: DateTime<Utc>) -> Vec<String> {
 
 /// What is not wrong but may be a mistake: domain entries of the suppression list that
 /// silence more than `compliance.confirm_domain_over` leads.
-pub async fn warnings(config: &Path) -> Vec<String> {
+pub async fn warnings(config: &Path, now: DateTime<Utc>) -> Vec<String> {
     let Ok(settings) = Settings::load(config) else {
         return Vec::new();
     };
-    let Some(store) = existing_database(&settings).await else {
-        return Vec::new();
+    let broad = match existing_database(&settings).await {
+        Some(store) => store
+            .broad_domain_entries(settings.compliance.confirm_domain_over)
+            .await
+            .unwrap_or_default(),
+        None => Vec::new(),
     };
     let over = settings.compliance.confirm_domain_over;
-    let Ok(broad) = store.broad_domain_entries(over).await else {
-        return Vec::new();
-    };
-    broad
+    let mut out: Vec<String> = broad
         .into_iter()
         .map(|(address, n)| {
             format!("the suppression list's {address} suppresses {n} leads (more than compliance.confirm_domain_over = {over}); if it is a mistake: rewarm suppress remove {address} --restore")
         })
-        .collect()
+        .collect();
+    out.extend(
+        plan_warnings(config, &settings, now)
+            .await
+            .unwrap_or_default(),
+    );
+    out
+}
+
+/// Destructive campaign edits (steps cancelled, leads moved or parked): what `rewarm plan`
+/// details. Read from the configured database when it exists (a SQLite file is never
+/// created here).
+async fn plan_warnings(
+    config: &Path,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<String>> {
+    use anyhow::Context as _;
+    let url = settings.database_url.as_str();
+    if url.starts_with("sqlite:") && existing_database(settings).await.is_none() {
+        return Ok(Vec::new());
+    }
+    let plan = super::with_store!(url, |store| {
+        store.migrate().await?;
+        crate::outbound::replan::plan::plan(&store, settings, now).await?
+    });
+    if !plan.is_destructive() {
+        return Ok(Vec::new());
+    }
+    let mut out = plan.warnings();
+    out.push(format!(
+        "plan: {} (details: rewarm --config {} plan)",
+        plan.summary.line(),
+        config.display()
+    ));
+    Ok(out)
 }
 
 /// The configured SQLite database, if it exists already (check never creates one).

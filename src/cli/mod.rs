@@ -16,6 +16,7 @@ mod forecast;
 pub mod inbound;
 mod leads;
 mod lifecycle;
+mod plan;
 mod preview;
 mod privacy;
 mod reassign;
@@ -56,6 +57,9 @@ pub enum Command {
     /// Validate the config and the templates, and that every secret it names is set
     /// (`--offline`: not the secrets); non-zero exit on any error.
     Check(check::CheckArgs),
+    /// What this config would do to the leads in flight, compared with the campaigns the
+    /// daemon applied: steps cancelled, re-timed, re-templated, leads moved or parked.
+    Plan(plan::PlanArgs),
     /// Show a step's email for a lead exactly as it would be sent.
     Preview(preview::PreviewArgs),
     /// What will be sent when, per day and campaign (or per lead), without sending.
@@ -132,6 +136,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(&cli.config, args, cli.now).await,
         Command::Check(args) => check::check(&cli.config, args, now).await,
+        Command::Plan(args) => plan::run(&cli.config, args, now).await,
         Command::Preview(args) => preview::preview(&cli.config, args, now).await,
         Command::Forecast(args) => forecast::forecast(&cli.config, args, now).await,
         Command::Leads(cmd) => leads::leads(&cli.config, cmd, now).await,

@@ -61,6 +61,8 @@ async fn run_with<S: Store>(
             .context("Failed to migrate the database")?;
     }
     let loaded = Loaded::with_store(settings, &store).await?;
+    // Campaign edits apply by rule before anything is sent (docs/campaigns.md).
+    crate::daemon::apply_campaign_edits(&store, &loaded, clock.now()).await?;
     for file in &args.import {
         let outcome =
             super::leads::import_file(&store, &loaded.settings, file, false, clock.now(), true)

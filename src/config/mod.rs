@@ -492,6 +492,8 @@ pub struct Campaign {
     /// The campaign a lead enters when it completes this one's last step (a new round of it
     /// if it names itself: an endless long-tail). None: the lead stays `completed`.
     pub then: Option<String>,
+    /// What a step reached long after its due time does (`late_after`, `late`).
+    pub lateness: crate::domain::cadence::late::Lateness,
 }
 
 /// What a delivery row of a call step names as its template.

@@ -456,6 +456,9 @@ pub(super) struct RawSegment {
     /// over `[intents.NAME] effect`.
     #[serde(default)]
     pub(super) intents: BTreeMap<String, String>,
+    /// A lead already emailed whose data changes so that another segment matches: "stay"
+    /// (default) or "move".
+    pub(super) on_change: Option<String>,
 }
 
 /// `[intents]`: what human replies' intents do (see docs/replies.md).
@@ -500,6 +503,10 @@ pub(super) struct RawCampaign {
     pub(super) track_clicks: bool,
     /// The campaign a lead enters after this one's last step.
     pub(super) then: Option<String>,
+    /// A step reached more than this after its due time is late ("2d"; unset: never).
+    pub(super) late_after: Option<String>,
+    /// What a late step does: "send", "skip" or "shift" (default).
+    pub(super) late: Option<String>,
 }
 
 /// One `[[campaigns.NAME.steps]]` entry: `kind = "email"` (default) with `template`, or

@@ -124,6 +124,9 @@ pub async fn run<S: Store>(
             _ = stop.cancelled() => {}
             _ = reload.notified() => match reload_config(config, store, &loaded).await {
                 Ok(new) => {
+                    if let Err(e) = apply_campaign_edits(store, &new, clock.now()).await {
+                        tracing::error!(error = %format!("{e:#}"), "Applying the campaign edits failed; the next reload or restart tries again");
+                    }
                     current.replace(new);
                     tracing::info!(config = %config.display(), "Configuration reloaded");
                 }
@@ -170,6 +173,31 @@ async fn tick<S: Store>(
             false
         }
     }
+/// Applies the campaigns of `loaded` to the leads in flight (`outbound::replan::apply`),
+/// logging what `plan` foresaw and what was done.
+pub async fn apply_campaign_edits<S: Store>(
+    store: &S,
+    loaded: &Loaded,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let plan = crate::outbound::replan::plan::plan(store, &loaded.settings, now)
+        .await
+        .context("Failed to plan the campaign edits")?;
+    let applied = crate::outbound::replan::apply(store, loaded, now)
+        .await
+        .context("Failed to apply the campaign edits")?;
+    if !applied.is_empty() {
+        tracing::info!(
+            plan = %plan.summary.line(),
+            changed = ?applied.changed,
+            cancelled = applied.cancelled,
+            retemplated = applied.retemplated,
+            rescheduled = applied.rescheduled,
+            moved = applied.moved,
+            "Campaign edits applied"
+        );
+    }
+    Ok(())
 }
 
 /// The reply mailbox is polled every `inbound.imap.poll`, at most once a tick; a poll due

@@ -31,6 +31,30 @@ pub struct Segment {
     /// What a reply's intent does to a lead of this segment, where it differs from
     /// `[intents]`.
     pub intents: BTreeMap<super::intent::Intent, super::intent::IntentEffect>,
+    /// What happens to a lead of this segment that was already emailed when its data changes
+    /// and another segment now matches it (`on_change`).
+    pub on_change: OnChange,
+}
+
+/// `on_change`: a lead already emailed whose changed data (a re-import, the API) makes
+/// another segment match it stays in its campaign (`stay`, the default) or moves to the
+/// other segment's campaign, continuing at the step its history says (`move`). A lead not
+/// emailed yet always moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnChange {
+    #[default]
+    Stay,
+    Move,
+}
+
+impl OnChange {
+    pub fn parse(s: &str) -> Option<OnChange> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "stay" => Some(OnChange::Stay),
+            "move" => Some(OnChange::Move),
+            _ => None,
+        }
+    }
 }
 
 impl Segment {

@@ -665,7 +665,10 @@ fn next_step(
         .map(|l| l.zone_or(settings.default_tz))
         .unwrap_or(settings.default_tz);
     let step = delivery.step + 1;
-    let due_at = campaign.cadence.next_due(step, now, tz)?;
+    // The lateness policy decides what a late step's successor counts from.
+    let due_at = campaign
+        .lateness
+        .next_due(&campaign.cadence, step, delivery.due_at, now, tz)?;
     Some(NextStep {
         step,
         due_at,

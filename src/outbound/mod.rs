@@ -15,6 +15,8 @@
 //! - [`compose`]: a rendered email becomes an RFC 5322 message (unsubscribe headers,
 //!   Message-ID); [`links`] rewrites its links for click tracking.
 //! - [`forecast`]: what will be sent when, by the same cadence code; it never writes.
+//! - [`replan`]: campaign edits applied by rule at start-up and on SIGHUP, and `plan`.
+//! - [`late`]: the lateness policy's `skip` (a step reached too late is skipped).
 //! - [`recycle`]: bringing a lead back to nurture (`leads recycle`, sales' "not now").
 //!
 //! Each pass also returns out-of-scope leads whose re-check date passed to nurture and moves
@@ -23,10 +25,12 @@
 pub mod compose;
 pub mod dispatch;
 pub mod forecast;
+pub mod late;
 pub mod links;
 pub mod pause;
 pub mod recording;
 pub mod recycle;
 pub mod render;
+pub mod replan;
 pub mod scheduler;
 pub mod shutdown;

@@ -105,7 +105,9 @@ async fn run_pass<S: Store>(
     }
     recheck(store, now).await?;
     flow_on(store, loaded, now).await?;
+    crate::outbound::replan::changed::reevaluate(store, loaded, now).await?;
     report.enrolled = enrol(store, loaded, now).await?;
+    crate::outbound::late::skip_late(store, loaded, now).await?;
     let DispatchReport {
         sent,
         retried,
@@ -265,7 +267,7 @@ pub fn enrolment_for(
 
 /// Gives enrolments left without a scheduled step (after a crash, an unknown outcome) their
 /// next step, or completes them.
-async fn resume_stalled<S: Store>(
+pub async fn resume_stalled<S: Store>(
     store: &S,
     loaded: &Loaded,
     now: DateTime<Utc>,

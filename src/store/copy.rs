@@ -236,6 +236,8 @@ tables! {
         enrolled_at: DateTime<Utc>,
         ended_at: Option<DateTime<Utc>>,
         cycle: i64,
+        /// The campaign version followed (NULL: the campaign's current one).
+        version: Option<String>,
     }
 
     /// A `deliveries` row as stored (leases included).
@@ -347,6 +349,17 @@ tables! {
         hash: String,
         reason: String,
         created_at: DateTime<Utc>,
+    }
+
+    /// A `campaign_versions` row as stored (the campaign definitions the daemon applied).
+    #[derive(Debug)]
+    CampaignVersions "campaign_versions" CampaignVersionRecord {
+        id: i64,
+        campaign: String,
+        version: String,
+        /// The normalised definition (JSON object).
+        definition: Value,
+        applied_at: DateTime<Utc>,
     }
 }
 

@@ -32,6 +32,8 @@
 //!     └── created when the previous step ends (sent, failed or unknown), due per the cadence
 //! scheduled / retry_wait ──lead re-warmed, won, out of scope or suppressed──▶ cancelled
 //! claimed ──a call step (`kind = "call"`): its owner's task enqueued──▶ tasked
+//! scheduled / retry_wait ──a campaign edit (lowered max_touches, removed campaign)──▶ cancelled
+//! scheduled ──late, under `late = "skip"` (outbound::late)──▶ skipped
 //! ```
 //! A `tasked` delivery is done like a `sent` one (the cadence goes on), but nothing went to
 //! the lead: its owner got a call task through the outbox, in the same transaction.
@@ -94,6 +96,8 @@ mod reply;
 mod privacy;
 #[macro_use]
 mod relay;
+#[macro_use]
+mod edits;
 mod batch;
 mod copy;
 mod dialect;
@@ -106,6 +110,10 @@ pub mod sqlite;
 
 pub use copy::*;
 pub use forecast::{ForecastDelivery, ForecastStore};
+pub use edits::{
+    ActiveEnrolment, CampaignVersion, EditStore, EnrolmentMove, Followed, MoveTarget, Rescheduled,
+    WaitingCount, WaitingStep,
+};
 pub use handoff::{Chase, DIGEST_KINDS, DigestEvent, HandoffStore, Reassigned, StaleHandoff};
 pub use model::*;
 pub use privacy::{ForgetReport, PersonalRows, PrivacyStore, without_forgotten};
@@ -116,8 +124,9 @@ pub use relay::{LoggedEvent, RELAYED_KINDS, RelayStore};
 /// `PgStore`); code generic over `S: Store` needs only `Store`.
 pub mod prelude {
     pub use super::{
-        CopyStore, HandoffStore, InboundStore, KvStore, LeadStore, OutboxStore, PrivacyStore,
-        QueueStore, RelayStore, ReportStore, SendCountStore, Store, SuppressionStore,
+        CopyStore, EditStore, HandoffStore, InboundStore, KvStore, LeadStore, OutboxStore,
+        PrivacyStore, QueueStore, RelayStore, ReportStore, SendCountStore, Store,
+        SuppressionStore,
     };
 }
 
@@ -152,6 +161,7 @@ pub trait Store:
     + KvStore
     + CopyStore
     + HandoffStore
+    + EditStore
     + ReportStore
     + PrivacyStore
     + SendCountStore

@@ -453,7 +453,8 @@ pub(crate) const TABLE_COUNTS: &str = "SELECT 'leads', count(*) FROM leads UNION
      UNION ALL SELECT 'deliveries', count(*) FROM deliveries UNION ALL SELECT 'events', count(*) FROM events
      UNION ALL SELECT 'suppressions', count(*) FROM suppressions UNION ALL SELECT 'secrets', count(*) FROM secrets
      UNION ALL SELECT 'inbound', count(*) FROM inbound UNION ALL SELECT 'notifications', count(*) FROM notifications
-     UNION ALL SELECT 'kv_state', count(*) FROM kv_state UNION ALL SELECT 'forgotten', count(*) FROM forgotten";
+     UNION ALL SELECT 'kv_state', count(*) FROM kv_state UNION ALL SELECT 'forgotten', count(*) FROM forgotten
+     UNION ALL SELECT 'campaign_versions', count(*) FROM campaign_versions";
 
 /// `TABLE_COUNTS`' rows by table.
 pub(crate) fn table_counts(rows: Vec<(String, i64)>) -> BTreeMap<Table, i64> {
@@ -463,7 +464,8 @@ pub(crate) fn table_counts(rows: Vec<(String, i64)>) -> BTreeMap<Table, i64> {
 }
 
 /// Emptying every table `db copy` writes: children before parents.
-pub(crate) const DELETE_ALL: [&str; 10] = [
+pub(crate) const DELETE_ALL: [&str; 11] = [
+    "DELETE FROM campaign_versions",
     "DELETE FROM inbound",
     "DELETE FROM notifications",
     "DELETE FROM kv_state",

@@ -13,6 +13,7 @@ mod api_transports;
 mod bounce_corpus;
 mod bounce_replay;
 mod caps_durable;
+mod campaign_edits;
 mod check;
 mod faults_kill;
 mod faults_repair;

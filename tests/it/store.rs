@@ -1391,7 +1391,8 @@ async fn export_pages_every_row_by_id<S: Store>(store: S) {
             (Table::Inbound, 0),
             (Table::Notifications, 0),
             (Table::KvState, 0),
-            (Table::Forgotten, 0)
+            (Table::Forgotten, 0),
+            (Table::CampaignVersions, 0)
         ]
     );
     for table in Table::ALL {
@@ -1411,6 +1412,7 @@ async fn export_pages_every_row_by_id<S: Store>(store: S) {
                 Rows::Notifications(r) => r.iter().map(|r| r.id).collect(),
                 Rows::KvState(r) => r.iter().map(|r| r.id).collect(),
                 Rows::Forgotten(r) => r.iter().map(|r| r.id).collect(),
+                Rows::CampaignVersions(r) => r.iter().map(|r| r.id).collect(),
             };
             ids.extend(page_ids);
             after = last;

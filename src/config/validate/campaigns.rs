@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::config::raw::{OneOrMany, RawCampaign, RawStep};
 use crate::config::{CALL_TEMPLATE, CallStep, Campaign, Problems};
+use crate::domain::cadence::late::{LatePolicy, Lateness};
 use crate::domain::cadence::{Cadence, CronSpec, Rhythm, SendWindow, Span};
 
 pub(super) fn campaigns(
@@ -83,6 +84,7 @@ pub(super) fn campaigns(
         if templates.is_empty() {
             p.err(&key("templates"), "list at least one template".into());
         }
+        let lateness = lateness(&name, c.late_after.as_deref(), c.late.as_deref(), p);
         let cadence = Cadence {
             first_after,
             rhythm,
@@ -98,11 +100,45 @@ pub(super) fn campaigns(
                 track_clicks: c.track_clicks,
                 calls,
                 then: c.then,
+                lateness,
             },
         );
     }
     check_then(&campaigns, p);
     campaigns
+}
+
+/// `late_after` (a fixed span: s, m, h, d) and `late` (send, skip, shift).
+fn lateness(campaign: &str, after: Option<&str>, late: Option<&str>, p: &mut Problems) -> Lateness {
+    let key = |k: &str| format!("campaigns.{campaign}.{k}");
+    let after = after.and_then(|a| match crate::config::chrono_duration(a) {
+        Ok(d) if d >= chrono::TimeDelta::zero() => Some(d),
+        Ok(_) => {
+            p.err(&key("late_after"), format!("`{a}` must not be negative"));
+            None
+        }
+        Err(e) => {
+            p.err(&key("late_after"), e);
+            None
+        }
+    });
+    let policy = match late {
+        None => LatePolicy::default(),
+        Some(l) => LatePolicy::parse(l).unwrap_or_else(|| {
+            p.err(
+                &key("late"),
+                format!("`{l}` is not a lateness policy (send, skip or shift)"),
+            );
+            LatePolicy::default()
+        }),
+    };
+    if late.is_some() && after.is_none() && p.errors.iter().all(|e| e.key != key("late_after")) {
+        p.err(
+            &key("late_after"),
+            "missing: `late` needs `late_after` (e.g. \"2d\"), the delay after which a step is late".into(),
+        );
+    }
+    Lateness { after, policy }
 }
 
 /// `steps`: each an email (`template`) or a call (`kind = "call"`, optional `note`); returns

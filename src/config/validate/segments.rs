@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use crate::config::raw::{OneOrMany, RawSegment};
 use crate::config::{Campaign, Problems};
 use crate::domain::cadence::Span;
-use crate::domain::segment::Segment;
+use crate::domain::segment::{OnChange, Segment};
 
 pub(super) fn segments(
     raw: Vec<RawSegment>,
@@ -53,6 +53,16 @@ pub(super) fn segments(
         }
         let min_age = span("min_age", &s.min_age, p);
         let max_age = span("max_age", &s.max_age, p);
+        let on_change = match s.on_change.as_deref() {
+            None => OnChange::default(),
+            Some(v) => OnChange::parse(v).unwrap_or_else(|| {
+                p.err(
+                    &key("on_change"),
+                    format!("`{v}` is not a rule for changed leads (stay or move)"),
+                );
+                OnChange::default()
+            }),
+        };
         segments.push(Segment {
             name: s.name.clone(),
             campaign: s.campaign.clone(),
@@ -64,6 +74,7 @@ pub(super) fn segments(
             fields: s.fields,
             rewarm_score: s.rewarm_score.unwrap_or(100),
             intents,
+            on_change,
         });
     }
     if segments.is_empty() {

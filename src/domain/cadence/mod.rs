@@ -13,6 +13,7 @@
 //!
 //! - [`span`]: "90d", "1mo", "36h" and adding them on the lead's calendar.
 //! - [`window`]: send windows ("Mon-Fri", "09:00-17:00") and when the next one opens.
+//! - [`late`]: what a campaign does with a step reached long after it was due.
 //! - [`cron`]: cron rhythms on the lead's wall clock; [`crontab`] translates Unix crontab
 //!   lines for the `cron` crate.
 //! - `dst`: local readings ↔ instants across the gap and the repeat.
@@ -21,6 +22,7 @@
 pub mod cron;
 pub mod crontab;
 mod dst;
+pub mod late;
 #[cfg(test)]
 mod props;
 pub mod span;

@@ -40,6 +40,7 @@ use super::shared::{self as sql, migrator};
 use super::*;
 
 mod copy;
+mod edits;
 mod forecast;
 mod handoff;
 mod inbound;
@@ -103,6 +104,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "privacy",
         include_str!("../../../migrations/postgres/0009_privacy.sql"),
+    ),
+    (
+        10,
+        "campaign_versions",
+        include_str!("../../../migrations/postgres/0010_campaign_versions.sql"),
     ),
     (
         12,

@@ -28,6 +28,7 @@ use super::shared::{self as sql, migrator};
 use super::*;
 
 mod copy;
+mod edits;
 mod forecast;
 mod handoff;
 pub mod identity;
@@ -95,6 +96,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "privacy",
         include_str!("../../../migrations/sqlite/0009_privacy.sql"),
+    ),
+    (
+        10,
+        "campaign_versions",
+        include_str!("../../../migrations/sqlite/0010_campaign_versions.sql"),
     ),
     (
         12,
