@@ -129,6 +129,21 @@ impl Lead {
     pub fn zone_or(&self, default: Tz) -> Tz {
         self.timezone.unwrap_or(default)
     }
+
+    /// Where the lead is for its calendar: its zone (or `default`) and its country — the
+    /// `country` field (ISO 3166-1 alpha-2, an importable column) if it holds a code, else
+    /// the zone's country.
+    pub fn place(&self, default: Tz) -> crate::domain::calendar::Place {
+        crate::domain::calendar::Place::new(self.zone_or(default), self.country())
+    }
+
+    /// The `country` field when it is a two-letter code.
+    pub fn country(&self) -> Option<crate::domain::calendar::Country> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("country"))
+            .and_then(|(_, v)| crate::domain::calendar::Country::parse(v))
+    }
 }
 
 #[cfg(test)]

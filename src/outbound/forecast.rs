@@ -49,9 +49,9 @@ pub async fn plan<S: Store>(
         else {
             continue;
         };
-        let tz = lead.zone_or(settings.default_tz);
-        // Overdue work goes out at the next pass, once the window is open.
-        let first = campaign.cadence.window.next_open(p.due_at.max(now), tz);
+        let place = lead.place(settings.default_tz);
+        // Overdue work goes out at the next pass, once the window is open (on an open day).
+        let first = campaign.cadence.next_slot(p.due_at.max(now), place);
         follow(
             settings,
             lead,
@@ -76,11 +76,11 @@ pub async fn plan<S: Store>(
             let Some(campaign) = settings.campaigns.get(&segment.campaign) else {
                 continue;
             };
-            let tz = lead.zone_or(settings.default_tz);
+            let place = lead.place(settings.default_tz);
             let first =
                 campaign
                     .cadence
-                    .first_due(lead.lost_at.unwrap_or(lead.created_at), now, tz);
+                    .first_due(lead.lost_at.unwrap_or(lead.created_at), now, place);
             follow(
                 settings,
                 lead,
@@ -132,7 +132,10 @@ fn follow(
             },
         });
         step += 1;
-        match c.cadence.next_due(step, at, tz) {
+        match c
+            .cadence
+            .next_due(step, at, lead.place(settings.default_tz))
+        {
             Some(next) => at = next,
             None => break,
         }

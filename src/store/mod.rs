@@ -76,6 +76,8 @@ mod common_loop;
 mod handoff;
 #[macro_use]
 mod reply;
+#[macro_use]
+mod hold;
 mod batch;
 mod copy;
 mod dialect;
@@ -86,14 +88,15 @@ pub mod sqlite;
 
 pub use copy::*;
 pub use handoff::{Chase, DIGEST_KINDS, DigestEvent, HandoffStore, Reassigned, StaleHandoff};
+pub use hold::{HoldChange, HoldStore, LeadDelivery, PausedCampaign};
 pub use model::*;
 
 /// The store's traits, for code that calls them on a concrete backend (`SqliteStore`,
 /// `PgStore`); code generic over `S: Store` needs only `Store`.
 pub mod prelude {
     pub use super::{
-        CopyStore, HandoffStore, InboundStore, KvStore, LeadStore, OutboxStore, QueueStore,
-        ReportStore, Store, SuppressionStore,
+        CopyStore, HandoffStore, HoldStore, InboundStore, KvStore, LeadStore, OutboxStore,
+        QueueStore, ReportStore, Store, SuppressionStore,
     };
 }
 
@@ -124,6 +127,7 @@ pub trait Store:
     + KvStore
     + CopyStore
     + HandoffStore
+    + HoldStore
     + ReportStore
     + Clone
     + Send

@@ -60,6 +60,8 @@ pub enum DeferReason {
     /// The transport failed as a whole (relay down, 421 at greeting, AUTH refused, …) and is
     /// paused by its circuit breaker: due again when it is probed.
     TransportPaused,
+    /// On a day the campaign does not send on (holiday, blackout, calendar day, weekend).
+    ClosedDay,
 }
 
 impl DeferReason {
@@ -68,6 +70,7 @@ impl DeferReason {
             DeferReason::SendWindow => "outside the send window",
             DeferReason::RateLimit => "over a sending limit or throttled",
             DeferReason::TransportPaused => "the transport failed as a whole and is paused",
+            DeferReason::ClosedDay => "a closed day (holiday, blackout or weekend)",
         }
     }
 }

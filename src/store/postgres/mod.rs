@@ -41,6 +41,7 @@ use super::*;
 
 mod copy;
 mod handoff;
+mod hold;
 mod inbound;
 mod kv;
 mod leads;
@@ -89,6 +90,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "handoff",
         include_str!("../../../migrations/postgres/0012_handoff.sql"),
+    ),
+    (
+        13,
+        "pause",
+        include_str!("../../../migrations/postgres/0013_pause.sql"),
     ),
 ];
 

@@ -28,6 +28,7 @@ use super::*;
 
 mod copy;
 mod handoff;
+mod hold;
 mod inbound;
 mod kv;
 mod leads;
@@ -76,6 +77,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "handoff",
         include_str!("../../../migrations/sqlite/0012_handoff.sql"),
+    ),
+    (
+        13,
+        "pause",
+        include_str!("../../../migrations/sqlite/0013_pause.sql"),
     ),
 ];
 
