@@ -30,7 +30,7 @@ pub async fn status(
         .and_hms_opt(0, 0, 0)
         .map(|t| t.and_utc())
         .unwrap_or(now);
-    let (report, transport) = with_store!(&settings.database_url, |store| {
+    let report = with_store!(&settings.database_url, |store| {
         store.migrate().await?;
         let report = store
             .status(since, now)
@@ -39,11 +39,16 @@ pub async fn status(
         let transport = read_health(&store)
             .await
             .context("Failed to read the transport's state")?;
-        (report, transport)
+        let paused = crate::store::HoldStore::paused_campaigns(&store)
+            .await
+            .context("Failed to read the paused campaigns")?;
+        (report, transport, paused)
     });
+    let (report, transport, paused) = (report.0, report.1, report.2);
     if args.json {
         let mut json = serde_json::to_value(&report)?;
         json["transport"] = serde_json::to_value(&transport)?;
+        json["paused_campaigns"] = serde_json::to_value(&paused)?;
         println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -61,6 +66,15 @@ pub async fn status(
     for (campaign, states) in &report.enrolments {
         let parts: Vec<String> = states.iter().map(|(s, n)| format!("{s} {n}")).collect();
         println!("  {campaign:<24} {}", parts.join(", "));
+    }
+    for p in &paused {
+        println!(
+            "  {:<24} PAUSED since {} by {} (`rewarm campaigns resume {}`)",
+            p.name,
+            p.paused_at.format("%Y-%m-%d %H:%M UTC"),
+            p.paused_by,
+            p.name
+        );
     }
     println!(
         "deliveries today (since {}):",

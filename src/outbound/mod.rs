@@ -11,12 +11,14 @@
 //!   Message-ID); [`links`] rewrites its links for click tracking.
 //! - [`forecast`]: what will be sent when, by the same cadence code; it never writes.
 //! - [`recycle`]: bringing a lead back to nurture (`leads recycle`, sales' "not now").
+//! - [`explain`]: a lead's story in words (`explain`, `leads show`), from the same rules.
 //!
 //! Each pass also returns out-of-scope leads whose re-check date passed to nurture and moves
 //! leads that completed a campaign on to its `then` (`scheduler::recheck`, `flow_on`).
 
 pub mod compose;
 pub mod dispatch;
+pub mod explain;
 pub mod forecast;
 pub mod links;
 pub mod pause;
