@@ -55,13 +55,13 @@ impl Facts<'_> {
         self.paused.iter().find(|p| p.name == name)
     }
 
-    /// "Mon 2027-01-04 09:00 CET (08:00 UTC)".
+    /// "Mon 2027-01-04 09:00 CET (2027-01-04 08:00 UTC)"; UTC once for a UTC lead.
     fn when(&self, t: DateTime<Utc>) -> String {
-        format!(
-            "{} ({} UTC)",
-            t.with_timezone(&self.tz()).format("%a %Y-%m-%d %H:%M %Z"),
-            t.format("%Y-%m-%d %H:%M")
-        )
+        let local = t.with_timezone(&self.tz()).format("%a %Y-%m-%d %H:%M %Z");
+        if self.tz() == Tz::UTC {
+            return local.to_string();
+        }
+        format!("{local} ({} UTC)", t.format("%Y-%m-%d %H:%M"))
     }
 }
 
@@ -213,6 +213,17 @@ pub fn next(f: &Facts) -> Vec<String> {
         out.extend(planned(f, c, d).into_iter().map(|l| format!("  {l}")));
     }
     out.extend(step_events(f, d).into_iter().map(|l| format!("  {l}")));
+    // A due time set outside the cadence (an out-of-office return date, a retry) still waits
+    // for the window and an open day when it is claimed.
+    if let Some(c) = f.settings.campaigns.get(&d.campaign) {
+        let slot = c.cadence.next_slot(d.due_at.max(f.now), f.place());
+        if slot != d.due_at.max(f.now) {
+            out.push(format!(
+                "  goes out at the first open slot after that: {}",
+                f.when(slot)
+            ));
+        }
+    }
     if d.state == "held" {
         if f.lead.state == LeadState::Paused {
             out.push("  held: the lead is paused".into());
@@ -324,17 +335,17 @@ fn step_events(f: &Facts, d: &LeadDelivery) -> Vec<String> {
                 "deferred {}: {} → {}",
                 f.when(e.at),
                 text(&e.detail["reason"]),
-                text(&e.detail["until"])
+                time_text(f, &e.detail["until"])
             ),
             "delivery_retry" if this_step => format!(
                 "retry {}: {} → {}",
                 f.when(e.at),
                 text(&e.detail["error"]),
-                text(&e.detail["retry_at"])
+                time_text(f, &e.detail["retry_at"])
             ),
             "postponed" => format!(
                 "out of office: postponed until {} (reply of {})",
-                text(&e.detail["until"]),
+                time_text(f, &e.detail["until"]),
                 f.when(e.at)
             ),
             "paused" | "resumed" => format!(
@@ -481,6 +492,13 @@ fn last_event<'a>(f: &'a Facts, kinds: &[&str]) -> Option<&'a Event> {
         .iter()
         .rev()
         .find(|e| kinds.contains(&e.kind.as_str()))
+}
+
+/// A time stamp of an event's detail in the lead's words, or the text as it is.
+fn time_text(f: &Facts, v: &serde_json::Value) -> String {
+    v.as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map_or_else(|| text(v), |t| f.when(t.to_utc()))
 }
 
 fn text(v: &serde_json::Value) -> String {

@@ -14,6 +14,7 @@ mod bounce_corpus;
 mod bounce_replay;
 mod calendar;
 mod check;
+mod explain;
 mod feedback_loop;
 mod handoff;
 mod hostile_input;
