@@ -60,8 +60,8 @@ pub enum LeadState {
     /// Sales says it is not a fit (with a reason, optionally a re-check date after which the
     /// daemon puts it back in nurture). Nothing is sent meanwhile.
     OutOfScope,
-    /// Held by a person: scheduled emails stay scheduled but are not claimed; resuming
-    /// returns the lead to the state it was paused in.
+    /// Held by a person: waiting emails are `held` (not claimed, not dropped); resuming
+    /// returns the lead to the state it was paused in and releases them.
     Paused,
 }
 

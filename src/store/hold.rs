@@ -122,6 +122,9 @@ pub(crate) const RELEASE_LEAD: &str = "UPDATE deliveries SET state = COALESCE(he
 /// `hold_new` for paused leads ($1: now): from the paused leads (`leads_state`) to their rows.
 pub(crate) const HOLD_PAUSED_LEADS: &str = "UPDATE deliveries SET held_from = state, state = 'held', updated_at = $1
      WHERE state IN ('scheduled', 'retry_wait') AND lead_id IN (SELECT id FROM leads WHERE state = 'paused')";
+/// Is any lead paused? (`leads_state`; one row at most.)
+pub(crate) const ANY_PAUSED_LEAD: &str =
+    "SELECT count(*) FROM (SELECT 1 FROM leads WHERE state = 'paused' LIMIT 1) AS p";
 pub(crate) const LEAD_DELIVERIES: &str = "SELECT campaign, cycle, step, template, state, held_from, due_at, sent_at, attempts, last_error, updated_at
      FROM deliveries WHERE lead_id = $1 ORDER BY id";
 
@@ -252,6 +255,13 @@ macro_rules! hold_methods {
 
         async fn hold_new(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
             let paused = self.paused_campaigns().await?;
+            let leads_paused: i64 = sqlx::query_scalar(ANY_PAUSED_LEAD)
+                .fetch_one(&self.pool)
+                .await?;
+            // Nothing paused (the usual case): no write transaction at all.
+            if paused.is_empty() && leads_paused == 0 {
+                return Ok(0);
+            }
             let mut tx = self.write().await?;
             let mut held = 0;
             for campaign in &paused {
@@ -269,11 +279,13 @@ macro_rules! hold_methods {
                     }
                 }
             }
-            held += sqlx::query(HOLD_PAUSED_LEADS)
-                .bind(Time(now))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            if leads_paused > 0 {
+                held += sqlx::query(HOLD_PAUSED_LEADS)
+                    .bind(Time(now))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
             tx.commit().await?;
             Ok(held)
         }

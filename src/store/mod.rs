@@ -31,6 +31,7 @@
 //!     │                  │ └──lease expired, outcome never recorded──▶ unknown
 //!     └── created when the previous step ends (sent, failed or unknown), due per the cadence
 //! scheduled / retry_wait ──lead re-warmed, won, out of scope or suppressed──▶ cancelled
+//! scheduled / retry_wait ──lead or campaign paused──▶ held ──resumed──▶ scheduled / retry_wait
 //! claimed ──a call step (`kind = "call"`): its owner's task enqueued──▶ tasked
 //! ```
 //! A `tasked` delivery is done like a `sent` one (the cadence goes on), but nothing went to
@@ -38,8 +39,9 @@
 //! `(lead, campaign, cycle, step)` is unique, and only a `scheduled` or `retry_wait` row can
 //! be claimed, so no step is ever sent twice within one round of a campaign (`cycle`: a lead
 //! may go through a campaign again — its `then`, `leads recycle --campaign` — each time a new
-//! round of the same enrolment row). A paused lead's rows stay `scheduled` but are not
-//! claimed (only leads in `nurturing` are). A claim is a lease: it is committed before
+//! round of the same enrolment row). While a lead or its campaign is paused its waiting rows
+//! are `held` (remembering `held_from`), which no claim reads; resuming puts them back
+//! (`store/hold.rs`). A claim is a lease: it is committed before
 //! anything is sent and no transaction is held across the network. If the daemon dies
 //! after a send but before recording it, the row stays `claimed` until its lease expires,
 //! then becomes `unknown`: it is **not** sent again (at most once beats twice), the lead's
