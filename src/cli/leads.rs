@@ -180,7 +180,7 @@ pub async fn leads(
                     ExitCode::SUCCESS
                 })
             }
-            LeadsCommand::Show { email, json } => show(&store, &settings, &email, json).await,
+            LeadsCommand::Show { email, json } => show(&store, &settings, &email, json, now).await,
             LeadsCommand::Rewarmed { since, owner, json } => {
                 let since = span_before(&since, now)?;
                 rewarmed(&store, since, owner.as_deref(), json).await
@@ -309,6 +309,7 @@ async fn show<S: Store>(
     settings: &Settings,
     email: &str,
     json: bool,
+    now: DateTime<Utc>,
 ) -> anyhow::Result<ExitCode> {
     let email = EmailAddress::parse(email)?;
     let Some(lead) = store.lead_by_email(&email).await? else {
@@ -367,6 +368,7 @@ async fn show<S: Store>(
     for (k, v) in &lead.fields {
         println!("  {k}: {v}");
     }
+    show_cadence(store, settings, &lead, &timeline, now).await?;
     println!("timeline:");
     for event in timeline {
         let detail = match &event.detail {
@@ -392,6 +394,56 @@ async fn show<S: Store>(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `leads show`'s cadence lines: score, current step, the next email (or why none), and
+/// every step with its outcome (cancelled ones included), as `explain` words them.
+async fn show_cadence<S: Store>(
+    store: &S,
+    settings: &Settings,
+    lead: &crate::domain::lead::Lead,
+    timeline: &[crate::store::Event],
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    use crate::outbound::explain;
+    let deliveries = store.lead_deliveries(lead.id).await?;
+    let paused = store.paused_campaigns().await?;
+    let facts = explain::Facts {
+        settings,
+        lead,
+        lifecycle: store.lead_lifecycle(lead.id).await?.unwrap_or_default(),
+        deliveries: &deliveries,
+        timeline,
+        paused: &paused,
+        score: store.score(lead.id).await?,
+        suppressed: None,
+        now,
+    };
+    let current = facts.waiting().or(deliveries.last()).map_or_else(
+        || "none".to_string(),
+        |d| {
+            format!(
+                "{} step {} of {}",
+                d.campaign,
+                d.step + 1,
+                settings
+                    .campaigns
+                    .get(&d.campaign)
+                    .map_or(0, |c| c.cadence.max_touches)
+            )
+        },
+    );
+    println!("  score: {}   current step: {current}", facts.score);
+    if let Some(next) = explain::next(&facts).first() {
+        println!("  {next}");
+    }
+    if !deliveries.is_empty() {
+        println!("steps:");
+        for line in explain::steps(&facts) {
+            println!("  {line}");
+        }
+    }
+    Ok(())
 }
 
 /// Prints the leads re-warmed since `since` (text table, or JSON lines).

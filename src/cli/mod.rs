@@ -10,8 +10,10 @@ use clap::{Parser, Subcommand};
 use crate::store::StoreError;
 use crate::store::sqlite::SqliteStore;
 
+mod campaigns;
 mod check;
 pub mod db;
+mod explain;
 mod forecast;
 pub mod inbound;
 mod leads;
@@ -83,6 +85,12 @@ pub enum Command {
     /// Inbound mail: replay saved messages; list and show the ones kept (matched or not).
     #[command(subcommand)]
     Inbound(inbound::InboundCommand),
+    /// Pause and resume whole campaigns (their waiting emails are held, not dropped).
+    #[command(subcommand)]
+    Campaigns(campaigns::CampaignsCommand),
+    /// A lead's story in plain words: segment, campaign, next email and why then, what
+    /// stopped it and what would bring it back.
+    Explain(explain::ExplainArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -156,6 +164,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Db(cmd) => db::db(cmd).await,
         Command::Suppress(cmd) => suppress::suppress(&cli.config, cmd, now).await,
         Command::Inbound(cmd) => inbound::inbound(&cli.config, cmd, now).await,
+        Command::Campaigns(cmd) => campaigns::campaigns(&cli.config, cmd, now).await,
+        Command::Explain(args) => explain::run(&cli.config, args, now).await,
     }
 }
 

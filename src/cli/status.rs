@@ -32,7 +32,7 @@ pub async fn status(
         .and_hms_opt(0, 0, 0)
         .map(|t| t.and_utc())
         .unwrap_or(now);
-    let (report, transport, limits, unknown) = with_store!(&settings.database_url, |store| {
+    let (report, transport, limits, unknown, paused) = with_store!(&settings.database_url, |store| {
         store.migrate().await?;
         let report = store
             .status(since, now)
@@ -53,13 +53,17 @@ pub async fn status(
             .unknown_deliveries(UNKNOWN_LISTED)
             .await
             .context("Failed to list the deliveries written off")?;
-        (report, transport, limits, unknown)
+        let paused = crate::store::HoldStore::paused_campaigns(&store)
+            .await
+            .context("Failed to read the paused campaigns")?;
+        (report, transport, limits, unknown, paused)
     });
     if args.json {
         let mut json = serde_json::to_value(&report)?;
         json["transport"] = serde_json::to_value(&transport)?;
         json["limits"] = serde_json::to_value(&limits)?;
         json["unknown_deliveries"] = serde_json::to_value(&unknown)?;
+        json["paused_campaigns"] = serde_json::to_value(&paused)?;
         println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -80,6 +84,15 @@ pub async fn status(
     for (campaign, states) in &report.enrolments {
         let parts: Vec<String> = states.iter().map(|(s, n)| format!("{s} {n}")).collect();
         println!("  {campaign:<24} {}", parts.join(", "));
+    }
+    for p in &paused {
+        println!(
+            "  {:<24} PAUSED since {} by {} (`rewarm campaigns resume {}`)",
+            p.name,
+            p.paused_at.format("%Y-%m-%d %H:%M UTC"),
+            p.paused_by,
+            p.name
+        );
     }
     println!(
         "deliveries today (since {}):",

@@ -44,6 +44,23 @@ pub(super) struct RawConfig {
     pub(super) segments: Vec<RawSegment>,
     #[serde(default)]
     pub(super) campaigns: BTreeMap<String, RawCampaign>,
+    /// `.ics` files whose all-day events close days for every campaign.
+    #[serde(default)]
+    pub(super) calendars: Vec<PathBuf>,
+    /// `[[blackouts]]`: company-wide ranges of days without email.
+    #[serde(default)]
+    pub(super) blackouts: Vec<RawBlackout>,
+}
+
+/// One `[[blackouts]]` entry: `from`/`to` as `MM-DD` (every year) or `YYYY-MM-DD` (once),
+/// both included; `campaigns` limits it to those campaigns (default: all).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBlackout {
+    pub(super) name: Option<String>,
+    pub(super) from: String,
+    pub(super) to: String,
+    pub(super) campaigns: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -507,6 +524,12 @@ pub(super) struct RawCampaign {
     pub(super) late_after: Option<String>,
     /// What a late step does: "send", "skip" or "shift" (default).
     pub(super) late: Option<String>,
+    /// Skip the public holidays of the lead's country.
+    #[serde(default)]
+    pub(super) skip_holidays: bool,
+    /// Skip Saturdays and Sundays whatever the send window says.
+    #[serde(default)]
+    pub(super) business_days_only: bool,
 }
 
 /// One `[[campaigns.NAME.steps]]` entry: `kind = "email"` (default) with `template`, or

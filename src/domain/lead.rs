@@ -60,8 +60,8 @@ pub enum LeadState {
     /// Sales says it is not a fit (with a reason, optionally a re-check date after which the
     /// daemon puts it back in nurture). Nothing is sent meanwhile.
     OutOfScope,
-    /// Held by a person: scheduled emails stay scheduled but are not claimed; resuming
-    /// returns the lead to the state it was paused in.
+    /// Held by a person: waiting emails are `held` (not claimed, not dropped); resuming
+    /// returns the lead to the state it was paused in and releases them.
     Paused,
 }
 
@@ -128,6 +128,21 @@ impl Lead {
     /// The lead's zone, or `default` when it has none.
     pub fn zone_or(&self, default: Tz) -> Tz {
         self.timezone.unwrap_or(default)
+    }
+
+    /// Where the lead is for its calendar: its zone (or `default`) and its country — the
+    /// `country` field (ISO 3166-1 alpha-2, an importable column) if it holds a code, else
+    /// the zone's country.
+    pub fn place(&self, default: Tz) -> crate::domain::calendar::Place {
+        crate::domain::calendar::Place::new(self.zone_or(default), self.country())
+    }
+
+    /// The `country` field when it is a two-letter code.
+    pub fn country(&self) -> Option<crate::domain::calendar::Country> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("country"))
+            .and_then(|(_, v)| crate::domain::calendar::Country::parse(v))
     }
 }
 

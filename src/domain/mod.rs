@@ -1,6 +1,7 @@
 //! Pure types and rules: no I/O here.
 
 pub mod cadence;
+pub mod calendar;
 pub mod clock;
 pub mod email;
 pub mod handoff;

@@ -103,6 +103,164 @@ pub fn first_match<'a>(
     segments.iter().find(|s| s.matches(lead, now, default_tz))
 }
 
+/// One rule of a segment that a lead fails, in words (`explain`): the "why not" of
+/// [`Segment::matches`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Miss {
+    /// The loss reason is missing or not one of those listed.
+    Reason {
+        have: Option<String>,
+        want: Vec<String>,
+    },
+    /// The loss is younger than `min_age`: it qualifies at `on`.
+    TooYoung {
+        min: Span,
+        on: DateTime<Utc>,
+        days_to_go: i64,
+    },
+    /// The loss is older than `max_age` since `since`.
+    TooOld {
+        max: Span,
+        since: DateTime<Utc>,
+    },
+    MissingTag(String),
+    Owner {
+        have: Option<String>,
+        want: Vec<String>,
+    },
+    Field {
+        key: String,
+        have: Option<String>,
+        want: String,
+    },
+}
+
+impl std::fmt::Display for Miss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Miss::Reason {
+                have: Some(r),
+                want,
+            } => {
+                write!(
+                    f,
+                    "loss reason `{r}` is not in the list ({})",
+                    want.join(", ")
+                )
+            }
+            Miss::Reason { have: None, want } => {
+                write!(f, "no loss reason (wants one of {})", want.join(", "))
+            }
+            Miss::TooYoung {
+                min,
+                on,
+                days_to_go,
+            } => write!(
+                f,
+                "too young by {days_to_go} day(s): min_age {min} is reached on {}",
+                on.format("%Y-%m-%d %H:%M UTC")
+            ),
+            Miss::TooOld { max, since } => write!(
+                f,
+                "too old: past max_age {max} since {}",
+                since.format("%Y-%m-%d %H:%M UTC")
+            ),
+            Miss::MissingTag(t) => write!(f, "missing tag `{t}`"),
+            Miss::Owner {
+                have: Some(o),
+                want,
+            } => {
+                write!(f, "owner `{o}` is not in the list ({})", want.join(", "))
+            }
+            Miss::Owner { have: None, want } => {
+                write!(f, "no owner (wants one of {})", want.join(", "))
+            }
+            Miss::Field {
+                key,
+                have: Some(v),
+                want,
+            } => {
+                write!(f, "field `{key}` is `{v}`, not `{want}`")
+            }
+            Miss::Field {
+                key,
+                have: None,
+                want,
+            } => {
+                write!(f, "no field `{key}` (wants `{want}`)")
+            }
+        }
+    }
+}
+
+impl Segment {
+    /// Every rule of this segment that `lead` fails at `now`, in config order; empty exactly
+    /// when [`Segment::matches`] is true (a unit test holds the two together).
+    pub fn misses(&self, lead: &Lead, now: DateTime<Utc>, default_tz: Tz) -> Vec<Miss> {
+        let tz = lead.zone_or(default_tz);
+        let lost_at = lead.lost_at.unwrap_or(lead.created_at);
+        let mut out = Vec::new();
+        let one = |rule: &Segment| rule.matches(lead, now, default_tz);
+        let only = |rule: Segment| Segment {
+            name: self.name.clone(),
+            campaign: self.campaign.clone(),
+            ..rule
+        };
+        if !one(&only(Segment {
+            lost_reasons: self.lost_reasons.clone(),
+            ..Default::default()
+        })) {
+            out.push(Miss::Reason {
+                have: lead.lost_reason.clone(),
+                want: self.lost_reasons.clone(),
+            });
+        }
+        if let Some(min) = self.min_age {
+            let on = min.after(lost_at, tz);
+            if on > now {
+                let secs = (on - now).num_seconds();
+                let days_to_go = (secs + 86_399) / 86_400;
+                out.push(Miss::TooYoung {
+                    min,
+                    on,
+                    days_to_go,
+                });
+            }
+        }
+        if let Some(max) = self.max_age {
+            let since = max.after(lost_at, tz);
+            if since < now {
+                out.push(Miss::TooOld { max, since });
+            }
+        }
+        for want in &self.tags {
+            if !lead.tags.iter().any(|t| t.eq_ignore_ascii_case(want)) {
+                out.push(Miss::MissingTag(want.clone()));
+            }
+        }
+        if !one(&only(Segment {
+            owners: self.owners.clone(),
+            ..Default::default()
+        })) {
+            out.push(Miss::Owner {
+                have: lead.owner_email.clone().or_else(|| lead.owner_name.clone()),
+                want: self.owners.clone(),
+            });
+        }
+        for (key, want) in &self.fields {
+            let have = lead.fields.get(key);
+            if !have.is_some_and(|v| v.trim().eq_ignore_ascii_case(want.trim())) {
+                out.push(Miss::Field {
+                    key: key.clone(),
+                    have: have.cloned(),
+                    want: want.clone(),
+                });
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,5 +438,91 @@ mod tests {
             ..seg("smb")
         }];
         assert!(first_match(&segments, &lead(), at(2026, 1, 10), Tz::UTC).is_none());
+    }
+
+    #[test]
+    fn misses_say_which_rule_failed_and_by_how_much() {
+        let s = Segment {
+            lost_reasons: vec!["chose_competitor".into()],
+            min_age: Some(Span::Days(30)),
+            max_age: Some(Span::Days(5)),
+            tags: vec!["emea".into(), "smb".into()],
+            owners: vec!["bob@us.test".into()],
+            fields: [
+                ("industry".to_string(), "retail".to_string()),
+                ("size".to_string(), "50".to_string()),
+            ]
+            .into(),
+            ..seg("s")
+        };
+        let said: Vec<String> = s
+            .misses(&lead(), at(2026, 1, 28), Tz::UTC)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            said,
+            [
+                "loss reason `No Budget` is not in the list (chose_competitor)",
+                "too young by 12 day(s): min_age 30d is reached on 2026-02-09 12:00 UTC",
+                "too old: past max_age 5d since 2026-01-15 12:00 UTC",
+                "missing tag `smb`",
+                "owner `rep@us.test` is not in the list (bob@us.test)",
+                "field `industry` is `SaaS`, not `retail`",
+                "no field `size` (wants `50`)",
+            ]
+        );
+    }
+
+    #[test]
+    fn misses_are_empty_exactly_when_the_segment_matches() {
+        let segments = [
+            seg("all"),
+            Segment {
+                lost_reasons: vec!["no budget".into()],
+                ..seg("reason")
+            },
+            Segment {
+                min_age: Some(Span::Days(30)),
+                ..seg("min")
+            },
+            Segment {
+                max_age: Some(Span::Months(1)),
+                ..seg("max")
+            },
+            Segment {
+                tags: vec!["EMEA".into()],
+                ..seg("tags")
+            },
+            Segment {
+                owners: vec!["rita rep".into()],
+                ..seg("owner")
+            },
+            Segment {
+                fields: [("industry".to_string(), "saas".to_string())].into(),
+                ..seg("fields")
+            },
+        ];
+        let mut bare = lead();
+        bare.lost_reason = None;
+        bare.tags.clear();
+        bare.fields.clear();
+        bare.owner_email = None;
+        bare.owner_name = None;
+        for l in [lead(), bare] {
+            for day in [1, 9, 10, 11] {
+                for month in [1, 2, 3] {
+                    let now = at(2026, month, day);
+                    for s in &segments {
+                        assert_eq!(
+                            s.misses(&l, now, Tz::UTC).is_empty(),
+                            s.matches(&l, now, Tz::UTC),
+                            "{} at {now}",
+                            s.name
+                        );
+                    }
+                }
+            }
+        }
     }
 }

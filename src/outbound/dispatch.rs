@@ -566,15 +566,17 @@ fn prepare(
         // A delivery claimed late (the daemon was down, a retry came due at night) still
         // waits for the lead's send window.
         if let (Some(lead), Some(campaign)) = (lead, settings.campaigns.get(&delivery.campaign)) {
-            let tz = lead.zone_or(settings.default_tz);
-            if !campaign.cadence.window.contains(now, tz) {
-                let due_at = campaign.cadence.window.next_open(now, tz);
+            let place = lead.place(settings.default_tz);
+            let due_at = campaign.cadence.next_slot(now, place);
+            if due_at != now {
+                let reason = if campaign.cadence.window.contains(now, place.tz) {
+                    DeferReason::ClosedDay
+                } else {
+                    DeferReason::SendWindow
+                };
                 failed.push(RecordedOutcome {
                     delivery: delivery.clone(),
-                    outcome: Outcome::Deferred {
-                        due_at,
-                        reason: DeferReason::SendWindow,
-                    },
+                    outcome: Outcome::Deferred { due_at, reason },
                 });
                 continue;
             }
@@ -661,14 +663,15 @@ fn next_step(
 ) -> Option<NextStep> {
     let settings = &loaded.settings;
     let campaign = settings.campaigns.get(&delivery.campaign)?;
-    let tz = lead
-        .map(|l| l.zone_or(settings.default_tz))
-        .unwrap_or(settings.default_tz);
+    let place = lead.map_or_else(
+        || settings.default_tz.into(),
+        |l| l.place(settings.default_tz),
+    );
     let step = delivery.step + 1;
     // The lateness policy decides what a late step's successor counts from.
     let due_at = campaign
         .lateness
-        .next_due(&campaign.cadence, step, delivery.due_at, now, tz)?;
+        .next_due(&campaign.cadence, step, delivery.due_at, now, place)?;
     Some(NextStep {
         step,
         due_at,

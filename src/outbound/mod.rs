@@ -18,12 +18,14 @@
 //! - [`replan`]: campaign edits applied by rule at start-up and on SIGHUP, and `plan`.
 //! - [`late`]: the lateness policy's `skip` (a step reached too late is skipped).
 //! - [`recycle`]: bringing a lead back to nurture (`leads recycle`, sales' "not now").
+//! - [`explain`]: a lead's story in words (`explain`, `leads show`), from the same rules.
 //!
 //! Each pass also returns out-of-scope leads whose re-check date passed to nurture and moves
 //! leads that completed a campaign on to its `then` (`scheduler::recheck`, `flow_on`).
 
 pub mod compose;
 pub mod dispatch;
+pub mod explain;
 pub mod forecast;
 pub mod late;
 pub mod links;

@@ -171,7 +171,7 @@ fn entry_into(
     now: DateTime<Utc>,
 ) -> Option<NewEnrolment> {
     let campaign = settings.campaigns.get(name)?;
-    let tz = lead.zone_or(settings.default_tz);
+    let place = lead.place(settings.default_tz);
     let segment =
         crate::domain::segment::first_match(&settings.segments, lead, now, settings.default_tz)
             .map_or_else(|| "recycled".to_string(), |s| s.name.clone());
@@ -179,7 +179,7 @@ fn entry_into(
         lead_id: lead.id,
         campaign: campaign.name.clone(),
         segment,
-        first_due: campaign.cadence.window.next_open(resume_at.max(now), tz),
+        first_due: campaign.cadence.next_slot(resume_at.max(now), place),
         template: campaign.template_for(0).to_string(),
     })
 }

@@ -11,6 +11,7 @@ use tracing::Instrument as _;
 
 use crate::app::Loaded;
 use crate::config::Settings;
+use crate::domain::calendar::Place;
 use crate::domain::lead::{Lead, LeadState};
 use crate::domain::segment::first_match;
 use crate::outbound::dispatch::{self, DispatchReport};
@@ -107,6 +108,9 @@ async fn run_pass<S: Store>(
     flow_on(store, loaded, now).await?;
     crate::outbound::replan::changed::reevaluate(store, loaded, now).await?;
     report.enrolled = enrol(store, loaded, now).await?;
+    // Paused campaigns and leads hold what was scheduled since (see `store::hold`), before
+    // the lateness policy looks at what waits.
+    store.hold_new(now).await?;
     crate::outbound::late::skip_late(store, loaded, now).await?;
     let DispatchReport {
         sent,
@@ -186,12 +190,12 @@ pub async fn flow_on<S: Store>(
                 .iter()
                 .filter_map(|(id, segment)| {
                     let lead = leads.get(id)?;
-                    let tz = lead.zone_or(settings.default_tz);
+                    let place = lead.place(settings.default_tz);
                     Some(NewEnrolment {
                         lead_id: *id,
                         campaign: next.name.clone(),
                         segment: segment.clone(),
-                        first_due: next.cadence.first_due(now, now, tz),
+                        first_due: next.cadence.first_due(now, now, place),
                         template: next.template_for(0).to_string(),
                     })
                 })
@@ -259,7 +263,7 @@ pub fn enrolment_for(
         first_due: campaign.cadence.first_due(
             anchor,
             now.max(not_before),
-            lead.zone_or(settings.default_tz),
+            lead.place(settings.default_tz),
         ),
         template: campaign.template_for(0).to_string(),
     })
@@ -281,26 +285,28 @@ pub async fn resume_stalled<S: Store>(
             return Ok(total);
         }
         let ids: Vec<i64> = stalled.iter().map(|s| s.lead_id).collect();
-        let zones: HashMap<i64, chrono_tz::Tz> = store
+        let places: HashMap<i64, Place> = store
             .leads_by_ids(&ids)
             .await?
             .into_iter()
-            .map(|l| (l.id, l.zone_or(settings.default_tz)))
+            .map(|l| (l.id, l.place(settings.default_tz)))
             .collect();
         let resumed: Vec<_> = stalled
             .into_iter()
             .map(|s| {
                 let next = settings.campaigns.get(&s.campaign).and_then(|c| {
-                    let tz = zones
+                    let place = places
                         .get(&s.lead_id)
                         .copied()
-                        .unwrap_or(settings.default_tz);
+                        .unwrap_or_else(|| settings.default_tz.into());
                     let step = s.last_step + 1;
-                    c.cadence.next_due(step, s.last_at, tz).map(|due| NextStep {
-                        step,
-                        due_at: c.cadence.window.next_open(due.max(now), tz),
-                        template: c.template_for(step).to_string(),
-                    })
+                    c.cadence
+                        .next_due(step, s.last_at, place)
+                        .map(|due| NextStep {
+                            step,
+                            due_at: c.cadence.next_slot(due.max(now), place),
+                            template: c.template_for(step).to_string(),
+                        })
                 });
                 (s, next)
             })

@@ -31,6 +31,7 @@
 //!     │                  │ └──lease expired, outcome never recorded──▶ unknown
 //!     └── created when the previous step ends (sent, failed or unknown), due per the cadence
 //! scheduled / retry_wait ──lead re-warmed, won, out of scope or suppressed──▶ cancelled
+//! scheduled / retry_wait ──lead or campaign paused──▶ held ──resumed──▶ scheduled / retry_wait
 //! claimed ──a call step (`kind = "call"`): its owner's task enqueued──▶ tasked
 //! scheduled / retry_wait ──a campaign edit (lowered max_touches, removed campaign)──▶ cancelled
 //! scheduled ──late, under `late = "skip"` (outbound::late)──▶ skipped
@@ -41,7 +42,9 @@
 //! be claimed, so no step is ever sent twice within one round of a campaign (`cycle`: a lead
 //! may go through a campaign again — its `then`, `leads recycle --campaign` — each time a new
 //! round of the same enrolment row). A paused lead's rows stay `scheduled` but are not
-//! claimed (only leads in `nurturing` are). A claim is a lease: it is committed before
+//! claimed (only leads in `nurturing` are). While a lead or its campaign is paused
+//! (`leads pause`, `campaigns pause`) its waiting rows are `held` (remembering `held_from`),
+//! which no claim reads; resuming puts them back (`store/hold.rs`). A claim is a lease: it is committed before
 //! anything is sent and no transaction is held across the network.
 //!
 //! **Only what was on the wire can be `unknown`.** A claimed row is not at risk until its
@@ -98,6 +101,8 @@ mod privacy;
 mod relay;
 #[macro_use]
 mod edits;
+#[macro_use]
+mod hold;
 mod batch;
 mod copy;
 mod dialect;
@@ -115,6 +120,7 @@ pub use edits::{
     WaitingCount, WaitingStep,
 };
 pub use handoff::{Chase, DIGEST_KINDS, DigestEvent, HandoffStore, Reassigned, StaleHandoff};
+pub use hold::{HoldChange, HoldStore, LeadDelivery, PausedCampaign};
 pub use model::*;
 pub use privacy::{ForgetReport, PersonalRows, PrivacyStore, without_forgotten};
 pub use send_counts::{SendBucket, SendCount, SendCountStore};
@@ -125,7 +131,7 @@ pub use relay::{LoggedEvent, RELAYED_KINDS, RelayStore};
 pub mod prelude {
     pub use super::{
         CopyStore, EditStore, HandoffStore, InboundStore, KvStore, LeadStore, OutboxStore,
-        PrivacyStore, QueueStore, RelayStore, ReportStore, SendCountStore, Store,
+        HoldStore, PrivacyStore, QueueStore, RelayStore, ReportStore, SendCountStore, Store,
         SuppressionStore,
     };
 }
@@ -162,6 +168,7 @@ pub trait Store:
     + CopyStore
     + HandoffStore
     + EditStore
+    + HoldStore
     + ReportStore
     + PrivacyStore
     + SendCountStore

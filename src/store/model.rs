@@ -62,6 +62,8 @@ pub enum DeferReason {
     TransportPaused,
     /// The daemon stopped (its shutdown deadline passed) before this delivery's send started.
     Shutdown,
+    /// On a day the campaign does not send on (holiday, blackout, calendar day, weekend).
+    ClosedDay,
 }
 
 impl DeferReason {
@@ -71,6 +73,7 @@ impl DeferReason {
             DeferReason::RateLimit => "over a sending limit or throttled",
             DeferReason::TransportPaused => "the transport failed as a whole and is paused",
             DeferReason::Shutdown => "the daemon stopped before it was sent",
+            DeferReason::ClosedDay => "a closed day (holiday, blackout or weekend)",
         }
     }
 }

@@ -63,12 +63,12 @@ pub(crate) const SOFT_BOUNCES_IN_A_ROW: &str = "SELECT count(DISTINCT COALESCE(C
 
 /// Re-warming a lead ($1) at $2: what waits is cancelled, its enrolments stop, then the lead.
 pub(crate) const REWARM: [&str; 3] = [
-    "UPDATE deliveries SET state = 'cancelled', updated_at = $2 WHERE lead_id = $1 AND state IN ('scheduled', 'retry_wait')",
+    "UPDATE deliveries SET state = 'cancelled', updated_at = $2 WHERE lead_id = $1 AND state IN ('scheduled', 'retry_wait', 'held')",
     "UPDATE enrolments SET state = 'stopped', ended_at = $2 WHERE lead_id = $1 AND state = 'active'",
     "UPDATE leads SET state = 'rewarmed', updated_at = $2 WHERE id = $1",
 ];
 /// An out-of-office: the lead's ($1) waiting deliveries are not due before $3.
-pub(crate) const POSTPONE: &str = "UPDATE deliveries SET due_at = $3, updated_at = $2 WHERE lead_id = $1 AND state IN ('scheduled', 'retry_wait') AND due_at < $3";
+pub(crate) const POSTPONE: &str = "UPDATE deliveries SET due_at = $3, updated_at = $2 WHERE lead_id = $1 AND state IN ('scheduled', 'retry_wait', 'held') AND due_at < $3";
 /// `recycle`: the enrolments whose deliveries were scheduled again become active again.
 pub(crate) const REACTIVATE_ENROLMENTS: &str = "UPDATE enrolments SET state = 'active', ended_at = NULL
      WHERE lead_id = $1 AND state = 'stopped' AND id IN (SELECT enrolment_id FROM deliveries WHERE lead_id = $1 AND state = 'scheduled')";
@@ -80,7 +80,7 @@ pub(crate) const LEAD_LIFECYCLE: &str =
 pub(crate) const SET_LIFECYCLE: &str = "UPDATE leads SET state = $2, updated_at = $3, scope_reason = $4, recheck_at = $5, paused_from = $6 WHERE id = $1";
 /// A lifecycle transition that stops the cadence: what waits is cancelled, enrolments stop.
 pub(crate) const STOP_CADENCE: [&str; 2] = [
-    "UPDATE deliveries SET state = 'cancelled', updated_at = $2 WHERE lead_id = $1 AND state IN ('scheduled', 'retry_wait')",
+    "UPDATE deliveries SET state = 'cancelled', updated_at = $2 WHERE lead_id = $1 AND state IN ('scheduled', 'retry_wait', 'held')",
     "UPDATE enrolments SET state = 'stopped', ended_at = $2 WHERE lead_id = $1 AND state = 'active'",
 ];
 /// Out-of-scope leads due for their re-check at $1, at most $2 (the `leads_recheck` index).
@@ -149,7 +149,7 @@ pub(crate) const DUE_NOW: &str =
 /// leads) and checks each one's enrolment for a pending row (`deliveries_pending_enrolment`).
 pub(crate) const STALLED_ENROLMENTS: &str = "SELECT e.id, e.lead_id, e.campaign, max(d.step) AS last_step, max(coalesce(d.sent_at, d.updated_at)) AS last_at
      FROM (SELECT DISTINCT u.enrolment_id FROM deliveries u WHERE u.state = 'unknown'
-             AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.enrolment_id = u.enrolment_id AND p.state IN ('scheduled', 'claimed', 'retry_wait'))) u
+             AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.enrolment_id = u.enrolment_id AND p.state IN ('scheduled', 'claimed', 'retry_wait', 'held'))) u
      JOIN enrolments e ON e.id = u.enrolment_id
      JOIN leads l ON l.id = e.lead_id
      JOIN deliveries d ON d.enrolment_id = e.id AND d.cycle = e.cycle

@@ -52,6 +52,19 @@ macro_rules! common_write_steps {
                 .bind(paused_from)
                 .execute(&mut *conn)
                 .await?;
+            // A pause holds what waits; leaving it releases it (see `store/hold.rs`).
+            let hold = match (from, to) {
+                (_, LeadState::Paused) => Some(crate::store::hold::HOLD_LEAD),
+                (LeadState::Paused, _) => Some(crate::store::hold::RELEASE_LEAD),
+                _ => None,
+            };
+            if let Some(sql) = hold {
+                sqlx::query(sql)
+                    .bind(lead_id)
+                    .bind(Time(now))
+                    .execute(&mut *conn)
+                    .await?;
+            }
             let mut detail = json!({"from": from.as_str(), "to": to.as_str(), "by": by});
             if let Some(reason) = reason {
                 detail["reason"] = json!(reason);

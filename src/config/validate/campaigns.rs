@@ -7,6 +7,7 @@ use crate::config::raw::{OneOrMany, RawCampaign, RawStep};
 use crate::config::{CALL_TEMPLATE, CallStep, Campaign, Problems};
 use crate::domain::cadence::late::{LatePolicy, Lateness};
 use crate::domain::cadence::{Cadence, CronSpec, Rhythm, SendWindow, Span};
+use crate::domain::calendar::DayRules;
 
 pub(super) fn campaigns(
     raw: BTreeMap<String, RawCampaign>,
@@ -90,6 +91,11 @@ pub(super) fn campaigns(
             rhythm,
             max_touches: c.max_touches.max(1),
             window,
+            days: DayRules {
+                skip_holidays: c.skip_holidays,
+                business_days_only: c.business_days_only,
+                ..DayRules::default()
+            },
         };
         campaigns.insert(
             name.clone(),

@@ -2,6 +2,7 @@
 //! validator notes each problem it finds in [`Problems`] with the key at fault and carries on
 //! with a placeholder value, so one run reports every mistake in the file, not just the first.
 
+mod calendar;
 mod campaigns;
 mod http;
 mod inbound;
@@ -45,7 +46,8 @@ pub(super) fn settings(raw: RawConfig, file: String) -> Result<Settings, ConfigE
     let scoring = inbound::scoring(raw.scoring, p);
     let notify = notify::notify(raw.notify, p);
     let intents = intents::intents(raw.intents, p);
-    let campaigns = campaigns::campaigns(raw.campaigns, p);
+    let mut campaigns = campaigns::campaigns(raw.campaigns, p);
+    calendar::calendar(raw.calendars, raw.blackouts, &mut campaigns, p);
     let segments = segments::segments(raw.segments, &campaigns, p);
     problems.into_result()?;
     Ok(Settings {

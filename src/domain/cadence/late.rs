@@ -14,9 +14,9 @@
 //! Without `late_after` no step is ever late, which is `shift`: what rewarm always did.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use chrono_tz::Tz;
 
 use super::{CRON_MIN_GAP_HOURS, Cadence};
+use crate::domain::calendar::Place;
 
 /// What happens to a late step (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -75,17 +75,17 @@ impl Lateness {
         step: u32,
         due: DateTime<Utc>,
         sent: DateTime<Utc>,
-        tz: Tz,
+        place: impl Into<Place>,
     ) -> Option<DateTime<Utc>> {
+        let place = place.into();
         match (self.policy, self.late_by(due, sent)) {
             (LatePolicy::Send, Some(_)) => {
-                let planned = cadence.next_due(step, due, tz)?;
-                let earliest = cadence
-                    .window
-                    .next_open(sent + TimeDelta::hours(CRON_MIN_GAP_HOURS), tz);
+                let planned = cadence.next_due(step, due, place)?;
+                let earliest =
+                    cadence.next_slot(sent + TimeDelta::hours(CRON_MIN_GAP_HOURS), place);
                 Some(planned.max(earliest))
             }
-            _ => cadence.next_due(step, sent, tz),
+            _ => cadence.next_due(step, sent, place),
         }
     }
 
@@ -95,9 +95,9 @@ impl Lateness {
         cadence: &Cadence,
         step: u32,
         due: DateTime<Utc>,
-        tz: Tz,
+        place: impl Into<Place>,
     ) -> Option<DateTime<Utc>> {
-        cadence.next_due(step, due, tz)
+        cadence.next_due(step, due, place)
     }
 }
 

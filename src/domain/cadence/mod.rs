@@ -17,10 +17,13 @@
 //! - [`cron`]: cron rhythms on the lead's wall clock; [`crontab`] translates Unix crontab
 //!   lines for the `cron` crate.
 //! - `dst`: local readings ↔ instants across the gap and the repeat.
+//! - [`days`]: closed days (holidays, blackouts, calendar files, weekends) and the next open
+//!   slot, [`Cadence::next_slot`].
 //! - this module: [`Cadence`], a campaign's timing — when the first and each next step is due.
 
 pub mod cron;
 pub mod crontab;
+pub mod days;
 mod dst;
 pub mod late;
 #[cfg(test)]
@@ -30,9 +33,8 @@ pub mod span;
 mod testing;
 pub mod window;
 
+use crate::domain::calendar::{DayRules, Place};
 use chrono::{DateTime, TimeDelta, Utc};
-use chrono_tz::Tz;
-
 pub use cron::CronSpec;
 pub use span::Span;
 pub use window::SendWindow;
@@ -70,35 +72,48 @@ pub struct Cadence {
     /// Emails in the whole campaign, the first included.
     pub max_touches: u32,
     pub window: SendWindow,
+    /// Days the campaign does not write on (holidays, blackouts, …); the default: none.
+    pub days: DayRules,
 }
 
 impl Cadence {
     /// Due time of the first step (step 0): `anchor` (the loss date; the caller passes the
     /// import time when a lead has none) plus `first_after` in the lead's zone. If that is
     /// already past (a lead lost long ago) the step is due `now`: the campaign starts at the
-    /// next allowed slot, it never replays missed steps. Then pushed into the send window.
-    pub fn first_due(&self, anchor: DateTime<Utc>, now: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
-        let due = self.first_after.after(anchor, tz).max(now);
-        self.window.next_open(due, tz)
+    /// next allowed slot, it never replays missed steps. Then pushed into the send window,
+    /// past closed days ([`Cadence::next_slot`]).
+    pub fn first_due(
+        &self,
+        anchor: DateTime<Utc>,
+        now: DateTime<Utc>,
+        place: impl Into<Place>,
+    ) -> DateTime<Utc> {
+        let place = place.into();
+        let due = self.first_after.after(anchor, place.tz).max(now);
+        self.next_slot(due, place)
     }
 
     /// Due time of step `step`, the email about to be scheduled, counting the first email as
     /// step 0 (so step 1 is the second email), given that the previous one went out at
     /// `prev_sent`: `prev_sent` plus the
     /// rhythm's span in the lead's zone, or the next cron firing after `prev_sent`; then
-    /// pushed into the send window.
+    /// pushed into the send window, past closed days.
     ///
     /// `None` when `step >= max_touches` (the campaign is finished), when the cron schedule
     /// has no later firing, or when the date would leave chrono's range.
-    pub fn next_due(&self, step: u32, prev_sent: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
+    pub fn next_due(
+        &self,
+        step: u32,
+        prev_sent: DateTime<Utc>,
+        place: impl Into<Place>,
+    ) -> Option<DateTime<Utc>> {
         if step >= self.max_touches {
             return None;
         }
+        let place = place.into();
+        let tz = place.tz;
         match &self.rhythm {
-            Rhythm::Every(span) => Some(
-                self.window
-                    .next_open(span.checked_after(prev_sent, tz)?, tz),
-            ),
+            Rhythm::Every(span) => Some(self.next_slot(span.checked_after(prev_sent, tz)?, place)),
             // Never two emails of one campaign within a day: a first email pushed into a
             // window (Monday 09:00) must not be followed by the cron's firing an hour later.
             // 23 hours, not 24, so a daily cron still fires on the next day.
@@ -107,7 +122,7 @@ impl Cadence {
                 let mut firing = spec.next_after(prev_sent, tz)?;
                 // Bounded: a daily cron needs at most one step; a minutely one about 1,400.
                 for _ in 0..2_000 {
-                    let due = self.window.next_open(firing, tz);
+                    let due = self.next_slot(firing, place);
                     if due >= earliest {
                         return Some(due);
                     }
@@ -132,6 +147,7 @@ mod tests {
             rhythm,
             max_touches,
             window,
+            days: DayRules::default(),
         }
     }
 
@@ -538,6 +554,7 @@ mod tests {
             rhythm: Rhythm::Cron(CronSpec::parse("0 10 * * *").unwrap()),
             max_touches: 5,
             window: SendWindow::always(),
+            days: DayRules::default(),
         };
         let tz = chrono_tz::Europe::Paris;
         // First email pushed to Monday 09:00 local: the 10:00 firing that day is skipped.

@@ -81,6 +81,7 @@ fn cadence() -> impl Strategy<Value = Cadence> {
             rhythm,
             max_touches,
             window,
+            days: crate::domain::calendar::DayRules::default(),
         }
     })
 }

@@ -51,7 +51,7 @@ impl Planned {
         Planned {
             at,
             local: at
-                .with_timezone(&work.tz)
+                .with_timezone(&work.place.tz)
                 .format("%Y-%m-%d %H:%M %Z")
                 .to_string(),
             email: work.email.as_deref().unwrap_or_default().to_string(),
@@ -146,7 +146,7 @@ impl Maker {
             due: DateTime::<Utc>::MIN_UTC,
             id: 0,
             lead_id: lead.id,
-            tz: lead.zone_or(self.default_tz),
+            place: lead.place(self.default_tz),
             email: self.with_emails.then(|| Arc::from(lead.email.as_str())),
             domain: self
                 .with_domains
@@ -171,7 +171,8 @@ impl Maker {
             due: d.due_at,
             id: d.id,
             lead_id: d.lead_id,
-            tz,
+            // The stored row knows the zone only: holidays follow the zone's country.
+            place: tz.into(),
             email: self.with_emails.then(|| Arc::from(d.email.as_str())),
             domain: self.with_domains.then(|| sim.name(&domain_of(&d.email))),
             campaign: sim.name(&d.campaign),

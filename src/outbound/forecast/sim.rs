@@ -1,6 +1,7 @@
 //! The daemon's passes replayed in memory: pure, clock-free, and calling the functions the
-//! scheduler and dispatch call (`Cadence::first_due` / `next_due`, `SendWindow::contains` /
-//! `next_open`, `Campaign::template_for` / `call_for`, and the transport's [`Limiter`]).
+//! scheduler and dispatch call (`Cadence::first_due` / `next_due` / `next_slot` — the send
+//! window and closed days —, `Campaign::template_for` / `call_for`, and the transport's
+//! [`Limiter`]).
 //!
 //! Passes run on a grid: `start`, `start + tick`, `start + 2·tick`, … (the daemon's first pass
 //! is at `start`, then one every `scheduler.tick`). A pass at `p` does what
@@ -9,7 +10,7 @@
 //!    first email due at `first_due(p, p)` (`flow_on`);
 //! 2. leads that a segment matches at `p` are enrolled (precomputed by [`super::qualify`]);
 //! 3. every delivery due at or before `p` is claimed in `(due_at, id)` order, `batch_size`
-//!    at a time; outside the lead's window it is deferred to `next_open(p)`; a call step
+//!    at a time; outside the lead's window or on a closed day it is deferred to `next_slot(p)`; a call step
 //!    becomes a call task; the emails of a batch go through the limiter at `p + EPS` (what
 //!    it holds is deferred to the limiter's `not_before`), and each one sent schedules the
 //!    next step at `next_due(step + 1, p)`.
@@ -23,7 +24,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use chrono_tz::Tz;
+use crate::domain::calendar::Place;
 
 use crate::config::Settings;
 use crate::transport::limits::Limiter;
@@ -43,7 +44,8 @@ pub struct Work {
     /// The delivery's id (or the simulation's own, after every stored one).
     pub id: i64,
     pub lead_id: i64,
-    pub tz: Tz,
+    /// The lead's zone and the country whose holidays apply.
+    pub place: Place,
     /// The lead's address, when the output names leads.
     pub email: Option<Arc<str>>,
     /// The recipient's domain, when a limiter needs it.
@@ -263,7 +265,7 @@ impl<'a, O: FnMut(&Work, DateTime<Utc>, Kind)> Sim<'a, O> {
                 };
                 let template = self.name(next.template_for(0));
                 self.schedule(Work {
-                    due: next.cadence.first_due(p, p, flow.work.tz),
+                    due: next.cadence.first_due(p, p, flow.work.place),
                     campaign: Arc::clone(&flow.then),
                     step: 0,
                     template,
@@ -307,8 +309,9 @@ impl<'a, O: FnMut(&Work, DateTime<Utc>, Kind)> Sim<'a, O> {
                 // The daemon fails it ("no longer configured"): nothing is sent.
                 continue;
             };
-            if !campaign.cadence.window.contains(p, work.tz) {
-                let due = campaign.cadence.window.next_open(p, work.tz);
+            // Outside the window or on a closed day: deferred to the next open slot.
+            let due = campaign.cadence.next_slot(p, work.place);
+            if due != p {
                 self.requeue(work, due);
             } else if campaign.call_for(work.step).is_some() {
                 (self.out)(&work, p, Kind::Call);
@@ -359,7 +362,7 @@ impl<'a, O: FnMut(&Work, DateTime<Utc>, Kind)> Sim<'a, O> {
             return;
         };
         let step = work.step + 1;
-        match campaign.cadence.next_due(step, p, work.tz) {
+        match campaign.cadence.next_due(step, p, work.place) {
             Some(due) => {
                 let template = self.name(campaign.template_for(step));
                 self.schedule(Work {
@@ -411,7 +414,7 @@ mod tests {
             due,
             id,
             lead_id: id,
-            tz: chrono_tz::UTC,
+            place: chrono_tz::UTC.into(),
             email: Some(Arc::from(format!("lead{id}@acme.test").as_str())),
             domain: Some(Arc::from("acme.test")),
             campaign: Arc::from(campaign),

@@ -43,6 +43,7 @@ mod copy;
 mod edits;
 mod forecast;
 mod handoff;
+mod hold;
 mod inbound;
 mod kv;
 mod leads;
@@ -114,6 +115,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "handoff",
         include_str!("../../../migrations/postgres/0012_handoff.sql"),
+    ),
+    (
+        13,
+        "pause",
+        include_str!("../../../migrations/postgres/0013_pause.sql"),
     ),
     (
         14,

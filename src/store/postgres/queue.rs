@@ -138,7 +138,7 @@ const RECORD_OUTCOMES: [(&str, bool); 14] = [
     ),
     (
         "UPDATE deliveries SET state = 'cancelled', updated_at = $2
-         WHERE state IN ('scheduled', 'retry_wait')
+         WHERE state IN ('scheduled', 'retry_wait', 'held')
            AND lead_id IN (SELECT (j.v->>'lead_id')::bigint FROM jsonb_array_elements($1) AS j(v)
                            WHERE j.v->>'kind' = 'failed' AND coalesce((j.v->>'suppress')::boolean, false))",
         false,

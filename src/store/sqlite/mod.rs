@@ -32,6 +32,7 @@ mod edits;
 mod forecast;
 mod handoff;
 pub mod identity;
+mod hold;
 mod inbound;
 mod kv;
 mod leads;
@@ -106,6 +107,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "handoff",
         include_str!("../../../migrations/sqlite/0012_handoff.sql"),
+    ),
+    (
+        13,
+        "pause",
+        include_str!("../../../migrations/sqlite/0013_pause.sql"),
     ),
     (
         14,

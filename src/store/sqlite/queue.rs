@@ -55,7 +55,7 @@ const RECORD_OUTCOMES: [&str; 14] = [
          WHERE j.value->>'kind' = 'failed' AND coalesce(j.value->>'suppress', 0) AND $3 = $3
          ON CONFLICT (address) DO NOTHING",
         "UPDATE deliveries SET state = 'cancelled', updated_at = $2
-         WHERE +state IN ('scheduled', 'retry_wait') AND $3 = $3
+         WHERE +state IN ('scheduled', 'retry_wait', 'held') AND $3 = $3
            AND lead_id IN (SELECT j.value->>'lead_id' FROM json_each($1) j WHERE j.value->>'kind' = 'failed' AND coalesce(j.value->>'suppress', 0))",
         "UPDATE enrolments SET state = 'stopped', ended_at = $2
          WHERE +state = 'active' AND $3 = $3
