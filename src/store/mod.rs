@@ -76,6 +76,8 @@ mod common_loop;
 mod handoff;
 #[macro_use]
 mod reply;
+#[macro_use]
+mod unmatched;
 mod batch;
 mod copy;
 mod dialect;
@@ -87,13 +89,14 @@ pub mod sqlite;
 pub use copy::*;
 pub use handoff::{Chase, DIGEST_KINDS, DigestEvent, HandoffStore, Reassigned, StaleHandoff};
 pub use model::*;
+pub use unmatched::{NEVER_MS, UnmatchedLead, UnmatchedStore};
 
 /// The store's traits, for code that calls them on a concrete backend (`SqliteStore`,
 /// `PgStore`); code generic over `S: Store` needs only `Store`.
 pub mod prelude {
     pub use super::{
         CopyStore, HandoffStore, InboundStore, KvStore, LeadStore, OutboxStore, QueueStore,
-        ReportStore, Store, SuppressionStore,
+        ReportStore, Store, SuppressionStore, UnmatchedStore,
     };
 }
 
@@ -125,6 +128,7 @@ pub trait Store:
     + CopyStore
     + HandoffStore
     + ReportStore
+    + UnmatchedStore
     + Clone
     + Send
     + Sync

@@ -45,9 +45,11 @@ mod inbound;
 mod kv;
 mod leads;
 mod outbox;
+mod plan;
 mod queue;
 mod report;
 mod suppression;
+mod unmatched;
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -84,6 +86,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "provider_events",
         include_str!("../../../migrations/postgres/0007_provider_events.sql"),
+    ),
+    (
+        11,
+        "scale",
+        include_str!("../../../migrations/postgres/0011_scale.sql"),
     ),
     (
         12,

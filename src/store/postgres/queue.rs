@@ -19,15 +19,22 @@ const UNKNOWN_REASON: &str = "lease expired before the outcome was recorded; not
 /// is never claimed. The suppression list is read in the same statement: an address or
 /// domain listed (committed) before the claim is refused even if its lead row was never
 /// updated.
-const CLAIM_DUE: &str = "WITH due AS MATERIALIZED (
+///
+/// Linear whatever the backlog: pending deliveries are read in (`due_at`, `id`) order from
+/// the partial index `deliveries_pending` (migration 0011), each lead by its key, each
+/// suppression check (address, then domain) by the unique index; the scan stops after `$4`
+/// rows, and the update finds them by primary key (`= ANY`: never a hash join over every
+/// delivery). `tests/it/scale.rs` checks the plan.
+pub(crate) const CLAIM_DUE: &str = "WITH due AS MATERIALIZED (
                     SELECT d.id FROM deliveries d JOIN leads l ON l.id = d.lead_id
                     WHERE d.state IN ('scheduled', 'retry_wait') AND d.due_at <= $3 AND l.state = 'nurturing'
-                      AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address IN (l.email, rewarm_at_domain(l.email)))
+                      AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address = l.email)
+                      AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address = rewarm_at_domain(l.email))
                     ORDER BY d.due_at, d.id LIMIT $4
                     FOR UPDATE OF d SKIP LOCKED
                     FOR SHARE OF l SKIP LOCKED)
                  UPDATE deliveries SET state = 'claimed', claimed_by = $1, lease_until = $2, attempts = deliveries.attempts + 1, updated_at = $3
-                 FROM due WHERE deliveries.id = due.id
+                 WHERE deliveries.id = ANY (ARRAY(SELECT id FROM due))
                  RETURNING deliveries.id, deliveries.lead_id, deliveries.enrolment_id, deliveries.campaign, deliveries.step,
                            deliveries.template, deliveries.attempts, deliveries.due_at";
 

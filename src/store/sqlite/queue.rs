@@ -163,11 +163,17 @@ const ENROL_SUPPRESSED: [&str; 2] = [
 /// One statement: the lead's state and the suppression list are checked in the same write
 /// as the claim, so a lead suppressed or re-warmed a moment ago, or whose address or domain
 /// was listed a moment ago (even if the lead row was not updated), is never claimed.
-const CLAIM_DUE: &str = at_domain!(
+///
+/// Linear whatever the backlog: `CROSS JOIN` keeps deliveries the outer loop, read in due
+/// order from the partial index `deliveries_pending` (migration 0011; `INDEXED BY`, since
+/// with every row pending the planner's statistics favour `deliveries_due` and a sort), and
+/// each row's lead and suppressions are looked up by key; the scan stops after `$4` rows,
+/// nothing sorts or filters every due row (`tests/it/scale.rs` checks the plan).
+pub(crate) const CLAIM_DUE: &str = at_domain!(
     "UPDATE deliveries SET state = 'claimed', claimed_by = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3
      WHERE id IN (
-        SELECT d.id FROM deliveries d JOIN leads l ON l.id = d.lead_id
-        WHERE d.state IN ('scheduled', 'retry_wait') AND d.due_at <= $3 AND l.state = 'nurturing'
+        SELECT d.id FROM deliveries d INDEXED BY deliveries_pending CROSS JOIN leads l ON l.id = d.lead_id
+        WHERE d.state IN ('scheduled', 'retry_wait') AND d.due_at <= $3 AND +l.state = 'nurturing'
           AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address IN (l.email, ",
     "l.email",
     "))
