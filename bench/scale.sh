@@ -13,7 +13,9 @@
 #   smtp-blast over 1 and 8 connections.
 # Environment: CARGO_TARGET_DIR (default /var/tmp/rewarm-target), REWARM_BENCH_TOOLS (the folder
 # with gen_leads.py and smtp-sink/), REWARM_BENCH_POSTGRES_URL (a server URL whose user may
-# CREATE DATABASE; default postgres://postgres@127.0.0.1:5432/postgres), REWARM_BENCH_DIR.
+# CREATE DATABASE; default postgres://postgres@127.0.0.1:5432/postgres), REWARM_BENCH_DIR,
+# REWARM_BENCH_SINK_TARGET (where smtp-sink is built; default CARGO_TARGET_DIR), REWARM_BENCH_NO_BUILD
+# (set: use the binaries already built).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/rewarm-target}"
@@ -31,11 +33,15 @@ T_IMPORT="2026-12-03T12:00:00Z"
 T_SEND="2029-12-07T12:00:00Z"
 
 command -v sqlite3 >/dev/null || { echo "sqlite3 is needed (apt-get install sqlite3)" >&2; exit 1; }
-cargo build --release --bin rewarm >&2
-cargo build --release --manifest-path "$TOOLS/smtp-sink/Cargo.toml" >&2
-REWARM="$CARGO_TARGET_DIR/release/rewarm"
-SINK="$CARGO_TARGET_DIR/release/smtp-sink"
-BLAST="$CARGO_TARGET_DIR/release/smtp-blast"
+PROFILE="${REWARM_BENCH_PROFILE:-release}"   # `dev` only to try the script quickly
+SINK_TARGET="${REWARM_BENCH_SINK_TARGET:-$CARGO_TARGET_DIR}"
+if [ -z "${REWARM_BENCH_NO_BUILD:-}" ]; then
+  cargo build --profile "$PROFILE" --bin rewarm >&2
+  CARGO_TARGET_DIR="$SINK_TARGET" cargo build --release --manifest-path "$TOOLS/smtp-sink/Cargo.toml" >&2
+fi
+REWARM="$CARGO_TARGET_DIR/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")/rewarm"
+SINK="$SINK_TARGET/release/smtp-sink"
+BLAST="$SINK_TARGET/release/smtp-blast"
 mkdir -p "$WORK"
 echo "# work folder: $WORK" >&2
 
@@ -97,7 +103,7 @@ EOF
 }
 
 ROWS=()
-row() { ROWS+=("$(printf '| %s | %s | %s |' "$1" "$2" "$3")"); }
+row() { ROWS+=("$(printf '| %s | %s | %s |' "$1" "$2" "$3")"); echo "${ROWS[-1]}" | tee -a "$WORK/rows.md" >&2; }
 
 # One size on one backend: import, re-import, enrolment, status (and, when asked, idle CPU and
 # /metrics), then the send pass.
@@ -129,7 +135,7 @@ run_size() { # run_size BACKEND N CSV IDLE
     "${rw[@]}" --now "$T_IMPORT" run >"$dir/daemon.log" 2>&1 &
     DAEMON_PID=$!
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http_port/metrics" >/dev/null && break; sleep 0.2; done
-    sleep 10 # the first pass is done
+    sleep 20 # the first pass (with its start-up repair) is done
     local t0 t1 clk; clk=$(getconf CLK_TCK)
     t0=$(awk '{print $14+$15}' "/proc/$DAEMON_PID/stat")
     sleep 30
@@ -154,22 +160,29 @@ run_size() { # run_size BACKEND N CSV IDLE
 RAW_1=$("$BLAST" --to "127.0.0.1:$SINK_PORT" --n "$RAW_N" --conns 1 | sed -n 's/.*rate=\([0-9]*\).*/\1/p')
 RAW_8=$("$BLAST" --to "127.0.0.1:$SINK_PORT" --n "$RAW_N" --conns 8 | sed -n 's/.*rate=\([0-9]*\).*/\1/p')
 
+sqlite_size() { # sqlite_size N IDLE
+  local n=$1 csv="$WORK/leads-$1.csv"
+  [ -f "$csv" ] || python3 "$TOOLS/gen_leads.py" "$n" "$csv" --seed 7 >/dev/null
+  rm -f "$WORK/bare-$n.db"
+  timed "$WORK/sqlite-import-$n" sqlite3 "$WORK/bare-$n.db" ".import --csv $csv bare"
+  SQLITE_IMPORT_RATE=$(rate "$n" "$(field "$WORK/sqlite-import-$n" 1)")
+  run_size sqlite "$n" "$csv" "$2"
+}
+# The smaller sizes, then PostgreSQL, then the largest SQLite size (idle daemon and /metrics
+# there): rows print as they come (and go to $WORK/rows.md), the table at the end.
 largest=$(printf '%s\n' $SIZES | sort -n | tail -1)
 for n in $SIZES; do
+  [ "$n" = "$largest" ] || sqlite_size "$n" no
+done
+for n in $PG_SIZES; do
   csv="$WORK/leads-$n.csv"
   [ -f "$csv" ] || python3 "$TOOLS/gen_leads.py" "$n" "$csv" --seed 7 >/dev/null
   rm -f "$WORK/bare-$n.db"
   timed "$WORK/sqlite-import-$n" sqlite3 "$WORK/bare-$n.db" ".import --csv $csv bare"
   SQLITE_IMPORT_RATE=$(rate "$n" "$(field "$WORK/sqlite-import-$n" 1)")
-  run_size sqlite "$n" "$csv" "$([ "$n" = "$largest" ] && echo yes || echo no)"
-done
-for n in $PG_SIZES; do
-  csv="$WORK/leads-$n.csv"
-  [ -f "$csv" ] || python3 "$TOOLS/gen_leads.py" "$n" "$csv" --seed 7 >/dev/null
-  timed "$WORK/sqlite-import-$n" sqlite3 "$WORK/bare-pg-$n.db" ".import --csv $csv bare"
-  SQLITE_IMPORT_RATE=$(rate "$n" "$(field "$WORK/sqlite-import-$n" 1)")
   run_size postgres "$n" "$csv" no
 done
+[ -n "$largest" ] && sqlite_size "$largest" yes
 
 echo
 echo "rewarm scale benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
