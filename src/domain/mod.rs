@@ -13,3 +13,4 @@ pub mod reply;
 pub mod report;
 pub mod segment;
 pub mod signal;
+pub mod unmatched;

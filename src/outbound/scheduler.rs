@@ -14,9 +14,10 @@ use crate::config::Settings;
 use crate::domain::calendar::Place;
 use crate::domain::lead::{Lead, LeadState};
 use crate::domain::segment::first_match;
+use crate::domain::unmatched::{rules_fingerprint, starts_matching_at};
 use crate::outbound::dispatch::{self, DispatchReport};
 use crate::outbound::shutdown::Shutdown;
-use crate::store::{NewEnrolment, NextStep, Store, StoreError};
+use crate::store::{NewEnrolment, NextStep, Store, StoreError, UnmatchedLead};
 use crate::transport::Transport;
 
 /// What one pass did.
@@ -220,28 +221,73 @@ pub async fn flow_on<S: Store>(
 }
 
 /// Enrols every `new` lead that a segment matches at `now`, page by page.
+///
+/// A lead no segment matches is marked with the moment it could start matching
+/// (`domain::unmatched`) and not read again before then: an idle tick costs two index probes
+/// however many leads match nothing. Marks go when the lead changes (the store's trigger),
+/// when the segments change ([`forget_marks_if_rules_changed`]), or when their moment comes.
 pub async fn enrol<S: Store>(
     store: &S,
     loaded: &Loaded,
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
     let settings = &loaded.settings;
+    forget_marks_if_rules_changed(store, settings).await?;
+    store.wake_unmatched(now).await?;
     let mut after = 0;
     let mut enrolled = 0;
     loop {
-        let leads = store.leads_in_state(LeadState::New, after, PAGE).await?;
+        let leads = store.leads_to_examine(after, ENROL_PAGE).await?;
         let Some(last) = leads.last() else { break };
         after = last.id;
-        let batch: Vec<NewEnrolment> = leads
-            .iter()
-            .filter_map(|lead| enrolment_for(settings, lead, now, now))
-            .collect();
+        let mut batch = Vec::with_capacity(leads.len());
+        let mut unmatched = Vec::new();
+        for lead in &leads {
+            match enrolment_for(settings, lead, now, now) {
+                Some(enrolment) => batch.push(enrolment),
+                None => unmatched.push(UnmatchedLead {
+                    lead_id: lead.id,
+                    until: starts_matching_at(&settings.segments, lead, now, settings.default_tz),
+                    seen: lead.updated_at,
+                }),
+            }
+        }
         enrolled += store.enrol(&batch, now).await?;
-        if leads.len() < PAGE {
+        store.mark_unmatched(&unmatched).await?;
+        if leads.len() < ENROL_PAGE {
             break;
         }
     }
     Ok(enrolled)
+}
+
+/// Leads enrolled (or marked unmatched) per store call: large enough that a million new
+/// leads take a few hundred round trips.
+const ENROL_PAGE: usize = 5000;
+
+/// The store key holding the fingerprint of the rules unmatched leads were judged by.
+const RULES_KEY: &str = "enrol.rules_fingerprint";
+
+/// Unmarks every unmatched lead when the segments (or the campaigns they name, or the
+/// default zone) differ from those the marks were made under, then records the new rules.
+async fn forget_marks_if_rules_changed<S: Store>(
+    store: &S,
+    settings: &Settings,
+) -> Result<(), StoreError> {
+    let campaigns: Vec<&str> = settings.campaigns.keys().map(String::as_str).collect();
+    let fingerprint = rules_fingerprint(&settings.segments, &campaigns, settings.default_tz);
+    if store.kv_get(RULES_KEY).await?.as_deref() == Some(fingerprint.as_str()) {
+        return Ok(());
+    }
+    let forgotten = store.forget_unmatched().await?;
+    store.kv_set(RULES_KEY, &fingerprint).await?;
+    if forgotten > 0 {
+        tracing::info!(
+            leads = forgotten,
+            "The segments changed: leads no segment matched are examined again"
+        );
+    }
+    Ok(())
 }
 
 /// The enrolment of `lead` in its segment's campaign (None if no segment matches it at

@@ -406,3 +406,41 @@ pub(crate) fn fold_new_lead(into: &mut NewLead, from: &NewLead) {
     }
     into.fields.extend(from.fields.clone());
 }
+
+/// Which of the backends' `RECORD_OUTCOMES` (the same 14 effects, in the same order) can
+/// touch a row of this batch: each statement only reads outcomes of some kinds, so one with
+/// none of those in the batch would change nothing and is not run (a batch that only sent,
+/// with next steps, runs 3 of the 14: one round trip per step that has work).
+pub(crate) fn record_outcomes_needed(applicable: &[Value]) -> [bool; 14] {
+    fn kind(v: &Value) -> &str {
+        v["kind"].as_str().unwrap_or_default()
+    }
+    let any = |wanted: &dyn Fn(&Value) -> bool| applicable.iter().any(wanted);
+    let finished = |v: &Value| matches!(kind(v), "sent" | "tasked" | "failed" | "unknown");
+    let suppressing = |v: &Value| kind(v) == "failed" && v["suppress"].as_bool() == Some(true);
+    let (sent, deferred, retry) = (
+        any(&|v| kind(v) == "sent"),
+        any(&|v| kind(v) == "deferred"),
+        any(&|v| kind(v) == "retry"),
+    );
+    let failed_or_unknown = any(&|v| matches!(kind(v), "failed" | "unknown"));
+    let has_next = any(&|v| finished(v) && !v["next"].is_null());
+    let ends = any(&|v| finished(v) && v["next"].is_null());
+    let suppresses = any(&suppressing);
+    [
+        true,
+        sent,
+        deferred,
+        retry,
+        failed_or_unknown,
+        has_next,
+        ends,
+        ends,
+        suppresses,
+        ends,
+        suppresses,
+        suppresses,
+        suppresses,
+        any(&|v| kind(v) == "tasked"),
+    ]
+}

@@ -103,6 +103,8 @@ mod relay;
 mod edits;
 #[macro_use]
 mod hold;
+#[macro_use]
+mod unmatched;
 mod batch;
 mod copy;
 mod dialect;
@@ -125,14 +127,15 @@ pub use model::*;
 pub use privacy::{ForgetReport, PersonalRows, PrivacyStore, without_forgotten};
 pub use send_counts::{SendBucket, SendCount, SendCountStore};
 pub use relay::{LoggedEvent, RELAYED_KINDS, RelayStore};
+pub use unmatched::{NEVER_MS, UnmatchedLead, UnmatchedStore};
 
 /// The store's traits, for code that calls them on a concrete backend (`SqliteStore`,
 /// `PgStore`); code generic over `S: Store` needs only `Store`.
 pub mod prelude {
     pub use super::{
-        CopyStore, EditStore, HandoffStore, InboundStore, KvStore, LeadStore, OutboxStore,
-        HoldStore, PrivacyStore, QueueStore, RelayStore, ReportStore, SendCountStore, Store,
-        SuppressionStore,
+        CopyStore, EditStore, HandoffStore, HoldStore, InboundStore, KvStore, LeadStore,
+        OutboxStore, PrivacyStore, QueueStore, RelayStore, ReportStore, SendCountStore, Store,
+        SuppressionStore, UnmatchedStore,
     };
 }
 
@@ -173,6 +176,7 @@ pub trait Store:
     + PrivacyStore
     + SendCountStore
     + RelayStore
+    + UnmatchedStore
     + Clone
     + Send
     + Sync

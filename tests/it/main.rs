@@ -47,6 +47,7 @@ mod provider_events;
 mod readme;
 mod reply_end_to_end;
 mod report;
+mod scale;
 mod shutdown;
 mod store;
 mod store_loop;

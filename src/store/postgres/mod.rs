@@ -48,12 +48,14 @@ mod inbound;
 mod kv;
 mod leads;
 mod outbox;
+mod plan;
 mod privacy;
 mod queue;
 mod relay;
 mod report;
 mod send_counts;
 mod suppression;
+mod unmatched;
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -110,6 +112,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "campaign_versions",
         include_str!("../../../migrations/postgres/0010_campaign_versions.sql"),
+    ),
+    (
+        11,
+        "scale",
+        include_str!("../../../migrations/postgres/0011_scale.sql"),
     ),
     (
         12,

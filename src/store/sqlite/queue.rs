@@ -66,43 +66,6 @@ const RECORD_OUTCOMES: [&str; 14] = [
            AND +deliveries.state IN ('claimed', 'unknown') AND +deliveries.claimed_by = $3",
 ];
 
-/// Which of `RECORD_OUTCOMES` can touch a row of this batch: each statement only reads
-/// outcomes of some kinds, so one with none of those in the batch would change nothing and
-/// is not run (a batch that only sent, with next steps, runs 3 of the 14).
-fn record_outcomes_needed(applicable: &[Value]) -> [bool; 14] {
-    fn kind(v: &Value) -> &str {
-        v["kind"].as_str().unwrap_or_default()
-    }
-    let any = |wanted: &dyn Fn(&Value) -> bool| applicable.iter().any(wanted);
-    let finished = |v: &Value| matches!(kind(v), "sent" | "tasked" | "failed" | "unknown");
-    let suppressing = |v: &Value| kind(v) == "failed" && v["suppress"].as_bool() == Some(true);
-    let (sent, deferred, retry) = (
-        any(&|v| kind(v) == "sent"),
-        any(&|v| kind(v) == "deferred"),
-        any(&|v| kind(v) == "retry"),
-    );
-    let failed_or_unknown = any(&|v| matches!(kind(v), "failed" | "unknown"));
-    let has_next = any(&|v| finished(v) && !v["next"].is_null());
-    let ends = any(&|v| finished(v) && v["next"].is_null());
-    let suppresses = any(&suppressing);
-    [
-        true,
-        sent,
-        deferred,
-        retry,
-        failed_or_unknown,
-        has_next,
-        ends,
-        ends,
-        suppresses,
-        ends,
-        suppresses,
-        suppresses,
-        suppresses,
-        any(&|v| kind(v) == "tasked"),
-    ]
-}
-
 /// `resume_enrolments`: the next step of each enrolment that has one; those without complete,
 /// with their lead.
 const RESUME: [&str; 4] = [
@@ -163,11 +126,17 @@ const ENROL_SUPPRESSED: [&str; 2] = [
 /// One statement: the lead's state and the suppression list are checked in the same write
 /// as the claim, so a lead suppressed or re-warmed a moment ago, or whose address or domain
 /// was listed a moment ago (even if the lead row was not updated), is never claimed.
-const CLAIM_DUE: &str = at_domain!(
+///
+/// Linear whatever the backlog: `CROSS JOIN` keeps deliveries the outer loop, read in due
+/// order from the partial index `deliveries_pending` (migration 0011; `INDEXED BY`, since
+/// with every row pending the planner's statistics favour `deliveries_due` and a sort), and
+/// each row's lead and suppressions are looked up by key; the scan stops after `$4` rows,
+/// nothing sorts or filters every due row (`tests/it/scale.rs` checks the plan).
+pub(crate) const CLAIM_DUE: &str = at_domain!(
     "UPDATE deliveries SET state = 'claimed', claimed_by = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3
      WHERE id IN (
-        SELECT d.id FROM deliveries d JOIN leads l ON l.id = d.lead_id
-        WHERE d.state IN ('scheduled', 'retry_wait') AND d.due_at <= $3 AND l.state = 'nurturing'
+        SELECT d.id FROM deliveries d INDEXED BY deliveries_pending CROSS JOIN leads l ON l.id = d.lead_id
+        WHERE d.state IN ('scheduled', 'retry_wait') AND d.due_at <= $3 AND +l.state = 'nurturing'
           AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address IN (l.email, ",
     "l.email",
     "))

@@ -1,0 +1,300 @@
+//! A million leads on one machine, checked without timing anything: the claim reads due
+//! rows in index order on both databases (its plan has no sequential scan of `deliveries`
+//! and no sort of every due row), and a `new` lead that no segment matches is examined
+//! again only when it could start matching (its data changed, the segments changed, or its
+//! `min_age` moment came).
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+
+use chrono::{DateTime, Duration, Utc};
+use futures::FutureExt as _;
+use rewarm::app::Loaded;
+use rewarm::domain::email::EmailAddress;
+use rewarm::domain::lead::{LeadState, NewLead};
+use rewarm::outbound::scheduler;
+use rewarm::store::postgres::PgStore;
+use rewarm::store::sqlite::SqliteStore;
+use rewarm::store::{NewEnrolment, Store};
+use sqlx::Connection as _;
+
+use crate::support::bin::repo;
+use crate::support::config::TestConfig;
+use crate::support::db::TestDatabase;
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-03T09:00:00Z")
+        .expect("time")
+        .with_timezone(&Utc)
+}
+
+/// Enough due rows that a planner would rather scan and sort them than use a poor index.
+const DUE: usize = 3000;
+
+/// `DUE` leads, each with its first email due at a different minute before `t0`, the
+/// latest first (so id order is not due order).
+async fn seed_due<S: Store>(store: &S) {
+    let leads: Vec<NewLead> = (0..DUE)
+        .map(|i| NewLead {
+            email: Some(EmailAddress::parse(&format!("lead{i}@example.com")).expect("email")),
+            ..Default::default()
+        })
+        .collect();
+    store
+        .upsert_leads(&leads, "test", t0() - Duration::days(2))
+        .await
+        .expect("upsert");
+    let mut enrolments = Vec::with_capacity(DUE);
+    let mut after = 0;
+    loop {
+        let page = store
+            .leads_in_state(LeadState::New, after, 1000)
+            .await
+            .expect("leads");
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        enrolments.extend(page.iter().map(|l| NewEnrolment {
+            lead_id: l.id,
+            campaign: "c".into(),
+            segment: "all".into(),
+            first_due: t0() - Duration::minutes(l.id),
+            template: "first".into(),
+        }));
+    }
+    assert_eq!(store.enrol(&enrolments, t0()).await.expect("enrol"), DUE);
+}
+
+/// The first claim takes the rows due earliest: the index order is the due order.
+async fn claim_takes_the_earliest<S: Store>(store: &S) {
+    let claimed = store
+        .claim_due(t0(), "w", t0() + Duration::minutes(5), 10)
+        .await
+        .expect("claim");
+    let mut due: Vec<DateTime<Utc>> = claimed.iter().map(|c| c.due_at).collect();
+    due.sort();
+    let earliest: Vec<DateTime<Utc>> = (0..10)
+        .map(|i| t0() - Duration::minutes(DUE as i64 - i))
+        .collect();
+    assert_eq!(due, earliest);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_claim_reads_due_rows_in_index_order_on_sqlite() {
+    let db = TestDatabase::sqlite();
+    let store = SqliteStore::connect(db.url()).await.expect("open");
+    store.migrate().await.expect("migrate");
+    seed_due(&store).await;
+    let mut conn = sqlx::SqliteConnection::connect(db.url())
+        .await
+        .expect("connect");
+    sqlx::query("ANALYZE")
+        .execute(&mut conn)
+        .await
+        .expect("analyze");
+    let plan = store.claim_plan(t0()).await.expect("plan");
+    assert!(
+        plan.iter()
+            .any(|l| l.contains("SEARCH d USING INDEX deliveries_pending")),
+        "{plan:#?}"
+    );
+    assert!(
+        !plan
+            .iter()
+            .any(|l| l.starts_with("SCAN") || l.contains("TEMP B-TREE")),
+        "the claim scans or sorts: {plan:#?}"
+    );
+    claim_takes_the_earliest(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_claim_reads_due_rows_in_index_order_on_postgres() {
+    let Some(db) = TestDatabase::postgres("claim plan").await else {
+        return;
+    };
+    let store = PgStore::connect(db.url()).await.expect("connect");
+    let result = AssertUnwindSafe(async {
+        store.migrate().await.expect("migrate");
+        seed_due(&store).await;
+        let mut conn = sqlx::PgConnection::connect(db.url())
+            .await
+            .expect("connect");
+        sqlx::query("ANALYZE")
+            .execute(&mut conn)
+            .await
+            .expect("analyze");
+        let _ = conn.close().await;
+        let plan = store.claim_plan(t0()).await.expect("plan");
+        assert!(
+            plan.iter()
+                .any(|l| l.contains("Index Scan using deliveries_pending on deliveries d")),
+            "{plan:#?}"
+        );
+        assert!(
+            !plan
+                .iter()
+                .any(|l| l.contains("Seq Scan on deliveries") || l.contains("Sort")),
+            "the claim scans or sorts deliveries: {plan:#?}"
+        );
+        claim_takes_the_earliest(&store).await;
+    })
+    .catch_unwind()
+    .await;
+    store.close().await;
+    db.drop_database().await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+// ── Unmatched leads ─────────────────────────────────────────────────────────────────────
+
+/// Segment `later`: loss reason `timing`, at least 30 days old → campaign `checkin`; with
+/// `quiet`, a second segment for `went_quiet` losses.
+fn loaded(dir: &Path, url: &str, quiet: bool) -> Loaded {
+    let mut config = TestConfig::bare(url)
+        .timezone("UTC")
+        .templates_dir(&repo().join("templates"))
+        .segment("later", "checkin")
+        .set_str("segments", "lost_reason", "timing")
+        .set_str("segments", "min_age", "30d");
+    if quiet {
+        config =
+            config
+                .segment("quiet", "checkin")
+                .set_str("segments", "lost_reason", "went_quiet");
+    }
+    let config = config.campaign("checkin", "1d", "30d");
+    let path = config.write(&dir.join(if quiet { "b.toml" } else { "a.toml" }));
+    Loaded::load(&path).expect("config")
+}
+
+fn lead(address: &str, reason: &str, lost: DateTime<Utc>) -> NewLead {
+    NewLead {
+        email: Some(EmailAddress::parse(address).expect("email")),
+        lost_reason: Some(reason.into()),
+        lost_at: Some(lost),
+        ..Default::default()
+    }
+}
+
+async fn to_examine<S: Store>(store: &S) -> usize {
+    store.leads_to_examine(0, 100).await.expect("read").len()
+}
+
+async fn unmatched_leads_wait_for_a_reason_to_match<S: Store>(store: S, url: String) {
+    let dir = tempfile::tempdir().expect("dir");
+    let rules = loaded(dir.path(), &url, false);
+    let now = t0();
+    // Too recent for `later` (matches in 20 days), and a reason no segment takes (never).
+    let young = lead("young@example.com", "timing", now - Duration::days(10));
+    let quiet = lead("quiet@example.com", "went_quiet", now - Duration::days(100));
+    store
+        .upsert_leads(&[young.clone(), quiet.clone()], "test", now)
+        .await
+        .expect("upsert");
+    assert_eq!(to_examine(&store).await, 2);
+    assert_eq!(
+        scheduler::enrol(&store, &rules, now).await.expect("enrol"),
+        0
+    );
+    // Both are marked: the next ticks read nothing.
+    assert_eq!(to_examine(&store).await, 0);
+    assert_eq!(
+        scheduler::enrol(&store, &rules, now + Duration::hours(1))
+            .await
+            .expect("enrol"),
+        0
+    );
+    assert_eq!(to_examine(&store).await, 0);
+    // Its data changes: examined again at once (and now it matches).
+    let later = now + Duration::hours(2);
+    let changed = lead("quiet@example.com", "timing", now - Duration::days(100));
+    store
+        .upsert_leads(&[changed], "test", later)
+        .await
+        .expect("update");
+    assert_eq!(to_examine(&store).await, 1);
+    assert_eq!(
+        scheduler::enrol(&store, &rules, later)
+            .await
+            .expect("enrol"),
+        1
+    );
+    // The young lead's moment comes: 30 days after its loss it is examined and enrolled.
+    let moment = now + Duration::days(20);
+    assert_eq!(
+        scheduler::enrol(&store, &rules, moment - Duration::minutes(1))
+            .await
+            .expect("enrol"),
+        0
+    );
+    assert_eq!(
+        scheduler::enrol(&store, &rules, moment)
+            .await
+            .expect("enrol"),
+        1
+    );
+    // A new lead no segment takes waits …
+    let other = lead("other@example.com", "went_quiet", now - Duration::days(100));
+    store
+        .upsert_leads(&[other], "test", moment)
+        .await
+        .expect("upsert");
+    assert_eq!(
+        scheduler::enrol(&store, &rules, moment)
+            .await
+            .expect("enrol"),
+        0
+    );
+    assert_eq!(to_examine(&store).await, 0);
+    // … until the segments change: a segment for its reason enrols it.
+    let more_rules = loaded(dir.path(), &url, true);
+    assert_eq!(
+        scheduler::enrol(&store, &more_rules, moment + Duration::minutes(1))
+            .await
+            .expect("enrol"),
+        1
+    );
+    let left = store
+        .leads_in_state(LeadState::New, 0, 100)
+        .await
+        .expect("leads");
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmatched_leads_wait_for_a_reason_to_match_on_sqlite() {
+    let db = TestDatabase::sqlite();
+    let store = SqliteStore::connect(db.url()).await.expect("open");
+    store.migrate().await.expect("migrate");
+    unmatched_leads_wait_for_a_reason_to_match(store, db.url().to_string()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmatched_leads_wait_for_a_reason_to_match_on_postgres() {
+    on_postgres("unmatched leads", |store, url| {
+        unmatched_leads_wait_for_a_reason_to_match(store, url)
+    })
+    .await;
+}
+
+async fn on_postgres<F, Fut>(test: &str, body: F)
+where
+    F: FnOnce(PgStore, String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(db) = TestDatabase::postgres(test).await else {
+        return;
+    };
+    let store = PgStore::connect(db.url()).await.expect("connect");
+    store.migrate().await.expect("migrate PostgreSQL");
+    let result = AssertUnwindSafe(body(store.clone(), db.url().to_string()))
+        .catch_unwind()
+        .await;
+    store.close().await;
+    db.drop_database().await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
