@@ -1,5 +1,5 @@
 //! The store: everything rewarm remembers, behind one interface (`Store`, made of one trait
-//! per area: leads, queue, suppression, inbound, outbox, kv, copy) with one module per
+//! per area: leads, queue, suppression, inbound, outbox, kv, copy, send counts) with one module per
 //! database (`sqlite/`, `postgres/`), each cut into the same files per area. The backend is
 //! picked once, from the URL.
 //!

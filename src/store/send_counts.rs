@@ -13,6 +13,9 @@ use std::future::Future;
 
 use super::StoreError;
 
+/// Window totals of the keys asked for, and the busiest other keys with theirs.
+pub type SendTotals = (HashMap<String, i64>, Vec<(String, i64)>);
+
 /// Sends to add to (or, negative, take back from) one bucket of one key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SendCount {
@@ -68,7 +71,7 @@ pub trait SendCountStore {
         from: i64,
         keys: &[String],
         busiest: usize,
-    ) -> impl Future<Output = Result<(HashMap<String, i64>, Vec<(String, i64)>), StoreError>> + Send;
+    ) -> impl Future<Output = Result<SendTotals, StoreError>> + Send;
 }
 
 /// Adds up counts of the same key and bucket (a statement may name each row once).

@@ -6,9 +6,10 @@
 //! twice), and carries what the peer said as fields (SMTP reply and enhanced status, HTTP
 //! status and `Retry-After`, whether the recipient was refused).
 //!
-//! [`limits`] decides how many messages may go now (per-transport rate and rolling 24-hour
-//! cap, per-recipient-domain rate and concurrency that slow down when a domain pushes back);
-//! it is pure and clock-injected, and what it holds back is deferred, never dropped. It tells
+//! [`limits`] decides how many messages may go now (per-transport rate, per-recipient-domain
+//! rate and concurrency that slow down when a domain pushes back, and the rolling 24-hour
+//! caps and domain budgets, kept in the database and shared by every daemon); it is
+//! clock-injected, and what it holds back is deferred, never dropped. It tells
 //! a throttle from a failure by the error's fields, as suppression tells a hard bounce.
 
 pub mod api;

@@ -120,7 +120,7 @@ impl SendCountStore for PgStore {
         from: i64,
         keys: &[String],
         busiest: usize,
-    ) -> Result<(HashMap<String, i64>, Vec<(String, i64)>), StoreError> {
+    ) -> Result<SendTotals, StoreError> {
         let totals: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(TOTALS)
             .bind(keys)
             .bind(from)

@@ -106,7 +106,7 @@ impl SendCountStore for SqliteStore {
         from: i64,
         keys: &[String],
         busiest: usize,
-    ) -> Result<(HashMap<String, i64>, Vec<(String, i64)>), StoreError> {
+    ) -> Result<SendTotals, StoreError> {
         let totals: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(TOTALS)
             .bind(json!(keys))
             .bind(from)
