@@ -293,8 +293,8 @@ async fn pause_holds_scheduled_emails_and_resume_sends_them<S: Store>(store: S) 
             .paused_from,
         Some(LeadState::Nurturing)
     );
-    // Held, not dropped: still scheduled, but not claimed while paused.
-    assert_eq!(deliveries(&store, ann.id).await[0].state, "scheduled");
+    // Held, not dropped: `held` (no claim reads it) and back to `scheduled` on resume.
+    assert_eq!(deliveries(&store, ann.id).await[0].state, "held");
     let later = t0() + Duration::days(3);
     assert_eq!(claimed_leads(&store, later).await, vec![bob.id]);
     assert_eq!(
@@ -326,6 +326,7 @@ async fn pause_holds_scheduled_emails_and_resume_sends_them<S: Store>(store: S) 
             .paused_from,
         None
     );
+    assert_eq!(deliveries(&store, ann.id).await[0].state, "scheduled");
     assert_eq!(claimed_leads(&store, later).await, vec![ann.id]);
 }
 

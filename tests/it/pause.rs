@@ -189,3 +189,55 @@ async fn a_paused_campaign_holds_its_emails_until_resumed_on_postgres() {
     };
     paused_work_is_held_and_resumed(db).await;
 }
+
+/// A running daemon (`rewarm run`, one pass a second) holds a paused campaign's email pass
+/// after pass, and sends it once `campaigns resume` is run next to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_daemon_holds_a_paused_campaign_and_sends_once_it_is_resumed() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::sqlite();
+    let (config, outbox) = config(dir.path(), db.url());
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[scheduler]\ntick = \"1s\"\n");
+    std::fs::write(&config, text).unwrap();
+    let start = "2026-06-02T10:00:00Z";
+    // Lost long ago: due at once when enrolled, inside Tuesday's window.
+    import(
+        &config,
+        dir.path(),
+        start,
+        "cleo@example.com,no_budget,2026-01-05T10:00:00Z,UTC,logistics\n",
+    );
+    run_ok(&config, start, &["campaigns", "pause", "hello"]);
+    let mut command = support::bin::command();
+    command
+        .arg("--config")
+        .arg(&config)
+        .args(["run", "--now", start])
+        .env_remove("RUST_LOG");
+    let mut daemon = support::daemon::Daemon::spawn(command, dir.path().join("daemon.log"));
+    let held = || {
+        let (_, out, _) = run(&config, start, &["status", "--json"]);
+        serde_json::from_str::<serde_json::Value>(&out)
+            .is_ok_and(|v| v["deliveries_by_state"]["held"] == 1)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !held() {
+        daemon.assert_alive();
+        assert!(Instant::now() < deadline, "never held:\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Three more passes: still nothing sent.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(recipients(&outbox).is_empty(), "{}", daemon.log());
+    run_ok(&config, start, &["campaigns", "resume", "hello"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while recipients(&outbox).is_empty() {
+        daemon.assert_alive();
+        assert!(Instant::now() < deadline, "never sent:\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(recipients(&outbox), ["cleo@example.com"]);
+    daemon.terminate(Duration::from_secs(20)).await;
+}
