@@ -173,6 +173,8 @@ async fn tick<S: Store>(
             false
         }
     }
+}
+
 /// Applies the campaigns of `loaded` to the leads in flight (`outbound::replan::apply`),
 /// logging what `plan` foresaw and what was done.
 pub async fn apply_campaign_edits<S: Store>(

@@ -131,7 +131,7 @@ macro_rules! tables {
         impl Table {
             /// Parents before children (inbound messages point at leads and deliveries,
             /// notifications at leads).
-            pub const ALL: [Table; 10] = [$(Table::$variant),*];
+            pub const ALL: [Table; 11] = [$(Table::$variant),*];
 
             pub fn as_str(self) -> &'static str {
                 match self { $(Table::$variant => $name),* }

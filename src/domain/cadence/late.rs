@@ -116,6 +116,7 @@ mod tests {
             rhythm: Rhythm::Every(Span::Days(7)),
             max_touches: 4,
             window: SendWindow::always(),
+            days: Default::default(),
         }
     }
 
