@@ -299,13 +299,24 @@ async fn process<S: Store>(
     while queue.peek().is_some() {
         let limit = ctx.transport.in_flight_limit();
         let wave: Vec<OutgoingEmail> = queue.by_ref().take(limit).collect();
+        // The breaker paused the transport during an earlier wave: the rest waits for the
+        // probe, no attempt counted.
+        if !sending.probe && loaded.gate.is_paused() {
+            let due_at = loaded.gate.resume_at(sending.wall());
+            let messages = wave.into_iter().chain(queue.by_ref());
+            let rest = defer_all(&prepared, messages, due_at, DeferReason::TransportPaused);
+            ctx.recorder.record(ctx.store, &rest, now).await?;
+            outcomes.extend(rest);
+            break;
+        }
         let permits = tokio::select! {
             permits = ctx.waves.acquire_many(wave.len() as u32) => permits.ok(),
             _ = ctx.shutdown.abort.cancelled() => None,
         };
         let Some(_permits) = permits.filter(|_| !ctx.shutdown.abort.is_cancelled()) else {
             // The deadline passed before these were started: due again, nothing sent.
-            let rest = release(&prepared, wave.into_iter().chain(queue.by_ref()), now);
+            let messages = wave.into_iter().chain(queue.by_ref());
+            let rest = defer_all(&prepared, messages, now, DeferReason::Shutdown);
             ctx.recorder.record(ctx.store, &rest, now).await?;
             outcomes.extend(rest);
             break;
@@ -360,20 +371,19 @@ async fn hold_back<S: Store>(
     }
 }
 
-/// Deliveries that were never started, due again at once (the stop's deadline passed).
-fn release(
+/// Deliveries that were never started, deferred to `due_at` (the stop's deadline passed:
+/// due again at once; the transport was paused: at the next probe), no attempt counted.
+fn defer_all(
     prepared: &Prepared,
     messages: impl Iterator<Item = OutgoingEmail>,
-    now: DateTime<Utc>,
+    due_at: DateTime<Utc>,
+    reason: DeferReason,
 ) -> Vec<RecordedOutcome> {
     messages
         .filter_map(|m| prepared.batch.get(&m.delivery_id))
         .map(|d| RecordedOutcome {
             delivery: d.clone(),
-            outcome: Outcome::Deferred {
-                due_at: now,
-                reason: DeferReason::Shutdown,
-            },
+            outcome: Outcome::Deferred { due_at, reason },
         })
         .collect()
 }
