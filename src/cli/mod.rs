@@ -13,6 +13,7 @@ use crate::store::sqlite::SqliteStore;
 mod check;
 pub mod db;
 mod forecast;
+mod import_dry_run;
 pub mod inbound;
 mod leads;
 mod lifecycle;

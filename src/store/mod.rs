@@ -86,6 +86,8 @@ pub mod postgres;
 mod rows;
 pub mod sqlite;
 
+/// How an import merges a row into a stored lead (for `leads import --dry-run`).
+pub(crate) use batch::merge_lead;
 pub use copy::*;
 pub use handoff::{Chase, DIGEST_KINDS, DigestEvent, HandoffStore, Reassigned, StaleHandoff};
 pub use model::*;
