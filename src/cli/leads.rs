@@ -27,6 +27,10 @@ pub enum LeadsCommand {
         /// Reject the whole file if any row is bad.
         #[arg(long)]
         strict: bool,
+        /// Print what the import would do (inserted, updated, unchanged, rejected, skipped;
+        /// the segment each new lead would enter), write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// A lead's data and timeline: imported, enrolled, every email, every state change.
     Show {
@@ -171,7 +175,12 @@ pub async fn leads(
     with_store!(&settings.database_url, |store| {
         store.migrate().await?;
         match cmd {
-            LeadsCommand::Import { file, strict } => {
+            LeadsCommand::Import {
+                file,
+                strict,
+                dry_run: true,
+            } => super::import_dry_run::dry_run(&store, &settings, &file, strict, now).await,
+            LeadsCommand::Import { file, strict, .. } => {
                 let outcome = import_file(&store, &settings, &file, strict, now, false).await?;
                 // 3 = imported, but some rows were rejected (scripts can tell).
                 Ok(if outcome.rejected > 0 {
@@ -246,8 +255,14 @@ pub async fn import_file<S: Store>(
     now: DateTime<Utc>,
     quiet: bool,
 ) -> anyhow::Result<ImportOutcome> {
-    let parsed =
-        ingest::parse_path_limited(file, settings.default_tz, now, settings.max_field_length)?;
+    let checked = ingest::checked::parse_checked(
+        file,
+        settings.default_tz,
+        now,
+        settings.max_field_length,
+        &settings.import,
+    )?;
+    let (parsed, policy_skipped) = super::import_dry_run::report_checks(checked, quiet);
     for error in &parsed.rejected {
         eprintln!("rejected {error}");
     }
@@ -284,10 +299,7 @@ pub async fn import_file<S: Store>(
     }
     bar.finish_and_clear();
     if !quiet {
-        let skipped = match forgotten.len() {
-            0 => String::new(),
-            n => format!(", skipped {n} forgotten"),
-        };
+        let skipped = super::import_dry_run::skipped_note(forgotten.len(), policy_skipped);
         println!(
             "{source}: inserted {}, updated {}, unchanged {}, merged {} duplicate row(s), rejected {}{skipped}",
             summary.inserted,

@@ -15,6 +15,7 @@ mod check;
 pub mod db;
 mod explain;
 mod forecast;
+mod import_dry_run;
 pub mod inbound;
 mod leads;
 mod lifecycle;

@@ -89,6 +89,8 @@ pub struct Settings {
     /// The longest value (in characters) a lead's field may hold, on import and in the API
     /// (`ingest.max_field_length`, default 1,000).
     pub max_field_length: usize,
+    /// `[import]`: CRM header mapping, role/disposable address policies, owner conflicts.
+    pub import: crate::ingest::checked::ImportSettings,
     pub compliance: ComplianceSettings,
     /// Token signing keys as (key id, name of the env var / credential holding it); the first
     /// signs. Empty: a key generated once and kept in the database is used.

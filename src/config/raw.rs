@@ -28,6 +28,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) ingest: RawIngest,
     #[serde(default)]
+    pub(super) import: RawImport,
+    #[serde(default)]
     pub(super) compliance: RawCompliance,
     #[serde(default)]
     pub(super) tokens: RawTokens,
@@ -79,6 +81,19 @@ pub(super) struct RawHttp {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawIngest {
     pub(super) max_field_length: Option<usize>,
+}
+
+/// `[import]`: CRM header mapping and the quality rules of imports.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawImport {
+    #[serde(default)]
+    pub(super) columns: BTreeMap<String, String>,
+    pub(super) role_addresses: Option<String>,
+    pub(super) disposable_addresses: Option<String>,
+    #[serde(default)]
+    pub(super) disposable_domains: Vec<String>,
+    pub(super) owner_conflict: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -186,9 +186,14 @@ impl Needles {
                 }
                 None => false,
             },
-            Value::Array(items) => items
-                .iter_mut()
-                .fold(false, |changed, v| self.scrub_json(v) || changed),
+            Value::Array(items) => {
+                // Every item, not only up to the first change.
+                let mut changed = false;
+                for v in items {
+                    changed |= self.scrub_json(v);
+                }
+                changed
+            }
             Value::Object(map) => {
                 let mut changed = false;
                 let old = std::mem::take(map);
@@ -213,10 +218,10 @@ impl Needles {
     /// anything else as text. `None` if nothing matched.
     pub fn scrub_cell(&self, text: &str) -> Option<String> {
         let trimmed = text.trim_start();
-        if trimmed.starts_with('{') || trimmed.starts_with('[') {
-            if let Ok(mut v) = serde_json::from_str::<Value>(text) {
-                return self.scrub_json(&mut v).then(|| v.to_string());
-            }
+        if (trimmed.starts_with('{') || trimmed.starts_with('['))
+            && let Ok(mut v) = serde_json::from_str::<Value>(text)
+        {
+            return self.scrub_json(&mut v).then(|| v.to_string());
         }
         self.scrub_text(text)
     }

@@ -5,13 +5,17 @@
 //! a silent drop; a file we cannot read at all becomes an [`IngestError`]. Rows with the same
 //! normalised email are folded into the first one ([`merge_duplicates`]).
 
+pub mod checked;
 pub mod csv;
 mod fields;
+pub mod headers;
 mod json;
 pub mod jsonl;
 mod merge;
+pub mod owners;
 #[cfg(test)]
 mod props;
+pub mod quality;
 
 use std::fmt;
 use std::path::Path;
@@ -124,6 +128,9 @@ pub struct Parsed {
     pub rejected: Vec<RowError>,
     /// Rows folded into an earlier row with the same normalised email.
     pub merged: usize,
+    /// Emails whose rows name different owners, with every row's claim (before folding;
+    /// `checked` applies `import.owner_conflict` to them).
+    pub owner_claims: Vec<(crate::domain::email::EmailAddress, Vec<quality::OwnerClaim>)>,
 }
 
 /// One accepted lead and the line its (first) row starts on.
@@ -254,11 +261,13 @@ fn finish_parsed(rows: Vec<Result<ParsedLead, RowError>>) -> Parsed {
             Err(error) => rejected.push(error),
         }
     }
+    let owner_claims = owners::conflicting_claims(&leads);
     let (leads, merged) = merge_duplicates(leads);
     Parsed {
         leads,
         rejected,
         merged,
+        owner_claims,
     }
 }
 

@@ -115,6 +115,8 @@ mod rows;
 mod send_counts;
 pub mod sqlite;
 
+/// How an import merges a row into a stored lead (for `leads import --dry-run`).
+pub(crate) use batch::merge_lead;
 pub use copy::*;
 pub use forecast::{ForecastDelivery, ForecastStore};
 pub use edits::{

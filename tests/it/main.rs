@@ -29,6 +29,7 @@ mod hot_leads;
 mod http;
 mod http_flood;
 mod imap;
+mod import_quality;
 mod inbound;
 mod inbound_corpus;
 mod input_limits;

@@ -349,3 +349,41 @@ async fn forget_leaves_no_personal_data_in_any_table_and_a_reimport_skips_it_on_
     )
     .await;
 }
+
+/// `POST /api/leads` checks the forgotten list like an import: the forgotten address is
+/// left out and counted, the others are written.
+#[tokio::test]
+async fn the_api_refuses_a_forgotten_address_and_says_so() {
+    use rewarm::domain::privacy::{PEPPER_SECRET, address_hash, new_pepper};
+    use rewarm::store::prelude::*;
+    use serde_json::json;
+
+    let app = crate::support::http_app::HttpApp::spawn().await;
+    let (_, answer) = app
+        .post_leads(&json!({"email": "ann@acme.example", "first_name": "Annabel"}))
+        .await;
+    assert_eq!(answer["inserted"], 1, "{answer}");
+    let ann = rewarm::domain::email::EmailAddress::parse("ann@acme.example").unwrap();
+    let pepper = app.store.secret(PEPPER_SECRET, new_pepper).await.unwrap();
+    let now = crate::support::http_app::at("2026-03-03T09:00:00Z");
+    let report = app
+        .store
+        .forget(&ann, &address_hash(&pepper, &ann), "test", now)
+        .await
+        .unwrap();
+    assert!(report.lead_id.is_some());
+
+    let (status, answer) = app
+        .post_leads(&json!([
+            {"email": "Ann@Acme.example", "first_name": "Annabel"},
+            {"email": "bob@acme.example"},
+        ]))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{answer}");
+    assert_eq!(
+        answer,
+        json!({"inserted": 1, "updated": 0, "unchanged": 0, "forgotten": 1})
+    );
+    assert!(app.find_lead("ann@acme.example").await.is_none());
+    assert!(app.find_lead("bob@acme.example").await.is_some());
+}

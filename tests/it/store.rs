@@ -3042,6 +3042,11 @@ async fn busy_state<S: Store>(store: &S) {
     ] {
         store.kv_set(key, value).await.unwrap();
     }
+    // A forgotten address (`leads forget`): only its keyed hash is kept.
+    let gone = rewarm::domain::email::EmailAddress::parse("gone@example.com").unwrap();
+    rewarm::store::PrivacyStore::forget(store, &gone, "0123abcd", "test", t0())
+        .await
+        .unwrap();
 }
 
 async fn copy_round_trip_keeps_every_row<A: Store, B: Store>(a: A, b: B, a_again: A) {

@@ -5,6 +5,7 @@
 mod calendar;
 mod campaigns;
 mod http;
+mod import;
 mod inbound;
 mod intents;
 mod notify;
@@ -39,6 +40,7 @@ pub(super) fn settings(raw: RawConfig, file: String) -> Result<Settings, ConfigE
     if max_field_length == 0 {
         p.err("ingest.max_field_length", "must be at least 1".into());
     }
+    let import = import::import(raw.import, p);
     let compliance = sender::compliance(raw.compliance, p);
     let token_keys = sender::token_keys(raw.tokens, p);
     let dkim = raw.dkim.map(|d| sender::dkim(d, p));
@@ -63,6 +65,7 @@ pub(super) fn settings(raw: RawConfig, file: String) -> Result<Settings, ConfigE
         scheduler,
         http,
         max_field_length: max_field_length.max(1),
+        import,
         compliance,
         token_keys,
         dkim,
