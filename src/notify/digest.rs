@@ -297,6 +297,27 @@ pub(super) fn per_owner(settings: &Settings, week: &Week) -> BTreeMap<String, Va
     out
 }
 
+/// What a not-interested lead wrote, quoted and cut to 120 characters: the quote of an
+/// out-of-scope reason `reply: INTENT — "TEXT"`, or the whole reason.
+fn said(reason: &str) -> Option<String> {
+    let quoted = reason
+        .split_once(" — \"")
+        .filter(|(head, _)| head.starts_with("reply: "))
+        .map(|(_, text)| text.trim_end_matches('"'))
+        .unwrap_or(reason);
+    let words = quoted.split_whitespace().collect::<Vec<_>>().join(" ");
+    if words.is_empty() {
+        return None;
+    }
+    let cut: String = words.chars().take(120).collect();
+    let more = if words.chars().count() > 120 {
+        "…"
+    } else {
+        ""
+    };
+    Some(format!("\"{cut}{more}\""))
+}
+
 /// Subject and body of a weekly digest.
 pub(super) fn digest_text(p: &Value) -> (String, String) {
     let time = |k: &str| {
@@ -408,17 +429,9 @@ pub(super) fn digest_text(p: &Value) -> (String, String) {
                 } else {
                     "no re-check".to_string()
                 };
-                let said: String = r["reason"]
-                    .as_str()
-                    .unwrap_or("")
-                    .chars()
-                    .take(120)
-                    .collect();
-                let said = said.split_whitespace().collect::<Vec<_>>().join(" ");
-                if said.is_empty() {
-                    format!(": {recheck}")
-                } else {
-                    format!(": {recheck} — \"{said}\"")
+                match said(r["reason"].as_str().unwrap_or("")) {
+                    Some(said) => format!(": {recheck} — {said}"),
+                    None => format!(": {recheck}"),
                 }
             },
         );
@@ -524,7 +537,7 @@ mod tests {
             "later": [{"email": "l@x.example", "name": "L", "company": "X", "until": "2027-07-01T09:00:00Z", "phrase": "in Q3"}],
             "not_interested": [
                 {"email": "n@x.example", "name": "N", "recheck_at": "2027-11-25T10:00:00Z",
-                 "reason": "We are not interested,\nthanks."},
+                 "reason": "reply: not_interested — \"We are not interested,\nthanks.\""},
                 {"email": "m@x.example", "name": "M", "recheck_at": null, "reason": ""},
             ],
         });
@@ -549,5 +562,21 @@ mod tests {
             !empty.contains("Later (") && !empty.contains("Not interested ("),
             "{empty}"
         );
+    }
+
+    #[test]
+    fn what_a_lead_said_is_quoted_once_and_cut() {
+        assert_eq!(
+            said("reply: not_interested — \"No thanks, we went elsewhere.\"").as_deref(),
+            Some("\"No thanks, we went elsewhere.\"")
+        );
+        assert_eq!(
+            said("chose another vendor").as_deref(),
+            Some("\"chose another vendor\"")
+        );
+        assert_eq!(said("  ").as_deref(), None);
+        let long = format!("reply: not_interested — \"{}\"", "word ".repeat(60));
+        let cut = said(&long).expect("a quote");
+        assert!(cut.ends_with("…\"") && cut.chars().count() == 123, "{cut}");
     }
 }

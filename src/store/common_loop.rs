@@ -68,41 +68,44 @@ macro_rules! common_restore_methods {
     };
 }
 
-/// The report's aggregates (the backend's `MONTH` and `DAYS` expressions).
+/// The report's aggregates (the backend's `MONTH` and `DAYS` expressions): two statements,
+/// each giving the groups and the totals (`(all)`; the replies' totals are sums).
 macro_rules! common_report_methods {
     () => {
         async fn report_counts(&self, q: &ReportQuery) -> Result<ReportCounts, StoreError> {
             let since = Time(q.since.unwrap_or(DateTime::UNIX_EPOCH));
+            let group = sql::report_group(q.by, MONTH);
+            type Row = (String, String, i64, i64, i64, i64, i64, i64, i64, i64, i64);
+            let rows: Vec<Row> = sqlx::query_as(AssertSqlSafe(sql::report_sql(&group, DAYS)))
+                .bind(since)
+                .bind(Time(q.until))
+                .fetch_all(&self.pool)
+                .await?;
             let mut funnels = Vec::new();
             let mut days = Vec::new();
-            let mut intents = Vec::new();
-            for by in [Some(q.by), None] {
-                let group = sql::report_group(by, MONTH);
-                let rows: Vec<(String, i64, i64, i64, i64, i64, i64, i64, i64)> =
-                    sqlx::query_as(AssertSqlSafe(sql::report_funnel_sql(&group)))
-                        .bind(since)
-                        .bind(Time(q.until))
-                        .fetch_all(&self.pool)
-                        .await?;
-                funnels.extend(
-                    rows.into_iter()
-                        .map(|(g, a, b, c, d, e, f, h, i)| (g, [a, b, c, d, e, f, h, i])),
-                );
-                let rows: Vec<(String, i64, i64)> =
-                    sqlx::query_as(AssertSqlSafe(sql::report_days_sql(&group, DAYS)))
-                        .bind(since)
-                        .bind(Time(q.until))
-                        .fetch_all(&self.pool)
-                        .await?;
-                days.extend(rows);
-                let rows: Vec<(String, String, i64)> =
-                    sqlx::query_as(AssertSqlSafe(sql::report_intents_sql(&group)))
-                        .bind(since)
-                        .bind(Time(q.until))
-                        .fetch_all(&self.pool)
-                        .await?;
-                intents.extend(rows);
+            for (part, g, d, a, b, c, e, f, h, i, j) in rows {
+                if part == "funnel" {
+                    funnels.push((g, [a, b, c, e, f, h, i, j]));
+                } else {
+                    days.push((g, d, a));
+                }
             }
+            let mut intents: Vec<(String, String, i64)> =
+                sqlx::query_as(AssertSqlSafe(sql::report_intents_sql(&group)))
+                    .bind(since)
+                    .bind(Time(q.until))
+                    .fetch_all(&self.pool)
+                    .await?;
+            let mut total: std::collections::BTreeMap<String, i64> = Default::default();
+            for (_, intent, n) in &intents {
+                *total.entry(intent.clone()).or_default() += n;
+            }
+            let all = crate::domain::report::ALL.to_string();
+            intents.extend(
+                total
+                    .into_iter()
+                    .map(|(intent, n)| (all.clone(), intent, n)),
+            );
             Ok(ReportCounts {
                 funnels,
                 days,

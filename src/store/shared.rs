@@ -316,87 +316,97 @@ macro_rules! claim_notifications {
 
 // ── Report ──────────────────────────────────────────────────────────────────────────────
 
-/// The group expression of `by` (`None`: the totals), over enrolment `e` and lead `l`; the
-/// backend spells the month (`month`).
-pub(crate) fn report_group(by: Option<crate::domain::report::GroupBy>, month: &str) -> String {
-    use crate::domain::report::{ALL, GroupBy, NO_OWNER};
+/// The group expression of `by`, over enrolment `e` and lead `l`; the backend spells the
+/// month (`month`).
+pub(crate) fn report_group(by: crate::domain::report::GroupBy, month: &str) -> String {
+    use crate::domain::report::{GroupBy, NO_OWNER};
     match by {
-        None => format!("CAST('{ALL}' AS TEXT)"),
-        Some(GroupBy::Campaign) => "e.campaign".into(),
-        Some(GroupBy::Segment) => "e.segment".into(),
-        Some(GroupBy::Owner) => format!("COALESCE(l.owner_email, '{NO_OWNER}')"),
-        Some(GroupBy::Month) => month.into(),
+        GroupBy::Campaign => "e.campaign".into(),
+        GroupBy::Segment => "e.segment".into(),
+        GroupBy::Owner => format!("COALESCE(l.owner_email, '{NO_OWNER}')"),
+        GroupBy::Month => month.into(),
     }
 }
 
-/// The cohort `c(id, lead_id, since_at, until_at, grp)`: enrolments made in [$1, $2), each
-/// with the time until the lead's next enrolment (or $2), grouped by `group`.
+/// The cohort `c(id, lead_id, since_at, until_at, grp, lost_at)`: enrolments made in [$1, $2),
+/// each with the time until the lead's next enrolment (or $2), grouped by `group`.
 fn report_cohort(group: &str) -> String {
     format!(
         "WITH c AS (
             SELECT e.id, e.lead_id, e.enrolled_at AS since_at,
                    COALESCE((SELECT min(n.enrolled_at) FROM enrolments n
                              WHERE n.lead_id = e.lead_id AND n.enrolled_at > e.enrolled_at AND n.enrolled_at < $2), $2) AS until_at,
-                   {group} AS grp
+                   {group} AS grp, l.lost_at
             FROM enrolments e JOIN leads l ON l.id = e.lead_id
-            WHERE e.enrolled_at >= $1 AND e.enrolled_at < $2)"
+            WHERE e.enrolled_at >= $1 AND e.enrolled_at < $2),
+         v AS (SELECT lead_id, kind, at, detail->>'reason' AS reason, detail->>'intent' AS intent FROM events
+               WHERE kind IN ('replied', 'rewarmed', 'won', 'out_of_scope', 'suppressed') AND at >= $1 AND at < $2)"
     )
 }
 
-/// The funnel per group (`domain::report` defines the stages): (grp, 8 counts), each a
-/// count of distinct leads, in one aggregate over the cohort with indexed EXISTS probes
-/// (`events_lead_kind`, `deliveries_enrolment`).
-pub(crate) fn report_funnel_sql(group: &str) -> String {
-    let event = |condition: &str| {
-        format!(
-            "count(DISTINCT CASE WHEN EXISTS (SELECT 1 FROM events v WHERE v.lead_id = c.lead_id AND {condition}
-                 AND v.at >= c.since_at AND v.at < c.until_at) THEN c.lead_id END)"
-        )
-    };
-    format!(
-        "{cohort}
-         SELECT grp, count(DISTINCT lead_id),
-                count(DISTINCT CASE WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.enrolment_id = c.id AND d.state = 'sent' AND d.sent_at < $2)
-                                    THEN c.lead_id END),
-                {replied}, {rewarmed}, {won}, {out_of_scope}, {unsubscribed}, {bounced}
-         FROM c GROUP BY grp",
-        cohort = report_cohort(group),
-        replied = event("v.kind = 'replied'"),
-        rewarmed = event("v.kind = 'rewarmed'"),
-        won = event("v.kind = 'won'"),
-        out_of_scope = event("v.kind = 'out_of_scope'"),
-        unsubscribed = event("v.kind = 'suppressed' AND v.detail->>'reason' IN ('unsubscribed', 'complaint')"),
-        bounced = event("v.kind = 'suppressed' AND v.detail->>'reason' = 'hard_bounce'"),
-    )
-}
-
-/// Days from the loss to the first re-warm in the cohort, per group: (grp, days, leads);
-/// `days` is the backend's whole days between `l.lost_at` and `r.at`.
-pub(crate) fn report_days_sql(group: &str, days: &str) -> String {
+/// The cohort, then `f`: one row per group and lead with its stages — each a flag (1 if it
+/// happened in any of the lead's windows in that group), the first re-warm a time — from one
+/// pass over the events of the stages' kinds in [$1, $2) (`events_kind_at`) and the sent
+/// deliveries (`deliveries_due`), joined in bulk, not probed row by row; materialised once,
+/// so the groups and the totals read it. `t` folds `f` per lead, for the totals.
+fn report_flags(group: &str) -> String {
     format!(
         "{cohort},
-         r AS (SELECT c.grp, c.lead_id,
-                      (SELECT min(v.at) FROM events v WHERE v.lead_id = c.lead_id AND v.kind = 'rewarmed'
-                         AND v.at >= c.since_at AND v.at < c.until_at) AS at
-               FROM c)
-         SELECT r.grp, {days} AS days, count(DISTINCT r.lead_id)
-         FROM r JOIN leads l ON l.id = r.lead_id
-         WHERE r.at IS NOT NULL AND l.lost_at IS NOT NULL
-         GROUP BY r.grp, {days}",
+         s AS (SELECT DISTINCT enrolment_id FROM deliveries WHERE state = 'sent' AND sent_at < $2),
+         f AS MATERIALIZED (
+            SELECT c.grp, c.lead_id, max(c.lost_at) AS lost_at,
+                   max(CASE WHEN s.enrolment_id IS NULL THEN 0 ELSE 1 END) AS emailed,
+                   max(CASE WHEN v.kind = 'replied' THEN 1 ELSE 0 END) AS replied,
+                   min(CASE WHEN v.kind = 'rewarmed' THEN v.at END) AS rewarmed_at,
+                   max(CASE WHEN v.kind = 'won' THEN 1 ELSE 0 END) AS won,
+                   max(CASE WHEN v.kind = 'out_of_scope' THEN 1 ELSE 0 END) AS out_of_scope,
+                   max(CASE WHEN v.kind = 'suppressed' AND v.reason IN ('unsubscribed', 'complaint') THEN 1 ELSE 0 END) AS unsubscribed,
+                   max(CASE WHEN v.kind = 'suppressed' AND v.reason = 'hard_bounce' THEN 1 ELSE 0 END) AS bounced
+            FROM c LEFT JOIN s ON s.enrolment_id = c.id
+                   LEFT JOIN v ON v.lead_id = c.lead_id AND v.at >= c.since_at AND v.at < c.until_at
+            GROUP BY c.grp, c.lead_id),
+         t AS (SELECT lead_id, max(lost_at) AS lost_at, max(emailed) AS emailed, max(replied) AS replied,
+                      min(rewarmed_at) AS rewarmed_at, max(won) AS won, max(out_of_scope) AS out_of_scope,
+                      max(unsubscribed) AS unsubscribed, max(bounced) AS bounced
+               FROM f GROUP BY lead_id)",
         cohort = report_cohort(group)
     )
 }
 
+/// The funnel and the days from loss to first re-warm, per group and in total, in one
+/// statement over `f` (groups) and `t` (totals): rows (part, grp, days, 8 counts) where part
+/// `funnel` has the stages (`domain::report` defines them), each a count of leads, and part
+/// `days` has in its first count the leads re-warmed `days` whole days after their loss
+/// (`days` is the backend's expression over `f.lost_at` and `f.rewarmed_at`).
+pub(crate) fn report_sql(group: &str, days: &str) -> String {
+    let counts = "count(*), CAST(sum(emailed) AS BIGINT), CAST(sum(replied) AS BIGINT), count(rewarmed_at),
+                CAST(sum(won) AS BIGINT), CAST(sum(out_of_scope) AS BIGINT), CAST(sum(unsubscribed) AS BIGINT),
+                CAST(sum(bounced) AS BIGINT)";
+    let zeros = "CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT), \
+                 CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT)";
+    let rewarmed = "rewarmed_at IS NOT NULL AND lost_at IS NOT NULL";
+    format!(
+        "{flags}
+         SELECT 'funnel' AS part, grp, CAST(0 AS BIGINT) AS days, {counts} FROM f GROUP BY grp
+         UNION ALL SELECT 'funnel', CAST('{all}' AS TEXT), CAST(0 AS BIGINT), {counts} FROM t HAVING count(*) > 0
+         UNION ALL SELECT 'days', grp, {days}, count(*), {zeros} FROM f WHERE {rewarmed} GROUP BY grp, {days}
+         UNION ALL SELECT 'days', CAST('{all}' AS TEXT), {days}, count(*), {zeros} FROM t AS f
+                   WHERE {rewarmed} GROUP BY {days}",
+        flags = report_flags(group),
+        all = crate::domain::report::ALL,
+    )
+}
+
 /// Replies per group and intent: (grp, intent, replies) — every `replied` event in each
-/// cohort row's window, by the intent read on it (`unread` when none was), through
-/// `events_lead_kind`.
+/// cohort row's window, by the intent read on it (`unread` when none was). Each reply falls
+/// in one cohort row, so the totals are the sums (made by the caller).
 pub(crate) fn report_intents_sql(group: &str) -> String {
     format!(
         "{cohort}
-         SELECT c.grp, COALESCE(v.detail->>'intent', '{unread}') AS intent, count(*)
-         FROM c JOIN events v ON v.lead_id = c.lead_id AND v.kind = 'replied'
-                             AND v.at >= c.since_at AND v.at < c.until_at
-         GROUP BY c.grp, COALESCE(v.detail->>'intent', '{unread}')",
+         SELECT c.grp, COALESCE(v.intent, '{unread}') AS intent, count(*)
+         FROM c JOIN v ON v.lead_id = c.lead_id AND v.kind = 'replied'
+                       AND v.at >= c.since_at AND v.at < c.until_at
+         GROUP BY c.grp, COALESCE(v.intent, '{unread}')",
         cohort = report_cohort(group),
         unread = crate::domain::report::UNREAD,
     )

@@ -233,7 +233,7 @@ async fn segments_digest_and_report<S: Store>(database_url: &str, store: impl As
     let digest = &digests[0];
     for want in [
         "Later (1) — asked to hear from us later; nurture resumes by itself:\n- Mary <mary.jones@jones.example>, Jones & Partners: next email not before 2027-09-01",
-        "Not interested (1) — out of scope, looked at again on the re-check date:\n- Noah <noah.kim@jones.example>, Jones & Partners: re-check 2028-03-02",
+        "Not interested (1) — out of scope, looked at again on the re-check date:\n- Noah <noah.kim@jones.example>, Jones & Partners: re-check 2028-03-02 — \"No thanks, we went with another vendor last quarter.\"",
         "- Uma <uma.unsure@jones.example>, Jones & Partners (re-warmed 2027-03-02, needs a look: read the reply and decide)",
         "- Vera <vera.vip@globex.example>, Jones & Partners (re-warmed 2027-03-02)\n",
     ] {
