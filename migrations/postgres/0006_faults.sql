@@ -9,4 +9,4 @@ CREATE INDEX IF NOT EXISTS deliveries_lease ON deliveries (lease_until) WHERE st
 -- Stalled-enrolment repair starts from the rows written off (the only outcome recorded
 -- without the next step) and checks each enrolment for a pending row.
 CREATE INDEX IF NOT EXISTS deliveries_unknown ON deliveries (enrolment_id) WHERE state = 'unknown';
-CREATE INDEX IF NOT EXISTS deliveries_pending_enrolment ON deliveries (enrolment_id) WHERE state IN ('scheduled', 'claimed', 'retry_wait');
+CREATE INDEX IF NOT EXISTS deliveries_pending_enrolment ON deliveries (enrolment_id) WHERE state IN ('scheduled', 'claimed', 'retry_wait', 'held');

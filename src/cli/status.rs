@@ -32,32 +32,33 @@ pub async fn status(
         .and_hms_opt(0, 0, 0)
         .map(|t| t.and_utc())
         .unwrap_or(now);
-    let (report, transport, limits, unknown, paused) = with_store!(&settings.database_url, |store| {
-        store.migrate().await?;
-        let report = store
-            .status(since, now)
-            .await
-            .context("Failed to read the status")?;
-        let transport = read_health(&store)
-            .await
-            .context("Failed to read the transport's state")?;
-        let limits = match &settings.limits {
-            Some(limits) => Some(
-                durable::usage(&store, limits, now, durable::BUSIEST)
-                    .await
-                    .context("Failed to read the daily caps' use")?,
-            ),
-            None => None,
-        };
-        let unknown = store
-            .unknown_deliveries(UNKNOWN_LISTED)
-            .await
-            .context("Failed to list the deliveries written off")?;
-        let paused = crate::store::HoldStore::paused_campaigns(&store)
-            .await
-            .context("Failed to read the paused campaigns")?;
-        (report, transport, limits, unknown, paused)
-    });
+    let (report, transport, limits, unknown, paused) =
+        with_store!(&settings.database_url, |store| {
+            store.migrate().await?;
+            let report = store
+                .status(since, now)
+                .await
+                .context("Failed to read the status")?;
+            let transport = read_health(&store)
+                .await
+                .context("Failed to read the transport's state")?;
+            let limits = match &settings.limits {
+                Some(limits) => Some(
+                    durable::usage(&store, limits, now, durable::BUSIEST)
+                        .await
+                        .context("Failed to read the daily caps' use")?,
+                ),
+                None => None,
+            };
+            let unknown = store
+                .unknown_deliveries(UNKNOWN_LISTED)
+                .await
+                .context("Failed to list the deliveries written off")?;
+            let paused = crate::store::HoldStore::paused_campaigns(&store)
+                .await
+                .context("Failed to read the paused campaigns")?;
+            (report, transport, limits, unknown, paused)
+        });
     if args.json {
         let mut json = serde_json::to_value(&report)?;
         json["transport"] = serde_json::to_value(&transport)?;

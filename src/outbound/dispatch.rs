@@ -291,8 +291,15 @@ async fn process<S: Store>(
         batch: batch.into_iter().map(|d| (d.id, d)).collect(),
         leads,
     };
-    let (outgoing, reserved) =
-        hold_back(ctx.store, loaded, &prepared, outgoing, &mut outcomes, sending).await;
+    let (outgoing, reserved) = hold_back(
+        ctx.store,
+        loaded,
+        &prepared,
+        outgoing,
+        &mut outcomes,
+        sending,
+    )
+    .await;
     // What needs no send is recorded at once: those rows are free again.
     ctx.recorder.record(ctx.store, &outcomes, now).await?;
     let mut queue = outgoing.into_iter().peekable();
@@ -679,9 +686,10 @@ fn next_step(
     );
     let step = delivery.step + 1;
     // The lateness policy decides what a late step's successor counts from.
-    let due_at = campaign
-        .lateness
-        .next_due(&campaign.cadence, step, delivery.due_at, now, place)?;
+    let due_at =
+        campaign
+            .lateness
+            .next_due(&campaign.cadence, step, delivery.due_at, now, place)?;
     Some(NextStep {
         step,
         due_at,

@@ -118,17 +118,17 @@ pub mod sqlite;
 /// How an import merges a row into a stored lead (for `leads import --dry-run`).
 pub(crate) use batch::merge_lead;
 pub use copy::*;
-pub use forecast::{ForecastDelivery, ForecastStore};
 pub use edits::{
     ActiveEnrolment, CampaignVersion, EditStore, EnrolmentMove, Followed, MoveTarget, Rescheduled,
     WaitingCount, WaitingStep,
 };
+pub use forecast::{ForecastDelivery, ForecastStore};
 pub use handoff::{Chase, DIGEST_KINDS, DigestEvent, HandoffStore, Reassigned, StaleHandoff};
 pub use hold::{HoldChange, HoldStore, LeadDelivery, PausedCampaign};
 pub use model::*;
 pub use privacy::{ForgetReport, PersonalRows, PrivacyStore, without_forgotten};
-pub use send_counts::{SendBucket, SendCount, SendCountStore};
 pub use relay::{LoggedEvent, RELAYED_KINDS, RelayStore};
+pub use send_counts::{SendBucket, SendCount, SendCountStore};
 pub use unmatched::{NEVER_MS, UnmatchedLead, UnmatchedStore};
 
 /// The store's traits, for code that calls them on a concrete backend (`SqliteStore`,

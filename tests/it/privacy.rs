@@ -159,12 +159,13 @@ async fn every_cell(url: &str) -> Vec<(String, String)> {
             if ty.contains("INT") {
                 continue;
             }
-            let sql = format!("SELECT rowid, CAST(\"{column}\" AS BLOB) FROM \"{table}\"");
-            let rows: Vec<(i64, Option<Vec<u8>>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            // Every table, WITHOUT ROWID ones included: a row is named by its position.
+            let sql = format!("SELECT CAST(\"{column}\" AS BLOB) FROM \"{table}\"");
+            let rows: Vec<(Option<Vec<u8>>,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .fetch_all(&mut conn)
                 .await
                 .expect("read a column");
-            for (id, cell) in rows {
+            for (id, (cell,)) in rows.into_iter().enumerate() {
                 let text = String::from_utf8_lossy(&cell.unwrap_or_default()).to_lowercase();
                 cells.push((format!("{table}.{column}#{id}"), text));
             }

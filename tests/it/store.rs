@@ -3047,6 +3047,16 @@ async fn busy_state<S: Store>(store: &S) {
     rewarm::store::PrivacyStore::forget(store, &gone, "0123abcd", "test", t0())
         .await
         .unwrap();
+    // A campaign definition the daemon applied (`rewarm plan`, campaign edits).
+    rewarm::store::EditStore::record_version(
+        store,
+        "checkin",
+        "0123456789ab",
+        &serde_json::json!({"max_touches": 3}),
+        t0(),
+    )
+    .await
+    .unwrap();
 }
 
 async fn copy_round_trip_keeps_every_row<A: Store, B: Store>(a: A, b: B, a_again: A) {

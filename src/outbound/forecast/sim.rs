@@ -23,11 +23,12 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeDelta, Utc};
 use crate::domain::calendar::Place;
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::config::Settings;
 use crate::transport::limits::Limiter;
+use crate::transport::limits::caps::MemoryCounts;
 
 /// How far into a pass the limiter sees a batch: dispatch admits at the pass's `now` plus
 /// the real time the pass has run (a few milliseconds), never exactly at `now`.
@@ -133,6 +134,8 @@ pub struct Sim<'a, O: FnMut(&Work, DateTime<Utc>, Kind)> {
     heap: BinaryHeap<Reverse<Queued>>,
     flows: BTreeMap<DateTime<Utc>, Vec<Flow>>,
     limiter: Option<Limiter>,
+    /// The daily caps' counters (`send_counts`), kept in memory.
+    counts: MemoryCounts,
     next_id: i64,
     /// The pass the database stream is filling, if any.
     current: Option<DateTime<Utc>>,
@@ -149,6 +152,7 @@ impl<'a, O: FnMut(&Work, DateTime<Utc>, Kind)> Sim<'a, O> {
             heap: BinaryHeap::new(),
             flows: BTreeMap::new(),
             limiter: settings.limits.clone().map(Limiter::new),
+            counts: MemoryCounts::default(),
             next_id: FIRST_NEW_ID,
             current: None,
             batch: Vec::new(),
@@ -333,10 +337,27 @@ impl<'a, O: FnMut(&Work, DateTime<Utc>, Kind)> Sim<'a, O> {
             .map(|w| (w.id, w.domain.clone().unwrap_or_else(|| Arc::from(""))))
             .collect();
         let admission = limiter.admit(at, &keys);
-        for id in &admission.admitted {
-            limiter.record(at, &(*id, Ok(())));
+        let mut held: BTreeMap<i64, DateTime<Utc>> = admission.deferred.into_iter().collect();
+        // The daily caps, reserved as dispatch reserves them in the database.
+        let settings = limiter.settings().clone();
+        let paced: Vec<i64> = admission.admitted;
+        let domains: BTreeMap<i64, String> = keys
+            .iter()
+            .map(|(id, d)| (*id, settings.domain_key(d)))
+            .collect();
+        let cap_keys: Vec<String> = paced
+            .iter()
+            .map(|id| domains.get(id).cloned().unwrap_or_default())
+            .collect();
+        let (admitted, blocked) = self.counts.admit(&settings, &cap_keys, at);
+        let min = at + TimeDelta::from_std(settings.min_defer).unwrap_or(TimeDelta::zero());
+        for (i, free) in blocked {
+            limiter.release(paced[i]);
+            held.insert(paced[i], free.max(min));
         }
-        let held: BTreeMap<i64, DateTime<Utc>> = admission.deferred.into_iter().collect();
+        for i in admitted {
+            limiter.record(at, &(paced[i], Ok(())));
+        }
         for work in emails {
             match held.get(&work.id) {
                 Some(due) => self.requeue(work, *due),

@@ -189,6 +189,65 @@ pub fn defer_times(
     out
 }
 
+/// The daily caps' counters kept in memory the way `send_counts` keeps them in the database:
+/// `forecast`'s replay of [`super::durable::admit`] (reserve, then defer what did not fit to
+/// when its place frees up), with the same functions.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryCounts {
+    /// Per capped key: (minute, width, sent), oldest first.
+    buckets: HashMap<String, Vec<(i64, i64, i64)>>,
+}
+
+impl MemoryCounts {
+    /// Reserves what fits of a batch (recipient `keys`, as [`LimitSettings::domain_key`]
+    /// gives them) at `now`: the indexes admitted, and each one held back with the time its
+    /// place frees up.
+    pub fn admit(
+        &mut self,
+        settings: &LimitSettings,
+        keys: &[String],
+        now: DateTime<Utc>,
+    ) -> (Vec<usize>, Vec<(usize, DateTime<Utc>)>) {
+        let (at, from) = (minute_of(now), window_start(now));
+        let in_window =
+            |&(minute, width, _): &(i64, i64, i64)| minute > from - 60 && minute + width > from;
+        for list in self.buckets.values_mut() {
+            list.retain(in_window);
+        }
+        let used: HashMap<String, i64> = self
+            .buckets
+            .iter()
+            .map(|(k, list)| (k.clone(), list.iter().map(|b| b.2).sum()))
+            .collect();
+        let plan = plan(keys, settings, &used);
+        for c in increments(keys, &plan, settings, at) {
+            if cap_of(settings, &c.key).is_none() {
+                continue;
+            }
+            let list = self.buckets.entry(c.key).or_default();
+            match list.iter_mut().find(|b| b.0 == c.minute && b.1 == c.width) {
+                Some(b) => b.2 += c.sent,
+                None => list.push((c.minute, c.width, c.sent)),
+            }
+        }
+        let mut window: Vec<SendBucket> = self
+            .buckets
+            .iter()
+            .flat_map(|(key, list)| {
+                list.iter().map(|&(minute, width, sent)| SendBucket {
+                    key: key.clone(),
+                    minute,
+                    width,
+                    sent,
+                })
+            })
+            .collect();
+        window.sort_by(|a, b| (&a.key, a.minute).cmp(&(&b.key, b.minute)));
+        let held = defer_times(&plan, settings, &window, now);
+        (plan.admitted, held)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
