@@ -129,6 +129,12 @@ pub async fn apply_campaign_edits<S: Store>(
     loaded: &Loaded,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
+    if !crate::outbound::replan::pending(store, &loaded.settings)
+        .await
+        .context("Failed to read the campaign versions")?
+    {
+        return Ok(());
+    }
     let plan = crate::outbound::replan::plan::plan(store, &loaded.settings, now)
         .await
         .context("Failed to plan the campaign edits")?;

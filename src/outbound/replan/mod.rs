@@ -61,6 +61,25 @@ impl Applied {
     }
 }
 
+/// Whether `settings` holds a campaign edit to apply: a campaign whose version is not the one
+/// applied last, or leads in a campaign no longer configured.
+pub async fn pending<S: Store>(store: &S, settings: &Settings) -> Result<bool, StoreError> {
+    let current = store.current_versions().await?;
+    let changed = settings.campaigns.iter().any(|(name, c)| {
+        current
+            .get(name)
+            .is_none_or(|v| v.version != CampaignDef::of(c).version())
+    });
+    if changed {
+        return Ok(true);
+    }
+    Ok(store
+        .followed()
+        .await?
+        .iter()
+        .any(|f| !settings.campaigns.contains_key(&f.campaign)))
+}
+
 /// Applies `loaded`'s campaigns to the leads in flight (see the module docs), then gives
 /// enrolments left with nothing to send their next step or completes them.
 pub async fn apply<S: Store>(
