@@ -135,7 +135,7 @@ pub async fn apply_campaign_edits<S: Store>(
     {
         return Ok(());
     }
-    let plan = crate::outbound::replan::plan::plan(store, &loaded.settings, now)
+    let plan = crate::outbound::replan::plan::plan_with(store, &loaded.settings, now, false)
         .await
         .context("Failed to plan the campaign edits")?;
     let applied = crate::outbound::replan::apply(store, loaded, now)
