@@ -182,7 +182,13 @@ pub async fn apply_campaign_edits<S: Store>(
     loaded: &Loaded,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let plan = crate::outbound::replan::plan::plan(store, &loaded.settings, now)
+    if !crate::outbound::replan::pending(store, &loaded.settings)
+        .await
+        .context("Failed to read the campaign versions")?
+    {
+        return Ok(());
+    }
+    let plan = crate::outbound::replan::plan::plan_with(store, &loaded.settings, now, false)
         .await
         .context("Failed to plan the campaign edits")?;
     let applied = crate::outbound::replan::apply(store, loaded, now)

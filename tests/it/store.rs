@@ -3033,6 +3033,16 @@ async fn busy_state<S: Store>(store: &S) {
         .record_inbound(&empty, &InboundEffect::None, later)
         .await
         .unwrap();
+    // …the campaign versions the daemon applied…
+    store
+        .record_version(
+            "checkin",
+            "0123456789ab",
+            &serde_json::json!({"first_after": "90d", "every": "30d", "max_touches": 6}),
+            later,
+        )
+        .await
+        .unwrap();
     // …and the daemon's small named values (the IMAP position, the digest's last run).
     for (key, value) in [
         ("imap:imap.example:INBOX:uidvalidity", "1700000000"),

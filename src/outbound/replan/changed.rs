@@ -29,15 +29,12 @@ pub async fn reevaluate<S: Store>(
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
     let settings = &loaded.settings;
-    let mut after = match store.kv_get(KEY).await?.and_then(|v| v.parse().ok()) {
-        Some(id) => id,
-        // First run: changes from before this rule existed are not replayed.
-        None => {
-            let last = store.updated_upto(0, usize::MAX >> 1).await?.unwrap_or(0);
-            store.kv_set(KEY, &last.to_string()).await?;
-            last
-        }
-    };
+    // Never looked at yet: from the first change on (each is looked at once).
+    let mut after: i64 = store
+        .kv_get(KEY)
+        .await?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let mut total = 0;
     // Bounded: each round moves the watermark forward.
     for _ in 0..1_000 {

@@ -61,6 +61,25 @@ impl Applied {
     }
 }
 
+/// Whether `settings` holds a campaign edit to apply: a campaign whose version is not the one
+/// applied last, or leads in a campaign no longer configured.
+pub async fn pending<S: Store>(store: &S, settings: &Settings) -> Result<bool, StoreError> {
+    let current = store.current_versions().await?;
+    let changed = settings.campaigns.iter().any(|(name, c)| {
+        current
+            .get(name)
+            .is_none_or(|v| v.version != CampaignDef::of(c).version())
+    });
+    if changed {
+        return Ok(true);
+    }
+    Ok(store
+        .followed()
+        .await?
+        .iter()
+        .any(|f| !settings.campaigns.contains_key(&f.campaign)))
+}
+
 /// Applies `loaded`'s campaigns to the leads in flight (see the module docs), then gives
 /// enrolments left with nothing to send their next step or completes them.
 pub async fn apply<S: Store>(
@@ -83,9 +102,12 @@ pub async fn apply<S: Store>(
         store
             .record_version(name, &version, &def.to_json(), now)
             .await?;
-        store
-            .pin_versions(name, cur.map(|c| c.version.as_str()), &version)
-            .await?;
+        // A first recording pins nothing: every enrolment follows the current version.
+        if let Some(cur) = cur {
+            store
+                .pin_versions(name, Some(cur.version.as_str()), &version)
+                .await?;
+        }
         applied.changed.push(name.clone());
     }
     let removed: std::collections::BTreeSet<String> = store
@@ -115,11 +137,20 @@ async fn replan<S: Store>(
 ) -> Result<(), StoreError> {
     let name = &campaign.name;
     let max = campaign.cadence.max_touches;
-    applied.cancelled += store.cancel_from_step(name, max, REASON, now).await?;
-    let last = campaign.templates.len().saturating_sub(1);
-    for (i, template) in campaign.templates.iter().enumerate() {
-        let to = if i == last { u32::MAX } else { i as u32 };
-        applied.retemplated += store.retemplate(name, i as u32, to, template, now).await?;
+    // Read first (one aggregate), write only what the rules change.
+    let counts = store.waiting_counts(name).await?;
+    if counts.iter().any(|w| w.step >= max) {
+        applied.cancelled += store.cancel_from_step(name, max, REASON, now).await?;
+    }
+    if counts
+        .iter()
+        .any(|w| w.step < max && w.template != campaign.template_for(w.step))
+    {
+        let last = campaign.templates.len().saturating_sub(1);
+        for (i, template) in campaign.templates.iter().enumerate() {
+            let to = if i == last { u32::MAX } else { i as u32 };
+            applied.retemplated += store.retemplate(name, i as u32, to, template, now).await?;
+        }
     }
     if !old.is_some_and(|o| o.timing_differs(&CampaignDef::of(campaign))) {
         return Ok(());

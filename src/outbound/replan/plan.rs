@@ -125,6 +125,17 @@ pub async fn plan<S: Store>(
     settings: &Settings,
     now: DateTime<Utc>,
 ) -> Result<Plan, StoreError> {
+    plan_with(store, settings, now, true).await
+}
+
+/// [`plan`]; without the `new` leads that would enrol when `enrolling` is false (what the
+/// daemon logs when it applies a config: only what the edit does).
+pub async fn plan_with<S: Store>(
+    store: &S,
+    settings: &Settings,
+    now: DateTime<Utc>,
+    enrolling_too: bool,
+) -> Result<Plan, StoreError> {
     let current = store.current_versions().await?;
     let followed = store.followed().await?;
     let mut leads: BTreeMap<String, i64> = BTreeMap::new();
@@ -170,7 +181,10 @@ pub async fn plan<S: Store>(
         };
         campaigns.push(p);
     }
-    let enrol = enrolling(store, settings, now).await?;
+    let enrol = match enrolling_too {
+        true => enrolling(store, settings, now).await?,
+        false => Vec::new(),
+    };
     let mut summary = Summary {
         enrolling: enrol.iter().map(|e| e.leads).sum(),
         ..Summary::default()
