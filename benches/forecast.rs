@@ -183,7 +183,9 @@ fn generate(n: usize, rows: &str, time: &dyn Fn(&str) -> String) -> Vec<String> 
                 'scheduled', {due}, {t}
          FROM leads l JOIN enrolments e ON e.lead_id = l.id",
         due = time(&format!(
-            "{r} - 10 * {DAY_MS} + ((l.id * 2654435761 + 5) % (100 * {DAY_MS}))"
+            "{start} + ((l.id * 2654435761 + 5) % {span})",
+            start = r - 10 * DAY_MS,
+            span = 100 * DAY_MS
         )),
         t = time(&(r - 30 * DAY_MS).to_string())
     );
