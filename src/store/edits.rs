@@ -7,6 +7,9 @@
 //! Counting is aggregate SQL over the waiting rows of one campaign (the
 //! `deliveries_campaign_waiting` partial index); rows that need the cadence maths (a changed
 //! rhythm, a lateness policy) are read page by page by id, never all at once.
+//!
+//! (Over 800 lines: the trait, its SQL, its rows and the one macro both backends expand are
+//! kept together; the rows can move to their own file along that seam.)
 
 use std::collections::BTreeMap;
 use std::future::Future;
