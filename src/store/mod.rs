@@ -101,6 +101,7 @@ mod privacy;
 mod relay;
 #[macro_use]
 mod edits;
+mod edits_sql;
 #[macro_use]
 mod hold;
 #[macro_use]
