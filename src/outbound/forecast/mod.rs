@@ -88,6 +88,12 @@ where
     O: FnMut(&Work, DateTime<Utc>, Kind) + Send,
 {
     let mut sim = Sim::new(settings, grid, out);
+    // What the daily caps already counted in the last 24 hours (every daemon's sends).
+    if let Some(limits) = &settings.limits {
+        let keys = crate::transport::limits::durable::budgeted(limits);
+        let from = crate::transport::limits::caps::window_start(grid.start);
+        sim.seed_counts(store.send_buckets(from, &keys).await?);
+    }
     let mut make = Maker {
         with_emails,
         with_domains: sim.needs_domains(),

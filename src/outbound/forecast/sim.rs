@@ -165,6 +165,11 @@ impl<'a, O: FnMut(&Work, DateTime<Utc>, Kind)> Sim<'a, O> {
         self.grid
     }
 
+    /// Starts the daily caps' counters from what the database counted (`send_counts`).
+    pub fn seed_counts(&mut self, buckets: Vec<crate::store::SendBucket>) {
+        self.counts = MemoryCounts::from_buckets(buckets);
+    }
+
     /// Whether sends need the recipient's domain (a limiter is configured).
     pub fn needs_domains(&self) -> bool {
         self.limiter.is_some()

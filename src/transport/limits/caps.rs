@@ -199,6 +199,19 @@ pub struct MemoryCounts {
 }
 
 impl MemoryCounts {
+    /// Counters holding `buckets` (read from `send_counts`).
+    pub fn from_buckets(buckets: Vec<SendBucket>) -> Self {
+        let mut counts = Self::default();
+        for b in buckets {
+            counts
+                .buckets
+                .entry(b.key)
+                .or_default()
+                .push((b.minute, b.width, b.sent));
+        }
+        counts
+    }
+
     /// Reserves what fits of a batch (recipient `keys`, as [`LimitSettings::domain_key`]
     /// gives them) at `now`: the indexes admitted, and each one held back with the time its
     /// place frees up.
@@ -276,6 +289,38 @@ mod tests {
 
     fn keys(domains: &[&str]) -> Vec<String> {
         domains.iter().map(|d| d.to_string()).collect()
+    }
+
+    #[test]
+    fn memory_counts_admit_as_the_database_would_and_free_places_a_day_later() {
+        let settings = capped(Some(3), Some(1));
+        let mut counts = MemoryCounts::default();
+        let (admitted, held) = counts.admit(
+            &settings,
+            &keys(&["gmail.com", "gmail.com", "a.org"]),
+            t(9, 0, 0),
+        );
+        assert_eq!(admitted, vec![0, 2]);
+        // The second gmail.com waits for the first one's place: 24 h after the end of its minute.
+        assert_eq!(held, vec![(1, leaves_at(minute_of(t(9, 0, 0))))]);
+        let (admitted, held) = counts.admit(&settings, &keys(&["a.org", "b.org"]), t(10, 0, 0));
+        assert_eq!(admitted, vec![0], "the transport's third place");
+        assert_eq!(held.len(), 1);
+        assert!(held[0].1 > t(9, 0, 0) + TimeDelta::hours(24), "{held:?}");
+        // A day later every place is free again; the counters seeded from stored buckets agree.
+        let later = t(9, 0, 0) + TimeDelta::hours(24) + TimeDelta::minutes(2);
+        let (admitted, _) = counts.admit(&settings, &keys(&["gmail.com"]), later);
+        assert_eq!(admitted, vec![0]);
+        let seeded = MemoryCounts::from_buckets(vec![SendBucket {
+            key: TRANSPORT_KEY.into(),
+            minute: minute_of(t(9, 0, 0)),
+            width: 1,
+            sent: 3,
+        }]);
+        let (admitted, held) = seeded
+            .clone()
+            .admit(&settings, &keys(&["a.org"]), t(12, 0, 0));
+        assert!(admitted.is_empty() && held.len() == 1, "{held:?}");
     }
 
     #[test]

@@ -252,7 +252,8 @@ pub async fn usage<S: SendCountStore>(
 }
 
 /// The transport's key and every domain with a budget of its own (sorted).
-fn budgeted(settings: &LimitSettings) -> Vec<String> {
+/// The transport's key and every domain with a daily budget of its own.
+pub fn budgeted(settings: &LimitSettings) -> Vec<String> {
     let mut keys: Vec<String> = settings
         .domains
         .iter()
