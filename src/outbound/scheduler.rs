@@ -322,11 +322,34 @@ pub async fn resume_stalled<S: Store>(
     loaded: &Loaded,
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
+    resume(store, loaded, now, None).await
+}
+
+/// [`resume_stalled`] for the enrolments of `campaign` left with nothing pending by a config
+/// edit (its cancelled steps: not found by the pass's repair, which starts from `unknown`).
+pub async fn resume_stalled_in<S: Store>(
+    store: &S,
+    loaded: &Loaded,
+    now: DateTime<Utc>,
+    campaign: &str,
+) -> Result<usize, StoreError> {
+    resume(store, loaded, now, Some(campaign)).await
+}
+
+async fn resume<S: Store>(
+    store: &S,
+    loaded: &Loaded,
+    now: DateTime<Utc>,
+    campaign: Option<&str>,
+) -> Result<usize, StoreError> {
     let settings = &loaded.settings;
     let mut total = 0;
     // Bounded: an enrolment that cannot be resumed (its next row exists already) must not spin.
     for _ in 0..100 {
-        let stalled = store.stalled_enrolments(PAGE).await?;
+        let stalled = match campaign {
+            Some(c) => store.stalled_in(c, PAGE).await?,
+            None => store.stalled_enrolments(PAGE).await?,
+        };
         if stalled.is_empty() {
             return Ok(total);
         }

@@ -343,6 +343,19 @@ macro_rules! common_queue_methods {
             Ok(rows.into_iter().map(StalledEnrolment::from).collect())
         }
 
+        async fn stalled_in(
+            &self,
+            campaign: &str,
+            limit: usize,
+        ) -> Result<Vec<StalledEnrolment>, StoreError> {
+            let rows: Vec<StalledRow> = sqlx::query_as(sql::STALLED_IN)
+                .bind(campaign)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(rows.into_iter().map(StalledEnrolment::from).collect())
+        }
+
         async fn unknown_deliveries(&self, limit: usize) -> Result<Vec<UnknownDelivery>, StoreError> {
             let rows: Vec<UnknownRow> = sqlx::query_as(sql::UNKNOWN_DELIVERIES)
                 .bind(limit as i64)

@@ -425,6 +425,13 @@ pub trait QueueStore {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<StalledEnrolment>, StoreError>> + Send;
 
+    /// The active enrolments of `campaign` with nothing pending (whatever left them so).
+    fn stalled_in(
+        &self,
+        campaign: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StalledEnrolment>, StoreError>> + Send;
+
     /// Schedules the next step of stalled enrolments, or completes those with none (`None`).
     fn resume_enrolments(
         &self,

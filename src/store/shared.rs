@@ -170,6 +170,13 @@ pub(crate) const STALLED_ENROLMENTS: &str = "SELECT e.id, e.lead_id, e.campaign,
      JOIN deliveries d ON d.enrolment_id = e.id AND d.cycle = e.cycle
      WHERE e.state = 'active' AND l.state = 'nurturing'
      GROUP BY e.id, e.lead_id, e.campaign ORDER BY e.id LIMIT $1";
+/// `stalled_in`: like [`STALLED_ENROLMENTS`], but every active enrolment of campaign $1 with
+/// nothing pending (a config edit that cancels waiting steps leaves them so), at most $2.
+pub(crate) const STALLED_IN: &str = "SELECT e.id, e.lead_id, e.campaign, max(d.step) AS last_step, max(coalesce(d.sent_at, d.updated_at)) AS last_at
+     FROM enrolments e JOIN leads l ON l.id = e.lead_id JOIN deliveries d ON d.enrolment_id = e.id AND d.cycle = e.cycle
+     WHERE e.campaign = $1 AND e.state = 'active' AND l.state = 'nurturing'
+       AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.enrolment_id = e.id AND p.state IN ('scheduled', 'claimed', 'retry_wait', 'held'))
+     GROUP BY e.id, e.lead_id, e.campaign ORDER BY e.id LIMIT $2";
 /// `release_unstarted`: claims of $1 never started go back to due at $2.
 pub(crate) const RELEASE_UNSTARTED: &str = "UPDATE deliveries SET state = 'scheduled', attempts = attempts - 1, claimed_by = NULL, lease_until = NULL, updated_at = $2
      WHERE state = 'claimed' AND claimed_by = $1 AND started_at IS NULL";

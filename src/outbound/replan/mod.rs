@@ -121,7 +121,9 @@ pub async fn apply<S: Store>(
         applied.moved += move_removed(store, settings, &name, now).await?;
     }
     if applied.cancelled > 0 {
-        scheduler::resume_stalled(store, loaded, now).await?;
+        for name in &applied.changed {
+            scheduler::resume_stalled_in(store, loaded, now, name).await?;
+        }
     }
     Ok(applied)
 }
