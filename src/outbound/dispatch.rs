@@ -141,7 +141,26 @@ pub async fn send_due_until<S: Store>(
                 // Paused: nothing is claimed; batches in flight finish.
                 Admit::Paused { .. } => break,
             };
-            let claimed = claim(store, sched, now, clock() + sched.lease, size).await;
+            // The batches in flight are polled while the claim waits for the database: one
+            // of them may be inside a SQLite write transaction (recording its outcomes), and
+            // left unpolled it would hold the single writer the claim waits for (`database
+            // is locked` after the busy timeout).
+            let claimed = {
+                let claiming = claim(store, sched, now, clock() + sched.lease, size);
+                tokio::pin!(claiming);
+                loop {
+                    tokio::select! {
+                        claimed = &mut claiming => break claimed,
+                        Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                            let done: Result<Vec<RecordedOutcome>, StoreError> = done;
+                            match done {
+                                Ok(outcomes) => report.add(&outcomes),
+                                Err(e) => failure = Some(e),
+                            }
+                        }
+                    }
+                }
+            };
             let (batch, leads) = match claimed {
                 Ok(claimed) => claimed,
                 Err(e) => {
@@ -312,6 +331,7 @@ async fn process<S: Store>(
             let due_at = loaded.gate.resume_at(sending.wall());
             let messages = wave.into_iter().chain(queue.by_ref());
             let rest = defer_all(&prepared, messages, due_at, DeferReason::TransportPaused);
+            give_back(ctx, reserved.as_ref(), &rest).await;
             ctx.recorder.record(ctx.store, &rest, now).await?;
             outcomes.extend(rest);
             break;
@@ -324,6 +344,7 @@ async fn process<S: Store>(
             // The deadline passed before these were started: due again, nothing sent.
             let messages = wave.into_iter().chain(queue.by_ref());
             let rest = defer_all(&prepared, messages, now, DeferReason::Shutdown);
+            give_back(ctx, reserved.as_ref(), &rest).await;
             ctx.recorder.record(ctx.store, &rest, now).await?;
             outcomes.extend(rest);
             break;
@@ -378,6 +399,20 @@ async fn hold_back<S: Store>(
     }
 }
 
+/// Gives back the daily-cap places reserved for `deferred` (deliveries deferred before
+/// their wave was sent): they did not leave, so they must not count against the cap.
+async fn give_back<S: Store>(
+    ctx: &Ctx<'_, S>,
+    reserved: Option<&Reserved>,
+    deferred: &[RecordedOutcome],
+) {
+    if let Some(reserved) = reserved {
+        reserved
+            .unsent(ctx.store, deferred.iter().map(|o| o.delivery.id))
+            .await;
+    }
+}
+
 /// Deliveries that were never started, deferred to `due_at` (the stop's deadline passed:
 /// due again at once; the transport was paused: at the next probe), no attempt counted.
 fn defer_all(
@@ -411,10 +446,15 @@ async fn send_wave<S: Store>(
         .recorder
         .mark_started(ctx.store, &ids, sending.wall())
         .await?;
-    let wave: Vec<OutgoingEmail> = wave
+    let (wave, not_ours): (Vec<OutgoingEmail>, Vec<OutgoingEmail>) = wave
         .into_iter()
-        .filter(|m| started.contains(&m.delivery_id))
-        .collect();
+        .partition(|m| started.contains(&m.delivery_id));
+    // Not ours any more: never sent here, so their daily-cap places go back.
+    if let Some(reserved) = reserved.filter(|_| !not_ours.is_empty()) {
+        reserved
+            .unsent(ctx.store, not_ours.iter().map(|m| m.delivery_id))
+            .await;
+    }
     let (count, send_started) = (wave.len(), std::time::Instant::now());
     let sent = tokio::select! {
         sent = ctx.transport.send_tracked(wave) => Some(sent),

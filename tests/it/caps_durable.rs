@@ -222,6 +222,14 @@ async fn two_processes_share_one_cap(url: &str) {
     let server = TestSmtpServer::start().await;
     let dir = dir_with_templates();
     let config = write_config(dir.path(), url, &server, &[("daily_cap", "40")]);
+    // Only the shared cap may hold leads back here: the per-process pace (by default a burst
+    // of 20 per domain) would defer a busy process's batches before they ask for a place.
+    let toml = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        format!("{toml}\n[transport.limits.default_domain]\nper_second = 1000\nburst = 1000\nconcurrency = 100\n"),
+    )
+    .expect("config");
     let leads = write_leads(dir.path(), "a.csv", &addresses("l", "example.org", 150));
     let d = dir.path().to_path_buf();
     let reports = tokio::task::spawn_blocking(move || {

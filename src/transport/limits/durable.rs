@@ -60,10 +60,26 @@ impl Reserved {
     /// is counted again when it is tried again). An `unknown` outcome stays counted. If the
     /// database cannot be reached they stay counted too: a cap may be undershot, never passed.
     pub async fn settle<S: Counters>(&self, store: &S, results: &[SendOutcome]) {
-        let back: Vec<SendCount> = results
+        let failed = results
             .iter()
             .filter(|(_, r)| r.as_ref().is_err_and(|e| e.is_transient()))
-            .filter_map(|(id, _)| self.taken.get(id))
+            .map(|(id, _)| *id);
+        self.give_back(store, failed).await;
+    }
+
+    /// Gives back the places of deliveries that were admitted but never handed to the
+    /// transport: another worker holds them (`mark_started` left them out), or they were
+    /// deferred before their wave (the transport paused, the shutdown deadline passed).
+    /// Without this a reserved place of a send that never happened stays counted and the
+    /// cap is undershot.
+    pub async fn unsent<S: Counters>(&self, store: &S, ids: impl IntoIterator<Item = i64>) {
+        self.give_back(store, ids).await;
+    }
+
+    async fn give_back<S: Counters>(&self, store: &S, ids: impl IntoIterator<Item = i64>) {
+        let back: Vec<SendCount> = ids
+            .into_iter()
+            .filter_map(|id| self.taken.get(&id))
             .flat_map(|counts| counts.iter().cloned())
             .collect();
         if back.is_empty() {
