@@ -558,13 +558,7 @@ macro_rules! edit_methods {
                     total += n;
                     let detail = json!({"campaign": campaign, "step": r.step + 1,
                         "from": r.from.to_rfc3339(), "to": r.to.to_rfc3339(), "reason": reason});
-                    sqlx::query(INSERT_EVENT)
-                        .bind(r.lead_id)
-                        .bind(Time(now))
-                        .bind("rescheduled")
-                        .bind(&detail)
-                        .execute(&mut *tx)
-                        .await?;
+                    super::insert_event(&mut tx, r.lead_id, "rescheduled", &detail, now).await?;
                 }
             }
             tx.commit().await?;
@@ -677,13 +671,8 @@ macro_rules! edit_methods {
                                 .execute(&mut *tx)
                                 .await?;
                         }
-                        sqlx::query(INSERT_EVENT)
-                            .bind(m.lead_id)
-                            .bind(Time(now))
-                            .bind("enrolled")
-                            .bind(moved_detail(m, t, cycle))
-                            .execute(&mut *tx)
-                            .await?;
+                        let detail = moved_detail(m, t, cycle);
+                        super::insert_event(&mut tx, m.lead_id, "enrolled", &detail, now).await?;
                         if t.next.is_none() {
                             let done = sqlx::query(MOVE_COMPLETE)
                                 .bind(m.lead_id)
@@ -694,13 +683,7 @@ macro_rules! edit_methods {
                             if done > 0 {
                                 let detail = json!({"campaign": t.campaign, "from": "nurturing",
                                                     "to": "completed"});
-                                sqlx::query(INSERT_EVENT)
-                                    .bind(m.lead_id)
-                                    .bind(Time(now))
-                                    .bind("completed")
-                                    .bind(&detail)
-                                    .execute(&mut *tx)
-                                    .await?;
+                                super::insert_event(&mut tx, m.lead_id, "completed", &detail, now).await?;
                             }
                         }
                     }
@@ -714,13 +697,7 @@ macro_rules! edit_methods {
                         if parked > 0 {
                             let detail = json!({"from": "nurturing", "to": "paused",
                                 "by": "config", "campaign": m.from_campaign, "reason": m.reason});
-                            sqlx::query(INSERT_EVENT)
-                                .bind(m.lead_id)
-                                .bind(Time(now))
-                                .bind("paused")
-                                .bind(&detail)
-                                .execute(&mut *tx)
-                                .await?;
+                            super::insert_event(&mut tx, m.lead_id, "paused", &detail, now).await?;
                         }
                     }
                 }
@@ -766,13 +743,7 @@ macro_rules! edit_methods {
                     let late_by = (now - r.due_at).num_seconds();
                     let detail = json!({"campaign": r.campaign, "step": r.step + 1,
                         "due_at": r.due_at.to_rfc3339(), "late_by_seconds": late_by, "reason": "late"});
-                    sqlx::query(INSERT_EVENT)
-                        .bind(r.lead_id)
-                        .bind(Time(now))
-                        .bind("skipped")
-                        .bind(&detail)
-                        .execute(&mut *tx)
-                        .await?;
+                    super::insert_event(&mut tx, r.lead_id, "skipped", &detail, now).await?;
                 }
             }
             tx.commit().await?;

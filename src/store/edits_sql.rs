@@ -45,8 +45,6 @@ pub(crate) const RETEMPLATE: &str = "UPDATE deliveries SET template = $4, update
      WHERE campaign = $1 AND state IN ('scheduled', 'retry_wait') AND step >= $2 AND step <= $3 AND template <> $4";
 pub(crate) const RESCHEDULE: &str =
     "UPDATE deliveries SET due_at = $2, updated_at = $3 WHERE id = $1 AND state = 'scheduled'";
-pub(crate) const INSERT_EVENT: &str =
-    "INSERT INTO events (lead_id, at, kind, detail) VALUES ($1, $2, $3, $4)";
 /// An active enrolment with how far its current round went.
 macro_rules! select_active {
     ($rest:literal) => {
