@@ -102,9 +102,27 @@ impl<'a> Composer<'a> {
         delivery_id: i64,
         now: DateTime<Utc>,
     ) -> tera::Context {
+        self.context_with(
+            lead,
+            campaign,
+            step,
+            &self.unsubscribe_url(delivery_id),
+            now,
+        )
+    }
+
+    /// [`Composer::context`] with the delivery's unsubscribe URL already signed.
+    fn context_with(
+        &self,
+        lead: &Lead,
+        campaign: &str,
+        step: u32,
+        unsubscribe_url: &str,
+        now: DateTime<Utc>,
+    ) -> tera::Context {
         let s = self.settings;
         let mut ctx = render::context(lead, campaign, step, &s.sender, s.default_tz, now);
-        ctx.insert("unsubscribe_url", &self.unsubscribe_url(delivery_id));
+        ctx.insert("unsubscribe_url", unsubscribe_url);
         ctx.insert("postal_address", &s.compliance.postal_address);
         ctx
     }
@@ -120,7 +138,31 @@ impl<'a> Composer<'a> {
         delivery_id: i64,
         now: DateTime<Utc>,
     ) -> Result<RenderedEmail, String> {
-        let ctx = self.context(lead, &campaign.name, step, delivery_id, now);
+        let unsubscribe = self.unsubscribe_url(delivery_id);
+        self.render_with(
+            lead,
+            campaign,
+            template,
+            step,
+            delivery_id,
+            &unsubscribe,
+            now,
+        )
+    }
+
+    /// [`Composer::render`] with the delivery's unsubscribe URL already signed.
+    #[allow(clippy::too_many_arguments)]
+    fn render_with(
+        &self,
+        lead: &Lead,
+        campaign: &Campaign,
+        template: &str,
+        step: u32,
+        delivery_id: i64,
+        unsubscribe: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RenderedEmail, String> {
+        let ctx = self.context_with(lead, &campaign.name, step, unsubscribe, now);
         let mut rendered = self
             .templates
             .render(template, &ctx)
@@ -141,11 +183,10 @@ impl<'a> Composer<'a> {
         if !campaign.track_clicks {
             return Ok(rendered);
         }
-        let unsubscribe = self.unsubscribe_url(delivery_id);
         let (text, html) = links::rewrite(
             &rendered.text,
             rendered.html.as_deref(),
-            &[unsubscribe.as_str()],
+            &[unsubscribe],
             |i, url| self.click_url(delivery_id, i, url),
         );
         Ok(RenderedEmail {
@@ -165,12 +206,38 @@ impl<'a> Composer<'a> {
         delivery_id: i64,
         now: DateTime<Utc>,
     ) -> Result<(RenderedEmail, OutgoingEmail), String> {
-        let rendered = self.render(lead, campaign, template, step, delivery_id, now)?;
-        let message_id = self.message_id(delivery_id);
+        // Each token is signed once per delivery (the unsubscribe URL is in the body and a
+        // header; the Reply token is the Message-ID and the Reply-To).
+        let tokens = self.tokens(delivery_id);
+        let rendered = self.render_with(
+            lead,
+            campaign,
+            template,
+            step,
+            delivery_id,
+            &tokens.unsubscribe_url,
+            now,
+        )?;
         let message = self
-            .compose(lead, &rendered, delivery_id, message_id, now)
+            .compose_with(lead, &rendered, delivery_id, tokens, now)
             .map_err(|e| e.to_string())?;
         Ok((rendered, message))
+    }
+
+    /// The signed values of one delivery's message.
+    fn tokens(&self, delivery_id: i64) -> Tokens {
+        let reply = self.keys.sign(TokenKind::Reply, delivery_id, 0);
+        Tokens {
+            unsubscribe_url: self.unsubscribe_url(delivery_id),
+            reply_address: self
+                .settings
+                .inbound
+                .reply_domain
+                .as_deref()
+                .map(|domain| format!("reply+{reply}@{domain}")),
+            message_id: format!("{reply}@{}", self.settings.sender.message_id_domain),
+            bounce_address: self.bounce_address(delivery_id),
+        }
     }
 
     /// Builds the message. Lead data only reaches headers through lettre's encoders (the
@@ -183,6 +250,27 @@ impl<'a> Composer<'a> {
         message_id: String,
         date: DateTime<Utc>,
     ) -> Result<OutgoingEmail, ComposeError> {
+        let tokens = Tokens {
+            message_id,
+            ..self.tokens(delivery_id)
+        };
+        self.compose_with(lead, rendered, delivery_id, tokens, date)
+    }
+
+    fn compose_with(
+        &self,
+        lead: &Lead,
+        rendered: &RenderedEmail,
+        delivery_id: i64,
+        tokens: Tokens,
+        date: DateTime<Utc>,
+    ) -> Result<OutgoingEmail, ComposeError> {
+        let Tokens {
+            unsubscribe_url,
+            reply_address,
+            message_id,
+            bounce_address,
+        } = tokens;
         let sender = &self.settings.sender;
         let to_address = lead
             .email
@@ -200,7 +288,7 @@ impl<'a> Composer<'a> {
             );
         let name = crate::outbound::render::truncate_chars(name.trim().to_string(), 100);
         let to = Mailbox::new((!name.is_empty()).then_some(name), to_address);
-        let mut list_unsubscribe = format!("<{}>", self.unsubscribe_url(delivery_id));
+        let mut list_unsubscribe = format!("<{unsubscribe_url}>");
         if let Some(mailto) = &self.settings.compliance.unsubscribe_mailto {
             list_unsubscribe.push_str(&format!(", <mailto:{mailto}?subject=unsubscribe>"));
         }
@@ -219,10 +307,7 @@ impl<'a> Composer<'a> {
                 "List-Unsubscribe=One-Click".into(),
             ));
         // Replies to reply+TOKEN@… match their delivery; the display name stays the human one.
-        let reply_to = match self
-            .reply_address(delivery_id)
-            .and_then(|a| a.parse::<lettre::Address>().ok())
-        {
+        let reply_to = match reply_address.and_then(|a| a.parse::<lettre::Address>().ok()) {
             Some(address) => {
                 let name = sender
                     .reply_to
@@ -253,14 +338,21 @@ impl<'a> Composer<'a> {
         }
         Ok(OutgoingEmail {
             delivery_id,
-            envelope_from: self
-                .bounce_address(delivery_id)
-                .unwrap_or_else(|| sender.from.email.to_string()),
+            envelope_from: bounce_address.unwrap_or_else(|| sender.from.email.to_string()),
             envelope_to: lead.email.to_string(),
             message_id,
             bytes: message.formatted(),
         })
     }
+}
+
+/// What a delivery's message carries that is signed for it (see [`Composer::message_id`],
+/// [`Composer::reply_address`], [`Composer::bounce_address`], [`Composer::unsubscribe_url`]).
+struct Tokens {
+    unsubscribe_url: String,
+    reply_address: Option<String>,
+    message_id: String,
+    bounce_address: Option<String>,
 }
 
 /// Percent-encodes a URL for use as a query value (RFC 3986 unreserved characters kept).

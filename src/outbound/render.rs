@@ -47,6 +47,8 @@ pub struct Templates {
     dir: PathBuf,
     /// Names with both subject.txt and text.txt.
     names: BTreeSet<String>,
+    /// Names that also have html.html (looked up once per message: a set, not a scan).
+    html: BTreeSet<String>,
 }
 
 impl Templates {
@@ -69,10 +71,16 @@ impl Templates {
             })
             .map(str::to_string)
             .collect();
+        let html = tera
+            .get_template_names()
+            .filter_map(|n| n.strip_suffix("/html.html"))
+            .map(str::to_string)
+            .collect();
         Ok(Templates {
             tera,
             dir: dir.to_path_buf(),
             names,
+            html,
         })
     }
 
@@ -85,9 +93,7 @@ impl Templates {
     }
 
     pub fn has_html(&self, name: &str) -> bool {
-        self.tera
-            .get_template_names()
-            .any(|n| n == format!("{name}/html.html"))
+        self.html.contains(name)
     }
 
     /// Renders template `name` with `context`.
