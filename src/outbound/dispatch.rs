@@ -1,9 +1,9 @@
 //! Dispatch: claimed deliveries are rendered, composed, sent and recorded in batches.
 //! Claims are leases committed before anything is sent; rendering runs on blocking
 //! threads while the previous batch is on the wire. A batch is sent in waves no larger than
-//! the transport's connections: each wave is marked started just before it is sent, and its
-//! outcomes are recorded (retried until written, [`recording`]) before the next one starts,
-//! so a crash can only write off what was on the wire.
+//! the transport's connections: each wave is marked started just before it is sent, in the
+//! same write (one transaction, one commit) that records the previous wave's outcomes
+//! (retried until written, [`recording`]), so a crash can only write off what was on the wire.
 //!
 //! The transport's circuit breaker ([`pause`](super::pause)) is asked before each claim:
 //! while the transport is paused nothing is claimed but, when its time comes, a one-delivery
@@ -321,9 +321,15 @@ async fn process<S: Store>(
     .await;
     // What needs no send is recorded at once: those rows are free again.
     ctx.recorder.record(ctx.store, &outcomes, now).await?;
+    // One write between two waves: the outcomes of the wave just sent and the start of the
+    // next. The connections' permits are held from the first wave's start until the last
+    // wave's outcomes are written, so at most one delivery per connection is ever started and
+    // unrecorded.
+    let mut unrecorded: Vec<RecordedOutcome> = Vec::new();
+    let mut permits = None;
     let mut queue = outgoing.into_iter().peekable();
+    let limit = ctx.transport.in_flight_limit();
     while queue.peek().is_some() {
-        let limit = ctx.transport.in_flight_limit();
         let wave: Vec<OutgoingEmail> = queue.by_ref().take(limit).collect();
         // The breaker paused the transport during an earlier wave: the rest waits for the
         // probe, no attempt counted.
@@ -332,27 +338,38 @@ async fn process<S: Store>(
             let messages = wave.into_iter().chain(queue.by_ref());
             let rest = defer_all(&prepared, messages, due_at, DeferReason::TransportPaused);
             give_back(ctx, reserved.as_ref(), &rest).await;
-            ctx.recorder.record(ctx.store, &rest, now).await?;
-            outcomes.extend(rest);
+            unrecorded.extend(rest);
             break;
         }
-        let permits = tokio::select! {
-            permits = ctx.waves.acquire_many(wave.len() as u32) => permits.ok(),
-            _ = ctx.shutdown.abort.cancelled() => None,
-        };
-        let Some(_permits) = permits.filter(|_| !ctx.shutdown.abort.is_cancelled()) else {
+        if permits.is_none() {
+            permits = tokio::select! {
+                permits = ctx.waves.acquire_many(limit as u32) => permits.ok(),
+                _ = ctx.shutdown.abort.cancelled() => None,
+            };
+        }
+        if permits.is_none() || ctx.shutdown.abort.is_cancelled() {
             // The deadline passed before these were started: due again, nothing sent.
             let messages = wave.into_iter().chain(queue.by_ref());
             let rest = defer_all(&prepared, messages, now, DeferReason::Shutdown);
             give_back(ctx, reserved.as_ref(), &rest).await;
-            ctx.recorder.record(ctx.store, &rest, now).await?;
-            outcomes.extend(rest);
+            unrecorded.extend(rest);
             break;
-        };
-        let wave_outcomes = send_wave(ctx, &prepared, wave, sending, reserved.as_ref()).await?;
-        ctx.recorder.record(ctx.store, &wave_outcomes, now).await?;
-        outcomes.extend(wave_outcomes);
+        }
+        let sent = send_wave(
+            ctx,
+            &prepared,
+            wave,
+            sending,
+            reserved.as_ref(),
+            &unrecorded,
+        )
+        .await?;
+        outcomes.append(&mut unrecorded);
+        unrecorded = sent;
     }
+    ctx.recorder.record(ctx.store, &unrecorded, now).await?;
+    drop(permits);
+    outcomes.append(&mut unrecorded);
     Ok(outcomes)
 }
 
@@ -430,21 +447,23 @@ fn defer_all(
         .collect()
 }
 
-/// One wave: marks its deliveries started, sends them (abandoned at the shutdown deadline:
-/// `unknown`), and returns their outcomes. A delivery this worker no longer holds (its lease
-/// expired and another took it) is not sent and gets no outcome.
+/// One wave: records the previous wave's outcomes (`previous`) and marks this wave's
+/// deliveries started in one write, sends them (abandoned at the shutdown deadline:
+/// `unknown`), and returns their outcomes, not yet recorded. A delivery this worker no longer
+/// holds (its lease expired and another took it) is not sent and gets no outcome.
 async fn send_wave<S: Store>(
     ctx: &Ctx<'_, S>,
     prepared: &Prepared,
     wave: Vec<OutgoingEmail>,
     sending: Sending,
     reserved: Option<&Reserved>,
+    previous: &[RecordedOutcome],
 ) -> Result<Vec<RecordedOutcome>, StoreError> {
     let (loaded, now) = (ctx.loaded, sending.now);
     let ids: Vec<i64> = wave.iter().map(|m| m.delivery_id).collect();
     let started = ctx
         .recorder
-        .mark_started(ctx.store, &ids, sending.wall())
+        .record_and_start(ctx.store, previous, &ids, now, sending.wall())
         .await?;
     let (wave, not_ours): (Vec<OutgoingEmail>, Vec<OutgoingEmail>) = wave
         .into_iter()

@@ -74,6 +74,42 @@ impl<'a> Recorder<'a> {
     }
 }
 
+impl Recorder<'_> {
+    /// Records `outcomes` (the wave just sent) and marks `ids` (the next wave) started, in one
+    /// write ([`Store::record_and_start`]), retrying until the shutdown's abort. If the abort
+    /// comes first, nothing is marked (nor sent) and the outcomes are still written, retried
+    /// until the shutdown gives up, like [`Recorder::record`].
+    pub async fn record_and_start<S: Store>(
+        &self,
+        store: &S,
+        outcomes: &[RecordedOutcome],
+        ids: &[i64],
+        now: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        if outcomes.is_empty() {
+            return self.mark_started(store, ids, at).await;
+        }
+        if ids.is_empty() {
+            self.record(store, outcomes, now).await?;
+            return Ok(Vec::new());
+        }
+        let abort = &self.shutdown.abort;
+        match retry("record outcomes, mark started", now, abort, || {
+            store.record_and_start(outcomes, ids, self.worker, now, at)
+        })
+        .await
+        {
+            Ok(started) => Ok(started),
+            // `retry` gives up only at the abort: nothing more starts, the outcomes still go in.
+            Err(_) => {
+                self.record(store, outcomes, now).await?;
+                Ok(Vec::new())
+            }
+        }
+    }
+}
+
 /// Runs `write` until it succeeds, waiting 50 ms (doubling to 5 s) between tries and
 /// reporting the storage fault; gives up (the last error) once `until` is cancelled.
 async fn retry<T, F, Fut>(

@@ -405,6 +405,19 @@ pub trait QueueStore {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<i64>, StoreError>> + Send;
 
+    /// [`record_outcomes`](Self::record_outcomes) of one wave and
+    /// [`mark_started`](Self::mark_started) of the next, in one transaction (one commit per
+    /// wave: what dispatch does between two waves of a batch). Safe to run again after a lost
+    /// reply, like each of its halves. Returns the ids marked started.
+    fn record_and_start(
+        &self,
+        outcomes: &[RecordedOutcome],
+        start: &[i64],
+        worker: &str,
+        now: DateTime<Utc>,
+        started_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<i64>, StoreError>> + Send;
+
     /// Every claim of `worker` that never started goes back to due at once (the worker
     /// restarted, or stopped before sending them); returns how many.
     fn release_unstarted(

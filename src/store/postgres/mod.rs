@@ -51,6 +51,7 @@ mod outbox;
 mod plan;
 mod privacy;
 mod queue;
+mod record;
 mod relay;
 mod report;
 mod send_counts;

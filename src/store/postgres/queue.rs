@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use futures::TryFutureExt as _;
 use serde_json::Value;
 
+use super::record::{MARK_STARTED, SentWave, record_applicable};
 use super::*;
 
 /// The same text the SQLite store writes (`json_object(...)` there, `jsonb_build_object` here).
@@ -57,135 +58,6 @@ pub(crate) const CLAIM_DUE: &str = "WITH due AS MATERIALIZED (
                  WHERE deliveries.id = ANY (ARRAY(SELECT id FROM due))
                  RETURNING deliveries.id, deliveries.lead_id, deliveries.enrolment_id, deliveries.campaign, deliveries.step,
                            deliveries.template, deliveries.attempts, deliveries.due_at";
-
-/// `record_outcomes`: one statement per effect, each over the whole batch ($1) at $2; those
-/// that look at the worker take it as $3. A result that comes back after its lease expired
-/// (row already `unknown`) is still recorded.
-const RECORD_OUTCOMES: [(&str, bool); 14] = [
-    (
-        "INSERT INTO events (lead_id, at, kind, detail)
-         SELECT (j.v->>'lead_id')::bigint, $2, j.v->>'event', (j.v->>'detail')::jsonb
-         FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n) ORDER BY j.n",
-        false,
-    ),
-    // Not run as written: `RECORD_SENT` does it from arrays (the hot path of every batch).
-    (
-        "UPDATE deliveries SET state = 'sent', sent_at = $2, message_id = j.v->>'message_id', provider_message_id = j.v->>'provider_id', last_error = NULL, lease_until = NULL, updated_at = $2
-         FROM jsonb_array_elements($1) AS j(v) WHERE j.v->>'kind' = 'sent' AND deliveries.id = (j.v->>'id')::bigint
-           AND deliveries.state IN ('claimed', 'unknown') AND deliveries.claimed_by = $3",
-        true,
-    ),
-    (
-        "UPDATE deliveries SET state = 'scheduled', due_at = rewarm_ms((j.v->>'due')::bigint), attempts = deliveries.attempts - 1, claimed_by = NULL,
-                lease_until = NULL, started_at = NULL, updated_at = $2
-         FROM jsonb_array_elements($1) AS j(v) WHERE j.v->>'kind' = 'deferred' AND deliveries.id = (j.v->>'id')::bigint
-           AND deliveries.state = 'claimed' AND deliveries.claimed_by = $3",
-        true,
-    ),
-    (
-        "UPDATE deliveries SET state = 'retry_wait', due_at = rewarm_ms((j.v->>'due')::bigint), last_error = j.v->>'error', lease_until = NULL, started_at = NULL, updated_at = $2
-         FROM jsonb_array_elements($1) AS j(v) WHERE j.v->>'kind' = 'retry' AND deliveries.id = (j.v->>'id')::bigint
-           AND deliveries.state = 'claimed' AND deliveries.claimed_by = $3",
-        true,
-    ),
-    (
-        "UPDATE deliveries SET state = j.v->>'kind', last_error = j.v->>'error', lease_until = NULL, updated_at = $2
-         FROM jsonb_array_elements($1) AS j(v) WHERE j.v->>'kind' IN ('failed', 'unknown') AND deliveries.id = (j.v->>'id')::bigint
-           AND deliveries.state IN ('claimed', 'unknown') AND deliveries.claimed_by = $3",
-        true,
-    ),
-    (
-        "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at, cycle)
-         SELECT (j.v->>'lead_id')::bigint, (j.v->>'enrolment_id')::bigint, j.v->>'campaign', (j.v->'next'->>'step')::bigint, j.v->'next'->>'template',
-                'scheduled', rewarm_ms((j.v->'next'->>'due')::bigint), $2,
-                (SELECT e.cycle FROM enrolments e WHERE e.id = (j.v->>'enrolment_id')::bigint)
-         FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n)
-         WHERE j.v->>'kind' IN ('sent', 'tasked', 'failed', 'unknown') AND jsonb_typeof(j.v->'next') = 'object' ORDER BY j.n
-         ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING",
-        false,
-    ),
-    // Last step done: the enrolment completes, the lead with it.
-    (
-        "INSERT INTO events (lead_id, at, kind, detail)
-         SELECT l.id, $2, 'completed', jsonb_build_object('campaign', j.v->>'campaign', 'from', l.state, 'to', 'completed')
-         FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n) JOIN leads l ON l.id = (j.v->>'lead_id')::bigint
-         WHERE j.v->>'kind' IN ('sent', 'tasked', 'failed', 'unknown') AND coalesce(jsonb_typeof(j.v->'next'), 'null') = 'null'
-           AND NOT coalesce((j.v->>'suppress')::boolean, false) AND l.state = 'nurturing' ORDER BY j.n",
-        false,
-    ),
-    (
-        "UPDATE enrolments SET state = CASE WHEN coalesce((j.v->>'suppress')::boolean, false) THEN 'stopped' ELSE 'completed' END, ended_at = $2
-         FROM jsonb_array_elements($1) AS j(v) WHERE j.v->>'kind' IN ('sent', 'tasked', 'failed', 'unknown') AND coalesce(jsonb_typeof(j.v->'next'), 'null') = 'null'
-           AND enrolments.id = (j.v->>'enrolment_id')::bigint AND enrolments.state = 'active'",
-        false,
-    ),
-    // A hard failure (e.g. 5xx on RCPT) suppresses the address: recorded as a state change.
-    // … and puts it on the suppression list (the first entry for an address stays), and
-    // nothing else of the lead's goes out: other campaigns stop, their steps are cancelled.
-    (
-        "INSERT INTO events (lead_id, at, kind, detail)
-         SELECT l.id, $2, 'suppressed', jsonb_build_object('from', l.state, 'to', 'suppressed', 'reason', 'hard_bounce', 'error', j.v->>'error',
-                'evidence', jsonb_build_object('delivery_id', (j.v->>'id')::bigint, 'error', j.v->>'error'), 'address', l.email)
-         FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n) JOIN leads l ON l.id = (j.v->>'lead_id')::bigint
-         WHERE j.v->>'kind' = 'failed' AND coalesce((j.v->>'suppress')::boolean, false) AND l.state = 'nurturing' ORDER BY j.n",
-        false,
-    ),
-    (
-        "UPDATE leads SET state = CASE WHEN coalesce((j.v->>'suppress')::boolean, false) THEN 'suppressed' ELSE 'completed' END, updated_at = $2
-         FROM jsonb_array_elements($1) AS j(v) WHERE j.v->>'kind' IN ('sent', 'tasked', 'failed', 'unknown') AND coalesce(jsonb_typeof(j.v->'next'), 'null') = 'null'
-           AND leads.id = (j.v->>'lead_id')::bigint AND leads.state = 'nurturing'",
-        false,
-    ),
-    (
-        "INSERT INTO suppressions (address, reason, evidence, created_at)
-         SELECT l.email, 'hard_bounce', jsonb_build_object('delivery_id', (j.v->>'id')::bigint, 'error', j.v->>'error'), $2
-         FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n) JOIN leads l ON l.id = (j.v->>'lead_id')::bigint
-         WHERE j.v->>'kind' = 'failed' AND coalesce((j.v->>'suppress')::boolean, false) ORDER BY j.n
-         ON CONFLICT (address) DO NOTHING",
-        false,
-    ),
-    (
-        "UPDATE deliveries SET state = 'cancelled', updated_at = $2
-         WHERE state IN ('scheduled', 'retry_wait', 'held')
-           AND lead_id IN (SELECT (j.v->>'lead_id')::bigint FROM jsonb_array_elements($1) AS j(v)
-                           WHERE j.v->>'kind' = 'failed' AND coalesce((j.v->>'suppress')::boolean, false))",
-        false,
-    ),
-    (
-        "UPDATE enrolments SET state = 'stopped', ended_at = $2
-         WHERE state = 'active'
-           AND lead_id IN (SELECT (j.v->>'lead_id')::bigint FROM jsonb_array_elements($1) AS j(v)
-                           WHERE j.v->>'kind' = 'failed' AND coalesce((j.v->>'suppress')::boolean, false))",
-        false,
-    ),
-    // A call step: nothing was sent to the lead, its owner got a task.
-    (
-        "UPDATE deliveries SET state = 'tasked', sent_at = $2, last_error = NULL, lease_until = NULL, updated_at = $2
-         FROM jsonb_array_elements($1) AS j(v) WHERE j.v->>'kind' = 'tasked' AND deliveries.id = (j.v->>'id')::bigint
-           AND deliveries.state IN ('claimed', 'unknown') AND deliveries.claimed_by = $3",
-        true,
-    ),
-];
-
-/// `RECORD_OUTCOMES[SENT]` from arrays: delivery ids ($1), message ids ($4), provider ids
-/// ($5), expanded once by `UNNEST` and joined by primary key. Joined to the JSON batch
-/// instead, the planner's nested loop re-read every JSON element for every row (500 × 500
-/// `->>` per batch of 500: 250 ms).
-const RECORD_SENT: &str = "UPDATE deliveries SET state = 'sent', sent_at = $2, message_id = u.message_id, provider_message_id = u.provider_id,
-            last_error = NULL, lease_until = NULL, updated_at = $2
-     FROM UNNEST($1::bigint[], $4::text[], $5::text[]) AS u(id, message_id, provider_id)
-     WHERE deliveries.id = u.id AND deliveries.state IN ('claimed', 'unknown') AND deliveries.claimed_by = $3";
-const SENT: usize = 1;
-
-/// The sent outcomes of a batch as `RECORD_SENT`'s arrays.
-fn sent_arrays(batch: &[Value]) -> (Vec<i64>, Vec<Option<String>>, Vec<Option<String>>) {
-    let text = |v: &Value, key: &str| v[key].as_str().map(str::to_string);
-    let sent = batch.iter().filter(|v| v["kind"] == "sent");
-    let ids = sent.clone().filter_map(|v| v["id"].as_i64()).collect();
-    let message_ids = sent.clone().map(|v| text(v, "message_id")).collect();
-    let provider_ids = sent.map(|v| text(v, "provider_id")).collect();
-    (ids, message_ids, provider_ids)
-}
 
 /// `enrol`, after the enrolment rows: first deliveries, events, then the lead.
 const ENROL_STEPS: [&str; 3] = [
@@ -269,7 +141,9 @@ impl QueueStore for PgStore {
         if outcomes.is_empty() {
             return Ok(());
         }
-        retrying!(self.record_once(outcomes, worker, now))
+        self.record_and_start(outcomes, &[], worker, now, now)
+            .await
+            .map(|_| ())
     }
 
     async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Expired, StoreError> {
@@ -298,17 +172,31 @@ impl QueueStore for PgStore {
             return Ok(Vec::new());
         }
         retrying!(
-            sqlx::query_scalar(
-                "UPDATE deliveries SET started_at = $3
-                 WHERE id = ANY($1) AND state = 'claimed' AND claimed_by = $2 AND (started_at IS NULL OR started_at = $3)
-                 RETURNING id",
-            )
-            .bind(ids)
-            .bind(worker)
-            .bind(Time(now))
-            .fetch_all(&self.pool)
-            .map_err(StoreError::from)
+            sqlx::query_scalar(MARK_STARTED)
+                .bind(ids)
+                .bind(worker)
+                .bind(Time(now))
+                .fetch_all(&self.pool)
+                .map_err(StoreError::from)
         )
+    }
+
+    async fn record_and_start(
+        &self,
+        outcomes: &[RecordedOutcome],
+        start: &[i64],
+        worker: &str,
+        now: DateTime<Utc>,
+        started_at: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        if outcomes.is_empty() {
+            return self.mark_started(start, worker, started_at).await;
+        }
+        // The hot path (every outcome sent, each with a next step): one statement.
+        if let Some(wave) = SentWave::of(outcomes) {
+            return retrying!(wave.run(&self.pool, start, worker, now, started_at));
+        }
+        retrying!(self.record_once(outcomes, start, worker, now, started_at))
     }
 
     async fn release_unstarted(
@@ -393,9 +281,11 @@ impl PgStore {
     async fn record_once(
         &self,
         outcomes: &[RecordedOutcome],
+        start: &[i64],
         worker: &str,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+        started_at: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
         let mut tx = self.pool.begin().await?;
         // Only outcomes that still apply to their row are recorded (events included), as on
         // SQLite. The rows are locked while deciding, so a daemon expiring leases at the same
@@ -411,39 +301,22 @@ impl PgStore {
         .into_iter()
         .collect();
         let applicable = applicable_outcomes(outcomes, &states);
-        if applicable.is_empty() {
-            return Ok(());
+        if !applicable.is_empty() {
+            let tasks = call_task_notifications(outcomes, &states);
+            record_applicable(&mut tx, &applicable, &tasks, worker, now).await?;
         }
-        let tasks = call_task_notifications(outcomes, &states);
-        let needed = record_outcomes_needed(&applicable);
-        let (sent_ids, message_ids, provider_ids) = sent_arrays(&applicable);
-        let batch = Value::Array(applicable);
-        for (i, (sql, uses_worker)) in RECORD_OUTCOMES.into_iter().enumerate() {
-            if !needed[i] {
-                continue;
-            }
-            if i == SENT {
-                sqlx::query(RECORD_SENT)
-                    .bind(&sent_ids)
-                    .bind(Time(now))
-                    .bind(worker)
-                    .bind(&message_ids)
-                    .bind(&provider_ids)
-                    .execute(&mut *tx)
-                    .await?;
-                continue;
-            }
-            let query = sqlx::query(sql).bind(&batch).bind(Time(now));
-            let query = if uses_worker {
-                query.bind(worker)
-            } else {
-                query
-            };
-            query.execute(&mut *tx).await?;
-        }
-        enqueue(&mut tx, &tasks, now).await?;
+        let marked = if start.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_scalar(MARK_STARTED)
+                .bind(start)
+                .bind(worker)
+                .bind(Time(started_at))
+                .fetch_all(&mut *tx)
+                .await?
+        };
         tx.commit().await?;
-        Ok(())
+        Ok(marked)
     }
 
     async fn resume_once(&self, batch: &Value, now: DateTime<Utc>) -> Result<(), StoreError> {
