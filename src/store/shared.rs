@@ -163,7 +163,7 @@ macro_rules! due_now_sql {
 /// (then the due ones are the total less those); less the paused leads' due rows. $1: now.
 pub(crate) const DUE_NOW_PARTS: &str = concat!(
     "SELECT (SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM state_counts WHERE part = 'deliveries' AND state IN ('scheduled', 'retry_wait')),
-            (SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE state IN ('scheduled', 'retry_wait') AND due_at <= $1 LIMIT $2) AS d),
+            (SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE state IN ('scheduled', 'retry_wait') AND due_at <= $1 LIMIT $2) AS due),
             (SELECT count(*) FROM leads l CROSS JOIN deliveries d
              WHERE l.state = 'paused' AND d.lead_id = l.id AND d.state IN ('scheduled', 'retry_wait') AND d.due_at <= $1)"
 );

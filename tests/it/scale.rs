@@ -151,7 +151,7 @@ async fn the_claim_reads_due_rows_in_index_order_on_postgres() {
 // ── An idle tick ───────────────────────────────────────────────────────────────────────
 
 /// Co-routines and the small subqueries the statements read their own results from.
-const OWN_RESULTS: [&str; 2] = ["SCAN u", "SCAN p"];
+const OWN_RESULTS: [&str; 4] = ["SCAN u", "SCAN p", "SCAN due", "SCAN CONSTANT ROW"];
 
 /// Every statement of an idle tick (claim and repairs aside, tested above and in
 /// `faults_repair`) searches an index: none walks `leads`, `events`, `enrolments` or
