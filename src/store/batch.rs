@@ -296,15 +296,10 @@ pub(crate) fn outcome_json(r: &RecordedOutcome) -> Value {
     }
 }
 
-/// `enrol`'s batch: one object per enrolment, with its `enrolled` event's detail (JSON text).
-pub(crate) fn enrolments_json(enrolments: &[NewEnrolment]) -> Value {
-    Value::Array(
-        enrolments
-            .iter()
-            .map(|e| json!({"lead_id": e.lead_id, "campaign": e.campaign, "segment": e.segment, "due": ms(e.first_due), "template": e.template,
-                            "detail": json!({"campaign": e.campaign, "segment": e.segment, "first_due": e.first_due.to_rfc3339(), "from": "new", "to": "nurturing"}).to_string()}))
-            .collect(),
-    )
+/// The detail of an enrolment's `enrolled` event, as JSON text.
+pub(crate) fn enrolled_detail(e: &NewEnrolment) -> String {
+    json!({"campaign": e.campaign, "segment": e.segment, "first_due": e.first_due.to_rfc3339(), "from": "new", "to": "nurturing"})
+        .to_string()
 }
 
 /// `resume_enrolments`' batch: the enrolment and its next step (null: it completes).

@@ -21,6 +21,7 @@ macro_rules! common_store_methods {
             since: DateTime<Utc>,
             now: DateTime<Utc>,
         ) -> Result<StatusReport, StoreError> {
+            self.fold_counts().await?;
             let rows = sqlx::query_as(sql::STATUS)
                 .bind(Time(since))
                 .bind(Time(now))
@@ -372,10 +373,24 @@ macro_rules! common_queue_methods {
         }
 
         async fn due_now(&self, now: DateTime<Utc>) -> Result<i64, StoreError> {
-            Ok(sqlx::query_scalar(sql::DUE_NOW)
+            // One read transaction: the counters and both ranges from one snapshot.
+            let mut tx = self.pool.begin().await?;
+            let (pending, due, paused): (i64, i64, i64) = sqlx::query_as(sql::DUE_NOW_PARTS)
                 .bind(Time(now))
-                .fetch_one(&self.pool)
-                .await?)
+                .bind(sql::DUE_COUNT_CAP)
+                .fetch_one(&mut *tx)
+                .await?;
+            let due = if due < sql::DUE_COUNT_CAP {
+                due
+            } else {
+                let waiting: i64 = sqlx::query_scalar(sql::NOT_DUE)
+                    .bind(Time(now))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                pending - waiting
+            };
+            tx.commit().await?;
+            Ok(due - paused)
         }
 
         async fn delivery_target(

@@ -458,7 +458,8 @@ pub trait QueueStore {
     ) -> impl Future<Output = Result<Vec<PendingDelivery>, StoreError>> + Send;
 
     /// Deliveries due at `now` and not sent yet (the queue depth `status` reports as
-    /// `due_now`), in one indexed count: `/metrics` asks on every scrape.
+    /// `due_now`), from the counters and the shorter side of `now` in the pending index:
+    /// `/metrics` asks on every scrape.
     fn due_now(&self, now: DateTime<Utc>) -> impl Future<Output = Result<i64, StoreError>> + Send;
 
     /// The lead a delivery went to (for unsubscribe/click/reply tokens).

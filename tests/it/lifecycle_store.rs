@@ -26,6 +26,7 @@ macro_rules! lifecycle_tests {
                     let db = crate::support::db::TestDatabase::sqlite();
                     let store = rewarm::store::sqlite::SqliteStore::connect(db.url()).await.expect("open SQLite");
                     super::on(store, super::$name).await;
+                    crate::support::counts::assert_exact(db.url()).await;
                 }
             )*
         }
@@ -69,7 +70,12 @@ where
     };
     let store = PgStore::connect(db.url()).await.expect("connect");
     store.migrate().await.expect("migrate PostgreSQL");
-    let result = AssertUnwindSafe(body(store.clone())).catch_unwind().await;
+    let result = AssertUnwindSafe(async {
+        body(store.clone()).await;
+        crate::support::counts::assert_exact(db.url()).await;
+    })
+    .catch_unwind()
+    .await;
     store.close().await;
     db.drop_database().await;
     if let Err(panic) = result {

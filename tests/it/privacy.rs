@@ -334,6 +334,8 @@ async fn forget_erases_everything(url: String) {
     // Forgetting again: nothing left to erase.
     let twice = d.ok(&["leads", "forget", ANN, "--yes"]);
     assert!(twice.contains("already forgotten"), "{twice}");
+    // The counters `status` reads followed every change (import, sends, forget, re-import).
+    crate::support::counts::assert_exact(&url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

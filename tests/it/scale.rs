@@ -1,6 +1,7 @@
 //! A million leads on one machine, checked without timing anything: the claim reads due
 //! rows in index order on both databases (its plan has no sequential scan of `deliveries`
-//! and no sort of every due row), and a `new` lead that no segment matches is examined
+//! and no sort of every due row), every other statement of an idle tick searches an index,
+//! and a `new` lead that no segment matches is examined
 //! again only when it could start matching (its data changed, the segments changed, or its
 //! `min_age` moment came).
 
@@ -145,6 +146,65 @@ async fn the_claim_reads_due_rows_in_index_order_on_postgres() {
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
+}
+
+// ── An idle tick ───────────────────────────────────────────────────────────────────────
+
+/// Co-routines and the small subqueries the statements read their own results from.
+const OWN_RESULTS: [&str; 4] = ["SCAN u", "SCAN p", "SCAN due", "SCAN CONSTANT ROW"];
+
+/// Every statement of an idle tick (claim and repairs aside, tested above and in
+/// `faults_repair`) searches an index: none walks `leads`, `events`, `enrolments` or
+/// `deliveries`, so a tick costs the same at 3,000 leads as at a million.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_tick_searches_indexes_only_on_sqlite() {
+    let db = TestDatabase::sqlite();
+    let store = SqliteStore::connect(db.url()).await.expect("open");
+    store.migrate().await.expect("migrate");
+    seed_due(&store).await;
+    let mut conn = sqlx::SqliteConnection::connect(db.url())
+        .await
+        .expect("connect");
+    sqlx::query("ANALYZE")
+        .execute(&mut conn)
+        .await
+        .expect("analyze");
+    let plans = store.tick_plans(t0()).await.expect("plans");
+    assert_eq!(plans.len(), 7, "{plans:#?}");
+    for (name, plan) in &plans {
+        for line in plan {
+            let scan = line.starts_with("SCAN ") && !OWN_RESULTS.contains(&line.as_str());
+            assert!(
+                !scan,
+                "{name} walks a table or a whole index: {line}\n{plan:#?}"
+            );
+        }
+        assert!(
+            plan.iter().any(|l| l.starts_with("SEARCH")),
+            "{name}: {plan:#?}"
+        );
+    }
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_tick_searches_indexes_only_on_postgres() {
+    on_postgres("idle tick plans", |store, _url| async move {
+        seed_due(&store).await;
+        let plans = store.tick_plans(t0()).await.expect("plans");
+        assert_eq!(plans.len(), 7, "{plans:#?}");
+        for (name, plan) in &plans {
+            for table in ["leads", "events", "enrolments", "deliveries"] {
+                assert!(
+                    !plan
+                        .iter()
+                        .any(|l| l.contains(&format!("Seq Scan on {table}"))),
+                    "{name} scans {table}:\n{plan:#?}"
+                );
+            }
+        }
+    })
+    .await;
 }
 
 // ── Unmatched leads ─────────────────────────────────────────────────────────────────────

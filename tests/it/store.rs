@@ -95,8 +95,9 @@ where
     F: FnOnce(SqliteStore) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let (store, _db) = sqlite_store().await;
+    let (store, db) = sqlite_store().await;
     test(store).await;
+    crate::support::counts::assert_exact(db.url()).await;
 }
 
 pub(crate) async fn on_postgres<F, Fut>(test: &str, body: F)
@@ -111,7 +112,12 @@ where
         .await
         .expect("connect to the test database");
     store.migrate().await.expect("migrate PostgreSQL");
-    let result = AssertUnwindSafe(body(store.clone())).catch_unwind().await;
+    let result = AssertUnwindSafe(async {
+        body(store.clone()).await;
+        crate::support::counts::assert_exact(db.url()).await;
+    })
+    .catch_unwind()
+    .await;
     store.close().await;
     db.drop_database().await;
     if let Err(panic) = result {

@@ -28,6 +28,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::TryFutureExt as _;
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
@@ -134,6 +135,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "loopfin",
         include_str!("../../../migrations/postgres/0014_loopfin.sql"),
     ),
+    (
+        18,
+        "counts",
+        include_str!("../../../migrations/postgres/0018_counts.sql"),
+    ),
 ];
 
 /// The advisory lock (`pg_advisory_xact_lock`) that serialises imports, enrolments and
@@ -206,6 +212,24 @@ macro_rules! retrying {
 }
 
 pub(crate) use retrying;
+
+impl PgStore {
+    /// Folds the rows the counting triggers appended (migration 0018) into one per key, in
+    /// one statement: rows appended meanwhile by other transactions are not in its snapshot
+    /// and stay, so every sum holds throughout.
+    async fn fold_counts(&self) -> Result<(), StoreError> {
+        retrying!(
+            sqlx::query(
+                "WITH gone AS (DELETE FROM state_counts RETURNING part, state, campaign, n)
+                 INSERT INTO state_counts (part, state, campaign, n)
+                 SELECT part, state, campaign, sum(n) FROM gone GROUP BY part, state, campaign HAVING sum(n) <> 0",
+            )
+            .execute(&self.pool)
+            .map_err(StoreError::from)
+        )?;
+        Ok(())
+    }
+}
 
 impl Store for PgStore {
     async fn migrate(&self) -> Result<(), StoreError> {

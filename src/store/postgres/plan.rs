@@ -20,3 +20,46 @@ impl PgStore {
         Ok(rows.into_iter().map(|(line,)| line).collect())
     }
 }
+
+impl PgStore {
+    /// The plans of the statements an idle daemon tick runs besides the claim and the
+    /// repairs (`repair_plans`), by name (see `SqliteStore::tick_plans`), asked with
+    /// `enable_seqscan = off` (this transaction only): on a small table the planner would
+    /// scan whatever the indexes; so a `Seq Scan` left in a plan means no index serves it.
+    pub async fn tick_plans(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(&'static str, Vec<String>)>, StoreError> {
+        let statements = [
+            ("recheck_due", sql::RECHECK_DUE),
+            ("updated_upto", crate::store::edits_sql::UPDATED_UPTO),
+            (
+                "leads_to_examine",
+                crate::store::unmatched::LEADS_TO_EXAMINE,
+            ),
+            ("wake_unmatched", crate::store::unmatched::ANY_TO_WAKE),
+            ("any_paused_lead", crate::store::hold::ANY_PAUSED_LEAD),
+            ("due_now", sql::DUE_NOW_PARTS),
+            ("not_due", sql::NOT_DUE),
+        ];
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL enable_seqscan = off")
+            .execute(&mut *tx)
+            .await?;
+        let mut plans = Vec::new();
+        for (name, statement) in statements {
+            let explain = format!("EXPLAIN (COSTS OFF) {statement}");
+            let query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(explain));
+            let query = match name {
+                "recheck_due" => query.bind(Time(now)).bind(1000_i64),
+                "updated_upto" | "leads_to_examine" => query.bind(0_i64).bind(1000_i64),
+                "any_paused_lead" => query,
+                "due_now" => query.bind(Time(now)).bind(sql::DUE_COUNT_CAP),
+                _ => query.bind(Time(now)),
+            };
+            plans.push((name, query.fetch_all(&mut *tx).await?));
+        }
+        tx.rollback().await?;
+        Ok(plans)
+    }
+}

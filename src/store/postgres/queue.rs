@@ -17,7 +17,7 @@ const WRITTEN_OFF_REASON: &str =
 /// `expire_leases` in one statement: rows whose send had started are written off (with
 /// their event), rows never started go back to due, the attempt not counted. Both read the
 /// `deliveries_lease` partial index. Returns (written off, released).
-const EXPIRE_LEASES: &str = "WITH expired AS (
+pub(super) const EXPIRE_LEASES: &str = "WITH expired AS (
         UPDATE deliveries SET state = 'unknown', updated_at = $1
         WHERE state = 'claimed' AND lease_until < $1 AND started_at IS NOT NULL
         RETURNING id, lead_id, campaign, step, template, claimed_by),
@@ -59,20 +59,55 @@ pub(crate) const CLAIM_DUE: &str = "WITH due AS MATERIALIZED (
                  RETURNING deliveries.id, deliveries.lead_id, deliveries.enrolment_id, deliveries.campaign, deliveries.step,
                            deliveries.template, deliveries.attempts, deliveries.due_at";
 
-/// `enrol`, after the enrolment rows: first deliveries, events, then the lead.
-const ENROL_STEPS: [&str; 3] = [
-    "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at, cycle)
-     SELECT e.lead_id, e.id, e.campaign, 0, j.v->>'template', 'scheduled', rewarm_ms((j.v->>'due')::bigint), $2, e.cycle
-     FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n)
-     JOIN enrolments e ON e.lead_id = (j.v->>'lead_id')::bigint AND e.campaign = j.v->>'campaign'
-     WHERE e.enrolled_at = $2 AND e.state = 'active' ORDER BY j.n
-     ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING",
-    "INSERT INTO events (lead_id, at, kind, detail)
-     SELECT l.id, $2, 'enrolled', (j.v->>'detail')::jsonb
-     FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n) JOIN leads l ON l.id = (j.v->>'lead_id')::bigint
-     WHERE l.state = 'new' ORDER BY j.n",
-    "UPDATE leads SET state = 'nurturing', updated_at = $2
-     WHERE state = 'new' AND id IN (SELECT (j.v->>'lead_id')::bigint FROM jsonb_array_elements($1) AS j(v))",
+/// `enrol`'s batch as arrays ($1 lead ids, $2 campaigns, $3 segments, $4 first due times in
+/// milliseconds, $5 templates, $6 `enrolled` event details), expanded once per statement with
+/// `UNNEST`, joined by key.
+macro_rules! enrol_batch {
+    () => {
+        "UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[]) WITH ORDINALITY
+         AS b(lead_id, campaign, segment, due, template, detail, n)"
+    };
+}
+
+/// `enrol`: a lead whose address or domain is on the suppression list is never enrolled: it
+/// becomes `suppressed` here (with its event), so the statements of `ENROL` skip it.
+const ENROL_SUPPRESSED: &str = "WITH hit AS (
+        SELECT l.id, l.state, s.reason, s.evidence, s.address
+        FROM leads l CROSS JOIN LATERAL (
+            SELECT s2.reason, s2.evidence, s2.address FROM suppressions s2 WHERE s2.address IN (l.email, rewarm_at_domain(l.email))
+            ORDER BY s2.address LIKE '@%' LIMIT 1) s
+        WHERE l.id = ANY($1) AND l.state = 'new'
+        FOR UPDATE OF l),
+     upd AS (UPDATE leads SET state = 'suppressed', updated_at = $7 FROM hit WHERE leads.id = hit.id)
+     INSERT INTO events (lead_id, at, kind, detail)
+     SELECT id, $7, 'suppressed', jsonb_build_object('from', state, 'to', 'suppressed', 'reason', reason, 'evidence', evidence, 'address', address)
+     FROM hit ORDER BY id";
+
+/// `enrol`, after the suppressed leads are turned away: enrolment rows (only for leads still
+/// `new`: a lead suppressed or re-warmed meanwhile is left alone), first deliveries, events,
+/// then the lead, at $7. The first statement's count is the number enrolled.
+const ENROL: [&str; 4] = [
+    concat!(
+        "INSERT INTO enrolments (lead_id, campaign, segment, state, enrolled_at)
+         SELECT b.lead_id, b.campaign, b.segment, 'active', $7 FROM ",
+        enrol_batch!(),
+        " JOIN leads l ON l.id = b.lead_id WHERE l.state = 'new' ORDER BY b.n
+         ON CONFLICT (lead_id, campaign) DO NOTHING"
+    ),
+    concat!(
+        "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at, cycle)
+         SELECT e.lead_id, e.id, e.campaign, 0, b.template, 'scheduled', rewarm_ms(b.due), $7, e.cycle FROM ",
+        enrol_batch!(),
+        " JOIN enrolments e ON e.lead_id = b.lead_id AND e.campaign = b.campaign
+         WHERE e.enrolled_at = $7 AND e.state = 'active' ORDER BY b.n
+         ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING"
+    ),
+    concat!(
+        "INSERT INTO events (lead_id, at, kind, detail) SELECT l.id, $7, 'enrolled', b.detail::jsonb FROM ",
+        enrol_batch!(),
+        " JOIN leads l ON l.id = b.lead_id WHERE l.state = 'new' ORDER BY b.n"
+    ),
+    "UPDATE leads SET state = 'nurturing', updated_at = $7 WHERE state = 'new' AND id = ANY($1)",
 ];
 
 /// `resume_enrolments`: the next step of each enrolment that has one; those without complete,
@@ -105,8 +140,7 @@ impl QueueStore for PgStore {
         if enrolments.is_empty() {
             return Ok(0);
         }
-        let batch = enrolments_json(enrolments);
-        retrying!(self.enrol_once(&batch, now))
+        retrying!(self.enrol_once(enrolments, now))
     }
 
     async fn claim_due(
@@ -232,50 +266,41 @@ impl QueueStore for PgStore {
 
 /// One attempt of each write that may have to run again (see `retrying!`).
 impl PgStore {
-    async fn enrol_once(&self, batch: &Value, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    async fn enrol_once(
+        &self,
+        enrolments: &[NewEnrolment],
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let ids: Vec<i64> = enrolments.iter().map(|e| e.lead_id).collect();
+        let campaigns: Vec<&str> = enrolments.iter().map(|e| e.campaign.as_str()).collect();
+        let segments: Vec<&str> = enrolments.iter().map(|e| e.segment.as_str()).collect();
+        let due: Vec<i64> = enrolments
+            .iter()
+            .map(|e| e.first_due.timestamp_millis())
+            .collect();
+        let templates: Vec<&str> = enrolments.iter().map(|e| e.template.as_str()).collect();
+        let details: Vec<String> = enrolments.iter().map(enrolled_detail).collect();
         let mut tx = self.write().await?;
-        // A lead whose address or domain is on the suppression list is never enrolled: it
-        // becomes `suppressed` here (with its event), so the statements below skip it.
-        sqlx::query(
-            "WITH hit AS (
-                SELECT l.id, l.state, s.reason, s.evidence, s.address
-                FROM leads l CROSS JOIN LATERAL (
-                    SELECT s2.reason, s2.evidence, s2.address FROM suppressions s2 WHERE s2.address IN (l.email, rewarm_at_domain(l.email))
-                    ORDER BY s2.address LIKE '@%' LIMIT 1) s
-                WHERE l.id IN (SELECT (j.v->>'lead_id')::bigint FROM jsonb_array_elements($1) AS j(v)) AND l.state = 'new'
-                FOR UPDATE OF l),
-             upd AS (UPDATE leads SET state = 'suppressed', updated_at = $2 FROM hit WHERE leads.id = hit.id)
-             INSERT INTO events (lead_id, at, kind, detail)
-             SELECT id, $2, 'suppressed', jsonb_build_object('from', state, 'to', 'suppressed', 'reason', reason, 'evidence', evidence, 'address', address)
-             FROM hit ORDER BY id",
-        )
-        .bind(batch)
-        .bind(Time(now))
-        .execute(&mut *tx)
-        .await?;
-        // Only leads still `new` are enrolled: a lead suppressed or re-warmed meanwhile is left alone.
-        let inserted = sqlx::query(
-            "INSERT INTO enrolments (lead_id, campaign, segment, state, enrolled_at)
-             SELECT (j.v->>'lead_id')::bigint, j.v->>'campaign', j.v->>'segment', 'active', $2
-             FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n) JOIN leads l ON l.id = (j.v->>'lead_id')::bigint
-             WHERE l.state = 'new' ORDER BY j.n
-             ON CONFLICT (lead_id, campaign) DO NOTHING",
-        )
-        .bind(batch)
-        .bind(Time(now))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-
-        for sql in ENROL_STEPS {
-            sqlx::query(sql)
-                .bind(batch)
+        let mut affected = [0; ENROL.len() + 1];
+        for (sql, n) in std::iter::once(ENROL_SUPPRESSED)
+            .chain(ENROL)
+            .zip(&mut affected)
+        {
+            *n = sqlx::query(sql)
+                .bind(&ids)
+                .bind(&campaigns)
+                .bind(&segments)
+                .bind(&due)
+                .bind(&templates)
+                .bind(&details)
                 .bind(Time(now))
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
         }
         tx.commit().await?;
-        Ok(inserted as usize)
+        // ENROL's first statement inserts the enrolments.
+        Ok(affected[1] as usize)
     }
 
     async fn record_once(

@@ -20,3 +20,40 @@ impl SqliteStore {
         Ok(rows.into_iter().map(|(_, _, _, detail)| detail).collect())
     }
 }
+
+impl SqliteStore {
+    /// The plans of the statements an idle daemon tick runs besides the claim and the
+    /// repairs (`repair_plans`), by name: re-checks due, changed leads, leads to examine for
+    /// enrolment, unmatched leads to wake, paused leads, and `/metrics`' due-now counts. Each
+    /// must search an index: a `SCAN` of `leads`, `events`, `enrolments` or `deliveries`
+    /// would cost every tick time in proportion to the database.
+    pub async fn tick_plans(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(&'static str, Vec<String>)>, StoreError> {
+        let statements = [
+            ("recheck_due", sql::RECHECK_DUE),
+            ("updated_upto", crate::store::edits_sql::UPDATED_UPTO),
+            ("leads_to_examine", super::unmatched::LEADS_TO_EXAMINE),
+            ("wake_unmatched", super::unmatched::ANY_TO_WAKE),
+            ("any_paused_lead", crate::store::hold::ANY_PAUSED_LEAD),
+            ("due_now", sql::DUE_NOW_PARTS),
+            ("not_due", sql::NOT_DUE),
+        ];
+        let mut plans = Vec::new();
+        for (name, statement) in statements {
+            let explain = format!("EXPLAIN QUERY PLAN {statement}");
+            let query = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(explain));
+            let query = match name {
+                "recheck_due" => query.bind(Time(now)).bind(1000_i64),
+                "updated_upto" | "leads_to_examine" => query.bind(0_i64).bind(1000_i64),
+                "any_paused_lead" => query,
+                "due_now" => query.bind(Time(now)).bind(sql::DUE_COUNT_CAP),
+                _ => query.bind(Time(now)),
+            };
+            let rows = query.fetch_all(&self.pool).await?;
+            plans.push((name, rows.into_iter().map(|r| r.3).collect()));
+        }
+        Ok(plans)
+    }
+}

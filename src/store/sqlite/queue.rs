@@ -24,28 +24,24 @@ const RESUME: [&str; 4] = [
      FROM json_each($1) j WHERE j.value->>'next' IS NULL AND leads.id = j.value->>'lead_id' AND +leads.state = 'nurturing'",
 ];
 
-/// `enrol`, after the suppressed leads are turned away: enrolment rows (only for leads still
-/// `new`: a lead suppressed or re-warmed meanwhile is left alone), first deliveries, events,
-/// then the lead. The first statement's count is the number enrolled.
-const ENROL: [&str; 4] = [
-    "INSERT INTO enrolments (lead_id, campaign, segment, state, enrolled_at)
-     SELECT j.value->>'lead_id', j.value->>'campaign', j.value->>'segment', 'active', $2
-     FROM json_each($1) j CROSS JOIN leads l ON l.id = j.value->>'lead_id' WHERE l.state = 'new'
-     ON CONFLICT (lead_id, campaign) DO NOTHING",
-    "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at, cycle)
-     SELECT e.lead_id, e.id, e.campaign, 0, j.value->>'template', 'scheduled', j.value->>'due', $2, e.cycle
-     FROM json_each($1) j CROSS JOIN enrolments e ON e.lead_id = j.value->>'lead_id' AND e.campaign = j.value->>'campaign'
-     WHERE e.enrolled_at = $2 AND e.state = 'active'
-     ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING",
-    "INSERT INTO events (lead_id, at, kind, detail)
-     SELECT l.id, $2, 'enrolled', j.value->>'detail'
-     FROM json_each($1) j CROSS JOIN leads l ON l.id = j.value->>'lead_id' WHERE l.state = 'new'",
-    "UPDATE leads SET state = 'nurturing', updated_at = $2
-     WHERE state = 'new' AND id IN (SELECT j.value->>'lead_id' FROM json_each($1) j)",
+/// `enrol`: the batch is staged in a temporary table keyed by lead (bound values, many rows a
+/// statement), then every write is one statement joining it by key: no JSON to re-read per
+/// statement, no per-lead query.
+const ENROL_STAGE: [&str; 2] = [
+    "CREATE TEMP TABLE IF NOT EXISTS enrol_batch (lead_id INTEGER PRIMARY KEY, campaign TEXT NOT NULL,
+        segment TEXT NOT NULL, due INTEGER NOT NULL, template TEXT NOT NULL, detail TEXT NOT NULL)",
+    "DELETE FROM temp.enrol_batch",
 ];
 
 /// `enrol`: a lead whose address or domain is on the suppression list is never enrolled: it
-/// becomes `suppressed` here (with its event), so the statements of `ENROL` skip it.
+/// becomes `suppressed` here (with its event). Only the page's leads are probed (two index
+/// look-ups each); the event and the update run only for the few found.
+const ENROL_LISTED: &str = at_domain!(
+    "SELECT b.lead_id FROM temp.enrol_batch b CROSS JOIN leads l ON l.id = b.lead_id
+     WHERE l.state = 'new' AND EXISTS (SELECT 1 FROM suppressions s WHERE s.address IN (l.email, ",
+    "l.email",
+    "))"
+);
 const ENROL_SUPPRESSED: [&str; 2] = [
     at_domain!(
         "INSERT INTO events (lead_id, at, kind, detail)
@@ -53,16 +49,33 @@ const ENROL_SUPPRESSED: [&str; 2] = [
          FROM leads l CROSS JOIN suppressions s ON s.id = (SELECT s2.id FROM suppressions s2 WHERE s2.address IN (l.email, ",
         "l.email",
         ") ORDER BY s2.address LIKE '@%' LIMIT 1)
-         WHERE l.id IN (SELECT j.value->>'lead_id' FROM json_each($1) j) AND +l.state = 'new'"
+         WHERE l.id IN (SELECT value FROM json_each($1)) AND +l.state = 'new'"
     ),
-    at_domain!(
-        "UPDATE leads SET state = 'suppressed', updated_at = $2
-         WHERE id IN (SELECT j.value->>'lead_id' FROM json_each($1) j) AND +state = 'new'
-           AND EXISTS (SELECT 1 FROM suppressions s WHERE s.address IN (leads.email, ",
-        "leads.email",
-        "))"
-    ),
+    "UPDATE leads SET state = 'suppressed', updated_at = $2 WHERE id IN (SELECT value FROM json_each($1)) AND +state = 'new'",
 ];
+
+/// `enrol`, once the staged batch holds only leads still `new` and not listed: enrolment
+/// rows, first deliveries, events, then the lead. The first statement's count is the number
+/// enrolled.
+const ENROL: [&str; 4] = [
+    "INSERT INTO enrolments (lead_id, campaign, segment, state, enrolled_at)
+     SELECT lead_id, campaign, segment, 'active', $1 FROM temp.enrol_batch ORDER BY lead_id
+     ON CONFLICT (lead_id, campaign) DO NOTHING",
+    "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at, cycle)
+     SELECT e.lead_id, e.id, e.campaign, 0, b.template, 'scheduled', b.due, $1, e.cycle
+     FROM temp.enrol_batch b CROSS JOIN enrolments e ON e.lead_id = b.lead_id AND e.campaign = b.campaign
+     WHERE e.enrolled_at = $1 AND e.state = 'active' ORDER BY b.lead_id
+     ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING",
+    "INSERT INTO events (lead_id, at, kind, detail) SELECT lead_id, $1, 'enrolled', detail FROM temp.enrol_batch ORDER BY lead_id",
+    "UPDATE leads SET state = 'nurturing', updated_at = $1 WHERE id IN (SELECT lead_id FROM temp.enrol_batch) AND +state = 'new'",
+];
+
+/// `enrol`: a lead suppressed, re-warmed … since it was read is left alone.
+const ENROL_FRESH: &str = "DELETE FROM temp.enrol_batch
+     WHERE NOT EXISTS (SELECT 1 FROM leads l WHERE l.id = enrol_batch.lead_id AND l.state = 'new')";
+
+/// Rows per staging statement (six values each: well under SQLite's 32,766 parameters).
+const STAGE_ROWS: usize = 1000;
 
 /// One statement: the lead's state and the suppression list are checked in the same write
 /// as the claim, so a lead suppressed or re-warmed a moment ago, or whose address or domain
@@ -88,7 +101,7 @@ pub(crate) const CLAIM_DUE: &str = at_domain!(
 /// `expire_leases`, in one transaction: rows whose send had started are written off (the
 /// event first, then the state); rows never started go back to due, the attempt not
 /// counted. Both read the `deliveries_lease` partial index.
-const EXPIRE_LEASES: [&str; 3] = [
+pub(super) const EXPIRE_LEASES: [&str; 3] = [
     "INSERT INTO events (lead_id, at, kind, detail)
      SELECT lead_id, $1, 'written_off', json_object('campaign', campaign, 'step', step + 1, 'template', template, 'claimed_by', claimed_by,
             'reason', 'lease expired after the send started, before its outcome was recorded; not resent')
@@ -107,21 +120,46 @@ impl QueueStore for SqliteStore {
         if enrolments.is_empty() {
             return Ok(0);
         }
-        let batch = enrolments_json(enrolments);
         let mut tx = self.write().await?;
-        let mut affected = Vec::with_capacity(ENROL_SUPPRESSED.len() + ENROL.len());
-        for sql in ENROL_SUPPRESSED.into_iter().chain(ENROL) {
-            let n = sqlx::query(sql)
-                .bind(&batch)
+        for sql in ENROL_STAGE {
+            sqlx::query(sql).execute(&mut *tx).await?;
+        }
+        for chunk in enrolments.chunks(STAGE_ROWS) {
+            let mut stage = sqlx::QueryBuilder::new(
+                "INSERT OR IGNORE INTO temp.enrol_batch (lead_id, campaign, segment, due, template, detail) ",
+            );
+            stage.push_values(chunk, |mut row, e| {
+                row.push_bind(e.lead_id)
+                    .push_bind(&e.campaign)
+                    .push_bind(&e.segment)
+                    .push_bind(e.first_due.timestamp_millis())
+                    .push_bind(&e.template)
+                    .push_bind(enrolled_detail(e));
+            });
+            stage.build().execute(&mut *tx).await?;
+        }
+        let listed: Vec<i64> = sqlx::query_scalar(ENROL_LISTED).fetch_all(&mut *tx).await?;
+        if !listed.is_empty() {
+            for sql in ENROL_SUPPRESSED {
+                sqlx::query(sql)
+                    .bind(json!(listed))
+                    .bind(Time(now))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        sqlx::query(ENROL_FRESH).execute(&mut *tx).await?;
+        let mut affected = [0; ENROL.len()];
+        for (sql, n) in ENROL.into_iter().zip(&mut affected) {
+            *n = sqlx::query(sql)
                 .bind(Time(now))
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            affected.push(n);
         }
-        tx.commit().await?;
         // ENROL's first statement inserts the enrolments.
-        let enrolled = affected.get(ENROL_SUPPRESSED.len()).copied().unwrap_or(0);
+        let enrolled = affected[0];
+        tx.commit().await?;
         Ok(enrolled as usize)
     }
 

@@ -2,6 +2,7 @@
 
 pub mod bin;
 pub mod config;
+pub mod counts;
 pub mod daemon;
 pub mod db;
 pub mod dovecot;
