@@ -30,8 +30,11 @@ pub(super) fn settings(raw: RawConfig, file: String) -> Result<Settings, ConfigE
     database_url(&raw.database_url, p);
     let log = log(raw.log, p);
     let sender = sender::sender(raw.sender, p);
-    let (transport, limits, breaker) = transport::transport(raw.transport, p);
+    let (transport, mut limits, breaker) = transport::transport(raw.transport, p);
     let scheduler = scheduler::scheduler(raw.scheduler, p);
+    if let Some(limits) = &mut limits {
+        limits.pass_interval = scheduler.tick;
+    }
     let http = http::http(raw.http, p);
     let max_field_length = raw
         .ingest

@@ -243,6 +243,9 @@ impl MemoryCounts {
                 None => list.push((c.minute, c.width, c.sent)),
             }
         }
+        if plan.blocked.is_empty() {
+            return (plan.admitted, Vec::new());
+        }
         let mut window: Vec<SendBucket> = self
             .buckets
             .iter()

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use super::domain::DomainState;
 use super::gcra::{Gcra, delta, interval};
@@ -40,6 +40,55 @@ pub struct Limiter {
     paused_until: Option<DateTime<Utc>>,
     domains: HashMap<String, DomainState>,
     in_flight: HashMap<i64, InFlight>,
+    /// The slots promised to deferred deliveries (see [`Limiter::project`]): the projection's
+    /// own rate states, kept from one batch to the next, for the transport and per domain.
+    reserved: Reserved,
+}
+
+/// What earlier deferrals reserved: a GCRA state per rate, ahead of the real one.
+#[derive(Debug, Clone, Default)]
+struct Reserved {
+    transport: Option<DateTime<Utc>>,
+    domains: HashMap<String, DateTime<Utc>>,
+}
+
+/// The interval between promised slots: the rate's `t`, or — when passes come every
+/// `pass` and a pass can send at most `burst` (a full bucket) — `pass / burst` if longer.
+fn pass_pace(t: TimeDelta, burst: u32, pass: std::time::Duration) -> TimeDelta {
+    let per_pass = delta(pass) / burst.max(1) as i32;
+    t.max(per_pass)
+}
+
+/// A rate's line of promised slots during a projection: GCRA from the later of the real
+/// state and the slots already promised, with the rate's own burst tolerance, each slot
+/// `pace` after the one before (the rate's interval, or longer: see [`pass_pace`]).
+#[derive(Debug, Clone, Copy)]
+struct Line {
+    tat: Option<DateTime<Utc>>,
+}
+
+impl Line {
+    fn new(real: Gcra, reserved: Option<DateTime<Utc>>) -> Line {
+        Line {
+            tat: real.tat.max(reserved),
+        }
+    }
+
+    /// The first slot at or after `at` (`tau`: the burst tolerance), promised.
+    fn promise(&mut self, at: DateTime<Utc>, pace: TimeDelta, tau: TimeDelta) -> DateTime<Utc> {
+        let at = match self.tat {
+            Some(tat) if tat - tau > at => tat - tau,
+            _ => at,
+        };
+        let base = self.tat.filter(|tat| *tat > at).unwrap_or(at);
+        self.tat = Some(base + pace);
+        at
+    }
+}
+
+/// A rate's burst tolerance: `burst - 1` intervals.
+fn tau(t: TimeDelta, burst: u32) -> TimeDelta {
+    t * (burst.saturating_sub(1) as i32)
 }
 
 impl Limiter {
@@ -50,6 +99,7 @@ impl Limiter {
             paused_until: None,
             domains: HashMap::new(),
             in_flight: HashMap::new(),
+            reserved: Reserved::default(),
         }
     }
 
@@ -232,11 +282,24 @@ impl Limiter {
         if self.domains.len() > PRUNE_DOMAINS_ABOVE {
             self.domains.retain(|_, s| !s.idle(now));
         }
+        if self.reserved.domains.len() > PRUNE_DOMAINS_ABOVE {
+            self.reserved.domains.retain(|_, tat| *tat > now);
+        }
     }
 
-    /// When each blocked delivery may go, projected from the current state without changing
-    /// it: first each domain's own pace (rate, concurrency, slow-down), then the transport's
-    /// pause and rate.
+    /// When each blocked delivery may go: first each domain's own pace (rate, concurrency,
+    /// slow-down), then the transport's pause and rate.
+    ///
+    /// Projected across batches: from the slots earlier deferrals were promised (`reserved`),
+    /// not from the real state alone, and this batch's are added to them — so a backlog larger
+    /// than a batch is spread over the time the limits need to send it, each delivery due
+    /// again when its turn comes, instead of every batch being promised the same first free
+    /// slots and the whole backlog coming back (and being deferred again) at every pass. The
+    /// pace of the promises is the rate, or a burst per pass if that is slower
+    /// ([`pass_pace`]): deferred deliveries are only claimed again at passes. Admission never
+    /// reads the reservations: a delivery that comes back early only goes if the real limits
+    /// allow, and one that never comes back (cancelled, answered) only leaves its slot unused —
+    /// later deferrals are estimated that much later, no limit is ever passed.
     fn project(
         &mut self,
         now: DateTime<Utc>,
@@ -247,42 +310,54 @@ impl Limiter {
         }
         let min = now + delta(self.settings.min_defer);
         // 1. Per domain.
-        let mut virtual_domains: HashMap<&str, (Gcra, u32)> = HashMap::new();
+        let mut lines: HashMap<&str, (Line, u32)> = HashMap::new();
         let mut by_domain: Vec<(usize, DateTime<Utc>)> = Vec::with_capacity(blocked.len());
         for (index, (_, domain)) in blocked.iter().enumerate() {
             let state = self.domain_state(domain, now).clone();
-            let (gcra, over) = virtual_domains
+            let reserved = self.reserved.domains.get(domain.as_str()).copied();
+            let (line, over) = lines
                 .entry(domain.as_str())
-                .or_insert((state.gcra, 0));
-            let t = interval(state.rate);
+                .or_insert((Line::new(state.gcra, reserved), 0));
             let burst = state.limit.burst.min(state.concurrency).max(1);
-            let mut at = gcra.earliest(now, t, burst).max(min);
+            let t = interval(state.rate);
+            let pace = pass_pace(t, burst, self.settings.pass_interval);
+            let mut at = min;
             if state.in_flight >= state.concurrency {
                 // Slots free up as sends are recorded; assume one round per `min_defer`.
                 let rounds = 1 + *over / state.concurrency.max(1);
                 at = at.max(now + delta(self.settings.min_defer) * rounds as i32);
                 *over += 1;
             }
-            gcra.take(at, t);
-            by_domain.push((index, at));
+            by_domain.push((index, line.promise(at, pace, tau(t, burst))));
+        }
+        for (domain, (line, _)) in lines {
+            if let Some(tat) = line.tat {
+                self.reserved.domains.insert(domain.to_string(), tat);
+            }
         }
         // 2. The transport, in the order the domains allow.
         by_domain.sort_by_key(|(index, at)| (*at, *index));
-        let transport_t = self.settings.per_second.map(interval);
         let burst = self.settings.transport_burst();
-        let mut gcra = self.transport;
+        let transport_t = self.settings.per_second.map(|rate| {
+            let t = interval(rate);
+            (
+                pass_pace(t, burst, self.settings.pass_interval),
+                tau(t, burst),
+            )
+        });
+        let mut line = Line::new(self.transport, self.reserved.transport);
         let mut out = vec![(0i64, now); blocked.len()];
         for (index, mut at) in by_domain {
             if let Some(p) = self.paused_until {
                 at = at.max(p);
             }
-            if let Some(t) = transport_t {
-                at = at.max(gcra.earliest(at, t, burst));
-            }
-            if let Some(t) = transport_t {
-                gcra.take(at, t);
+            if let Some((pace, tau)) = transport_t {
+                at = line.promise(at, pace, tau);
             }
             out[index] = (blocked[index].0, at.max(min));
+        }
+        if transport_t.is_some() {
+            self.reserved.transport = line.tat;
         }
         out
     }
@@ -290,6 +365,7 @@ impl Limiter {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
     use std::time::Duration;
 
     use chrono::TimeDelta;
@@ -350,6 +426,70 @@ mod tests {
         assert!(!later.is_empty());
         let again = limiter.admit(t0() + TimeDelta::seconds(1), &later);
         assert_eq!(again.admitted.len(), later.len(), "{again:?}");
+    }
+
+    #[test]
+    fn a_second_batch_is_deferred_behind_the_first_ones_deferrals() {
+        let mut limiter = Limiter::new(transport_only(Some(5.0), Some(5)));
+        let first = limiter.admit(t0(), &batch(0..20, "example.org"));
+        let second = limiter.admit(t0(), &batch(20..40, "example.org"));
+        check_complete(&batch(20..40, "example.org"), &second, t0());
+        assert!(second.admitted.is_empty(), "the burst is spent");
+        let last_first = first.deferred.iter().map(|(_, at)| *at).max().unwrap();
+        let times: Vec<DateTime<Utc>> = second.deferred.iter().map(|(_, at)| *at).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+        // 15 deferred from the first batch took the slots up to 3 s; the second batch's 20
+        // follow at the rate, up to 7 s — not the same first free slots again.
+        assert!(times[0] > last_first, "{} after {last_first}", times[0]);
+        assert_eq!(times.last().copied(), Some(t0() + TimeDelta::seconds(7)));
+        // Admission reads the real rate only: at 1 s the first batch's next ones go.
+        let a = limiter.admit(t0() + TimeDelta::seconds(1), &batch(5..10, "example.org"));
+        assert_eq!(a.admitted, vec![5, 6, 7, 8, 9]);
+    }
+
+    #[test]
+    fn a_backlog_comes_back_about_once_per_delivery_not_at_every_pass() {
+        // 3,000 due at once at 10 per second (a burst of 10), claimed 100 at a time at passes
+        // 30 s apart: a pass sends 10, and each delivery is deferred about once, to the pass
+        // that will send it — not to the next pass with all the others.
+        let mut limiter = Limiter::new(LimitSettings {
+            per_second: Some(10.0),
+            burst: Some(10),
+            pass_interval: Duration::from_secs(30),
+            ..LimitSettings::default()
+        });
+        let mut due: BTreeMap<(DateTime<Utc>, i64), ()> =
+            (0..3000).map(|id| ((t0(), id), ())).collect();
+        let (mut claims, mut now, mut sent) = (0usize, t0(), 0usize);
+        while !due.is_empty() && now < t0() + TimeDelta::hours(4) {
+            loop {
+                let ready: Vec<(DateTime<Utc>, i64)> = due
+                    .keys()
+                    .take_while(|(at, _)| *at <= now)
+                    .take(100)
+                    .copied()
+                    .collect();
+                if ready.is_empty() {
+                    break;
+                }
+                claims += ready.len();
+                let b: Vec<(i64, &str)> = ready.iter().map(|(_, id)| (*id, "a.test")).collect();
+                let a = limiter.admit(now, &b);
+                for key in &ready {
+                    due.remove(key);
+                }
+                for id in &a.admitted {
+                    limiter.record(now, &(*id, Ok(())));
+                    sent += 1;
+                }
+                for (id, at) in a.deferred {
+                    due.insert((at, id), ());
+                }
+            }
+            now += TimeDelta::seconds(30);
+        }
+        assert_eq!(sent, 3000);
+        assert!(claims < 3 * 3000, "{claims} claims for 3000 deliveries");
     }
 
     #[test]

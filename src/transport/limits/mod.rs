@@ -29,8 +29,9 @@
 //! be tried again, to be deferred instead of retried.
 //!
 //! `not_before` is an estimate (a projection of the rates, the cap and the domains'
-//! concurrency from what is known now); admission re-checks everything, so an estimate that
-//! is early only costs another deferral, never a limit.
+//! concurrency from what is known now, queued behind the slots already promised to earlier
+//! deferrals, at most a burst per scheduler pass); admission re-checks everything, so an
+//! estimate that is early only costs another deferral, never a limit.
 //!
 //! The rates use GCRA (the "virtual scheduling" form of a token bucket): with an interval
 //! `T = 1/rate` and a burst `b`, at most `b + ⌊d/T⌋` messages are admitted in any span of

@@ -62,6 +62,11 @@ pub struct LimitSettings {
     pub in_flight_timeout: Duration,
     /// The shortest deferral.
     pub min_defer: Duration,
+    /// How often deferred deliveries are claimed again: the scheduler's tick (not a key of
+    /// `[transport.limits]`; the config sets it from `scheduler.tick`). A pass sends at most
+    /// a burst per limit, so the deferrals of a backlog are spread at that pace, not faster
+    /// (see `Limiter::project`). Zero: at the configured rates.
+    pub pass_interval: Duration,
 }
 
 impl Default for LimitSettings {
@@ -79,6 +84,7 @@ impl Default for LimitSettings {
             provider_pause: Duration::from_secs(30),
             in_flight_timeout: Duration::from_secs(900),
             min_defer: Duration::from_secs(1),
+            pass_interval: Duration::ZERO,
         }
     }
 }
