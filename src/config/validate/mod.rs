@@ -4,6 +4,7 @@
 
 mod calendar;
 mod campaigns;
+mod console;
 mod http;
 mod import;
 mod inbound;
@@ -33,6 +34,7 @@ pub(super) fn settings(raw: RawConfig, file: String) -> Result<Settings, ConfigE
     let (transport, limits, breaker) = transport::transport(raw.transport, p);
     let scheduler = scheduler::scheduler(raw.scheduler, p);
     let http = http::http(raw.http, p);
+    let console = console::console(raw.console, p);
     let max_field_length = raw
         .ingest
         .max_field_length
@@ -64,6 +66,7 @@ pub(super) fn settings(raw: RawConfig, file: String) -> Result<Settings, ConfigE
         breaker,
         scheduler,
         http,
+        console,
         max_field_length: max_field_length.max(1),
         import,
         compliance,
