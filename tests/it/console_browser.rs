@@ -35,7 +35,7 @@ async fn an_admin_signs_in_from_the_email_and_sees_the_reports_numbers() {
     let Some(chrome) = Chrome::start().await else {
         return;
     };
-    let app = console_app().await;
+    let mut app = console_app().await;
     app.add_leads(&[
         "ann@client.example",
         "bob@client.example",
@@ -46,6 +46,9 @@ async fn an_admin_signs_in_from_the_email_and_sees_the_reports_numbers() {
         .await;
     let sent = app.pass(at(T0)).await;
     assert!(sent.sent >= 4, "{sent:?}");
+    // An hour later (the report counts enrolments before its `until`: now).
+    let now = at(T0) + chrono::Duration::hours(1);
+    app.restart_at(now).await;
 
     // The invitation goes out through real SMTP, as `rewarm console invite` sends it.
     let smtp = TestSmtpServer::start().await;
@@ -60,10 +63,10 @@ async fn an_admin_signs_in_from_the_email_and_sees_the_reports_numbers() {
     let loaded = app.current.get();
     let transport = rewarm::app::build_transport(&loaded.settings).expect("the SMTP transport");
     let admin = EmailAddress::parse("ada@acme.example").unwrap();
-    rewarm::console::signin::invite(&app.store, &loaded, &admin, Role::Admin, "test", at(T0))
+    rewarm::console::signin::invite(&app.store, &loaded, &admin, Role::Admin, "test", now)
         .await
         .expect("invite");
-    rewarm::notify::deliver_due(&app.store, &loaded, &transport, at(T0), "test")
+    rewarm::notify::deliver_due(&app.store, &loaded, &transport, now, "test")
         .await
         .expect("send the invitation");
     let link = link_in(&smtp);
@@ -80,12 +83,12 @@ async fn an_admin_signs_in_from_the_email_and_sees_the_reports_numbers() {
         .expect("click");
     let report = assemble(
         None,
-        at(T0),
+        now,
         GroupBy::Campaign,
         app.store
             .report_counts(&ReportQuery {
                 since: None,
-                until: at(T0),
+                until: now,
                 by: GroupBy::Campaign,
             })
             .await
