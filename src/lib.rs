@@ -28,6 +28,7 @@
 //! | [`inbound`] | replies and bounces: `process`, `matching`, `imap`, `classify`, `effect` (the state change a reply makes), `parse/` |
 //! | [`notify`] | telling sales: outbox, owner email, webhook, digest |
 //! | [`http`] | unsubscribe, click, api, health, metrics, `inbound/` (one file per provider's webhook) |
+//! | [`console`] | the web console under `/console/` (off unless `[console] enabled`): sign-in by emailed link, sessions, roles, pages |
 //! | [`transport`] | typed `SendError` (with `TransportFault`), the circuit `breaker`, our SMTP pool, the `.eml` file transport, limits, `api/` (client, postmark, sendgrid, mailgun) |
 //! | [`store`] | the `Store` trait by area and the delivery state machine; shared SQL; `sqlite/` and `postgres/` with one file per concern |
 //!
@@ -40,6 +41,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod domain;
 pub mod fds;

@@ -30,6 +30,9 @@ pub enum TokenKind {
     /// Sales' one-click feedback (`notify::feedback`): the "delivery id" is the lead's id,
     /// `extra` packs the action and expiry, the context is the owner's address.
     Feedback = 5,
+    /// A console sign-in link (`console::signin`): the "delivery id" is the link's random
+    /// id; the database keeps only the token's hash.
+    ConsoleSignIn = 6,
 }
 
 impl TokenKind {
@@ -40,6 +43,7 @@ impl TokenKind {
             TokenKind::Reply,
             TokenKind::Bounce,
             TokenKind::Feedback,
+            TokenKind::ConsoleSignIn,
         ]
         .into_iter()
         .find(|k| *k as u8 == b)

@@ -12,6 +12,7 @@ use crate::store::sqlite::SqliteStore;
 
 mod campaigns;
 mod check;
+mod console;
 pub mod db;
 mod explain;
 mod forecast;
@@ -92,6 +93,9 @@ pub enum Command {
     /// A lead's story in plain words: segment, campaign, next email and why then, what
     /// stopped it and what would bring it back.
     Explain(explain::ExplainArgs),
+    /// The web console's users: invite someone with a role (emails a sign-in link).
+    #[command(subcommand)]
+    Console(console::ConsoleCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -167,6 +171,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inbound(cmd) => inbound::inbound(&cli.config, cmd, now).await,
         Command::Campaigns(cmd) => campaigns::campaigns(&cli.config, cmd, now).await,
         Command::Explain(args) => explain::run(&cli.config, args, now).await,
+        Command::Console(cmd) => console::console(&cli.config, cmd, now).await,
     }
 }
 

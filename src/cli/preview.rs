@@ -1,5 +1,5 @@
 //! `rewarm preview --lead EMAIL [--step N]`: one step's email for one lead, rendered and
-//! composed by the same code that sends it.
+//! composed by the same code that sends it (`outbound::preview`).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::with_store;
 use crate::app::Loaded;
 use crate::domain::email::EmailAddress;
-use crate::domain::segment::first_match;
+use crate::outbound::preview::{Preview, preview as render};
 use crate::store::{LeadStore, Store};
 
 #[derive(Debug, clap::Args)]
@@ -45,63 +45,44 @@ pub async fn preview(
     let Some(lead) = lead else {
         anyhow::bail!("no lead with email {email} (import it first: rewarm leads import FILE)");
     };
-    let campaign = match &args.campaign {
-        Some(name) => settings
-            .campaigns
-            .get(name)
-            .with_context(|| format!("no campaign `{name}` in {}", settings.file.display()))?,
-        None => {
-            let segment = first_match(&settings.segments, &lead, now, settings.default_tz)
-                .with_context(|| format!("no segment matches {email} now; pass --campaign NAME"))?;
-            settings
-                .campaigns
-                .get(&segment.campaign)
-                .with_context(|| format!("no campaign `{}`", segment.campaign))?
+    match render(&loaded, &lead, args.campaign.as_deref(), args.step, now)? {
+        Preview::Call {
+            campaign,
+            step,
+            of,
+            note,
+        } => {
+            println!(
+                "campaign: {campaign}   step: {step} of {of}   a call: {} gets no email; its owner ({}) gets a call task",
+                lead.email,
+                lead.owner_email
+                    .as_deref()
+                    .unwrap_or("none: notify.fallback_email")
+            );
+            if let Some(note) = &note {
+                println!("What to say: {note}");
+            }
         }
-    };
-    if args.step == 0 || args.step > campaign.cadence.max_touches {
-        anyhow::bail!(
-            "campaign `{}` has steps 1 to {}",
-            campaign.name,
-            campaign.cadence.max_touches
-        );
-    }
-    let step = args.step - 1;
-    if let Some(call) = campaign.call_for(step) {
-        println!(
-            "campaign: {}   step: {} of {}   a call: {} gets no email; its owner ({}) gets a call task",
-            campaign.name,
-            args.step,
-            campaign.cadence.max_touches,
-            lead.email,
-            lead.owner_email
-                .as_deref()
-                .unwrap_or("none: notify.fallback_email")
-        );
-        if let Some(note) = &call.note {
-            println!("What to say: {note}");
+        Preview::Email { message, .. } if args.raw => {
+            println!("{}", String::from_utf8_lossy(&message.bytes));
         }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let template = campaign.template_for(step);
-    let (rendered, message) = loaded
-        .composer()
-        .build(&lead, campaign, template, step, 0, now)
-        .map_err(anyhow::Error::msg)?;
-    if args.raw {
-        println!("{}", String::from_utf8_lossy(&message.bytes));
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!(
-        "campaign: {}   step: {} of {}   template: {template}",
-        campaign.name, args.step, campaign.cadence.max_touches
-    );
-    println!("From: {}", settings.sender.from);
-    println!("To: {}", lead.email);
-    println!("Subject: {}", rendered.subject);
-    println!("\n----- text -----\n{}", rendered.text);
-    if let Some(html) = &rendered.html {
-        println!("\n----- html -----\n{html}");
+        Preview::Email {
+            campaign,
+            step,
+            of,
+            template,
+            rendered,
+            ..
+        } => {
+            println!("campaign: {campaign}   step: {step} of {of}   template: {template}");
+            println!("From: {}", settings.sender.from);
+            println!("To: {}", lead.email);
+            println!("Subject: {}", rendered.subject);
+            println!("\n----- text -----\n{}", rendered.text);
+            if let Some(html) = &rendered.html {
+                println!("\n----- html -----\n{html}");
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -86,6 +86,8 @@ pub struct Settings {
     pub breaker: crate::transport::breaker::BreakerSettings,
     pub scheduler: SchedulerSettings,
     pub http: HttpSettings,
+    /// `[console]`: the web console on the HTTP listener (off by default).
+    pub console: ConsoleSettings,
     /// The longest value (in characters) a lead's field may hold, on import and in the API
     /// (`ingest.max_field_length`, default 1,000).
     pub max_field_length: usize,
@@ -166,6 +168,35 @@ pub struct HttpSettings {
     pub header_timeout: std::time::Duration,
     /// Reading a request's body and answering it take at most this long; default 30 s.
     pub request_timeout: std::time::Duration,
+}
+
+/// `[console]`: the web console served under `/console/` on the HTTP listener
+/// (docs/console.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSettings {
+    /// Off by default: every `/console/…` URL answers 404.
+    pub enabled: bool,
+    /// How long an emailed sign-in link works (single use); default 15 minutes.
+    pub link_lifetime: std::time::Duration,
+    /// How long a session lasts after signing in; default 12 hours.
+    pub session_lifetime: std::time::Duration,
+    /// Sign-in links asked for per address per hour, and ten times that for everyone
+    /// together; default 5.
+    pub signin_per_hour: u32,
+    /// Actions (form POSTs) per signed-in person per minute; default 30.
+    pub actions_per_minute: u32,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        ConsoleSettings {
+            enabled: false,
+            link_lifetime: std::time::Duration::from_secs(15 * 60),
+            session_lifetime: std::time::Duration::from_secs(12 * 3600),
+            signin_per_hour: 5,
+            actions_per_minute: 30,
+        }
+    }
 }
 
 /// Replies and bounces coming back.

@@ -26,6 +26,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) http: RawHttp,
     #[serde(default)]
+    pub(super) console: RawConsole,
+    #[serde(default)]
     pub(super) ingest: RawIngest,
     #[serde(default)]
     pub(super) import: RawImport,
@@ -74,6 +76,17 @@ pub(super) struct RawHttp {
     pub(super) max_connections: Option<usize>,
     pub(super) header_timeout: Option<String>,
     pub(super) request_timeout: Option<String>,
+}
+
+/// `[console]`: the web console (off unless `enabled`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConsole {
+    pub(super) enabled: Option<bool>,
+    pub(super) link_lifetime: Option<String>,
+    pub(super) session_lifetime: Option<String>,
+    pub(super) signin_per_hour: Option<u32>,
+    pub(super) actions_per_minute: Option<u32>,
 }
 
 /// `[ingest]`: limits on leads coming in (files and the API).

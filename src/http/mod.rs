@@ -14,6 +14,8 @@
 //! - [`events`]: `POST /events/{postmark,sendgrid,mailgun}`, the providers' event webhooks
 //!   (bounces, complaints, unsubscribes, deliveries of what we sent through them).
 //!
+//! - `/console/…`: the web console (`crate::console`), 404 unless `[console] enabled`.
+//!
 //! - `server`: connections are served under limits (a connection cap that leaves file
 //!   descriptors for sending, header-read/idle and request timeouts), so a flood of clients
 //!   cannot take the daemon down.
@@ -79,6 +81,7 @@ type Shared<S> = Arc<HttpState<S>>;
 
 /// Every route, ready to serve.
 pub fn router<S: Store>(state: HttpState<S>) -> Router {
+    let state = Arc::new(state);
     Router::new()
         .route(
             "/u/{token}",
@@ -134,7 +137,8 @@ pub fn router<S: Store>(state: HttpState<S>) -> Router {
             "/events/mailgun",
             post(events::mailgun::<S>).layer(DefaultBodyLimit::max(events::BODY_LIMIT)),
         )
-        .with_state(Arc::new(state))
+        .with_state(Arc::clone(&state))
+        .merge(crate::console::router(state))
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` is cancelled, then stops accepting

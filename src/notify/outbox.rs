@@ -64,6 +64,10 @@ pub async fn deliver_due<S: Store>(
             .and_then(|id| timelines.get(&id))
             .map_or(&[][..], Vec::as_slice);
         let built = match n.kind.as_str() {
+            // A console sign-in link: to the address asked for, never to a fallback.
+            crate::console::mail::NOTIFICATION_KIND => {
+                crate::console::mail::signin_email(loaded, n, now).map(|e| emails.push(e))
+            }
             "owner_email" | "digest" => {
                 owner_email(loaded, n, lead, timeline, &gone, now).map(|e| emails.push(e))
             }

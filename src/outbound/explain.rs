@@ -170,7 +170,7 @@ fn campaign(f: &Facts) -> Vec<String> {
 }
 
 /// "every 30d, window Mon-Fri 09:00-17:00, skips holidays".
-fn describe(c: &Campaign) -> String {
+pub fn describe(c: &Campaign) -> String {
     let rhythm = match &c.cadence.rhythm {
         Rhythm::Every(span) => format!(
             "first {} after the loss, then every {span}",

@@ -30,6 +30,7 @@ pub mod forecast;
 pub mod late;
 pub mod links;
 pub mod pause;
+pub mod preview;
 pub mod recording;
 pub mod recycle;
 pub mod render;

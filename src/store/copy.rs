@@ -131,7 +131,7 @@ macro_rules! tables {
         impl Table {
             /// Parents before children (inbound messages point at leads and deliveries,
             /// notifications at leads).
-            pub const ALL: [Table; 11] = [$(Table::$variant),*];
+            pub const ALL: [Table; 13] = [$(Table::$variant),*];
 
             pub fn as_str(self) -> &'static str {
                 match self { $(Table::$variant => $name),* }
@@ -360,6 +360,24 @@ tables! {
         /// The normalised definition (JSON object).
         definition: Value,
         applied_at: DateTime<Utc>,
+    }
+
+    #[derive(Debug)]
+    ConsoleUsers "console_users" ConsoleUserRecord {
+        id: i64,
+        email: String,
+        role: String,
+        invited_by: String,
+        created_at: DateTime<Utc>,
+    }
+
+    #[derive(Debug)]
+    ConsoleEvents "console_events" ConsoleEventRecord {
+        id: i64,
+        at: DateTime<Utc>,
+        actor: String,
+        kind: String,
+        detail: Value,
     }
 }
 

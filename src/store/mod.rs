@@ -88,6 +88,8 @@ mod shared;
 #[macro_use]
 mod common;
 #[macro_use]
+mod console;
+#[macro_use]
 mod write_steps;
 #[macro_use]
 mod common_loop;
@@ -118,6 +120,7 @@ pub mod sqlite;
 
 /// How an import merges a row into a stored lead (for `leads import --dry-run`).
 pub(crate) use batch::merge_lead;
+pub use console::{ConsoleEvent, ConsoleSession, ConsoleStore, ConsoleUser, SignInUse};
 pub use copy::*;
 pub use edits::{
     ActiveEnrolment, CampaignVersion, EditStore, EnrolmentMove, Followed, MoveTarget, Rescheduled,
@@ -136,9 +139,9 @@ pub use unmatched::{NEVER_MS, UnmatchedLead, UnmatchedStore};
 /// `PgStore`); code generic over `S: Store` needs only `Store`.
 pub mod prelude {
     pub use super::{
-        CopyStore, EditStore, HandoffStore, HoldStore, InboundStore, KvStore, LeadStore,
-        OutboxStore, PrivacyStore, QueueStore, RelayStore, ReportStore, SendCountStore, Store,
-        SuppressionStore, UnmatchedStore,
+        ConsoleStore, CopyStore, EditStore, HandoffStore, HoldStore, InboundStore, KvStore,
+        LeadStore, OutboxStore, PrivacyStore, QueueStore, RelayStore, ReportStore, SendCountStore,
+        Store, SuppressionStore, UnmatchedStore,
     };
 }
 
@@ -180,6 +183,8 @@ pub trait Store:
     + SendCountStore
     + RelayStore
     + UnmatchedStore
+    + ConsoleStore
+    + ForecastStore
     + Clone
     + Send
     + Sync

@@ -516,7 +516,9 @@ pub(crate) fn table_counts(rows: Vec<(String, i64)>) -> BTreeMap<Table, i64> {
 }
 
 /// Emptying every table `db copy` writes: children before parents.
-pub(crate) const DELETE_ALL: [&str; 11] = [
+pub(crate) const DELETE_ALL: [&str; 13] = [
+    "DELETE FROM console_events",
+    "DELETE FROM console_users",
     "DELETE FROM campaign_versions",
     "DELETE FROM inbound",
     "DELETE FROM notifications",

@@ -16,6 +16,8 @@ mod calendar;
 mod campaign_edits;
 mod caps_durable;
 mod check;
+mod console_auth;
+mod console_browser;
 mod explain;
 mod faults_kill;
 mod faults_repair;

@@ -1398,7 +1398,9 @@ async fn export_pages_every_row_by_id<S: Store>(store: S) {
             (Table::Notifications, 0),
             (Table::KvState, 0),
             (Table::Forgotten, 0),
-            (Table::CampaignVersions, 0)
+            (Table::CampaignVersions, 0),
+            (Table::ConsoleUsers, 0),
+            (Table::ConsoleEvents, 0)
         ]
     );
     for table in Table::ALL {
@@ -1419,6 +1421,8 @@ async fn export_pages_every_row_by_id<S: Store>(store: S) {
                 Rows::KvState(r) => r.iter().map(|r| r.id).collect(),
                 Rows::Forgotten(r) => r.iter().map(|r| r.id).collect(),
                 Rows::CampaignVersions(r) => r.iter().map(|r| r.id).collect(),
+                Rows::ConsoleUsers(r) => r.iter().map(|r| r.id).collect(),
+                Rows::ConsoleEvents(r) => r.iter().map(|r| r.id).collect(),
             };
             ids.extend(page_ids);
             after = last;

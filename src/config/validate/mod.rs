@@ -4,6 +4,7 @@
 
 mod calendar;
 mod campaigns;
+mod console;
 mod http;
 mod import;
 mod inbound;
@@ -36,6 +37,7 @@ pub(super) fn settings(raw: RawConfig, file: String) -> Result<Settings, ConfigE
         limits.pass_interval = scheduler.tick;
     }
     let http = http::http(raw.http, p);
+    let console = console::console(raw.console, p);
     let max_field_length = raw
         .ingest
         .max_field_length
@@ -67,6 +69,7 @@ pub(super) fn settings(raw: RawConfig, file: String) -> Result<Settings, ConfigE
         breaker,
         scheduler,
         http,
+        console,
         max_field_length: max_field_length.max(1),
         import,
         compliance,

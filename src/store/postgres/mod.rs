@@ -40,6 +40,7 @@ use super::rows::*;
 use super::shared::{self as sql, migrator};
 use super::*;
 
+mod console;
 mod copy;
 mod edits;
 mod forecast;
@@ -134,6 +135,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         14,
         "loopfin",
         include_str!("../../../migrations/postgres/0014_loopfin.sql"),
+    ),
+    (
+        15,
+        "console",
+        include_str!("../../../migrations/postgres/0015_console.sql"),
     ),
     (
         18,

@@ -27,6 +27,7 @@ use super::rows::*;
 use super::shared::{self as sql, migrator};
 use super::*;
 
+mod console;
 mod copy;
 mod edits;
 mod forecast;
@@ -125,6 +126,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         14,
         "loopfin",
         include_str!("../../../migrations/sqlite/0014_loopfin.sql"),
+    ),
+    (
+        15,
+        "console",
+        include_str!("../../../migrations/sqlite/0015_console.sql"),
     ),
     (
         18,

@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests.
 
 pub mod bin;
+pub mod browser;
 pub mod config;
+pub mod console;
 pub mod counts;
 pub mod daemon;
 pub mod db;
