@@ -106,6 +106,8 @@ mod edits_sql;
 mod hold;
 #[macro_use]
 mod unmatched;
+#[macro_use]
+mod browse;
 mod batch;
 mod copy;
 mod dialect;
@@ -118,6 +120,10 @@ pub mod sqlite;
 
 /// How an import merges a row into a stored lead (for `leads import --dry-run`).
 pub(crate) use batch::merge_lead;
+pub use browse::{
+    Assigned, BrowseStore, LeadPage, LeadSearch, QueueOrder, QueuedLead, QueuedReply,
+    REVIEW_TEXT_CHARS, ReviewedInbound, SuppressionPage, ToReview,
+};
 pub use copy::*;
 pub use edits::{
     ActiveEnrolment, CampaignVersion, EditStore, EnrolmentMove, Followed, MoveTarget, Rescheduled,
@@ -136,9 +142,9 @@ pub use unmatched::{NEVER_MS, UnmatchedLead, UnmatchedStore};
 /// `PgStore`); code generic over `S: Store` needs only `Store`.
 pub mod prelude {
     pub use super::{
-        CopyStore, EditStore, HandoffStore, HoldStore, InboundStore, KvStore, LeadStore,
-        OutboxStore, PrivacyStore, QueueStore, RelayStore, ReportStore, SendCountStore, Store,
-        SuppressionStore, UnmatchedStore,
+        BrowseStore, CopyStore, EditStore, HandoffStore, HoldStore, InboundStore, KvStore,
+        LeadStore, OutboxStore, PrivacyStore, QueueStore, RelayStore, ReportStore, SendCountStore,
+        Store, SuppressionStore, UnmatchedStore,
     };
 }
 
@@ -180,6 +186,7 @@ pub trait Store:
     + SendCountStore
     + RelayStore
     + UnmatchedStore
+    + BrowseStore
     + Clone
     + Send
     + Sync

@@ -39,6 +39,7 @@ use super::rows::*;
 use super::shared::{self as sql, migrator};
 use super::*;
 
+mod browse;
 mod copy;
 mod edits;
 mod forecast;
@@ -132,6 +133,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         14,
         "loopfin",
         include_str!("../../../migrations/postgres/0014_loopfin.sql"),
+    ),
+    (
+        16,
+        "console_pages",
+        include_str!("../../../migrations/postgres/0016_console_pages.sql"),
     ),
 ];
 

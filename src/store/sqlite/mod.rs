@@ -27,6 +27,7 @@ use super::rows::*;
 use super::shared::{self as sql, migrator};
 use super::*;
 
+mod browse;
 mod copy;
 mod edits;
 mod forecast;
@@ -124,6 +125,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         14,
         "loopfin",
         include_str!("../../../migrations/sqlite/0014_loopfin.sql"),
+    ),
+    (
+        16,
+        "console_pages",
+        include_str!("../../../migrations/sqlite/0016_console_pages.sql"),
     ),
 ];
 
