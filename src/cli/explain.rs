@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::with_store;
 use crate::config::Settings;
 use crate::domain::email::EmailAddress;
-use crate::outbound::explain::{Facts, explain};
+use crate::outbound::explain::explain;
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
@@ -49,23 +49,7 @@ pub async fn story<S: Store>(
     let Some(lead) = store.lead_by_email(email).await? else {
         return Ok(None);
     };
-    let timeline = store.timeline(lead.id).await?;
-    let deliveries = store.lead_deliveries(lead.id).await?;
-    let paused = store.paused_campaigns().await?;
-    let suppressed = store
-        .suppression_for(&lead.email)
-        .await?
-        .map(|s| s.reason.as_str().to_string());
-    let facts = Facts {
-        settings,
-        lead: &lead,
-        lifecycle: store.lead_lifecycle(lead.id).await?.unwrap_or_default(),
-        deliveries: &deliveries,
-        timeline: &timeline,
-        paused: &paused,
-        score: store.score(lead.id).await?,
-        suppressed,
-        now,
-    };
+    let story = crate::outbound::story::Story::read(store, &lead).await?;
+    let facts = story.facts(settings, &lead, now);
     Ok(Some(explain(&facts)))
 }

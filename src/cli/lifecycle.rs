@@ -29,12 +29,12 @@ pub async fn apply<S: Store>(
         .lead_by_email(&email)
         .await?
         .with_context(|| format!("no lead {email}"))?;
-    let notifications =
-        crate::notify::lifecycle_notifications(&settings.notify, &lead, &transition, now);
-    let change = store
-        .set_lifecycle(lead.id, &transition, by, &notifications, now)
-        .await
-        .with_context(|| format!("Failed to record `{}` for {email}", transition.event_kind()))?;
+    let change =
+        crate::outbound::actions::apply_transition(store, settings, &lead, &transition, by, now)
+            .await
+            .with_context(|| {
+                format!("Failed to record `{}` for {email}", transition.event_kind())
+            })?;
     match change {
         LifecycleChange::Applied { from, to } => {
             let extra = match &transition {

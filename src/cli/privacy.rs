@@ -12,16 +12,14 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::domain::email::EmailAddress;
-use crate::domain::privacy::{PEPPER_SECRET, address_hash, new_pepper, placeholder_email};
+use crate::domain::privacy::placeholder_email;
 use crate::store::Store;
 
 /// The keyed hash of `email` under this database's pepper (created on first use).
 async fn hash_of<S: Store>(store: &S, email: &EmailAddress) -> anyhow::Result<String> {
-    let pepper = store
-        .secret(PEPPER_SECRET, new_pepper)
+    crate::outbound::actions::forgotten_hash(store, email)
         .await
-        .context("Failed to read the key of forgotten addresses")?;
-    Ok(address_hash(&pepper, email))
+        .context("Failed to read the key of forgotten addresses")
 }
 
 /// `leads forget`.

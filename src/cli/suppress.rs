@@ -12,10 +12,10 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use serde_json::json;
 
 use super::with_store;
 use crate::config::Settings;
+use crate::outbound::suppression::evidence;
 use crate::store::{Store, Suppression, SuppressionReason, SuppressionStore};
 
 #[derive(Debug, clap::Subcommand)]
@@ -187,16 +187,12 @@ async fn broad_entries_confirmed<S: Store>(
     entries: &[Suppression],
     over: i64,
 ) -> anyhow::Result<bool> {
-    let mut broad = Vec::new();
-    for e in entries.iter().filter(|e| e.address.starts_with('@')) {
-        let n = store
-            .leads_reached(&e.address)
-            .await
-            .context("Failed to count the leads an entry reaches")?;
-        if n > over {
-            broad.push(format!("{} would suppress {n} leads", e.address));
-        }
-    }
+    let broad: Vec<String> = crate::outbound::suppression::too_broad(store, entries, over)
+        .await
+        .context("Failed to count the leads an entry reaches")?
+        .into_iter()
+        .map(|(address, n)| format!("{address} would suppress {n} leads"))
+        .collect();
     for b in &broad {
         eprintln!("warning: {b} (more than compliance.confirm_domain_over = {over})");
     }
@@ -222,7 +218,7 @@ fn addresses_to_add(
             Ok(address) => entries.push(Suppression {
                 address,
                 reason,
-                evidence: evidence("cli", note, None),
+                evidence: evidence("cli", note, None, None),
                 created_at: now,
             }),
             Err(e) => bad.push(format!("{e}")),
@@ -267,18 +263,6 @@ fn print_list(list: &[Suppression], json: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn evidence(source: &str, note: Option<&str>, at: Option<(&Path, u64)>) -> serde_json::Value {
-    let mut v = json!({ "source": source });
-    if let Some(note) = note {
-        v["note"] = json!(note);
-    }
-    if let Some((file, line)) = at {
-        v["file"] = json!(file.display().to_string());
-        v["line"] = json!(line);
-    }
-    v
 }
 
 /// The entries of an import file; every bad line is reported (`FILE:LINE: reason`) and then
@@ -342,7 +326,7 @@ fn read_file(
             Ok(address) => entries.push(Suppression {
                 address,
                 reason,
-                evidence: evidence("import", note, Some((file, line))),
+                evidence: evidence("import", note, None, Some((file, line))),
                 created_at: now,
             }),
             Err(e) => bad.push(format!("{}:{line}: {e}", file.display())),

@@ -14,29 +14,19 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use serde_json::json;
 
 use super::unsubscribe::{escape, html, retry_later};
 use super::{Shared, store_failure};
-use crate::domain::cadence::Span;
 use crate::domain::lead::Lead;
-use crate::domain::lifecycle::Transition;
 use crate::notify::feedback::{self, Feedback, FeedbackAction, Rejected};
-use crate::outbound::recycle::{Recycled, bring_back};
-use crate::store::{LifecycleChange, Store};
+use crate::outbound::actions::{self, OutOfScopeForm, Outcome};
+use crate::store::Store;
 
 /// Forms are a reason and a choice: this bounds what is read.
 pub(super) const BODY_LIMIT: usize = 16 * 1024;
-/// Out-of-scope reasons are kept short.
-const REASON_CHARS: usize = 200;
 
 /// The out-of-scope form's fields (any other POST body is ignored).
-#[derive(Debug, Default, serde::Deserialize)]
-pub(super) struct FeedbackForm {
-    reason: Option<String>,
-    /// Months until the re-check ("3", "6", "12"; "0" or "never": none).
-    recheck: Option<String>,
-}
+pub(super) type FeedbackForm = OutOfScopeForm;
 
 /// `GET /feedback/{token}`: the confirmation page.
 pub(super) async fn page<S: Store>(
@@ -80,49 +70,11 @@ pub(super) async fn act<S: Store>(
     let form = form.map(|Form(f)| f).unwrap_or_default();
     let loaded = state.current.get();
     let settings = &loaded.settings;
-    let mut detail = json!({"action": fb.action.as_str(), "by": by});
-    let result = match fb.action {
-        FeedbackAction::Working => transition(&state, &lead, Transition::Working, &by, now).await,
-        FeedbackAction::Won => transition(&state, &lead, Transition::Won, &by, now).await,
-        FeedbackAction::OutOfScope => {
-            let (reason, recheck_at) = out_of_scope_choice(&form, &lead, settings, now);
-            detail["reason"] = json!(reason);
-            detail["recheck_at"] = json!(recheck_at);
-            let t = Transition::OutOfScope { reason, recheck_at };
-            transition(&state, &lead, t, &by, now).await
-        }
-        FeedbackAction::NotNow(months) => {
-            detail["months"] = json!(months);
-            let resume_at =
-                Span::Months(u32::from(months)).after(now, lead.zone_or(settings.default_tz));
-            let reason = format!("not now: back in {months} months ({by})");
-            bring_back(&state.store, settings, &lead, &reason, resume_at, None, now)
-                .await
-                .map(|r| match r {
-                    Recycled::Back { to, next, .. } => Outcome::Done(format!(
-                        "back to {}, next email not before {}",
-                        to.as_str(),
-                        next.format("%Y-%m-%d")
-                    )),
-                    Recycled::Refused(why) => Outcome::Refused(why),
-                })
-        }
-    };
-    let outcome = match result {
-        Ok(outcome) => outcome,
-        Err(e) => return retry_later(store_failure("feedback", &e)),
-    };
-    detail["result"] = json!(outcome.result());
-    let hooks =
-        crate::notify::event_webhook(&settings.notify, &lead, "feedback", detail.clone(), now);
-    if let Err(e) = state
-        .store
-        .record_event(lead.id, "feedback", &detail, &hooks, now)
-        .await
-    {
-        return retry_later(store_failure("feedback", &e));
-    }
-    tracing::info!(lead_id = lead.id, action = fb.action.as_str(), result = %outcome.result(), "Sales feedback recorded");
+    let outcome =
+        match actions::feedback(&state.store, settings, &lead, fb.action, &form, &by, now).await {
+            Ok(outcome) => outcome,
+            Err(e) => return retry_later(store_failure("feedback", &e)),
+        };
     let (status, text) = match &outcome {
         Outcome::Done(what) => (
             StatusCode::OK,
@@ -139,77 +91,6 @@ pub(super) async fn act<S: Store>(
         "Your answer",
         &format!("<p>{}</p><p>{}</p>", escape(&who(&lead)), escape(&text)),
     )
-}
-
-/// What a click did.
-enum Outcome {
-    Done(String),
-    Already(&'static str),
-    Refused(String),
-}
-
-impl Outcome {
-    fn result(&self) -> String {
-        match self {
-            Outcome::Done(_) => "applied".into(),
-            Outcome::Already(_) => "already".into(),
-            Outcome::Refused(why) => format!("refused: {why}"),
-        }
-    }
-}
-
-async fn transition<S: Store>(
-    state: &Shared<S>,
-    lead: &Lead,
-    t: Transition,
-    by: &str,
-    now: DateTime<Utc>,
-) -> Result<Outcome, crate::store::StoreError> {
-    let loaded = state.current.get();
-    let hooks = crate::notify::lifecycle_notifications(&loaded.settings.notify, lead, &t, now);
-    Ok(
-        match state
-            .store
-            .set_lifecycle(lead.id, &t, by, &hooks, now)
-            .await?
-        {
-            LifecycleChange::Applied { to, .. } => {
-                Outcome::Done(format!("the lead is {}", to.as_str()))
-            }
-            LifecycleChange::Already { state } => Outcome::Already(state.as_str()),
-            LifecycleChange::Refused { from, why } => {
-                Outcome::Refused(format!("the lead is {}: {why}", from.as_str()))
-            }
-            LifecycleChange::NoSuchLead => Outcome::Refused("the lead no longer exists".into()),
-        },
-    )
-}
-
-/// The out-of-scope form: its reason (trimmed, cut to 200 characters; a default when
-/// empty) and re-check date (12 months unless "3", "6" or "never").
-fn out_of_scope_choice(
-    form: &FeedbackForm,
-    lead: &Lead,
-    settings: &crate::config::Settings,
-    now: DateTime<Utc>,
-) -> (String, Option<DateTime<Utc>>) {
-    let reason: String = form
-        .reason
-        .as_deref()
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-        .unwrap_or("marked out of scope by sales")
-        .chars()
-        .take(REASON_CHARS)
-        .collect();
-    let months = match form.recheck.as_deref().map(str::trim) {
-        Some("never" | "0") => None,
-        Some("3") => Some(3),
-        Some("6") => Some(6),
-        _ => Some(12),
-    };
-    let recheck_at = months.map(|m| Span::Months(m).after(now, lead.zone_or(settings.default_tz)));
-    (reason, recheck_at)
 }
 
 /// The lead a valid token names, the verified feedback and the address it was bound to; or
@@ -246,7 +127,7 @@ async fn resolve<S: Store>(
     Err(not_valid())
 }
 
-fn who(lead: &Lead) -> String {
+pub(crate) fn who(lead: &Lead) -> String {
     let name = [lead.first_name.as_deref(), lead.last_name.as_deref()]
         .into_iter()
         .flatten()

@@ -14,6 +14,7 @@
 //!   [`Classification`](crate::domain::reply::Classification) type itself is in `domain`);
 //! - [`effect`]: what that does to the lead, and the notifications a re-warm sends (pure);
 //! - [`process`]: the steps in order, recorded in one transaction;
+//! - [`review`]: a person assigns an unmatched message to a lead (the same steps) or ignores it;
 //! - [`imap`]: the reply-mailbox poller that feeds it (the webhooks are in `http::inbound`);
 //! - [`events`]: email providers' events (bounces, complaints, deliveries posted to
 //!   `http::events`), matched to their delivery and given the effect of the equivalent report.
@@ -30,3 +31,4 @@ pub mod intent;
 pub mod matching;
 pub mod parse;
 pub mod process;
+pub mod review;

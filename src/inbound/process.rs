@@ -160,9 +160,7 @@ async fn process_in<S: Store>(
         // Engagement points for the reply (score threshold per segment); only a first recording.
         // A reply that says "later", "no" or "not me" earns none: it must not re-warm by score
         // what its intent kept from sales.
-        let cold = matches!(&effect, InboundEffect::Reply { action, .. }
-            if !matches!(action, ReplyAction::Rewarm { .. }));
-        if let Some(m) = found.as_ref().filter(|_| !cold) {
+        if let Some(m) = found.as_ref().filter(|_| earns_points(&effect)) {
             score(store, loaded, m, classification, &record.dedupe_key, now).await?;
         }
         for ((m, _), other) in others.iter().zip(&other_effects) {
@@ -184,6 +182,14 @@ async fn process_in<S: Store>(
         "Inbound message processed"
     );
     Ok(processed)
+}
+
+/// Whether a message with this effect earns its lead engagement points: a reply that says
+/// "later", "no" or "not me" earns none (it must not re-warm by score what its intent kept
+/// from sales).
+pub(crate) fn earns_points(effect: &InboundEffect) -> bool {
+    !matches!(effect, InboundEffect::Reply { action, .. }
+        if !matches!(action, ReplyAction::Rewarm { .. }))
 }
 
 /// What a message is, the lead it matched, and the further leads a bounce naming several
@@ -265,7 +271,7 @@ pub fn read_intent(
 /// auto-reply's return date is read here, after classification: only auto-replies have one.
 /// A human reply's effect depends on its intent and the lead's segment (the campaign of the
 /// email it answers, else the first segment the lead matches).
-async fn lead_effect<S: Store>(
+pub(crate) async fn lead_effect<S: Store>(
     store: &S,
     loaded: &Loaded,
     record: &InboundRecord,
@@ -345,7 +351,7 @@ async fn other_effects<S: Store>(
 
 /// Gives the matched lead the points `[scoring.points]` sets for `classification` (under the
 /// campaign of the email it answers, when known).
-async fn score<S: Store>(
+pub(crate) async fn score<S: Store>(
     store: &S,
     loaded: &Loaded,
     m: &Match,

@@ -23,6 +23,7 @@
 //! Each pass also returns out-of-scope leads whose re-check date passed to nurture and moves
 //! leads that completed a campaign on to its `then` (`scheduler::recheck`, `flow_on`).
 
+pub mod actions;
 pub mod compose;
 pub mod dispatch;
 pub mod explain;
@@ -37,3 +38,5 @@ pub mod render;
 pub mod replan;
 pub mod scheduler;
 pub mod shutdown;
+pub mod story;
+pub mod suppression;

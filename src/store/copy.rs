@@ -312,6 +312,9 @@ tables! {
         /// A JSON object.
         effects: Value,
         created_at: DateTime<Utc>,
+        /// When a person reviewed it unmatched (console: "belongs to lead X" or "ignore").
+        reviewed_at: Option<DateTime<Utc>>,
+        reviewed_by: Option<String>,
     }
 
     /// A `notifications` row as stored (leases included).

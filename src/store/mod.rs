@@ -108,6 +108,8 @@ mod edits_sql;
 mod hold;
 #[macro_use]
 mod unmatched;
+#[macro_use]
+mod browse;
 mod batch;
 mod copy;
 mod dialect;
@@ -120,6 +122,10 @@ pub mod sqlite;
 
 /// How an import merges a row into a stored lead (for `leads import --dry-run`).
 pub(crate) use batch::merge_lead;
+pub use browse::{
+    Assigned, BrowseStore, LeadPage, LeadSearch, QueueOrder, QueuedLead, QueuedReply,
+    REVIEW_TEXT_CHARS, ReviewedInbound, SuppressionPage, ToReview,
+};
 pub use console::{ConsoleEvent, ConsoleSession, ConsoleStore, ConsoleUser, SignInUse};
 pub use copy::*;
 pub use edits::{
@@ -139,7 +145,7 @@ pub use unmatched::{NEVER_MS, UnmatchedLead, UnmatchedStore};
 /// `PgStore`); code generic over `S: Store` needs only `Store`.
 pub mod prelude {
     pub use super::{
-        ConsoleStore, CopyStore, EditStore, HandoffStore, HoldStore, InboundStore, KvStore,
+        BrowseStore, ConsoleStore, CopyStore, EditStore, HandoffStore, HoldStore, InboundStore, KvStore,
         LeadStore, OutboxStore, PrivacyStore, QueueStore, RelayStore, ReportStore, SendCountStore,
         Store, SuppressionStore, UnmatchedStore,
     };
@@ -185,6 +191,7 @@ pub trait Store:
     + UnmatchedStore
     + ConsoleStore
     + ForecastStore
+    + BrowseStore
     + Clone
     + Send
     + Sync

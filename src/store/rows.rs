@@ -77,6 +77,10 @@ pub(crate) struct SuppressionRow {
 }
 
 impl SuppressionRow {
+    pub(crate) fn id(&self) -> i64 {
+        self.id
+    }
+
     pub(crate) fn into_suppression(self) -> Result<Suppression, StoreError> {
         Ok(Suppression {
             reason: SuppressionReason::parse(&self.reason).ok_or_else(|| StoreError::Corrupt {

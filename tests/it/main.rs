@@ -12,6 +12,7 @@ mod support;
 mod api_transports;
 mod bounce_corpus;
 mod bounce_replay;
+mod browse_store;
 mod calendar;
 mod campaign_edits;
 mod caps_durable;

@@ -27,6 +27,7 @@ use super::rows::*;
 use super::shared::{self as sql, migrator};
 use super::*;
 
+mod browse;
 mod console;
 mod copy;
 mod edits;
@@ -131,6 +132,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         15,
         "console",
         include_str!("../../../migrations/sqlite/0015_console.sql"),
+    ),
+    (
+        16,
+        "console_pages",
+        include_str!("../../../migrations/sqlite/0016_console_pages.sql"),
     ),
     (
         18,
