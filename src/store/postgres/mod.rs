@@ -133,6 +133,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "loopfin",
         include_str!("../../../migrations/postgres/0014_loopfin.sql"),
     ),
+    (
+        17,
+        "import",
+        include_str!("../../../migrations/postgres/0017_import.sql"),
+    ),
 ];
 
 /// The advisory lock (`pg_advisory_xact_lock`) that serialises imports, enrolments and

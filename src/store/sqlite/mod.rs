@@ -125,6 +125,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "loopfin",
         include_str!("../../../migrations/sqlite/0014_loopfin.sql"),
     ),
+    (
+        17,
+        "import",
+        include_str!("../../../migrations/sqlite/0017_import.sql"),
+    ),
 ];
 
 /// `concat!`s `$before`, then `'@' || <the domain of the email column $col>` spelled exactly as
