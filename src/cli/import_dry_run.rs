@@ -16,8 +16,9 @@ use chrono::{DateTime, Utc};
 
 use crate::config::Settings;
 use crate::domain::lead::{Lead, LeadState, NewLead};
-use crate::ingest::Parsed;
-use crate::ingest::checked::Checked;
+use crate::ingest::IngestError;
+use crate::ingest::chunks::{Chunk, Chunks, Note, Scan, Totals};
+use crate::ingest::rows::RowRules;
 use crate::store::Store;
 
 /// How many new leads a dry run lists by name.
@@ -28,29 +29,62 @@ pub const NO_SEGMENT: &str = "(no segment yet)";
 /// What a new lead on the suppression list is counted under.
 pub const SUPPRESSED: &str = "(suppressed)";
 
-/// Prints the checks' warnings, skipped rows and owner conflicts (to stderr; as log lines
-/// when `quiet`, i.e. inside the daemon); returns the parsed file and how many rows a
-/// policy skipped.
-pub fn report_checks(checked: Checked, quiet: bool) -> (Parsed, usize) {
-    let lines = checked
-        .warnings
-        .iter()
-        .map(|w| ("warning", w))
-        .chain(checked.skipped.iter().map(|s| ("skipped", s)))
-        .chain(
-            checked
-                .owner_conflicts
-                .iter()
-                .map(|c| ("owner conflict", c)),
-        );
-    for (what, line) in lines {
+/// Prints what an import says beside writing (warnings, skipped rows, owner conflicts; to
+/// stderr, or as log lines when `quiet`, i.e. inside the daemon).
+pub fn report_notes(notes: &[Note], quiet: bool) {
+    for (what, line) in notes {
         if quiet {
             tracing::warn!("Import {what}: {line}");
         } else {
             eprintln!("{what}: {line}");
         }
     }
-    (checked.parsed, checked.skipped.len())
+}
+
+/// The first pass of an import or a dry run: every row checked, bad rows reported
+/// (`rejected file:line: …`), header suggestions reported.
+pub fn first_pass(
+    settings: &Settings,
+    file: &Path,
+    now: DateTime<Utc>,
+    quiet: bool,
+) -> anyhow::Result<(Scan, RowRules)> {
+    let rules = RowRules {
+        default_tz: settings.default_tz,
+        now,
+        max_len: settings.max_field_length,
+    };
+    let scan = crate::ingest::chunks::scan(file, &rules, &settings.import, |error| {
+        eprintln!("rejected {error}");
+    })?;
+    let warnings: Vec<Note> = scan
+        .header_warnings
+        .iter()
+        .map(|w| ("warning", w.clone()))
+        .collect();
+    report_notes(&warnings, quiet);
+    Ok((scan, rules))
+}
+
+/// The second pass on its own thread: chunks arrive on the channel (two at most wait), the
+/// counts when it is over.
+pub fn second_pass(
+    chunks: Chunks,
+) -> (
+    tokio::sync::mpsc::Receiver<Result<Chunk, IngestError>>,
+    tokio::task::JoinHandle<Totals>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let pass = tokio::task::spawn_blocking(move || {
+        let mut chunks = chunks;
+        for chunk in chunks.by_ref() {
+            if tx.blocking_send(chunk).is_err() {
+                break;
+            }
+        }
+        chunks.totals()
+    });
+    (rx, pass)
 }
 
 /// The summary's `, skipped …` part (empty when nothing was skipped).
@@ -91,6 +125,58 @@ fn as_stored(new: &NewLead, now: DateTime<Utc>) -> Option<Lead> {
     })
 }
 
+/// What a dry run would do: counts, and the segment of each new lead.
+#[derive(Default)]
+struct Tally {
+    inserted: usize,
+    updated: usize,
+    unchanged: usize,
+    per_segment: BTreeMap<String, usize>,
+    sample: Vec<String>,
+}
+
+impl Tally {
+    async fn add<S: Store>(
+        &mut self,
+        store: &S,
+        settings: &Settings,
+        new: &NewLead,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let Some(email) = &new.email else {
+            return Ok(());
+        };
+        if let Some(old) = store.lead_by_email(email).await? {
+            if crate::store::merge_lead(&old, new).1.is_empty() {
+                self.unchanged += 1;
+            } else {
+                self.updated += 1;
+            }
+            return Ok(());
+        }
+        self.inserted += 1;
+        let segment = if store.suppression_for(email).await?.is_some() {
+            SUPPRESSED.to_string()
+        } else {
+            as_stored(new, now)
+                .and_then(|lead| {
+                    crate::domain::segment::first_match(
+                        &settings.segments,
+                        &lead,
+                        now,
+                        settings.default_tz,
+                    )
+                })
+                .map_or(NO_SEGMENT.to_string(), |s| s.name.clone())
+        };
+        if self.sample.len() < SAMPLE {
+            self.sample.push(format!("  {email} → {segment}"));
+        }
+        *self.per_segment.entry(segment).or_insert(0) += 1;
+        Ok(())
+    }
+}
+
 /// `leads import --dry-run`.
 pub async fn dry_run<S: Store>(
     store: &S,
@@ -99,83 +185,53 @@ pub async fn dry_run<S: Store>(
     strict: bool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<ExitCode> {
-    let checked = crate::ingest::checked::parse_checked(
-        file,
-        settings.default_tz,
-        now,
-        settings.max_field_length,
-        &settings.import,
-    )?;
-    let (parsed, by_policy) = report_checks(checked, false);
-    for error in &parsed.rejected {
-        eprintln!("rejected {error}");
-    }
-    let leads: Vec<NewLead> = parsed.leads.into_iter().map(|p| p.lead).collect();
-    let (leads, forgotten) = crate::store::without_forgotten(store, leads)
+    let (scan, rules) = first_pass(settings, file, now, false)?;
+    let rejected = scan.rejected;
+    let forgotten = crate::store::Forgotten::load(store)
         .await
         .context("Failed to read the forgotten addresses")?;
-    for email in &forgotten {
-        eprintln!("skipped {email}: forgotten (`leads forget`), never imported again");
-    }
-    let (mut inserted, mut updated, mut unchanged) = (0, 0, 0);
-    let mut per_segment: BTreeMap<String, usize> = BTreeMap::new();
-    let mut sample = Vec::new();
-    for new in &leads {
-        let Some(email) = &new.email else { continue };
-        match store.lead_by_email(email).await? {
-            Some(old) => {
-                if crate::store::merge_lead(&old, new).1.is_empty() {
-                    unchanged += 1;
-                } else {
-                    updated += 1;
-                }
-            }
-            None => {
-                inserted += 1;
-                let segment = if store.suppression_for(email).await?.is_some() {
-                    SUPPRESSED.to_string()
-                } else {
-                    as_stored(new, now)
-                        .and_then(|lead| {
-                            crate::domain::segment::first_match(
-                                &settings.segments,
-                                &lead,
-                                now,
-                                settings.default_tz,
-                            )
-                        })
-                        .map_or(NO_SEGMENT.to_string(), |s| s.name.clone())
-                };
-                if sample.len() < SAMPLE {
-                    sample.push(format!("  {email} → {segment}"));
-                }
-                *per_segment.entry(segment).or_insert(0) += 1;
-            }
+    let chunks = scan.chunks(&rules, &settings.import, super::leads::CHUNK)?;
+    let (mut rx, pass) = second_pass(chunks);
+    let mut tally = Tally::default();
+    let mut forgotten_count = 0;
+    while let Some(chunk) = rx.recv().await {
+        let chunk = chunk?;
+        report_notes(&chunk.notes, false);
+        let (leads, left_out) = forgotten.split(chunk.leads);
+        for email in &left_out {
+            eprintln!("skipped {email}: forgotten (`leads forget`), never imported again");
+        }
+        forgotten_count += left_out.len();
+        for new in &leads {
+            tally.add(store, settings, new, now).await?;
         }
     }
+    let totals = pass.await.context("the dry run's reading thread failed")?;
     let source = file.display();
-    let refused = if strict && !parsed.rejected.is_empty() {
+    let refused = if strict && rejected > 0 {
         " (--strict: with these bad rows nothing would be imported)"
     } else {
         ""
     };
     println!(
-        "{source} (dry run, nothing written): would insert {inserted}, update {updated}, leave {unchanged} unchanged; merged {} duplicate row(s), rejected {}{}{refused}",
-        parsed.merged,
-        parsed.rejected.len(),
-        skipped_note(forgotten.len(), by_policy)
+        "{source} (dry run, nothing written): would insert {}, update {}, leave {} unchanged; merged {} duplicate row(s), rejected {rejected}{}{refused}",
+        tally.inserted,
+        tally.updated,
+        tally.unchanged,
+        totals.merged,
+        skipped_note(forgotten_count, totals.skipped)
     );
-    if !per_segment.is_empty() {
+    if !tally.per_segment.is_empty() {
         println!("new leads by segment:");
-        for (segment, n) in &per_segment {
+        for (segment, n) in &tally.per_segment {
             println!("  {segment:<24} {n}");
         }
         println!("sample of new leads:");
-        for line in &sample {
+        for line in &tally.sample {
             println!("{line}");
         }
     }
-    Ok(if parsed.rejected.is_empty() {
+    Ok(if rejected == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(3)

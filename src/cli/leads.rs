@@ -12,9 +12,7 @@ use super::lifecycle;
 use super::with_store;
 use crate::config::Settings;
 use crate::domain::email::EmailAddress;
-use crate::domain::lead::NewLead;
 use crate::domain::lifecycle::Transition;
-use crate::ingest;
 use crate::outbound::recycle::Recycled;
 use crate::store::{Store, UpsertSummary};
 
@@ -157,8 +155,8 @@ pub fn span_before(span: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Ut
     t.context("the span reaches before the calendar starts")
 }
 
-/// Rows written per transaction while importing.
-const CHUNK: usize = 1000;
+/// Leads written per transaction while importing.
+pub(super) const CHUNK: usize = 5000;
 
 pub struct ImportOutcome {
     pub summary: UpsertSummary,
@@ -245,8 +243,11 @@ pub async fn leads(
     })
 }
 
-/// Parses `file`, reports bad rows (file:line: field: reason), and upserts the good ones in
-/// chunks with a progress bar. With `strict`, one bad row rejects the whole file.
+/// Reads `file` twice (`ingest::chunks`): first checks every row and reports the bad ones
+/// (file:line: field: reason) — with `strict`, one bad row rejects the whole file and
+/// nothing is written — then upserts the leads in chunks of [`CHUNK`], one transaction
+/// each, with a progress bar. The second pass runs on its own thread while the database
+/// writes.
 pub async fn import_file<S: Store>(
     store: &S,
     settings: &Settings,
@@ -255,64 +256,57 @@ pub async fn import_file<S: Store>(
     now: DateTime<Utc>,
     quiet: bool,
 ) -> anyhow::Result<ImportOutcome> {
-    let checked = ingest::checked::parse_checked(
-        file,
-        settings.default_tz,
-        now,
-        settings.max_field_length,
-        &settings.import,
-    )?;
-    let (parsed, policy_skipped) = super::import_dry_run::report_checks(checked, quiet);
-    for error in &parsed.rejected {
-        eprintln!("rejected {error}");
-    }
-    if strict && !parsed.rejected.is_empty() {
+    let (scan, rules) = super::import_dry_run::first_pass(settings, file, now, quiet)?;
+    let rejected = scan.rejected;
+    if strict && rejected > 0 {
         anyhow::bail!(
-            "{}: {} bad row(s); nothing was imported (--strict)",
-            file.display(),
-            parsed.rejected.len()
+            "{}: {rejected} bad row(s); nothing was imported (--strict)",
+            file.display()
         );
     }
-    let leads: Vec<NewLead> = parsed.leads.into_iter().map(|p| p.lead).collect();
-    let (leads, forgotten) = crate::store::without_forgotten(store, leads)
-        .await
-        .context("Failed to read the forgotten addresses")?;
-    for email in &forgotten {
-        eprintln!("skipped {email}: forgotten (`leads forget`), never imported again");
-    }
-    let bar = if quiet || leads.len() < 5 * CHUNK {
+    let bar = if quiet || scan.accepted + rejected < 5 * CHUNK {
         indicatif::ProgressBar::hidden()
     } else {
-        indicatif::ProgressBar::new(leads.len() as u64)
+        indicatif::ProgressBar::new((scan.accepted + rejected) as u64)
     };
+    let forgotten = crate::store::Forgotten::load(store)
+        .await
+        .context("Failed to read the forgotten addresses")?;
+    let chunks = scan.chunks(&rules, &settings.import, CHUNK)?;
+    let (mut rx, pass) = super::import_dry_run::second_pass(chunks);
     let source = file.display().to_string();
     let mut summary = UpsertSummary::default();
-    for chunk in leads.chunks(CHUNK) {
+    let mut forgotten_count = 0;
+    while let Some(chunk) = rx.recv().await {
+        let chunk = chunk?;
+        super::import_dry_run::report_notes(&chunk.notes, quiet);
+        let (leads, left_out) = forgotten.split(chunk.leads);
+        for email in &left_out {
+            eprintln!("skipped {email}: forgotten (`leads forget`), never imported again");
+        }
+        forgotten_count += left_out.len();
         let s = store
-            .upsert_leads(chunk, &source, now)
+            .upsert_leads(&leads, &source, now)
             .await
             .with_context(|| format!("Failed to write leads from {source}"))?;
         summary.inserted += s.inserted;
         summary.updated += s.updated;
         summary.unchanged += s.unchanged;
-        bar.inc(chunk.len() as u64);
+        bar.inc(chunk.rows as u64);
     }
+    let totals = pass.await.context("the import's reading thread failed")?;
     bar.finish_and_clear();
     if !quiet {
-        let skipped = super::import_dry_run::skipped_note(forgotten.len(), policy_skipped);
+        let skipped = super::import_dry_run::skipped_note(forgotten_count, totals.skipped);
         println!(
-            "{source}: inserted {}, updated {}, unchanged {}, merged {} duplicate row(s), rejected {}{skipped}",
-            summary.inserted,
-            summary.updated,
-            summary.unchanged,
-            parsed.merged,
-            parsed.rejected.len()
+            "{source}: inserted {}, updated {}, unchanged {}, merged {} duplicate row(s), rejected {rejected}{skipped}",
+            summary.inserted, summary.updated, summary.unchanged, totals.merged,
         );
     }
     Ok(ImportOutcome {
         summary,
-        merged: parsed.merged,
-        rejected: parsed.rejected.len(),
+        merged: totals.merged,
+        rejected,
     })
 }
 

@@ -18,7 +18,7 @@ mod explain;
 mod forecast;
 mod import_dry_run;
 pub mod inbound;
-mod leads;
+pub mod leads;
 mod lifecycle;
 mod plan;
 mod preview;

@@ -10,10 +10,12 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::headers::{ColumnMap, header_warnings, remap_csv, remap_json_line};
-use super::quality::{OwnerRule, Policy, choose_owner, is_disposable, is_role_address};
-use super::{IngestError, Parsed};
+use super::headers::ColumnMap;
+use super::quality::{OwnerClaim, OwnerRule, Policy, choose_owner, is_disposable, is_role_address};
+use super::rows::{RowRules, Rows};
+use super::{IngestError, Parsed, finish_parsed};
 use crate::domain::email::EmailAddress;
+use crate::domain::lead::NewLead;
 
 /// `[import]`: how files and the API's leads are judged before they are written.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -42,7 +44,9 @@ pub struct Checked {
     pub owner_conflicts: Vec<String>,
 }
 
-/// Reads `path` like `ingest::parse_path_limited`, with `settings` applied (module docs).
+/// Reads `path` like `ingest::parse_path_limited`, with `settings` applied (module docs),
+/// holding the whole file's leads: for tests and small files; `leads import` streams (see
+/// [`super::chunks`]) under the same rules.
 pub fn parse_checked(
     path: &Path,
     default_tz: Tz,
@@ -51,55 +55,15 @@ pub fn parse_checked(
     settings: &ImportSettings,
 ) -> Result<Checked, IngestError> {
     let file = path.display().to_string();
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    let csv = match ext.as_str() {
-        "csv" | "txt" => true,
-        "jsonl" | "ndjson" => false,
-        _ => return Err(IngestError::UnknownExtension { file }),
+    let rules = RowRules {
+        default_tz,
+        now,
+        max_len,
     };
-    let bytes = std::fs::read(path).map_err(|error| IngestError::Read {
-        file: file.clone(),
-        error,
-    })?;
-    let mut warnings = Vec::new();
-    let parsed = if csv {
-        let (data, headers) = remap_csv(&bytes, &settings.columns);
-        for w in header_warnings(&headers, &settings.columns) {
-            warnings.push(format!("{file}: {w}"));
-        }
-        super::csv::parse_csv_limited(&file, data.as_ref(), default_tz, now, max_len)?
-    } else {
-        let (data, keys) = remap_jsonl(&bytes, &settings.columns);
-        for w in header_warnings(&keys, &settings.columns) {
-            warnings.push(format!("{file}: {}", w.replacen("column", "key", 1)));
-        }
-        super::jsonl::parse_jsonl_limited(&file, data.as_slice(), default_tz, now, max_len)?
-    };
+    let mut rows = Rows::open(path, &rules, &settings.columns)?;
+    let parsed = finish_parsed(rows.by_ref().collect::<Result<Vec<_>, _>>()?);
+    let warnings = rows.header_warnings();
     Ok(judge(&file, parsed, warnings, settings))
-}
-
-/// JSON lines with their keys mapped, and every distinct key as first written.
-fn remap_jsonl(bytes: &[u8], map: &ColumnMap) -> (Vec<u8>, Vec<String>) {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut keys: Vec<String> = Vec::new();
-    for line in bytes.split_inclusive(|&b| b == b'\n') {
-        let Ok(text) = std::str::from_utf8(line) else {
-            out.extend_from_slice(line);
-            continue;
-        };
-        let (mapped, line_keys) = remap_json_line(text, map);
-        for k in line_keys {
-            if !keys.contains(&k) {
-                keys.push(k);
-            }
-        }
-        out.extend_from_slice(mapped.as_bytes());
-    }
-    (out, keys)
 }
 
 /// Applies the owner rule and the address policies to what the parser returned.
@@ -115,39 +79,15 @@ pub fn judge(
         let Some(email) = &p.lead.email else {
             return true;
         };
-        let verdicts = [
-            (
-                is_role_address(email),
-                settings.role_addresses,
-                "a role address, not a person",
-                "import.role_addresses",
-            ),
-            (
-                is_disposable(email, &settings.disposable_domains),
-                settings.disposable_addresses,
-                "a disposable address",
-                "import.disposable_addresses",
-            ),
-        ];
-        let mut keep = true;
-        for (hit, policy, what, key) in verdicts {
-            match (hit, policy) {
-                (true, Policy::Skip) => {
-                    skipped.push(format!(
-                        "{file}:{}: {email}: {what} (skipped: {key} = \"skip\")",
-                        p.line
-                    ));
-                    keep = false;
-                    break;
-                }
-                (true, Policy::Warn) => warnings.push(format!(
-                    "{file}:{}: {email}: {what} (imported; {key} = \"skip\" leaves such rows out)",
-                    p.line
-                )),
-                _ => {}
+        let verdict = address_policy(file, p.line, email, settings);
+        warnings.extend(verdict.warnings);
+        match verdict.skipped {
+            Some(why) => {
+                skipped.push(why);
+                false
             }
+            None => true,
         }
-        keep
     });
     Checked {
         parsed,
@@ -157,33 +97,86 @@ pub fn judge(
     }
 }
 
+/// What the address policies say of one lead (its first row on `line`): warnings
+/// (`file:line: address: why`), and why it is left out, if it is.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    pub warnings: Vec<String>,
+    pub skipped: Option<String>,
+}
+
+/// `import.role_addresses` and `import.disposable_addresses` applied to one address.
+pub fn address_policy(
+    file: &str,
+    line: usize,
+    email: &EmailAddress,
+    settings: &ImportSettings,
+) -> Verdict {
+    let verdicts = [
+        (
+            is_role_address(email),
+            settings.role_addresses,
+            "a role address, not a person",
+            "import.role_addresses",
+        ),
+        (
+            is_disposable(email, &settings.disposable_domains),
+            settings.disposable_addresses,
+            "a disposable address",
+            "import.disposable_addresses",
+        ),
+    ];
+    let mut verdict = Verdict::default();
+    for (hit, policy, what, key) in verdicts {
+        match (hit, policy) {
+            (true, Policy::Skip) => {
+                verdict.skipped = Some(format!(
+                    "{file}:{line}: {email}: {what} (skipped: {key} = \"skip\")"
+                ));
+                break;
+            }
+            (true, Policy::Warn) => verdict.warnings.push(format!(
+                "{file}:{line}: {email}: {what} (imported; {key} = \"skip\" leaves such rows out)"
+            )),
+            _ => {}
+        }
+    }
+    verdict
+}
+
 /// Gives each lead whose rows disagreed the owner `rule` picks; one line per such lead.
 fn apply_owner_rule(parsed: &mut Parsed, rule: OwnerRule) -> Vec<String> {
     let mut lines = Vec::new();
     for (email, claims) in &parsed.owner_claims {
-        let Some(chosen) = choose_owner(rule, claims) else {
-            continue;
-        };
         if let Some(lead) = parsed
             .leads
             .iter_mut()
             .find(|p| p.lead.email.as_ref() == Some(email))
+            && let Some(line) = settle_owner(&mut lead.lead, claims, rule)
         {
-            lead.lead.owner_email = EmailAddress::parse(&chosen.owner_email).ok();
-            lead.lead.owner_name = chosen.owner_name.clone();
+            lines.push(line);
         }
-        let named: Vec<String> = claims
-            .iter()
-            .map(|c| format!("line {} {}", c.line, c.owner_email))
-            .collect();
-        lines.push(format!(
-            "{email}: rows disagree on the owner ({}); kept {} (import.owner_conflict = \"{}\")",
-            named.join(", "),
-            chosen.owner_email,
-            rule.as_str()
-        ));
     }
     lines
+}
+
+/// Gives `lead` the owner `rule` picks among its rows' `claims` (which disagree); the line
+/// that says so.
+pub fn settle_owner(lead: &mut NewLead, claims: &[OwnerClaim], rule: OwnerRule) -> Option<String> {
+    let chosen = choose_owner(rule, claims)?;
+    lead.owner_email = EmailAddress::parse(&chosen.owner_email).ok();
+    lead.owner_name = chosen.owner_name.clone();
+    let named: Vec<String> = claims
+        .iter()
+        .map(|c| format!("line {} {}", c.line, c.owner_email))
+        .collect();
+    Some(format!(
+        "{}: rows disagree on the owner ({}); kept {} (import.owner_conflict = \"{}\")",
+        lead.email.as_ref().map_or("", |e| e.as_str()),
+        named.join(", "),
+        chosen.owner_email,
+        rule.as_str()
+    ))
 }
 
 #[cfg(test)]

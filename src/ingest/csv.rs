@@ -8,15 +8,16 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use ::csv::{ByteRecord, ReaderBuilder};
+use ::csv::ByteRecord;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::domain::lead::NewLead;
 
+use super::headers::ColumnMap;
+use super::rows::{CsvRows, RowRules};
 use super::{
-    Column, Ctx, Field, IngestError, Parsed, ParsedLead, RowBuilder, RowError, finish_parsed,
-    normalise_key,
+    Column, Ctx, Field, IngestError, Parsed, RowBuilder, RowError, finish_parsed, normalise_key,
 };
 
 /// Parses a CSV export. Bad rows go to [`Parsed::rejected`]; only whole-file problems (cannot
@@ -44,66 +45,23 @@ pub fn parse_csv_at<R: Read>(
 /// [`parse_csv_at`] with the longest value a field may hold, in characters.
 pub fn parse_csv_limited<R: Read>(
     source: &str,
-    mut reader: R,
+    reader: R,
     default_tz: Tz,
     now: DateTime<Utc>,
     max_len: usize,
 ) -> Result<Parsed, IngestError> {
-    let file = || source.to_string();
-    let mut bytes = Vec::new();
-    reader
-        .read_to_end(&mut bytes)
-        .map_err(|error| IngestError::Read {
-            file: file(),
-            error,
-        })?;
-    if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
-        return Err(IngestError::Utf16 { file: file() });
-    }
-    let data = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-    let ctx = Ctx {
-        source,
+    let rules = RowRules {
         default_tz,
         now,
         max_len,
     };
-
-    let mut csv = ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(sniff_delimiter(data))
-        .from_reader(data);
-    let csv_error = |e: ::csv::Error| IngestError::Csv {
-        file: file(),
-        message: e.to_string(),
-    };
-
-    // The header: the first record that is not blank.
-    let mut record = ByteRecord::new();
-    loop {
-        if !csv.read_byte_record(&mut record).map_err(csv_error)? {
-            return Err(IngestError::Empty { file: file() });
-        }
-        if !is_blank(&record) {
-            break;
-        }
-    }
-    let header_line = record_line(data, &record);
-    let columns = header_columns(source, header_line, &record)?;
-
-    let mut rows = Vec::new();
-    while csv.read_byte_record(&mut record).map_err(csv_error)? {
-        if is_blank(&record) {
-            continue;
-        }
-        let line = record_line(data, &record);
-        rows.push(read_row(&ctx, line, &columns, &record).map(|lead| ParsedLead { line, lead }));
-    }
+    let rows = CsvRows::open(source, reader, &rules, &ColumnMap::default())?;
+    let rows = rows.collect::<Result<Vec<_>, _>>()?;
     Ok(finish_parsed(rows))
 }
 
 /// Comma, unless the first line has no comma but has `;` or a tab.
-fn sniff_delimiter(data: &[u8]) -> u8 {
+pub(super) fn sniff_delimiter(data: &[u8]) -> u8 {
     let first_line = data.split(|&b| b == b'\n').next().unwrap_or(&[]);
     let has = |d: u8| first_line.contains(&d);
     if has(b',') {
@@ -118,19 +76,16 @@ fn sniff_delimiter(data: &[u8]) -> u8 {
 }
 
 /// A record with no text in any cell (`,,,` lines that spreadsheets leave behind).
-fn is_blank(record: &ByteRecord) -> bool {
+pub(super) fn is_blank(record: &ByteRecord) -> bool {
     record.iter().all(|cell| cell.trim_ascii().is_empty())
 }
 
-/// The 1-based line the record's first cell is on. csv reports where the reader stood when the
-/// record began, which is before any blank lines it skipped; step over those.
-fn record_line(data: &[u8], record: &ByteRecord) -> usize {
-    let Some(pos) = record.position() else {
-        return 0;
-    };
-    let mut line = usize::try_from(pos.line()).unwrap_or(usize::MAX);
-    let start = usize::try_from(pos.byte()).unwrap_or(usize::MAX);
-    for &b in data.get(start..).unwrap_or(&[]) {
+/// The 1-based line the record's first cell is on, given the bytes from where the reader
+/// stood when the record began and that position's line: csv reports where it stood, which is
+/// before any blank lines it skipped; step over those.
+pub(super) fn record_line(from_start: &[u8], start_line: usize) -> usize {
+    let mut line = start_line;
+    for &b in from_start {
         match b {
             b'\n' => line = line.saturating_add(1),
             b'\r' => {}
@@ -140,21 +95,27 @@ fn record_line(data: &[u8], record: &ByteRecord) -> usize {
     line
 }
 
-/// The header row as columns, in order. Empty headers become `column_N`; two headers that mean
-/// the same column, or no `email` column, are whole-file errors.
-fn header_columns(
+/// The header row as columns, in order (`[import.columns]` applied), and the names as
+/// written. Empty headers become `column_N`; two headers that mean the same column, or no
+/// `email` column, are whole-file errors.
+pub(super) fn header_columns(
     source: &str,
     line: usize,
     record: &ByteRecord,
-) -> Result<Vec<Column>, IngestError> {
-    let mut names = Vec::with_capacity(record.len());
+    map: &ColumnMap,
+) -> Result<(Vec<Column>, Vec<String>), IngestError> {
+    let mut written = Vec::with_capacity(record.len());
     for cell in record {
         let name = std::str::from_utf8(cell).map_err(|_| IngestError::HeaderNotUtf8 {
             file: source.to_string(),
             line,
         })?;
-        names.push(name.trim().to_string());
+        written.push(name.trim().to_string());
     }
+    let names: Vec<String> = written
+        .iter()
+        .map(|n| map.target(n).map_or_else(|| n.clone(), str::to_string))
+        .collect();
     let mut columns = Vec::with_capacity(names.len());
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, name) in names.iter().enumerate() {
@@ -181,10 +142,10 @@ fn header_columns(
             columns: names.into_iter().filter(|n| !n.is_empty()).collect(),
         });
     }
-    Ok(columns)
+    Ok((columns, written))
 }
 
-fn read_row(
+pub(super) fn read_row(
     ctx: &Ctx<'_>,
     line: usize,
     columns: &[Column],

@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::Value;
 
-use super::{Ctx, IngestError, Parsed, ParsedLead, RowError, finish_parsed, json_lead};
+use super::headers::ColumnMap;
+use super::rows::{JsonlRows, RowRules};
+use super::{Ctx, IngestError, Parsed, RowError, finish_parsed};
 
 /// Parses JSON lines. Bad lines go to [`Parsed::rejected`]; only a read failure (or a UTF-16
 /// file) is an error.
@@ -39,54 +41,27 @@ pub fn parse_jsonl_at<R: BufRead>(
 /// [`parse_jsonl_at`] with the longest value a field may hold, in characters.
 pub fn parse_jsonl_limited<R: BufRead>(
     source: &str,
-    mut reader: R,
+    reader: R,
     default_tz: Tz,
     now: DateTime<Utc>,
     max_len: usize,
 ) -> Result<Parsed, IngestError> {
-    let ctx = Ctx {
-        source,
+    let rules = RowRules {
         default_tz,
         now,
         max_len,
     };
-    let mut rows = Vec::new();
-    let mut buf = Vec::new();
-    let mut line = 0usize;
-    loop {
-        buf.clear();
-        let read = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|error| IngestError::Read {
-                file: source.to_string(),
-                error,
-            })?;
-        if read == 0 {
-            break;
-        }
-        line += 1;
-        let mut bytes = buf.as_slice();
-        if line == 1 {
-            if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
-                return Err(IngestError::Utf16 {
-                    file: source.to_string(),
-                });
-            }
-            bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-        }
-        if let Some(row) = read_line(&ctx, line, bytes) {
-            rows.push(row.map(|lead| ParsedLead { line, lead }));
-        }
-    }
+    let rows = JsonlRows::new(source, reader, &rules, &ColumnMap::default());
+    let rows = rows.collect::<Result<Vec<_>, _>>()?;
     Ok(finish_parsed(rows))
 }
 
-/// One line: `None` when blank, else the lead or why not.
-fn read_line(
+/// One line as JSON: `None` when blank, else the value or why not.
+pub(super) fn read_value(
     ctx: &Ctx<'_>,
     line: usize,
     bytes: &[u8],
-) -> Option<Result<crate::domain::lead::NewLead, RowError>> {
+) -> Option<Result<Value, RowError>> {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return Some(Err(ctx.error(
             line,
@@ -98,11 +73,10 @@ fn read_line(
     if text.is_empty() {
         return None;
     }
-    let value: Value = match serde_json::from_str(text) {
-        Ok(value) => value,
-        Err(e) => return Some(Err(ctx.error(line, None, json_error(&e)))),
-    };
-    Some(json_lead(ctx, line, &value))
+    match serde_json::from_str(text) {
+        Ok(value) => Some(Ok(value)),
+        Err(e) => Some(Err(ctx.error(line, None, json_error(&e)))),
+    }
 }
 
 /// `serde_json`'s message without its "at line 1 column N" (the line is ours to tell).

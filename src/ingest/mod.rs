@@ -6,6 +6,7 @@
 //! normalised email are folded into the first one ([`merge_duplicates`]).
 
 pub mod checked;
+pub mod chunks;
 pub mod csv;
 mod fields;
 pub mod headers;
@@ -16,6 +17,7 @@ pub mod owners;
 #[cfg(test)]
 mod props;
 pub mod quality;
+pub mod rows;
 
 use std::fmt;
 use std::path::Path;
@@ -107,6 +109,10 @@ pub enum IngestError {
     },
     #[error("{file}: cannot parse as CSV: {message}")]
     Csv { file: String, message: String },
+    #[error(
+        "{file} changed while it was being imported (it is read twice: checked, then written); import it again once it is complete"
+    )]
+    Changed { file: String },
 }
 
 fn list_columns(columns: &[String]) -> String {
@@ -252,7 +258,7 @@ pub fn lead_from_json_limited(
 }
 
 /// Sorts rows into leads and rejections, then folds duplicates.
-fn finish_parsed(rows: Vec<Result<ParsedLead, RowError>>) -> Parsed {
+pub(crate) fn finish_parsed(rows: Vec<Result<ParsedLead, RowError>>) -> Parsed {
     let mut leads = Vec::new();
     let mut rejected = Vec::new();
     for row in rows {

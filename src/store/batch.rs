@@ -1,8 +1,8 @@
 //! The JSON batches both backends expand in SQL (one array parameter per statement, so a
 //! batch of any size is a handful of statements, not a query per row): times as integer
 //! milliseconds, in the same shape for SQLite's `json_each` and PostgreSQL's
-//! `jsonb_array_elements`. Also the Rust side of an import (folding duplicates, merging a
-//! known lead), which is the same whatever the database.
+//! `jsonb_array_elements`. Also how an import merges a row into a known lead (the rest of
+//! an import's Rust side is in `import.rs`).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -13,84 +13,6 @@ use super::*;
 
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
-}
-
-/// Duplicates inside an import batch (same normalised email) folded together, first
-/// appearance first; rows without an email are skipped.
-pub(crate) struct Folded {
-    pub order: Vec<EmailAddress>,
-    pub by_email: HashMap<EmailAddress, NewLead>,
-}
-
-impl Folded {
-    pub(crate) fn new(leads: &[NewLead]) -> Self {
-        let mut order: Vec<EmailAddress> = Vec::new();
-        let mut by_email: HashMap<EmailAddress, NewLead> = HashMap::new();
-        for lead in leads {
-            let Some(email) = lead.email.clone() else {
-                continue;
-            };
-            match by_email.get_mut(&email) {
-                Some(existing) => fold_new_lead(existing, lead),
-                None => {
-                    order.push(email.clone());
-                    by_email.insert(email, lead.clone());
-                }
-            }
-        }
-        Folded { order, by_email }
-    }
-
-    /// The emails, for the statement that reads the leads already known.
-    pub(crate) fn emails(&self) -> Vec<&str> {
-        self.order.iter().map(|e| e.as_str()).collect()
-    }
-
-    /// What to insert and what to update, given the leads already known (`existing`):
-    /// `inserts` as `new_lead_json` (+ `at_domain`), `updates` as `lead_json` (+ the
-    /// `updated` event's `detail`, as JSON text).
-    pub(crate) fn plan(&self, existing: Vec<Lead>, source: &str) -> UpsertPlan {
-        let mut existing: HashMap<String, Lead> = existing
-            .into_iter()
-            .map(|l| (l.email.to_string(), l))
-            .collect();
-        let mut plan = UpsertPlan::default();
-        for email in &self.order {
-            let Some(new) = self.by_email.get(email) else {
-                continue;
-            };
-            match existing.remove(email.as_str()) {
-                None => {
-                    let mut v = new_lead_json(new, email);
-                    v["at_domain"] = json!(format!("@{}", email.domain()));
-                    plan.inserts.push(v);
-                    plan.summary.inserted += 1;
-                }
-                Some(old) => {
-                    let (merged, changed) = merge_lead(&old, new);
-                    if changed.is_empty() {
-                        plan.summary.unchanged += 1;
-                    } else {
-                        let mut v = lead_json(&merged);
-                        v["detail"] = json!({"source": source, "changed": changed})
-                            .to_string()
-                            .into();
-                        plan.updates.push(v);
-                        plan.summary.updated += 1;
-                    }
-                }
-            }
-        }
-        plan
-    }
-}
-
-/// What an import writes: new leads, changed leads, and the counts.
-#[derive(Default)]
-pub(crate) struct UpsertPlan {
-    pub inserts: Vec<Value>,
-    pub updates: Vec<Value>,
-    pub summary: UpsertSummary,
 }
 
 /// Merges `new` into `old`; returns the names of the columns that changed.
@@ -155,23 +77,6 @@ pub(crate) fn lead_json(l: &Lead) -> Value {
         "company": l.company,
         "title": l.title,
         "owner_email": l.owner_email,
-        "owner_name": l.owner_name,
-        "lost_reason": l.lost_reason,
-        "lost_at": l.lost_at.map(ms),
-        "timezone": l.timezone.map(|t| t.name()),
-        "tags": serde_json::to_string(&l.tags).unwrap_or_else(|_| "[]".into()),
-        "fields": serde_json::to_string(&l.fields).unwrap_or_else(|_| "{}".into()),
-    })
-}
-
-pub(crate) fn new_lead_json(l: &NewLead, email: &EmailAddress) -> Value {
-    json!({
-        "email": email.as_str(),
-        "first_name": l.first_name,
-        "last_name": l.last_name,
-        "company": l.company,
-        "title": l.title,
-        "owner_email": l.owner_email.as_ref().map(|e| e.as_str()),
         "owner_name": l.owner_name,
         "lost_reason": l.lost_reason,
         "lost_at": l.lost_at.map(ms),

@@ -148,7 +148,7 @@ pub trait PrivacyStore {
 /// The lead's row loses every personal column ($1 id, $2 placeholder address, $3 now).
 pub(crate) const ANONYMISE_LEAD: &str = "UPDATE leads SET email = $2, first_name = NULL, last_name = NULL, company = NULL, title = NULL,
      lost_reason = NULL, timezone = NULL, tags = '[]', fields = '{}', scope_reason = NULL, recheck_at = NULL,
-     paused_from = NULL, state = 'suppressed', updated_at = $3 WHERE id = $1";
+     paused_from = NULL, import_hash = NULL, state = 'suppressed', updated_at = $3 WHERE id = $1";
 pub(crate) const LEAD_EVENTS: &str = "SELECT id, detail FROM events WHERE lead_id = $1 ORDER BY id";
 pub(crate) const SET_EVENT_DETAIL: &str = "UPDATE events SET detail = $2 WHERE id = $1";
 pub(crate) const LEAD_INBOUND: &str =
@@ -440,22 +440,48 @@ pub async fn without_forgotten<S: super::Store>(
     store: &S,
     leads: Vec<crate::domain::lead::NewLead>,
 ) -> Result<(Vec<crate::domain::lead::NewLead>, Vec<EmailAddress>), StoreError> {
-    use crate::domain::privacy::{PEPPER_SECRET, address_hash, new_pepper};
-    let hashes = store.forgotten_hashes().await?;
-    if hashes.is_empty() {
-        return Ok((leads, Vec::new()));
-    }
-    let pepper = store.secret(PEPPER_SECRET, new_pepper).await?;
-    let mut skipped = Vec::new();
-    let kept = leads
-        .into_iter()
-        .filter(|lead| match &lead.email {
-            Some(email) if hashes.contains(&address_hash(&pepper, email)) => {
-                skipped.push(email.clone());
-                false
-            }
-            _ => true,
+    Ok(Forgotten::load(store).await?.split(leads))
+}
+
+/// The forgotten addresses' keyed hashes, read once for an import of any number of chunks.
+pub struct Forgotten {
+    /// The hashes and the pepper; `None` while nobody was ever forgotten.
+    check: Option<(BTreeSet<String>, String)>,
+}
+
+impl Forgotten {
+    pub async fn load<S: super::Store>(store: &S) -> Result<Self, StoreError> {
+        use crate::domain::privacy::{PEPPER_SECRET, new_pepper};
+        let hashes = store.forgotten_hashes().await?;
+        if hashes.is_empty() {
+            return Ok(Forgotten { check: None });
+        }
+        let pepper = store.secret(PEPPER_SECRET, new_pepper).await?;
+        Ok(Forgotten {
+            check: Some((hashes, pepper)),
         })
-        .collect();
-    Ok((kept, skipped))
+    }
+
+    /// `leads` without the forgotten ones, and the addresses left out.
+    pub fn split(
+        &self,
+        leads: Vec<crate::domain::lead::NewLead>,
+    ) -> (Vec<crate::domain::lead::NewLead>, Vec<EmailAddress>) {
+        use crate::domain::privacy::address_hash;
+        let Some((hashes, pepper)) = &self.check else {
+            return (leads, Vec::new());
+        };
+        let mut skipped = Vec::new();
+        let kept = leads
+            .into_iter()
+            .filter(|lead| match &lead.email {
+                Some(email) if hashes.contains(&address_hash(pepper, email)) => {
+                    skipped.push(email.clone());
+                    false
+                }
+                _ => true,
+            })
+            .collect();
+        (kept, skipped)
+    }
 }

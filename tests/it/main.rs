@@ -33,6 +33,7 @@ mod http;
 mod http_flood;
 mod imap;
 mod import_quality;
+mod import_stream;
 mod inbound;
 mod inbound_corpus;
 mod input_limits;

@@ -148,6 +148,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/postgres/0016_console_pages.sql"),
     ),
     (
+        17,
+        "import",
+        include_str!("../../../migrations/postgres/0017_import.sql"),
+    ),
+    (
         18,
         "counts",
         include_str!("../../../migrations/postgres/0018_counts.sql"),

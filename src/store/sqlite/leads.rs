@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::store::import::{Folded, Merged, NewRow};
+
 use serde_json::{Value, json};
 
 use super::*;
@@ -19,6 +21,57 @@ const RECYCLE_RESUME: &str = "UPDATE deliveries SET state = 'scheduled', due_at 
              WHERE lead_id = $1 AND state = 'cancelled'
                AND EXISTS (SELECT 1 FROM enrolments e WHERE e.id = deliveries.enrolment_id AND e.cycle = deliveries.cycle AND e.state = 'stopped')";
 
+/// New leads per `INSERT` (14 values each, under SQLite's 32,766 parameters).
+const INSERT_ROWS: usize = 500;
+
+/// The `imported` event of every lead inserted after id $3 (this transaction's): a lead whose
+/// address or domain is on the suppression list arrived `suppressed`, and its event says
+/// which entry did it.
+const IMPORTED_EVENTS: &str = at_domain!(
+    "INSERT INTO events (lead_id, at, kind, detail)
+     SELECT l.id, $1, 'imported',
+            CASE WHEN l.state = 'suppressed'
+                 THEN (SELECT json_object('source', $2, 'state', 'suppressed', 'reason', s.reason, 'evidence', json(s.evidence), 'address', s.address)
+                       FROM suppressions s WHERE s.address IN (l.email, ",
+    "l.email",
+    ")
+                       ORDER BY s.address LIKE '@%' LIMIT 1)
+                 ELSE json_object('source', $2, 'state', l.state) END
+     FROM leads l WHERE l.id > $3 ORDER BY l.id"
+);
+
+/// `INSERT INTO leads … VALUES` for `rows` leads: $1 is the time, then 14 values a lead.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO leads (email, first_name, last_name, company, title, owner_email, owner_name, lost_reason, lost_at, timezone, tags, fields, import_hash, state, created_at, updated_at)
+         SELECT column1, column2, column3, column4, column5, column6, column7, column8, column9, column10, column11, column12, column13,
+                CASE WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.address IN (column1, column14)) THEN 'suppressed' ELSE 'new' END,
+                $1, $1
+         FROM (VALUES ",
+    );
+    for row in 0..rows {
+        if row > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for col in 0..14 {
+            if col > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("${}", 2 + row * 14 + col));
+        }
+        sql.push(')');
+    }
+    sql.push(')');
+    sql
+}
+
+/// The statement for a full batch of [`INSERT_ROWS`], built once.
+fn full_insert_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| insert_sql(INSERT_ROWS))
+}
+
 impl LeadStore for SqliteStore {
     async fn upsert_leads(
         &self,
@@ -27,78 +80,48 @@ impl LeadStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<UpsertSummary, StoreError> {
         let folded = Folded::new(leads);
-        if folded.order.is_empty() {
+        if folded.is_empty() {
             return Ok(UpsertSummary::default());
         }
         let mut tx = self.write().await?;
-        let existing: Vec<LeadRow> = sqlx::query_as(select_leads!(
-            "WHERE email IN (SELECT value FROM json_each($1))"
-        ))
+        let known: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
+            "SELECT id, email, import_hash FROM leads WHERE email IN (SELECT value FROM json_each($1))",
+        )
         .bind(json!(folded.emails()))
         .fetch_all(&mut *tx)
         .await?;
-        let existing = existing
-            .into_iter()
-            .map(LeadRow::into_lead)
-            .collect::<Result<_, _>>()?;
-        let plan = folded.plan(existing, source);
-        if !plan.inserts.is_empty() {
-            let inserts = Value::Array(plan.inserts);
-            sqlx::query(
-                "INSERT INTO leads (email, first_name, last_name, company, title, owner_email, owner_name, lost_reason, lost_at, timezone, tags, fields, state, created_at, updated_at)
-                 SELECT j.value->>'email', j.value->>'first_name', j.value->>'last_name', j.value->>'company', j.value->>'title',
-                        j.value->>'owner_email', j.value->>'owner_name', j.value->>'lost_reason', j.value->>'lost_at', j.value->>'timezone',
-                        j.value->>'tags', j.value->>'fields',
-                        CASE WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.address IN (j.value->>'email', j.value->>'at_domain'))
-                             THEN 'suppressed' ELSE 'new' END,
-                        $2, $2
-                 FROM json_each($1) j",
-            )
-            .bind(&inserts)
-            .bind(Time(now))
-            .execute(&mut *tx)
-            .await?;
-            // A new lead whose address or domain is on the suppression list arrives
-            // `suppressed`, and its event says which entry did it.
-            sqlx::query(
-                "INSERT INTO events (lead_id, at, kind, detail)
-                 SELECT l.id, $2, 'imported',
-                        CASE WHEN l.state = 'suppressed'
-                             THEN (SELECT json_object('source', $3, 'state', 'suppressed', 'reason', s.reason, 'evidence', json(s.evidence), 'address', s.address)
-                                   FROM suppressions s WHERE s.address IN (j.value->>'email', j.value->>'at_domain')
-                                   ORDER BY s.address LIKE '@%' LIMIT 1)
-                             ELSE json_object('source', $3, 'state', l.state) END
-                 FROM json_each($1) j CROSS JOIN leads l ON l.email = j.value->>'email'",
-            )
-            .bind(&inserts)
-            .bind(Time(now))
-            .bind(source)
-            .execute(&mut *tx)
-            .await?;
+        let sorted = folded.sort(
+            known
+                .into_iter()
+                .map(|(id, email, hash)| (email, (id, hash)))
+                .collect(),
+        );
+        let mut summary = UpsertSummary {
+            inserted: sorted.new.len(),
+            unchanged: sorted.unchanged,
+            ..UpsertSummary::default()
+        };
+        if !sorted.new.is_empty() {
+            insert_new(&mut *tx, &sorted.new, source, now).await?;
         }
-        if !plan.updates.is_empty() {
-            let updates = Value::Array(plan.updates);
-            sqlx::query(
-                "UPDATE leads SET first_name = j.value->>'first_name', last_name = j.value->>'last_name', company = j.value->>'company',
-                        title = j.value->>'title', owner_email = j.value->>'owner_email', owner_name = j.value->>'owner_name',
-                        lost_reason = j.value->>'lost_reason', lost_at = j.value->>'lost_at', timezone = j.value->>'timezone',
-                        tags = j.value->>'tags', fields = j.value->>'fields', updated_at = $2
-                 FROM json_each($1) j WHERE leads.id = j.value->>'id'",
-            )
-            .bind(&updates)
-            .bind(Time(now))
-            .execute(&mut *tx)
+        if !sorted.known.is_empty() {
+            let stored: Vec<LeadRow> = sqlx::query_as(select_leads!(
+                "WHERE id IN (SELECT value FROM json_each($1))"
+            ))
+            .bind(json!(sorted.known_ids()))
+            .fetch_all(&mut *tx)
             .await?;
-            sqlx::query(
-                "INSERT INTO events (lead_id, at, kind, detail) SELECT j.value->>'id', $2, 'updated', j.value->>'detail' FROM json_each($1) j",
-            )
-            .bind(&updates)
-            .bind(Time(now))
-            .execute(&mut *tx)
-            .await?;
+            let stored = stored
+                .into_iter()
+                .map(LeadRow::into_lead)
+                .collect::<Result<_, _>>()?;
+            let merged = sorted.merge(stored, source);
+            summary.updated = merged.updates.len();
+            summary.unchanged += merged.unchanged;
+            write_merged(&mut *tx, merged, now).await?;
         }
         tx.commit().await?;
-        Ok(plan.summary)
+        Ok(summary)
     }
 
     common_lead_methods!();
@@ -120,4 +143,93 @@ impl LeadStore for SqliteStore {
                 .await?;
         Ok(names.into_iter().collect())
     }
+}
+
+/// Inserts new leads in file order (multi-row `VALUES`, prepared once per size), then their
+/// `imported` events in one statement.
+async fn insert_new(
+    tx: &mut sqlx::SqliteConnection,
+    new: &[(&NewLead, i64)],
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let before: i64 = sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM leads")
+        .fetch_one(&mut *tx)
+        .await?;
+    for batch in new.chunks(INSERT_ROWS) {
+        let rows: Vec<NewRow<'_>> = batch
+            .iter()
+            .filter_map(|(lead, hash)| NewRow::new(lead, *hash))
+            .collect();
+        let mut query = if rows.len() == INSERT_ROWS {
+            sqlx::query(full_insert_sql())
+        } else {
+            sqlx::query(sqlx::AssertSqlSafe(insert_sql(rows.len())))
+        }
+        .bind(Time(now));
+        for row in &rows {
+            query = query
+                .bind(row.email)
+                .bind(row.lead.first_name.as_deref())
+                .bind(row.lead.last_name.as_deref())
+                .bind(row.lead.company.as_deref())
+                .bind(row.lead.title.as_deref())
+                .bind(row.owner_email())
+                .bind(row.lead.owner_name.as_deref())
+                .bind(row.lead.lost_reason.as_deref())
+                .bind(row.lost_at)
+                .bind(row.timezone())
+                .bind(row.tags.as_str())
+                .bind(row.fields.as_str())
+                .bind(row.hash)
+                .bind(row.at_domain());
+        }
+        query.execute(&mut *tx).await?;
+    }
+    sqlx::query(IMPORTED_EVENTS)
+        .bind(Time(now))
+        .bind(source)
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Writes what merging known leads changed, with an `updated` event each, and the new hash of
+/// those it left as they were.
+async fn write_merged(
+    tx: &mut sqlx::SqliteConnection,
+    merged: Merged,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if !merged.updates.is_empty() {
+        let updates = Value::Array(merged.updates);
+        sqlx::query(
+            "UPDATE leads SET first_name = j.value->>'first_name', last_name = j.value->>'last_name', company = j.value->>'company',
+                    title = j.value->>'title', owner_email = j.value->>'owner_email', owner_name = j.value->>'owner_name',
+                    lost_reason = j.value->>'lost_reason', lost_at = j.value->>'lost_at', timezone = j.value->>'timezone',
+                    tags = j.value->>'tags', fields = j.value->>'fields', import_hash = j.value->>'import_hash', updated_at = $2
+             FROM json_each($1) j WHERE leads.id = j.value->>'id'",
+        )
+        .bind(&updates)
+        .bind(Time(now))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO events (lead_id, at, kind, detail) SELECT j.value->>'id', $2, 'updated', j.value->>'detail' FROM json_each($1) j",
+        )
+        .bind(&updates)
+        .bind(Time(now))
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !merged.rehash.is_empty() {
+        sqlx::query(
+            "UPDATE leads SET import_hash = j.value->>'import_hash' FROM json_each($1) j WHERE leads.id = j.value->>'id'",
+        )
+        .bind(Value::Array(merged.rehash))
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
 }

@@ -139,6 +139,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0016_console_pages.sql"),
     ),
     (
+        17,
+        "import",
+        include_str!("../../../migrations/sqlite/0017_import.sql"),
+    ),
+    (
         18,
         "counts",
         include_str!("../../../migrations/sqlite/0018_counts.sql"),
