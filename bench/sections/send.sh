@@ -61,6 +61,7 @@ send_pass() {
   config "$dir/rewarm.toml" "$url" "$(free_port)"
   local raw8 before after sent secs r
   raw8=$(raw_rate 8 "$RAW_CHECK_N")
+  sleep 0.5 # the sink writes its stats every 200 ms: the raw client's last messages are counted first
   before=$(accepted)
   timed "$dir/send" "$REWARM" --config "$dir/rewarm.toml" --now "$T_SEND" run --once
   sleep 0.3
@@ -79,6 +80,7 @@ scale_out() {
   local due=$1 name="send_scaleout_$1" url raw8 before after secs t0 t1 pids=()
   url=$(send_db postgres "$due" "$name")
   raw8=$(raw_rate 8 "$RAW_CHECK_N")
+  sleep 0.5
   before=$(accepted)
   t0=$(date +%s.%N)
   for w in 1 2 3; do
