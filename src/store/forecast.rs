@@ -65,9 +65,12 @@ pub trait ForecastStore {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Every lead in `new` whose address is not suppressed (the daemon would enrol it when a
-    /// segment takes it), by id, handed to `each` one by one.
+    /// segment takes it), by id, handed to `each` one by one. With `reasons`, only leads whose
+    /// `lost_reason` contains one of them, ignoring ASCII case (`LIKE '%reason%'`): a superset
+    /// of the leads a segment listing only those reasons can take (see [`reason_filter`]).
     fn new_leads<F: FnMut(Lead) + Send>(
         &self,
+        reasons: &[String],
         each: F,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -79,7 +82,8 @@ pub trait ForecastStore {
     ) -> impl Future<Output = Result<i64, StoreError>> + Send;
 }
 
-/// `ForecastStore` for a backend whose statements are `PENDING_BEFORE`, `NEW_LEADS` and
+/// `ForecastStore` for a backend whose statements are `PENDING_BEFORE`, `NEW_LEADS` (without
+/// its order), `LIKE` (its case-insensitive match, `$1` the pattern) and
 /// `COUNT_PENDING_BEFORE` in scope.
 macro_rules! forecast_store_methods {
     () => {
@@ -97,8 +101,17 @@ macro_rules! forecast_store_methods {
             Ok(())
         }
 
-        async fn new_leads<F: FnMut(Lead) + Send>(&self, mut each: F) -> Result<(), StoreError> {
-            let mut rows = sqlx::query_as::<_, LeadRow>(NEW_LEADS).fetch(&self.pool);
+        async fn new_leads<F: FnMut(Lead) + Send>(
+            &self,
+            reasons: &[String],
+            mut each: F,
+        ) -> Result<(), StoreError> {
+            let sql = $crate::store::forecast::new_leads_sql(NEW_LEADS, LIKE, reasons.len());
+            let mut query = sqlx::query_as::<_, LeadRow>(sqlx::AssertSqlSafe(sql));
+            for reason in reasons {
+                query = query.bind(format!("%{reason}%"));
+            }
+            let mut rows = query.fetch(&self.pool);
             while let Some(row) = rows.try_next().await? {
                 each(row.into_lead()?);
             }
@@ -133,3 +146,33 @@ pub(crate) use forecast_pending_select;
 
 pub(crate) const COUNT_PENDING_BEFORE: &str = "SELECT count(*) FROM deliveries d
      WHERE d.state IN ('scheduled', 'retry_wait') AND d.due_at < $1";
+
+/// `new_leads`' statement: `head` (the leads in `new`, not suppressed), with `reasons`
+/// patterns (`like` with `$1` … `$n`) any of which `lost_reason` must match, by id.
+pub(crate) fn new_leads_sql(head: &str, like: &str, reasons: usize) -> String {
+    let mut sql = head.to_string();
+    if reasons > 0 {
+        let any: Vec<String> = (1..=reasons)
+            .map(|k| like.replace("$1", &format!("${k}")))
+            .collect();
+        sql.push_str(&format!(" AND ({})", any.join(" OR ")));
+    }
+    sql.push_str(" ORDER BY id");
+    sql
+}
+
+/// The loss reasons that bound which `new` leads any segment can take, if they do: every
+/// segment lists its reasons (`lost_reason`), so a lead whose reason contains none of them
+/// matches no segment and need not be read. Empty: a segment takes any reason.
+pub fn reason_filter(segments: &[crate::domain::segment::Segment]) -> Vec<String> {
+    if segments.is_empty() || segments.iter().any(|s| s.lost_reasons.is_empty()) {
+        return Vec::new();
+    }
+    let mut reasons: Vec<String> = segments
+        .iter()
+        .flat_map(|s| s.lost_reasons.iter().cloned())
+        .collect();
+    reasons.sort();
+    reasons.dedup();
+    reasons
+}

@@ -26,6 +26,7 @@ mod faults_shutdown;
 mod faults_storage;
 mod feedback_loop;
 mod forecast_exact;
+mod forecast_reads;
 mod handoff;
 mod hostile_input;
 mod hot_leads;

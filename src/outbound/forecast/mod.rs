@@ -27,6 +27,7 @@ use self::sim::{Grid, Sim};
 pub use self::sim::{Kind, Work};
 use crate::config::Settings;
 use crate::domain::lead::Lead;
+use crate::store::forecast::reason_filter;
 use crate::store::{ForecastDelivery, ForecastStore, Store, StoreError};
 use crate::transport::limits::domain_of;
 
@@ -87,6 +88,10 @@ where
     S: Store + ForecastStore,
     O: FnMut(&Work, DateTime<Utc>, Kind) + Send,
 {
+    if grid.pass_for(grid.start).is_none() {
+        // No pass before the horizon (`--days 0`): nothing to read.
+        return Ok(());
+    }
     let mut sim = Sim::new(settings, grid, out);
     // What the daily caps already counted in the last 24 hours (every daemon's sends).
     if let Some(limits) = &settings.limits {
@@ -111,9 +116,11 @@ where
             sim.completed(work, then);
         }
     }
-    // Leads waiting in `new`: enrolled at the first pass a segment takes them.
+    // Leads waiting in `new`: enrolled at the first pass a segment takes them (read only if
+    // their loss reason lets a segment take them).
+    let reasons = reason_filter(&settings.segments);
     store
-        .new_leads(|lead| {
+        .new_leads(&reasons, |lead| {
             if let Some((_, e)) = qualify::enrolment_pass(settings, &lead, &sim.grid()) {
                 let mut work = make.lead(&mut sim, &lead, &e.campaign, 0, &e.template);
                 work.due = e.first_due;

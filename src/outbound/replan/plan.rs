@@ -17,7 +17,7 @@ use super::{PAGE, waiting, zone};
 use crate::config::{Campaign, Settings};
 use crate::domain::lead::LeadState;
 use crate::domain::segment::first_match;
-use crate::store::{Store, StoreError};
+use crate::store::{Followed, Store, StoreError};
 
 /// Re-timed steps shown as examples, per campaign.
 const SAMPLES: usize = 5;
@@ -168,12 +168,17 @@ pub async fn plan_with<S: Store>(
                 .await?
             }
             None => {
+                let of: Vec<Followed> = followed
+                    .iter()
+                    .filter(|f| f.campaign == name)
+                    .cloned()
+                    .collect();
                 removed(
                     store,
                     settings,
                     &name,
                     cur.map(|v| v.version.clone()),
-                    n,
+                    &of,
                     now,
                 )
                 .await?
@@ -296,25 +301,45 @@ async fn changed<S: Store>(
     Ok(p)
 }
 
-/// A campaign no longer configured: where its leads go.
+/// A campaign no longer configured: where its leads go. A segment that alone decides where
+/// its leads go is counted from `followed` (active enrolments per segment, one aggregate);
+/// leads are read, page by page, only for the segments that do not.
 async fn removed<S: Store>(
     store: &S,
     settings: &Settings,
     name: &str,
     from_version: Option<String>,
-    leads: i64,
+    followed: &[Followed],
     now: DateTime<Utc>,
 ) -> Result<CampaignPlan, StoreError> {
+    let leads = followed.iter().map(|f| f.enrolments).sum();
     let mut p = empty(name, "removed", leads);
     p.from_version = from_version;
     let mut moved: BTreeMap<(String, String, String), i64> = BTreeMap::new();
+    let mut undecided = false;
+    for f in followed {
+        match rules::destination(
+            name,
+            &f.segment,
+            &settings.segments,
+            &settings.campaigns,
+            None,
+        ) {
+            Destination::Campaign { campaign, segment } => {
+                *moved
+                    .entry((f.segment.clone(), campaign, segment))
+                    .or_default() += f.enrolments
+            }
+            Destination::Park(_) => undecided = true,
+        }
+    }
     let mut after = 0;
-    loop {
+    while undecided {
         let page = store.active_enrolments(name, after, PAGE).await?;
         let Some(last) = page.last() else { break };
         after = last.enrolment_id;
-        // Leads are read only for segments that no longer decide alone.
-        let undecided: Vec<i64> = page
+        undecided = page.len() == PAGE;
+        let page: Vec<_> = page
             .iter()
             .filter(|e| {
                 !rules::decided_by_segment(
@@ -324,10 +349,10 @@ async fn removed<S: Store>(
                     &settings.campaigns,
                 )
             })
-            .map(|e| e.lead_id)
             .collect();
+        let ids: Vec<i64> = page.iter().map(|e| e.lead_id).collect();
         let by_id: BTreeMap<i64, crate::domain::lead::Lead> = store
-            .leads_by_ids(&undecided)
+            .leads_by_ids(&ids)
             .await?
             .into_iter()
             .map(|l| (l.id, l))
@@ -348,9 +373,6 @@ async fn removed<S: Store>(
                 }
                 Destination::Park(_) => p.parked += 1,
             }
-        }
-        if page.len() < PAGE {
-            break;
         }
     }
     p.moved = moved

@@ -12,8 +12,9 @@ const PENDING_BEFORE: &str = forecast_pending_select!("rewarm_at_domain(l.email)
 
 const NEW_LEADS: &str = "SELECT id, email, first_name, last_name, company, title, owner_email, owner_name, lost_reason, lost_at, timezone, tags, fields, state, created_at, updated_at
      FROM leads WHERE state = 'new'
-       AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address IN (leads.email, rewarm_at_domain(leads.email)))
-     ORDER BY id";
+       AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address IN (leads.email, rewarm_at_domain(leads.email)))";
+/// Case-insensitive; no escape character, so a reason's `\` is itself.
+const LIKE: &str = "lost_reason ILIKE $1 ESCAPE ''";
 
 impl ForecastStore for PgStore {
     forecast_store_methods!();

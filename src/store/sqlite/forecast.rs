@@ -16,8 +16,10 @@ const NEW_LEADS: &str = at_domain!(
      FROM leads WHERE state = 'new'
        AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address IN (leads.email, ",
     "leads.email",
-    ")) ORDER BY id"
+    "))"
 );
+/// ASCII case-insensitive, like the segments' comparison (no escape character).
+const LIKE: &str = "lost_reason LIKE $1";
 
 impl ForecastStore for SqliteStore {
     forecast_store_methods!();
