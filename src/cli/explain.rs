@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::with_store;
 use crate::config::Settings;
 use crate::domain::email::EmailAddress;
-use crate::outbound::explain::{Facts, explain};
+use crate::outbound::explain::{Facts, Versions, explain};
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
@@ -65,6 +65,10 @@ pub async fn story<S: Store>(
         paused: &paused,
         score: store.score(lead.id).await?,
         suppressed,
+        versions: Versions {
+            followed: store.enrolment_versions(lead.id).await?,
+            current: store.current_versions().await?,
+        },
         now,
     };
     Ok(Some(explain(&facts)))

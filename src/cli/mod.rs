@@ -19,6 +19,7 @@ mod import_dry_run;
 pub mod inbound;
 mod leads;
 mod lifecycle;
+mod owners;
 mod plan;
 mod preview;
 mod privacy;

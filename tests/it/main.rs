@@ -23,6 +23,7 @@ mod faults_shutdown;
 mod faults_storage;
 mod feedback_loop;
 mod forecast_exact;
+mod forecast_holidays;
 mod handoff;
 mod hostile_input;
 mod hot_leads;
