@@ -481,9 +481,8 @@ async fn owner_hard_bounce_routes_to_fallback(url: String) {
     let manager = d.mail_to(MANAGER);
     let digest = manager
         .iter()
-        .find(|m| m.contains("Weekly leads digest"))
+        .find(|m| m.contains("Weekly leads digest") && m.contains(&format!("instead of {OWNER}")))
         .unwrap_or_else(|| panic!("no digest to the fallback: {:?}", subjects(&manager)));
-    assert!(digest.contains(&format!("instead of {OWNER}")), "{digest}");
     assert!(
         digest.contains(FIRST) && digest.contains(SECOND),
         "{digest}"
@@ -491,16 +490,16 @@ async fn owner_hard_bounce_routes_to_fallback(url: String) {
     // The fallback's own digest lists the gone owner and the lead without an owner.
     let own = manager
         .iter()
-        .find(|m| m.contains("Weekly leads digest") && !m.contains("instead of"))
+        .rfind(|m| m.contains("Weekly leads digest") && !m.contains("instead of"))
         .unwrap_or_else(|| panic!("no own digest to the fallback: {:?}", subjects(&manager)));
     assert!(
         own.contains("No owner (1)") && own.contains(ORPHAN),
         "{own}"
     );
     assert!(
-        own.contains(&format!(
-            "Owners gone (1) — their notifications come to you; hand their leads over:\n\
-             - {OWNER}: gone since 2026-03-02 (notification "
+        own.contains("Owners gone (1)")
+            && own.contains(&format!(
+            "- {OWNER}: gone since 2026-03-02 (notification "
         )) && own.contains(&format!(
             "bounced (a delivery report)), 2 lead(s): rewarm leads reassign --from {OWNER} --to NEW_OWNER"
         )),
