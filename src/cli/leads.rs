@@ -1,5 +1,6 @@
 //! `rewarm leads import FILE`, `rewarm leads show EMAIL`, `rewarm leads rewarmed`,
-//! `rewarm leads recycle EMAIL`, `rewarm leads reassign` and `owner-back` (in `reassign.rs`), and the
+//! `rewarm leads recycle EMAIL`, `rewarm leads reassign` and `owner-back` (in `reassign.rs`),
+//! `rewarm leads owners` (in `owners.rs`), and the
 //! lifecycle commands (`won`, `out-of-scope`, `working`, `pause`, `resume`; in `lifecycle.rs`).
 
 use std::path::{Path, PathBuf};
@@ -79,6 +80,16 @@ pub enum LeadsCommand {
         /// Print how many leads would move, change nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Every owner of a lead and every owner marked gone: leads per state, stale re-warms,
+    /// since when and why an owner is gone; the leads without an owner last.
+    Owners {
+        /// Only the owners marked gone (a notification to them hard-bounced).
+        #[arg(long)]
+        gone: bool,
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// An owner marked gone (a notification to them hard-bounced) is back: their
     /// notifications go to them again, not to `notify.fallback_email`.
@@ -207,6 +218,9 @@ pub async fn leads(
                 name,
                 dry_run,
             } => super::reassign::reassign(&store, &from, &to, name.as_deref(), dry_run, now).await,
+            LeadsCommand::Owners { gone, json } => {
+                super::owners::owners(&store, &settings, gone, json, now).await
+            }
             LeadsCommand::OwnerBack { email, by } => {
                 super::reassign::owner_back(&store, &email, &by, now).await
             }
@@ -423,6 +437,7 @@ async fn show_cadence<S: Store>(
         paused: &paused,
         score: store.score(lead.id).await?,
         suppressed: None,
+        versions: explain::Versions::default(),
         now,
     };
     let current = facts.waiting().or(deliveries.last()).map_or_else(

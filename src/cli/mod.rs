@@ -20,6 +20,7 @@ mod import_dry_run;
 pub mod inbound;
 pub mod leads;
 mod lifecycle;
+mod owners;
 mod plan;
 mod preview;
 mod privacy;

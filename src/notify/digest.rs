@@ -9,7 +9,8 @@
 //! reply are marked "needs a look", `later` replies (a `postponed` event with reason
 //! `reply`) are listed with the date nurture resumes, `not_interested` ones (an
 //! `out_of_scope` event by `reply`) with their re-check date and what the lead wrote. The digest of
-//! `notify.fallback_email` also lists the leads without an owner and every escalated lead.
+//! `notify.fallback_email` also lists the leads without an owner, every escalated lead and the
+//! owners marked gone (since when, why, how many leads they still own).
 //! Everything is read by indexed queries (`HandoffStore`), never lead by lead.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,6 +20,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
 use super::display_name;
+use super::owners::{GoneOwner, all_gone, describe};
 use crate::app::Loaded;
 use crate::config::Settings;
 use crate::domain::handoff::FEEDBACK_KINDS;
@@ -131,6 +133,8 @@ pub(super) struct Week {
     pub unowned_count: i64,
     pub unowned: Vec<Lead>,
     pub nurturing: Vec<(Option<String>, i64)>,
+    /// Owners marked gone now, with how many leads they still own.
+    pub gone: Vec<(String, GoneOwner, i64)>,
     pub end: Option<DateTime<Utc>>,
 }
 
@@ -172,6 +176,11 @@ async fn read_week<S: Store>(
         .collect();
     let (unowned_count, unowned) = store.unowned_leads(MAX_UNOWNED).await?;
     let nurturing = store.nurturing_per_owner().await?;
+    let mut gone = Vec::new();
+    for (owner, mark) in all_gone(store).await? {
+        let n = store.count_owned(&owner).await?;
+        gone.push((owner, mark, n));
+    }
     Ok(Week {
         cut: events.len() >= MAX_EVENTS,
         events,
@@ -180,6 +189,7 @@ async fn read_week<S: Store>(
         unowned_count,
         unowned,
         nurturing,
+        gone,
         end: Some(end),
     })
 }
@@ -277,6 +287,10 @@ pub(super) fn per_owner(settings: &Settings, week: &Week) -> BTreeMap<String, Va
     if let Some(f) = &fallback {
         for lead in &week.unowned {
             push(f.clone(), "unowned", row(lead));
+        }
+        for (owner, mark, leads) in &week.gone {
+            let r = json!({"owner": owner, "since": mark.since, "why": describe(&mark.evidence), "leads": leads});
+            push(f.clone(), "gone", r);
         }
         if week.unowned_count > 0 {
             out.entry(f.clone()).or_insert_with(|| json!({}))["unowned_count"] =
@@ -476,6 +490,27 @@ pub(super) fn digest_text(p: &Value) -> (String, String) {
             &|_| String::new(),
         );
     }
+    let gone = list("gone");
+    if !gone.is_empty() {
+        t.push_str(&format!(
+            "\nOwners gone ({}) — their notifications come to you; hand their leads over:\n",
+            gone.len()
+        ));
+        for r in gone.iter().take(200) {
+            let owner = r["owner"].as_str().unwrap_or("");
+            let leads = r["leads"].as_i64().unwrap_or(0);
+            let hand_over = if leads > 0 {
+                format!(": rewarm leads reassign --from {owner} --to NEW_OWNER")
+            } else {
+                String::new()
+            };
+            t.push_str(&format!(
+                "- {owner}: gone since {} ({}), {leads} lead(s){hand_over}\n",
+                day(r, "since"),
+                r["why"].as_str().unwrap_or("a notification bounced")
+            ));
+        }
+    }
     t.push_str(&format!(
         "\nIn nurture: {}\n",
         p["nurturing"].as_i64().unwrap_or(0)
@@ -511,6 +546,8 @@ mod tests {
             "stale": [{"email": "b@x.example", "name": "B", "rewarmed_at": "2026-11-01T10:00:00Z", "days": 28, "escalated": true}],
             "marked": [{"email": "c@x.example", "name": "C", "action": "won", "at": "2026-11-25T10:00:00Z"}],
             "unowned": [{"email": "d@x.example", "name": "D"}], "unowned_count": 3, "nurturing": 12,
+            "gone": [{"owner": "rita@acme.example", "since": "2026-11-20T10:00:00Z", "why": "notification 12 refused while sending", "leads": 4},
+                     {"owner": "zoe@acme.example", "since": "2026-11-21T10:00:00Z", "why": "notification 13 bounced", "leads": 0}],
         });
         let (subject, text) = digest_text(&p);
         assert_eq!(
@@ -523,6 +560,9 @@ mod tests {
             "- B <b@x.example> (re-warmed 2026-11-01, 28 days, escalated)",
             "- C <c@x.example>: won (2026-11-25)",
             "No owner (3) — give them one:\n- D <d@x.example>",
+            "Owners gone (2) — their notifications come to you; hand their leads over:\n\
+             - rita@acme.example: gone since 2026-11-20 (notification 12 refused while sending), 4 lead(s): rewarm leads reassign --from rita@acme.example --to NEW_OWNER\n\
+             - zoe@acme.example: gone since 2026-11-21 (notification 13 bounced), 0 lead(s)\n",
             "In nurture: 12",
         ] {
             assert!(text.contains(want), "{want:?} not in\n{text}");

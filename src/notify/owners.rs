@@ -70,6 +70,20 @@ pub async fn gone_among<S: Store>(
     Ok(gone)
 }
 
+/// Every owner marked gone now (lower-cased address and mark), by address; marks cleared by
+/// `leads owner-back` are left out.
+pub async fn all_gone<S: Store>(store: &S) -> Result<Vec<(String, GoneOwner)>, StoreError> {
+    Ok(store
+        .kv_prefixed(PREFIX)
+        .await?
+        .into_iter()
+        .filter_map(|(key, value)| {
+            let address = key.strip_prefix(PREFIX)?.to_string();
+            parse(&value).map(|mark| (address, mark))
+        })
+        .collect())
+}
+
 /// Clears `address`'s gone mark (`leads owner-back`): the record keeps the mark and gets
 /// `back_at` and `back_by`. The mark that was cleared, or None if they were not gone.
 pub async fn clear_gone<S: Store>(

@@ -5,15 +5,19 @@
 //! same rules the scheduler uses ([`Segment::misses`], [`Cadence::next_slot_why`]); no I/O
 //! here, so each situation is unit tested and `leads show` reuses the pieces.
 
-use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
 use crate::config::{Campaign, Settings};
 use crate::domain::cadence::days::Move;
+use crate::domain::cadence::late::{LatePolicy, Lateness};
 use crate::domain::cadence::{Cadence, Rhythm};
 use crate::domain::calendar::Place;
 use crate::domain::lead::{Lead, LeadState};
-use crate::store::{Event, LeadDelivery, LeadLifecycle, PausedCampaign};
+use crate::outbound::replan::rules::CampaignDef;
+use crate::store::{CampaignVersion, Event, LeadDelivery, LeadLifecycle, PausedCampaign};
 
 /// Everything the story is told from.
 pub struct Facts<'a> {
@@ -28,7 +32,17 @@ pub struct Facts<'a> {
     pub score: i64,
     /// The suppression entry covering the lead (its reason), if any.
     pub suppressed: Option<String>,
+    pub versions: Versions,
     pub now: DateTime<Utc>,
+}
+
+/// Campaign versions as the store has them (`campaign_versions`, `enrolments.version`).
+#[derive(Debug, Clone, Default)]
+pub struct Versions {
+    /// The version the lead's enrolment in each campaign follows (None: the current one).
+    pub followed: BTreeMap<String, Option<String>>,
+    /// Each campaign's version applied last.
+    pub current: BTreeMap<String, CampaignVersion>,
 }
 
 /// Delivery states that still wait to be sent.
@@ -159,6 +173,8 @@ fn campaign(f: &Facts) -> Vec<String> {
         describe(c),
         c.cadence.max_touches
     )];
+    out.extend(version(f, c).into_iter().map(|l| format!("  {l}")));
+    out.push(format!("  lateness: {}", lateness(&c.lateness)));
     if let Some(p) = f.campaign_paused(&c.name) {
         out.push(format!(
             "  paused {} by {}",
@@ -167,6 +183,76 @@ fn campaign(f: &Facts) -> Vec<String> {
         ));
     }
     out
+}
+
+/// The version the lead's enrolment follows, against the one applied last and the file's.
+fn version(f: &Facts, c: &Campaign) -> Vec<String> {
+    let in_file = CampaignDef::of(c).version();
+    let Some(current) = f.versions.current.get(&c.name) else {
+        return vec![format!(
+            "version: none recorded yet (the daemon records version {in_file} when it starts)"
+        )];
+    };
+    let followed = f
+        .versions
+        .followed
+        .get(&c.name)
+        .cloned()
+        .flatten()
+        .unwrap_or_else(|| current.version.clone());
+    let mut out = vec![if followed == current.version {
+        format!(
+            "version {followed}, the current one (applied {})",
+            f.when(current.applied_at)
+        )
+    } else {
+        format!(
+            "version {followed}, an earlier one: the campaign is at version {} since {}",
+            current.version,
+            f.when(current.applied_at)
+        )
+    }];
+    if in_file != current.version {
+        out.push(format!(
+            "the config file holds version {in_file}, not applied yet: `rewarm plan` shows what applying it changes"
+        ));
+    }
+    out
+}
+
+/// A campaign's lateness policy in words, the default said so.
+fn lateness(l: &Lateness) -> String {
+    let default = if l.policy == LatePolicy::default() {
+        ", the default"
+    } else {
+        ""
+    };
+    let policy = format!("`late = \"{}\"`{default}", l.policy.as_str());
+    let Some(after) = l.after else {
+        return format!(
+            "no `late_after`, so no step is ever late: a step goes out when it is reached and the rest of the cadence moves with it ({policy})"
+        );
+    };
+    let what = match l.policy {
+        LatePolicy::Skip => "skipped, the next step staying on its planned date",
+        LatePolicy::Send => "sent at once, the next steps keeping their planned dates",
+        LatePolicy::Shift => "sent at once, the rest of the cadence moving with it",
+    };
+    format!(
+        "a step reached more than {} after its due time is {what} ({policy})",
+        span(after)
+    )
+}
+
+/// "2d", "36h", "90m", "45s": the largest unit that divides it.
+fn span(d: TimeDelta) -> String {
+    let s = d.num_seconds();
+    match s {
+        _ if s != 0 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        _ if s != 0 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        _ if s != 0 && s % 60 == 0 => format!("{}m", s / 60),
+        _ => format!("{s}s"),
+    }
 }
 
 /// "every 30d, window Mon-Fri 09:00-17:00, skips holidays".
@@ -233,6 +319,24 @@ pub fn next(f: &Facts) -> Vec<String> {
                 f.when(slot)
             ));
         }
+    }
+    if let Some(c) = f.settings.campaigns.get(&d.campaign)
+        && d.state == "scheduled"
+        && let Some(by) = c.lateness.late_by(d.due_at, f.now)
+    {
+        let then = match c.lateness.policy {
+            LatePolicy::Skip => "the next pass skips it",
+            LatePolicy::Send => {
+                "it goes out at the next pass, the next step keeping its planned date"
+            }
+            LatePolicy::Shift => {
+                "it goes out at the next pass, the rest of the cadence moving with it"
+            }
+        };
+        out.push(format!(
+            "  late by {} (more than `late_after`): {then}",
+            span(TimeDelta::minutes(by.num_minutes()))
+        ));
     }
     if d.state == "held" {
         if f.lead.state == LeadState::Paused {
@@ -404,6 +508,18 @@ pub fn steps(f: &Facts) -> Vec<String> {
 
 /// What cancelled `d`: the state change written at the same moment.
 fn cause(f: &Facts, d: &LeadDelivery) -> String {
+    let edit = f.timeline.iter().rev().find(|e| {
+        e.kind == "cancelled"
+            && e.at == d.updated_at
+            && e.detail["campaign"].as_str() == Some(d.campaign.as_str())
+            && e.detail["step"].as_i64() == Some(i64::from(d.step) + 1)
+    });
+    if let Some(e) = edit.filter(|e| e.detail["reason"] == crate::outbound::replan::REASON) {
+        return match e.detail["max_touches"].as_i64() {
+            Some(max) => format!("a config change lowered `max_touches` to {max}"),
+            None => "a config change".into(),
+        };
+    }
     let kinds = [
         "rewarmed",
         "won",
@@ -520,142 +636,5 @@ fn text(v: &serde_json::Value) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::email::EmailAddress;
-    use chrono::TimeZone;
-
-    const CONFIG: &str = r#"
-[compliance]
-postal_address = "Acme, 1 Street, Paris"
-[sender]
-from = "Acme <hello@acme.example>"
-[[segments]]
-name = "enterprise"
-campaign = "hello"
-tags = ["enterprise"]
-[[segments]]
-name = "budget"
-campaign = "hello"
-lost_reason = ["no_budget"]
-[campaigns.hello]
-first_after = "30d"
-every = "30d"
-skip_holidays = true
-"#;
-
-    fn t(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(y, m, d, h, 0, 0).unwrap()
-    }
-
-    fn lead(state: LeadState) -> Lead {
-        Lead {
-            id: 1,
-            email: EmailAddress::parse("ann@example.com").unwrap(),
-            first_name: None,
-            last_name: None,
-            company: None,
-            title: None,
-            owner_email: None,
-            owner_name: None,
-            lost_reason: Some("no_budget".into()),
-            lost_at: Some(t(2026, 11, 25, 15)),
-            timezone: Some(chrono_tz::America::New_York),
-            tags: vec![],
-            fields: [("country".to_string(), "USA".to_string())].into(),
-            state,
-            created_at: t(2026, 11, 26, 12),
-            updated_at: t(2026, 11, 26, 12),
-        }
-    }
-
-    fn held(due: DateTime<Utc>) -> LeadDelivery {
-        LeadDelivery {
-            campaign: "hello".into(),
-            cycle: 0,
-            step: 0,
-            template: "hello".into(),
-            state: "held".into(),
-            held_from: Some("scheduled".into()),
-            due_at: due,
-            sent_at: None,
-            attempts: 0,
-            last_error: None,
-            updated_at: t(2026, 12, 1, 12),
-        }
-    }
-
-    #[test]
-    fn a_held_step_of_a_paused_campaign_says_why_when_and_how_to_bring_it_back() {
-        let settings = Settings::from_toml(CONFIG, "test.toml").unwrap();
-        let lead = lead(LeadState::Nurturing);
-        // 30 days after 25 Nov 10:00 EST is Christmas: moved to Monday 28 Dec 09:00 EST.
-        let deliveries = [held(t(2026, 12, 28, 14))];
-        let paused = [PausedCampaign {
-            name: "hello".into(),
-            paused_at: t(2026, 12, 1, 12),
-            paused_by: "marketing".into(),
-        }];
-        let timeline = [Event {
-            at: t(2026, 11, 26, 12),
-            kind: "enrolled".into(),
-            detail: serde_json::json!({"campaign": "hello", "segment": "budget"}),
-        }];
-        let facts = Facts {
-            settings: &settings,
-            lead: &lead,
-            lifecycle: LeadLifecycle::default(),
-            deliveries: &deliveries,
-            timeline: &timeline,
-            paused: &paused,
-            score: 7,
-            suppressed: None,
-            now: t(2026, 12, 2, 12),
-        };
-        let story = explain(&facts).join("\n");
-        for want in [
-            "ann@example.com: nurturing, score 7; zone America/New_York, country US (from its zone) — its `country` field `USA` is not a two-letter ISO 3166 code, so it is ignored",
-            "`enterprise` does not: missing tag `enterprise`",
-            "`budget` matches → campaign `hello`",
-            "paused Tue 2026-12-01 07:00 EST (2026-12-01 12:00 UTC) by marketing",
-            "Next email: step 1 `hello` due Mon 2026-12-28 09:00 EST (2026-12-28 14:00 UTC) — held",
-            "closed day: Fri 2026-12-25 is a holiday in US: Christmas Day",
-            "held: campaign `hello` is paused",
-            "Stopped: campaign `hello` is paused; `rewarm campaigns resume hello` brings it back",
-        ] {
-            assert!(story.contains(want), "{want}\n---\n{story}");
-        }
-        assert!(!story.contains("overdue"), "{story}");
-    }
-
-    #[test]
-    fn a_lead_no_segment_takes_says_so() {
-        let settings = Settings::from_toml(CONFIG, "test.toml").unwrap();
-        let mut lead = lead(LeadState::New);
-        lead.lost_reason = Some("price".into());
-        let facts = Facts {
-            settings: &settings,
-            lead: &lead,
-            lifecycle: LeadLifecycle::default(),
-            deliveries: &[],
-            timeline: &[],
-            paused: &[],
-            score: 0,
-            suppressed: None,
-            now: t(2026, 12, 2, 12),
-        };
-        let story = explain(&facts);
-        assert!(
-            story.contains(&"  no segment matches now".to_string()),
-            "{story:?}"
-        );
-        assert!(
-            story
-                .last()
-                .unwrap()
-                .starts_with("Not enrolled: no segment matches"),
-            "{story:?}"
-        );
-        assert!(story.contains(&"Next email: none scheduled".to_string()));
-    }
-}
+#[path = "explain_tests.rs"]
+mod tests;

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::app::Loaded;
 use crate::domain::cadence::late::LatePolicy;
-use crate::outbound::replan::zone;
+use crate::domain::calendar::Place;
 use crate::store::{NextStep, StalledEnrolment, Store, StoreError};
 
 const PAGE: usize = 500;
@@ -38,15 +38,19 @@ pub async fn skip_late<S: Store>(
                 .iter()
                 .filter(|r| skipped.contains(&r.id))
                 .map(|r| {
-                    let tz = zone(r.timezone.as_deref(), settings.default_tz);
+                    let place = Place::stored(
+                        r.timezone.as_deref(),
+                        r.country.as_deref(),
+                        settings.default_tz,
+                    );
                     let step = r.step + 1;
-                    let next =
-                        late.after_skip(&campaign.cadence, step, r.due_at, tz)
-                            .map(|due_at| NextStep {
-                                step,
-                                due_at,
-                                template: campaign.template_for(step).to_string(),
-                            });
+                    let next = late
+                        .after_skip(&campaign.cadence, step, r.due_at, place)
+                        .map(|due_at| NextStep {
+                            step,
+                            due_at,
+                            template: campaign.template_for(step).to_string(),
+                        });
                     let stalled = StalledEnrolment {
                         enrolment_id: r.enrolment_id,
                         lead_id: r.lead_id,

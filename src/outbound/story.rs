@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::Settings;
 use crate::domain::lead::Lead;
-use crate::outbound::explain::Facts;
+use crate::outbound::explain::{Facts, Versions};
 use crate::store::{Event, LeadDelivery, LeadLifecycle, PausedCampaign, Store, StoreError};
 
 /// The stored facts about one lead.
@@ -22,6 +22,8 @@ pub struct Story {
     pub score: i64,
     /// The reason of the suppression entry covering the lead, if any.
     pub suppressed: Option<String>,
+    /// The campaign versions the lead's enrolments follow, and each campaign's current one.
+    pub versions: Versions,
 }
 
 impl Story {
@@ -37,6 +39,10 @@ impl Story {
                 .suppression_for(&lead.email)
                 .await?
                 .map(|s| s.reason.as_str().to_string()),
+            versions: Versions {
+                followed: store.enrolment_versions(lead.id).await?,
+                current: store.current_versions().await?,
+            },
         })
     }
 
@@ -56,6 +62,7 @@ impl Story {
             paused: &self.paused,
             score: self.score,
             suppressed: self.suppressed.clone(),
+            versions: self.versions.clone(),
             now,
         }
     }

@@ -751,6 +751,15 @@ macro_rules! common_kv_methods {
             tx.commit().await?;
             Ok(())
         }
+
+        async fn kv_prefixed(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+            let len = i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX);
+            Ok(sqlx::query_as(sql::KV_PREFIXED)
+                .bind(prefix)
+                .bind(len)
+                .fetch_all(&self.pool)
+                .await?)
+        }
     };
 }
 

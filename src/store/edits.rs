@@ -65,6 +65,8 @@ pub struct WaitingStep {
     /// The loss date, or the import time for a lead without one.
     pub anchor: DateTime<Utc>,
     pub timezone: Option<String>,
+    /// The lead's `country` field as stored (its holidays), if it has one.
+    pub country: Option<String>,
     /// When the step before it ended (sent, failed, unknown, skipped), in the same round.
     pub prev_at: Option<DateTime<Utc>>,
 }
@@ -143,6 +145,13 @@ pub trait EditStore {
 
     /// Active enrolments per campaign, version and segment (one aggregate statement).
     fn followed(&self) -> impl Future<Output = Result<Vec<Followed>, StoreError>> + Send;
+
+    /// The version each enrolment of lead `lead_id` follows, per campaign (None: its
+    /// campaign's current version), for `explain`.
+    fn enrolment_versions(
+        &self,
+        lead_id: i64,
+    ) -> impl Future<Output = Result<BTreeMap<String, Option<String>>, StoreError>> + Send;
 
     /// Waiting deliveries of `campaign` per step, template and state (one aggregate).
     fn waiting_counts(
@@ -289,6 +298,7 @@ pub(crate) struct WaitingRow {
     due_at: Time,
     anchor: Time,
     timezone: Option<String>,
+    country: Option<String>,
     prev_at: Option<Time>,
 }
 
@@ -349,6 +359,7 @@ impl From<WaitingRow> for WaitingStep {
             due_at: r.due_at.0,
             anchor: r.anchor.0,
             timezone: r.timezone,
+            country: r.country,
             prev_at: r.prev_at.map(|t| t.0),
         }
     }
@@ -447,6 +458,17 @@ macro_rules! edit_methods {
         async fn followed(&self) -> Result<Vec<Followed>, StoreError> {
             let rows: Vec<FollowedRow> = sqlx::query_as(FOLLOWED).fetch_all(&self.pool).await?;
             Ok(rows.into_iter().map(Followed::from).collect())
+        }
+
+        async fn enrolment_versions(
+            &self,
+            lead_id: i64,
+        ) -> Result<BTreeMap<String, Option<String>>, StoreError> {
+            let rows: Vec<(String, Option<String>)> = sqlx::query_as(ENROLMENT_VERSIONS)
+                .bind(lead_id)
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(rows.into_iter().collect())
         }
 
         async fn waiting_counts(&self, campaign: &str) -> Result<Vec<WaitingCount>, StoreError> {

@@ -11,6 +11,8 @@ pub(crate) const PIN_NEW: &str = "UPDATE enrolments SET version = $2 WHERE campa
 pub(crate) const FOLLOWED: &str =
     "SELECT campaign, version, segment, count(*) AS n FROM enrolments WHERE state = 'active'
      GROUP BY campaign, version, segment ORDER BY campaign, version, segment";
+pub(crate) const ENROLMENT_VERSIONS: &str =
+    "SELECT campaign, version FROM enrolments WHERE lead_id = $1";
 pub(crate) const WAITING_COUNTS: &str = "SELECT step, template, state, count(*) AS n FROM deliveries
      WHERE campaign = $1 AND state IN ('scheduled', 'retry_wait') GROUP BY step, template, state ORDER BY step, template, state";
 /// A waiting step with its lead's zone and loss date and when the step before it ended.
@@ -18,7 +20,7 @@ macro_rules! select_waiting {
     ($rest:literal) => {
         concat!(
             "SELECT d.id, d.lead_id, d.enrolment_id, l.email, d.campaign, d.step, d.template, d.state, d.due_at,
-                    COALESCE(l.lost_at, l.created_at) AS anchor, l.timezone,
+                    COALESCE(l.lost_at, l.created_at) AS anchor, l.timezone, l.fields ->> 'country' AS country,
                     (SELECT max(COALESCE(p.sent_at, p.updated_at)) FROM deliveries p
                       WHERE p.enrolment_id = d.enrolment_id AND p.cycle = d.cycle AND p.step = d.step - 1) AS prev_at
              FROM deliveries d JOIN leads l ON l.id = d.lead_id ",

@@ -11,7 +11,8 @@ use super::StoreError;
 use super::dialect::Time;
 use crate::domain::lead::Lead;
 
-/// A pending delivery as the forecast needs it: the row and its lead's address and zone.
+/// A pending delivery as the forecast needs it: the row and its lead's address, zone and
+/// country (`fields ->> 'country'`: the same operator on both databases).
 #[derive(Debug, Clone)]
 pub struct ForecastDelivery {
     pub id: i64,
@@ -24,6 +25,8 @@ pub struct ForecastDelivery {
     pub email: String,
     /// The lead's IANA zone name, if it has one.
     pub timezone: Option<String>,
+    /// The lead's `country` field as stored (its holidays), if it has one.
+    pub country: Option<String>,
 }
 
 #[derive(FromRow)]
@@ -36,6 +39,7 @@ pub(crate) struct ForecastRow {
     due_at: Time,
     email: String,
     timezone: Option<String>,
+    country: Option<String>,
 }
 
 impl From<ForecastRow> for ForecastDelivery {
@@ -49,6 +53,7 @@ impl From<ForecastRow> for ForecastDelivery {
             due_at: r.due_at.0,
             email: r.email,
             timezone: r.timezone,
+            country: r.country,
         }
     }
 }
@@ -132,7 +137,8 @@ pub(crate) use forecast_store_methods;
 macro_rules! forecast_pending_select {
     ($suppressed:literal) => {
         concat!(
-            "SELECT d.id, d.lead_id, d.campaign, d.step, d.template, d.due_at, l.email, l.timezone
+            "SELECT d.id, d.lead_id, d.campaign, d.step, d.template, d.due_at, l.email, l.timezone,
+                    l.fields ->> 'country' AS country
              FROM deliveries d JOIN leads l ON l.id = d.lead_id
              WHERE d.state IN ('scheduled', 'retry_wait') AND d.due_at < $1 AND l.state = 'nurturing'
                AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address IN (l.email, ",

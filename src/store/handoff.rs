@@ -53,6 +53,14 @@ pub struct Reassigned {
     pub leads: u64,
 }
 
+/// How many leads one owner (lower-cased; None: no owner) has in one state.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct OwnerCount {
+    pub owner: Option<String>,
+    pub state: String,
+    pub n: i64,
+}
+
 /// Event kinds the digest reads from its week.
 pub const DIGEST_KINDS: [&str; 9] = [
     "rewarmed",
@@ -123,6 +131,10 @@ pub trait HandoffStore {
     fn nurturing_per_owner(
         &self,
     ) -> impl Future<Output = Result<Vec<(Option<String>, i64)>, StoreError>> + Send;
+
+    /// Leads per owner (lower-cased; None: no owner) and state, one aggregate statement
+    /// (`leads owners`).
+    fn owner_counts(&self) -> impl Future<Output = Result<Vec<OwnerCount>, StoreError>> + Send;
 }
 
 pub(crate) const STALE_HANDOFFS: &str = "SELECT l.id AS lead_id, r.id AS rewarm_event, r.at AS rewarmed_at,
@@ -155,6 +167,7 @@ pub(crate) const UNOWNED_COUNT: &str = "SELECT count(*) FROM leads WHERE lower(o
 pub(crate) const UNOWNED_LEADS: &str = select_leads!(
     "WHERE lower(owner_email) IS NULL AND state NOT IN ('suppressed', 'won', 'out_of_scope') ORDER BY id LIMIT $1"
 );
+pub(crate) const OWNER_COUNTS: &str = "SELECT lower(owner_email) AS owner, state, count(*) AS n FROM leads GROUP BY lower(owner_email), state";
 pub(crate) const NURTURING_PER_OWNER: &str = "SELECT lower(owner_email) AS owner, count(*) AS n FROM leads WHERE state = 'nurturing' GROUP BY lower(owner_email)";
 
 #[derive(FromRow)]
@@ -319,6 +332,10 @@ macro_rules! handoff_methods {
             Ok(sqlx::query_as(NURTURING_PER_OWNER)
                 .fetch_all(&self.pool)
                 .await?)
+        }
+
+        async fn owner_counts(&self) -> Result<Vec<OwnerCount>, StoreError> {
+            Ok(sqlx::query_as(OWNER_COUNTS).fetch_all(&self.pool).await?)
         }
     };
 }

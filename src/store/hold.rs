@@ -178,6 +178,32 @@ impl From<LeadDeliveryRow> for LeadDelivery {
     }
 }
 
+/// Pausing and resuming a campaign, one transaction: `mark` records the change
+/// (`paused_campaigns`; a row affected: it changed), then `statements` (campaign $1 at $2,
+/// event detail $3) write the leads' events and hold or release their deliveries.
+macro_rules! change_campaign_hold {
+    ($self:ident, $name:ident, $by:ident, $now:ident, $mark:expr, $statements:expr) => {{
+        let mut tx = $self.write().await?;
+        let changed = $mark.execute(&mut *tx).await?.rows_affected() > 0;
+        let detail = json!({"campaign": $name, "by": $by, "scope": "campaign"});
+        let mut deliveries = 0;
+        for sql in $statements {
+            deliveries = sqlx::query(sql)
+                .bind($name)
+                .bind(Time($now))
+                .bind(&detail)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(HoldChange {
+            changed,
+            deliveries,
+        })
+    }};
+}
+
 /// `impl HoldStore for …Store { hold_methods!(); }`: the same statements on both databases;
 /// `self.write()` is the backend's write transaction.
 macro_rules! hold_methods {
@@ -188,31 +214,11 @@ macro_rules! hold_methods {
             by: &str,
             now: DateTime<Utc>,
         ) -> Result<HoldChange, StoreError> {
-            let mut tx = self.write().await?;
-            let changed = sqlx::query(PAUSE_CAMPAIGN)
+            let mark = sqlx::query(PAUSE_CAMPAIGN)
                 .bind(name)
                 .bind(Time(now))
-                .bind(by)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                > 0;
-            let detail = json!({"campaign": name, "by": by, "scope": "campaign"});
-            let mut deliveries = 0;
-            for sql in HOLD_CAMPAIGN {
-                deliveries = sqlx::query(sql)
-                    .bind(name)
-                    .bind(Time(now))
-                    .bind(&detail)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            }
-            tx.commit().await?;
-            Ok(HoldChange {
-                changed,
-                deliveries,
-            })
+                .bind(by);
+            change_campaign_hold!(self, name, by, now, mark, HOLD_CAMPAIGN)
         }
 
         async fn resume_campaign(
@@ -221,29 +227,8 @@ macro_rules! hold_methods {
             by: &str,
             now: DateTime<Utc>,
         ) -> Result<HoldChange, StoreError> {
-            let mut tx = self.write().await?;
-            let changed = sqlx::query(UNPAUSE_CAMPAIGN)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                > 0;
-            let detail = json!({"campaign": name, "by": by, "scope": "campaign"});
-            let mut deliveries = 0;
-            for sql in RELEASE_CAMPAIGN {
-                deliveries = sqlx::query(sql)
-                    .bind(name)
-                    .bind(Time(now))
-                    .bind(&detail)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            }
-            tx.commit().await?;
-            Ok(HoldChange {
-                changed,
-                deliveries,
-            })
+            let mark = sqlx::query(UNPAUSE_CAMPAIGN).bind(name);
+            change_campaign_hold!(self, name, by, now, mark, RELEASE_CAMPAIGN)
         }
 
         async fn paused_campaigns(&self) -> Result<Vec<PausedCampaign>, StoreError> {

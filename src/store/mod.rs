@@ -134,7 +134,9 @@ pub use edits::{
     WaitingCount, WaitingStep,
 };
 pub use forecast::{ForecastDelivery, ForecastStore};
-pub use handoff::{Chase, DIGEST_KINDS, DigestEvent, HandoffStore, Reassigned, StaleHandoff};
+pub use handoff::{
+    Chase, DIGEST_KINDS, DigestEvent, HandoffStore, OwnerCount, Reassigned, StaleHandoff,
+};
 pub use hold::{HoldChange, HoldStore, LeadDelivery, PausedCampaign};
 pub use model::*;
 pub use privacy::{ForgetReport, Forgotten, PersonalRows, PrivacyStore, without_forgotten};
@@ -678,6 +680,12 @@ pub trait KvStore {
     /// Sets (inserts or replaces) a named value.
     fn kv_set(&self, key: &str, value: &str)
     -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every named value whose key starts with `prefix`, by key (a small table: read whole).
+    fn kv_prefixed(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
 
     /// Stores `value` under `key` unless a value is there already; returns the value stored
     /// afterwards (ours, or the earlier one). Atomic: of several processes racing with

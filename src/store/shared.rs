@@ -438,6 +438,9 @@ pub(crate) fn report_intents_sql(group: &str) -> String {
 pub(crate) const KV_GET: &str = "SELECT value FROM kv_state WHERE key = $1";
 pub(crate) const KV_SET: &str = "INSERT INTO kv_state (key, value, updated_at) VALUES ($1, $2, $3)
      ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
+/// Every named value whose key starts with $1 ($2: its length in characters), by key.
+pub(crate) const KV_PREFIXED: &str =
+    "SELECT key, value FROM kv_state WHERE substr(key, 1, $2) = $1 ORDER BY key";
 pub(crate) const KV_INSERT_IF_ABSENT: &str = "INSERT INTO kv_state (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING";
 pub(crate) const SECRET_GET: &str = "SELECT value FROM secrets WHERE name = $1";
 pub(crate) const SECRET_INSERT_IF_ABSENT: &str = "INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING";

@@ -1,6 +1,7 @@
 //! `rewarm explain EMAIL` through the real binary: golden outputs (tests/fixtures/explain/)
 //! for a lead in each situation — not enrolled (too young, wrong reason), waiting for its
-//! window, held by a holiday, postponed by an out-of-office reply, paused, cancelled.
+//! window, held by a holiday, postponed by an out-of-office reply, paused, cancelled (the lead
+//! was won), held by the daily cap, cancelled by an edit (a lowered `max_touches`).
 //! `REWARM_UPDATE_GOLDEN=1` rewrites the files after a deliberate change; review the diff.
 
 use crate::calendar::{recipients, run_ok};
@@ -125,5 +126,59 @@ fn explain_tells_each_situation_in_plain_words() {
         "hello step 2 `recycle_next`: cancelled Tue 2026-12-01 13:00 UTC: the lead was won",
     ] {
         assert!(shown.contains(want), "{want}\n{shown}");
+    }
+}
+
+/// Two campaigns under a daily cap of one email: `hello` (three steps) and `later` (with a
+/// lateness policy); `hello_touches` is `hello`'s `max_touches`.
+fn cap_config(dir: &Path, database_url: &str, hello_touches: &str) -> std::path::PathBuf {
+    let outbox = dir.join("outbox");
+    TestConfig::bare(database_url)
+        .timezone("UTC")
+        .templates_dir(&repo().join("tests/fixtures/pipeline/templates"))
+        .file_transport(&outbox.display().to_string())
+        .set_str("inbound", "reply_domain", "reply.acme.example")
+        .set("transport.limits", "daily_cap", "1")
+        .segment("competitor", "hello")
+        .set("segments", "lost_reason", r#"["chose_competitor"]"#)
+        .segment("budget", "later")
+        .set("segments", "lost_reason", r#"["no_budget"]"#)
+        .campaign("hello", "60d", "30d")
+        .campaign_key("hello", "max_touches", hello_touches)
+        .campaign_key("hello", "templates", r#"["recycle_first", "recycle_next"]"#)
+        .campaign("later", "60d", "30d")
+        .campaign_key("later", "max_touches", "3")
+        .campaign_key("later", "templates", r#"["recycle_first", "recycle_next"]"#)
+        .campaign_key("later", "late_after", r#""2d""#)
+        .campaign_key("later", "late", r#""skip""#)
+        .write(&dir.join("rewarm.toml"))
+}
+
+#[test]
+fn explain_tells_a_step_held_by_the_cap_and_one_cancelled_by_an_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::sqlite();
+    let config = cap_config(dir.path(), db.url(), "3");
+    let csv = dir.path().join("leads.csv");
+    // Both due at once; the cap lets the first imported through and defers the other.
+    std::fs::write(
+        &csv,
+        "email,first_name,lost_reason,lost_at,timezone,industry\n\
+         edited@example.com,Eda,chose_competitor,2026-09-01T10:00:00Z,UTC,logistics\n\
+         capped@example.com,Cap,no_budget,2026-09-01T10:00:00Z,UTC,logistics\n",
+    )
+    .unwrap();
+    run_ok(&config, NOW, &["leads", "import", csv.to_str().unwrap()]);
+    run_ok(&config, NOW, &["run", "--once"]);
+    assert_eq!(
+        recipients(&dir.path().join("outbox")),
+        ["Eda <edited@example.com>"]
+    );
+    // `hello` cut to one touch: the daemon re-plans at start-up, step 2 is cancelled.
+    cap_config(dir.path(), db.url(), "1");
+    run_ok(&config, "2026-12-01T13:00:00Z", &["run", "--once"]);
+    for name in ["capped", "edited"] {
+        let email = format!("{name}@example.com");
+        golden(name, &run_ok(&config, LATER, &["explain", &email]));
     }
 }

@@ -30,7 +30,7 @@ const T: &str = "2026-12-02T08:00:00Z";
 const DAYS: i64 = 60;
 
 /// (lead, campaign, step, template) → the minute it goes out.
-type Sends = BTreeMap<(String, String, u64, String), String>;
+pub(crate) type Sends = BTreeMap<(String, String, u64, String), String>;
 
 fn write_config(dir: &Path, url: &str) -> std::path::PathBuf {
     let outbox = dir.join("outbox");
@@ -96,13 +96,13 @@ rosa@r.example,Rosa,R,timing,2026-12-01T12:00:00Z,Asia/Tokyo
 ruth@r.example,Ruth,R,other,2024-05-05T05:00:00Z,Europe/Paris
 ";
 
-fn at(s: &str) -> DateTime<Utc> {
+pub(crate) fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
         .unwrap_or_else(|e| panic!("{s}: {e}"))
         .with_timezone(&Utc)
 }
 
-fn rewarm_ok(config: &Path, args: &[&str]) -> String {
+pub(crate) fn rewarm_ok(config: &Path, args: &[&str]) -> String {
     let out = bin::command()
         .arg("--config")
         .arg(config)
@@ -113,17 +113,18 @@ fn rewarm_ok(config: &Path, args: &[&str]) -> String {
     bin::stdout_of(&out)
 }
 
-fn forecast_of(config: &Path) -> Sends {
+/// `rewarm forecast --days DAYS --leads --json --now T`, email by email.
+pub(crate) fn forecast_of(config: &Path, t: &str, days: i64) -> Sends {
     let text = rewarm_ok(
         config,
         &[
             "forecast",
             "--days",
-            &DAYS.to_string(),
+            &days.to_string(),
             "--leads",
             "--json",
             "--now",
-            T,
+            t,
         ],
     );
     let planned: Vec<Value> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
@@ -147,15 +148,21 @@ fn forecast_of(config: &Path) -> Sends {
     sends
 }
 
-/// The daemon's passes, one tick apart, from `T` for `DAYS` days; what they sent, read from
-/// the leads' timelines.
-async fn daemon_sends<S: Store>(store: &S, config: &Path) -> Sends {
+/// The daemon's passes, one tick apart, from `t` for `days` days; what they sent to the
+/// leads `emails`, read from their timelines.
+pub(crate) async fn daemon_sends<S: Store>(
+    store: &S,
+    config: &Path,
+    t: &str,
+    days: i64,
+    emails: &[&str],
+) -> Sends {
     let settings = Settings::load(config).expect("the config");
     let tick = Duration::from_std(settings.scheduler.tick).expect("a tick");
     let loaded = Arc::new(Loaded::with_store(settings, store).await.expect("loaded"));
     let transport = build_transport(&loaded.settings).expect("the file transport");
     let stop = CancellationToken::new();
-    let (start, until) = (at(T), at(T) + Duration::days(DAYS));
+    let (start, until) = (at(t), at(t) + Duration::days(days));
     let mut now = start;
     let mut sent = 0;
     while now < until {
@@ -171,8 +178,7 @@ async fn daemon_sends<S: Store>(store: &S, config: &Path) -> Sends {
         now += tick;
     }
     let mut sends = Sends::new();
-    for line in LEADS.lines().skip(1) {
-        let email = line.split(',').next().unwrap_or_default();
+    for &email in emails {
         let lead = store
             .lead_by_email(&rewarm::domain::email::EmailAddress::parse(email).unwrap())
             .await
@@ -196,23 +202,25 @@ async fn daemon_sends<S: Store>(store: &S, config: &Path) -> Sends {
     sends
 }
 
-async fn forecast_equals_the_daemon(url: String) {
-    let dir = tempfile::tempdir().expect("a temporary folder");
-    let config = write_config(dir.path(), &url);
-    let csv = dir.path().join("leads.csv");
-    std::fs::write(&csv, LEADS).expect("write leads");
-    rewarm_ok(
-        &config,
-        &["leads", "import", csv.to_str().expect("a path"), "--now", T],
-    );
-    let forecast = forecast_of(&config);
-    let daemon = if url.starts_with("sqlite:") {
-        let store = SqliteStore::connect(&url).await.expect("SQLite");
-        daemon_sends(&store, &config).await
+/// [`daemon_sends`] on the database `url` (SQLite or PostgreSQL).
+pub(crate) async fn daemon_on(
+    url: &str,
+    config: &Path,
+    t: &str,
+    days: i64,
+    emails: &[&str],
+) -> Sends {
+    if url.starts_with("sqlite:") {
+        let store = SqliteStore::connect(url).await.expect("SQLite");
+        daemon_sends(&store, config, t, days, emails).await
     } else {
-        let store = PgStore::connect(&url).await.expect("PostgreSQL");
-        daemon_sends(&store, &config).await
-    };
+        let store = PgStore::connect(url).await.expect("PostgreSQL");
+        daemon_sends(&store, config, t, days, emails).await
+    }
+}
+
+/// The forecast and the daemon sent the same emails at the same minutes.
+pub(crate) fn assert_agree(forecast: &Sends, daemon: &Sends) {
     let only_forecast: Vec<_> = forecast
         .iter()
         .filter(|(k, v)| daemon.get(*k) != Some(*v))
@@ -225,6 +233,25 @@ async fn forecast_equals_the_daemon(url: String) {
         only_forecast.is_empty() && only_daemon.is_empty(),
         "forecast only: {only_forecast:#?}\ndaemon only: {only_daemon:#?}"
     );
+}
+
+async fn forecast_equals_the_daemon(url: String) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let config = write_config(dir.path(), &url);
+    let csv = dir.path().join("leads.csv");
+    std::fs::write(&csv, LEADS).expect("write leads");
+    rewarm_ok(
+        &config,
+        &["leads", "import", csv.to_str().expect("a path"), "--now", T],
+    );
+    let forecast = forecast_of(&config, T, DAYS);
+    let emails: Vec<&str> = LEADS
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap_or_default())
+        .collect();
+    let daemon = daemon_on(&url, &config, T, DAYS, &emails).await;
+    assert_agree(&forecast, &daemon);
     // What the scenario is about happened (so the agreement is not trivial).
     let minute = |lead: &str, step: u64| {
         daemon

@@ -2,7 +2,8 @@
 //! `inbound replay`, `leads …`) and a real SMTP server, on SQLite and PostgreSQL: a stale
 //! re-warm gets one reminder, then one escalation, at the right simulated times; `leads
 //! reassign` moves an owner's leads with events; a hard bounce on a notification to an owner
-//! routes their later notifications to the fallback address; the digest covers exactly its
+//! routes their later notifications to the fallback address, and `leads owners` and the
+//! fallback's digest list that owner as gone; the digest covers exactly its
 //! week; a call step sends the lead nothing and its owner one task.
 
 use std::path::PathBuf;
@@ -432,8 +433,9 @@ fn owner_dsn(recipient: &str, message_id: &str) -> String {
 async fn owner_hard_bounce_routes_to_fallback(url: String) {
     const FIRST: &str = "fay@globex.example";
     const SECOND: &str = "gus@globex.example";
+    const ORPHAN: &str = "nobody@initech.example";
     let d = Deploy::new(&url, |c| c.set_str("notify", "digest_cron", "0 8 * * MON")).await;
-    d.import(&[(FIRST, OWNER), (SECOND, OWNER)]);
+    d.import(&[(FIRST, OWNER), (SECOND, OWNER), (ORPHAN, "")]);
     d.run_once(T0);
     d.reply(FIRST, "2026-03-02T11:00:00Z");
     d.run_once("2026-03-02T11:00:00Z");
@@ -479,12 +481,29 @@ async fn owner_hard_bounce_routes_to_fallback(url: String) {
     let manager = d.mail_to(MANAGER);
     let digest = manager
         .iter()
-        .find(|m| m.contains("Weekly leads digest"))
+        .find(|m| m.contains("Weekly leads digest") && m.contains(&format!("instead of {OWNER}")))
         .unwrap_or_else(|| panic!("no digest to the fallback: {:?}", subjects(&manager)));
-    assert!(digest.contains(&format!("instead of {OWNER}")), "{digest}");
     assert!(
         digest.contains(FIRST) && digest.contains(SECOND),
         "{digest}"
+    );
+    // The fallback's own digest lists the gone owner and the lead without an owner.
+    let own = manager
+        .iter()
+        .rfind(|m| m.contains("Weekly leads digest") && !m.contains("instead of"))
+        .unwrap_or_else(|| panic!("no own digest to the fallback: {:?}", subjects(&manager)));
+    assert!(
+        own.contains("No owner (1)") && own.contains(ORPHAN),
+        "{own}"
+    );
+    assert!(
+        own.contains("Owners gone (1)")
+            && own.contains(&format!(
+            "- {OWNER}: gone since 2026-03-02 (notification "
+        )) && own.contains(&format!(
+            "bounced (a delivery report)), 2 lead(s): rewarm leads reassign --from {OWNER} --to NEW_OWNER"
+        )),
+        "{own}"
     );
     // The owner got the digest of the week before the bounce and the first notice, nothing after.
     assert_eq!(
@@ -492,6 +511,76 @@ async fn owner_hard_bounce_routes_to_fallback(url: String) {
         2,
         "{:?}",
         subjects(&d.mail_to(OWNER))
+    );
+    owners_lists_the_gone_owner(&d);
+}
+
+/// `leads owners` after the bounce: the owner with their leads, stale re-warms and gone
+/// mark, the lead without an owner; `--gone` only the gone owner, also once they own nothing.
+fn owners_lists_the_gone_owner(d: &Deploy) {
+    const LATER: &str = "2026-03-10T12:00:00Z";
+    let out = d.rewarm(&["leads", "owners", "--now", LATER]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    assert_eq!(
+        lines[0],
+        format!("{OWNER}: 2 lead(s) (rewarmed 2); 2 stale re-warm(s)")
+    );
+    assert!(
+        lines[1].starts_with("  GONE since 2026-03-02 12:00 UTC (notification ")
+            && lines[1].ends_with(
+                " bounced (a delivery report)): notifications go to notify.fallback_email"
+            ),
+        "{text}"
+    );
+    assert_eq!(
+        lines[2],
+        format!("  hand their leads over: rewarm leads reassign --from {OWNER} --to NEW_OWNER")
+    );
+    assert_eq!(
+        lines[3],
+        format!("  back after all: rewarm leads owner-back {OWNER}")
+    );
+    assert_eq!(lines[4], "(no owner): 1 lead(s) (nurturing 1)");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("1 owner(s), 1 marked gone; 1 lead(s) without an owner"),
+        "{out:?}"
+    );
+    d.ok(&[
+        "leads",
+        "reassign",
+        "--from",
+        OWNER,
+        "--to",
+        "sam@acme.example",
+        "--now",
+        LATER,
+    ]);
+    let gone = d.ok(&["leads", "owners", "--gone", "--json", "--now", LATER]);
+    let rows: Vec<Value> = gone
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(rows.len(), 1, "{gone}");
+    assert_eq!(rows[0]["owner"], OWNER);
+    assert_eq!(rows[0]["leads"], 0);
+    assert_eq!(rows[0]["gone"]["since"], "2026-03-02T12:00:00Z");
+    assert_eq!(rows[0]["gone"]["evidence"]["report"], "delivery-status");
+    let all = d.ok(&["leads", "owners", "--json", "--now", LATER]);
+    let sam: Value = all
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("a JSON line"))
+        .find(|r| r["owner"] == "sam@acme.example")
+        .unwrap_or_else(|| panic!("no row for the new owner: {all}"));
+    assert_eq!(sam["states"]["rewarmed"], 2);
+    assert_eq!(sam["stale"], 2);
+    assert!(sam["gone"].is_null());
+    assert!(
+        all.contains("\"owner\":null"),
+        "the leads without an owner: {all}"
     );
 }
 

@@ -27,6 +27,7 @@ mod faults_storage;
 mod feedback_loop;
 mod forecast_exact;
 mod forecast_reads;
+mod forecast_holidays;
 mod handoff;
 mod hostile_input;
 mod hot_leads;

@@ -66,6 +66,15 @@ impl Place {
     }
 }
 
+impl Place {
+    /// The place of a lead read with a stored row: its zone's name (unknown or none:
+    /// `default`) and its `country` field (a two-letter code; anything else: the zone's).
+    pub fn stored(zone: Option<&str>, country: Option<&str>, default: Tz) -> Place {
+        let tz = zone.and_then(|z| z.parse().ok()).unwrap_or(default);
+        Place::new(tz, country.and_then(Country::parse))
+    }
+}
+
 impl From<Tz> for Place {
     fn from(tz: Tz) -> Place {
         Place::new(tz, None)

@@ -17,7 +17,6 @@ pub mod sim;
 #[cfg(test)]
 mod testing;
 
-use std::str::FromStr as _;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -26,6 +25,7 @@ use chrono_tz::Tz;
 use self::sim::{Grid, Sim};
 pub use self::sim::{Kind, Work};
 use crate::config::Settings;
+use crate::domain::calendar::Place;
 use crate::domain::lead::Lead;
 use crate::store::forecast::reason_filter;
 use crate::store::{ForecastDelivery, ForecastStore, Store, StoreError};
@@ -175,17 +175,12 @@ impl Maker {
         sim: &mut Sim<'_, O>,
         d: ForecastDelivery,
     ) -> Work {
-        let tz = d
-            .timezone
-            .as_deref()
-            .and_then(|z| Tz::from_str(z).ok())
-            .unwrap_or(self.default_tz);
+        let place = Place::stored(d.timezone.as_deref(), d.country.as_deref(), self.default_tz);
         Work {
             due: d.due_at,
             id: d.id,
             lead_id: d.lead_id,
-            // The stored row knows the zone only: holidays follow the zone's country.
-            place: tz.into(),
+            place,
             email: self.with_emails.then(|| Arc::from(d.email.as_str())),
             domain: self.with_domains.then(|| sim.name(&domain_of(&d.email))),
             campaign: sim.name(&d.campaign),

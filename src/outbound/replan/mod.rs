@@ -33,6 +33,7 @@ use chrono_tz::Tz;
 
 use crate::app::Loaded;
 use crate::config::{Campaign, Settings};
+use crate::domain::calendar::Place;
 use crate::domain::lead::Lead;
 use crate::outbound::scheduler;
 use crate::store::{EnrolmentMove, MoveTarget, NextStep, Rescheduled, Store, StoreError};
@@ -165,8 +166,8 @@ async fn replan<S: Store>(
         let moves: Vec<Rescheduled> = page
             .iter()
             .filter_map(|w| {
-                let tz = zone(w.timezone.as_deref(), settings.default_tz);
-                let due = rules::fate(old, campaign, &waiting(w), now, tz).due_at?;
+                let place = place(w, settings.default_tz);
+                let due = rules::fate(old, campaign, &waiting(w), now, place).due_at?;
                 Some(Rescheduled {
                     delivery_id: w.id,
                     lead_id: w.lead_id,
@@ -259,9 +260,9 @@ async fn move_removed<S: Store>(
     Ok(total)
 }
 
-/// The lead's zone from its stored name, or `default`.
-pub(crate) fn zone(name: Option<&str>, default: Tz) -> Tz {
-    name.and_then(|n| n.parse().ok()).unwrap_or(default)
+/// Where the lead of a stored waiting step is: its zone and `country` field.
+pub(crate) fn place(w: &crate::store::WaitingStep, default: Tz) -> Place {
+    Place::stored(w.timezone.as_deref(), w.country.as_deref(), default)
 }
 
 /// A stored waiting step as the rules see it.

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::rules::{self, CampaignDef, Destination};
-use super::{PAGE, waiting, zone};
+use super::{PAGE, waiting};
 use crate::config::{Campaign, Settings};
 use crate::domain::lead::LeadState;
 use crate::domain::segment::first_match;
@@ -287,8 +287,8 @@ async fn changed<S: Store>(
             if p.samples.len() >= SAMPLES {
                 break;
             }
-            let tz = zone(w.timezone.as_deref(), settings.default_tz);
-            if let Some(to) = rules::fate(old.as_ref(), c, &waiting(&w), now, tz).due_at {
+            let place = super::place(&w, settings.default_tz);
+            if let Some(to) = rules::fate(old.as_ref(), c, &waiting(&w), now, place).due_at {
                 p.samples.push(Sample {
                     email: w.email.clone(),
                     step: w.step + 1,

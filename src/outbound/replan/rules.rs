@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Campaign;
 use crate::domain::cadence::Rhythm;
+use crate::domain::calendar::Place;
 use crate::domain::lead::Lead;
 use crate::domain::segment::{OnChange, Segment, first_match};
 
@@ -193,8 +194,9 @@ pub fn fate(
     new: &Campaign,
     w: &Waiting,
     now: DateTime<Utc>,
-    tz: Tz,
+    place: impl Into<Place>,
 ) -> Fate {
+    let place = place.into();
     if w.step >= new.cadence.max_touches {
         return Fate {
             cancel: true,
@@ -204,7 +206,7 @@ pub fn fate(
     let template = Some(new.template_for(w.step).to_string()).filter(|t| *t != w.template);
     let retime = !w.retrying && old.is_some_and(|o| o.retimes(&CampaignDef::of(new), w.step));
     let due_at = retime
-        .then(|| due_under(new, w, now, tz))
+        .then(|| due_under(new, w, now, place))
         .flatten()
         .filter(|d| *d != w.due_at);
     Fate {
@@ -215,13 +217,18 @@ pub fn fate(
 }
 
 /// When `new`'s cadence puts the waiting step `w`.
-fn due_under(new: &Campaign, w: &Waiting, now: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
+fn due_under(
+    new: &Campaign,
+    w: &Waiting,
+    now: DateTime<Utc>,
+    place: Place,
+) -> Option<DateTime<Utc>> {
     let c = &new.cadence;
     match (w.step, w.prev_at) {
-        (0, _) | (_, None) => Some(c.first_due(w.anchor, now, tz)),
+        (0, _) | (_, None) => Some(c.first_due(w.anchor, now, place)),
         (step, Some(prev)) => {
-            let due = c.next_due(step, prev, tz)?;
-            Some(c.window.next_open(due.max(now), tz))
+            let due = c.next_due(step, prev, place)?;
+            Some(c.window.next_open(due.max(now), place.tz))
         }
     }
 }
