@@ -148,9 +148,9 @@ pub use unmatched::{NEVER_MS, UnmatchedLead, UnmatchedStore};
 /// `PgStore`); code generic over `S: Store` needs only `Store`.
 pub mod prelude {
     pub use super::{
-        BrowseStore, ConsoleStore, CopyStore, EditStore, HandoffStore, HoldStore, InboundStore, KvStore,
-        LeadStore, OutboxStore, PrivacyStore, QueueStore, RelayStore, ReportStore, SendCountStore,
-        Store, SuppressionStore, UnmatchedStore,
+        BrowseStore, ConsoleStore, CopyStore, EditStore, HandoffStore, HoldStore, InboundStore,
+        KvStore, LeadStore, OutboxStore, PrivacyStore, QueueStore, RelayStore, ReportStore,
+        SendCountStore, Store, SuppressionStore, UnmatchedStore,
     };
 }
 

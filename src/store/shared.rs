@@ -509,7 +509,8 @@ pub(crate) const TABLE_COUNTS: &str = "SELECT 'leads', count(*) FROM leads UNION
      UNION ALL SELECT 'suppressions', count(*) FROM suppressions UNION ALL SELECT 'secrets', count(*) FROM secrets
      UNION ALL SELECT 'inbound', count(*) FROM inbound UNION ALL SELECT 'notifications', count(*) FROM notifications
      UNION ALL SELECT 'kv_state', count(*) FROM kv_state UNION ALL SELECT 'forgotten', count(*) FROM forgotten
-     UNION ALL SELECT 'campaign_versions', count(*) FROM campaign_versions";
+     UNION ALL SELECT 'campaign_versions', count(*) FROM campaign_versions
+     UNION ALL SELECT 'console_users', count(*) FROM console_users UNION ALL SELECT 'console_events', count(*) FROM console_events";
 
 /// `TABLE_COUNTS`' rows by table.
 pub(crate) fn table_counts(rows: Vec<(String, i64)>) -> BTreeMap<Table, i64> {

@@ -215,7 +215,9 @@ async fn a_lead_owner_signs_in_as_sales_and_sees_neither_overview_nor_campaigns(
     let app = console_app().await;
     let lead = rewarm::domain::lead::NewLead {
         email: Some(rewarm::domain::email::EmailAddress::parse("buyer@client.example").unwrap()),
-        owner_email: Some("Rep@Acme.example".into()),
+        owner_email: Some(
+            rewarm::domain::email::EmailAddress::parse("Rep@Acme.example").expect("email"),
+        ),
         lost_at: Some(at(T0) - Duration::days(90)),
         ..Default::default()
     };

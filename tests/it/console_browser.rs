@@ -53,7 +53,7 @@ async fn an_admin_signs_in_from_the_email_and_sees_the_reports_numbers() {
     // The invitation goes out through real SMTP, as `rewarm console invite` sends it.
     let smtp = TestSmtpServer::start().await;
     let smtp_settings = rewarm::config::Settings::from_toml(
-        &TestConfig::bare("sqlite://unused.db")
+        &TestConfig::new("sqlite://unused.db")
             .smtp(smtp.port(), 1)
             .toml(),
         "smtp.toml",

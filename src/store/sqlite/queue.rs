@@ -28,8 +28,9 @@ const RESUME: [&str; 4] = [
 /// statement), then every write is one statement joining it by key: no JSON to re-read per
 /// statement, no per-lead query.
 const ENROL_STAGE: [&str; 2] = [
-    "CREATE TEMP TABLE IF NOT EXISTS enrol_batch (lead_id INTEGER PRIMARY KEY, campaign TEXT NOT NULL,
-        segment TEXT NOT NULL, due INTEGER NOT NULL, template TEXT NOT NULL, detail TEXT NOT NULL)",
+    "CREATE TEMP TABLE IF NOT EXISTS enrol_batch (lead_id INTEGER NOT NULL, campaign TEXT NOT NULL,
+        segment TEXT NOT NULL, due INTEGER NOT NULL, template TEXT NOT NULL, detail TEXT NOT NULL,
+        PRIMARY KEY (lead_id, campaign))",
     "DELETE FROM temp.enrol_batch",
 ];
 

@@ -6,7 +6,6 @@
 use chrono::{DateTime, Utc};
 use rewarm::console::Role;
 use rewarm::domain::email::EmailAddress;
-use rewarm::store::prelude::*;
 
 use super::http_app::{HttpApp, T0, at};
 
