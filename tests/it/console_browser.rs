@@ -32,6 +32,7 @@ fn link_in(smtp: &TestSmtpServer) -> String {
 
 #[tokio::test]
 async fn an_admin_signs_in_from_the_email_and_sees_the_reports_numbers() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let Some(chrome) = Chrome::start().await else {
         return;
     };
@@ -59,7 +60,12 @@ async fn an_admin_signs_in_from_the_email_and_sees_the_reports_numbers() {
         "smtp.toml",
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    app.reconfigure(|s| s.transport = smtp_settings.transport.clone());
+    // The server moved to a new port on restart: links must name it.
+    let base = app.base.clone();
+    app.reconfigure(|s| {
+        s.transport = smtp_settings.transport.clone();
+        s.http.public_url = base.clone();
+    });
     let loaded = app.current.get();
     let transport = rewarm::app::build_transport(&loaded.settings).expect("the SMTP transport");
     let admin = EmailAddress::parse("ada@acme.example").unwrap();

@@ -3077,6 +3077,19 @@ async fn busy_state<S: Store>(store: &S) {
     )
     .await
     .unwrap();
+    // A console user and an action of theirs (`rewarm console invite`).
+    rewarm::store::ConsoleStore::put_console_user(store, "ada@acme.example", "admin", "cli", t0())
+        .await
+        .unwrap();
+    rewarm::store::ConsoleStore::log_console_event(
+        store,
+        "ada@acme.example",
+        "invited",
+        &serde_json::json!({"email": "bob@acme.example"}),
+        t0(),
+    )
+    .await
+    .unwrap();
 }
 
 async fn copy_round_trip_keeps_every_row<A: Store, B: Store>(a: A, b: B, a_again: A) {
