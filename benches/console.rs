@@ -24,7 +24,6 @@ use rewarm::domain::clock::Clock;
 use rewarm::http::HttpState;
 use rewarm::store::Store;
 use rewarm::store::postgres::PgStore;
-use rewarm::store::prelude::*;
 use rewarm::store::sqlite::SqliteStore;
 use sqlx::Connection as _;
 use tokio_util::sync::CancellationToken;

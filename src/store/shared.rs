@@ -161,12 +161,11 @@ macro_rules! due_now_sql {
 /// waiting, must not cost a scrape a million index entries): the pending total (the counters of
 /// 0018), how many are due counted up to $2, and if that many, how many are not due yet
 /// (then the due ones are the total less those); less the paused leads' due rows. $1: now.
-pub(crate) const DUE_NOW_PARTS: &str = concat!(
+pub(crate) const DUE_NOW_PARTS: &str =
     "SELECT (SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM state_counts WHERE part = 'deliveries' AND state IN ('scheduled', 'retry_wait')),
             (SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE state IN ('scheduled', 'retry_wait') AND due_at <= $1 LIMIT $2) AS due),
             (SELECT count(*) FROM leads l CROSS JOIN deliveries d
-             WHERE l.state = 'paused' AND d.lead_id = l.id AND d.state IN ('scheduled', 'retry_wait') AND d.due_at <= $1)"
-);
+             WHERE l.state = 'paused' AND d.lead_id = l.id AND d.state IN ('scheduled', 'retry_wait') AND d.due_at <= $1)";
 /// The pending deliveries not due yet at $1 (`DUE_NOW_PARTS`' other side).
 pub(crate) const NOT_DUE: &str =
     "SELECT count(*) FROM deliveries WHERE state IN ('scheduled', 'retry_wait') AND due_at > $1";

@@ -633,10 +633,7 @@ async fn one_lead_handed_to_another_owner_writes_who_did_it<S: Store>(store: S) 
         .expect("reassign");
     assert_eq!(from, Some(Some("rep@us.example".into())));
     let moved = by_email(&store, "ann@acme.example").await;
-    assert_eq!(
-        moved.owner_email.as_ref().map(|e| e.as_str()),
-        Some("new@us.example")
-    );
+    assert_eq!(moved.owner_email.as_deref(), Some("new@us.example"));
     assert_eq!(moved.owner_name.as_deref(), Some("New Rep"));
     let timeline = store.timeline(ann.id).await.expect("timeline");
     assert_eq!(timeline.len(), before + 1);

@@ -183,7 +183,7 @@ impl PgStore {
             let merged = sorted.merge(stored, source);
             summary.updated = merged.updates.len();
             summary.unchanged += merged.unchanged;
-            write_merged(&mut *tx, merged, now).await?;
+            write_merged(&mut tx, merged, now).await?;
         }
         tx.commit().await?;
         Ok(summary)

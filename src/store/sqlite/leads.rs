@@ -102,7 +102,7 @@ impl LeadStore for SqliteStore {
             ..UpsertSummary::default()
         };
         if !sorted.new.is_empty() {
-            insert_new(&mut *tx, &sorted.new, source, now).await?;
+            insert_new(&mut tx, &sorted.new, source, now).await?;
         }
         if !sorted.known.is_empty() {
             let stored: Vec<LeadRow> = sqlx::query_as(select_leads!(
@@ -118,7 +118,7 @@ impl LeadStore for SqliteStore {
             let merged = sorted.merge(stored, source);
             summary.updated = merged.updates.len();
             summary.unchanged += merged.unchanged;
-            write_merged(&mut *tx, merged, now).await?;
+            write_merged(&mut tx, merged, now).await?;
         }
         tx.commit().await?;
         Ok(summary)
