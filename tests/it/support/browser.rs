@@ -47,6 +47,12 @@ impl Chrome {
         }
         let port = free_port();
         let driver = Command::new(CHROMEDRIVER)
+            // Chromium hangs under libfaketime (`.ci/run`'s faked-clock runs): the browser keeps the
+            // real clock, as Dovecot does; only rewarm and its tests see the faked time.
+            .env_remove("LD_PRELOAD")
+            .env_remove("FAKETIME")
+            .env_remove("FAKETIME_SHARED")
+            .env_remove("FAKETIME_DONT_FAKE_MONOTONIC")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
