@@ -9,7 +9,10 @@
 -- window holds its time. The stages: emailed (the first `sent` delivery of the enrolment),
 -- replied, re-warmed, won, out of scope, unsubscribed (an unsubscribe or a complaint) and
 -- bounced (a hard bounce), each the time of the first such event in the window.
+-- `lead_enrolments` counts the lead's enrolments: a lead with one (most leads) needs no
+-- grouping in the report.
 ALTER TABLE enrolments
+    ADD COLUMN lead_enrolments integer NOT NULL DEFAULT 1,
     ADD COLUMN window_until timestamptz,
     ADD COLUMN first_emailed_at timestamptz,
     ADD COLUMN first_replied_at timestamptz,
@@ -18,6 +21,9 @@ ALTER TABLE enrolments
     ADD COLUMN first_out_of_scope_at timestamptz,
     ADD COLUMN first_unsubscribed_at timestamptz,
     ADD COLUMN first_bounced_at timestamptz;
+
+-- The report's days from loss to re-warm read the re-warmed enrolments only.
+CREATE INDEX enrolments_rewarmed ON enrolments (first_rewarmed_at) WHERE first_rewarmed_at IS NOT NULL;
 
 -- Recomputing some leads' windows and stages from the event log. The writes that change
 -- windows (new, moved or deleted enrolments; changed or deleted events) are rare and use
@@ -29,9 +35,10 @@ BEGIN
     IF cardinality(leads) = 0 THEN
         RETURN;
     END IF;
-    UPDATE enrolments e SET window_until = (
-        SELECT min(n.enrolled_at) FROM enrolments n
-        WHERE n.lead_id = e.lead_id AND n.enrolled_at > e.enrolled_at)
+    UPDATE enrolments e SET
+        window_until = (SELECT min(n.enrolled_at) FROM enrolments n
+                        WHERE n.lead_id = e.lead_id AND n.enrolled_at > e.enrolled_at),
+        lead_enrolments = (SELECT count(*) FROM enrolments n WHERE n.lead_id = e.lead_id)
     WHERE e.lead_id = ANY (leads);
     UPDATE enrolments e SET
         first_emailed_at = (SELECT min(d.sent_at) FROM deliveries d WHERE d.enrolment_id = e.id AND d.state = 'sent'),
@@ -56,27 +63,38 @@ END $$;
 -- The rows already there.
 SELECT rewarm_report_recompute(ARRAY(SELECT DISTINCT lead_id FROM enrolments));
 
--- A new event of a stage: the enrolments whose window holds it keep the earlier time.
-CREATE FUNCTION rewarm_report_event() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    reason text := NEW.detail->>'reason';
+-- New events of a stage: the enrolments whose windows hold them keep the earlier time. One
+-- statement per INSERT (the daemon writes events in batches), only when it wrote a stage.
+CREATE FUNCTION rewarm_report_events_added() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE enrolments SET
-        first_replied_at = CASE WHEN NEW.kind = 'replied' THEN LEAST(first_replied_at, NEW.at) ELSE first_replied_at END,
-        first_rewarmed_at = CASE WHEN NEW.kind = 'rewarmed' THEN LEAST(first_rewarmed_at, NEW.at) ELSE first_rewarmed_at END,
-        first_won_at = CASE WHEN NEW.kind = 'won' THEN LEAST(first_won_at, NEW.at) ELSE first_won_at END,
-        first_out_of_scope_at = CASE WHEN NEW.kind = 'out_of_scope' THEN LEAST(first_out_of_scope_at, NEW.at) ELSE first_out_of_scope_at END,
-        first_unsubscribed_at = CASE WHEN NEW.kind = 'suppressed' AND reason IN ('unsubscribed', 'complaint')
-                                THEN LEAST(first_unsubscribed_at, NEW.at) ELSE first_unsubscribed_at END,
-        first_bounced_at = CASE WHEN NEW.kind = 'suppressed' AND reason = 'hard_bounce'
-                           THEN LEAST(first_bounced_at, NEW.at) ELSE first_bounced_at END
-    WHERE lead_id = NEW.lead_id AND enrolled_at <= NEW.at AND (window_until IS NULL OR NEW.at < window_until);
+    IF NOT EXISTS (SELECT 1 FROM came WHERE kind IN ('replied', 'rewarmed', 'won', 'out_of_scope', 'suppressed')) THEN
+        RETURN NULL;
+    END IF;
+    UPDATE enrolments e SET
+        first_replied_at = LEAST(e.first_replied_at, x.replied),
+        first_rewarmed_at = LEAST(e.first_rewarmed_at, x.rewarmed),
+        first_won_at = LEAST(e.first_won_at, x.won),
+        first_out_of_scope_at = LEAST(e.first_out_of_scope_at, x.out_of_scope),
+        first_unsubscribed_at = LEAST(e.first_unsubscribed_at, x.unsubscribed),
+        first_bounced_at = LEAST(e.first_bounced_at, x.bounced)
+    FROM (SELECT w.id,
+                 min(v.at) FILTER (WHERE v.kind = 'replied') AS replied,
+                 min(v.at) FILTER (WHERE v.kind = 'rewarmed') AS rewarmed,
+                 min(v.at) FILTER (WHERE v.kind = 'won') AS won,
+                 min(v.at) FILTER (WHERE v.kind = 'out_of_scope') AS out_of_scope,
+                 min(v.at) FILTER (WHERE v.kind = 'suppressed' AND v.detail->>'reason' IN ('unsubscribed', 'complaint')) AS unsubscribed,
+                 min(v.at) FILTER (WHERE v.kind = 'suppressed' AND v.detail->>'reason' = 'hard_bounce') AS bounced
+          FROM came v
+          JOIN enrolments w ON w.lead_id = v.lead_id AND w.enrolled_at <= v.at
+                           AND (w.window_until IS NULL OR v.at < w.window_until)
+          WHERE v.kind IN ('replied', 'rewarmed', 'won', 'out_of_scope')
+             OR (v.kind = 'suppressed' AND v.detail->>'reason' IN ('unsubscribed', 'complaint', 'hard_bounce'))
+          GROUP BY w.id) x
+    WHERE e.id = x.id;
     RETURN NULL;
 END $$;
-CREATE TRIGGER events_report_insert AFTER INSERT ON events FOR EACH ROW
-    WHEN (NEW.kind IN ('replied', 'rewarmed', 'won', 'out_of_scope')
-          OR (NEW.kind = 'suppressed' AND NEW.detail->>'reason' IN ('unsubscribed', 'complaint', 'hard_bounce')))
-    EXECUTE FUNCTION rewarm_report_event();
+CREATE TRIGGER events_report_insert AFTER INSERT ON events REFERENCING NEW TABLE AS came
+    FOR EACH STATEMENT EXECUTE FUNCTION rewarm_report_events_added();
 
 -- Changed or deleted events (`leads forget` rewrites details; `db copy --force` empties the
 -- table) and new, moved or deleted enrolments: their leads are recomputed. TG_OP says which

@@ -9,6 +9,9 @@
 -- window holds its time. The stages: emailed (the first `sent` delivery of the enrolment),
 -- replied, re-warmed, won, out of scope, unsubscribed (an unsubscribe or a complaint) and
 -- bounced (a hard bounce), each the time of the first such event in the window.
+-- `lead_enrolments` counts the lead's enrolments: a lead with one (most leads) needs no
+-- grouping in the report.
+ALTER TABLE enrolments ADD COLUMN lead_enrolments INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE enrolments ADD COLUMN window_until INTEGER;
 ALTER TABLE enrolments ADD COLUMN first_emailed_at INTEGER;
 ALTER TABLE enrolments ADD COLUMN first_replied_at INTEGER;
@@ -18,6 +21,9 @@ ALTER TABLE enrolments ADD COLUMN first_out_of_scope_at INTEGER;
 ALTER TABLE enrolments ADD COLUMN first_unsubscribed_at INTEGER;
 ALTER TABLE enrolments ADD COLUMN first_bounced_at INTEGER;
 
+-- The report's days from loss to re-warm read the re-warmed enrolments only.
+CREATE INDEX enrolments_rewarmed ON enrolments (first_rewarmed_at) WHERE first_rewarmed_at IS NOT NULL;
+
 -- Recomputing one lead's windows and stages from the event log: `INSERT INTO
 -- report_recompute (lead_id) VALUES (…)` runs the trigger below (SQLite has no procedures;
 -- the view holds nothing). The writes that change windows (a new, moved or deleted
@@ -25,9 +31,10 @@ ALTER TABLE enrolments ADD COLUMN first_bounced_at INTEGER;
 -- event, a sent delivery) update the stage in place.
 CREATE VIEW report_recompute (lead_id) AS SELECT NULL WHERE 0;
 CREATE TRIGGER report_recompute_lead INSTEAD OF INSERT ON report_recompute BEGIN
-    UPDATE enrolments SET window_until = (
-        SELECT min(n.enrolled_at) FROM enrolments n
-        WHERE n.lead_id = enrolments.lead_id AND n.enrolled_at > enrolments.enrolled_at)
+    UPDATE enrolments SET
+        window_until = (SELECT min(n.enrolled_at) FROM enrolments n
+                        WHERE n.lead_id = enrolments.lead_id AND n.enrolled_at > enrolments.enrolled_at),
+        lead_enrolments = (SELECT count(*) FROM enrolments n WHERE n.lead_id = enrolments.lead_id)
     WHERE lead_id = NEW.lead_id;
     UPDATE enrolments SET
         first_emailed_at = (SELECT min(d.sent_at) FROM deliveries d

@@ -98,12 +98,16 @@ macro_rules! report_counts_of {
             let since = Time(q.since.unwrap_or(DateTime::UNIX_EPOCH));
             let group = sql::report_group(q.by, MONTH);
             type Row = (String, String, i64, i64, i64, i64, i64, i64, i64, i64, i64);
-            let rows: Vec<Row> =
-                sqlx::query_as(AssertSqlSafe(sql::report_sql(&group, DAYS, from_events)))
-                    .bind(since)
-                    .bind(Time(q.until))
-                    .fetch_all(&self.pool)
-                    .await?;
+            let rows: Vec<Row> = sqlx::query_as(AssertSqlSafe(sql::report_sql(
+                &group,
+                DAYS,
+                COHORT,
+                from_events,
+            )))
+            .bind(since)
+            .bind(Time(q.until))
+            .fetch_all(&self.pool)
+            .await?;
             let mut funnels = Vec::new();
             let mut days = Vec::new();
             for (part, g, d, a, b, c, e, f, h, i, j) in rows {

@@ -372,36 +372,99 @@ const REPORT_TOTALS: &str =
                   max(unsubscribed) AS unsubscribed, max(bounced) AS bounced
            FROM f GROUP BY lead_id)";
 
-/// `f`: one row per group and lead with its stages, each a flag (1 if it happened in any of
-/// the lead's windows in that group before $2), the first re-warm a time, read from the
-/// stages each enrolment keeps (migration 0019: its window and the first time of each
-/// stage in it, kept by triggers with every write): one pass over the enrolments of
-/// [$1, $2) (`enrolments_enrolled`), no event read. `t` folds `f` per lead.
-fn report_flags(group: &str) -> String {
-    let before = |column: &str| format!("max(CASE WHEN e.{column} < $2 THEN 1 ELSE 0 END)");
+/// The report's stages over enrolments `e` as kept by migration 0019 (the first time of each
+/// in the enrolment's window; counted when before $2): (name, expression), the re-warm a
+/// time, the others 1 or 0.
+fn kept_stages() -> [(&'static str, String); 7] {
+    let stage = |column: &str| format!("CASE WHEN e.{column} < $2 THEN 1 ELSE 0 END");
+    [
+        ("emailed", stage("first_emailed_at")),
+        ("replied", stage("first_replied_at")),
+        (
+            "rewarmed_at",
+            "CASE WHEN e.first_rewarmed_at < $2 THEN e.first_rewarmed_at END".to_string(),
+        ),
+        ("won", stage("first_won_at")),
+        ("out_of_scope", stage("first_out_of_scope_at")),
+        ("unsubscribed", stage("first_unsubscribed_at")),
+        ("bounced", stage("first_bounced_at")),
+    ]
+}
+
+/// A stage folded over several rows: any (max), the re-warm the first (min).
+fn fold_stage(name: &str, expression: &str) -> String {
+    match name {
+        "rewarmed_at" => format!("min({expression}) AS {name}"),
+        _ => format!("max({expression}) AS {name}"),
+    }
+}
+
+/// The report from the stages each enrolment keeps (migration 0019: its window and the first
+/// time of each stage in it, kept by triggers with every write), reading no event. Rows as
+/// `report_sql` says. A lead with one enrolment (`lead_enrolments = 1`, most leads) counts
+/// once in its group and once in the totals as it is, so those are aggregated straight per
+/// group (`one`, one pass over the enrolments of the range, `range` being the backend's
+/// condition) and their totals are the sums of their groups; only the leads with several
+/// enrolments are folded per group and lead (`m`) and per lead (`mt`). The days from loss to
+/// re-warm read only the re-warmed enrolments (`enrolments_rewarmed`).
+fn report_kept_sql(group: &str, days: &str, range: &str) -> String {
+    let stages = kept_stages();
+    let single: Vec<String> = stages.iter().map(|(n, e)| format!("{e} AS {n}")).collect();
+    let grouped: Vec<String> = stages.iter().map(|(n, e)| fold_stage(n, e)).collect();
+    let folded: Vec<String> = stages.iter().map(|(n, _)| fold_stage(n, n)).collect();
+    let counts = "count(*) AS n, sum(emailed) AS emailed, sum(replied) AS replied, count(rewarmed_at) AS rewarmed,
+                  sum(won) AS won, sum(out_of_scope) AS out_of_scope, sum(unsubscribed) AS unsubscribed,
+                  sum(bounced) AS bounced";
+    let sums = "CAST(sum(n) AS BIGINT), CAST(sum(emailed) AS BIGINT), CAST(sum(replied) AS BIGINT),
+                CAST(sum(rewarmed) AS BIGINT), CAST(sum(won) AS BIGINT), CAST(sum(out_of_scope) AS BIGINT),
+                CAST(sum(unsubscribed) AS BIGINT), CAST(sum(bounced) AS BIGINT)";
+    let zeros = REPORT_ZEROS;
+    let all = crate::domain::report::ALL;
     format!(
-        "WITH f AS MATERIALIZED (
-            SELECT {group} AS grp, e.lead_id, max(l.lost_at) AS lost_at,
-                   {emailed} AS emailed, {replied} AS replied,
-                   min(CASE WHEN e.first_rewarmed_at < $2 THEN e.first_rewarmed_at END) AS rewarmed_at,
-                   {won} AS won, {out_of_scope} AS out_of_scope,
-                   {unsubscribed} AS unsubscribed, {bounced} AS bounced
+        "WITH one AS (
+            SELECT {group} AS grp, {single}
             FROM enrolments e JOIN leads l ON l.id = e.lead_id
-            WHERE e.enrolled_at >= $1 AND e.enrolled_at < $2
+            WHERE {range} AND e.lead_enrolments = 1),
+         m AS MATERIALIZED (
+            SELECT {group} AS grp, e.lead_id, max(l.lost_at) AS lost_at, {grouped}
+            FROM enrolments e JOIN leads l ON l.id = e.lead_id
+            WHERE {range} AND e.lead_enrolments > 1
             GROUP BY {group}, e.lead_id),
-         {REPORT_TOTALS}",
-        emailed = before("first_emailed_at"),
-        replied = before("first_replied_at"),
-        won = before("first_won_at"),
-        out_of_scope = before("first_out_of_scope_at"),
-        unsubscribed = before("first_unsubscribed_at"),
-        bounced = before("first_bounced_at"),
+         mt AS (SELECT lead_id, max(lost_at) AS lost_at, {folded} FROM m GROUP BY lead_id),
+         g AS MATERIALIZED (
+            SELECT 1 AS alone, grp, {counts} FROM one GROUP BY grp
+            UNION ALL SELECT 0, grp, {counts} FROM m GROUP BY grp),
+         r AS (SELECT {group} AS grp, l.lost_at, e.first_rewarmed_at AS rewarmed_at
+               FROM enrolments e JOIN leads l ON l.id = e.lead_id
+               WHERE e.first_rewarmed_at < $2 AND {range} AND e.lead_enrolments = 1 AND l.lost_at IS NOT NULL)
+         SELECT 'funnel' AS part, grp, CAST(0 AS BIGINT) AS days, {sums} FROM g GROUP BY grp
+         UNION ALL SELECT 'funnel', CAST('{all}' AS TEXT), CAST(0 AS BIGINT), {sums}
+                   FROM (SELECT n, emailed, replied, rewarmed, won, out_of_scope, unsubscribed, bounced FROM g WHERE alone = 1
+                         UNION ALL SELECT {counts} FROM mt) x
+                   HAVING sum(n) > 0
+         UNION ALL SELECT 'days', grp, {days}, count(*), {zeros}
+                   FROM (SELECT grp, lost_at, rewarmed_at FROM r
+                         UNION ALL SELECT grp, lost_at, rewarmed_at FROM m WHERE rewarmed_at IS NOT NULL AND lost_at IS NOT NULL) f
+                   GROUP BY grp, {days}
+         UNION ALL SELECT 'days', CAST('{all}' AS TEXT), {days}, count(*), {zeros}
+                   FROM (SELECT lost_at, rewarmed_at FROM r
+                         UNION ALL SELECT lost_at, rewarmed_at FROM mt WHERE rewarmed_at IS NOT NULL AND lost_at IS NOT NULL) f
+                   GROUP BY {days}",
+        single = single.join(", "),
+        grouped = grouped.join(", "),
+        folded = folded.join(", "),
     )
 }
 
-/// `f` and `t` as `report_flags` has them, recomputed from the event log (`report
-/// --verify`): the cohort, then one pass over the events of the stages' kinds in [$1, $2)
-/// (`events_kind_at`) and the sent deliveries (`deliveries_due`), joined in bulk.
+/// Seven zero counts (the `days` rows' unused columns).
+const REPORT_ZEROS: &str = "CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT), \
+                 CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT)";
+
+/// The report recomputed from the event log (`report --verify`): `f`, one row per group and
+/// lead with its stages, each a flag (1 if it happened in any of the lead's windows in that
+/// group), the first re-warm a time; `t` folds `f` per lead. The cohort, then one pass over
+/// the events of the stages' kinds in [$1, $2) (`events_kind_at`) and the sent deliveries
+/// (`deliveries_due`), joined in bulk.
 fn report_flags_from_events(group: &str) -> String {
     format!(
         "{cohort},
@@ -424,23 +487,21 @@ fn report_flags_from_events(group: &str) -> String {
 }
 
 /// The funnel and the days from loss to first re-warm, per group and in total, in one
-/// statement over `f` (groups) and `t` (totals): rows (part, grp, days, 8 counts) where part
-/// `funnel` has the stages (`domain::report` defines them), each a count of leads, and part
-/// `days` has in its first count the leads re-warmed `days` whole days after their loss
-/// (`days` is the backend's expression over `f.lost_at` and `f.rewarmed_at`). From the
-/// stages the enrolments keep, or (`from_events`) recomputed from the event log.
-pub(crate) fn report_sql(group: &str, days: &str, from_events: bool) -> String {
+/// statement: rows (part, grp, days, 8 counts) where part `funnel` has the stages
+/// (`domain::report` defines them), each a count of leads, and part `days` has in its first
+/// count the leads re-warmed `days` whole days after their loss (`days` is the backend's
+/// expression over `f.lost_at` and `f.rewarmed_at`). From the stages the enrolments keep
+/// (`range`: the backend's condition for enrolments `e` made in [$1, $2)), or
+/// (`from_events`) recomputed from the event log.
+pub(crate) fn report_sql(group: &str, days: &str, range: &str, from_events: bool) -> String {
+    if !from_events {
+        return report_kept_sql(group, days, range);
+    }
     let counts = "count(*), CAST(sum(emailed) AS BIGINT), CAST(sum(replied) AS BIGINT), count(rewarmed_at),
                 CAST(sum(won) AS BIGINT), CAST(sum(out_of_scope) AS BIGINT), CAST(sum(unsubscribed) AS BIGINT),
                 CAST(sum(bounced) AS BIGINT)";
-    let zeros = "CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT), \
-                 CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT)";
+    let zeros = REPORT_ZEROS;
     let rewarmed = "rewarmed_at IS NOT NULL AND lost_at IS NOT NULL";
-    let flags = if from_events {
-        report_flags_from_events(group)
-    } else {
-        report_flags(group)
-    };
     format!(
         "{flags}
          SELECT 'funnel' AS part, grp, CAST(0 AS BIGINT) AS days, {counts} FROM f GROUP BY grp
@@ -448,6 +509,7 @@ pub(crate) fn report_sql(group: &str, days: &str, from_events: bool) -> String {
          UNION ALL SELECT 'days', grp, {days}, count(*), {zeros} FROM f WHERE {rewarmed} GROUP BY grp, {days}
          UNION ALL SELECT 'days', CAST('{all}' AS TEXT), {days}, count(*), {zeros} FROM t AS f
                    WHERE {rewarmed} GROUP BY {days}",
+        flags = report_flags_from_events(group),
         all = crate::domain::report::ALL,
     )
 }

@@ -9,6 +9,8 @@ use super::*;
 const MONTH: &str = "to_char(e.enrolled_at AT TIME ZONE 'UTC', 'YYYY-MM')";
 /// Whole days from a cohort row's loss `f.lost_at` to its first re-warm `f.rewarmed_at`.
 const DAYS: &str = "CAST(floor(EXTRACT(EPOCH FROM (f.rewarmed_at - f.lost_at)) / 86400) AS BIGINT)";
+/// The enrolments `e` made in [$1, $2) (the planner picks `enrolments_enrolled` or a scan).
+const COHORT: &str = "e.enrolled_at >= $1 AND e.enrolled_at < $2";
 
 /// Recomputing every enrolment's kept stages (migration 0019).
 const REBUILD: &str =

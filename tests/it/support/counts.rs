@@ -41,9 +41,10 @@ macro_rules! first_in_window {
 const STAGES_DRIFTED: &str = concat!(
     "WITH c AS (SELECT e.id, e.lead_id, e.enrolled_at,
                    (SELECT min(n.enrolled_at) FROM enrolments n
-                    WHERE n.lead_id = e.lead_id AND n.enrolled_at > e.enrolled_at) AS w
+                    WHERE n.lead_id = e.lead_id AND n.enrolled_at > e.enrolled_at) AS w,
+                   (SELECT count(*) FROM enrolments n WHERE n.lead_id = e.lead_id) AS k
                 FROM enrolments e),
-     r AS (SELECT c.id, c.w,
+     r AS (SELECT c.id, c.w, c.k,
                   (SELECT min(d.sent_at) FROM deliveries d WHERE d.enrolment_id = c.id AND d.state = 'sent') AS emailed,
                   ",
     first_in_window!("replied", ""),
@@ -60,7 +61,7 @@ const STAGES_DRIFTED: &str = concat!(
     " AS bounced
            FROM c)
      SELECT e.id FROM enrolments e JOIN r ON r.id = e.id
-     WHERE e.window_until IS DISTINCT FROM r.w OR e.first_emailed_at IS DISTINCT FROM r.emailed
+     WHERE e.window_until IS DISTINCT FROM r.w OR e.lead_enrolments <> r.k OR e.first_emailed_at IS DISTINCT FROM r.emailed
         OR e.first_replied_at IS DISTINCT FROM r.replied OR e.first_rewarmed_at IS DISTINCT FROM r.rewarmed
         OR e.first_won_at IS DISTINCT FROM r.won OR e.first_out_of_scope_at IS DISTINCT FROM r.out_of_scope
         OR e.first_unsubscribed_at IS DISTINCT FROM r.unsubscribed OR e.first_bounced_at IS DISTINCT FROM r.bounced
