@@ -82,19 +82,21 @@ fn history(d: &Dialect) -> Vec<String> {
     let rewarmed = "lead_id % 20 = 1";
     let won = "lead_id % 100 = 1";
     let unsubscribed = "lead_id % 40 = 3";
+    // The leads with a sent step: enrolled (`nurturing` until stopped here), waiting step not
+    // the first. Said by id, not by a join with the sends (whose statistics are not there yet).
     let stop = |filter: &str, state: &str, at: &str| {
         vec![
             format!(
                 "UPDATE deliveries SET state = 'cancelled', updated_at = {at}
-                 WHERE state = 'scheduled' AND {filter} AND lead_id IN (SELECT lead_id FROM deliveries WHERE state = 'sent')"
+                 WHERE state = 'scheduled' AND {filter} AND lead_id % 3 > 0"
             ),
             format!(
                 "UPDATE enrolments SET state = 'stopped', ended_at = {at}
-                 WHERE state = 'active' AND {filter} AND lead_id IN (SELECT lead_id FROM deliveries WHERE state = 'sent')"
+                 WHERE state = 'active' AND {filter} AND lead_id % 3 > 0"
             ),
             format!(
                 "UPDATE leads SET state = '{state}', updated_at = {at}
-                 WHERE state = 'nurturing' AND {lead_filter} AND id IN (SELECT lead_id FROM deliveries WHERE state = 'sent')",
+                 WHERE state = 'nurturing' AND {lead_filter} AND id % 3 > 0",
                 lead_filter = filter.replace("lead_id", "id"),
                 at = at.replace("lead_id", "id"),
             ),

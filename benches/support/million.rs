@@ -1,6 +1,7 @@
-//! What the benchmarks at a million leads share (`forecast`, `plan_scale`): the generated
-//! leads (in SQL, with the shares of `../shared/tools/gen_leads.py`: 20 zones, 10 recipient
-//! domains, loss dates over the 730 days before the reference day, loss reasons no_budget 20 %,
+//! What the benchmarks at a million leads share (`forecast`, `plan_scale`, `console`): the
+//! generated leads (in SQL, with the shares of `../shared/tools/gen_leads.py`: 20 zones, 10
+//! recipient domains, 2,000 first names, 10,000 last names, 50,000 companies, 50 owners (1 lead
+//! in 20 has none), loss dates over the 730 days before the reference day, loss reasons no_budget 20 %,
 //! timing 10 %, chose_competitor 20 %, no_decision 10 %, went_quiet 30 % (no segment takes
 //! them: they wait in `new`), bad_fit 10 %; every other lead enrolled with one pending step
 //! due between 10 days ago and 90 days ahead), a production-like config (a tick of 30 s, send
@@ -145,14 +146,18 @@ pub fn generate(n: usize, rows: &str, time: &dyn Fn(&str) -> String) -> Vec<Stri
         p = format!("({} % 100)", h(1))
     );
     let leads = format!(
-        "INSERT INTO leads (id, email, first_name, company, lost_reason, lost_at, timezone, state, created_at, updated_at)
-         SELECT i, 'lead' || i || '@' || CASE ({h2} % 10) {domains} END, 'Lead', 'Company', {reason},
+        "INSERT INTO leads (id, email, first_name, last_name, company, owner_email, lost_reason, lost_at, timezone, state, created_at, updated_at)
+         SELECT i, 'lead' || i || '@' || CASE ({h2} % 10) {domains} END, 'First' || ({h5} % 2000), 'Last' || ({h6} % 10000),
+                'Company ' || ({h7} % 50000), CASE WHEN i % 20 = 0 THEN NULL ELSE 'owner' || (i % 50) || '@acme.example' END, {reason},
                 {lost}, CASE ({h3} % 20) {zones} END,
                 CASE WHEN ({h1} % 100) BETWEEN 60 AND 89 THEN 'new' ELSE 'nurturing' END, {t0}, {t0}
          FROM ({rows}) g",
         h1 = h(1),
         h2 = h(2),
         h3 = h(3),
+        h5 = h(5),
+        h6 = h(6),
+        h7 = h(7),
         domains = domains.join(" "),
         zones = zones.join(" "),
         lost = time(&format!("{r} - ({h} % 730) * {DAY_MS}", h = h(4))),
@@ -274,8 +279,11 @@ pub fn keep() -> Option<PathBuf> {
 /// The kv_state key that says a database was seeded completely (its value: kind and n).
 const SEEDED: &str = "bench.seeded";
 
+/// Changes whenever [`generate`] does, so that a kept database of older data is not reused.
+const GENERATION: u32 = 2;
+
 fn seeded_mark(seed: &Seed, n: usize) -> String {
-    format!("{}-{n}", seed.kind)
+    format!("{}-{n}-v{GENERATION}", seed.kind)
 }
 
 /// The seed's statements: the leads, `after_leads`, `extra`, then the mark that the
