@@ -337,9 +337,11 @@ pub async fn sqlite(dir: &Path, seed: &Seed, n: usize) -> (String, SqliteStore) 
             store.migrate().await.expect("migrate");
             return (url, store);
         }
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
+    }
+    // What is left of an incomplete seed goes, with the store's marker `.rewarm-id` (else it
+    // refuses to start a new database where one was).
+    for suffix in ["", "-wal", "-shm", ".rewarm-id"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
     let store = SqliteStore::connect(&url).await.expect("SQLite");
     store.migrate().await.expect("migrate");
