@@ -69,18 +69,41 @@ macro_rules! common_restore_methods {
 }
 
 /// The report's aggregates (the backend's `MONTH` and `DAYS` expressions): two statements,
-/// each giving the groups and the totals (`(all)`; the replies' totals are sums).
+/// each giving the groups and the totals (`(all)`; the replies' totals are sums), over the
+/// stages the enrolments keep, or recomputed from the event log (`report --verify`).
 macro_rules! common_report_methods {
     () => {
         async fn report_counts(&self, q: &ReportQuery) -> Result<ReportCounts, StoreError> {
+            self.report_counts_of(q, false).await
+        }
+
+        async fn report_counts_from_events(
+            &self,
+            q: &ReportQuery,
+        ) -> Result<ReportCounts, StoreError> {
+            self.report_counts_of(q, true).await
+        }
+    };
+}
+
+/// The report's two statements (see `common_report_methods!`), from the kept stages or the
+/// event log.
+macro_rules! report_counts_of {
+    () => {
+        async fn report_counts_of(
+            &self,
+            q: &ReportQuery,
+            from_events: bool,
+        ) -> Result<ReportCounts, StoreError> {
             let since = Time(q.since.unwrap_or(DateTime::UNIX_EPOCH));
             let group = sql::report_group(q.by, MONTH);
             type Row = (String, String, i64, i64, i64, i64, i64, i64, i64, i64, i64);
-            let rows: Vec<Row> = sqlx::query_as(AssertSqlSafe(sql::report_sql(&group, DAYS)))
-                .bind(since)
-                .bind(Time(q.until))
-                .fetch_all(&self.pool)
-                .await?;
+            let rows: Vec<Row> =
+                sqlx::query_as(AssertSqlSafe(sql::report_sql(&group, DAYS, from_events)))
+                    .bind(since)
+                    .bind(Time(q.until))
+                    .fetch_all(&self.pool)
+                    .await?;
             let mut funnels = Vec::new();
             let mut days = Vec::new();
             for (part, g, d, a, b, c, e, f, h, i, j) in rows {
@@ -91,7 +114,7 @@ macro_rules! common_report_methods {
                 }
             }
             let mut intents: Vec<(String, String, i64)> =
-                sqlx::query_as(AssertSqlSafe(sql::report_intents_sql(&group)))
+                sqlx::query_as(AssertSqlSafe(sql::report_intents_sql(&group, from_events)))
                     .bind(since)
                     .bind(Time(q.until))
                     .fetch_all(&self.pool)
@@ -106,6 +129,9 @@ macro_rules! common_report_methods {
                     .into_iter()
                     .map(|(intent, n)| (all.clone(), intent, n)),
             );
+            funnels.sort();
+            days.sort();
+            intents.sort();
             Ok(ReportCounts {
                 funnels,
                 days,

@@ -714,6 +714,19 @@ pub trait ReportStore {
         &self,
         q: &ReportQuery,
     ) -> impl Future<Output = Result<ReportCounts, StoreError>> + Send;
+
+    /// The same figures recomputed from the event log alone (`report --verify`): each
+    /// enrolment's window from the lead's enrolments, its stages from the events and sent
+    /// deliveries in it. Slower (it reads every event of the stages' kinds in the range);
+    /// equal to `report_counts` unless the kept stages went wrong.
+    fn report_counts_from_events(
+        &self,
+        q: &ReportQuery,
+    ) -> impl Future<Output = Result<ReportCounts, StoreError>> + Send;
+
+    /// Recomputes every enrolment's window and kept stages from the event log (one
+    /// transaction); returns how many enrolments there are.
+    fn rebuild_report_stages(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// Whole tables, for `rewarm db copy`.

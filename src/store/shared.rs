@@ -348,8 +348,9 @@ pub(crate) fn report_group(by: crate::domain::report::GroupBy, month: &str) -> S
     }
 }
 
-/// The cohort `c(id, lead_id, since_at, until_at, grp, lost_at)`: enrolments made in [$1, $2),
-/// each with the time until the lead's next enrolment (or $2), grouped by `group`.
+/// The cohort `c(id, lead_id, since_at, until_at, grp, lost_at)` read from the event log:
+/// enrolments made in [$1, $2), each with the time until the lead's next enrolment (or $2),
+/// grouped by `group`; and `v`, the events of the funnel's stages in [$1, $2).
 fn report_cohort(group: &str) -> String {
     format!(
         "WITH c AS (
@@ -364,12 +365,44 @@ fn report_cohort(group: &str) -> String {
     )
 }
 
-/// The cohort, then `f`: one row per group and lead with its stages — each a flag (1 if it
-/// happened in any of the lead's windows in that group), the first re-warm a time — from one
-/// pass over the events of the stages' kinds in [$1, $2) (`events_kind_at`) and the sent
-/// deliveries (`deliveries_due`), joined in bulk, not probed row by row; materialised once,
-/// so the groups and the totals read it. `t` folds `f` per lead, for the totals.
+/// `t`, the per-lead fold of `f` (for the totals).
+const REPORT_TOTALS: &str =
+    "t AS (SELECT lead_id, max(lost_at) AS lost_at, max(emailed) AS emailed, max(replied) AS replied,
+                  min(rewarmed_at) AS rewarmed_at, max(won) AS won, max(out_of_scope) AS out_of_scope,
+                  max(unsubscribed) AS unsubscribed, max(bounced) AS bounced
+           FROM f GROUP BY lead_id)";
+
+/// `f`: one row per group and lead with its stages, each a flag (1 if it happened in any of
+/// the lead's windows in that group before $2), the first re-warm a time, read from the
+/// stages each enrolment keeps (migration 0019: its window and the first time of each
+/// stage in it, kept by triggers with every write): one pass over the enrolments of
+/// [$1, $2) (`enrolments_enrolled`), no event read. `t` folds `f` per lead.
 fn report_flags(group: &str) -> String {
+    let before = |column: &str| format!("max(CASE WHEN e.{column} < $2 THEN 1 ELSE 0 END)");
+    format!(
+        "WITH f AS MATERIALIZED (
+            SELECT {group} AS grp, e.lead_id, max(l.lost_at) AS lost_at,
+                   {emailed} AS emailed, {replied} AS replied,
+                   min(CASE WHEN e.first_rewarmed_at < $2 THEN e.first_rewarmed_at END) AS rewarmed_at,
+                   {won} AS won, {out_of_scope} AS out_of_scope,
+                   {unsubscribed} AS unsubscribed, {bounced} AS bounced
+            FROM enrolments e JOIN leads l ON l.id = e.lead_id
+            WHERE e.enrolled_at >= $1 AND e.enrolled_at < $2
+            GROUP BY {group}, e.lead_id),
+         {REPORT_TOTALS}",
+        emailed = before("first_emailed_at"),
+        replied = before("first_replied_at"),
+        won = before("first_won_at"),
+        out_of_scope = before("first_out_of_scope_at"),
+        unsubscribed = before("first_unsubscribed_at"),
+        bounced = before("first_bounced_at"),
+    )
+}
+
+/// `f` and `t` as `report_flags` has them, recomputed from the event log (`report
+/// --verify`): the cohort, then one pass over the events of the stages' kinds in [$1, $2)
+/// (`events_kind_at`) and the sent deliveries (`deliveries_due`), joined in bulk.
+fn report_flags_from_events(group: &str) -> String {
     format!(
         "{cohort},
          s AS (SELECT DISTINCT enrolment_id FROM deliveries WHERE state = 'sent' AND sent_at < $2),
@@ -385,10 +418,7 @@ fn report_flags(group: &str) -> String {
             FROM c LEFT JOIN s ON s.enrolment_id = c.id
                    LEFT JOIN v ON v.lead_id = c.lead_id AND v.at >= c.since_at AND v.at < c.until_at
             GROUP BY c.grp, c.lead_id),
-         t AS (SELECT lead_id, max(lost_at) AS lost_at, max(emailed) AS emailed, max(replied) AS replied,
-                      min(rewarmed_at) AS rewarmed_at, max(won) AS won, max(out_of_scope) AS out_of_scope,
-                      max(unsubscribed) AS unsubscribed, max(bounced) AS bounced
-               FROM f GROUP BY lead_id)",
+         {REPORT_TOTALS}",
         cohort = report_cohort(group)
     )
 }
@@ -397,14 +427,20 @@ fn report_flags(group: &str) -> String {
 /// statement over `f` (groups) and `t` (totals): rows (part, grp, days, 8 counts) where part
 /// `funnel` has the stages (`domain::report` defines them), each a count of leads, and part
 /// `days` has in its first count the leads re-warmed `days` whole days after their loss
-/// (`days` is the backend's expression over `f.lost_at` and `f.rewarmed_at`).
-pub(crate) fn report_sql(group: &str, days: &str) -> String {
+/// (`days` is the backend's expression over `f.lost_at` and `f.rewarmed_at`). From the
+/// stages the enrolments keep, or (`from_events`) recomputed from the event log.
+pub(crate) fn report_sql(group: &str, days: &str, from_events: bool) -> String {
     let counts = "count(*), CAST(sum(emailed) AS BIGINT), CAST(sum(replied) AS BIGINT), count(rewarmed_at),
                 CAST(sum(won) AS BIGINT), CAST(sum(out_of_scope) AS BIGINT), CAST(sum(unsubscribed) AS BIGINT),
                 CAST(sum(bounced) AS BIGINT)";
     let zeros = "CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT), \
                  CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT)";
     let rewarmed = "rewarmed_at IS NOT NULL AND lost_at IS NOT NULL";
+    let flags = if from_events {
+        report_flags_from_events(group)
+    } else {
+        report_flags(group)
+    };
     format!(
         "{flags}
          SELECT 'funnel' AS part, grp, CAST(0 AS BIGINT) AS days, {counts} FROM f GROUP BY grp
@@ -412,23 +448,35 @@ pub(crate) fn report_sql(group: &str, days: &str) -> String {
          UNION ALL SELECT 'days', grp, {days}, count(*), {zeros} FROM f WHERE {rewarmed} GROUP BY grp, {days}
          UNION ALL SELECT 'days', CAST('{all}' AS TEXT), {days}, count(*), {zeros} FROM t AS f
                    WHERE {rewarmed} GROUP BY {days}",
-        flags = report_flags(group),
         all = crate::domain::report::ALL,
     )
 }
 
 /// Replies per group and intent: (grp, intent, replies) — every `replied` event in each
 /// cohort row's window, by the intent read on it (`unread` when none was). Each reply falls
-/// in one cohort row, so the totals are the sums (made by the caller).
-pub(crate) fn report_intents_sql(group: &str) -> String {
+/// in one cohort row, so the totals are the sums (made by the caller). The replies of
+/// [$1, $2) (`events_kind_at`), each joined to the enrolments whose kept window holds it;
+/// or (`from_events`) with the windows recomputed.
+pub(crate) fn report_intents_sql(group: &str, from_events: bool) -> String {
+    let unread = crate::domain::report::UNREAD;
+    if from_events {
+        return format!(
+            "{cohort}
+             SELECT c.grp, COALESCE(v.intent, '{unread}') AS intent, count(*)
+             FROM c JOIN v ON v.lead_id = c.lead_id AND v.kind = 'replied'
+                           AND v.at >= c.since_at AND v.at < c.until_at
+             GROUP BY c.grp, COALESCE(v.intent, '{unread}')",
+            cohort = report_cohort(group),
+        );
+    }
     format!(
-        "{cohort}
-         SELECT c.grp, COALESCE(v.intent, '{unread}') AS intent, count(*)
-         FROM c JOIN v ON v.lead_id = c.lead_id AND v.kind = 'replied'
-                       AND v.at >= c.since_at AND v.at < c.until_at
-         GROUP BY c.grp, COALESCE(v.intent, '{unread}')",
-        cohort = report_cohort(group),
-        unread = crate::domain::report::UNREAD,
+        "SELECT {group} AS grp, COALESCE(v.detail->>'intent', '{unread}') AS intent, count(*)
+         FROM events v
+         JOIN enrolments e ON e.lead_id = v.lead_id AND e.enrolled_at <= v.at
+                          AND (e.window_until IS NULL OR v.at < e.window_until)
+         JOIN leads l ON l.id = e.lead_id
+         WHERE v.kind = 'replied' AND v.at >= $1 AND v.at < $2 AND e.enrolled_at >= $1 AND e.enrolled_at < $2
+         GROUP BY {group}, COALESCE(v.detail->>'intent', '{unread}')"
     )
 }
 

@@ -53,6 +53,7 @@ mod provider_events;
 mod readme;
 mod reply_end_to_end;
 mod report;
+mod report_stages;
 mod scale;
 mod shutdown;
 mod store;

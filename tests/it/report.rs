@@ -183,9 +183,12 @@ async fn the_report_matches_the_scripted_history(database_url: &str) {
 
     let text = rewarm(&config, &[&["report"][..], &now].concat());
     assert_eq!(text, TEXT);
+    // `--verify` recomputes every figure from the event log (and would fail on a difference).
+    let verified = rewarm(&config, &[&["report", "--verify"][..], &now].concat());
+    assert_eq!(verified, TEXT);
     let csv = rewarm(
         &config,
-        &[&["report", "--by", "owner", "--csv"][..], &now].concat(),
+        &[&["report", "--by", "owner", "--csv", "--verify"][..], &now].concat(),
     );
     assert_eq!(csv, CSV);
     let json: serde_json::Value = serde_json::from_str(&rewarm(

@@ -157,6 +157,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "counts",
         include_str!("../../../migrations/postgres/0018_counts.sql"),
     ),
+    (
+        19,
+        "report",
+        include_str!("../../../migrations/postgres/0019_report.sql"),
+    ),
 ];
 
 /// The advisory lock (`pg_advisory_xact_lock`) that serialises imports, enrolments and

@@ -10,6 +10,24 @@ const MONTH: &str = "to_char(e.enrolled_at AT TIME ZONE 'UTC', 'YYYY-MM')";
 /// Whole days from a cohort row's loss `f.lost_at` to its first re-warm `f.rewarmed_at`.
 const DAYS: &str = "CAST(floor(EXTRACT(EPOCH FROM (f.rewarmed_at - f.lost_at)) / 86400) AS BIGINT)";
 
+/// Recomputing every enrolment's kept stages (migration 0019).
+const REBUILD: &str =
+    "SELECT rewarm_report_recompute(ARRAY(SELECT DISTINCT lead_id FROM enrolments))";
+
 impl ReportStore for PgStore {
     common_report_methods!();
+
+    async fn rebuild_report_stages(&self) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(REBUILD).execute(&mut *tx).await?;
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM enrolments")
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(n as u64)
+    }
+}
+
+impl PgStore {
+    report_counts_of!();
 }

@@ -148,6 +148,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "counts",
         include_str!("../../../migrations/sqlite/0018_counts.sql"),
     ),
+    (
+        19,
+        "report",
+        include_str!("../../../migrations/sqlite/0019_report.sql"),
+    ),
 ];
 
 /// `concat!`s `$before`, then `'@' || <the domain of the email column $col>` spelled exactly as

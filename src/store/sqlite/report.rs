@@ -10,6 +10,24 @@ const MONTH: &str = "strftime('%Y-%m', e.enrolled_at / 1000, 'unixepoch')";
 /// Whole days from a cohort row's loss `f.lost_at` to its first re-warm `f.rewarmed_at`.
 const DAYS: &str = "CAST((f.rewarmed_at - f.lost_at) / 86400000 AS INTEGER)";
 
+/// Recomputing every enrolment's kept stages (migration 0019).
+const REBUILD: &str =
+    "INSERT INTO report_recompute (lead_id) SELECT DISTINCT lead_id FROM enrolments";
+
 impl ReportStore for SqliteStore {
     common_report_methods!();
+
+    async fn rebuild_report_stages(&self) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(REBUILD).execute(&mut *tx).await?;
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM enrolments")
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(n as u64)
+    }
+}
+
+impl SqliteStore {
+    report_counts_of!();
 }
