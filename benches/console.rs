@@ -40,7 +40,19 @@ use sqlx::Connection as _;
 use tokio_util::sync::CancellationToken;
 
 /// The pages timed, as an admin sees them.
-const PAGES: &[&str] = &["/console/", "/console/campaigns", "/console/users"];
+const PAGES: &[&str] = &[
+    "/console/",
+    "/console/campaigns",
+    "/console/users",
+    "/console/leads",
+    "/console/leads?q=lead4242",
+    "/console/leads?owner=owner7%40acme.example&state=nurturing",
+    "/console/leads?segment=budget&tag=vip",
+    "/console/leads/{lead}",
+    "/console/queue",
+    "/console/inbound",
+    "/console/suppression",
+];
 /// Fetches per page (after one warm-up).
 const RUNS: usize = 7;
 /// The goal per page (issue 13).
