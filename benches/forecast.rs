@@ -4,9 +4,11 @@
 //! window (time) and `forecast --days 0` (the same process with nothing to simulate: its
 //! peak RSS is the baseline).
 //!
-//!     CARGO_TARGET_DIR=… cargo bench --bench forecast
-//!     REWARM_BENCH_N=100000 cargo bench --bench forecast          # fewer leads
-//!     REWARM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test cargo bench --bench forecast
+//!     CARGO_TARGET_DIR=… cargo bench --profile dev --bench forecast
+//!     REWARM_BENCH_N=100000 cargo bench --profile dev --bench forecast          # fewer leads
+//!     REWARM_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --profile dev --bench forecast
+//!
+//! `REWARM_BENCH_KEEP` keeps the seeded databases and reuses them (`support/million.rs`).
 //!
 //! The leads are generated in SQL (seconds, not the minutes an import and a first pass
 //! take): see `support/million.rs` (the went_quiet 30 % wait in `new`, and the forecast must
@@ -47,8 +49,10 @@ async fn report<S: Store + ForecastStore>(backend: &str, store: &S, config: &Pat
 
 fn header(n: usize) {
     println!(
-        "\n{n} leads, forecast from {} (release build; peak RSS by GNU time)\n",
-        now().format("%Y-%m-%d %H:%M UTC")
+        "\n{n} leads, forecast from {} ({}; peak RSS by GNU time; {} at the start)\n",
+        now().format("%Y-%m-%d %H:%M UTC"),
+        million::profile(),
+        million::load()
     );
     println!(
         "| backend | pending in 30 days | reference: SELECT count(*) | reference: forecast --days 0 | forecast --days 30 | forecast --days 30 --leads --json |"
@@ -57,23 +61,22 @@ fn header(n: usize) {
 }
 
 async fn sqlite(dir: &Path, n: usize) {
-    let (url, store) = million::sqlite(dir, n).await;
+    let (url, store) = million::sqlite(dir, &million::LEADS, n).await;
     let config = write(dir, "sqlite.toml", &config(&url));
     report("SQLite", &store, &config).await;
 }
 
 async fn postgres(dir: &Path, n: usize) {
-    let Ok(admin_url) = std::env::var("REWARM_TEST_POSTGRES_URL") else {
-        println!("| PostgreSQL | (set REWARM_TEST_POSTGRES_URL to measure) | | | | |");
+    let Some(admin_url) = million::postgres_admin_url() else {
+        println!("| PostgreSQL | (set REWARM_BENCH_POSTGRES_URL to measure) | | | | |");
         return;
     };
-    let name = format!("rewarm_bench_forecast_{}", std::process::id());
     {
-        let (url, store) = million::postgres(&admin_url, &name, n).await;
+        let (url, store) = million::postgres(&admin_url, &million::LEADS, n).await;
         let config = write(dir, "postgres.toml", &config(&url));
         report("PostgreSQL", &store, &config).await;
     }
-    million::drop_postgres(&admin_url, &name).await;
+    million::drop_postgres(&admin_url, &million::LEADS, n).await;
 }
 
 #[tokio::main]

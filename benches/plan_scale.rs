@@ -3,9 +3,14 @@
 //! database — a plain `SELECT count(*)` of the waiting deliveries, and `plan` of the config
 //! the daemon applied (every campaign unchanged: only the version and lead counts are read).
 //!
-//!     CARGO_TARGET_DIR=… cargo bench --bench plan_scale
-//!     REWARM_BENCH_N=100000 cargo bench --bench plan_scale          # fewer leads
-//!     REWARM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test cargo bench --bench plan_scale
+//!     CARGO_TARGET_DIR=… cargo bench --profile dev --bench plan_scale
+//!     REWARM_BENCH_N=100000 cargo bench --profile dev --bench plan_scale          # fewer leads
+//!     REWARM_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --profile dev --bench plan_scale
+//!     REWARM_BENCH_KEEP=/var/tmp/rewarm-bench cargo bench --profile dev --bench plan_scale   # keep and reuse the seeded databases
+//!
+//! Environment: `REWARM_BENCH_N` (default 1,000,000), `REWARM_BENCH_POSTGRES_URL` (or
+//! `REWARM_TEST_POSTGRES_URL`: an admin URL, a database is created next to it),
+//! `REWARM_BENCH_KEEP` (see `support/million.rs`: `keep`).
 //!
 //! The leads are those of `support/million.rs` (700,000 enrolled with a waiting step,
 //! 300,000 in `new` that no segment takes). The daemon "applied" the config of the forecast
@@ -77,35 +82,35 @@ async fn report<S: Store + ForecastStore>(backend: &str, store: &S, dir: &Path, 
         .count_pending_before(now() + chrono::Duration::days(36_500))
         .await
         .expect("count");
-    let count_s = started.elapsed().as_secs_f64();
+    let count_ms = started.elapsed().as_secs_f64() * 1000.0;
     let at = now().to_rfc3339();
     let (base_s, base_kib) = measure(&applied, &["plan", "--now", &at]);
     let (s, kib) = measure(&edit, &["plan", "--now", &at]);
     let (js, jkib) = measure(&edit, &["plan", "--json", "--now", &at]);
     println!(
-        "| {backend} | {waiting} | {count_s:.2} s | {base_s:.2} s, {:.0} MiB | {s:.2} s, {:.0} MiB | {js:.2} s, {:.0} MiB |",
+        "| {backend} | {waiting} | {count_ms:.1} ms | {base_s:.2} s, {:.0} MiB | {s:.2} s, {:.0} MiB | {js:.2} s, {:.0} MiB | {} |",
         mib(base_kib),
         mib(kib),
-        mib(jkib)
+        mib(jkib),
+        million::load()
     );
 }
 
 async fn sqlite(dir: &Path, n: usize) {
-    let (url, store) = million::sqlite(dir, n).await;
+    let (url, store) = million::sqlite(dir, &million::LEADS, n).await;
     report("SQLite", &store, dir, &url).await;
 }
 
 async fn postgres(dir: &Path, n: usize) {
-    let Ok(admin_url) = std::env::var("REWARM_TEST_POSTGRES_URL") else {
-        println!("| PostgreSQL | (set REWARM_TEST_POSTGRES_URL to measure) | | | | |");
+    let Some(admin_url) = million::postgres_admin_url() else {
+        println!("| PostgreSQL | (set REWARM_BENCH_POSTGRES_URL to measure) | | | | | |");
         return;
     };
-    let name = format!("rewarm_bench_plan_{}", std::process::id());
     {
-        let (url, store) = million::postgres(&admin_url, &name, n).await;
+        let (url, store) = million::postgres(&admin_url, &million::LEADS, n).await;
         report("PostgreSQL", &store, dir, &url).await;
     }
-    million::drop_postgres(&admin_url, &name).await;
+    million::drop_postgres(&admin_url, &million::LEADS, n).await;
 }
 
 #[tokio::main]
@@ -113,13 +118,15 @@ async fn main() {
     let n = million::leads();
     let dir = tempfile::tempdir().expect("a temporary folder");
     println!(
-        "\n{n} leads, plan at {} (release build; peak RSS by GNU time)\n",
-        now().format("%Y-%m-%d %H:%M UTC")
+        "\n{n} leads, plan at {} ({}; peak RSS by GNU time; {} at the start)\n",
+        now().format("%Y-%m-%d %H:%M UTC"),
+        million::profile(),
+        million::load()
     );
     println!(
-        "| backend | waiting deliveries | reference: SELECT count(*) | reference: plan, nothing changed | plan of the edit | plan --json |"
+        "| backend | waiting deliveries | reference: SELECT count(*) | reference: plan, nothing changed | plan of the edit | plan --json | after the row |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     sqlite(dir.path(), n).await;
     postgres(dir.path(), n).await;
 }

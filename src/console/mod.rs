@@ -69,13 +69,18 @@ pub mod cache;
 mod campaigns;
 pub mod chart;
 mod figures;
+mod inbound;
 pub mod layout;
+mod lead;
+mod leads;
 mod limits;
 pub mod mail;
 mod overview;
+mod queue;
 mod role;
 mod session;
 pub mod signin;
+mod suppression;
 mod users;
 
 pub use role::{Permission, Role};
@@ -164,6 +169,11 @@ pub(crate) const TEMPLATES: &[&[(&str, &str)]] = &[
     overview::TEMPLATES,
     campaigns::TEMPLATES,
     users::TEMPLATES,
+    leads::TEMPLATES,
+    lead::TEMPLATES,
+    queue::TEMPLATES,
+    inbound::TEMPLATES,
+    suppression::TEMPLATES,
 ];
 
 /// Every page's routes.
@@ -174,6 +184,11 @@ fn pages<S: Store>() -> Router<Ctx<S>> {
         .merge(overview::routes())
         .merge(campaigns::routes())
         .merge(users::routes())
+        .merge(leads::routes())
+        .merge(lead::routes())
+        .merge(queue::routes())
+        .merge(inbound::routes())
+        .merge(suppression::routes())
 }
 
 /// One entry of the navigation.
@@ -202,6 +217,30 @@ pub(crate) const NAV: &[Nav] = &[
         needs: Some(Permission::SeeAll),
     },
     Nav {
+        key: "leads",
+        label: "Leads",
+        href: "/console/leads",
+        needs: None,
+    },
+    Nav {
+        key: "queue",
+        label: "Sales queue",
+        href: "/console/queue",
+        needs: None,
+    },
+    Nav {
+        key: "inbound",
+        label: "Inbound",
+        href: "/console/inbound",
+        needs: Some(Permission::SeeAll),
+    },
+    Nav {
+        key: "suppression",
+        label: "Suppression",
+        href: "/console/suppression",
+        needs: Some(Permission::SeeAll),
+    },
+    Nav {
         key: "users",
         label: "Users",
         href: "/console/users",
@@ -226,7 +265,7 @@ pub fn router<S: Store>(http: Arc<HttpState<S>>) -> Router {
                 let enabled = current.get().settings.console.enabled;
                 async move {
                     if !enabled {
-                        return StatusCode::NOT_FOUND.into_response();
+                        return off(request.uri().path());
                     }
                     let mut response = next.run(request).await;
                     secure_headers(response.headers_mut());
@@ -234,6 +273,17 @@ pub fn router<S: Store>(http: Arc<HttpState<S>>) -> Router {
                 }
             },
         ))
+}
+
+/// The answer of a console URL while the console is off: 404, except the action links of
+/// owner emails sent while it was on, which go on to their tokened page.
+fn off(path: &str) -> axum::response::Response {
+    match path.strip_prefix("/console/feedback/") {
+        Some(token) if !token.is_empty() && !token.contains('/') => {
+            axum::response::Redirect::temporary(&format!("/feedback/{token}")).into_response()
+        }
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// No caching, no referrer (sign-in links carry a token in the path), no scripts, no

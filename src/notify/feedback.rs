@@ -174,6 +174,9 @@ pub fn recipients(lead: &Lead, fallback: Option<&str>) -> Vec<String> {
 
 /// The action links for `lead`'s `owner` made at `now`, as (label, URL) in the order to
 /// show them: what the re-warm email, the digest and call tasks put in front of sales.
+/// While the console is on they point at `/console/feedback/{token}` (a signed-in owner
+/// lands on their sales queue, anybody else on `/feedback/{token}`), else at the tokened
+/// page itself.
 pub fn feedback_links(
     loaded: &Loaded,
     lead: &Lead,
@@ -181,6 +184,11 @@ pub fn feedback_links(
     now: DateTime<Utc>,
 ) -> Vec<(String, String)> {
     let base = loaded.settings.http.public_url.trim_end_matches('/');
+    let base = if loaded.settings.console.enabled {
+        format!("{base}/console")
+    } else {
+        base.to_string()
+    };
     FeedbackAction::all()
         .into_iter()
         .map(|action| {

@@ -562,3 +562,51 @@ async fn a_lead_whose_data_changed_moves_if_not_emailed_or_if_its_segment_says_m
     assert!(late.contains(&"dan@x.example".to_string()), "{late:?}");
     assert!(late.contains(&"ana@x.example".to_string()), "{late:?}");
 }
+
+/// `plan` counts the `new` leads a segment would take as the next pass enrols them: a loss
+/// reason no segment lists is not counted (nor read), a suppressed address is not counted.
+async fn plan_counts_the_new_leads_the_next_pass_enrols(db: TestDatabase) {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = TestSmtpServer::start().await;
+    let config = base(db.url(), smtp.port()).write(&dir.path().join("config.toml"));
+    let (cy, dee) = ("cy@rival.example", "dee@gone.example");
+    import(
+        dir.path(),
+        &config,
+        &[
+            (ANA, "no_budget"),
+            (BEN, "went_quiet"),
+            (cy, "chose_competitor"),
+            (dee, "no_budget"),
+        ],
+    );
+    run(&config, T0, &["suppress", "add", "@gone.example"]);
+    let plan = run(&config, T0, &["plan"]);
+    assert!(
+        plan.contains("enrol: 1 new lead(s) → segment sa (campaign a)\n"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("enrol: 1 new lead(s) → segment sq (campaign a)\n"),
+        "{plan}"
+    );
+    assert!(plan.ends_with(", 2 enrolling\n"), "{plan}");
+    run(&config, T0, &["run", "--once"]);
+    assert_eq!(
+        smtp.count(),
+        2,
+        "the pass enrols (and emails) what plan counted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_counts_the_new_leads_the_next_pass_enrols_on_sqlite() {
+    plan_counts_the_new_leads_the_next_pass_enrols(TestDatabase::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_counts_the_new_leads_the_next_pass_enrols_on_postgres() {
+    if let Some(db) = TestDatabase::postgres("plan_counts_new_leads_on_postgres").await {
+        plan_counts_the_new_leads_the_next_pass_enrols(db).await;
+    }
+}

@@ -19,6 +19,7 @@ mod caps_durable;
 mod check;
 mod console_auth;
 mod console_browser;
+mod console_pages;
 mod explain;
 mod faults_kill;
 mod faults_repair;

@@ -187,6 +187,26 @@ async fn an_idle_tick_searches_indexes_only_on_sqlite() {
     store.close().await;
 }
 
+/// Every console request looks up its session and whether the viewer owns leads: by the
+/// index `leads_owner`, not by reading every lead (SQLite cannot use an expression index in
+/// a comparison with a column of TEXT affinity).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_request_searches_the_owners_index_on_sqlite() {
+    let db = TestDatabase::sqlite();
+    let store = SqliteStore::connect(db.url()).await.expect("open");
+    store.migrate().await.expect("migrate");
+    let plan = store.console_session_plan().await.expect("plan");
+    assert!(
+        plan.iter().any(|l| l.contains("INDEX leads_owner")),
+        "{plan:#?}"
+    );
+    assert!(
+        !plan.iter().any(|l| l.starts_with("SCAN leads")),
+        "{plan:#?}"
+    );
+    store.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_tick_searches_indexes_only_on_postgres() {
     on_postgres("idle tick plans", |store, _url| async move {

@@ -5,7 +5,8 @@
 //! Counts are aggregate SQL (waiting steps per step and template, active enrolments per
 //! campaign, version and segment); leads are read only where the rules need them: a sample of
 //! re-timed steps, leads of a removed campaign whose segment no longer decides for them,
-//! and the `new` leads that would enrol — page by page, never all at once.
+//! and the `new` leads that would enrol — streamed, never all at once, and only those whose
+//! loss reason a segment lists (see [`enrolling`]).
 
 use std::collections::BTreeMap;
 
@@ -15,8 +16,8 @@ use serde::Serialize;
 use super::rules::{self, CampaignDef, Destination};
 use super::{PAGE, waiting};
 use crate::config::{Campaign, Settings};
-use crate::domain::lead::LeadState;
 use crate::domain::segment::first_match;
+use crate::store::forecast::reason_filter;
 use crate::store::{Followed, Store, StoreError};
 
 /// Re-timed steps shown as examples, per campaign.
@@ -387,31 +388,29 @@ async fn removed<S: Store>(
     Ok(p)
 }
 
-/// `new` leads a segment of `settings` matches at `now`, per segment.
+/// `new` leads a segment of `settings` matches at `now`, per segment. The leads are read as
+/// `forecast` reads them (`ForecastStore::new_leads`: streamed, suppressed addresses left
+/// out as the daemon's enrolment leaves them, and only the loss reasons some segment lists
+/// when every segment lists some), so a config whose segments cannot take the `new` leads
+/// waiting does not read them.
 async fn enrolling<S: Store>(
     store: &S,
     settings: &Settings,
     now: DateTime<Utc>,
 ) -> Result<Vec<Enrolling>, StoreError> {
     let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
-    let mut after = 0;
-    loop {
-        let page = store.leads_in_state(LeadState::New, after, PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        for lead in &page {
-            if let Some(s) = first_match(&settings.segments, lead, now, settings.default_tz)
+    let reasons = reason_filter(&settings.segments);
+    store
+        .new_leads(&reasons, |lead| {
+            if let Some(s) = first_match(&settings.segments, &lead, now, settings.default_tz)
                 .filter(|s| settings.campaigns.contains_key(&s.campaign))
             {
                 *counts
                     .entry((s.name.clone(), s.campaign.clone()))
                     .or_default() += 1;
             }
-        }
-        if page.len() < PAGE {
-            break;
-        }
-    }
+        })
+        .await?;
     Ok(counts
         .into_iter()
         .map(|((segment, campaign), leads)| Enrolling {

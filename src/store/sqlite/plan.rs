@@ -57,3 +57,20 @@ impl SqliteStore {
         Ok(plans)
     }
 }
+
+impl SqliteStore {
+    /// The plan of the console's session look-up, which every console request runs: it must
+    /// search `leads_owner` for the viewer's leads, never `SCAN leads`.
+    pub async fn console_session_plan(&self) -> Result<Vec<String>, StoreError> {
+        let sql = format!(
+            "EXPLAIN QUERY PLAN {}",
+            crate::store::console::CONSOLE_SESSION
+        );
+        let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind("hash")
+            .bind(Time(DateTime::UNIX_EPOCH))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(_, _, _, detail)| detail).collect())
+    }
+}

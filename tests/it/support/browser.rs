@@ -2,7 +2,8 @@
 //! --no-sandbox`) driven over WebDriver by `/usr/bin/chromedriver` on a free local port, with
 //! `fantoccini` as the client. [`Chrome::start`] answers None (after `support::skip`, which
 //! fails under `CI=true`) when either program is missing. Screenshots go to the test's
-//! output folder, [`output_dir`].
+//! output folder, [`output_dir`]; the documentation's pictures also go to
+//! `REWARM_SCREENSHOTS_DIR` when it is set ([`Chrome::doc_screenshot`], `docs/screenshots.sh`).
 //!
 //! ```ignore
 //! let Some(chrome) = Chrome::start().await else { return };
@@ -25,6 +26,16 @@ pub fn output_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-browser");
     std::fs::create_dir_all(&dir).expect("create the screenshot folder");
     dir
+}
+
+/// The variable naming a folder where [`Chrome::doc_screenshot`] also writes its PNG.
+pub const SCREENSHOTS_DIR_VAR: &str = "REWARM_SCREENSHOTS_DIR";
+
+/// The documentation's screenshot folder, when `REWARM_SCREENSHOTS_DIR` names one.
+pub fn docs_dir() -> Option<PathBuf> {
+    std::env::var_os(SCREENSHOTS_DIR_VAR)
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
 }
 
 /// A chromedriver process and a browser session on it; both end on `close` (or drop).
@@ -96,6 +107,19 @@ impl Chrome {
         assert!(png.starts_with(b"\x89PNG"), "a PNG");
         let path = output_dir().join(format!("{name}.png"));
         std::fs::write(&path, png).expect("write the screenshot");
+        path
+    }
+
+    /// A screenshot the documentation shows: saved as [`Chrome::screenshot`] does, and copied
+    /// to `<docs_dir>/<name>.png` when [`docs_dir`] is set.
+    pub async fn doc_screenshot(&self, name: &str) -> PathBuf {
+        let path = self.screenshot(name).await;
+        if let Some(dir) = docs_dir() {
+            std::fs::create_dir_all(&dir).expect("create REWARM_SCREENSHOTS_DIR");
+            let to = dir.join(format!("{name}.png"));
+            std::fs::copy(&path, &to)
+                .unwrap_or_else(|e| panic!("copy {} to {}: {e}", path.display(), to.display()));
+        }
         path
     }
 
