@@ -682,6 +682,23 @@ async fn unmatched_mail_is_reviewed_assigned_to_a_lead_with_its_effect_or_ignore
     assert_eq!(r.status(), 403);
 }
 
+#[tokio::test]
+async fn the_review_list_pages_by_key_and_offers_no_empty_page() {
+    let app = console_app().await;
+    for i in 0..26 {
+        stray_reply(&app, &format!("p{i}"), &format!("stray number {i:02}")).await;
+    }
+    let (mut marketing, _) = signed_in(&app, "mia@acme.example", Role::Marketing).await;
+    let first = marketing.page(&app, "/console/inbound").await;
+    assert!(first.contains("26 messages") && first.contains("stray number 25"));
+    assert!(!first.contains("stray number 00"));
+    let start = first.find("rel=\"next\" href=\"").expect("a next page") + 17;
+    let next = unescape(first[start..].split('"').next().unwrap());
+    let second = marketing.page(&app, &next).await;
+    assert!(second.contains("stray number 00") && !second.contains("stray number 01"));
+    assert!(!second.contains("rel=\"next\""), "{second}");
+}
+
 // ── Suppression ─────────────────────────────────────────────────────────────────────────
 
 #[tokio::test]
