@@ -73,13 +73,17 @@ async fn page<S: Store>(
     let before = query
         .ok()
         .and_then(|Query(q)| q.before.trim().parse::<i64>().ok());
-    let (messages, total) = match ctx.store().inbound_to_review(before, PAGE).await {
+    // One more than shown: whether a next page exists.
+    let (mut messages, total) = match ctx.store().inbound_to_review(before, PAGE + 1).await {
         Ok(found) => found,
         Err(e) => return store_failure("inbound review", &e),
     };
-    let next = (messages.len() == PAGE)
-        .then(|| messages.last().map(|m| m.id))
-        .flatten();
+    let next = if messages.len() > PAGE {
+        messages.truncate(PAGE);
+        messages.last().map(|m| m.id)
+    } else {
+        None
+    };
     let rows: Vec<Row> = messages.into_iter().map(Row::from).collect();
     let mut context = layout::page(&viewer, "Inbound to review", "inbound");
     context.insert("rows", &rows);

@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use fantoccini::Locator;
 use rewarm::console::Role;
 use rewarm::domain::email::EmailAddress;
-use rewarm::domain::lead::LeadState;
+use rewarm::domain::lead::{LeadState, NewLead};
 use rewarm::domain::report::{GroupBy, assemble};
 use rewarm::store::prelude::*;
 use rewarm::store::{
@@ -22,7 +22,7 @@ use rewarm::store::{
 use crate::support::browser::{Chrome, docs_dir};
 use crate::support::config::TestConfig;
 use crate::support::console::console_app;
-use crate::support::http_app::{HttpApp, T0, at};
+use crate::support::http_app::{HttpApp, LOST_AT, T0, at};
 use crate::support::smtp_server::TestSmtpServer;
 
 /// The lead that replies, is re-warmed and is won from the sales queue.
@@ -89,7 +89,25 @@ async fn an_admin_signs_in_from_the_email_and_sees_the_reports_numbers_on_every_
 /// waits for review and an address is suppressed. Returns the app, restarted at that hour.
 async fn seeded() -> (HttpApp, DateTime<Utc>) {
     let mut app = console_app().await;
-    app.add_leads(&[ANN, "bob@client.example", "cy@client.example"])
+    // Ann has an owner, a title and tags: the lead page the documentation shows.
+    let ann = NewLead {
+        email: Some(EmailAddress::parse(ANN).unwrap()),
+        first_name: Some("Ann".into()),
+        last_name: Some("Lee".into()),
+        company: Some("Initech".into()),
+        title: Some("Head of Operations".into()),
+        owner_email: Some(EmailAddress::parse("rita@acme.example").unwrap()),
+        owner_name: Some("Rita Rep".into()),
+        lost_reason: Some("timing".into()),
+        lost_at: Some(at(LOST_AT)),
+        tags: vec!["vip".into(), "emea".into()],
+        ..NewLead::default()
+    };
+    app.store
+        .upsert_leads(&[ann], "test", at(T0))
+        .await
+        .expect("ann");
+    app.add_leads(&["bob@client.example", "cy@client.example"])
         .await;
     app.add_leads_lost_for(&["dee@client.example"], Some("pricing"))
         .await;

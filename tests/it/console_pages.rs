@@ -1,8 +1,9 @@
-//! The console's lead search, lead page, sales queue, inbound review and suppression pages
-//! over real HTTP (a real router on a real port, a real SQLite file): what each role sees,
-//! that every action changes the lead and writes an event naming who did it, that a form
-//! without its CSRF token (or with a wrong one) is 403 and changes nothing, and that a
-//! sales user gets 404 for another owner's lead, page and actions alike.
+//! The console's lead search, lead page and sales queue over real HTTP (a real router on a
+//! real port, a real SQLite file): what each role sees, that every action changes the lead
+//! and writes an event naming who did it, that a form without its CSRF token (or with a
+//! wrong one) is 403 and changes nothing — on every page's POSTs, the inbound and
+//! suppression ones (`console_review`) included — and that a sales user gets 404 for another
+//! owner's lead, page and actions alike.
 
 use chrono::Duration;
 use rewarm::console::Role;
@@ -10,16 +11,16 @@ use rewarm::domain::email::EmailAddress;
 use rewarm::domain::lead::{LeadState, NewLead};
 use rewarm::notify::feedback::{FeedbackAction, feedback_links, sign};
 use rewarm::store::prelude::*;
-use rewarm::store::{Event, InboundEffect, InboundRecord, Suppression, SuppressionReason};
+use rewarm::store::{Event, InboundEffect, InboundRecord};
 
 use crate::support::console::{Visitor, console_app, csrf_in, invite};
 use crate::support::http_app::{HttpApp, T0, at};
 
-const REP: &str = "rep@acme.example";
+pub(crate) const REP: &str = "rep@acme.example";
 const OTHER: &str = "other@acme.example";
 
 /// Four leads: ann and bob are REP's, carl and dora OTHER's.
-async fn seed(app: &HttpApp) {
+pub(crate) async fn seed(app: &HttpApp) {
     let lead = |email: &str, first: &str, company: &str, owner: &str| NewLead {
         email: Some(EmailAddress::parse(email).unwrap()),
         first_name: Some(first.into()),
@@ -43,7 +44,7 @@ async fn seed(app: &HttpApp) {
     app.reconfigure(|s| s.console.actions_per_minute = 1000);
 }
 
-async fn signed_in(app: &HttpApp, email: &str, role: Role) -> (Visitor, String) {
+pub(crate) async fn signed_in(app: &HttpApp, email: &str, role: Role) -> (Visitor, String) {
     let link = invite(app, email, role).await;
     let mut visitor = Visitor::sign_in(app, &link).await;
     let page = visitor.page(app, "/console/leads").await;
@@ -52,7 +53,7 @@ async fn signed_in(app: &HttpApp, email: &str, role: Role) -> (Visitor, String) 
 }
 
 /// A page's text with Tera's escapes of `/` and `&` undone (in attributes they mean the same).
-fn unescape(html: &str) -> String {
+pub(crate) fn unescape(html: &str) -> String {
     html.replace("&#x2F;", "/").replace("&amp;", "&")
 }
 
@@ -61,7 +62,7 @@ async fn id_of(app: &HttpApp, email: &str) -> i64 {
 }
 
 /// The last event of `kind` on the lead's timeline.
-async fn last_event(app: &HttpApp, email: &str, kind: &str) -> Event {
+pub(crate) async fn last_event(app: &HttpApp, email: &str, kind: &str) -> Event {
     app.timeline(email)
         .await
         .into_iter()
@@ -574,225 +575,4 @@ async fn owner_email_links_point_at_the_console_while_it_is_on_and_still_work_on
         format!("/feedback/{token}").as_str()
     );
     assert_eq!(app.get(app.url("/console/leads")).await.status(), 404);
-}
-
-// ── Inbound review ──────────────────────────────────────────────────────────────────────
-
-async fn stray_reply(app: &HttpApp, key: &str, text: &str) -> i64 {
-    let record = InboundRecord {
-        dedupe_key: key.into(),
-        source: "replay".into(),
-        received_at: at(T0),
-        message_id: None,
-        from_address: Some("assistant@client.example".into()),
-        subject: Some("Re: your offer".into()),
-        classification: "human_reply".into(),
-        lead_id: None,
-        delivery_id: None,
-        matched_by: None,
-        text: Some(text.into()),
-        raw: format!("From: assistant@client.example\r\nSubject: Re: your offer\r\n\r\n{text}\r\n")
-            .into_bytes(),
-    };
-    app.store
-        .record_inbound(&record, &InboundEffect::None, at(T0))
-        .await
-        .unwrap()
-        .inbound_id
-}
-
-#[tokio::test]
-async fn unmatched_mail_is_reviewed_assigned_to_a_lead_with_its_effect_or_ignored() {
-    let app = console_app().await;
-    seed(&app).await;
-    let first = stray_reply(&app, "s1", "Yes, I am interested, please send the pricing.").await;
-    let second = stray_reply(&app, "s2", "Unrelated newsletter").await;
-    let (mut marketing, csrf) = signed_in(&app, "mia@acme.example", Role::Marketing).await;
-    let page = marketing.page(&app, "/console/inbound").await;
-    assert!(
-        page.contains("Yes, I am interested, please send the pricing.")
-            && page.contains("Unrelated newsletter")
-    );
-    assert!(page.contains("2 messages"), "{page}");
-
-    let r = marketing
-        .post(
-            &app,
-            &format!("/console/inbound/{first}/assign"),
-            &[("csrf", &csrf), ("lead", "dora@other.example")],
-        )
-        .await;
-    assert_eq!(r.status(), 303);
-    assert_eq!(
-        app.lead("dora@other.example").await.state,
-        LeadState::Rewarmed
-    );
-    let inbound = last_event(&app, "dora@other.example", "inbound").await;
-    assert_eq!(
-        (
-            inbound.detail["matched_by"].as_str(),
-            inbound.detail["by"].as_str()
-        ),
-        (Some("review"), Some("mia@acme.example"))
-    );
-    last_event(&app, "dora@other.example", "replied").await;
-    // Done once.
-    let again = marketing
-        .post(
-            &app,
-            &format!("/console/inbound/{first}/assign"),
-            &[("csrf", &csrf), ("lead", "dora@other.example")],
-        )
-        .await;
-    assert_eq!(again.status(), 409);
-    let unknown = marketing
-        .post(
-            &app,
-            &format!("/console/inbound/{second}/assign"),
-            &[("csrf", &csrf), ("lead", "nobody@x.example")],
-        )
-        .await;
-    assert_eq!(unknown.status(), 422);
-
-    let r = marketing
-        .post(
-            &app,
-            &format!("/console/inbound/{second}/ignore"),
-            &[("csrf", &csrf)],
-        )
-        .await;
-    assert_eq!(r.status(), 303);
-    let page = marketing.page(&app, "/console/inbound").await;
-    assert!(page.contains("Nothing to review"), "{page}");
-    let log = app.store.console_events(10).await.unwrap();
-    assert!(
-        log.iter()
-            .any(|e| e.kind == "inbound_ignored" && e.actor == "mia@acme.example")
-    );
-
-    let (mut sales, sales_csrf) = signed_in(&app, REP, Role::Sales).await;
-    assert_eq!(sales.get(&app, "/console/inbound").await.status(), 403);
-    let r = sales
-        .post(
-            &app,
-            &format!("/console/inbound/{second}/ignore"),
-            &[("csrf", &sales_csrf)],
-        )
-        .await;
-    assert_eq!(r.status(), 403);
-}
-
-// ── Suppression ─────────────────────────────────────────────────────────────────────────
-
-#[tokio::test]
-async fn the_suppression_list_adds_guards_broad_domains_and_removes_with_restore() {
-    let app = console_app().await;
-    seed(&app).await;
-    app.reconfigure(|s| s.compliance.confirm_domain_over = 1);
-    let (mut marketing, csrf) = signed_in(&app, "mia@acme.example", Role::Marketing).await;
-
-    let r = marketing
-        .post(
-            &app,
-            "/console/suppression/add",
-            &[
-                ("csrf", &csrf),
-                ("address", "Ann@Client.example"),
-                ("reason", "manual"),
-                ("note", "asked by phone"),
-            ],
-        )
-        .await;
-    assert_eq!(r.status(), 303);
-    assert_eq!(
-        app.lead("ann@client.example").await.state,
-        LeadState::Suppressed
-    );
-    let list = marketing.page(&app, "/console/suppression").await;
-    assert!(list.contains("ann@client.example") && list.contains("asked by phone"));
-    let entry: Suppression = app.store.suppressions().await.unwrap().pop().unwrap();
-    assert_eq!(
-        (entry.reason, entry.evidence["by"].as_str()),
-        (SuppressionReason::Manual, Some("mia@acme.example"))
-    );
-
-    // A domain reaching 2 leads (> 1): a confirmation first, nothing added.
-    let form = [
-        ("csrf", csrf.as_str()),
-        ("address", "@other.example"),
-        ("reason", "manual"),
-        ("note", ""),
-    ];
-    let r = marketing
-        .post(&app, "/console/suppression/add", &form)
-        .await;
-    assert_eq!(r.status(), 409);
-    assert!(r.text().await.unwrap().contains("would suppress 2 leads"));
-    assert_eq!(app.lead("carl@other.example").await.state, LeadState::New);
-    let mut confirmed = form.to_vec();
-    confirmed.push(("confirm_broad", "yes"));
-    assert_eq!(
-        marketing
-            .post(&app, "/console/suppression/add", &confirmed)
-            .await
-            .status(),
-        303
-    );
-    assert_eq!(
-        app.lead("carl@other.example").await.state,
-        LeadState::Suppressed
-    );
-
-    // Remove with restore: the leads come back; without: they stay suppressed.
-    let r = marketing
-        .post(
-            &app,
-            "/console/suppression/remove",
-            &[
-                ("csrf", &csrf),
-                ("address", "@other.example"),
-                ("restore", "yes"),
-            ],
-        )
-        .await;
-    assert_eq!(r.status(), 303);
-    assert_eq!(app.lead("carl@other.example").await.state, LeadState::New);
-    last_event(&app, "carl@other.example", "restored").await;
-    let r = marketing
-        .post(
-            &app,
-            "/console/suppression/remove",
-            &[("csrf", &csrf), ("address", "ann@client.example")],
-        )
-        .await;
-    assert_eq!(r.status(), 303);
-    assert_eq!(
-        app.lead("ann@client.example").await.state,
-        LeadState::Suppressed
-    );
-    let again = marketing
-        .post(
-            &app,
-            "/console/suppression/remove",
-            &[("csrf", &csrf), ("address", "ann@client.example")],
-        )
-        .await;
-    assert_eq!(again.status(), 409);
-    let log = app.store.console_events(20).await.unwrap();
-    assert!(
-        log.iter()
-            .filter(|e| e.actor == "mia@acme.example")
-            .any(|e| e.kind == "suppression_removed")
-    );
-
-    let (mut sales, sales_csrf) = signed_in(&app, REP, Role::Sales).await;
-    assert_eq!(sales.get(&app, "/console/suppression").await.status(), 403);
-    let r = sales
-        .post(
-            &app,
-            "/console/suppression/add",
-            &[("csrf", &sales_csrf), ("address", "x@y.example")],
-        )
-        .await;
-    assert_eq!(r.status(), 403);
 }

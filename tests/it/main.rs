@@ -20,6 +20,7 @@ mod check;
 mod console_auth;
 mod console_browser;
 mod console_pages;
+mod console_review;
 mod explain;
 mod faults_kill;
 mod faults_repair;
