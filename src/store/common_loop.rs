@@ -70,7 +70,8 @@ macro_rules! common_restore_methods {
 
 /// The report's aggregates (the backend's `MONTH` and `DAYS` expressions): two statements,
 /// each giving the groups and the totals (`(all)`; the replies' totals are sums), over the
-/// stages the enrolments keep, or recomputed from the event log (`report --verify`).
+/// stages the enrolments keep, or recomputed from the event log (`report --verify`); and the
+/// rebuild of those stages (the backend's `REBUILD` statement).
 macro_rules! common_report_methods {
     () => {
         async fn report_counts(&self, q: &ReportQuery) -> Result<ReportCounts, StoreError> {
@@ -82,6 +83,16 @@ macro_rules! common_report_methods {
             q: &ReportQuery,
         ) -> Result<ReportCounts, StoreError> {
             self.report_counts_of(q, true).await
+        }
+
+        async fn rebuild_report_stages(&self) -> Result<u64, StoreError> {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(REBUILD).execute(&mut *tx).await?;
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM enrolments")
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(n as u64)
         }
     };
 }

@@ -18,16 +18,6 @@ const REBUILD: &str =
 
 impl ReportStore for PgStore {
     common_report_methods!();
-
-    async fn rebuild_report_stages(&self) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(REBUILD).execute(&mut *tx).await?;
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM enrolments")
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(n as u64)
-    }
 }
 
 impl PgStore {
