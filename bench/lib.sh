@@ -60,6 +60,7 @@ tls = "none"
 pool_size = $POOL
 [scheduler]
 batch_size = $BATCH
+wave_depth = ${WAVE_DEPTH:-1}
 tick = "5s"
 CONF
   [ -n "${4:-}" ] && printf 'worker_id = "%s"\n' "$4" >>"$1"

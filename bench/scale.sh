@@ -17,7 +17,8 @@
 # CREATE DATABASE; default postgres://postgres@127.0.0.1:5432/postgres), REWARM_BENCH_DIR,
 # REWARM_BENCH_SINK_TARGET (where smtp-sink is built; default CARGO_TARGET_DIR),
 # REWARM_BENCH_NO_BUILD (set: use the binaries already built), REWARM_BENCH_PROFILE (`dev` only
-# to try the script quickly).
+# to try the script quickly), REWARM_BENCH_WAVE_DEPTH (scheduler.wave_depth of the runs,
+# default 16).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/rewarm-target}"
@@ -27,6 +28,9 @@ WORK="${REWARM_BENCH_DIR:-$(mktemp -d /var/tmp/rewarm-bench.XXXXXX)}"
 SECTIONS="${REWARM_BENCH_SECTIONS:-send $(cd "$ROOT/bench/sections" && ls -- *.sh | sed 's/\.sh$//' | grep -vx send | tr '\n' ' ')}"
 POOL=8
 BATCH=500
+# Sends per connection between two records (scheduler.wave_depth); the send section also
+# runs its smallest size at the default, 1.
+WAVE_DEPTH="${REWARM_BENCH_WAVE_DEPTH:-16}"
 RAW_N=100000
 # Imported at the reference date; the first email is due 1,000 days after the loss, so the
 # enrolment pass sends nothing and the send pass (1,100 days on) finds everything due.

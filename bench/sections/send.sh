@@ -53,12 +53,12 @@ send_db() {
 }
 
 declare -A SEND_RATE
-# `send_pass BACKEND DUE`: one timed `run --once` with everything due; one row.
+# `send_pass BACKEND DUE [WAVE_DEPTH]`: one timed `run --once` with everything due; one row.
 send_pass() {
-  local backend=$1 due=$2 name="send_$1_$2" url dir
+  local backend=$1 due=$2 depth=${3:-$WAVE_DEPTH} name="send_$1_$2" url dir
   dir="$WORK/$name"; mkdir -p "$dir"
   url=$(send_db "$backend" "$due" "$name")
-  config "$dir/rewarm.toml" "$url" "$(free_port)"
+  WAVE_DEPTH=$depth config "$dir/rewarm.toml" "$url" "$(free_port)"
   local raw8 before after sent secs r
   raw8=$(raw_rate 8 "$RAW_CHECK_N")
   sleep 0.5 # the sink writes its stats every 200 ms: the raw client's last messages are counted first
@@ -68,8 +68,8 @@ send_pass() {
   after=$(accepted)
   sent=$((after - before)); secs=$(field "$dir/send" 1)
   r=$(rate "$sent" "$secs")
-  SEND_RATE[$backend-$due]=$r
-  row "send pass, $backend, $(label "$due") due ($(thousands "$sent") sent, pool $POOL, batch $BATCH)" \
+  [ "$depth" = "$WAVE_DEPTH" ] && SEND_RATE[$backend-$due]=$r
+  row "send pass, $backend, $(label "$due") due ($(thousands "$sent") sent, pool $POOL, batch $BATCH, wave depth $depth)" \
       "$r msg/s ($secs s, peak RSS $(( $(field "$dir/send" 2) / 1024 )) MiB)" \
       "raw 8 conns just before: $(thousands "$raw8") msg/s; rewarm = $(ratio "$r" "$raw8") × raw"
   [ "$backend" = sqlite ] || psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS $name" >/dev/null
@@ -102,12 +102,14 @@ scale_out() {
   psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS $name" >/dev/null
 }
 
+small=$(printf '%s\n' $SEND_SIZES | sort -n | head -1)
+# The default wave depth (1: one delivery per connection between two records), for comparison.
+if [ -n "$small" ] && [ "$WAVE_DEPTH" != 1 ]; then send_pass sqlite "$small" 1; fi
 for due in $SEND_SIZES; do
   send_pass sqlite "$due"
   if printf '%s\n' $SEND_PG_SIZES | grep -qx "$due"; then send_pass postgres "$due"; fi
 done
 # The ratios the issue asks for, from the rows above.
-small=$(printf '%s\n' $SEND_SIZES | sort -n | head -1)
 for backend in sqlite postgres; do
   [ -n "${SEND_RATE[$backend-$small]:-}" ] || continue
   linear=""

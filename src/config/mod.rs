@@ -509,6 +509,10 @@ pub struct SchedulerSettings {
     /// After SIGTERM, how long sends in flight may go on before they are aborted (those
     /// not started go back to due, those mid-conversation become `unknown`).
     pub shutdown_grace: std::time::Duration,
+    /// Deliveries each connection sends between two records (a wave is this many per
+    /// connection): a crash leaves at most this many per connection started and unrecorded
+    /// (`unknown`); more per wave means fewer commits per message.
+    pub wave_depth: usize,
 }
 
 /// A campaign: its timing and the template of each step (the last one repeats).

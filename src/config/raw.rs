@@ -434,6 +434,8 @@ pub(super) struct RawScheduler {
     pub(super) worker_id: Option<String>,
     #[serde(default = "default_shutdown_grace")]
     pub(super) shutdown_grace: String,
+    #[serde(default = "default_wave_depth")]
+    pub(super) wave_depth: usize,
 }
 impl Default for RawScheduler {
     fn default() -> Self {
@@ -445,8 +447,12 @@ impl Default for RawScheduler {
             retry_base: default_retry_base(),
             worker_id: None,
             shutdown_grace: default_shutdown_grace(),
+            wave_depth: default_wave_depth(),
         }
     }
+}
+pub(super) fn default_wave_depth() -> usize {
+    1
 }
 pub(super) fn default_shutdown_grace() -> String {
     "20s".into()

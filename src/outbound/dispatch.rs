@@ -98,11 +98,11 @@ struct Ctx<'a, S> {
 /// [`send_due`] with a shutdown deadline: after `shutdown.stop` nothing is claimed; after
 /// `shutdown.abort` the batches in flight stop sending (see [`crate::outbound::shutdown`]).
 ///
-/// Each batch goes out in waves of at most [`Transport::in_flight_limit`] deliveries, taken
-/// from permits shared by all batches in flight: a wave is marked started just before it is
-/// handed to the connections, and its outcomes are recorded before the batch's next wave
-/// starts. So at any moment at most one delivery per connection is started and unrecorded —
-/// all that a crash can write off.
+/// Each batch goes out in waves of at most [`Transport::in_flight_limit`] deliveries times
+/// `scheduler.wave_depth` (1 by default), on permits shared by all batches in flight: a wave
+/// is marked started just before it is handed to the connections, and its outcomes are
+/// recorded before the batch's next wave starts. So at any moment at most `wave_depth`
+/// deliveries per connection are started and unrecorded — all that a crash can write off.
 pub async fn send_due_until<S: Store>(
     store: &S,
     loaded: &Arc<Loaded>,
@@ -323,14 +323,15 @@ async fn process<S: Store>(
     ctx.recorder.record(ctx.store, &outcomes, now).await?;
     // One write between two waves: the outcomes of the wave just sent and the start of the
     // next. The connections' permits are held from the first wave's start until the last
-    // wave's outcomes are written, so at most one delivery per connection is ever started and
-    // unrecorded.
+    // wave's outcomes are written, so at most `scheduler.wave_depth` deliveries per connection
+    // (one by default) are ever started and unrecorded.
     let mut unrecorded: Vec<RecordedOutcome> = Vec::new();
     let mut permits = None;
     let mut queue = outgoing.into_iter().peekable();
     let limit = ctx.transport.in_flight_limit();
+    let wave_size = limit * loaded.settings.scheduler.wave_depth;
     while queue.peek().is_some() {
-        let wave: Vec<OutgoingEmail> = queue.by_ref().take(limit).collect();
+        let wave: Vec<OutgoingEmail> = queue.by_ref().take(wave_size).collect();
         // The breaker paused the transport during an earlier wave: the rest waits for the
         // probe, no attempt counted.
         if !sending.probe && loaded.gate.is_paused() {

@@ -49,14 +49,15 @@
 //!
 //! **Only what was on the wire can be `unknown`.** A claimed row is not at risk until its
 //! own SMTP transaction (or API call) starts: dispatch marks rows `started_at` in small
-//! waves (at most one per connection: `pool_size`, or the API's concurrency) just before
+//! waves (at most `scheduler.wave_depth`, by default one, per connection: `pool_size`, or the
+//! API's concurrency) just before
 //! handing them to the connections, and records each wave's outcomes before the next wave
 //! of the same batch starts. When a lease expires, a row never started goes back to
 //! `scheduled` (attempt not counted; at once when the same worker restarts or stops), and a
 //! row started but never recorded becomes `unknown`: it is **not** sent again (at most once
 //! beats twice), the lead's timeline records it (`written_off`, with the moment), `status`
 //! lists it, and the cadence goes on with the next step. So a crash writes off at most as
-//! many deliveries as there are connections.
+//! many deliveries as there are connections (times `wave_depth`).
 //!
 //! ```text
 //! claimed ──(mark_started, just before its transaction)──▶ claimed + started_at

@@ -342,3 +342,13 @@ fn an_unknown_engagement_kind_is_named() {
         &["scoring.points.clik", "unknown engagement kind", "click"],
     );
 }
+
+#[test]
+fn a_wave_depth_out_of_range_is_named_with_its_key() {
+    for depth in ["0", "65"] {
+        let config = TestConfig::new("sqlite://check.db")
+            .set("scheduler", "wave_depth", depth)
+            .toml();
+        assert_check_fails(&config, &["scheduler.wave_depth", "between 1 and 64"]);
+    }
+}

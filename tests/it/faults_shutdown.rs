@@ -3,8 +3,9 @@
 //!
 //! - SIGTERM while the relay stalls every transaction at RCPT: the daemon exits within
 //!   `scheduler.shutdown_grace` (plus its few seconds of recording); what was mid-transaction
-//!   is `unknown` (at most one per connection), what never started is due again, nothing is
-//!   left claimed; a later run sends the rest once.
+//!   is `unknown` (at most one per connection; `scheduler.wave_depth` per connection when
+//!   set), what never started is due again, nothing is left claimed; a later run sends the
+//!   rest once.
 //! - SIGTERM to `run --once` mid-pass: it claims nothing new, finishes and records what is
 //!   on the wire, exits 0; nothing is left claimed, nothing lost.
 //! - The unit's `TimeoutStopSec` outlasts the shipped grace plus the recording margin.
@@ -52,6 +53,17 @@ async fn drain_once(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_a_stalled_relay_exits_within_the_grace_and_records_every_outcome() {
+    stalled_relay(1).await;
+}
+
+/// With `scheduler.wave_depth = 3` a wave is three deliveries per connection: what a stop
+/// at the deadline writes off is still bounded, by the wave (3 per connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deeper_wave_writes_off_at_most_its_depth_per_connection() {
+    stalled_relay(3).await;
+}
+
+async fn stalled_relay(depth: usize) {
     let _serial = SERIAL.lock().await;
     const N: usize = 300;
     let grace = Duration::from_secs(2);
@@ -59,11 +71,9 @@ async fn sigterm_with_a_stalled_relay_exits_within_the_grace_and_records_every_o
     let url = format!("sqlite://{}", dir.path().join("rewarm.db").display());
     let server = TestSmtpServer::start().await;
     let config = faults::write(
-        &faults::config(&url, server.port(), POOL, faults::free_port()).set_str(
-            "scheduler",
-            "shutdown_grace",
-            "2s",
-        ),
+        &faults::config(&url, server.port(), POOL, faults::free_port())
+            .set_str("scheduler", "shutdown_grace", "2s")
+            .set("scheduler", "wave_depth", depth.to_string()),
         dir.path(),
     );
     faults::seed(&url, &config, N).await;
@@ -101,8 +111,9 @@ async fn sigterm_with_a_stalled_relay_exits_within_the_grace_and_records_every_o
     );
     assert_eq!(states.get("claimed"), None, "nothing left claimed");
     assert!(
-        (1..=POOL).contains(&stopped.written_off),
-        "mid-transaction at the deadline: unknown, at most one per connection"
+        (1..=POOL * depth).contains(&stopped.written_off),
+        "mid-transaction at the deadline: unknown, at most {depth} per connection: {}",
+        stopped.written_off
     );
     // A wave's connection that finished its message before the stall took the wave's next
     // one: the wave is abandoned as a whole, so a message that did arrive can be among them.

@@ -5,6 +5,9 @@ use crate::config::{
     Problems, SchedulerSettings, chrono_duration, default_worker_id, std_duration,
 };
 
+/// The most deliveries per connection a wave may start before its outcomes are recorded.
+const MAX_WAVE_DEPTH: usize = 64;
+
 pub(super) fn scheduler(sched: RawScheduler, p: &mut Problems) -> SchedulerSettings {
     let tick = std_duration(&sched.tick).unwrap_or_else(|e| {
         p.err("scheduler.tick", e);
@@ -28,6 +31,12 @@ pub(super) fn scheduler(sched: RawScheduler, p: &mut Problems) -> SchedulerSetti
     if sched.max_attempts == 0 {
         p.err("scheduler.max_attempts", "must be at least 1".into());
     }
+    if !(1..=MAX_WAVE_DEPTH).contains(&sched.wave_depth) {
+        p.err(
+            "scheduler.wave_depth",
+            format!("must be between 1 and {MAX_WAVE_DEPTH}"),
+        );
+    }
     let worker_id = sched.worker_id.unwrap_or_else(default_worker_id);
     SchedulerSettings {
         tick,
@@ -37,5 +46,6 @@ pub(super) fn scheduler(sched: RawScheduler, p: &mut Problems) -> SchedulerSetti
         retry_base,
         worker_id,
         shutdown_grace,
+        wave_depth: sched.wave_depth.clamp(1, MAX_WAVE_DEPTH),
     }
 }

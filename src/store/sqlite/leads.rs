@@ -40,13 +40,17 @@ const IMPORTED_EVENTS: &str = at_domain!(
      FROM leads l WHERE l.id > $3 ORDER BY l.id"
 );
 
-/// `INSERT INTO leads … VALUES` for `rows` leads: $1 is the time, then 14 values a lead.
+/// `INSERT INTO leads … VALUES` for `rows` leads: the time twice, then 14 values a lead.
+/// Every parameter is an anonymous `?`: SQLite looks a named or numbered one (`$7001`) up by
+/// walking a list of all the statement's names, and sqlx asks for each parameter's name at
+/// every execution, so 7,001 numbered parameters cost 24 million steps a statement (70 % of
+/// an import's time); anonymous ones are not in that list.
 fn insert_sql(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO leads (email, first_name, last_name, company, title, owner_email, owner_name, lost_reason, lost_at, timezone, tags, fields, import_hash, state, created_at, updated_at)
          SELECT column1, column2, column3, column4, column5, column6, column7, column8, column9, column10, column11, column12, column13,
                 CASE WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.address IN (column1, column14)) THEN 'suppressed' ELSE 'new' END,
-                $1, $1
+                ?, ?
          FROM (VALUES ",
     );
     for row in 0..rows {
@@ -58,7 +62,7 @@ fn insert_sql(rows: usize) -> String {
             if col > 0 {
                 sql.push(',');
             }
-            sql.push_str(&format!("${}", 2 + row * 14 + col));
+            sql.push('?');
         }
         sql.push(')');
     }
@@ -166,6 +170,7 @@ async fn insert_new(
         } else {
             sqlx::query(sqlx::AssertSqlSafe(insert_sql(rows.len())))
         }
+        .bind(Time(now))
         .bind(Time(now));
         for row in &rows {
             query = query

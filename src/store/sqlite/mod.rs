@@ -52,6 +52,12 @@ mod unmatched;
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One connection for the write transactions and the claims: SQLite empties a
+    /// connection's page cache whenever another connection has written since its last
+    /// transaction, so writes spread over the pool each started cold (re-reading every page
+    /// they touched). The one writer keeps its cache; SQLite has one writer at a time anyway,
+    /// and waiting here is a queue rather than the busy handler's sleeps.
+    writer: SqlitePool,
     /// The database file, when there is one (not `sqlite::memory:`): what
     /// [`Store::check_storage`] watches and where the identity marker lives.
     file: Option<identity::DatabaseFile>,
@@ -177,6 +183,7 @@ pub(crate) use at_domain;
 impl SqliteStore {
     /// Closes the connections (waiting for those in use); every later call fails.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 
@@ -199,19 +206,29 @@ impl SqliteStore {
             // re-reading pages: 32 MiB per connection (filled only as pages are read), and
             // reads through a 256 MiB memory map instead of read(2).
             .pragma("cache_size", "-32768")
-            .pragma("mmap_size", "268435456");
+            .pragma("mmap_size", "268435456")
+            // A statement that changes many rows inside a transaction keeps its statement
+            // journal; past 64 KiB SQLite spilled it to a temporary file, created and deleted
+            // once per recorded wave (1,259 files in a 10k send pass). In memory instead.
+            .pragma("temp_store", "memory");
         // A statement that failed inside a transaction (disk full, read-only file) can leave
         // its connection inside that transaction; such a connection is closed instead of
         // going back to the pool, so the next write starts clean ("attempted to call
         // begin_with at non-zero transaction depth" never jams the daemon).
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .after_release(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
-            .before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
-            .connect_with(options)
-            .await?;
+        let pool_of = |n: u32| {
+            SqlitePoolOptions::new()
+                .max_connections(n)
+                .after_release(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
+                .before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
+        };
+        let pool = pool_of(4).connect_with(options.clone()).await?;
+        // An in-memory database is one per connection: there the writer is the pool.
+        let writer = match &file {
+            Some(_) => pool_of(1).connect_with(options).await?,
+            None => pool.clone(),
+        };
         let file = file.map(|f| f.opened());
-        Ok(Self { pool, file })
+        Ok(Self { pool, writer, file })
     }
 
     /// The database's id (see [`identity`]): SQLite's `application_id` header field, set to a
@@ -242,7 +259,7 @@ impl SqliteStore {
     /// The one writer: a `BEGIN IMMEDIATE` transaction (it waits for the write lock up front
     /// instead of failing on upgrade).
     async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 }
 

@@ -176,7 +176,7 @@ impl QueueStore for SqliteStore {
             .bind(Time(lease_until))
             .bind(Time(now))
             .bind(limit as i64)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.writer)
             .await?;
         Ok(rows.into_iter().map(ClaimedDelivery::from).collect())
     }
