@@ -34,6 +34,13 @@ run_size() { # run_size BACKEND N CSV IDLE
   row "$backend $n: first enrolment pass" "$(field "$dir/enrol" 1) s" "≤ 10 s at 1M"
   timed "$dir/status" "${rw[@]}" --now "$T_IMPORT" status
   row "$backend $n: status" "$(field "$dir/status" 1) s" "≤ 0.3 s at 1M"
+  if [ "$idle" = yes ]; then
+    timed "$dir/forecast" "${rw[@]}" --now "$T_IMPORT" forecast --days 30
+    timed "$dir/forecast-leads" "${rw[@]}" --now "$T_IMPORT" forecast --days 30 --leads --json
+    row "$backend $n: forecast --days 30 (totals; --leads --json)" \
+        "$(field "$dir/forecast" 1) s, peak RSS $(( $(field "$dir/forecast" 2) / 1024 )) MiB; $(field "$dir/forecast-leads" 1) s, $(( $(field "$dir/forecast-leads" 2) / 1024 )) MiB" \
+        "≤ 2 s and ≤ 150 MiB at 1M"
+  fi
 
   if [ "$idle" = yes ]; then
     "${rw[@]}" --now "$T_IMPORT" run >"$dir/daemon.log" 2>&1 &
