@@ -185,6 +185,9 @@ pub async fn copy<A: Store, B: Store>(
         copied.insert(table, n);
     }
     bar.finish_and_clear();
+    to.refresh_statistics()
+        .await
+        .context("Failed to refresh the target's planner statistics (ANALYZE)")?;
     let source = from
         .table_counts()
         .await

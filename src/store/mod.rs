@@ -751,4 +751,10 @@ pub trait CopyStore {
     /// Deletes every row of every table `db copy` writes (`db copy --force`), in one
     /// transaction. Nothing else calls this.
     fn delete_all_rows(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// After a copy: the planner's statistics of the copied tables. PostgreSQL plans with
+    /// them, and a database filled by `INSERT`s has none until autovacuum gets to it: the
+    /// first claims of a daemon started at once would sort every due row (`ANALYZE`).
+    /// SQLite's hot statements name their index: nothing to do there.
+    fn refresh_statistics(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

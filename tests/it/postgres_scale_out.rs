@@ -490,6 +490,23 @@ async fn db_copy_from_sqlite_gives_the_same_status_forecast_and_timelines() {
                 assert!(refused.contains(held), "{held}: {refused}");
             }
 
+            // The copy left the planner its statistics (ANALYZE): a daemon started at once
+            // plans its claims on them, not on an empty table's guess.
+            // (pg_stats is written by ANALYZE in its own transaction: empty before.)
+            let analyzed: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT tablename::text FROM pg_stats
+                 WHERE schemaname = 'public' AND tablename IN ('leads', 'deliveries', 'enrolments', 'events')
+                 ORDER BY 1",
+            )
+            .fetch_all(&sqlx::PgPool::connect(&pg_url).await.expect("open PostgreSQL"))
+            .await
+            .expect("pg_stats");
+            assert_eq!(
+                analyzed,
+                ["deliveries", "enrolments", "events", "leads"],
+                "tables without planner statistics after db copy"
+            );
+
             // The inbound side arrived identical: every row, column and id.
             let pg = PgStore::connect(&pg_url).await.expect("open PostgreSQL");
             let sqlite = SqliteStore::connect(&sqlite_url)

@@ -46,6 +46,11 @@ impl CopyStore for PgStore {
         Ok(n as usize)
     }
 
+    async fn refresh_statistics(&self) -> Result<(), StoreError> {
+        sqlx::query("ANALYZE").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn delete_all_rows(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for sql in sql::DELETE_ALL {

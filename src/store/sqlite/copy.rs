@@ -34,6 +34,10 @@ impl CopyStore for SqliteStore {
         Ok(n as usize)
     }
 
+    async fn refresh_statistics(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     async fn delete_all_rows(&self) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         for sql in sql::DELETE_ALL {
