@@ -40,9 +40,7 @@ run_size() { # run_size BACKEND N CSV IDLE
     row "$backend $n: forecast --days 30 (totals; --leads --json)" \
         "$(field "$dir/forecast" 1) s, peak RSS $(( $(field "$dir/forecast" 2) / 1024 )) MiB; $(field "$dir/forecast-leads" 1) s, $(( $(field "$dir/forecast-leads" 2) / 1024 )) MiB" \
         "≤ 2 s and ≤ 150 MiB at 1M"
-  fi
 
-  if [ "$idle" = yes ]; then
     "${rw[@]}" --now "$T_IMPORT" run >"$dir/daemon.log" 2>&1 &
     DAEMON_PID=$!
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http_port/metrics" >/dev/null && break; sleep 0.2; done

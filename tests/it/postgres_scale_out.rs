@@ -493,14 +493,16 @@ async fn db_copy_from_sqlite_gives_the_same_status_forecast_and_timelines() {
             // The copy left the planner its statistics (ANALYZE): a daemon started at once
             // plans its claims on them, not on an empty table's guess.
             // (pg_stats is written by ANALYZE in its own transaction: empty before.)
+            let raw = sqlx::PgPool::connect(&pg_url).await.expect("open PostgreSQL");
             let analyzed: Vec<String> = sqlx::query_scalar(
                 "SELECT DISTINCT tablename::text FROM pg_stats
                  WHERE schemaname = 'public' AND tablename IN ('leads', 'deliveries', 'enrolments', 'events')
                  ORDER BY 1",
             )
-            .fetch_all(&sqlx::PgPool::connect(&pg_url).await.expect("open PostgreSQL"))
+            .fetch_all(&raw)
             .await
             .expect("pg_stats");
+            raw.close().await;
             assert_eq!(
                 analyzed,
                 ["deliveries", "enrolments", "events", "leads"],

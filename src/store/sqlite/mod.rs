@@ -224,15 +224,14 @@ impl SqliteStore {
         // The file is created here, once, if missing; every later connection (the pools open
         // and replace connections whenever they like) only opens it: a database deleted under
         // the daemon is never silently re-created empty by a reconnect.
-        let options = match &file {
-            Some(_) => {
-                sqlx::ConnectOptions::connect(&options)
-                    .await?
-                    .close()
-                    .await?;
-                options.create_if_missing(false)
-            }
-            None => options,
+        let options = if file.is_some() {
+            sqlx::ConnectOptions::connect(&options)
+                .await?
+                .close()
+                .await?;
+            options.create_if_missing(false)
+        } else {
+            options
         };
         let pool = pool_of(4).connect_with(options.clone()).await?;
         // An in-memory database is one per connection: there the writer is the pool.
