@@ -23,7 +23,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/rewarm-target}"
 TOOLS="${REWARM_BENCH_TOOLS:-$ROOT/../shared/tools}"
 N="${REWARM_BENCH_N:-1000000}"
 BACKENDS="${REWARM_BENCH_BACKENDS:-sqlite postgres}"
-PG_URL="${REWARM_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+PG_URL="${REWARM_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"
 WORK="${REWARM_BENCH_DIR:-$(mktemp -d /var/tmp/rewarm-enrol.XXXXXX)}"
 IDLE="${REWARM_BENCH_IDLE:-60}"
 # Imported at the reference date; the first email is due 1,000 days after the loss, so the
@@ -94,7 +94,7 @@ run_backend() { # run_backend BACKEND
     url="sqlite://$dir/rewarm.db"
   else
     psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS rewarm_bench_enrol" -c "CREATE DATABASE rewarm_bench_enrol" >/dev/null
-    url="${PG_URL%/*}/rewarm_bench_enrol"
+    base=${PG_URL%%\?*}; url="${base%/*}/rewarm_bench_enrol${PG_URL#"$base"}"
   fi
   local port; port=$(free_port)
   config "$dir/rewarm.toml" "$url" "$port"

@@ -24,7 +24,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/rewarm-target}"
 TOOLS="${REWARM_BENCH_TOOLS:-$ROOT/../shared/tools}"
 SIZES="${REWARM_BENCH_SIZES:-100000 1000000}"
 PG_SIZES="${REWARM_BENCH_PG_SIZES-100000}"
-PG_URL="${REWARM_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+PG_URL="${REWARM_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"
 WORK="${REWARM_BENCH_DIR:-$(mktemp -d /var/tmp/rewarm-import.XXXXXX)}"
 T_IMPORT="2026-12-03T12:00:00Z"
 
@@ -90,7 +90,7 @@ fresh() { # fresh NAME BACKEND → dir
   else
     local db="rewarm_import_$1"; db=${db//-/_}
     psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
-    url="${PG_URL%/*}/$db"
+    base=${PG_URL%%\?*}; url="${base%/*}/$db${PG_URL#"$base"}"
   fi
   config "$dir/rewarm.toml" "$url" "$(free_port)"
   "$REWARM" --config "$dir/rewarm.toml" migrate >/dev/null

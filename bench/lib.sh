@@ -33,7 +33,9 @@ leads_csv() {
 # `pg_url NAME`: a fresh PostgreSQL database NAME on the bench server (dropped first).
 pg_url() {
   psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null
-  echo "${PG_URL%/*}/$1"
+  # The query (`?sslmode=disable`) is kept: only the database's name changes.
+  local base=${PG_URL%%\?*}
+  echo "${base%/*}/$1${PG_URL#"$base"}"
 }
 
 config() { # config FILE DATABASE_URL HTTP_PORT [WORKER_ID]

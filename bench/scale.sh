@@ -23,7 +23,10 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/rewarm-target}"
 TOOLS="${REWARM_BENCH_TOOLS:-$ROOT/../shared/tools}"
-PG_URL="${REWARM_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+# Without TLS by default: the server is on this machine, where docs/postgres.md has operators
+# use the socket or `sslmode=disable` (sqlx's default `prefer` negotiates TLS, which the send
+# section measures in a row of its own).
+PG_URL="${REWARM_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"
 WORK="${REWARM_BENCH_DIR:-$(mktemp -d /var/tmp/rewarm-bench.XXXXXX)}"
 SECTIONS="${REWARM_BENCH_SECTIONS:-send $(cd "$ROOT/bench/sections" && ls -- *.sh | sed 's/\.sh$//' | grep -vx send | tr '\n' ' ')}"
 POOL=8

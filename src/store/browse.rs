@@ -274,7 +274,8 @@ pub(crate) fn search_sql(q: &LeadSearch, d: &SearchDialect) -> (String, Vec<Para
 }
 
 /// The sales queue: re-warmed leads with the time of their last `rewarmed` event and their
-/// last `replied` event (both read from `events_lead_kind`).
+/// last `replied` event (both read from the lead's events: `events_lead_kind` on PostgreSQL,
+/// `events_lead` on SQLite).
 macro_rules! queue_sql {
     ($filter:literal, $order:literal) => {
         concat!(

@@ -51,8 +51,8 @@ async fn sqlite_repairs_search_indexes_and_scan_no_table() {
         .expect("stalled")
         .1;
     assert!(
-        stalled.contains("deliveries_pending_enrolment"),
-        "the pending check reads its partial index:\n{stalled}"
+        stalled.contains("deliveries_enrolment"),
+        "the pending check reads the enrolment's rows by index:\n{stalled}"
     );
     store.close().await;
 }

@@ -66,6 +66,11 @@ impl DatabaseFile {
         DatabaseFile { path, opened: None }
     }
 
+    /// The file's size in bytes (0 when it cannot be read).
+    pub fn size(&self) -> u64 {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+    }
+
     fn marker(&self) -> Option<String> {
         std::fs::read_to_string(marker_path(&self.path))
             .ok()
