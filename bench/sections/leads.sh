@@ -15,6 +15,7 @@ run_size() { # run_size BACKEND N CSV IDLE
   local backend=$1 n=$2 csv=$3 idle=$4 dir="$WORK/$1-$2" url
   mkdir -p "$dir"
   if [ "$backend" = sqlite ]; then
+    rm -f "$dir"/rewarm.db* # an earlier run's database (and its identity marker)
     url="sqlite://$dir/rewarm.db"
   else
     url=$(pg_url "rewarm_bench_$n")

@@ -26,6 +26,7 @@ send_seed() {
     local n=$(( (due * 10 + 6) / 7 )) dir="$WORK/send-seed-$1" csv
     csv=$(leads_csv "$n")
     mkdir -p "$dir"
+    rm -f "$dir"/seed.db* # a run stopped half-way (or the seed removed) leaves a stale identity marker
     config "$dir/rewarm.toml" "sqlite://$dir/seed.db" "$(free_port)"
     local rw=("$REWARM" --config "$dir/rewarm.toml")
     "${rw[@]}" migrate >/dev/null
@@ -43,7 +44,7 @@ send_db() {
   local seed; seed=$(send_seed "$2")
   if [ "$1" = sqlite ]; then
     cp "$seed" "$WORK/$3.db"
-    rm -f "$WORK/$3.db-wal" "$WORK/$3.db-shm"
+    rm -f "$WORK/$3.db-wal" "$WORK/$3.db-shm" "$WORK/$3.db.rewarm-id" # an earlier run's copy is another database
     echo "sqlite://$WORK/$3.db"
   else
     local url; url=$(pg_url "$3")
