@@ -193,7 +193,10 @@ macro_rules! with_store {
                         $crate::cli::redact_url(url)
                     )
                 })?;
-            $body
+            let closing = $store.clone();
+            let result = $body;
+            $crate::cli::close_store(closing.close()).await;
+            result
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let $store = $crate::store::postgres::PgStore::connect(url)
                 .await
@@ -203,7 +206,10 @@ macro_rules! with_store {
                         $crate::cli::redact_url(url)
                     )
                 })?;
-            $body
+            let closing = $store.clone();
+            let result = $body;
+            $crate::cli::close_store(closing.close()).await;
+            result
         } else {
             return Err(anyhow::Error::from(
                 $crate::store::StoreError::UnsupportedUrl(url.to_string()),
@@ -212,6 +218,20 @@ macro_rules! with_store {
     }};
 }
 pub(crate) use with_store;
+
+/// Closes the store when a command is done (`with_store!`): SQLite's last connection out
+/// checkpoints the WAL and removes it, so the next command opens a clean file instead of
+/// first reading back what this one wrote (after a 100k send pass, 135 MB: `status` took
+/// 0.32 s instead of 0.08 s). Bounded: a connection still held somewhere never keeps the
+/// process from exiting (SQLite then recovers the WAL on the next open, as after a crash).
+pub async fn close_store(close: impl std::future::Future<Output = ()>) {
+    if tokio::time::timeout(std::time::Duration::from_secs(30), close)
+        .await
+        .is_err()
+    {
+        tracing::warn!("The database did not close within 30 s; its next opening recovers its log");
+    }
+}
 
 /// `url` with its password (if any) replaced by `[redacted]`, for messages and logs:
 /// `postgres://rewarm:secret@db/rewarm` → `postgres://rewarm:[redacted]@db/rewarm`.

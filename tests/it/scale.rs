@@ -17,7 +17,7 @@ use rewarm::domain::lead::{LeadState, NewLead};
 use rewarm::outbound::scheduler;
 use rewarm::store::postgres::PgStore;
 use rewarm::store::sqlite::SqliteStore;
-use rewarm::store::{NewEnrolment, Store};
+use rewarm::store::{NewEnrolment, QueueStore as _, Store};
 use sqlx::Connection as _;
 
 use crate::support::bin::repo;
@@ -222,6 +222,62 @@ async fn an_idle_tick_searches_indexes_only_on_postgres() {
                     "{name} scans {table}:\n{plan:#?}"
                 );
             }
+        }
+    })
+    .await;
+}
+
+// ── The send pass's writes on PostgreSQL ────────────────────────────────────────────────
+
+/// Recording a wave, marking the next one started and writing an enrolment's first
+/// deliveries name their rows by key, whatever the statistics say: analysed before the claim
+/// (as a live database is), they count no `claimed` row and no enrolment of this moment, and
+/// a plan through `deliveries_due` or `enrolments_enrolled` read every such row once per
+/// row of the wave (the 45 ms waves of docs/performance.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_send_writes_find_their_rows_by_key_on_postgres() {
+    on_postgres("record plans", |store, url| async move {
+        seed_due(&store).await;
+        let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+        sqlx::query("ANALYZE")
+            .execute(&mut conn)
+            .await
+            .expect("analyze");
+        let _ = conn.close().await;
+        let claimed = store
+            .claim_due(t0(), "plan", t0() + Duration::minutes(5), 128)
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 128);
+        let ids: Vec<i64> = claimed.iter().map(|d| d.id).collect();
+        let leads: Vec<i64> = claimed.iter().map(|d| d.lead_id).collect();
+        let plans = store
+            .record_plans(&ids, &leads, "plan", t0())
+            .await
+            .expect("plans");
+        let names: Vec<&str> = plans.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            names,
+            ["record a sent wave", "mark started", "first deliveries"]
+        );
+        for (name, plan) in &plans {
+            for misplan in [
+                "deliveries_due",
+                "enrolments_enrolled",
+                "Seq Scan on deliveries",
+                "Seq Scan on enrolments",
+            ] {
+                assert!(
+                    !plan.iter().any(|l| l.contains(misplan)),
+                    "{name} reads {misplan}:\n{plan:#?}"
+                );
+            }
+        }
+        for (name, plan) in &plans[..2] {
+            assert!(
+                plan.iter().any(|l| l.contains("deliveries_pkey")),
+                "{name} does not find its deliveries by key:\n{plan:#?}"
+            );
         }
     })
     .await;

@@ -63,3 +63,69 @@ impl PgStore {
         Ok(plans)
     }
 }
+
+impl PgStore {
+    /// The plans of the send pass's writes that name their rows by key, by name: recording a
+    /// wave that sent (`RECORD_SENT_WAVE`, with the next wave's start), marking a wave
+    /// started, and an enrolment's first deliveries (`ENROL`'s second statement), for the
+    /// `deliveries` claimed by `worker` and the `leads` just enrolled at `enrolled_at`. The
+    /// statistics of a live database count no `claimed` row and no enrolment of this very
+    /// moment, so a plan that reached these rows through their state (`deliveries_due`) or
+    /// their time (`enrolments_enrolled`) would read every such row for each one of the wave
+    /// (docs/performance.md: 93 ms of a 98 ms wave); a `deliveries_due`, an
+    /// `enrolments_enrolled` or a sequential scan in these plans is that misplan. Asked with
+    /// `enable_seqscan = off` (as `tick_plans`): a small test table would be scanned anyway.
+    pub async fn record_plans(
+        &self,
+        deliveries: &[i64],
+        leads: &[i64],
+        worker: &str,
+        enrolled_at: DateTime<Utc>,
+    ) -> Result<Vec<(&'static str, Vec<String>)>, StoreError> {
+        let n = deliveries.len();
+        let texts = |s: &str| vec![s.to_string(); n];
+        let numbers = |v: i64| vec![v; n];
+        let explain = |sql: &str| sqlx::AssertSqlSafe(format!("EXPLAIN (COSTS OFF) {sql}"));
+        let now = Time(enrolled_at);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL enable_seqscan = off")
+            .execute(&mut *tx)
+            .await?;
+        let mut plans = Vec::new();
+        let sent_wave = sqlx::query_scalar::<_, String>(explain(super::record::RECORD_SENT_WAVE))
+            .bind(deliveries)
+            .bind(now)
+            .bind(worker)
+            .bind(texts("<m@x>"))
+            .bind(vec![None::<String>; n])
+            .bind(numbers(1))
+            .bind(numbers(1))
+            .bind(texts("c"))
+            .bind(numbers(0))
+            .bind(texts("t"))
+            .bind(numbers(1))
+            .bind(numbers(1))
+            .bind(numbers(0))
+            .bind(texts("t"))
+            .bind(deliveries)
+            .bind(now);
+        plans.push(("record a sent wave", sent_wave.fetch_all(&mut *tx).await?));
+        let mark = sqlx::query_scalar::<_, String>(explain(super::record::MARK_STARTED))
+            .bind(deliveries)
+            .bind(worker)
+            .bind(now);
+        plans.push(("mark started", mark.fetch_all(&mut *tx).await?));
+        let m = leads.len();
+        let first = sqlx::query_scalar::<_, String>(explain(super::queue::ENROL[1]))
+            .bind(leads)
+            .bind(vec!["c"; m])
+            .bind(vec!["all"; m])
+            .bind(vec![0_i64; m])
+            .bind(vec!["first"; m])
+            .bind(vec!["{}"; m])
+            .bind(now);
+        plans.push(("first deliveries", first.fetch_all(&mut *tx).await?));
+        tx.rollback().await?;
+        Ok(plans)
+    }
+}

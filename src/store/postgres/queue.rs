@@ -92,7 +92,7 @@ const ENROL_SUPPRESSED: &str = "WITH hit AS (
 /// enrolment of this very moment, and the planner read every enrolment made so far in the pass
 /// from `enrolments_enrolled`, looping over the page for each: 42–52 s per page of 5,000 late
 /// in a 143k-lead pass (the bench's 100k PostgreSQL enrolment took 134 s).
-const ENROL: [&str; 4] = [
+pub(super) const ENROL: [&str; 4] = [
     concat!(
         "INSERT INTO enrolments (lead_id, campaign, segment, state, enrolled_at)
          SELECT b.lead_id, b.campaign, b.segment, 'active', $7 FROM ",

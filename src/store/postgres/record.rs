@@ -27,7 +27,7 @@ pub(super) const MARK_STARTED: &str = "UPDATE deliveries SET started_at = $3
 /// recorded — and the next wave marked started — in one statement, from arrays (`UNNEST`, no
 /// JSON): the update decides which outcomes still apply (claimed by $3, `claimed` or
 /// `unknown`, as `outcome_applies` says) and only those get their event and next step.
-const RECORD_SENT_WAVE: &str = "WITH u AS (
+pub(super) const RECORD_SENT_WAVE: &str = "WITH u AS (
         SELECT * FROM UNNEST($1::bigint[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[],
                              $10::text[], $11::bigint[], $12::bigint[], $13::bigint[], $14::text[])
             WITH ORDINALITY AS u(id, message_id, provider_id, lead_id, enrolment_id, campaign, step, template, attempt,
