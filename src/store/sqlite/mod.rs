@@ -62,6 +62,9 @@ pub struct SqliteStore {
     /// The database file, when there is one (not `sqlite::memory:`): what
     /// [`Store::check_storage`] watches and where the identity marker lives.
     file: Option<identity::DatabaseFile>,
+    /// The writer's `wal_autocheckpoint` (`checkpoint_pages` of the file's size): set on
+    /// every new writer connection, and again by `check_storage` when the file has grown.
+    checkpoint: std::sync::Arc<AtomicU64>,
 }
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -210,9 +213,29 @@ pub fn read_without_memory_map() {
 /// grows up to that size before it is checkpointed, so the threshold follows the database
 /// (its size when the store is opened): a small database keeps SQLite's default and needs no
 /// more than ~4 MiB free for its WAL; a larger one at most its own size again, and never more
-/// than 160 MiB.
+/// than 160 MiB. A daemon's store follows the file as it grows: each tick's
+/// [`Store::check_storage`] sets the writer's threshold again when the rule gives another.
 pub(crate) fn checkpoint_pages(bytes: u64) -> u64 {
     (bytes / 4096).clamp(1_000, 40_000)
+}
+
+async fn set_checkpoint(conn: &mut sqlx::SqliteConnection, pages: u64) -> Result<(), sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "PRAGMA wal_autocheckpoint = {pages}"
+    )))
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+impl SqliteStore {
+    /// The writer connection's `wal_autocheckpoint`, as SQLite reports it.
+    pub async fn writer_checkpoint_pages(&self) -> Result<i64, StoreError> {
+        let mut conn = self.writer.acquire().await?;
+        Ok(sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(&mut *conn)
+            .await?)
+    }
 }
 
 impl SqliteStore {
@@ -262,12 +285,14 @@ impl SqliteStore {
         // The file is created here, once, if missing; every later connection (the pools open
         // and replace connections whenever they like) only opens it: a database deleted under
         // the daemon is never silently re-created empty by a reconnect.
+        let checkpoint = std::sync::Arc::new(AtomicU64::new(1_000));
         let options = if let Some(file) = &file {
             sqlx::ConnectOptions::connect(&options)
                 .await?
                 .close()
                 .await?;
             let pages = checkpoint_pages(file.size());
+            checkpoint.store(pages, Ordering::Relaxed);
             options
                 .create_if_missing(false)
                 .pragma("wal_autocheckpoint", pages.to_string())
@@ -277,11 +302,27 @@ impl SqliteStore {
         let pool = pool_of(4).connect_with(options.clone()).await?;
         // An in-memory database is one per connection: there the writer is the pool.
         let writer = match &file {
-            Some(_) => pool_of(1).connect_with(options).await?,
+            Some(_) => {
+                // A writer connection replaced later (after a failed transaction) starts
+                // with the threshold of the moment, not the one of the opening.
+                let pages = checkpoint.clone();
+                pool_of(1)
+                    .after_connect(move |conn, _| {
+                        let pages = pages.load(Ordering::Relaxed);
+                        Box::pin(async move { set_checkpoint(conn, pages).await })
+                    })
+                    .connect_with(options)
+                    .await?
+            }
             None => pool.clone(),
         };
         let file = file.map(|f| f.opened());
-        Ok(Self { pool, writer, file })
+        Ok(Self {
+            pool,
+            writer,
+            file,
+            checkpoint,
+        })
     }
 
     /// The database's id (see [`identity`]): SQLite's `application_id` header field, set to a
@@ -328,6 +369,12 @@ impl Store for SqliteStore {
     async fn check_storage(&self) -> Result<(), StoreError> {
         if let Some(file) = &self.file {
             file.still_there()?;
+            let pages = checkpoint_pages(file.size());
+            if self.checkpoint.load(Ordering::Relaxed) != pages {
+                let mut conn = self.writer.acquire().await?;
+                set_checkpoint(&mut conn, pages).await?;
+                self.checkpoint.store(pages, Ordering::Relaxed);
+            }
         }
         self.ping().await
     }
