@@ -66,6 +66,16 @@ async fn seed_due<S: Store>(store: &S) {
     assert_eq!(store.enrol(&enrolments, t0()).await.expect("enrol"), DUE);
 }
 
+/// Statistics taken now, as a live database has them (the plans tested depend on them).
+async fn analyze_postgres(url: &str) {
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    sqlx::query("ANALYZE")
+        .execute(&mut conn)
+        .await
+        .expect("analyze");
+    let _ = conn.close().await;
+}
+
 /// The first claim takes the rows due earliest: the index order is the due order.
 async fn claim_takes_the_earliest<S: Store>(store: &S) {
     let claimed = store
@@ -117,14 +127,7 @@ async fn the_claim_reads_due_rows_in_index_order_on_postgres() {
     let result = AssertUnwindSafe(async {
         store.migrate().await.expect("migrate");
         seed_due(&store).await;
-        let mut conn = sqlx::PgConnection::connect(db.url())
-            .await
-            .expect("connect");
-        sqlx::query("ANALYZE")
-            .execute(&mut conn)
-            .await
-            .expect("analyze");
-        let _ = conn.close().await;
+        analyze_postgres(db.url()).await;
         let plan = store.claim_plan(t0()).await.expect("plan");
         assert!(
             plan.iter()
@@ -282,12 +285,7 @@ async fn an_idle_tick_searches_indexes_only_on_postgres() {
 async fn the_send_writes_find_their_rows_by_key_on_postgres() {
     on_postgres("record plans", |store, url| async move {
         seed_due(&store).await;
-        let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
-        sqlx::query("ANALYZE")
-            .execute(&mut conn)
-            .await
-            .expect("analyze");
-        let _ = conn.close().await;
+        analyze_postgres(&url).await;
         let claimed = store
             .claim_due(t0(), "plan", t0() + Duration::minutes(5), 128)
             .await

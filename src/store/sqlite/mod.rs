@@ -210,11 +210,11 @@ pub fn read_without_memory_map() {
 /// had just written; with more pages between checkpoints a page written many times is copied
 /// back once (40,000: 4× fewer page reads, 65 fsyncs). That pass: 3,084 msg/s at 1,000,
 /// 3,604–3,902 with this rule (33,421 pages for its 137 MB file), 4,393 at 40,000. The WAL
-/// grows up to that size before it is checkpointed, so the threshold follows the database
-/// (its size when the store is opened): a small database keeps SQLite's default and needs no
-/// more than ~4 MiB free for its WAL; a larger one at most its own size again, and never more
-/// than 160 MiB. A daemon's store follows the file as it grows: each tick's
-/// [`Store::check_storage`] sets the writer's threshold again when the rule gives another.
+/// grows up to that size before it is checkpointed, so the threshold follows the database:
+/// a small database keeps SQLite's default and needs no more than ~4 MiB free for its WAL; a
+/// larger one at most its own size again, and never more than 160 MiB. Set when the store
+/// opens, and again by each tick's [`Store::check_storage`] when the file has grown (or
+/// shrunk) into another value.
 pub(crate) fn checkpoint_pages(bytes: u64) -> u64 {
     (bytes / 4096).clamp(1_000, 40_000)
 }
@@ -285,7 +285,7 @@ impl SqliteStore {
         // The file is created here, once, if missing; every later connection (the pools open
         // and replace connections whenever they like) only opens it: a database deleted under
         // the daemon is never silently re-created empty by a reconnect.
-        let checkpoint = std::sync::Arc::new(AtomicU64::new(1_000));
+        let checkpoint = std::sync::Arc::new(AtomicU64::new(checkpoint_pages(0)));
         let options = if let Some(file) = &file {
             sqlx::ConnectOptions::connect(&options)
                 .await?
