@@ -274,8 +274,7 @@ pub(crate) fn search_sql(q: &LeadSearch, d: &SearchDialect) -> (String, Vec<Para
 }
 
 /// The sales queue: re-warmed leads with the time of their last `rewarmed` event and their
-/// last `replied` event (both read from the lead's events: `events_lead_kind` on PostgreSQL,
-/// `events_lead` on SQLite).
+/// last `replied` event (both read from the lead's few events, `events_lead`).
 macro_rules! queue_sql {
     ($filter:literal, $order:literal) => {
         concat!(

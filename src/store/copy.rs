@@ -223,6 +223,12 @@ tables! {
         scope_reason: Option<String>,
         recheck_at: Option<DateTime<Utc>>,
         paused_from: Option<String>,
+        /// When a `new` lead no segment matched could start matching (`store/unmatched.rs`):
+        /// copied, so the copy does not examine every such lead again at its first tick.
+        unmatched_until: Option<DateTime<Utc>>,
+        /// The hash of what an import merged into the lead (migration 0017): copied, so the
+        /// copy's first re-import of an unchanged file reads no lead.
+        import_hash: Option<i64>,
     }
 
     /// An `enrolments` row as stored.

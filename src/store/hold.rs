@@ -8,10 +8,10 @@
 //!
 //! The SQL is the same on both databases (`$1` placeholders, times through `Time`, JSON
 //! parameters as `Value`): the methods are written once ([`hold_methods!`]) and expanded in
-//! `sqlite/hold.rs` and `postgres/hold.rs`. Every statement is indexed: a campaign's rows by
-//! `deliveries_campaign_state` (PostgreSQL, migration 0013) or, on SQLite, its waiting rows by
-//! `deliveries_campaign_waiting` and its held rows by `deliveries_campaign_held` (migration
-//! 0020: neither moves when a row is sent); a lead's rows by its `(lead_id, …)` unique key.
+//! `sqlite/hold.rs` and `postgres/hold.rs`. Every statement is indexed: a campaign's waiting
+//! rows by `deliveries_campaign_waiting` and its held rows by `deliveries_campaign_held`
+//! (migration 0020 on both databases: neither moves when a row is sent); a lead's rows by its
+//! `(lead_id, …)` unique key.
 
 use std::future::Future;
 

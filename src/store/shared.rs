@@ -174,8 +174,8 @@ pub(crate) const DUE_COUNT_CAP: i64 = 50_000;
 /// An enrolment stalls only when a lease expires into `unknown` (every other outcome
 /// schedules the next step in its own transaction), so the repair starts from the rows
 /// written off (`deliveries_unknown`, a partial index: a few rows, whatever the number of
-/// leads) and checks each one's enrolment for a pending row (`deliveries_pending_enrolment`
-/// on PostgreSQL; on SQLite the enrolment's few rows by `deliveries_enrolment`, migration 0020).
+/// leads) and checks each one's enrolment for a pending row among the enrolment's few rows
+/// (`deliveries_enrolment`; migration 0020 dropped the partial index that doubled it).
 pub(crate) const STALLED_ENROLMENTS: &str = "SELECT e.id, e.lead_id, e.campaign, max(d.step) AS last_step, max(coalesce(d.sent_at, d.updated_at)) AS last_at
      FROM (SELECT DISTINCT u.enrolment_id FROM deliveries u WHERE u.state = 'unknown'
              AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.enrolment_id = u.enrolment_id AND p.state IN ('scheduled', 'claimed', 'retry_wait', 'held'))) u

@@ -82,10 +82,7 @@ async fn postgres_repairs_use_their_partial_indexes() {
             );
             let stalled = plan_of("stalled_enrolments");
             assert!(stalled.contains("deliveries_unknown"), "{stalled}");
-            assert!(
-                stalled.contains("deliveries_pending_enrolment"),
-                "{stalled}"
-            );
+            assert!(stalled.contains("deliveries_enrolment"), "{stalled}");
             store.close().await;
         },
     )

@@ -2896,6 +2896,20 @@ async fn busy_state<S: Store>(store: &S) {
     ann.fields.insert("plan".into(), "pro".into());
     ann.timezone = Some(chrono_tz::Tz::America__New_York);
     store.upsert_leads(&[ann], "crm.csv", t0()).await.unwrap();
+    // Ann matches no segment (the mark `db copy` keeps, with her import hash).
+    let ann = store
+        .lead_by_email(&email("ann@example.com"))
+        .await
+        .unwrap()
+        .expect("ann");
+    store
+        .mark_unmatched(&[rewarm::store::UnmatchedLead {
+            lead_id: ann.id,
+            until: Some(t0() + Duration::days(90)),
+            seen: ann.updated_at,
+        }])
+        .await
+        .unwrap();
     let claimed = store
         .claim_due(t0(), "w1", t0() + Duration::minutes(5), 6)
         .await
@@ -3115,6 +3129,18 @@ async fn copy_round_trip_keeps_every_row<A: Store, B: Store>(a: A, b: B, a_again
         dump(&a).await,
         dump(&b).await,
         "every row, column and id survives the copy"
+    );
+    // …the marks the scheduler and imports keep on a lead included (not re-derived later).
+    let Rows::Leads(leads) = &dump(&b).await[0] else {
+        panic!("leads come first")
+    };
+    let ann = leads
+        .iter()
+        .find(|l| l.email == "ann@example.com")
+        .expect("ann copied");
+    assert!(
+        ann.unmatched_until.is_some() && ann.import_hash.is_some(),
+        "{ann:?}"
     );
     // What the daemon reads back is the same too: raw bytes, effects, leases, kv values.
     assert_eq!(

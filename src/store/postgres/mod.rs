@@ -162,6 +162,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "report",
         include_str!("../../../migrations/postgres/0019_report.sql"),
     ),
+    (
+        20,
+        "send_indexes",
+        include_str!("../../../migrations/postgres/0020_send_indexes.sql"),
+    ),
 ];
 
 /// The advisory lock (`pg_advisory_xact_lock`) that serialises imports, enrolments and
