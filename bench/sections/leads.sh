@@ -1,11 +1,11 @@
-# Import, re-import, first enrolment, status, idle daemon and /metrics per size (issue 12,
+# Import, dry run, re-import, first enrolment, status, idle daemon and /metrics per size (issue 12,
 # parts 4–7), sourced by bench/scale.sh after bench/lib.sh. The helpers that own those parts
 # may split this file into their own sections.
 #
 #   REWARM_BENCH_SIZES      leads per size on SQLite (default "10000 100000 1000000"; the idle
 #                           daemon and /metrics at the largest)
 #   REWARM_BENCH_PG_SIZES   leads per size on PostgreSQL (default "10000 100000")
-#   REWARM_BENCH_REIMPORT=0 skips the unchanged re-import
+#   REWARM_BENCH_REIMPORT=0 skips the dry run and the unchanged re-import
 SIZES="${REWARM_BENCH_SIZES:-10000 100000 1000000}"
 PG_SIZES="${REWARM_BENCH_PG_SIZES-10000 100000}"
 
@@ -28,6 +28,8 @@ run_size() { # run_size BACKEND N CSV IDLE
   timed "$dir/import" "${rw[@]}" --now "$T_IMPORT" leads import "$csv"
   row "$backend $n: import" "$(rate "$n" "$(field "$dir/import" 1)") leads/s, peak RSS $(( $(field "$dir/import" 2) / 1024 )) MiB" "sqlite3 .import: $SQLITE_IMPORT_RATE rows/s"
   if [ "${REWARM_BENCH_REIMPORT:-1}" = 1 ]; then
+    timed "$dir/dryrun" "${rw[@]}" --now "$T_IMPORT" leads import --dry-run "$csv"
+    row "$backend $n: dry run of the same file (every row unchanged)" "$(field "$dir/dryrun" 1) s, peak RSS $(( $(field "$dir/dryrun" 2) / 1024 )) MiB" "first import: $(field "$dir/import" 1) s"
     timed "$dir/reimport" "${rw[@]}" --now "$T_IMPORT" leads import "$csv"
     row "$backend $n: unchanged re-import" "$(field "$dir/reimport" 1) s" "first import: $(field "$dir/import" 1) s"
   fi

@@ -4,8 +4,9 @@
 //!
 //! A dry run reads the file exactly like an import (same mapping, rules and forgotten
 //! addresses), compares each lead with the one already stored (the merge an import would
-//! do), and prints the counts, the segment each new lead would enter (a count per segment
-//! and a sample), and writes nothing.
+//! do, a chunk at a time: the chunk's known leads and suppressed addresses in one read each,
+//! as the import reads them), and prints the counts, the segment each new lead would enter
+//! (a count per segment and a sample), and writes nothing.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,7 +20,7 @@ use crate::domain::lead::{Lead, LeadState, NewLead};
 use crate::ingest::IngestError;
 use crate::ingest::chunks::{Chunk, Chunks, Note, Scan, Totals};
 use crate::ingest::rows::RowRules;
-use crate::store::Store;
+use crate::store::{Store, preview_import};
 
 /// How many new leads a dry run lists by name.
 const SAMPLE: usize = 10;
@@ -136,43 +137,40 @@ struct Tally {
 }
 
 impl Tally {
+    /// Adds what importing `leads` (a chunk) would do: read in one go per chunk
+    /// ([`preview_import`]), never a query per lead.
     async fn add<S: Store>(
         &mut self,
         store: &S,
         settings: &Settings,
-        new: &NewLead,
+        leads: &[NewLead],
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        let Some(email) = &new.email else {
-            return Ok(());
-        };
-        if let Some(old) = store.lead_by_email(email).await? {
-            if crate::store::merge_lead(&old, new).1.is_empty() {
-                self.unchanged += 1;
+        let preview = preview_import(store, leads).await?;
+        self.updated += preview.summary.updated;
+        self.unchanged += preview.summary.unchanged;
+        self.inserted += preview.summary.inserted;
+        for (new, suppressed) in &preview.new {
+            let segment = if *suppressed {
+                SUPPRESSED.to_string()
             } else {
-                self.updated += 1;
+                as_stored(new, now)
+                    .and_then(|lead| {
+                        crate::domain::segment::first_match(
+                            &settings.segments,
+                            &lead,
+                            now,
+                            settings.default_tz,
+                        )
+                    })
+                    .map_or(NO_SEGMENT.to_string(), |s| s.name.clone())
+            };
+            if self.sample.len() < SAMPLE {
+                let email = new.email.as_ref().map_or("", |e| e.as_str());
+                self.sample.push(format!("  {email} → {segment}"));
             }
-            return Ok(());
+            *self.per_segment.entry(segment).or_insert(0) += 1;
         }
-        self.inserted += 1;
-        let segment = if store.suppression_for(email).await?.is_some() {
-            SUPPRESSED.to_string()
-        } else {
-            as_stored(new, now)
-                .and_then(|lead| {
-                    crate::domain::segment::first_match(
-                        &settings.segments,
-                        &lead,
-                        now,
-                        settings.default_tz,
-                    )
-                })
-                .map_or(NO_SEGMENT.to_string(), |s| s.name.clone())
-        };
-        if self.sample.len() < SAMPLE {
-            self.sample.push(format!("  {email} → {segment}"));
-        }
-        *self.per_segment.entry(segment).or_insert(0) += 1;
         Ok(())
     }
 }
@@ -202,9 +200,7 @@ pub async fn dry_run<S: Store>(
             eprintln!("skipped {email}: forgotten (`leads forget`), never imported again");
         }
         forgotten_count += left_out.len();
-        for new in &leads {
-            tally.add(store, settings, new, now).await?;
-        }
+        tally.add(store, settings, &leads, now).await?;
     }
     let totals = pass.await.context("the dry run's reading thread failed")?;
     let source = file.display();

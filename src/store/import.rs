@@ -117,6 +117,53 @@ impl Sorted<'_> {
     }
 }
 
+/// What importing a batch would do (`leads import --dry-run`).
+#[derive(Debug, Default)]
+pub struct ImportPreview {
+    /// The counts `upsert_leads` would report for the batch.
+    pub summary: UpsertSummary,
+    /// The leads it would insert, in file order, each with whether the suppression list holds
+    /// its address or domain (it would arrive `suppressed`).
+    pub new: Vec<(NewLead, bool)>,
+}
+
+/// What importing `leads` would do, writing nothing: folded and sorted as
+/// [`LeadStore::upsert_leads`] does (an unchanged row known by its hash, the other known
+/// leads read in one go and merged in memory). Three reads a batch, whatever its size.
+pub async fn preview_import<S: LeadStore>(
+    store: &S,
+    leads: &[NewLead],
+) -> Result<ImportPreview, StoreError> {
+    let folded = Folded::new(leads);
+    if folded.is_empty() {
+        return Ok(ImportPreview::default());
+    }
+    let lookup = store.import_lookup(&folded.emails()).await?;
+    let sorted = folded.sort(lookup.known);
+    let stored = if sorted.known.is_empty() {
+        Vec::new()
+    } else {
+        store.leads_by_ids(&sorted.known_ids()).await?
+    };
+    let merged = sorted.merge(stored, "");
+    let new = sorted
+        .new
+        .iter()
+        .map(|(lead, _)| {
+            let listed = email_of(lead).is_some_and(|e| lookup.suppressed.contains(e));
+            ((*lead).clone(), listed)
+        })
+        .collect::<Vec<_>>();
+    Ok(ImportPreview {
+        summary: UpsertSummary {
+            inserted: new.len(),
+            updated: merged.updates.len(),
+            unchanged: sorted.unchanged + merged.unchanged,
+        },
+        new,
+    })
+}
+
 /// Known leads after the merge.
 #[derive(Default)]
 pub(crate) struct Merged {

@@ -122,8 +122,6 @@ mod rows;
 mod send_counts;
 pub mod sqlite;
 
-/// How an import merges a row into a stored lead (for `leads import --dry-run`).
-pub(crate) use batch::merge_lead;
 pub use browse::{
     Assigned, BrowseStore, LeadPage, LeadSearch, QueueOrder, QueuedLead, QueuedReply,
     REVIEW_TEXT_CHARS, ReviewedInbound, SuppressionPage, ToReview,
@@ -139,6 +137,7 @@ pub use handoff::{
     Chase, DIGEST_KINDS, DigestEvent, HandoffStore, OwnerCount, Reassigned, StaleHandoff,
 };
 pub use hold::{HoldChange, HoldStore, LeadDelivery, PausedCampaign};
+pub use import::{ImportPreview, preview_import};
 pub use model::*;
 pub use privacy::{ForgetReport, Forgotten, PersonalRows, PrivacyStore, without_forgotten};
 pub use relay::{LoggedEvent, RELAYED_KINDS, RelayStore};
@@ -237,6 +236,13 @@ pub trait LeadStore {
         &self,
         email: &EmailAddress,
     ) -> impl Future<Output = Result<Option<Lead>, StoreError>> + Send;
+
+    /// The known leads (id, import hash) and the suppressed addresses among `emails`: two
+    /// reads for the whole batch, whatever its size (`leads import --dry-run`).
+    fn import_lookup(
+        &self,
+        emails: &[&str],
+    ) -> impl Future<Output = Result<ImportLookup, StoreError>> + Send;
 
     fn leads_by_ids(
         &self,

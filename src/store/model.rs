@@ -18,6 +18,15 @@ pub struct UpsertSummary {
     pub unchanged: usize,
 }
 
+/// What the store holds of a batch of addresses, as an import reads it (`leads import
+/// --dry-run`): each known address's lead id and import hash, and the addresses whose
+/// address or `@domain` is on the suppression list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportLookup {
+    pub known: std::collections::HashMap<String, (i64, Option<i64>)>,
+    pub suppressed: std::collections::HashSet<String>,
+}
+
 /// A lead to enrol in a campaign, with its first step already computed.
 #[derive(Debug, Clone)]
 pub struct NewEnrolment {

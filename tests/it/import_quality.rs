@@ -147,6 +147,46 @@ async fn csv_import_is_judged_and_dry_run_writes_nothing(url: String) {
         out.contains("would insert 0, update 0, leave 4 unchanged"),
         "{out}"
     );
+
+    // A second file: one lead changed, one as imported, a new one on a suppressed domain and
+    // a new one. The dry run (a chunk's known leads and suppressed addresses read in one go)
+    // counts what the import then does.
+    let blocked = d.rewarm(&["suppress", "add", "@blocked.example"]);
+    assert!(blocked.status.success(), "{:?}", text(&blocked));
+    let more = d.dir.path().join("more.csv");
+    std::fs::write(
+        &more,
+        "Email,First Name,Company,Lost Reason,Lost Date,Owner Email,Ownr Name\n\
+         ann@initech.example,Ann,Initech Labs,budget,2026-01-10,rita@acme.example,Rita\n\
+         eve@umbrella.example,Eve,Umbrella,budget,2026-01-15,tom@acme.example,Tom\n\
+         zed@blocked.example,Zed,Blocked,budget,2026-01-20,tom@acme.example,Tom\n\
+         amy@new.example,Amy,New,budget,2026-01-21,tom@acme.example,Tom\n",
+    )
+    .expect("write more.csv");
+    let more = more.to_str().expect("a UTF-8 path");
+    let dry = d.rewarm(&["leads", "import", more, "--dry-run"]);
+    let (out, err) = text(&dry);
+    assert!(dry.status.success(), "{out}\n{err}");
+    assert!(
+        out.contains("would insert 2, update 1, leave 1 unchanged"),
+        "{out}"
+    );
+    assert!(out.contains("  (suppressed)             1\n"), "{out}");
+    assert!(out.contains("  budget                   1\n"), "{out}");
+    assert!(out.contains("zed@blocked.example → (suppressed)"), "{out}");
+    assert!(out.contains("amy@new.example → budget"), "{out}");
+    assert!(
+        d.lead("amy@new.example").is_none(),
+        "a dry run writes nothing"
+    );
+    let real = d.rewarm(&["leads", "import", more]);
+    let (out, err) = text(&real);
+    assert!(real.status.success(), "{out}\n{err}");
+    assert!(out.contains("inserted 2, updated 1, unchanged 1"), "{out}");
+    let zed = d.lead("zed@blocked.example").expect("imported");
+    assert_eq!(zed["lead"]["state"], "suppressed");
+    let ann = d.lead("ann@initech.example").expect("kept");
+    assert_eq!(ann["lead"]["company"], "Initech Labs");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,6 +21,13 @@ const RECYCLE_RESUME: &str = "UPDATE deliveries SET state = 'scheduled', due_at 
              WHERE lead_id = $1 AND state = 'cancelled'
                AND EXISTS (SELECT 1 FROM enrolments e WHERE e.id = deliveries.enrolment_id AND e.cycle = deliveries.cycle AND e.state = 'stopped')";
 
+/// The known leads among the addresses $1: id, address, import hash.
+const KNOWN_FOR_IMPORT: &str = "SELECT id, email, import_hash FROM leads WHERE email = ANY($1)";
+
+/// The addresses among $1 whose address or `@domain` is on the suppression list.
+const SUPPRESSED_AMONG: &str = "SELECT e FROM UNNEST($1::text[]) AS e
+     WHERE EXISTS (SELECT 1 FROM suppressions s WHERE s.address IN (e, rewarm_at_domain(e)))";
+
 impl LeadStore for PgStore {
     async fn upsert_leads(
         &self,
@@ -36,6 +43,24 @@ impl LeadStore for PgStore {
     }
 
     common_lead_methods!();
+
+    async fn import_lookup(&self, emails: &[&str]) -> Result<ImportLookup, StoreError> {
+        let known: Vec<(i64, String, Option<i64>)> = sqlx::query_as(KNOWN_FOR_IMPORT)
+            .bind(emails)
+            .fetch_all(&self.pool)
+            .await?;
+        let suppressed: Vec<String> = sqlx::query_scalar(SUPPRESSED_AMONG)
+            .bind(emails)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(ImportLookup {
+            known: known
+                .into_iter()
+                .map(|(id, email, hash)| (email, (id, hash)))
+                .collect(),
+            suppressed: suppressed.into_iter().collect(),
+        })
+    }
 
     async fn leads_by_ids(&self, ids: &[i64]) -> Result<Vec<Lead>, StoreError> {
         let rows: Vec<LeadRow> = sqlx::query_as(select_leads!("WHERE id = ANY($1)"))
@@ -133,11 +158,10 @@ impl PgStore {
         now: DateTime<Utc>,
     ) -> Result<UpsertSummary, StoreError> {
         let mut tx = self.write().await?;
-        let known: Vec<(i64, String, Option<i64>)> =
-            sqlx::query_as("SELECT id, email, import_hash FROM leads WHERE email = ANY($1)")
-                .bind(folded.emails())
-                .fetch_all(&mut *tx)
-                .await?;
+        let known: Vec<(i64, String, Option<i64>)> = sqlx::query_as(KNOWN_FOR_IMPORT)
+            .bind(folded.emails())
+            .fetch_all(&mut *tx)
+            .await?;
         let sorted = folded.sort(
             known
                 .into_iter()

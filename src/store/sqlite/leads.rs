@@ -76,6 +76,18 @@ fn full_insert_sql() -> &'static str {
     SQL.get_or_init(|| insert_sql(INSERT_ROWS))
 }
 
+/// The known leads among the addresses $1 (a JSON array): id, address, import hash.
+const KNOWN_FOR_IMPORT: &str =
+    "SELECT id, email, import_hash FROM leads WHERE email IN (SELECT value FROM json_each($1))";
+
+/// The addresses among $1 (a JSON array) whose address or `@domain` is on the suppression list.
+const SUPPRESSED_AMONG: &str = at_domain!(
+    "SELECT j.value FROM json_each($1) j
+     WHERE EXISTS (SELECT 1 FROM suppressions s WHERE s.address IN (j.value, ",
+    "j.value",
+    "))"
+);
+
 impl LeadStore for SqliteStore {
     async fn upsert_leads(
         &self,
@@ -88,12 +100,10 @@ impl LeadStore for SqliteStore {
             return Ok(UpsertSummary::default());
         }
         let mut tx = self.write().await?;
-        let known: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
-            "SELECT id, email, import_hash FROM leads WHERE email IN (SELECT value FROM json_each($1))",
-        )
-        .bind(json!(folded.emails()))
-        .fetch_all(&mut *tx)
-        .await?;
+        let known: Vec<(i64, String, Option<i64>)> = sqlx::query_as(KNOWN_FOR_IMPORT)
+            .bind(json!(folded.emails()))
+            .fetch_all(&mut *tx)
+            .await?;
         let sorted = folded.sort(
             known
                 .into_iter()
@@ -129,6 +139,24 @@ impl LeadStore for SqliteStore {
     }
 
     common_lead_methods!();
+
+    async fn import_lookup(&self, emails: &[&str]) -> Result<ImportLookup, StoreError> {
+        let known: Vec<(i64, String, Option<i64>)> = sqlx::query_as(KNOWN_FOR_IMPORT)
+            .bind(json!(emails))
+            .fetch_all(&self.pool)
+            .await?;
+        let suppressed: Vec<String> = sqlx::query_scalar(SUPPRESSED_AMONG)
+            .bind(json!(emails))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(ImportLookup {
+            known: known
+                .into_iter()
+                .map(|(id, email, hash)| (email, (id, hash)))
+                .collect(),
+            suppressed: suppressed.into_iter().collect(),
+        })
+    }
 
     async fn leads_by_ids(&self, ids: &[i64]) -> Result<Vec<Lead>, StoreError> {
         let rows: Vec<LeadRow> = sqlx::query_as(select_leads!(
