@@ -185,36 +185,27 @@ macro_rules! with_store {
     ($url:expr, |$store:ident| $body:expr) => {{
         let url: &str = $url;
         if url.starts_with("sqlite:") {
-            let $store = $crate::store::sqlite::SqliteStore::connect(url)
-                .await
-                .with_context(|| {
-                    format!(
-                        "Failed to open the database {}",
-                        $crate::cli::redact_url(url)
-                    )
-                })?;
-            let closing = $store.clone();
-            let result = $body;
-            $crate::cli::close_store(closing.close()).await;
-            result
+            $crate::cli::with_store!(@open $crate::store::sqlite::SqliteStore, url, |$store| $body)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let $store = $crate::store::postgres::PgStore::connect(url)
-                .await
-                .with_context(|| {
-                    format!(
-                        "Failed to open the database {}",
-                        $crate::cli::redact_url(url)
-                    )
-                })?;
-            let closing = $store.clone();
-            let result = $body;
-            $crate::cli::close_store(closing.close()).await;
-            result
+            $crate::cli::with_store!(@open $crate::store::postgres::PgStore, url, |$store| $body)
         } else {
             return Err(anyhow::Error::from(
                 $crate::store::StoreError::UnsupportedUrl(url.to_string()),
             ));
         }
+    }};
+    // One backend: open, run the body, close (see `close_store`).
+    (@open $backend:path, $url:ident, |$store:ident| $body:expr) => {{
+        let $store = <$backend>::connect($url).await.with_context(|| {
+            format!(
+                "Failed to open the database {}",
+                $crate::cli::redact_url($url)
+            )
+        })?;
+        let closing = $store.clone();
+        let result = $body;
+        $crate::cli::close_store(closing.close()).await;
+        result
     }};
 }
 pub(crate) use with_store;

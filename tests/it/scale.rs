@@ -300,20 +300,47 @@ async fn the_send_writes_find_their_rows_by_key_on_postgres() {
         let names: Vec<&str> = plans.iter().map(|(name, _)| *name).collect();
         assert_eq!(
             names,
-            ["record a sent wave", "mark started", "first deliveries"]
+            [
+                "record a sent wave",
+                "mark started",
+                "enrolments",
+                "first deliveries",
+                "enrolled events"
+            ]
         );
         for (name, plan) in &plans {
             for misplan in [
                 "deliveries_due",
                 "enrolments_enrolled",
+                "leads_state",
                 "Seq Scan on deliveries",
                 "Seq Scan on enrolments",
+                "Seq Scan on leads",
             ] {
                 assert!(
                     !plan.iter().any(|l| l.contains(misplan)),
                     "{name} reads {misplan}:\n{plan:#?}"
                 );
             }
+            // A look-up per row of the page must not carry the page's whole array in its
+            // index condition (PostgreSQL sorts the array at each one).
+            assert!(
+                !plan.iter().any(|l| l.contains("Index Cond")
+                    && l.contains("b.lead_id")
+                    && l.contains("ANY")),
+                "{name} sorts the page's array at each look-up:\n{plan:#?}"
+            );
+        }
+        for (name, key) in [
+            ("enrolments", "leads_pkey"),
+            ("first deliveries", "enrolments_lead_id_campaign_key"),
+            ("enrolled events", "leads_pkey"),
+        ] {
+            let plan = &plans.iter().find(|(n, _)| *n == name).expect(name).1;
+            assert!(
+                plan.iter().any(|l| l.contains(key)),
+                "{name} does not find its rows by key ({key}):\n{plan:#?}"
+            );
         }
         for (name, plan) in &plans[..2] {
             assert!(

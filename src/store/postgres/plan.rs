@@ -67,13 +67,14 @@ impl PgStore {
 impl PgStore {
     /// The plans of the send pass's writes that name their rows by key, by name: recording a
     /// wave that sent (`RECORD_SENT_WAVE`, with the next wave's start), marking a wave
-    /// started, and an enrolment's first deliveries (`ENROL`'s second statement), for the
-    /// `deliveries` claimed by `worker` and the `leads` just enrolled at `enrolled_at`. The
-    /// statistics of a live database count no `claimed` row and no enrolment of this very
-    /// moment, so a plan that reached these rows through their state (`deliveries_due`) or
-    /// their time (`enrolments_enrolled`) would read every such row for each one of the wave
-    /// (docs/performance.md: 93 ms of a 98 ms wave); a `deliveries_due`, an
-    /// `enrolments_enrolled` or a sequential scan in these plans is that misplan. Asked with
+    /// started, and an enrolment's rows, first deliveries and events (`ENROL`'s first three
+    /// statements), for the `deliveries` claimed by `worker` and the `leads` just enrolled at
+    /// `enrolled_at`. The statistics of a live database count no `claimed` row and no
+    /// enrolment of this very moment (nor the `new` leads of an import made since they were
+    /// taken), so a plan that reached these rows through their state (`deliveries_due`,
+    /// `leads_state`) or their time (`enrolments_enrolled`) would read every such row for
+    /// each one of the wave or page (docs/performance.md: 93 ms of a 98 ms wave); such an
+    /// index or a sequential scan in these plans is that misplan. Asked with
     /// `enable_seqscan = off` (as `tick_plans`): a small test table would be scanned anyway.
     pub async fn record_plans(
         &self,
@@ -116,15 +117,18 @@ impl PgStore {
             .bind(now);
         plans.push(("mark started", mark.fetch_all(&mut *tx).await?));
         let m = leads.len();
-        let first = sqlx::query_scalar::<_, String>(explain(super::queue::ENROL[1]))
-            .bind(leads)
-            .bind(vec!["c"; m])
-            .bind(vec!["all"; m])
-            .bind(vec![0_i64; m])
-            .bind(vec!["first"; m])
-            .bind(vec!["{}"; m])
-            .bind(now);
-        plans.push(("first deliveries", first.fetch_all(&mut *tx).await?));
+        let names = ["enrolments", "first deliveries", "enrolled events"];
+        for (name, sql) in names.into_iter().zip(&super::queue::ENROL[..3]) {
+            let plan = sqlx::query_scalar::<_, String>(explain(sql))
+                .bind(leads)
+                .bind(vec!["c"; m])
+                .bind(vec!["all"; m])
+                .bind(vec![0_i64; m])
+                .bind(vec!["first"; m])
+                .bind(vec!["{}"; m])
+                .bind(now);
+            plans.push((name, plan.fetch_all(&mut *tx).await?));
+        }
         tx.rollback().await?;
         Ok(plans)
     }

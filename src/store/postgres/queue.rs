@@ -87,17 +87,23 @@ const ENROL_SUPPRESSED: &str = "WITH hit AS (
 /// `new`: a lead suppressed or re-warmed meanwhile is left alone), first deliveries, events,
 /// then the lead, at $7. The first statement's count is the number enrolled.
 ///
-/// The first deliveries find their enrolments by key (`lead_id = ANY($1)`), never by
-/// `enrolled_at = $7`, written `(…) IS TRUE` so no index serves it: the statistics know no
-/// enrolment of this very moment, and the planner read every enrolment made so far in the pass
-/// from `enrolments_enrolled`, looping over the page for each: 42–52 s per page of 5,000 late
-/// in a 143k-lead pass (the bench's 100k PostgreSQL enrolment took 134 s).
+/// Every statement reaches its rows from the page's own leads, by key; the conditions on a
+/// row's time or state are written `(…) IS TRUE`, which no index serves:
+/// - the statistics know no enrolment of this very moment, and with a plain `enrolled_at =
+///   $7` the planner read every enrolment made so far in the pass from `enrolments_enrolled`,
+///   looping over the page for each: 42–52 s per page of 5,000 late in a 143k-lead pass;
+/// - imported leads are all `new` while the statistics (taken before the import) count few,
+///   and with a plain `l.state = 'new'` the planner read every `new` lead from `leads_state`
+///   into a hash for each page: 45 ms a page at 100k leads, ten times that at 1M;
+/// - the first deliveries used to also ask `e.lead_id = ANY($1)`: PostgreSQL made it part of
+///   the index condition of each of the page's 3,500 look-ups of the enrolment, sorting the
+///   whole array each time: 300 of a statement's 385 ms (auto_explain, 2026-12-04).
 pub(super) const ENROL: [&str; 4] = [
     concat!(
         "INSERT INTO enrolments (lead_id, campaign, segment, state, enrolled_at)
          SELECT b.lead_id, b.campaign, b.segment, 'active', $7 FROM ",
         enrol_batch!(),
-        " JOIN leads l ON l.id = b.lead_id WHERE l.state = 'new' ORDER BY b.n
+        " JOIN leads l ON l.id = b.lead_id WHERE (l.state = 'new') IS TRUE ORDER BY b.n
          ON CONFLICT (lead_id, campaign) DO NOTHING"
     ),
     concat!(
@@ -105,13 +111,13 @@ pub(super) const ENROL: [&str; 4] = [
          SELECT e.lead_id, e.id, e.campaign, 0, b.template, 'scheduled', rewarm_ms(b.due), $7, e.cycle FROM ",
         enrol_batch!(),
         " JOIN enrolments e ON e.lead_id = b.lead_id AND e.campaign = b.campaign
-         WHERE e.lead_id = ANY($1::bigint[]) AND (e.enrolled_at = $7 AND e.state = 'active') IS TRUE ORDER BY b.n
+         WHERE (e.enrolled_at = $7 AND e.state = 'active') IS TRUE ORDER BY b.n
          ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING"
     ),
     concat!(
         "INSERT INTO events (lead_id, at, kind, detail) SELECT l.id, $7, 'enrolled', b.detail::jsonb FROM ",
         enrol_batch!(),
-        " JOIN leads l ON l.id = b.lead_id WHERE l.state = 'new' ORDER BY b.n"
+        " JOIN leads l ON l.id = b.lead_id WHERE (l.state = 'new') IS TRUE ORDER BY b.n"
     ),
     "UPDATE leads SET state = 'nurturing', updated_at = $7 WHERE state = 'new' AND id = ANY($1)",
 ];
