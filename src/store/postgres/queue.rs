@@ -87,14 +87,18 @@ const ENROL_SUPPRESSED: &str = "WITH hit AS (
 /// `new`: a lead suppressed or re-warmed meanwhile is left alone), first deliveries, events,
 /// then the lead, at $7. The first statement's count is the number enrolled.
 ///
-/// Every statement reaches its rows from the page's own leads, by key; the conditions on a
-/// row's time or state are written `(…) IS TRUE`, which no index serves:
+/// Every statement reaches its rows from the page's own leads, one look-up by key each (a
+/// `LATERAL` subquery with `OFFSET 0`, which the planner keeps as such: the page's rows drive
+/// a loop of key look-ups whatever the statistics say); the conditions on an enrolment's time
+/// and a lead's state are written `(…) IS TRUE`, which no index serves. Each form replaced a
+/// misplan:
 /// - the statistics know no enrolment of this very moment, and with a plain `enrolled_at =
 ///   $7` the planner read every enrolment made so far in the pass from `enrolments_enrolled`,
 ///   looping over the page for each: 42–52 s per page of 5,000 late in a 143k-lead pass;
 /// - imported leads are all `new` while the statistics (taken before the import) count few,
-///   and with a plain `l.state = 'new'` the planner read every `new` lead from `leads_state`
-///   into a hash for each page: 45 ms a page at 100k leads, ten times that at 1M;
+///   and with a plain join on `l.state = 'new'` the planner read every `new` lead from
+///   `leads_state` (or every lead, without that index) into a hash for each page: 36–45 ms a
+///   page at 100k leads, ten times that at 1M;
 /// - the first deliveries used to also ask `e.lead_id = ANY($1)`: PostgreSQL made it part of
 ///   the index condition of each of the page's 3,500 look-ups of the enrolment, sorting the
 ///   whole array each time: 300 of a statement's 385 ms (auto_explain, 2026-12-04).
@@ -103,21 +107,24 @@ pub(super) const ENROL: [&str; 4] = [
         "INSERT INTO enrolments (lead_id, campaign, segment, state, enrolled_at)
          SELECT b.lead_id, b.campaign, b.segment, 'active', $7 FROM ",
         enrol_batch!(),
-        " JOIN leads l ON l.id = b.lead_id WHERE (l.state = 'new') IS TRUE ORDER BY b.n
+        " CROSS JOIN LATERAL (SELECT 1 FROM leads l WHERE l.id = b.lead_id AND (l.state = 'new') IS TRUE OFFSET 0) l
+         ORDER BY b.n
          ON CONFLICT (lead_id, campaign) DO NOTHING"
     ),
     concat!(
         "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at, cycle)
          SELECT e.lead_id, e.id, e.campaign, 0, b.template, 'scheduled', rewarm_ms(b.due), $7, e.cycle FROM ",
         enrol_batch!(),
-        " JOIN enrolments e ON e.lead_id = b.lead_id AND e.campaign = b.campaign
-         WHERE (e.enrolled_at = $7 AND e.state = 'active') IS TRUE ORDER BY b.n
+        " CROSS JOIN LATERAL (SELECT e.id, e.lead_id, e.campaign, e.cycle FROM enrolments e
+            WHERE e.lead_id = b.lead_id AND e.campaign = b.campaign AND (e.enrolled_at = $7 AND e.state = 'active') IS TRUE
+            OFFSET 0) e
+         ORDER BY b.n
          ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING"
     ),
     concat!(
-        "INSERT INTO events (lead_id, at, kind, detail) SELECT l.id, $7, 'enrolled', b.detail::jsonb FROM ",
+        "INSERT INTO events (lead_id, at, kind, detail) SELECT b.lead_id, $7, 'enrolled', b.detail::jsonb FROM ",
         enrol_batch!(),
-        " JOIN leads l ON l.id = b.lead_id WHERE (l.state = 'new') IS TRUE ORDER BY b.n"
+        " CROSS JOIN LATERAL (SELECT 1 FROM leads l WHERE l.id = b.lead_id AND (l.state = 'new') IS TRUE OFFSET 0) l ORDER BY b.n"
     ),
     "UPDATE leads SET state = 'nurturing', updated_at = $7 WHERE state = 'new' AND id = ANY($1)",
 ];
