@@ -167,6 +167,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "send_indexes",
         include_str!("../../../migrations/postgres/0020_send_indexes.sql"),
     ),
+    (
+        21,
+        "trigger_jit",
+        include_str!("../../../migrations/postgres/0021_trigger_jit.sql"),
+    ),
 ];
 
 /// The advisory lock (`pg_advisory_xact_lock`) that serialises imports, enrolments and
