@@ -50,8 +50,13 @@ impl<'a> Folded<'a> {
         self.leads.iter().filter_map(|l| email_of(l)).collect()
     }
 
-    /// Sorts the leads by what is stored under their email (`known`: email → id and hash).
-    pub(crate) fn sort(&self, mut known: HashMap<String, (i64, Option<i64>)>) -> Sorted<'_> {
+    /// Sorts the leads by what is stored under their email (`known`: the stored leads among
+    /// them as id, email, import hash — the rows of the backends' look-up).
+    pub(crate) fn sort(&self, known: Vec<(i64, String, Option<i64>)>) -> Sorted<'_> {
+        let mut known: HashMap<String, (i64, Option<i64>)> = known
+            .into_iter()
+            .map(|(id, email, hash)| (email, (id, hash)))
+            .collect();
         let mut sorted = Sorted::default();
         for lead in &self.leads {
             let lead: &NewLead = lead;

@@ -19,11 +19,11 @@ pub struct UpsertSummary {
 }
 
 /// What the store holds of a batch of addresses, as an import reads it (`leads import
-/// --dry-run`): each known address's lead id and import hash, and the addresses whose
-/// address or `@domain` is on the suppression list.
+/// --dry-run`): the known leads (id, address, import hash), and the addresses whose address
+/// or `@domain` is on the suppression list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportLookup {
-    pub known: std::collections::HashMap<String, (i64, Option<i64>)>,
+    pub known: Vec<(i64, String, Option<i64>)>,
     pub suppressed: std::collections::HashSet<String>,
 }
 

@@ -54,10 +54,7 @@ impl LeadStore for PgStore {
             .fetch_all(&self.pool)
             .await?;
         Ok(ImportLookup {
-            known: known
-                .into_iter()
-                .map(|(id, email, hash)| (email, (id, hash)))
-                .collect(),
+            known,
             suppressed: suppressed.into_iter().collect(),
         })
     }
@@ -162,12 +159,7 @@ impl PgStore {
             .bind(folded.emails())
             .fetch_all(&mut *tx)
             .await?;
-        let sorted = folded.sort(
-            known
-                .into_iter()
-                .map(|(id, email, hash)| (email, (id, hash)))
-                .collect(),
-        );
+        let sorted = folded.sort(known);
         let mut summary = UpsertSummary {
             inserted: sorted.new.len(),
             unchanged: sorted.unchanged,

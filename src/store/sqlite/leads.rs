@@ -104,12 +104,7 @@ impl LeadStore for SqliteStore {
             .bind(json!(folded.emails()))
             .fetch_all(&mut *tx)
             .await?;
-        let sorted = folded.sort(
-            known
-                .into_iter()
-                .map(|(id, email, hash)| (email, (id, hash)))
-                .collect(),
-        );
+        let sorted = folded.sort(known);
         let mut summary = UpsertSummary {
             inserted: sorted.new.len(),
             unchanged: sorted.unchanged,
@@ -150,10 +145,7 @@ impl LeadStore for SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         Ok(ImportLookup {
-            known: known
-                .into_iter()
-                .map(|(id, email, hash)| (email, (id, hash)))
-                .collect(),
+            known,
             suppressed: suppressed.into_iter().collect(),
         })
     }

@@ -236,9 +236,7 @@ impl SqliteStore {
             .fetch_one(&mut *conn)
             .await?)
     }
-}
 
-impl SqliteStore {
     /// Closes the connections (waiting for those in use); every later call fails.
     pub async fn close(&self) {
         self.writer.close().await;
