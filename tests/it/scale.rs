@@ -487,6 +487,82 @@ async fn unmatched_leads_wait_for_a_reason_to_match_on_postgres() {
     .await;
 }
 
+/// Leads that match and leads that do not, read two at a time: every page's enrolments and
+/// marks are written, none is read twice, none is skipped at a page's edge.
+async fn a_pass_enrols_page_after_page<S: Store>(store: S, url: String) {
+    let dir = tempfile::tempdir().expect("dir");
+    let rules = loaded(dir.path(), &url, false);
+    let now = t0();
+    let leads: Vec<NewLead> = (0..7)
+        .map(|i| {
+            let reason = if i % 2 == 0 { "timing" } else { "went_quiet" };
+            lead(
+                &format!("page{i}@example.com"),
+                reason,
+                now - Duration::days(100),
+            )
+        })
+        .collect();
+    store
+        .upsert_leads(&leads, "test", now)
+        .await
+        .expect("upsert");
+    assert_eq!(
+        scheduler::enrol_in_pages(&store, &rules, now, 2)
+            .await
+            .expect("enrol"),
+        4
+    );
+    assert_eq!(to_examine(&store).await, 0);
+    let nurturing = store
+        .leads_in_state(LeadState::Nurturing, 0, 100)
+        .await
+        .expect("leads");
+    let enrolled: Vec<String> = nurturing.iter().map(|l| l.email.to_string()).collect();
+    assert_eq!(
+        enrolled,
+        [
+            "page0@example.com",
+            "page2@example.com",
+            "page4@example.com",
+            "page6@example.com"
+        ]
+    );
+    let waiting = store
+        .leads_in_state(LeadState::New, 0, 100)
+        .await
+        .expect("leads");
+    assert_eq!(waiting.len(), 3, "{waiting:?}");
+    // Another pass finds nothing to read or write.
+    assert_eq!(
+        scheduler::enrol_in_pages(&store, &rules, now + Duration::hours(1), 2)
+            .await
+            .expect("enrol"),
+        0
+    );
+    let due = store
+        .claim_due(now + Duration::days(10), "w", now + Duration::days(11), 100)
+        .await
+        .expect("claim");
+    assert_eq!(due.len(), 4, "one first email per enrolment");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_enrols_page_after_page_on_sqlite() {
+    let db = TestDatabase::sqlite();
+    let store = SqliteStore::connect(db.url()).await.expect("open");
+    store.migrate().await.expect("migrate");
+    a_pass_enrols_page_after_page(store, db.url().to_string()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_enrols_page_after_page_on_postgres() {
+    on_postgres("enrol pages", |store, url| {
+        a_pass_enrols_page_after_page(store, url)
+    })
+    .await;
+}
+
 async fn on_postgres<F, Fut>(test: &str, body: F)
 where
     F: FnOnce(PgStore, String) -> Fut,

@@ -172,6 +172,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "trigger_jit",
         include_str!("../../../migrations/postgres/0021_trigger_jit.sql"),
     ),
+    (
+        22,
+        "enrol_indexes",
+        include_str!("../../../migrations/postgres/0022_enrol_indexes.sql"),
+    ),
 ];
 
 /// The advisory lock (`pg_advisory_xact_lock`) that serialises imports, enrolments and

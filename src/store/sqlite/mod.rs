@@ -168,6 +168,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "send_indexes",
         include_str!("../../../migrations/sqlite/0020_send_indexes.sql"),
     ),
+    (
+        21,
+        "enrol_indexes",
+        include_str!("../../../migrations/sqlite/0021_enrol_indexes.sql"),
+    ),
 ];
 
 /// `concat!`s `$before`, then `'@' || <the domain of the email column $col>` spelled exactly as
