@@ -14,3 +14,11 @@ CREATE INDEX events_report ON events (lead_id, at)
 -- serves every question on the state alone: one index entry less per enrolment written
 -- (and, enrolments being updated at every first email, per update that is not HOT).
 DROP INDEX enrolments_state;
+
+-- `leads_owner (lower(owner_email))` doubled `leads_owner_id (lower(owner_email), id)` (0016),
+-- which serves every question on the owner alone and those ordered by id. A lead's update
+-- that is not HOT (every change of its state: enrolment, re-warm, the unmatched marks)
+-- writes an entry into each of the 15 indexes of `leads`: one fewer here. (SQLite keeps its
+-- `leads_owner`: its `leads_owner_state` puts the state before the row id, so the owner's
+-- leads in id order need the shorter one.)
+DROP INDEX leads_owner;

@@ -78,7 +78,8 @@ pub trait ConsoleStore {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Whether any lead names `email` (lower case) as its owner (index `leads_owner`).
+    /// Whether any lead names `email` (lower case) as its owner (index `leads_owner`; on
+    /// PostgreSQL `leads_owner_id`, which it starts).
     fn owns_leads(&self, email: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Stores a sign-in link (its token's hash) for `email`, valid until `expires_at`;

@@ -6,8 +6,8 @@
 //!
 //! Every query here is indexed: stale hand-offs start from the re-warmed leads
 //! (`leads_state`), then read each one's events by `events_lead`; reassignments and leads
-//! without an owner use `leads_owner` (`lower(owner_email)`); the digest's week is a range of
-//! `events_kind_at` (migration 0012).
+//! without an owner use `leads_owner` (`lower(owner_email)`; on PostgreSQL `leads_owner_id`,
+//! which starts with it); the digest's week is a range of `events_kind_at` (migration 0012).
 
 use std::future::Future;
 
