@@ -220,7 +220,8 @@ pub async fn flow_on<S: Store>(
     Ok(total)
 }
 
-/// Enrols every `new` lead that a segment matches at `now`, page by page.
+/// Enrols every `new` lead that a segment matches at `now`, page by page (the store's
+/// `ENROL_PAGE` leads at a time).
 ///
 /// A lead no segment matches is marked with the moment it could start matching
 /// (`domain::unmatched`) and not read again before then: an idle tick costs two index probes
@@ -231,7 +232,7 @@ pub async fn enrol<S: Store>(
     loaded: &Loaded,
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
-    enrol_in_pages(store, loaded, now, ENROL_PAGE).await
+    enrol_in_pages(store, loaded, now, S::ENROL_PAGE).await
 }
 
 /// [`enrol`], reading `page` leads at a time (a test crosses pages with a few leads).
@@ -270,13 +271,6 @@ pub async fn enrol_in_pages<S: Store>(
     }
     Ok(enrolled)
 }
-
-/// Leads enrolled (or marked unmatched) per store call, each call one transaction: a
-/// million new leads take 50. Every page rewrites the pages of the indexes it inserts into
-/// at random places (the first deliveries' due times) and commits them to the WAL: on SQLite
-/// a 1M enrolment took ~39 s in pages of 5,000 and ~32 s in pages of 20,000 (~50 MiB more
-/// held at the peak; docs/performance.md).
-const ENROL_PAGE: usize = 20_000;
 
 /// The store key holding the fingerprint of the rules unmatched leads were judged by.
 const RULES_KEY: &str = "enrol.rules_fingerprint";

@@ -343,6 +343,10 @@ pub trait LeadStore {
 
 /// The delivery queue: enrolments, claims, outcomes, leases and repairs.
 pub trait QueueStore {
+    /// Leads the enrolment pass reads, judges and hands to [`QueueStore::enrol`] at a time
+    /// (one transaction each): the backend's own trade-off (docs/performance.md).
+    const ENROL_PAGE: usize;
+
     /// Enrols leads (one transaction): enrolment row, first delivery, lead → nurturing,
     /// events. A lead already enrolled in that campaign is skipped. A `new` lead whose address
     /// or domain is on the suppression list is not enrolled: it becomes `suppressed` (event).

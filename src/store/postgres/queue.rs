@@ -151,6 +151,11 @@ const RESUME: [&str; 4] = [
 ];
 
 impl QueueStore for PgStore {
+    /// PostgreSQL's commits cost little, and larger statements only hold more of the
+    /// server's buffers at once: at 1M pages of 20,000 took 118 s against 111 s in pages of
+    /// 5,000; at 100k, alternating, 10.14 / 9.89 s against 10.15 / 10.37 s.
+    const ENROL_PAGE: usize = 5_000;
+
     async fn enrol(
         &self,
         enrolments: &[NewEnrolment],
