@@ -234,6 +234,66 @@ async fn an_idle_tick_searches_indexes_only_on_sqlite() {
     store.close().await;
 }
 
+/// The question each new enrolment's report trigger asks (migration 0019: has the lead
+/// events of the report's stages at or after it?), as the trigger spells it.
+const REPORT_HISTORY: &str = "SELECT 1 FROM events v WHERE v.lead_id = $1
+     AND v.kind IN ('replied', 'rewarmed', 'won', 'out_of_scope', 'suppressed') AND v.at >= $2";
+
+/// That question is one probe of the small partial index `events_report` (migrations
+/// 0021 / 0022), not a walk of the lead's events, each read from the table for its kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enrolments_report_question_reads_the_report_events_index_on_sqlite() {
+    let db = TestDatabase::sqlite();
+    let store = SqliteStore::connect(db.url()).await.expect("open");
+    store.migrate().await.expect("migrate");
+    seed_due(&store).await;
+    let mut conn = sqlx::SqliteConnection::connect(db.url())
+        .await
+        .expect("connect");
+    let explain = format!("EXPLAIN QUERY PLAN {REPORT_HISTORY}");
+    let plan: Vec<String> =
+        sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(explain))
+            .bind(1_i64)
+            .bind(0_i64)
+            .fetch_all(&mut conn)
+            .await
+            .expect("plan")
+            .into_iter()
+            .map(|r| r.3)
+            .collect();
+    assert!(
+        plan.iter().any(|l| l.contains("INDEX events_report")),
+        "{plan:#?}"
+    );
+    let _ = conn.close().await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enrolments_report_question_reads_the_report_events_index_on_postgres() {
+    on_postgres("report events index", |store, url| async move {
+        seed_due(&store).await;
+        analyze_postgres(&url).await;
+        let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+        let explain = format!(
+            "EXPLAIN {}",
+            REPORT_HISTORY.replace("$2", "$2::timestamptz")
+        );
+        let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(explain))
+            .bind(1_i64)
+            .bind(t0())
+            .fetch_all(&mut conn)
+            .await
+            .expect("plan");
+        assert!(
+            plan.iter().any(|l| l.contains("events_report")),
+            "{plan:#?}"
+        );
+        let _ = conn.close().await;
+    })
+    .await;
+}
+
 /// Every console request looks up its session and whether the viewer owns leads: by the
 /// index `leads_owner`, not by reading every lead (SQLite cannot use an expression index in
 /// a comparison with a column of TEXT affinity).
