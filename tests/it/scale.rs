@@ -275,10 +275,7 @@ async fn an_enrolments_report_question_reads_the_report_events_index_on_postgres
         seed_due(&store).await;
         analyze_postgres(&url).await;
         let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
-        let explain = format!(
-            "EXPLAIN {}",
-            REPORT_HISTORY.replace("$2", "$2::timestamptz")
-        );
+        let explain = format!("EXPLAIN {REPORT_HISTORY}");
         let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(explain))
             .bind(1_i64)
             .bind(t0())
@@ -533,10 +530,7 @@ async fn unmatched_leads_wait_for_a_reason_to_match<S: Store>(store: S, url: Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unmatched_leads_wait_for_a_reason_to_match_on_sqlite() {
-    let db = TestDatabase::sqlite();
-    let store = SqliteStore::connect(db.url()).await.expect("open");
-    store.migrate().await.expect("migrate");
-    unmatched_leads_wait_for_a_reason_to_match(store, db.url().to_string()).await;
+    on_sqlite(unmatched_leads_wait_for_a_reason_to_match).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -609,10 +603,7 @@ async fn a_pass_enrols_page_after_page<S: Store>(store: S, url: String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pass_enrols_page_after_page_on_sqlite() {
-    let db = TestDatabase::sqlite();
-    let store = SqliteStore::connect(db.url()).await.expect("open");
-    store.migrate().await.expect("migrate");
-    a_pass_enrols_page_after_page(store, db.url().to_string()).await;
+    on_sqlite(a_pass_enrols_page_after_page).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -621,6 +612,18 @@ async fn a_pass_enrols_page_after_page_on_postgres() {
         a_pass_enrols_page_after_page(store, url)
     })
     .await;
+}
+
+/// Runs `body` on a fresh, migrated SQLite database (its store and URL).
+async fn on_sqlite<F, Fut>(body: F)
+where
+    F: FnOnce(SqliteStore, String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let db = TestDatabase::sqlite();
+    let store = SqliteStore::connect(db.url()).await.expect("open");
+    store.migrate().await.expect("migrate");
+    body(store, db.url().to_string()).await;
 }
 
 async fn on_postgres<F, Fut>(test: &str, body: F)
