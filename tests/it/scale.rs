@@ -614,6 +614,48 @@ async fn a_pass_enrols_page_after_page_on_postgres() {
     .await;
 }
 
+/// A page's enrolments and first deliveries are written in due order, not lead order: the
+/// send pass claims in due order, so its writes to those rows (claim, start, outcome, the
+/// enrolment's first email) land on neighbouring pages instead of one page per row.
+async fn a_page_is_enrolled_in_due_order<S: Store>(store: S, _url: String) {
+    seed_due(&store).await; // the latest lead is due first
+    let claimed = store
+        .claim_due(t0(), "w", t0() + Duration::minutes(5), DUE)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), DUE);
+    let mut by_due = claimed.clone();
+    by_due.sort_by_key(|c| c.due_at);
+    let ids: Vec<i64> = by_due.iter().map(|c| c.id).collect();
+    let enrolments: Vec<i64> = by_due.iter().map(|c| c.enrolment_id).collect();
+    let leads: Vec<i64> = by_due.iter().map(|c| c.lead_id).collect();
+    assert!(
+        ids.is_sorted(),
+        "delivery ids in due order: {:?}",
+        &ids[..10]
+    );
+    assert!(
+        enrolments.is_sorted(),
+        "enrolment ids: {:?}",
+        &enrolments[..10]
+    );
+    assert!(
+        leads.iter().rev().is_sorted(),
+        "the test's leads: {:?}",
+        &leads[..10]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_is_enrolled_in_due_order_on_sqlite() {
+    on_sqlite(a_page_is_enrolled_in_due_order).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_is_enrolled_in_due_order_on_postgres() {
+    on_postgres("enrol due order", a_page_is_enrolled_in_due_order).await;
+}
+
 /// Runs `body` on a fresh, migrated SQLite database (its store and URL).
 async fn on_sqlite<F, Fut>(body: F)
 where

@@ -87,6 +87,9 @@ const ENROL_SUPPRESSED: &str = "WITH hit AS (
 /// `new`: a lead suppressed or re-warmed meanwhile is left alone), first deliveries, events,
 /// then the lead, at $7. The first statement's count is the number enrolled.
 ///
+/// Enrolments and first deliveries are inserted in due order (the claim's order), so the
+/// send pass's updates find their rows on neighbouring heap pages (as on SQLite).
+///
 /// Every statement reaches its rows from the page's own leads, one look-up by key each (a
 /// `LATERAL` subquery with `OFFSET 0`, which the planner keeps as such: the page's rows drive
 /// a loop of key look-ups whatever the statistics say); the conditions on an enrolment's time
@@ -108,7 +111,7 @@ pub(super) const ENROL: [&str; 4] = [
          SELECT b.lead_id, b.campaign, b.segment, 'active', $7 FROM ",
         enrol_batch!(),
         " CROSS JOIN LATERAL (SELECT 1 FROM leads l WHERE l.id = b.lead_id AND (l.state = 'new') IS TRUE OFFSET 0) l
-         ORDER BY b.n
+         ORDER BY b.due, b.n
          ON CONFLICT (lead_id, campaign) DO NOTHING"
     ),
     concat!(
@@ -118,7 +121,7 @@ pub(super) const ENROL: [&str; 4] = [
         " CROSS JOIN LATERAL (SELECT e.id, e.lead_id, e.campaign, e.cycle FROM enrolments e
             WHERE e.lead_id = b.lead_id AND e.campaign = b.campaign AND (e.enrolled_at = $7 AND e.state = 'active') IS TRUE
             OFFSET 0) e
-         ORDER BY b.n
+         ORDER BY b.due, b.n
          ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING"
     ),
     concat!(

@@ -58,14 +58,19 @@ const ENROL_SUPPRESSED: [&str; 2] = [
 /// `enrol`, once the staged batch holds only leads still `new` and not listed: enrolment
 /// rows, first deliveries, events, then the lead. The first statement's count is the number
 /// enrolled.
+///
+/// Enrolments and first deliveries are written in due order (the send pass's claim order),
+/// so their ids follow it: a wave's claim, start and outcome, and each enrolment's first
+/// email, then rewrite neighbouring pages instead of one page per row (100k due: 4.6 → 1.8 GB
+/// written to the WAL by the pass, 24.9 → 17.3 s). Events keep lead order (`events_lead`).
 const ENROL: [&str; 4] = [
     "INSERT INTO enrolments (lead_id, campaign, segment, state, enrolled_at)
-     SELECT lead_id, campaign, segment, 'active', $1 FROM temp.enrol_batch ORDER BY lead_id
+     SELECT lead_id, campaign, segment, 'active', $1 FROM temp.enrol_batch ORDER BY due, lead_id
      ON CONFLICT (lead_id, campaign) DO NOTHING",
     "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at, cycle)
      SELECT e.lead_id, e.id, e.campaign, 0, b.template, 'scheduled', b.due, $1, e.cycle
      FROM temp.enrol_batch b CROSS JOIN enrolments e ON e.lead_id = b.lead_id AND e.campaign = b.campaign
-     WHERE e.enrolled_at = $1 AND e.state = 'active' ORDER BY b.lead_id
+     WHERE e.enrolled_at = $1 AND e.state = 'active' ORDER BY b.due, b.lead_id
      ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING",
     "INSERT INTO events (lead_id, at, kind, detail) SELECT lead_id, $1, 'enrolled', detail FROM temp.enrol_batch ORDER BY lead_id",
     "UPDATE leads SET state = 'nurturing', updated_at = $1 WHERE id IN (SELECT lead_id FROM temp.enrol_batch) AND +state = 'new'",
