@@ -166,7 +166,9 @@ pub fn span_before(span: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Ut
     t.context("the span reaches before the calendar starts")
 }
 
-/// Leads written per transaction while importing.
+/// Leads read per statement by `leads import --dry-run`; a file of fewer than five times this
+/// many rows imports without a progress bar. (An import writes `LeadStore::IMPORT_CHUNK` per
+/// transaction.)
 pub(super) const CHUNK: usize = 5000;
 
 pub struct ImportOutcome {
@@ -259,7 +261,7 @@ pub async fn leads(
 
 /// Reads `file` twice (`ingest::chunks`): first checks every row and reports the bad ones
 /// (file:line: field: reason) — with `strict`, one bad row rejects the whole file and
-/// nothing is written — then upserts the leads in chunks of [`CHUNK`], one transaction
+/// nothing is written — then upserts the leads in chunks of `S::IMPORT_CHUNK`, one transaction
 /// each, with a progress bar. The second pass runs on its own thread while the database
 /// writes.
 pub async fn import_file<S: Store>(
@@ -286,7 +288,7 @@ pub async fn import_file<S: Store>(
     let forgotten = crate::store::Forgotten::load(store)
         .await
         .context("Failed to read the forgotten addresses")?;
-    let chunks = scan.chunks(&rules, &settings.import, CHUNK)?;
+    let chunks = scan.chunks(&rules, &settings.import, S::IMPORT_CHUNK)?;
     let (mut rx, pass) = super::import_dry_run::second_pass(chunks);
     let source = file.display().to_string();
     let mut summary = UpsertSummary::default();

@@ -221,6 +221,10 @@ pub trait Store:
 
 /// Leads: imports, reads, the timeline, and the hand-over to and back from sales.
 pub trait LeadStore {
+    /// Leads an import writes per transaction (`leads import`): the backend's own trade-off
+    /// between commits and memory (docs/performance.md).
+    const IMPORT_CHUNK: usize;
+
     /// Inserts new leads and merges known ones (non-empty new values win, tags unioned,
     /// fields merged); writes an `imported` or `updated` event for each changed lead. A new
     /// lead whose address or domain is on the suppression list is inserted `suppressed` (its

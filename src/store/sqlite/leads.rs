@@ -89,6 +89,12 @@ const SUPPRESSED_AMONG: &str = at_domain!(
 );
 
 impl LeadStore for SqliteStore {
+    /// Each commit rewrites into the WAL every page of the eight string indexes (address,
+    /// names, company, owner, domain) its random keys touched; at 1M leads chunks of 5,000
+    /// wrote 5.7 GB for a 551 MB database and took 42 s, chunks of 20,000 31 s, peak RSS
+    /// 80 → 126 MiB (50,000: 27 s, 240 MiB).
+    const IMPORT_CHUNK: usize = 20_000;
+
     async fn upsert_leads(
         &self,
         leads: &[NewLead],
