@@ -528,19 +528,6 @@ async fn unmatched_leads_wait_for_a_reason_to_match<S: Store>(store: S, url: Str
     assert!(left.is_empty(), "{left:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unmatched_leads_wait_for_a_reason_to_match_on_sqlite() {
-    on_sqlite(unmatched_leads_wait_for_a_reason_to_match).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unmatched_leads_wait_for_a_reason_to_match_on_postgres() {
-    on_postgres("unmatched leads", |store, url| {
-        unmatched_leads_wait_for_a_reason_to_match(store, url)
-    })
-    .await;
-}
-
 /// Leads that match and leads that do not, read two at a time: every page's enrolments and
 /// marks are written, none is read twice, none is skipped at a page's edge.
 async fn a_pass_enrols_page_after_page<S: Store>(store: S, url: String) {
@@ -601,19 +588,6 @@ async fn a_pass_enrols_page_after_page<S: Store>(store: S, url: String) {
     assert_eq!(due.len(), 4, "one first email per enrolment");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pass_enrols_page_after_page_on_sqlite() {
-    on_sqlite(a_pass_enrols_page_after_page).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pass_enrols_page_after_page_on_postgres() {
-    on_postgres("enrol pages", |store, url| {
-        a_pass_enrols_page_after_page(store, url)
-    })
-    .await;
-}
-
 /// A page's enrolments and first deliveries are written in due order, not lead order: the
 /// send pass claims in due order, so its writes to those rows (claim, start, outcome, the
 /// enrolment's first email) land on neighbouring pages instead of one page per row.
@@ -646,15 +620,34 @@ async fn a_page_is_enrolled_in_due_order<S: Store>(store: S, _url: String) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_page_is_enrolled_in_due_order_on_sqlite() {
-    on_sqlite(a_page_is_enrolled_in_due_order).await;
+/// Each body `async fn NAME<S: Store>(store: S, url: String)` runs as two tests: `sqlite::NAME`
+/// on a fresh SQLite database and `postgres::NAME` on a fresh PostgreSQL one, both migrated.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::on_sqlite(super::$name).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::on_postgres(stringify!($name), super::$name).await;
+                }
+            )*
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_page_is_enrolled_in_due_order_on_postgres() {
-    on_postgres("enrol due order", a_page_is_enrolled_in_due_order).await;
-}
+on_both!(
+    unmatched_leads_wait_for_a_reason_to_match,
+    a_pass_enrols_page_after_page,
+    a_page_is_enrolled_in_due_order,
+);
 
 /// Runs `body` on a fresh, migrated SQLite database (its store and URL).
 async fn on_sqlite<F, Fut>(body: F)
