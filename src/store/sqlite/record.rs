@@ -1,6 +1,6 @@
 //! Recording outcomes on SQLite: the statements of `record_outcomes` (each over the whole
-//! batch, expanded by `json_each`: SQLite reads it in-process, each element once, and finds
-//! each row by primary key), and the start of the next wave written in the same transaction.
+//! batch, staged once in a temporary table of typed columns, each row found by primary key),
+//! and the start of the next wave written in the same transaction.
 
 use std::collections::HashMap;
 
@@ -8,63 +8,83 @@ use serde_json::{Value, json};
 
 use super::*;
 
-/// `record_outcomes`: one statement per effect, each over the whole batch ($1) at $2 for
-/// worker $3. A result that comes back after its lease expired (row already `unknown`) is
-/// still recorded.
+/// `record_outcomes`' batch, staged once per write: one typed row per outcome (`n` its place
+/// in the batch), so each statement below reads columns by key instead of re-parsing a JSON
+/// element per field (a wave's next-step insert spent ~9 µs a row in `->>`).
+const RECORD_STAGE: [&str; 3] = [
+    "CREATE TEMP TABLE IF NOT EXISTS record_batch (n INTEGER PRIMARY KEY, id INTEGER NOT NULL, lead_id INTEGER NOT NULL,
+        enrolment_id INTEGER NOT NULL, campaign TEXT NOT NULL, kind TEXT NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL,
+        message_id TEXT, provider_id TEXT, due INTEGER, error TEXT, suppress INTEGER NOT NULL,
+        next_step INTEGER, next_due INTEGER, next_template TEXT)",
+    "CREATE INDEX IF NOT EXISTS temp.record_batch_id ON record_batch (id)",
+    "DELETE FROM temp.record_batch",
+];
+
+/// `record_outcomes`: one statement per effect, each over the staged batch (`temp.record_batch`)
+/// at $1 for worker $2. Rows are found by key: the batch drives each join (`CROSS JOIN`), and
+/// each update names its rows by `id IN (…)` and reads its values by the staged row's id. A
+/// result that comes back after its lease expired (row already `unknown`) is still recorded.
 const RECORD_OUTCOMES: [&str; 14] = [
-        "INSERT INTO events (lead_id, at, kind, detail) SELECT j.value->>'lead_id', $2, j.value->>'event', j.value->>'detail' FROM json_each($1) j WHERE $3 = $3",
-        "UPDATE deliveries SET state = 'sent', sent_at = $2, message_id = j.value->>'message_id', provider_message_id = j.value->>'provider_id', last_error = NULL, lease_until = NULL, updated_at = $2
-         FROM json_each($1) j WHERE j.value->>'kind' = 'sent' AND deliveries.id = j.value->>'id'
-           AND +deliveries.state IN ('claimed', 'unknown') AND +deliveries.claimed_by = $3",
-        "UPDATE deliveries SET state = 'scheduled', due_at = j.value->>'due', attempts = attempts - 1, claimed_by = NULL, lease_until = NULL, started_at = NULL, updated_at = $2
-         FROM json_each($1) j WHERE j.value->>'kind' = 'deferred' AND deliveries.id = j.value->>'id'
-           AND +deliveries.state = 'claimed' AND +deliveries.claimed_by = $3",
-        "UPDATE deliveries SET state = 'retry_wait', due_at = j.value->>'due', last_error = j.value->>'error', lease_until = NULL, started_at = NULL, updated_at = $2
-         FROM json_each($1) j WHERE j.value->>'kind' = 'retry' AND deliveries.id = j.value->>'id'
-           AND +deliveries.state = 'claimed' AND +deliveries.claimed_by = $3",
-        "UPDATE deliveries SET state = j.value->>'kind', last_error = j.value->>'error', lease_until = NULL, updated_at = $2
-         FROM json_each($1) j WHERE j.value->>'kind' IN ('failed', 'unknown') AND deliveries.id = j.value->>'id'
-           AND +deliveries.state IN ('claimed', 'unknown') AND +deliveries.claimed_by = $3",
+        "INSERT INTO events (lead_id, at, kind, detail) SELECT j.lead_id, $1, j.event, j.detail FROM temp.record_batch j WHERE $2 = $2 ORDER BY j.n",
+        "UPDATE deliveries SET state = 'sent', sent_at = $1,
+               (message_id, provider_message_id) = (SELECT j.message_id, j.provider_id FROM temp.record_batch j WHERE j.id = deliveries.id),
+               last_error = NULL, lease_until = NULL, updated_at = $1
+         WHERE id IN (SELECT id FROM temp.record_batch WHERE kind = 'sent') AND +state IN ('claimed', 'unknown') AND +claimed_by = $2",
+        "UPDATE deliveries SET state = 'scheduled', due_at = (SELECT j.due FROM temp.record_batch j WHERE j.id = deliveries.id),
+               attempts = attempts - 1, claimed_by = NULL, lease_until = NULL, started_at = NULL, updated_at = $1
+         WHERE id IN (SELECT id FROM temp.record_batch WHERE kind = 'deferred') AND +state = 'claimed' AND +claimed_by = $2",
+        "UPDATE deliveries SET state = 'retry_wait', (due_at, last_error) = (SELECT j.due, j.error FROM temp.record_batch j WHERE j.id = deliveries.id),
+               lease_until = NULL, started_at = NULL, updated_at = $1
+         WHERE id IN (SELECT id FROM temp.record_batch WHERE kind = 'retry') AND +state = 'claimed' AND +claimed_by = $2",
+        "UPDATE deliveries SET (state, last_error) = (SELECT j.kind, j.error FROM temp.record_batch j WHERE j.id = deliveries.id),
+               lease_until = NULL, updated_at = $1
+         WHERE id IN (SELECT id FROM temp.record_batch WHERE kind IN ('failed', 'unknown')) AND +state IN ('claimed', 'unknown') AND +claimed_by = $2",
         "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at, cycle)
-         SELECT j.value->>'lead_id', j.value->>'enrolment_id', j.value->>'campaign', j.value->>'$.next.step', j.value->>'$.next.template', 'scheduled', j.value->>'$.next.due', $2,
-                (SELECT e.cycle FROM enrolments e WHERE e.id = j.value->>'enrolment_id')
-         FROM json_each($1) j WHERE j.value->>'kind' IN ('sent', 'tasked', 'failed', 'unknown') AND j.value->>'next' IS NOT NULL AND $3 = $3
+         SELECT j.lead_id, j.enrolment_id, j.campaign, j.next_step, j.next_template, 'scheduled', j.next_due, $1,
+                (SELECT e.cycle FROM enrolments e WHERE e.id = j.enrolment_id)
+         FROM temp.record_batch j WHERE j.kind IN ('sent', 'tasked', 'failed', 'unknown') AND j.next_step IS NOT NULL AND $2 = $2 ORDER BY j.n
          ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING",
         // Last step done: the enrolment completes, the lead with it.
         "INSERT INTO events (lead_id, at, kind, detail)
-         SELECT l.id, $2, 'completed', json_object('campaign', j.value->>'campaign', 'from', l.state, 'to', 'completed')
-         FROM json_each($1) j CROSS JOIN leads l ON l.id = j.value->>'lead_id'
-         WHERE j.value->>'kind' IN ('sent', 'tasked', 'failed', 'unknown') AND j.value->>'next' IS NULL AND NOT coalesce(j.value->>'suppress', 0) AND l.state = 'nurturing' AND $3 = $3",
-        "UPDATE enrolments SET state = CASE WHEN coalesce(j.value->>'suppress', 0) THEN 'stopped' ELSE 'completed' END, ended_at = $2
-         FROM json_each($1) j WHERE j.value->>'kind' IN ('sent', 'tasked', 'failed', 'unknown') AND j.value->>'next' IS NULL
-           AND enrolments.id = j.value->>'enrolment_id' AND +enrolments.state = 'active' AND $3 = $3",
+         SELECT l.id, $1, 'completed', json_object('campaign', j.campaign, 'from', l.state, 'to', 'completed')
+         FROM temp.record_batch j CROSS JOIN leads l ON l.id = j.lead_id
+         WHERE j.kind IN ('sent', 'tasked', 'failed', 'unknown') AND j.next_step IS NULL AND NOT j.suppress AND l.state = 'nurturing' AND $2 = $2
+         ORDER BY j.n",
+        "UPDATE enrolments SET state = CASE WHEN EXISTS (SELECT 1 FROM temp.record_batch j WHERE j.enrolment_id = enrolments.id AND j.suppress)
+                                       THEN 'stopped' ELSE 'completed' END, ended_at = $1
+         WHERE id IN (SELECT enrolment_id FROM temp.record_batch WHERE kind IN ('sent', 'tasked', 'failed', 'unknown') AND next_step IS NULL)
+           AND +state = 'active' AND $2 = $2",
         // A hard failure (e.g. 5xx on RCPT) suppresses the address: recorded as a state change.
         // … and puts it on the suppression list (the first entry for an address stays), and
         // nothing else of the lead's goes out: other campaigns stop, their steps are cancelled.
         "INSERT INTO events (lead_id, at, kind, detail)
-         SELECT l.id, $2, 'suppressed', json_object('from', l.state, 'to', 'suppressed', 'reason', 'hard_bounce', 'error', j.value->>'error',
-                'evidence', json_object('delivery_id', j.value->>'id', 'error', j.value->>'error'), 'address', l.email)
-         FROM json_each($1) j CROSS JOIN leads l ON l.id = j.value->>'lead_id'
-         WHERE j.value->>'kind' = 'failed' AND coalesce(j.value->>'suppress', 0) AND l.state = 'nurturing' AND $3 = $3",
-        "UPDATE leads SET state = CASE WHEN coalesce(j.value->>'suppress', 0) THEN 'suppressed' ELSE 'completed' END, updated_at = $2
-         FROM json_each($1) j WHERE j.value->>'kind' IN ('sent', 'tasked', 'failed', 'unknown') AND j.value->>'next' IS NULL
-           AND leads.id = j.value->>'lead_id' AND +leads.state = 'nurturing' AND $3 = $3",
+         SELECT l.id, $1, 'suppressed', json_object('from', l.state, 'to', 'suppressed', 'reason', 'hard_bounce', 'error', j.error,
+                'evidence', json_object('delivery_id', j.id, 'error', j.error), 'address', l.email)
+         FROM temp.record_batch j CROSS JOIN leads l ON l.id = j.lead_id
+         WHERE j.kind = 'failed' AND j.suppress AND l.state = 'nurturing' AND $2 = $2 ORDER BY j.n",
+        "UPDATE leads SET state = CASE WHEN EXISTS (SELECT 1 FROM temp.record_batch j WHERE j.lead_id = leads.id AND j.suppress
+                                                    AND j.kind IN ('sent', 'tasked', 'failed', 'unknown') AND j.next_step IS NULL)
+                                   THEN 'suppressed' ELSE 'completed' END, updated_at = $1
+         WHERE id IN (SELECT lead_id FROM temp.record_batch WHERE kind IN ('sent', 'tasked', 'failed', 'unknown') AND next_step IS NULL)
+           AND +state = 'nurturing' AND $2 = $2",
         "INSERT INTO suppressions (address, reason, evidence, created_at)
-         SELECT l.email, 'hard_bounce', json_object('delivery_id', j.value->>'id', 'error', j.value->>'error'), $2
-         FROM json_each($1) j CROSS JOIN leads l ON l.id = j.value->>'lead_id'
-         WHERE j.value->>'kind' = 'failed' AND coalesce(j.value->>'suppress', 0) AND $3 = $3
+         SELECT l.email, 'hard_bounce', json_object('delivery_id', j.id, 'error', j.error), $1
+         FROM temp.record_batch j CROSS JOIN leads l ON l.id = j.lead_id
+         WHERE j.kind = 'failed' AND j.suppress AND $2 = $2 ORDER BY j.n
          ON CONFLICT (address) DO NOTHING",
-        "UPDATE deliveries SET state = 'cancelled', updated_at = $2
-         WHERE +state IN ('scheduled', 'retry_wait', 'held') AND $3 = $3
-           AND lead_id IN (SELECT j.value->>'lead_id' FROM json_each($1) j WHERE j.value->>'kind' = 'failed' AND coalesce(j.value->>'suppress', 0))",
-        "UPDATE enrolments SET state = 'stopped', ended_at = $2
-         WHERE +state = 'active' AND $3 = $3
-           AND lead_id IN (SELECT j.value->>'lead_id' FROM json_each($1) j WHERE j.value->>'kind' = 'failed' AND coalesce(j.value->>'suppress', 0))",
+        "UPDATE deliveries SET state = 'cancelled', updated_at = $1
+         WHERE +state IN ('scheduled', 'retry_wait', 'held') AND $2 = $2
+           AND lead_id IN (SELECT lead_id FROM temp.record_batch WHERE kind = 'failed' AND suppress)",
+        "UPDATE enrolments SET state = 'stopped', ended_at = $1
+         WHERE +state = 'active' AND $2 = $2
+           AND lead_id IN (SELECT lead_id FROM temp.record_batch WHERE kind = 'failed' AND suppress)",
         // A call step: nothing was sent to the lead, its owner got a task.
-        "UPDATE deliveries SET state = 'tasked', sent_at = $2, last_error = NULL, lease_until = NULL, updated_at = $2
-         FROM json_each($1) j WHERE j.value->>'kind' = 'tasked' AND deliveries.id = j.value->>'id'
-           AND +deliveries.state IN ('claimed', 'unknown') AND +deliveries.claimed_by = $3",
+        "UPDATE deliveries SET state = 'tasked', sent_at = $1, last_error = NULL, lease_until = NULL, updated_at = $1
+         WHERE id IN (SELECT id FROM temp.record_batch WHERE kind = 'tasked') AND +state IN ('claimed', 'unknown') AND +claimed_by = $2",
 ];
+
+/// Staged rows per statement (sixteen values each: well under SQLite's 32,766 parameters).
+const STAGE_ROWS: usize = 1000;
 
 /// `mark_started`: ids ($1, a JSON array) claimed by $2 and not started yet.
 pub(super) const MARK_STARTED: &str = "UPDATE deliveries SET started_at = $3
@@ -99,19 +119,54 @@ pub(super) async fn record_tx(
     }
     let tasks = call_task_notifications(outcomes, &states);
     let needed = record_outcomes_needed(&applicable);
-    let batch = Value::Array(applicable);
+    stage(conn, &applicable).await?;
     for (sql, _) in RECORD_OUTCOMES
         .into_iter()
         .zip(needed)
         .filter(|(_, needed)| *needed)
     {
         sqlx::query(sql)
-            .bind(&batch)
             .bind(Time(now))
             .bind(worker)
             .execute(&mut *conn)
             .await?;
     }
     enqueue(conn, &tasks, now).await?;
+    Ok(())
+}
+
+/// Writes `applicable` (each outcome as `outcome_json` describes it) into
+/// `temp.record_batch`, in order, with bound values, many rows a statement.
+async fn stage(conn: &mut sqlx::SqliteConnection, applicable: &[Value]) -> Result<(), StoreError> {
+    for sql in RECORD_STAGE {
+        sqlx::query(sql).execute(&mut *conn).await?;
+    }
+    for (c, chunk) in applicable.chunks(STAGE_ROWS).enumerate() {
+        let mut stage = sqlx::QueryBuilder::new(
+            "INSERT INTO temp.record_batch (n, id, lead_id, enrolment_id, campaign, kind, event, detail, message_id, provider_id,
+             due, error, suppress, next_step, next_due, next_template) ",
+        );
+        stage.push_values(chunk.iter().enumerate(), |mut row, (i, v)| {
+            let text = |key: &str| v[key].as_str().map(str::to_owned);
+            let next = &v["next"];
+            row.push_bind((c * STAGE_ROWS + i) as i64)
+                .push_bind(v["id"].as_i64())
+                .push_bind(v["lead_id"].as_i64())
+                .push_bind(v["enrolment_id"].as_i64())
+                .push_bind(text("campaign"))
+                .push_bind(text("kind"))
+                .push_bind(text("event"))
+                .push_bind(text("detail"))
+                .push_bind(text("message_id"))
+                .push_bind(text("provider_id"))
+                .push_bind(v["due"].as_i64())
+                .push_bind(text("error"))
+                .push_bind(v["suppress"].as_bool().unwrap_or(false))
+                .push_bind(next["step"].as_i64())
+                .push_bind(next["due"].as_i64())
+                .push_bind(next["template"].as_str().map(str::to_owned));
+        });
+        stage.build().execute(&mut *conn).await?;
+    }
     Ok(())
 }
