@@ -85,14 +85,40 @@ pub async fn send_due<S: Store>(
 }
 
 /// What every batch of a pass shares: the store, the transport, the recorder, the stop
-/// and the wave permits (one per connection, across all batches in flight).
+/// and the lanes (see [`Lanes`]).
 struct Ctx<'a, S> {
     store: &'a S,
     loaded: &'a Arc<Loaded>,
     transport: &'a Transport,
     recorder: Recorder<'a>,
     shutdown: &'a Shutdown,
-    waves: Semaphore,
+    lanes: Lanes,
+}
+
+/// How many batches send at once, and how big their waves are. A batch holds a lane from
+/// its first wave's start until its last wave's outcomes are written, and has at most one
+/// wave started and unrecorded, so at most `lanes × wave` deliveries ever are: never more
+/// than the connections times `scheduler.wave_depth`, all that a crash can write off.
+///
+/// Where the store writes two batches at once ([`QueueStore::WAVE_LANES`], PostgreSQL) and
+/// the depth is 2 or more, there are two lanes of half the depth each: while one batch
+/// writes its wave's outcomes (and the start of its next wave), the other's wave is on the
+/// wire, so the connections do not wait for the database. Otherwise one lane.
+///
+/// [`QueueStore::WAVE_LANES`]: crate::store::QueueStore::WAVE_LANES
+struct Lanes {
+    permits: Semaphore,
+    wave: usize,
+}
+
+impl Lanes {
+    fn new(connections: usize, depth: usize, store_lanes: usize) -> Self {
+        let lanes = store_lanes.clamp(1, depth.max(1));
+        Self {
+            permits: Semaphore::new(lanes),
+            wave: connections * (depth / lanes).max(1),
+        }
+    }
 }
 
 /// [`send_due`] with a shutdown deadline: after `shutdown.stop` nothing is claimed; after
@@ -117,7 +143,7 @@ pub async fn send_due_until<S: Store>(
         transport,
         recorder: Recorder::new(&sched.worker_id, shutdown),
         shutdown,
-        waves: Semaphore::new(transport.in_flight_limit()),
+        lanes: Lanes::new(transport.in_flight_limit(), sched.wave_depth, S::WAVE_LANES),
     };
     let mut report = DispatchReport::default();
     let mut in_flight = FuturesUnordered::new();
@@ -322,16 +348,14 @@ async fn process<S: Store>(
     // What needs no send is recorded at once: those rows are free again.
     ctx.recorder.record(ctx.store, &outcomes, now).await?;
     // One write between two waves: the outcomes of the wave just sent and the start of the
-    // next. The connections' permits are held from the first wave's start until the last
-    // wave's outcomes are written, so at most `scheduler.wave_depth` deliveries per connection
-    // (one by default) are ever started and unrecorded.
+    // next. The batch's lane is held from the first wave's start until the last wave's
+    // outcomes are written, so at most the connections × `scheduler.wave_depth` deliveries
+    // (one per connection by default) are ever started and unrecorded ([`Lanes`]).
     let mut unrecorded: Vec<RecordedOutcome> = Vec::new();
     let mut permits = None;
     let mut queue = outgoing.into_iter().peekable();
-    let limit = ctx.transport.in_flight_limit();
-    let wave_size = limit * loaded.settings.scheduler.wave_depth;
     while queue.peek().is_some() {
-        let wave: Vec<OutgoingEmail> = queue.by_ref().take(wave_size).collect();
+        let wave: Vec<OutgoingEmail> = queue.by_ref().take(ctx.lanes.wave).collect();
         // The breaker paused the transport during an earlier wave: the rest waits for the
         // probe, no attempt counted.
         if !sending.probe && loaded.gate.is_paused() {
@@ -344,7 +368,7 @@ async fn process<S: Store>(
         }
         if permits.is_none() {
             permits = tokio::select! {
-                permits = ctx.waves.acquire_many(limit as u32) => permits.ok(),
+                permits = ctx.lanes.permits.acquire() => permits.ok(),
                 _ = ctx.shutdown.abort.cancelled() => None,
             };
         }

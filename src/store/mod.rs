@@ -351,6 +351,12 @@ pub trait QueueStore {
     /// (one transaction each): the backend's own trade-off (docs/performance.md).
     const ENROL_PAGE: usize;
 
+    /// Batches that may send at once, each with its own waves (dispatch's `Lanes`): 2 where
+    /// two writers really write at once, so one batch's wave is on the wire while the other
+    /// records its own; 1 where there is one writer anyway (more lanes would only halve the
+    /// waves, i.e. twice the commits).
+    const WAVE_LANES: usize;
+
     /// Enrols leads (one transaction): enrolment row, first delivery, lead → nurturing,
     /// events. A lead already enrolled in that campaign is skipped. A `new` lead whose address
     /// or domain is on the suppression list is not enrolled: it becomes `suppressed` (event).

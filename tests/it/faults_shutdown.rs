@@ -5,7 +5,8 @@
 //!   `scheduler.shutdown_grace` (plus its few seconds of recording); what was mid-transaction
 //!   is `unknown` (at most one per connection; `scheduler.wave_depth` per connection when
 //!   set), what never started is due again, nothing is left claimed; a later run sends the
-//!   rest once.
+//!   rest once. On PostgreSQL too, where two batches send at once (two lanes of half the
+//!   depth each): the bound is the same.
 //! - SIGTERM to `run --once` mid-pass: it claims nothing new, finishes and records what is
 //!   on the wire, exits 0; nothing is left claimed, nothing lost.
 //! - The unit's `TimeoutStopSec` outlasts the shipped grace plus the recording margin.
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::bin::{self, repo, stdout_of};
 use crate::support::daemon::Daemon;
+use crate::support::db::with_postgres;
 use crate::support::faults::{self, SERIAL, T0, Tally};
 use crate::support::smtp_server::TestSmtpServer;
 
@@ -63,21 +65,38 @@ async fn a_deeper_wave_writes_off_at_most_its_depth_per_connection() {
     stalled_relay(3).await;
 }
 
+/// On PostgreSQL two batches send at once, each in waves of half the depth (two lanes: one
+/// records while the other is on the wire): what a stop writes off is still at most the
+/// depth per connection, nothing is lost or sent twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_lanes_on_postgresql_write_off_at_most_the_depth_per_connection() {
+    let _serial = SERIAL.lock().await;
+    with_postgres("stalled_relay_lanes", |url| async move {
+        let dir = tempfile::tempdir().expect("temp dir");
+        stalled_relay_on(&url, dir.path(), 4).await;
+    })
+    .await;
+}
+
 async fn stalled_relay(depth: usize) {
     let _serial = SERIAL.lock().await;
-    const N: usize = 300;
-    let grace = Duration::from_secs(2);
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("rewarm.db").display());
+    stalled_relay_on(&url, dir.path(), depth).await;
+}
+
+async fn stalled_relay_on(url: &str, dir: &std::path::Path, depth: usize) {
+    const N: usize = 300;
+    let grace = Duration::from_secs(2);
     let server = TestSmtpServer::start().await;
     let config = faults::write(
-        &faults::config(&url, server.port(), POOL, faults::free_port())
+        &faults::config(url, server.port(), POOL, faults::free_port())
             .set_str("scheduler", "shutdown_grace", "2s")
             .set("scheduler", "wave_depth", depth.to_string()),
-        dir.path(),
+        dir,
     );
-    faults::seed(&url, &config, N).await;
-    let mut daemon = faults::start_daemon(&config, "daemon", T0, dir.path());
+    faults::seed(url, &config, N).await;
+    let mut daemon = faults::start_daemon(&config, "daemon", T0, dir);
     assert!(
         server.wait_for_count(20, Duration::from_secs(60)).await,
         "nothing was sent:\n{}",
@@ -103,8 +122,8 @@ async fn stalled_relay(depth: usize) {
     let log = daemon.log();
     assert!(log.contains("Shutdown grace is over"), "{log}");
 
-    let states = count_states(&faults::states(&url).await);
-    let stopped = faults::tally(&url, &server, N).await;
+    let states = count_states(&faults::states(url).await);
+    let stopped = faults::tally(url, &server, N).await;
     eprintln!(
         "SIGTERM with a stalled relay: stopped in {took:?} (grace {grace:?}); states {states:?}; {}",
         stopped.line()
@@ -128,7 +147,7 @@ async fn stalled_relay(depth: usize) {
 
     // The relay answers again: one more run sends the rest, once.
     server.release_rcpt();
-    let done = drain_once(&config, dir.path(), &url, &server, N).await;
+    let done = drain_once(&config, dir, url, &server, N).await;
     eprintln!("after a second run: {}", done.line());
     assert_eq!((done.pending, done.lost, done.duplicates), (0, 0, 0));
     assert_eq!(done.written_off, stopped.written_off);
