@@ -1,7 +1,7 @@
 //! One database fixture for both backends: a SQLite file in a temporary folder, or a fresh
 //! PostgreSQL database created on the server named by `REWARM_TEST_POSTGRES_URL` (a database
 //! the tests may connect to and run CREATE DATABASE from) and dropped afterwards, also when
-//! the test panics.
+//! the test panics or never calls [`TestDatabase::drop_database`] (the fixture's `Drop`).
 //!
 //! Without `REWARM_TEST_POSTGRES_URL` a PostgreSQL test calls [`super::skip`]: it passes with
 //! a loud SKIPPED line on a developer's machine and fails under `CI=true`.
@@ -28,6 +28,8 @@ pub enum TestDatabase {
         url: String,
         name: String,
         admin_url: String,
+        /// Set once [`TestDatabase::drop_database`] has dropped it; otherwise `Drop` does.
+        dropped: bool,
     },
 }
 
@@ -59,6 +61,7 @@ impl TestDatabase {
             url,
             name,
             admin_url,
+            dropped: false,
         })
     }
 
@@ -70,23 +73,56 @@ impl TestDatabase {
     }
 
     /// Drops a PostgreSQL database (connections still open are ended); removes a SQLite file.
-    pub async fn drop_database(self) {
+    pub async fn drop_database(mut self) {
+        if let TestDatabase::Postgres {
+            name,
+            admin_url,
+            dropped,
+            ..
+        } = &mut self
+        {
+            drop_postgres(admin_url, name).await;
+            *dropped = true;
+        }
+    }
+}
+
+/// A PostgreSQL database the test did not drop itself (it returned early, panicked, or only
+/// let its fixture go out of scope) is dropped here, from a thread of its own: `Drop` cannot
+/// wait on the test's runtime.
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
         let TestDatabase::Postgres {
-            name, admin_url, ..
+            name,
+            admin_url,
+            dropped: false,
+            ..
         } = self
         else {
             return;
         };
-        if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
-            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-            if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut admin)
-                .await
-            {
-                eprintln!("could not drop test database {name}: {e}");
-            }
-            let _ = admin.close().await;
+        let (name, admin_url) = (name.clone(), admin_url.clone());
+        let dropper = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime to drop the test database");
+            runtime.block_on(drop_postgres(&admin_url, &name));
+        });
+        let _ = dropper.join();
+    }
+}
+
+async fn drop_postgres(admin_url: &str, name: &str) {
+    if let Ok(mut admin) = sqlx::PgConnection::connect(admin_url).await {
+        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+        {
+            eprintln!("could not drop test database {name}: {e}");
         }
+        let _ = admin.close().await;
     }
 }
 
