@@ -1,8 +1,8 @@
 //! Which lead an inbound message is about, in the order:
 //!
 //! 1. `token`: a signed token in a recipient address (`reply+TOKEN@…`, `bounce+TOKEN@…`);
-//! 2. `in_reply_to`: In-Reply-To / References against our Message-IDs (the token in
-//!    `<TOKEN@domain>`, else the delivery stored with that Message-ID);
+//! 2. `in_reply_to`: In-Reply-To / References against our Message-IDs (the signed token in
+//!    `<TOKEN@domain>`; a foreign id, or one whose key left `[tokens] keys`, names nothing);
 //! 3. `report`: for DSNs and ARF reports, the original message's Message-ID, then its
 //!    Final-Recipient / Original-Rcpt-To / To addresses against the leads;
 //! 4. `sender`: the From address against the leads.
@@ -108,18 +108,20 @@ pub fn header_address(value: &str) -> Option<EmailAddress> {
     EmailAddress::parse(v.trim()).ok()
 }
 
+/// The delivery a Message-ID names. Ours are signed Reply tokens (`<TOKEN@domain>`, since the
+/// first release), so the token is all that is read: a foreign id, or one signed with a key
+/// since removed from `[tokens] keys` (like that email's unsubscribe link), names nothing and
+/// costs no query. The stored ids are not looked up: their index, written at a random place
+/// per email sent, went in migration 0022 (SQLite) / 0023 (PostgreSQL).
 async fn by_thread_id<S: Store>(
     store: &S,
     keys: &TokenKeys,
     id: &str,
 ) -> Result<Option<DeliveryTarget>, StoreError> {
-    if let Some(token) = message_id_token(id)
-        && let Some(claims) = keys.verify_kind(token, TokenKind::Reply)
-        && let Some(t) = store.delivery_target(claims.delivery_id).await?
-    {
-        return Ok(Some(t));
+    match message_id_token(id).and_then(|token| keys.verify_kind(token, TokenKind::Reply)) {
+        Some(claims) => store.delivery_target(claims.delivery_id).await,
+        None => Ok(None),
     }
-    store.delivery_by_message_id(id).await
 }
 
 async fn by_address<S: Store>(

@@ -404,25 +404,6 @@ macro_rules! common_queue_methods {
             row.map(TargetRow::into_target).transpose()
         }
 
-        async fn delivery_by_message_id(
-            &self,
-            message_id: &str,
-        ) -> Result<Option<DeliveryTarget>, StoreError> {
-            let bare = bare_message_id(message_id);
-            if bare.is_empty() {
-                return Ok(None);
-            }
-            let id: Option<i64> = sqlx::query_scalar(sql::DELIVERY_BY_MESSAGE_ID)
-                .bind(bare)
-                .bind(format!("<{bare}>"))
-                .fetch_optional(&self.pool)
-                .await?;
-            match id {
-                Some(id) => self.delivery_target(id).await,
-                None => Ok(None),
-            }
-        }
-
         async fn delivery_by_provider_id(
             &self,
             provider_id: &str,

@@ -504,13 +504,6 @@ pub trait QueueStore {
         delivery_id: i64,
     ) -> impl Future<Output = Result<Option<DeliveryTarget>, StoreError>> + Send;
 
-    /// The delivery that was sent with this Message-ID (compared without angle brackets,
-    /// case-sensitively).
-    fn delivery_by_message_id(
-        &self,
-        message_id: &str,
-    ) -> impl Future<Output = Result<Option<DeliveryTarget>, StoreError>> + Send;
-
     /// The delivery an email provider took under `provider_id` (its `MessageID`,
     /// `X-Message-Id` or `id`, as stored on send), compared exactly.
     fn delivery_by_provider_id(

@@ -204,8 +204,6 @@ pub(crate) const PENDING_DELIVERIES: &str = "SELECT d.lead_id, d.campaign, d.ste
 pub(crate) const DELIVERY_TARGET: &str =
     "SELECT d.id, d.lead_id, l.email, d.campaign, d.step, d.message_id
      FROM deliveries d JOIN leads l ON l.id = d.lead_id WHERE d.id = $1";
-pub(crate) const DELIVERY_BY_MESSAGE_ID: &str =
-    "SELECT id FROM deliveries WHERE message_id IN ($1, $2) ORDER BY id LIMIT 1";
 pub(crate) const DELIVERY_BY_PROVIDER_ID: &str =
     "SELECT id FROM deliveries WHERE provider_message_id = $1 ORDER BY id LIMIT 1";
 

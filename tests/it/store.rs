@@ -81,7 +81,7 @@ store_tests!(
     notifications_are_claimed_leased_and_recorded,
     kv_values_are_kept_and_replaced,
     kv_set_if_absent_binds_a_key_once_even_under_a_race,
-    a_delivery_is_found_by_its_message_id,
+    a_reply_threads_by_the_token_of_its_message_id,
     a_delivery_is_found_by_the_providers_id,
     one_delivery_one_effect_across_channels_and_batches_in_one_call,
     a_recycled_lead_resumes_its_cadence_after_the_wait,
@@ -2608,19 +2608,37 @@ async fn kv_set_if_absent_binds_a_key_once_even_under_a_race<S: Store + Clone + 
     assert_eq!(store.kv_get("race").await.unwrap(), seen.into_iter().next());
 }
 
-async fn a_delivery_is_found_by_its_message_id<S: Store>(store: S) {
-    let leads = enrolled_as(&store, &["ann@a.example"]).await;
+/// A reply threads back to its email by the signed token of the Message-ID it answers (our
+/// Message-IDs are `<TOKEN@domain>`), past foreign ids in References; a Message-ID whose key
+/// left the keyring, or one that only looks like ours, names no delivery (there is no look-up
+/// of stored ids: migration 0022/0023 dropped their index), and matching goes on to the sender.
+async fn a_reply_threads_by_the_token_of_its_message_id<S: Store>(store: S) {
+    use rewarm::inbound::matching::find;
+    use rewarm::inbound::parse::ParsedInbound;
+    use rewarm::secret::Secret;
+    use rewarm::tokens::{TokenKeys, TokenKind};
+
+    let leads = enrolled_as(&store, &["ann@a.example", "bob@b.example"]).await;
     let claimed = store
         .claim_due(t0(), "w", t0() + Duration::minutes(5), 10)
         .await
         .unwrap();
     let d = for_lead(&claimed, &leads[0]);
+    let old = ("k1".to_string(), Secret::new("a".repeat(32)));
+    let new = ("k2".to_string(), Secret::new("b".repeat(32)));
+    let keys = TokenKeys::new(vec![new.clone(), old.clone()]).unwrap();
+    let signed_by = |key: &(String, Secret)| {
+        TokenKeys::new(vec![key.clone()])
+            .unwrap()
+            .sign(TokenKind::Reply, d.id, 0)
+    };
+    let ours = format!("<{}@mail.example>", signed_by(&old));
     store
         .record_outcomes(
             &[outcome(
                 &d,
                 Outcome::Sent {
-                    message_id: "<tok.abc@mail.example>".into(),
+                    message_id: ours.clone(),
                     provider_id: None,
                     next: next(1, t0() + Duration::days(30)),
                 },
@@ -2630,22 +2648,51 @@ async fn a_delivery_is_found_by_its_message_id<S: Store>(store: S) {
         )
         .await
         .unwrap();
-    for id in [
-        "<tok.abc@mail.example>",
-        "tok.abc@mail.example",
-        " <tok.abc@mail.example> ",
-    ] {
-        let target = store.delivery_by_message_id(id).await.unwrap().unwrap();
-        assert_eq!((target.delivery_id, target.lead_id), (d.id, leads[0].id));
-    }
+    // Bob answers a forwarded thread: the newest id is foreign, Ann's email is further back.
+    let reply = |in_reply_to: &str, references: &[&str]| ParsedInbound {
+        in_reply_to: vec![in_reply_to.to_string()],
+        references: references.iter().map(|r| r.to_string()).collect(),
+        from: Some("Bob <bob@b.example>".into()),
+        ..ParsedInbound::default()
+    };
+    let threaded = reply("<bob-1@b.example>", &[&ours, "<bob-1@b.example>"]);
+    let m = find(&store, &keys, &threaded).await.unwrap().unwrap();
     assert_eq!(
-        store
-            .delivery_by_message_id("<other@mail.example>")
-            .await
-            .unwrap(),
-        None
+        (m.matched_by, m.lead_id, m.delivery_id),
+        ("in_reply_to", leads[0].id, Some(d.id))
     );
-    assert_eq!(store.delivery_by_message_id("<>").await.unwrap(), None);
+    // Brackets and spaces do not matter.
+    let bare = reply(&format!(" {} ", ours.trim_matches(['<', '>'])), &[]);
+    let m = find(&store, &keys, &bare).await.unwrap().unwrap();
+    assert_eq!((m.matched_by, m.delivery_id), ("in_reply_to", Some(d.id)));
+    // The signing key removed from the keyring: the id is stored, yet names nothing.
+    let without_old = TokenKeys::new(vec![new.clone()]).unwrap();
+    let m = find(&store, &without_old, &threaded)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (m.matched_by, m.lead_id, m.delivery_id),
+        ("sender", leads[1].id, None)
+    );
+    // A token of another kind, or an altered one, names nothing either.
+    let unsubscribe =
+        TokenKeys::new(vec![old.clone()])
+            .unwrap()
+            .sign(TokenKind::Unsubscribe, d.id, 0);
+    let mut altered = ours.clone();
+    altered.replace_range(4..5, if &ours[4..5] == "A" { "B" } else { "A" });
+    for id in [
+        format!("<{unsubscribe}@mail.example>"),
+        altered,
+        "<>".into(),
+    ] {
+        let m = find(&store, &keys, &reply(&id, &[]))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((m.matched_by, m.delivery_id), ("sender", None), "{id}");
+    }
 }
 
 async fn a_delivery_is_found_by_the_providers_id<S: Store>(store: S) {

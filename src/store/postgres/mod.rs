@@ -177,6 +177,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "enrol_indexes",
         include_str!("../../../migrations/postgres/0022_enrol_indexes.sql"),
     ),
+    (
+        23,
+        "message_id",
+        include_str!("../../../migrations/postgres/0023_message_id.sql"),
+    ),
 ];
 
 /// The advisory lock (`pg_advisory_xact_lock`) that serialises imports, enrolments and

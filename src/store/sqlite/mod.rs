@@ -173,6 +173,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "enrol_indexes",
         include_str!("../../../migrations/sqlite/0021_enrol_indexes.sql"),
     ),
+    (
+        22,
+        "message_id",
+        include_str!("../../../migrations/sqlite/0022_message_id.sql"),
+    ),
 ];
 
 /// `concat!`s `$before`, then `'@' || <the domain of the email column $col>` spelled exactly as
