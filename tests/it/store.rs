@@ -2627,12 +2627,11 @@ async fn a_reply_threads_by_the_token_of_its_message_id<S: Store>(store: S) {
     let old = ("k1".to_string(), Secret::new("a".repeat(32)));
     let new = ("k2".to_string(), Secret::new("b".repeat(32)));
     let keys = TokenKeys::new(vec![new.clone(), old.clone()]).unwrap();
-    let signed_by = |key: &(String, Secret)| {
-        TokenKeys::new(vec![key.clone()])
-            .unwrap()
-            .sign(TokenKind::Reply, d.id, 0)
-    };
-    let ours = format!("<{}@mail.example>", signed_by(&old));
+    let old_only = TokenKeys::new(vec![old]).unwrap();
+    let ours = format!(
+        "<{}@mail.example>",
+        old_only.sign(TokenKind::Reply, d.id, 0)
+    );
     store
         .record_outcomes(
             &[outcome(
@@ -2666,7 +2665,7 @@ async fn a_reply_threads_by_the_token_of_its_message_id<S: Store>(store: S) {
     let m = find(&store, &keys, &bare).await.unwrap().unwrap();
     assert_eq!((m.matched_by, m.delivery_id), ("in_reply_to", Some(d.id)));
     // The signing key removed from the keyring: the id is stored, yet names nothing.
-    let without_old = TokenKeys::new(vec![new.clone()]).unwrap();
+    let without_old = TokenKeys::new(vec![new]).unwrap();
     let m = find(&store, &without_old, &threaded)
         .await
         .unwrap()
@@ -2676,10 +2675,7 @@ async fn a_reply_threads_by_the_token_of_its_message_id<S: Store>(store: S) {
         ("sender", leads[1].id, None)
     );
     // A token of another kind, or an altered one, names nothing either.
-    let unsubscribe =
-        TokenKeys::new(vec![old.clone()])
-            .unwrap()
-            .sign(TokenKind::Unsubscribe, d.id, 0);
+    let unsubscribe = old_only.sign(TokenKind::Unsubscribe, d.id, 0);
     let mut altered = ours.clone();
     altered.replace_range(4..5, if &ours[4..5] == "A" { "B" } else { "A" });
     for id in [

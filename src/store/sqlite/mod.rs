@@ -67,6 +67,10 @@ pub struct SqliteStore {
     checkpoint: std::sync::Arc<AtomicU64>,
 }
 
+/// Rows per multi-row `INSERT … VALUES` into a temporary staging table (`temp.enrol_batch`:
+/// six values a row; `temp.record_batch`: sixteen): well under SQLite's 32,766 parameters.
+const STAGE_ROWS: usize = 1000;
+
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,

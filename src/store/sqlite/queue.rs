@@ -80,9 +80,6 @@ const ENROL: [&str; 4] = [
 const ENROL_FRESH: &str = "DELETE FROM temp.enrol_batch
      WHERE NOT EXISTS (SELECT 1 FROM leads l WHERE l.id = enrol_batch.lead_id AND l.state = 'new')";
 
-/// Rows per staging statement (six values each: well under SQLite's 32,766 parameters).
-const STAGE_ROWS: usize = 1000;
-
 /// One statement: the lead's state and the suppression list are checked in the same write
 /// as the claim, so a lead suppressed or re-warmed a moment ago, or whose address or domain
 /// was listed a moment ago (even if the lead row was not updated), is never claimed.

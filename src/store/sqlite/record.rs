@@ -83,9 +83,6 @@ const RECORD_OUTCOMES: [&str; 14] = [
          WHERE id IN (SELECT id FROM temp.record_batch WHERE kind = 'tasked') AND +state IN ('claimed', 'unknown') AND +claimed_by = $2",
 ];
 
-/// Staged rows per statement (sixteen values each: well under SQLite's 32,766 parameters).
-const STAGE_ROWS: usize = 1000;
-
 /// `mark_started`: ids ($1, a JSON array) claimed by $2 and not started yet.
 pub(super) const MARK_STARTED: &str = "UPDATE deliveries SET started_at = $3
      WHERE id IN (SELECT value FROM json_each($1)) AND state = 'claimed' AND claimed_by = $2 AND (started_at IS NULL OR started_at = $3)
