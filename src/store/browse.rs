@@ -278,9 +278,9 @@ pub(crate) fn search_sql(q: &LeadSearch, d: &SearchDialect) -> (String, Vec<Para
 macro_rules! queue_sql {
     ($filter:literal, $order:literal) => {
         concat!(
-            "SELECT l.id, COALESCE((SELECT max(e.at) FROM events e WHERE e.lead_id = l.id AND e.kind = 'rewarmed'), l.updated_at) AS rewarmed_at,
-                    (SELECT e.at FROM events e WHERE e.lead_id = l.id AND e.kind = 'replied' ORDER BY e.at DESC, e.id DESC LIMIT 1) AS replied_at,
-                    (SELECT e.detail FROM events e WHERE e.lead_id = l.id AND e.kind = 'replied' ORDER BY e.at DESC, e.id DESC LIMIT 1) AS reply
+            "SELECT l.id, COALESCE((SELECT max(e.at) FROM events e WHERE e.lead_id = l.id AND e.kind = 'rewarmed' AND e.kind <> 'sent'), l.updated_at) AS rewarmed_at,
+                    (SELECT e.at FROM events e WHERE e.lead_id = l.id AND e.kind = 'replied' AND e.kind <> 'sent' ORDER BY e.at DESC, e.id DESC LIMIT 1) AS replied_at,
+                    (SELECT e.detail FROM events e WHERE e.lead_id = l.id AND e.kind = 'replied' AND e.kind <> 'sent' ORDER BY e.at DESC, e.id DESC LIMIT 1) AS reply
              FROM leads l ",
             $filter,
             " ",
@@ -304,11 +304,11 @@ macro_rules! queue_all_sql {
     ($order:literal) => {
         concat!(
             "SELECT l.id, e.at AS rewarmed_at,
-                    (SELECT r.at FROM events r WHERE r.lead_id = l.id AND r.kind = 'replied' ORDER BY r.at DESC, r.id DESC LIMIT 1) AS replied_at,
-                    (SELECT r.detail FROM events r WHERE r.lead_id = l.id AND r.kind = 'replied' ORDER BY r.at DESC, r.id DESC LIMIT 1) AS reply
+                    (SELECT r.at FROM events r WHERE r.lead_id = l.id AND r.kind = 'replied' AND r.kind <> 'sent' ORDER BY r.at DESC, r.id DESC LIMIT 1) AS replied_at,
+                    (SELECT r.detail FROM events r WHERE r.lead_id = l.id AND r.kind = 'replied' AND r.kind <> 'sent' ORDER BY r.at DESC, r.id DESC LIMIT 1) AS reply
              FROM events e JOIN leads l ON l.id = e.lead_id
              WHERE e.kind = 'rewarmed' AND l.state = 'rewarmed' AND $1 IS NULL
-               AND NOT EXISTS (SELECT 1 FROM events x WHERE x.lead_id = e.lead_id AND x.kind = 'rewarmed'
+               AND NOT EXISTS (SELECT 1 FROM events x WHERE x.lead_id = e.lead_id AND x.kind = 'rewarmed' AND x.kind <> 'sent'
                                  AND (x.at > e.at OR (x.at = e.at AND x.id > e.id)))
              ",
             $order

@@ -279,6 +279,8 @@ tables! {
         at: DateTime<Utc>,
         kind: String,
         detail: Value,
+        /// The delivery an outcome's event is about (`sent`, `delivery_retry`, …).
+        delivery_id: Option<i64>,
     }
 
     /// A `suppressions` row as stored.

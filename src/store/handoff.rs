@@ -138,11 +138,11 @@ pub trait HandoffStore {
 }
 
 pub(crate) const STALE_HANDOFFS: &str = "SELECT l.id AS lead_id, r.id AS rewarm_event, r.at AS rewarmed_at,
-        (SELECT count(*) FROM events e WHERE e.lead_id = l.id AND e.id > r.id AND e.kind = 'reminded') AS reminded,
-        (SELECT count(*) FROM events e WHERE e.lead_id = l.id AND e.id > r.id AND e.kind = 'escalated') AS escalated
-     FROM leads l JOIN events r ON r.id = (SELECT max(m.id) FROM events m WHERE m.lead_id = l.id AND m.kind = 'rewarmed')
+        (SELECT count(*) FROM events e WHERE e.lead_id = l.id AND e.id > r.id AND e.kind = 'reminded' AND e.kind <> 'sent') AS reminded,
+        (SELECT count(*) FROM events e WHERE e.lead_id = l.id AND e.id > r.id AND e.kind = 'escalated' AND e.kind <> 'sent') AS escalated
+     FROM leads l JOIN events r ON r.id = (SELECT max(m.id) FROM events m WHERE m.lead_id = l.id AND m.kind = 'rewarmed' AND m.kind <> 'sent')
      WHERE l.state = 'rewarmed' AND l.id > $2 AND r.at <= $1
-       AND NOT EXISTS (SELECT 1 FROM events f WHERE f.lead_id = l.id AND f.id > r.id
+       AND NOT EXISTS (SELECT 1 FROM events f WHERE f.lead_id = l.id AND f.id > r.id AND f.kind <> 'sent'
                          AND f.kind IN ('feedback', 'working', 'won', 'out_of_scope'))
      ORDER BY l.id LIMIT $3";
 
@@ -151,7 +151,7 @@ pub(crate) const STALE_HANDOFFS: &str = "SELECT l.id AS lead_id, r.id AS rewarm_
 pub(crate) const RECORD_CHASE: &str = "INSERT INTO events (lead_id, at, kind, detail)
      SELECT l.id, $2, $3, $4 FROM leads l
      WHERE l.id = $1 AND l.state = 'rewarmed'
-       AND NOT EXISTS (SELECT 1 FROM events e WHERE e.lead_id = $1 AND e.id > $5
+       AND NOT EXISTS (SELECT 1 FROM events e WHERE e.lead_id = $1 AND e.id > $5 AND e.kind <> 'sent'
                          AND (e.kind = $3 OR e.kind IN ('feedback', 'working', 'won', 'out_of_scope')))";
 
 pub(crate) const COUNT_OWNED: &str = "SELECT count(*) FROM leads WHERE lower(owner_email) = $1";

@@ -149,7 +149,12 @@ pub trait PrivacyStore {
 pub(crate) const ANONYMISE_LEAD: &str = "UPDATE leads SET email = $2, first_name = NULL, last_name = NULL, company = NULL, title = NULL,
      lost_reason = NULL, timezone = NULL, tags = '[]', fields = '{}', scope_reason = NULL, recheck_at = NULL,
      paused_from = NULL, import_hash = NULL, state = 'suppressed', updated_at = $3 WHERE id = $1";
-pub(crate) const LEAD_EVENTS: &str = "SELECT id, detail FROM events WHERE lead_id = $1 ORDER BY id";
+/// Every event of the lead ($1), its sent emails' included (see `TIMELINE`).
+pub(crate) const LEAD_EVENTS: &str = concat!(
+    "SELECT id, detail FROM (",
+    lead_events!("id, detail"),
+    ") t ORDER BY id"
+);
 pub(crate) const SET_EVENT_DETAIL: &str = "UPDATE events SET detail = $2 WHERE id = $1";
 pub(crate) const LEAD_INBOUND: &str =
     "SELECT id, effects FROM inbound WHERE lead_id = $1 ORDER BY id";

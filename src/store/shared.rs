@@ -21,6 +21,22 @@ macro_rules! select_leads {
     };
 }
 
+/// `SELECT $cols FROM` every event of the lead $1, in two halves: those `events_lead` holds,
+/// and its sent emails' `sent` events (kept out of `events_lead`: a send pass would write
+/// their entries at random places) through its deliveries and `events_delivery`, whose
+/// entries a send pass writes at the right edge (migration 0023 on SQLite, 0024 on
+/// PostgreSQL). A query that reads one kind of a lead's events spells `kind <> 'sent'` for
+/// `events_lead`'s condition to hold.
+macro_rules! lead_events {
+    ($cols:literal) => {
+        concat!(
+            "SELECT ", $cols, " FROM events WHERE lead_id = $1 AND (kind <> 'sent' OR delivery_id IS NULL)
+             UNION ALL SELECT ", $cols, " FROM events
+             WHERE delivery_id IN (SELECT d.id FROM deliveries d WHERE d.lead_id = $1) AND delivery_id IS NOT NULL AND kind = 'sent'"
+        )
+    };
+}
+
 // ── Leads ───────────────────────────────────────────────────────────────────────────────
 
 pub(crate) const LEAD_BY_EMAIL: &str = select_leads!("WHERE email = $1");
@@ -30,20 +46,39 @@ pub(crate) const LEAD_STATE: &str = "SELECT state FROM leads WHERE id = $1";
 pub(crate) const LEAD_EMAIL: &str = "SELECT email FROM leads WHERE id = $1";
 pub(crate) const SET_LEAD_STATE: &str =
     "UPDATE leads SET state = $2, updated_at = $3 WHERE id = $1";
-pub(crate) const TIMELINE: &str =
-    "SELECT at, kind, detail FROM events WHERE lead_id = $1 ORDER BY id";
+/// A lead's ($1) history, oldest first: its events by `events_lead`, and its sent emails'
+/// events through its deliveries and `events_delivery` (`sent` events are kept out of
+/// `events_lead`, migration 0023 on SQLite, 0024 on PostgreSQL).
+pub(crate) const TIMELINE: &str = concat!(
+    "SELECT at, kind, detail FROM (",
+    lead_events!("id, at, kind, detail"),
+    ") t ORDER BY id"
+);
+/// The statements that read one lead's events by its id, by name (`lead_history_plans` on
+/// each backend: each must search an index, never read every event, nor every event of one
+/// kind such as `sent`).
+pub(crate) const LEAD_EVENT_READS: [(&str, &str); 8] = [
+    ("timeline", TIMELINE),
+    ("forget", crate::store::privacy::LEAD_EVENTS),
+    ("score", SCORE),
+    ("signals", SIGNALS),
+    ("clicks_since", CLICKS_SINCE),
+    ("soft_bounces_in_a_row", SOFT_BOUNCES_IN_A_ROW),
+    ("stale_handoffs", crate::store::handoff::STALE_HANDOFFS),
+    ("record_chase", crate::store::handoff::RECORD_CHASE),
+];
 pub(crate) const INSERT_EVENT: &str =
     "INSERT INTO events (lead_id, at, kind, detail) VALUES ($1, $2, $3, $4)";
 /// The score: `engaged` points since the lead was last recycled.
 pub(crate) const SCORE: &str =
     "SELECT CAST(COALESCE(sum(CAST(detail->>'points' AS BIGINT)), 0) AS BIGINT) FROM events
-     WHERE lead_id = $1 AND kind = 'engaged'
-       AND id > COALESCE((SELECT max(id) FROM events WHERE lead_id = $1 AND kind = 'recycled'), 0)";
+     WHERE lead_id = $1 AND kind = 'engaged' AND kind <> 'sent'
+       AND id > COALESCE((SELECT max(id) FROM events WHERE lead_id = $1 AND kind = 'recycled' AND kind <> 'sent'), 0)";
 /// The lead's ($1) `engaged` events since it was last recycled, oldest first: the signals
 /// its (decayed) score is made of.
 pub(crate) const SIGNALS: &str = "SELECT at, kind, detail FROM events
-     WHERE lead_id = $1 AND kind = 'engaged'
-       AND id > COALESCE((SELECT max(id) FROM events WHERE lead_id = $1 AND kind = 'recycled'), 0)
+     WHERE lead_id = $1 AND kind = 'engaged' AND kind <> 'sent'
+       AND id > COALESCE((SELECT max(id) FROM events WHERE lead_id = $1 AND kind = 'recycled' AND kind <> 'sent'), 0)
      ORDER BY id";
 /// What a click needs of its delivery ($1): whose, which step, when it went out. A click
 /// can beat the record of its send (the email arrives while the outcome is being written):
@@ -51,13 +86,13 @@ pub(crate) const SIGNALS: &str = "SELECT at, kind, detail FROM events
 pub(crate) const CLICK_DELIVERY: &str = "SELECT lead_id, campaign, step, CASE WHEN state = 'claimed' THEN $2 ELSE sent_at END FROM deliveries WHERE id = $1";
 /// The lead's ($1) clicks since $2, oldest first (the click judge's memory).
 pub(crate) const CLICKS_SINCE: &str = "SELECT at, kind, detail FROM events
-     WHERE lead_id = $1 AND kind = 'clicked' AND at >= $2 ORDER BY id";
+     WHERE lead_id = $1 AND kind = 'clicked' AND kind <> 'sent' AND at >= $2 ORDER BY id";
 /// "In a row": soft bounces since the last sign that mail reaches the person (a reply, an
 /// auto-reply, a click). A `sent` proves nothing (the bounce comes after it), so it does not
 /// reset the count. Several about one email (a server's "Action: delayed" DSN every few
 /// hours, then its final word) count once: bounces of one known delivery are one.
-pub(crate) const SOFT_BOUNCES_IN_A_ROW: &str = "SELECT count(DISTINCT COALESCE(CAST(detail->>'delivery_id' AS TEXT), 'event:' || CAST(id AS TEXT))) FROM events WHERE lead_id = $1 AND kind = 'soft_bounce'
-       AND id > COALESCE((SELECT max(id) FROM events WHERE lead_id = $1
+pub(crate) const SOFT_BOUNCES_IN_A_ROW: &str = "SELECT count(DISTINCT COALESCE(CAST(detail->>'delivery_id' AS TEXT), 'event:' || CAST(id AS TEXT))) FROM events WHERE lead_id = $1 AND kind = 'soft_bounce' AND kind <> 'sent'
+       AND id > COALESCE((SELECT max(id) FROM events WHERE lead_id = $1 AND kind <> 'sent'
                                    AND (kind IN ('replied', 'clicked')
                                         OR (kind = 'inbound' AND detail->>'classification' IN ('human_reply', 'auto_reply')))), 0)";
 
@@ -226,7 +261,7 @@ macro_rules! restore_matches {
             $domain,
             ")) AS covered
                 FROM leads l JOIN events e ON e.id = (
-                    SELECT max(x.id) FROM events x WHERE x.lead_id = l.id
+                    SELECT max(x.id) FROM events x WHERE x.lead_id = l.id AND x.kind <> 'sent'
                       AND (x.kind = 'suppressed' OR (x.kind IN ('imported', 'updated') AND x.detail->>'state' = 'suppressed')))
                 WHERE l.state = 'suppressed' AND e.detail->>'address' = $1),
              r AS (SELECT lead_id, at, back_to FROM r0 WHERE NOT covered)

@@ -57,6 +57,7 @@ mod reply_end_to_end;
 mod report;
 mod report_stages;
 mod scale;
+mod sent_events;
 mod shutdown;
 mod store;
 mod store_loop;

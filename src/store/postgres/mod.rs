@@ -182,6 +182,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "message_id",
         include_str!("../../../migrations/postgres/0023_message_id.sql"),
     ),
+    (
+        24,
+        "sent_events",
+        include_str!("../../../migrations/postgres/0024_sent_events.sql"),
+    ),
 ];
 
 /// The advisory lock (`pg_advisory_xact_lock`) that serialises imports, enrolments and
@@ -256,6 +261,15 @@ macro_rules! retrying {
 pub(crate) use retrying;
 
 impl PgStore {
+    /// Applies only the migrations numbered below `version`: for the tests of what a
+    /// migration does to the rows an earlier schema holds (then `migrate` applies the rest).
+    #[doc(hidden)]
+    pub async fn migrate_before(&self, version: i64) -> Result<(), StoreError> {
+        let n = MIGRATIONS.iter().take_while(|m| m.0 < version).count();
+        migrator(&MIGRATIONS[..n]).run(&self.pool).await?;
+        Ok(())
+    }
+
     /// Folds the rows the counting triggers appended (migration 0018) into one per key, in
     /// one statement: rows appended meanwhile by other transactions are not in its snapshot
     /// and stay, so every sum holds throughout.

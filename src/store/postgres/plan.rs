@@ -65,6 +65,40 @@ impl PgStore {
 }
 
 impl PgStore {
+    /// The plans of the statements that read one lead's events by its id, by name (see
+    /// `SqliteStore::lead_history_plans`), asked with `enable_seqscan = off` (as
+    /// `tick_plans`): a `Seq Scan on events` left in a plan means no index serves it.
+    pub async fn lead_history_plans(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(&'static str, Vec<String>)>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL enable_seqscan = off")
+            .execute(&mut *tx)
+            .await?;
+        let mut plans = Vec::new();
+        for (name, statement) in sql::LEAD_EVENT_READS {
+            let explain = format!("EXPLAIN (COSTS OFF) {statement}");
+            let query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(explain));
+            let query = match name {
+                "clicks_since" => query.bind(1_i64).bind(Time(now)),
+                "stale_handoffs" => query.bind(Time(now)).bind(0_i64).bind(100_i64),
+                "record_chase" => query
+                    .bind(1_i64)
+                    .bind(Time(now))
+                    .bind("reminded")
+                    .bind(serde_json::json!({}))
+                    .bind(0_i64),
+                _ => query.bind(1_i64),
+            };
+            plans.push((name, query.fetch_all(&mut *tx).await?));
+        }
+        tx.rollback().await?;
+        Ok(plans)
+    }
+}
+
+impl PgStore {
     /// The plans of the send pass's writes that name their rows by key, by name: recording a
     /// wave that sent (`RECORD_SENT_WAVE`, with the next wave's start), marking a wave
     /// started, and an enrolment's rows, first deliveries and events (`ENROL`'s first three

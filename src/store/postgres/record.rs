@@ -40,11 +40,12 @@ pub(super) const RECORD_SENT_WAVE: &str = "WITH u AS (
         WHERE deliveries.id = ANY($1::bigint[]) AND (deliveries.state IN ('claimed', 'unknown')) IS TRUE AND deliveries.claimed_by = $3
         RETURNING deliveries.id),
      events AS (
-        INSERT INTO events (lead_id, at, kind, detail)
+        INSERT INTO events (lead_id, at, kind, detail, delivery_id)
         SELECT u.lead_id, $2, 'sent',
                jsonb_build_object('campaign', u.campaign, 'step', u.step + 1, 'template', u.template, 'message_id', u.message_id,
                                   'attempt', u.attempt)
-               || CASE WHEN u.provider_id IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('provider_message_id', u.provider_id) END
+               || CASE WHEN u.provider_id IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('provider_message_id', u.provider_id) END,
+               u.id
         FROM u JOIN sent ON sent.id = u.id ORDER BY u.n),
      next AS (
         INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at, cycle)
@@ -154,7 +155,7 @@ macro_rules! batch {
 const RECORD_OUTCOMES: [(&str, bool); 14] = [
     (
         concat!(
-            "INSERT INTO events (lead_id, at, kind, detail) SELECT j.lead_id, $2, j.event, j.detail::jsonb FROM ",
+            "INSERT INTO events (lead_id, at, kind, detail, delivery_id) SELECT j.lead_id, $2, j.event, j.detail::jsonb, j.id FROM ",
             batch!(),
             " ORDER BY j.n"
         ),

@@ -182,6 +182,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "message_id",
         include_str!("../../../migrations/sqlite/0022_message_id.sql"),
     ),
+    (
+        23,
+        "sent_events",
+        include_str!("../../../migrations/sqlite/0023_sent_events.sql"),
+    ),
 ];
 
 /// `concat!`s `$before`, then `'@' || <the domain of the email column $col>` spelled exactly as
@@ -243,6 +248,15 @@ async fn set_checkpoint(conn: &mut sqlx::SqliteConnection, pages: u64) -> Result
 }
 
 impl SqliteStore {
+    /// Applies only the migrations numbered below `version`: for the tests of what a
+    /// migration does to the rows an earlier schema holds (then `migrate` applies the rest).
+    #[doc(hidden)]
+    pub async fn migrate_before(&self, version: i64) -> Result<(), StoreError> {
+        let n = MIGRATIONS.iter().take_while(|m| m.0 < version).count();
+        migrator(&MIGRATIONS[..n]).run(&self.pool).await?;
+        Ok(())
+    }
+
     /// The writer connection's `wal_autocheckpoint`, as SQLite reports it.
     pub async fn writer_checkpoint_pages(&self) -> Result<i64, StoreError> {
         let mut conn = self.writer.acquire().await?;

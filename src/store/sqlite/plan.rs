@@ -59,6 +59,37 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// The plans of the statements that read one lead's events by its id, by name
+    /// (`LEAD_EVENT_READS`): each must search `events_lead` (SQLite uses a partial index only
+    /// when the query spells its condition, `kind <> 'sent'`), the timeline also
+    /// `events_delivery`; a `SCAN` of `events` would read the whole history per question.
+    pub async fn lead_history_plans(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(&'static str, Vec<String>)>, StoreError> {
+        let mut plans = Vec::new();
+        for (name, statement) in sql::LEAD_EVENT_READS {
+            let explain = format!("EXPLAIN QUERY PLAN {statement}");
+            let query = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(explain));
+            let query = match name {
+                "clicks_since" => query.bind(1_i64).bind(Time(now)),
+                "stale_handoffs" => query.bind(Time(now)).bind(0_i64).bind(100_i64),
+                "record_chase" => query
+                    .bind(1_i64)
+                    .bind(Time(now))
+                    .bind("reminded")
+                    .bind(serde_json::json!({}))
+                    .bind(0_i64),
+                _ => query.bind(1_i64),
+            };
+            let rows = query.fetch_all(&self.pool).await?;
+            plans.push((name, rows.into_iter().map(|r| r.3).collect()));
+        }
+        Ok(plans)
+    }
+}
+
+impl SqliteStore {
     /// The plan of the console's session look-up, which every console request runs: it must
     /// search `leads_owner` for the viewer's leads, never `SCAN leads`.
     pub async fn console_session_plan(&self) -> Result<Vec<String>, StoreError> {

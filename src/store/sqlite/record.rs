@@ -25,7 +25,7 @@ const RECORD_STAGE: [&str; 3] = [
 /// each update names its rows by `id IN (…)` and reads its values by the staged row's id. A
 /// result that comes back after its lease expired (row already `unknown`) is still recorded.
 const RECORD_OUTCOMES: [&str; 14] = [
-        "INSERT INTO events (lead_id, at, kind, detail) SELECT j.lead_id, $1, j.event, j.detail FROM temp.record_batch j WHERE $2 = $2 ORDER BY j.n",
+        "INSERT INTO events (lead_id, at, kind, detail, delivery_id) SELECT j.lead_id, $1, j.event, j.detail, j.id FROM temp.record_batch j WHERE $2 = $2 ORDER BY j.n",
         "UPDATE deliveries SET state = 'sent', sent_at = $1,
                (message_id, provider_message_id) = (SELECT j.message_id, j.provider_id FROM temp.record_batch j WHERE j.id = deliveries.id),
                last_error = NULL, lease_until = NULL, updated_at = $1
