@@ -10,7 +10,7 @@
 //!
 //! The SQL statements are in [`super::edits_sql`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
@@ -145,6 +145,11 @@ pub trait EditStore {
 
     /// Active enrolments per campaign, version and segment (one aggregate statement).
     fn followed(&self) -> impl Future<Output = Result<Vec<Followed>, StoreError>> + Send;
+
+    /// The campaigns with active enrolments: one probe of `enrolments_state_campaign` per
+    /// campaign, whatever the number of enrolments (`followed` counts them all: 1 s at 1M).
+    fn active_campaigns(&self)
+    -> impl Future<Output = Result<BTreeSet<String>, StoreError>> + Send;
 
     /// The version each enrolment of lead `lead_id` follows, per campaign (None: its
     /// campaign's current version), for `explain`.
@@ -458,6 +463,11 @@ macro_rules! edit_methods {
         async fn followed(&self) -> Result<Vec<Followed>, StoreError> {
             let rows: Vec<FollowedRow> = sqlx::query_as(FOLLOWED).fetch_all(&self.pool).await?;
             Ok(rows.into_iter().map(Followed::from).collect())
+        }
+
+        async fn active_campaigns(&self) -> Result<BTreeSet<String>, StoreError> {
+            let rows: Vec<(String,)> = sqlx::query_as(ACTIVE_CAMPAIGNS).fetch_all(&self.pool).await?;
+            Ok(rows.into_iter().map(|(c,)| c).collect())
         }
 
         async fn enrolment_versions(

@@ -11,6 +11,14 @@ pub(crate) const PIN_NEW: &str = "UPDATE enrolments SET version = $2 WHERE campa
 pub(crate) const FOLLOWED: &str =
     "SELECT campaign, version, segment, count(*) AS n FROM enrolments WHERE state = 'active'
      GROUP BY campaign, version, segment ORDER BY campaign, version, segment";
+/// The campaigns of the active enrolments, each found by one probe of
+/// `enrolments_state_campaign (state, campaign)`: the next campaign after the last found.
+pub(crate) const ACTIVE_CAMPAIGNS: &str = "WITH RECURSIVE c (campaign) AS (
+        SELECT min(campaign) FROM enrolments WHERE state = 'active'
+        UNION ALL
+        SELECT (SELECT min(n.campaign) FROM enrolments n WHERE n.state = 'active' AND n.campaign > c.campaign)
+        FROM c WHERE c.campaign IS NOT NULL)
+     SELECT campaign FROM c WHERE campaign IS NOT NULL";
 pub(crate) const ENROLMENT_VERSIONS: &str =
     "SELECT campaign, version FROM enrolments WHERE lead_id = $1";
 pub(crate) const WAITING_COUNTS: &str = "SELECT step, template, state, count(*) AS n FROM deliveries

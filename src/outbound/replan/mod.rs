@@ -75,10 +75,10 @@ pub async fn pending<S: Store>(store: &S, settings: &Settings) -> Result<bool, S
         return Ok(true);
     }
     Ok(store
-        .followed()
+        .active_campaigns()
         .await?
         .iter()
-        .any(|f| !settings.campaigns.contains_key(&f.campaign)))
+        .any(|c| !settings.campaigns.contains_key(c)))
 }
 
 /// Applies `loaded`'s campaigns to the leads in flight (see the module docs), then gives
@@ -112,10 +112,9 @@ pub async fn apply<S: Store>(
         applied.changed.push(name.clone());
     }
     let removed: std::collections::BTreeSet<String> = store
-        .followed()
+        .active_campaigns()
         .await?
         .into_iter()
-        .map(|f| f.campaign)
         .filter(|c| !settings.campaigns.contains_key(c))
         .collect();
     for name in removed {
