@@ -703,7 +703,7 @@ where
     body(store, db.url().to_string()).await;
 }
 
-async fn on_postgres<F, Fut>(test: &str, body: F)
+pub(crate) async fn on_postgres<F, Fut>(test: &str, body: F)
 where
     F: FnOnce(PgStore, String) -> Fut,
     Fut: Future<Output = ()>,

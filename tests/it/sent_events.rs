@@ -5,7 +5,6 @@
 //! and the `sent` events an earlier version wrote are linked to their deliveries by the
 //! migration (SQLite 0023, PostgreSQL 0024), or, if one cannot be, stay in `events_lead`.
 
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
 use chrono::{DateTime, Duration, Utc};
@@ -14,7 +13,8 @@ use rewarm::domain::lead::{Lead, LeadState};
 use rewarm::store::postgres::PgStore;
 use rewarm::store::sqlite::SqliteStore;
 use rewarm::store::{
-    ClaimedDelivery, NewEnrolment, NextStep, Outcome, RecordedOutcome, Rows, Store, Table,
+    ClaimedDelivery, EventRecord, NewEnrolment, NextStep, Outcome, RecordedOutcome, Rows, Store,
+    Table,
 };
 use sqlx::Connection as _;
 
@@ -89,6 +89,17 @@ async fn history<S: Store>(store: &S, lead_id: i64) -> Vec<(String, Option<Strin
         .collect()
 }
 
+async fn events<S: Store>(store: &S) -> Vec<EventRecord> {
+    match store
+        .export_rows(Table::Events, 0, 1000)
+        .await
+        .expect("events")
+    {
+        Rows::Events(rows) => rows,
+        other => panic!("asked for events, got {:?}", other.table()),
+    }
+}
+
 fn sent(message_id: &str) -> (String, Option<String>) {
     ("sent".into(), Some(message_id.into()))
 }
@@ -122,20 +133,8 @@ async fn history_holds_every_email_in_order<S: Store>(store: &S) {
     sorted_sends[5..7].sort();
     assert_eq!(sorted_sends, expected, "{got:?}");
     // Every outcome's event names its delivery: the `sent` one is what the history follows.
-    let Rows::Events(events) = store
-        .export_rows(Table::Events, 0, 1000)
-        .await
-        .expect("events")
-    else {
-        panic!("asked for events");
-    };
-    let Rows::Deliveries(deliveries) = store
-        .export_rows(Table::Deliveries, 0, 1000)
-        .await
-        .expect("deliveries")
-    else {
-        panic!("asked for deliveries");
-    };
+    let events = events(store).await;
+    let deliveries = crate::store::deliveries(store).await;
     let sent_events: Vec<_> = events.iter().filter(|e| e.kind == "sent").collect();
     assert_eq!(sent_events.len(), 8);
     for e in sent_events {
@@ -198,7 +197,7 @@ async fn a_leads_history_holds_its_sent_emails_by_index_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leads_history_holds_its_sent_emails_by_index_on_postgres() {
-    on_postgres("sent events history", |store: PgStore, url| async move {
+    crate::scale::on_postgres("sent events history", |store: PgStore, url| async move {
         history_holds_every_email_in_order(&store).await;
         let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
         sqlx::query("ANALYZE")
@@ -216,29 +215,28 @@ async fn a_leads_history_holds_its_sent_emails_by_index_on_postgres() {
 
 /// One lead whose first email went out before the migration (its `sent` event named no
 /// delivery), and a `sent` event whose delivery cannot be found (none is expected: it must
-/// still show).
-async fn old_sent_events(conn: &mut (impl SqlRunner + ?Sized), postgres: bool, lead_id: i64) {
+/// still show): the statements that write them, in SQLite's or PostgreSQL's JSON.
+fn old_sent_events(postgres: bool, lead_id: i64) -> [String; 3] {
     let object = if postgres {
         "jsonb_build_object"
     } else {
         "json_object"
     };
-    conn.run(&format!(
-        "UPDATE deliveries SET state = 'sent', message_id = '<old@x>', sent_at = updated_at WHERE lead_id = {lead_id}"
-    ))
-    .await;
-    conn.run(&format!(
-        "INSERT INTO events (lead_id, at, kind, detail)
-         SELECT lead_id, updated_at, 'sent', {object}('campaign', campaign, 'step', 1, 'message_id', message_id)
-         FROM deliveries WHERE lead_id = {lead_id}"
-    ))
-    .await;
-    conn.run(&format!(
-        "INSERT INTO events (lead_id, at, kind, detail)
-         SELECT lead_id, updated_at, 'sent', {object}('campaign', 'gone', 'step', 1, 'message_id', '<gone@x>')
-         FROM deliveries WHERE lead_id = {lead_id}"
-    ))
-    .await;
+    [
+        format!(
+            "UPDATE deliveries SET state = 'sent', message_id = '<old@x>', sent_at = updated_at WHERE lead_id = {lead_id}"
+        ),
+        format!(
+            "INSERT INTO events (lead_id, at, kind, detail)
+             SELECT lead_id, updated_at, 'sent', {object}('campaign', campaign, 'step', 1, 'message_id', message_id)
+             FROM deliveries WHERE lead_id = {lead_id}"
+        ),
+        format!(
+            "INSERT INTO events (lead_id, at, kind, detail)
+             SELECT lead_id, updated_at, 'sent', {object}('campaign', 'gone', 'step', 1, 'message_id', '<gone@x>')
+             FROM deliveries WHERE lead_id = {lead_id}"
+        ),
+    ]
 }
 
 async fn the_migration_links_old_sent_events<S: Store>(store: &S, lead_id: i64) {
@@ -252,13 +250,7 @@ async fn the_migration_links_old_sent_events<S: Store>(store: &S, lead_id: i64) 
             sent("<gone@x>")
         ]
     );
-    let Rows::Events(events) = store
-        .export_rows(Table::Events, 0, 1000)
-        .await
-        .expect("events")
-    else {
-        panic!("asked for events");
-    };
+    let events = events(store).await;
     let delivery = crate::store::delivery_of(store, lead_id, 0).await;
     let linked: Vec<(String, Option<i64>)> = events
         .iter()
@@ -305,7 +297,12 @@ async fn the_migration_links_the_sent_events_already_stored_on_sqlite() {
     let mut conn = sqlx::SqliteConnection::connect(db.url())
         .await
         .expect("connect");
-    old_sent_events(&mut conn, false, ann).await;
+    for sql in old_sent_events(false, ann) {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .expect("old rows");
+    }
     let _ = conn.close().await;
     store.migrate().await.expect("migrate the rest");
     the_migration_links_old_sent_events(&store, ann).await;
@@ -323,56 +320,18 @@ async fn the_migration_links_the_sent_events_already_stored_on_postgres() {
         store.migrate_before(24).await.expect("migrate to 0023");
         let ann = one_enrolled_lead(&store).await;
         let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
-        old_sent_events(&mut conn, true, ann).await;
+        for sql in old_sent_events(true, ann) {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .expect("old rows");
+        }
         let _ = conn.close().await;
         store.migrate().await.expect("migrate the rest");
         the_migration_links_old_sent_events(&store, ann).await;
     })
     .catch_unwind()
     .await;
-    store.close().await;
-    db.drop_database().await;
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
-}
-
-/// A raw statement on a test's own connection (SQLite or PostgreSQL).
-trait SqlRunner {
-    fn run(&mut self, sql: &str) -> impl Future<Output = ()>;
-}
-
-impl SqlRunner for sqlx::SqliteConnection {
-    async fn run(&mut self, sql: &str) {
-        sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
-            .execute(self)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-}
-
-impl SqlRunner for sqlx::PgConnection {
-    async fn run(&mut self, sql: &str) {
-        sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
-            .execute(self)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-}
-
-async fn on_postgres<F, Fut>(test: &str, body: F)
-where
-    F: FnOnce(PgStore, String) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let Some(db) = TestDatabase::postgres(test).await else {
-        return;
-    };
-    let store = PgStore::connect(db.url()).await.expect("connect");
-    store.migrate().await.expect("migrate PostgreSQL");
-    let result = AssertUnwindSafe(body(store.clone(), db.url().to_string()))
-        .catch_unwind()
-        .await;
     store.close().await;
     db.drop_database().await;
     if let Err(panic) = result {
