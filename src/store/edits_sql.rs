@@ -92,7 +92,7 @@ pub(crate) const MOVE_ENROL: &str = "INSERT INTO enrolments (lead_id, campaign, 
         enrolled_at = excluded.enrolled_at, ended_at = excluded.ended_at, cycle = enrolments.cycle + 1, version = NULL
      RETURNING id, cycle";
 pub(crate) const MOVE_STEP: &str = "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at, cycle)
-     VALUES ($1, $2, $3, $4, $5, 'scheduled', $6, $7, $8) ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING";
+     VALUES ($1, $2, $3, $4, $5, 'scheduled', $6, $7, $8) ON CONFLICT (enrolment_id, cycle, step) DO NOTHING";
 pub(crate) const MOVE_COMPLETE: &str =
     "UPDATE leads SET state = 'completed', updated_at = $2 WHERE id = $1 AND state = 'nurturing'
        AND NOT EXISTS (SELECT 1 FROM enrolments e WHERE e.lead_id = $1 AND e.state = 'active')";

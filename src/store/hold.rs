@@ -115,20 +115,32 @@ pub(crate) const RELEASE_CAMPAIGN: [&str; 2] = [
        AND NOT EXISTS (SELECT 1 FROM leads l WHERE l.id = deliveries.lead_id AND l.state = 'paused')",
 ];
 /// `leads pause` (inside `set_lifecycle`): lead $1's waiting rows at $2.
-pub(crate) const HOLD_LEAD: &str =
-    "UPDATE deliveries SET held_from = state, state = 'held', updated_at = $2
-     WHERE lead_id = $1 AND state IN ('scheduled', 'retry_wait')";
+pub(crate) const HOLD_LEAD: &str = concat!(
+    "UPDATE deliveries SET held_from = state, state = 'held', updated_at = $2 WHERE ",
+    of_leads!("$1"),
+    " AND (state IN ('scheduled', 'retry_wait')) IS TRUE"
+);
 /// `leads resume`: lead $1's held rows at $2, except those of paused campaigns.
-pub(crate) const RELEASE_LEAD: &str = "UPDATE deliveries SET state = COALESCE(held_from, 'scheduled'), held_from = NULL, updated_at = $2
-     WHERE lead_id = $1 AND state = 'held' AND campaign NOT IN (SELECT name FROM paused_campaigns)";
+pub(crate) const RELEASE_LEAD: &str = concat!(
+    "UPDATE deliveries SET state = COALESCE(held_from, 'scheduled'), held_from = NULL, updated_at = $2 WHERE ",
+    of_leads!("$1"),
+    " AND (state = 'held') IS TRUE AND campaign NOT IN (SELECT name FROM paused_campaigns)"
+);
 /// `hold_new` for paused leads ($1: now): from the paused leads (`leads_state`) to their rows.
-pub(crate) const HOLD_PAUSED_LEADS: &str = "UPDATE deliveries SET held_from = state, state = 'held', updated_at = $1
-     WHERE state IN ('scheduled', 'retry_wait') AND lead_id IN (SELECT id FROM leads WHERE state = 'paused')";
+pub(crate) const HOLD_PAUSED_LEADS: &str = concat!(
+    "UPDATE deliveries SET held_from = state, state = 'held', updated_at = $1
+     WHERE (state IN ('scheduled', 'retry_wait')) IS TRUE AND ",
+    of_leads!("SELECT id FROM leads WHERE state = 'paused'")
+);
 /// Is any lead paused? (`leads_state`; one row at most.)
 pub(crate) const ANY_PAUSED_LEAD: &str =
     "SELECT count(*) FROM (SELECT 1 FROM leads WHERE state = 'paused' LIMIT 1) AS p";
-pub(crate) const LEAD_DELIVERIES: &str = "SELECT campaign, cycle, step, template, state, held_from, due_at, sent_at, attempts, last_error, updated_at
-     FROM deliveries WHERE lead_id = $1 ORDER BY id";
+pub(crate) const LEAD_DELIVERIES: &str = concat!(
+    "SELECT campaign, cycle, step, template, state, held_from, due_at, sent_at, attempts, last_error, updated_at
+     FROM deliveries WHERE ",
+    of_leads!("$1"),
+    " ORDER BY id"
+);
 
 #[derive(FromRow)]
 pub(crate) struct PausedRow {

@@ -38,7 +38,8 @@
 //! ```
 //! A `tasked` delivery is done like a `sent` one (the cadence goes on), but nothing went to
 //! the lead: its owner got a call task through the outbox, in the same transaction.
-//! `(lead, campaign, cycle, step)` is unique, and only a `scheduled` or `retry_wait` row can
+//! `(enrolment, cycle, step)` is unique (an enrolment is one lead in one campaign; the
+//! unique index `deliveries_enrolment`), and only a `scheduled` or `retry_wait` row can
 //! be claimed, so no step is ever sent twice within one round of a campaign (`cycle`: a lead
 //! may go through a campaign again — its `then`, `leads recycle --campaign` — each time a new
 //! round of the same enrolment row). A paused lead's rows stay `scheduled` but are not

@@ -280,8 +280,13 @@ macro_rules! privacy_steps {
             for table in schema.iter().filter(|t| swept(&t.name) && t.has("id")) {
                 let by_lead = lead_id.is_some() && table.has("lead_id");
                 if by_lead {
+                    // A lead's deliveries are found through its enrolments (`of_leads!`).
+                    let of_lead = match table.name.as_str() {
+                        "deliveries" => of_leads!("$1"),
+                        _ => "lead_id = $1",
+                    };
                     let sql = format!(
-                        "SELECT {} FROM {} WHERE lead_id = $1 ORDER BY id",
+                        "SELECT {} FROM {} WHERE {of_lead} ORDER BY id",
                         row_json_sql(table), ident(&table.name)
                     );
                     let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))

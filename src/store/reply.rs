@@ -5,7 +5,7 @@
 
 /// `Retire`: the lead's ($1) waiting deliveries are cancelled, its active enrolments stop.
 pub(crate) const RETIRE_CADENCE: [&str; 2] = [
-    "UPDATE deliveries SET state = 'cancelled', updated_at = $2 WHERE lead_id = $1 AND state IN ('scheduled', 'retry_wait', 'held')",
+    crate::store::shared::CANCEL_WAITING,
     "UPDATE enrolments SET state = 'stopped', ended_at = $2 WHERE lead_id = $1 AND state = 'active'",
 ];
 /// `Retire`: the lead ($1) becomes `completed` ($2 = now): only `new` leads are enrolled, so

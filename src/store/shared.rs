@@ -27,12 +27,40 @@ macro_rules! select_leads {
 /// entries a send pass writes at the right edge (migration 0023 on SQLite, 0024 on
 /// PostgreSQL). A query that reads one kind of a lead's events spells `kind <> 'sent'` for
 /// `events_lead`'s condition to hold.
+/// A condition on `deliveries` that holds for the rows of the leads `$leads` (a lead's id, such
+/// as `$1`, or a subquery of ids), with an optional alias prefix (`"d."`): found through their
+/// enrolments (`UNIQUE (lead_id, campaign)`) and the key `(enrolment_id, cycle, step)`. No
+/// index of `deliveries` starts with the lead: keyed by lead, every next step a send pass
+/// writes went to a random leaf (migration 0024 on SQLite, 0025 on PostgreSQL). Every
+/// delivery belongs to an enrolment of its own lead. A state the statement also asks for is
+/// spelled `(…) IS TRUE`, which no index serves: otherwise either database may read every
+/// lead's rows in that state (`deliveries_due`, `deliveries_pending`) instead of the lead's few.
+macro_rules! of_leads {
+    ($leads:literal) => {
+        of_leads!("", $leads)
+    };
+    ($alias:literal, $leads:literal) => {
+        concat!(
+            $alias,
+            "enrolment_id IN (SELECT e.id FROM enrolments e WHERE e.lead_id IN (",
+            $leads,
+            "))"
+        )
+    };
+}
+
 macro_rules! lead_events {
     ($cols:literal) => {
         concat!(
-            "SELECT ", $cols, " FROM events WHERE lead_id = $1 AND (kind <> 'sent' OR delivery_id IS NULL)
-             UNION ALL SELECT ", $cols, " FROM events
-             WHERE delivery_id IN (SELECT d.id FROM deliveries d WHERE d.lead_id = $1) AND delivery_id IS NOT NULL AND kind = 'sent'"
+            "SELECT ",
+            $cols,
+            " FROM events WHERE lead_id = $1 AND (kind <> 'sent' OR delivery_id IS NULL)
+             UNION ALL SELECT ",
+            $cols,
+            " FROM events
+             WHERE delivery_id IN (SELECT d.id FROM deliveries d WHERE ",
+            of_leads!("d.", "$1"),
+            ") AND delivery_id IS NOT NULL AND kind = 'sent'"
         )
     };
 }
@@ -67,6 +95,22 @@ pub(crate) const LEAD_EVENT_READS: [(&str, &str); 8] = [
     ("stale_handoffs", crate::store::handoff::STALE_HANDOFFS),
     ("record_chase", crate::store::handoff::RECORD_CHASE),
 ];
+/// The statements that find one lead's deliveries (`of_leads!`), by name, with their
+/// parameters (`l`: a lead's id, `t`: a time) for `lead_delivery_plans` on both stores: each
+/// must reach `deliveries` through `deliveries_enrolment`, never by reading every pending row.
+pub(crate) const LEAD_DELIVERY_STATEMENTS: [(&str, &str, &str); 7] = [
+    ("cancel_waiting", CANCEL_WAITING, "lt"),
+    ("postpone", POSTPONE, "ltt"),
+    ("reactivate_enrolments", REACTIVATE_ENROLMENTS, "l"),
+    ("hold_lead", crate::store::hold::HOLD_LEAD, "lt"),
+    ("release_lead", crate::store::hold::RELEASE_LEAD, "lt"),
+    (
+        "hold_paused_leads",
+        crate::store::hold::HOLD_PAUSED_LEADS,
+        "t",
+    ),
+    ("lead_deliveries", crate::store::hold::LEAD_DELIVERIES, "l"),
+];
 pub(crate) const INSERT_EVENT: &str =
     "INSERT INTO events (lead_id, at, kind, detail) VALUES ($1, $2, $3, $4)";
 /// The score: `engaged` points since the lead was last recycled.
@@ -96,17 +140,27 @@ pub(crate) const SOFT_BOUNCES_IN_A_ROW: &str = "SELECT count(DISTINCT COALESCE(C
                                    AND (kind IN ('replied', 'clicked')
                                         OR (kind = 'inbound' AND detail->>'classification' IN ('human_reply', 'auto_reply')))), 0)";
 
+/// The lead's ($1) waiting deliveries are cancelled at $2 (re-warmed, retired, out of scope…).
+pub(crate) const CANCEL_WAITING: &str = concat!(
+    "UPDATE deliveries SET state = 'cancelled', updated_at = $2 WHERE ",
+    of_leads!("$1"),
+    " AND (state IN ('scheduled', 'retry_wait', 'held')) IS TRUE"
+);
 /// Re-warming a lead ($1) at $2: what waits is cancelled, its enrolments stop, then the lead.
 pub(crate) const REWARM: [&str; 3] = [
-    "UPDATE deliveries SET state = 'cancelled', updated_at = $2 WHERE lead_id = $1 AND state IN ('scheduled', 'retry_wait', 'held')",
+    CANCEL_WAITING,
     "UPDATE enrolments SET state = 'stopped', ended_at = $2 WHERE lead_id = $1 AND state = 'active'",
     "UPDATE leads SET state = 'rewarmed', updated_at = $2 WHERE id = $1",
 ];
 /// An out-of-office: the lead's ($1) waiting deliveries are not due before $3.
-pub(crate) const POSTPONE: &str = "UPDATE deliveries SET due_at = $3, updated_at = $2 WHERE lead_id = $1 AND state IN ('scheduled', 'retry_wait', 'held') AND due_at < $3";
+pub(crate) const POSTPONE: &str = concat!(
+    "UPDATE deliveries SET due_at = $3, updated_at = $2 WHERE ",
+    of_leads!("$1"),
+    " AND (state IN ('scheduled', 'retry_wait', 'held') AND due_at < $3) IS TRUE"
+);
 /// `recycle`: the enrolments whose deliveries were scheduled again become active again.
 pub(crate) const REACTIVATE_ENROLMENTS: &str = "UPDATE enrolments SET state = 'active', ended_at = NULL
-     WHERE lead_id = $1 AND state = 'stopped' AND id IN (SELECT enrolment_id FROM deliveries WHERE lead_id = $1 AND state = 'scheduled')";
+     WHERE lead_id = $1 AND state = 'stopped' AND EXISTS (SELECT 1 FROM deliveries d WHERE d.enrolment_id = enrolments.id AND (d.state = 'scheduled') IS TRUE)";
 /// `set_lifecycle`: the lead's ($1) state and what a pause holds.
 pub(crate) const LEAD_LIFECYCLE: &str =
     "SELECT state, scope_reason, recheck_at, paused_from FROM leads WHERE id = $1";
@@ -115,7 +169,7 @@ pub(crate) const LEAD_LIFECYCLE: &str =
 pub(crate) const SET_LIFECYCLE: &str = "UPDATE leads SET state = $2, updated_at = $3, scope_reason = $4, recheck_at = $5, paused_from = $6 WHERE id = $1";
 /// A lifecycle transition that stops the cadence: what waits is cancelled, enrolments stop.
 pub(crate) const STOP_CADENCE: [&str; 2] = [
-    "UPDATE deliveries SET state = 'cancelled', updated_at = $2 WHERE lead_id = $1 AND state IN ('scheduled', 'retry_wait', 'held')",
+    CANCEL_WAITING,
     "UPDATE enrolments SET state = 'stopped', ended_at = $2 WHERE lead_id = $1 AND state = 'active'",
 ];
 /// Out-of-scope leads due for their re-check at $1, at most $2 (the `leads_recheck` index).
@@ -162,7 +216,7 @@ pub(crate) const INSERT_ENROLMENT: &str =
 /// `enter_campaign`: step 0 of the round: lead $1, enrolment $2, campaign $3, template $4,
 /// due $5, at $6, cycle $7.
 pub(crate) const INSERT_FIRST_DELIVERY: &str = "INSERT INTO deliveries (lead_id, enrolment_id, campaign, step, template, state, due_at, updated_at, cycle)
-     VALUES ($1, $2, $3, 0, $4, 'scheduled', $5, $6, $7) ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING";
+     VALUES ($1, $2, $3, 0, $4, 'scheduled', $5, $6, $7) ON CONFLICT (enrolment_id, cycle, step) DO NOTHING";
 /// `enter_campaign`: the lead's ($1) other enrolments, finished or stopped, are behind it
 /// now: a later recycle does not resume them.
 pub(crate) const CONTINUE_ENROLMENTS: &str = "UPDATE enrolments SET state = 'continued'
@@ -185,8 +239,8 @@ macro_rules! due_now_sql {
         concat!(
             "(SELECT count(*) FROM deliveries WHERE state IN ('scheduled', 'retry_wait') AND due_at <= ",
             $now,
-            ") - (SELECT count(*) FROM leads l CROSS JOIN deliveries d
-                  WHERE l.state = 'paused' AND d.lead_id = l.id AND d.state IN ('scheduled', 'retry_wait') AND d.due_at <= ",
+            ") - (SELECT count(*) FROM leads l CROSS JOIN enrolments e CROSS JOIN deliveries d
+                  WHERE l.state = 'paused' AND e.lead_id = l.id AND d.enrolment_id = e.id AND d.state IN ('scheduled', 'retry_wait') AND d.due_at <= ",
             $now,
             ")"
         )
@@ -199,8 +253,8 @@ macro_rules! due_now_sql {
 pub(crate) const DUE_NOW_PARTS: &str =
     "SELECT (SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM state_counts WHERE part = 'deliveries' AND state IN ('scheduled', 'retry_wait')),
             (SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE state IN ('scheduled', 'retry_wait') AND due_at <= $1 LIMIT $2) AS due),
-            (SELECT count(*) FROM leads l CROSS JOIN deliveries d
-             WHERE l.state = 'paused' AND d.lead_id = l.id AND d.state IN ('scheduled', 'retry_wait') AND d.due_at <= $1)";
+            (SELECT count(*) FROM leads l CROSS JOIN enrolments e CROSS JOIN deliveries d
+             WHERE l.state = 'paused' AND e.lead_id = l.id AND d.enrolment_id = e.id AND d.state IN ('scheduled', 'retry_wait') AND d.due_at <= $1)";
 /// The pending deliveries not due yet at $1 (`DUE_NOW_PARTS`' other side).
 pub(crate) const NOT_DUE: &str =
     "SELECT count(*) FROM deliveries WHERE state IN ('scheduled', 'retry_wait') AND due_at > $1";

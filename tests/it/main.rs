@@ -21,6 +21,7 @@ mod console_auth;
 mod console_browser;
 mod console_pages;
 mod console_review;
+mod delivery_key;
 mod explain;
 mod faults_kill;
 mod faults_repair;

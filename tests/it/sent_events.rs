@@ -271,7 +271,8 @@ async fn the_migration_links_old_sent_events<S: Store>(store: &S, lead_id: i64) 
     );
 }
 
-async fn one_enrolled_lead<S: Store>(store: &S) -> i64 {
+/// Ann, imported, and the SQL of her enrolment in `c` as the earlier schema held it.
+async fn one_enrolled_lead<S: Store>(store: &S, postgres: bool) -> (i64, [String; 4]) {
     store
         .upsert_leads(&[lead("ann@example.com")], "test", t0() - Duration::days(1))
         .await
@@ -281,11 +282,8 @@ async fn one_enrolled_lead<S: Store>(store: &S) -> i64 {
         .await
         .expect("leads")
         .remove(0);
-    store
-        .enrol(&[enrolment(&ann, "c", t0())], t0() - Duration::hours(2))
-        .await
-        .expect("enrol");
-    ann.id
+    let enrolled = crate::delivery_key::enrolled_before(postgres, ann.id, "c", t0());
+    (ann.id, enrolled)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,11 +291,11 @@ async fn the_migration_links_the_sent_events_already_stored_on_sqlite() {
     let db = TestDatabase::sqlite();
     let store = SqliteStore::connect(db.url()).await.expect("open");
     store.migrate_before(23).await.expect("migrate to 0022");
-    let ann = one_enrolled_lead(&store).await;
+    let (ann, enrolled) = one_enrolled_lead(&store, false).await;
     let mut conn = sqlx::SqliteConnection::connect(db.url())
         .await
         .expect("connect");
-    for sql in old_sent_events(false, ann) {
+    for sql in enrolled.into_iter().chain(old_sent_events(false, ann)) {
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .execute(&mut conn)
             .await
@@ -318,9 +316,9 @@ async fn the_migration_links_the_sent_events_already_stored_on_postgres() {
     let url = db.url().to_string();
     let result = AssertUnwindSafe(async {
         store.migrate_before(24).await.expect("migrate to 0023");
-        let ann = one_enrolled_lead(&store).await;
+        let (ann, enrolled) = one_enrolled_lead(&store, true).await;
         let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
-        for sql in old_sent_events(true, ann) {
+        for sql in enrolled.into_iter().chain(old_sent_events(true, ann)) {
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .execute(&mut conn)
                 .await

@@ -187,6 +187,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sent_events",
         include_str!("../../../migrations/postgres/0024_sent_events.sql"),
     ),
+    (
+        25,
+        "delivery_key",
+        include_str!("../../../migrations/postgres/0025_delivery_key.sql"),
+    ),
 ];
 
 /// The advisory lock (`pg_advisory_xact_lock`) that serialises imports, enrolments and

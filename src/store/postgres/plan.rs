@@ -99,6 +99,35 @@ impl PgStore {
 }
 
 impl PgStore {
+    /// The plans of the statements that find one lead's deliveries through its enrolments
+    /// (see `SqliteStore::lead_delivery_plans`), asked with `enable_seqscan = off` (as
+    /// `tick_plans`), and rolled back: a `Seq Scan on deliveries` means no index serves it.
+    pub async fn lead_delivery_plans(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(&'static str, Vec<String>)>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL enable_seqscan = off")
+            .execute(&mut *tx)
+            .await?;
+        let mut plans = Vec::new();
+        for (name, statement, params) in sql::LEAD_DELIVERY_STATEMENTS {
+            let explain = format!("EXPLAIN (COSTS OFF) {statement}");
+            let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(explain));
+            for param in params.chars() {
+                query = match param {
+                    'l' => query.bind(1_i64),
+                    _ => query.bind(Time(now)),
+                };
+            }
+            plans.push((name, query.fetch_all(&mut *tx).await?));
+        }
+        tx.rollback().await?;
+        Ok(plans)
+    }
+}
+
+impl PgStore {
     /// The plans of the send pass's writes that name their rows by key, by name: recording a
     /// wave that sent (`RECORD_SENT_WAVE`, with the next wave's start), marking a wave
     /// started, and an enrolment's rows, first deliveries and events (`ENROL`'s first three

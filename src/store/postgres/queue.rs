@@ -122,7 +122,7 @@ pub(super) const ENROL: [&str; 4] = [
             WHERE e.lead_id = b.lead_id AND e.campaign = b.campaign AND (e.enrolled_at = $7 AND e.state = 'active') IS TRUE
             OFFSET 0) e
          ORDER BY b.due, b.n
-         ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING"
+         ON CONFLICT (enrolment_id, cycle, step) DO NOTHING"
     ),
     concat!(
         "INSERT INTO events (lead_id, at, kind, detail) SELECT b.lead_id, $7, 'enrolled', b.detail::jsonb FROM ",
@@ -140,7 +140,7 @@ const RESUME: [&str; 4] = [
             'scheduled', rewarm_ms((j.v->'next'->>'due')::bigint), $2,
             (SELECT e.cycle FROM enrolments e WHERE e.id = (j.v->>'enrolment_id')::bigint)
      FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n) WHERE jsonb_typeof(j.v->'next') = 'object' ORDER BY j.n
-     ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING",
+     ON CONFLICT (enrolment_id, cycle, step) DO NOTHING",
     "INSERT INTO events (lead_id, at, kind, detail)
      SELECT l.id, $2, 'completed', jsonb_build_object('campaign', j.v->>'campaign', 'from', l.state, 'to', 'completed')
      FROM jsonb_array_elements($1) WITH ORDINALITY AS j(v, n) JOIN leads l ON l.id = (j.v->>'lead_id')::bigint

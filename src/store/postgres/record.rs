@@ -52,7 +52,7 @@ pub(super) const RECORD_SENT_WAVE: &str = "WITH u AS (
         SELECT u.lead_id, u.enrolment_id, u.campaign, u.next_step, u.next_template, 'scheduled', rewarm_ms(u.next_due), $2,
                (SELECT e.cycle FROM enrolments e WHERE e.id = u.enrolment_id)
         FROM u JOIN sent ON sent.id = u.id ORDER BY u.n
-        ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING),
+        ON CONFLICT (enrolment_id, cycle, step) DO NOTHING),
      started AS (
         UPDATE deliveries SET started_at = $16
         WHERE id = ANY($15::bigint[]) AND (state = 'claimed') IS TRUE AND claimed_by = $3 AND (started_at IS NULL OR started_at = $16)
@@ -205,7 +205,7 @@ const RECORD_OUTCOMES: [(&str, bool); 14] = [
              FROM ",
             batch!(),
             " WHERE j.kind IN ('sent', 'tasked', 'failed', 'unknown') AND j.next_step IS NOT NULL ORDER BY j.n
-             ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING"
+             ON CONFLICT (enrolment_id, cycle, step) DO NOTHING"
         ),
         false,
     ),
@@ -266,9 +266,9 @@ const RECORD_OUTCOMES: [(&str, bool); 14] = [
         concat!(
             "UPDATE deliveries SET state = 'cancelled', updated_at = $2
              WHERE state IN ('scheduled', 'retry_wait', 'held')
-               AND lead_id IN (SELECT j.lead_id FROM ",
+               AND enrolment_id IN (SELECT e.id FROM enrolments e WHERE e.lead_id IN (SELECT j.lead_id FROM ",
             batch!(),
-            " WHERE j.kind = 'failed' AND j.suppress)"
+            " WHERE j.kind = 'failed' AND j.suppress))"
         ),
         false,
     ),

@@ -17,9 +17,12 @@ const LEADS_REWARMED: &str = "SELECT l.id, r.at FROM leads l
 
 /// `recycle`: the lead's ($1) deliveries cancelled while their enrolment was stopped are
 /// scheduled again at $2, not before `resume_at` ($3).
-const RECYCLE_RESUME: &str = "UPDATE deliveries SET state = 'scheduled', due_at = max(due_at, $3), claimed_by = NULL, lease_until = NULL, updated_at = $2
-             WHERE lead_id = $1 AND state = 'cancelled'
-               AND EXISTS (SELECT 1 FROM enrolments e WHERE e.id = deliveries.enrolment_id AND e.cycle = deliveries.cycle AND e.state = 'stopped')";
+const RECYCLE_RESUME: &str = concat!(
+    "UPDATE deliveries SET state = 'scheduled', due_at = max(due_at, $3), claimed_by = NULL, lease_until = NULL, updated_at = $2 WHERE ",
+    of_leads!("$1"),
+    " AND (state = 'cancelled') IS TRUE
+      AND EXISTS (SELECT 1 FROM enrolments e WHERE e.id = deliveries.enrolment_id AND e.cycle = deliveries.cycle AND e.state = 'stopped')"
+);
 
 /// New leads per `INSERT` (14 values each, under SQLite's 32,766 parameters).
 const INSERT_ROWS: usize = 500;

@@ -187,6 +187,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sent_events",
         include_str!("../../../migrations/sqlite/0023_sent_events.sql"),
     ),
+    (
+        24,
+        "delivery_key",
+        include_str!("../../../migrations/sqlite/0024_delivery_key.sql"),
+    ),
 ];
 
 /// `concat!`s `$before`, then `'@' || <the domain of the email column $col>` spelled exactly as

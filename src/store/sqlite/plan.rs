@@ -90,6 +90,32 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// The plans of the statements that find one lead's deliveries through its enrolments
+    /// (`LEAD_DELIVERY_STATEMENTS`), by name: each must search `deliveries_enrolment`; a `SCAN`
+    /// of `deliveries` or a search of `deliveries_due` would read rows of every lead.
+    pub async fn lead_delivery_plans(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(&'static str, Vec<String>)>, StoreError> {
+        let mut plans = Vec::new();
+        for (name, statement, params) in sql::LEAD_DELIVERY_STATEMENTS {
+            let explain = format!("EXPLAIN QUERY PLAN {statement}");
+            let mut query =
+                sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(explain));
+            for param in params.chars() {
+                query = match param {
+                    'l' => query.bind(1_i64),
+                    _ => query.bind(Time(now)),
+                };
+            }
+            let rows = query.fetch_all(&self.pool).await?;
+            plans.push((name, rows.into_iter().map(|r| r.3).collect()));
+        }
+        Ok(plans)
+    }
+}
+
+impl SqliteStore {
     /// The plan of the console's session look-up, which every console request runs: it must
     /// search `leads_owner` for the viewer's leads, never `SCAN leads`.
     pub async fn console_session_plan(&self) -> Result<Vec<String>, StoreError> {

@@ -14,7 +14,7 @@ const RESUME: [&str; 4] = [
      SELECT j.value->>'lead_id', j.value->>'enrolment_id', j.value->>'campaign', j.value->>'$.next.step', j.value->>'$.next.template', 'scheduled', j.value->>'$.next.due', $2,
             (SELECT e.cycle FROM enrolments e WHERE e.id = j.value->>'enrolment_id')
      FROM json_each($1) j WHERE j.value->>'next' IS NOT NULL
-     ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING",
+     ON CONFLICT (enrolment_id, cycle, step) DO NOTHING",
     "INSERT INTO events (lead_id, at, kind, detail)
      SELECT l.id, $2, 'completed', json_object('campaign', j.value->>'campaign', 'from', l.state, 'to', 'completed')
      FROM json_each($1) j CROSS JOIN leads l ON l.id = j.value->>'lead_id' WHERE j.value->>'next' IS NULL AND l.state = 'nurturing'",
@@ -71,7 +71,7 @@ const ENROL: [&str; 4] = [
      SELECT e.lead_id, e.id, e.campaign, 0, b.template, 'scheduled', b.due, $1, e.cycle
      FROM temp.enrol_batch b CROSS JOIN enrolments e ON e.lead_id = b.lead_id AND e.campaign = b.campaign
      WHERE e.enrolled_at = $1 AND e.state = 'active' ORDER BY b.due, b.lead_id
-     ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING",
+     ON CONFLICT (enrolment_id, cycle, step) DO NOTHING",
     "INSERT INTO events (lead_id, at, kind, detail) SELECT lead_id, $1, 'enrolled', detail FROM temp.enrol_batch ORDER BY lead_id",
     "UPDATE leads SET state = 'nurturing', updated_at = $1 WHERE id IN (SELECT lead_id FROM temp.enrol_batch) AND +state = 'new'",
 ];

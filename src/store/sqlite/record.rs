@@ -43,7 +43,7 @@ const RECORD_OUTCOMES: [&str; 14] = [
          SELECT j.lead_id, j.enrolment_id, j.campaign, j.next_step, j.next_template, 'scheduled', j.next_due, $1,
                 (SELECT e.cycle FROM enrolments e WHERE e.id = j.enrolment_id)
          FROM temp.record_batch j WHERE j.kind IN ('sent', 'tasked', 'failed', 'unknown') AND j.next_step IS NOT NULL AND $2 = $2 ORDER BY j.n
-         ON CONFLICT (lead_id, campaign, cycle, step) DO NOTHING",
+         ON CONFLICT (enrolment_id, cycle, step) DO NOTHING",
         // Last step done: the enrolment completes, the lead with it.
         "INSERT INTO events (lead_id, at, kind, detail)
          SELECT l.id, $1, 'completed', json_object('campaign', j.campaign, 'from', l.state, 'to', 'completed')
@@ -72,9 +72,11 @@ const RECORD_OUTCOMES: [&str; 14] = [
          FROM temp.record_batch j CROSS JOIN leads l ON l.id = j.lead_id
          WHERE j.kind = 'failed' AND j.suppress AND $2 = $2 ORDER BY j.n
          ON CONFLICT (address) DO NOTHING",
-        "UPDATE deliveries SET state = 'cancelled', updated_at = $1
-         WHERE +state IN ('scheduled', 'retry_wait', 'held') AND $2 = $2
-           AND lead_id IN (SELECT lead_id FROM temp.record_batch WHERE kind = 'failed' AND suppress)",
+        concat!(
+            "UPDATE deliveries SET state = 'cancelled', updated_at = $1
+             WHERE +state IN ('scheduled', 'retry_wait', 'held') AND $2 = $2 AND ",
+            of_leads!("SELECT lead_id FROM temp.record_batch WHERE kind = 'failed' AND suppress")
+        ),
         "UPDATE enrolments SET state = 'stopped', ended_at = $1
          WHERE +state = 'active' AND $2 = $2
            AND lead_id IN (SELECT lead_id FROM temp.record_batch WHERE kind = 'failed' AND suppress)",

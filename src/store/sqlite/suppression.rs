@@ -39,7 +39,8 @@ pub(super) const SUPPRESS_INSERT: &str = "INSERT INTO suppressions (address, rea
 pub(super) const SUPPRESS_REACH: [&str; 4] = [
             suppress_matches!(
                 "UPDATE deliveries SET state = 'cancelled', updated_at = $2
-                 WHERE +state IN ('scheduled', 'retry_wait', 'held') AND lead_id IN (SELECT lead_id FROM m)"
+                 WHERE +state IN ('scheduled', 'retry_wait', 'held')
+                   AND enrolment_id IN (SELECT e.id FROM enrolments e WHERE e.lead_id IN (SELECT lead_id FROM m))"
             ),
             suppress_matches!("UPDATE enrolments SET state = 'stopped', ended_at = $2 WHERE +state = 'active' AND lead_id IN (SELECT lead_id FROM m)"),
             suppress_matches!(
