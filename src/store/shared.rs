@@ -21,12 +21,6 @@ macro_rules! select_leads {
     };
 }
 
-/// `SELECT $cols FROM` every event of the lead $1, in two halves: those `events_lead` holds,
-/// and its sent emails' `sent` events (kept out of `events_lead`: a send pass would write
-/// their entries at random places) through its deliveries and `events_delivery`, whose
-/// entries a send pass writes at the right edge (migration 0023 on SQLite, 0024 on
-/// PostgreSQL). A query that reads one kind of a lead's events spells `kind <> 'sent'` for
-/// `events_lead`'s condition to hold.
 /// A condition on `deliveries` that holds for the rows of the leads `$leads` (a lead's id, such
 /// as `$1`, or a subquery of ids), with an optional alias prefix (`"d."`): found through their
 /// enrolments (`UNIQUE (lead_id, campaign)`) and the key `(enrolment_id, cycle, step)`. No
@@ -49,6 +43,12 @@ macro_rules! of_leads {
     };
 }
 
+/// `SELECT $cols FROM` every event of the lead $1, in two halves: those `events_lead` holds,
+/// and its sent emails' `sent` events (kept out of `events_lead`: a send pass would write
+/// their entries at random places) through its deliveries and `events_delivery`, whose
+/// entries a send pass writes at the right edge (migration 0023 on SQLite, 0024 on
+/// PostgreSQL). A query that reads one kind of a lead's events spells `kind <> 'sent'` for
+/// `events_lead`'s condition to hold.
 macro_rules! lead_events {
     ($cols:literal) => {
         concat!(
@@ -240,9 +240,9 @@ macro_rules! due_now_sql {
             "(SELECT count(*) FROM deliveries WHERE state IN ('scheduled', 'retry_wait') AND due_at <= ",
             $now,
             ") - (SELECT count(*) FROM leads l CROSS JOIN enrolments e CROSS JOIN deliveries d
-                  WHERE l.state = 'paused' AND e.lead_id = l.id AND d.enrolment_id = e.id AND d.state IN ('scheduled', 'retry_wait') AND d.due_at <= ",
+                  WHERE l.state = 'paused' AND e.lead_id = l.id AND d.enrolment_id = e.id AND (d.state IN ('scheduled', 'retry_wait') AND d.due_at <= ",
             $now,
-            ")"
+            ") IS TRUE)"
         )
     };
 }
@@ -254,7 +254,8 @@ pub(crate) const DUE_NOW_PARTS: &str =
     "SELECT (SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM state_counts WHERE part = 'deliveries' AND state IN ('scheduled', 'retry_wait')),
             (SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE state IN ('scheduled', 'retry_wait') AND due_at <= $1 LIMIT $2) AS due),
             (SELECT count(*) FROM leads l CROSS JOIN enrolments e CROSS JOIN deliveries d
-             WHERE l.state = 'paused' AND e.lead_id = l.id AND d.enrolment_id = e.id AND d.state IN ('scheduled', 'retry_wait') AND d.due_at <= $1)";
+             WHERE l.state = 'paused' AND e.lead_id = l.id AND d.enrolment_id = e.id
+               AND (d.state IN ('scheduled', 'retry_wait') AND d.due_at <= $1) IS TRUE)";
 /// The pending deliveries not due yet at $1 (`DUE_NOW_PARTS`' other side).
 pub(crate) const NOT_DUE: &str =
     "SELECT count(*) FROM deliveries WHERE state IN ('scheduled', 'retry_wait') AND due_at > $1";

@@ -231,6 +231,15 @@ async fn an_idle_tick_searches_indexes_only_on_sqlite() {
             "{name}: {plan:#?}"
         );
     }
+    // The paused leads' due rows are each paused lead's few, found through its enrolments:
+    // never every due row (`deliveries_due`) once per paused lead.
+    let due_now = &plans.iter().find(|p| p.0 == "due_now").expect("due_now").1;
+    assert!(
+        due_now
+            .iter()
+            .any(|l| l.starts_with("SEARCH d USING INDEX deliveries_enrolment")),
+        "{due_now:#?}"
+    );
     store.close().await;
 }
 
