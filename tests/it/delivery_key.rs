@@ -9,70 +9,21 @@ use std::panic::AssertUnwindSafe;
 use chrono::{DateTime, Duration, Utc};
 use futures::FutureExt as _;
 use rewarm::domain::lead::LeadState;
+use rewarm::store::Store;
 use rewarm::store::postgres::PgStore;
 use rewarm::store::sqlite::SqliteStore;
-use rewarm::store::{NextStep, Outcome, RecordedOutcome, Store};
 use sqlx::Connection as _;
 
+use crate::sent_events::{send_due, two_leads_in_two_campaigns};
 use crate::store::{deliveries, enrolment, lead, t0};
 use crate::support::db::TestDatabase;
 
-/// Ann and Bob, each in campaigns `c` and `d`; each first email sent at `t0` with a next step
-/// a day later. Returns their ids.
+/// Ann and Bob, each in campaigns `c` and `d` (`sent_events`' pair); each first email sent
+/// at `t0` with a next step a day later. Returns their ids.
 async fn two_leads_mid_way<S: Store>(store: &S) -> (i64, i64) {
-    store
-        .upsert_leads(
-            &[lead("ann@example.com"), lead("bob@example.com")],
-            "test",
-            t0() - Duration::days(1),
-        )
-        .await
-        .expect("upsert");
-    let leads = store
-        .leads_in_state(LeadState::New, 0, 10)
-        .await
-        .expect("leads");
-    let due = t0() - Duration::minutes(1);
-    let batch: Vec<_> = leads
-        .iter()
-        .flat_map(|l| [enrolment(l, "c", due), enrolment(l, "d", due)])
-        .collect();
-    store
-        .enrol(&batch, t0() - Duration::hours(2))
-        .await
-        .expect("enrol");
-    send_due(store, t0()).await;
+    let leads = two_leads_in_two_campaigns(store).await;
+    assert_eq!(send_due(store, t0(), true).await, 4);
     (leads[0].id, leads[1].id)
-}
-
-/// Claims what is due at `now` and records each as sent with a next step a day later.
-async fn send_due<S: Store>(store: &S, now: DateTime<Utc>) -> usize {
-    let claimed = store
-        .claim_due(now, "w", now + Duration::minutes(5), 10)
-        .await
-        .expect("claim");
-    let ids: Vec<i64> = claimed.iter().map(|d| d.id).collect();
-    store.mark_started(&ids, "w", now).await.expect("started");
-    let outcomes: Vec<RecordedOutcome> = claimed
-        .iter()
-        .map(|d| RecordedOutcome {
-            delivery: d.clone(),
-            outcome: Outcome::Sent {
-                message_id: format!("<{}.{}.{}@x>", d.lead_id, d.campaign, d.step),
-                provider_id: None,
-                next: Some(NextStep {
-                    step: d.step + 1,
-                    due_at: now + Duration::days(1),
-                    template: "next".into(),
-                }),
-            },
-        })
-        .collect();
-    store
-        .record_outcomes(&outcomes, "w", now)
-        .await
-        .expect("record");
-    claimed.len()
 }
 
 /// `n` other leads, each with a first step waiting in campaign `c`.
@@ -264,7 +215,7 @@ async fn the_rows_survive_the_new_key<S: Store>(
 ) {
     assert_eq!(before.len(), 8);
     assert_eq!(rows(store).await, before);
-    assert_eq!(send_due(store, t0() + Duration::days(2)).await, 4);
+    assert_eq!(send_due(store, t0() + Duration::days(2), true).await, 4);
     let after = rows(store).await;
     assert_eq!(after.len(), 12);
     let status = store

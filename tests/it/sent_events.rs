@@ -22,7 +22,7 @@ use crate::store::{enrolment, lead, t0};
 use crate::support::db::TestDatabase;
 
 /// Two leads, each in campaigns `c` and `d` (first steps due a minute before `t0`).
-async fn two_leads_in_two_campaigns<S: Store>(store: &S) -> Vec<Lead> {
+pub(crate) async fn two_leads_in_two_campaigns<S: Store>(store: &S) -> Vec<Lead> {
     let new = [lead("ann@example.com"), lead("bob@example.com")];
     store
         .upsert_leads(&new, "test", t0() - Duration::days(1))
@@ -46,7 +46,7 @@ async fn two_leads_in_two_campaigns<S: Store>(store: &S) -> Vec<Lead> {
 
 /// Claims what is due at `now` and records each as sent (`<lead.campaign.step@x>`), with a
 /// next step a day later while `with_next`.
-async fn send_due<S: Store>(store: &S, now: DateTime<Utc>, with_next: bool) -> usize {
+pub(crate) async fn send_due<S: Store>(store: &S, now: DateTime<Utc>, with_next: bool) -> usize {
     let claimed: Vec<ClaimedDelivery> = store
         .claim_due(now, "w", now + Duration::minutes(5), 10)
         .await
