@@ -95,21 +95,17 @@ pub(crate) const LEAD_EVENT_READS: [(&str, &str); 8] = [
     ("stale_handoffs", crate::store::handoff::STALE_HANDOFFS),
     ("record_chase", crate::store::handoff::RECORD_CHASE),
 ];
-/// The statements that find one lead's deliveries (`of_leads!`), by name, with their
-/// parameters (`l`: a lead's id, `t`: a time) for `lead_delivery_plans` on both stores: each
-/// must reach `deliveries` through `deliveries_enrolment`, never by reading every pending row.
-pub(crate) const LEAD_DELIVERY_STATEMENTS: [(&str, &str, &str); 7] = [
-    ("cancel_waiting", CANCEL_WAITING, "lt"),
-    ("postpone", POSTPONE, "ltt"),
-    ("reactivate_enrolments", REACTIVATE_ENROLMENTS, "l"),
-    ("hold_lead", crate::store::hold::HOLD_LEAD, "lt"),
-    ("release_lead", crate::store::hold::RELEASE_LEAD, "lt"),
-    (
-        "hold_paused_leads",
-        crate::store::hold::HOLD_PAUSED_LEADS,
-        "t",
-    ),
-    ("lead_deliveries", crate::store::hold::LEAD_DELIVERIES, "l"),
+/// The statements that find one lead's deliveries (`of_leads!`), by name, for
+/// `lead_delivery_plans` on both stores (which bind a lead's id and times): each must
+/// reach `deliveries` through `deliveries_enrolment`, never by reading every pending row.
+pub(crate) const LEAD_DELIVERY_STATEMENTS: [(&str, &str); 7] = [
+    ("cancel_waiting", CANCEL_WAITING),
+    ("postpone", POSTPONE),
+    ("reactivate_enrolments", REACTIVATE_ENROLMENTS),
+    ("hold_lead", crate::store::hold::HOLD_LEAD),
+    ("release_lead", crate::store::hold::RELEASE_LEAD),
+    ("hold_paused_leads", crate::store::hold::HOLD_PAUSED_LEADS),
+    ("lead_deliveries", crate::store::hold::LEAD_DELIVERIES),
 ];
 pub(crate) const INSERT_EVENT: &str =
     "INSERT INTO events (lead_id, at, kind, detail) VALUES ($1, $2, $3, $4)";

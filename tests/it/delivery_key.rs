@@ -4,10 +4,7 @@
 //! find one lead's deliveries reach them through its enrolments by index; the migration keeps
 //! every delivery, its counters and its history; and the key still refuses a step twice.
 
-use std::panic::AssertUnwindSafe;
-
 use chrono::{DateTime, Duration, Utc};
-use futures::FutureExt as _;
 use rewarm::domain::lead::LeadState;
 use rewarm::store::Store;
 use rewarm::store::postgres::PgStore;
@@ -16,7 +13,7 @@ use sqlx::Connection as _;
 
 use crate::sent_events::{send_due, two_leads_in_two_campaigns};
 use crate::store::{deliveries, enrolment, lead, t0};
-use crate::support::db::TestDatabase;
+use crate::support::db::{TestDatabase, with_postgres};
 
 /// Ann and Bob, each in campaigns `c` and `d` (`sent_events`' pair); each first email sent
 /// at `t0` with a next step a day later. Returns their ids.
@@ -267,12 +264,8 @@ async fn the_migration_keys_the_stored_deliveries_by_enrolment_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_migration_keys_the_stored_deliveries_by_enrolment_on_postgres() {
-    let Some(db) = TestDatabase::postgres("delivery key migration").await else {
-        return;
-    };
-    let store = PgStore::connect(db.url()).await.expect("connect");
-    let url = db.url().to_string();
-    let result = AssertUnwindSafe(async {
+    with_postgres("delivery key migration", |url| async move {
+        let store = PgStore::connect(&url).await.expect("connect");
         store.migrate_before(25).await.expect("migrate to 0024");
         let leads = two_new_leads(&store).await;
         let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
@@ -285,12 +278,7 @@ async fn the_migration_keys_the_stored_deliveries_by_enrolment_on_postgres() {
         let duplicate = sqlx::query(DUPLICATE_STEP).execute(&mut conn).await;
         let _ = conn.close().await;
         the_rows_survive_the_new_key(&store, &before, duplicate.map(|r| r.rows_affected())).await;
+        store.close().await;
     })
-    .catch_unwind()
     .await;
-    store.close().await;
-    db.drop_database().await;
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
 }

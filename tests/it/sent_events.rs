@@ -5,10 +5,7 @@
 //! and the `sent` events an earlier version wrote are linked to their deliveries by the
 //! migration (SQLite 0023, PostgreSQL 0024), or, if one cannot be, stay in `events_lead`.
 
-use std::panic::AssertUnwindSafe;
-
 use chrono::{DateTime, Duration, Utc};
-use futures::FutureExt as _;
 use rewarm::domain::lead::{Lead, LeadState};
 use rewarm::store::postgres::PgStore;
 use rewarm::store::sqlite::SqliteStore;
@@ -19,7 +16,7 @@ use rewarm::store::{
 use sqlx::Connection as _;
 
 use crate::store::{enrolment, lead, t0};
-use crate::support::db::TestDatabase;
+use crate::support::db::{TestDatabase, with_postgres};
 
 /// Two leads, each in campaigns `c` and `d` (first steps due a minute before `t0`).
 pub(crate) async fn two_leads_in_two_campaigns<S: Store>(store: &S) -> Vec<Lead> {
@@ -309,12 +306,8 @@ async fn the_migration_links_the_sent_events_already_stored_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_migration_links_the_sent_events_already_stored_on_postgres() {
-    let Some(db) = TestDatabase::postgres("sent events migration").await else {
-        return;
-    };
-    let store = PgStore::connect(db.url()).await.expect("connect");
-    let url = db.url().to_string();
-    let result = AssertUnwindSafe(async {
+    with_postgres("sent events migration", |url| async move {
+        let store = PgStore::connect(&url).await.expect("connect");
         store.migrate_before(24).await.expect("migrate to 0023");
         let (ann, enrolled) = one_enrolled_lead(&store, true).await;
         let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
@@ -327,12 +320,7 @@ async fn the_migration_links_the_sent_events_already_stored_on_postgres() {
         let _ = conn.close().await;
         store.migrate().await.expect("migrate the rest");
         the_migration_links_old_sent_events(&store, ann).await;
+        store.close().await;
     })
-    .catch_unwind()
     .await;
-    store.close().await;
-    db.drop_database().await;
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
 }

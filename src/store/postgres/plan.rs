@@ -4,6 +4,34 @@
 use super::queue::CLAIM_DUE;
 use super::*;
 
+/// An `EXPLAIN (COSTS OFF)` of one statement, before its parameters are bound.
+type Explain =
+    sqlx::query::QueryScalar<'static, sqlx::Postgres, String, sqlx::postgres::PgArguments>;
+
+impl PgStore {
+    /// The plans of `statements`, by name, one line per node, each bound by `bind`, asked in
+    /// one transaction (rolled back) with `enable_seqscan = off`: on a small table the planner
+    /// would scan whatever the indexes, so a `Seq Scan` left in a plan means no index serves it.
+    async fn plans_of(
+        &self,
+        statements: &[(&'static str, &str)],
+        bind: impl Fn(&str, Explain) -> Explain,
+    ) -> Result<Vec<(&'static str, Vec<String>)>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL enable_seqscan = off")
+            .execute(&mut *tx)
+            .await?;
+        let mut plans = Vec::new();
+        for (name, statement) in statements {
+            let explain = format!("EXPLAIN (COSTS OFF) {statement}");
+            let query = bind(name, sqlx::query_scalar(sqlx::AssertSqlSafe(explain)));
+            plans.push((*name, query.fetch_all(&mut *tx).await?));
+        }
+        tx.rollback().await?;
+        Ok(plans)
+    }
+}
+
 impl PgStore {
     /// The plan of the claim at `now`, one line per node (`Index Scan using
     /// deliveries_pending on deliveries d`, …). A `Seq Scan on deliveries` would mean a
@@ -42,25 +70,14 @@ impl PgStore {
             ("due_now", sql::DUE_NOW_PARTS),
             ("not_due", sql::NOT_DUE),
         ];
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET LOCAL enable_seqscan = off")
-            .execute(&mut *tx)
-            .await?;
-        let mut plans = Vec::new();
-        for (name, statement) in statements {
-            let explain = format!("EXPLAIN (COSTS OFF) {statement}");
-            let query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(explain));
-            let query = match name {
-                "recheck_due" => query.bind(Time(now)).bind(1000_i64),
-                "updated_upto" | "leads_to_examine" => query.bind(0_i64).bind(1000_i64),
-                "any_paused_lead" => query,
-                "due_now" => query.bind(Time(now)).bind(sql::DUE_COUNT_CAP),
-                _ => query.bind(Time(now)),
-            };
-            plans.push((name, query.fetch_all(&mut *tx).await?));
-        }
-        tx.rollback().await?;
-        Ok(plans)
+        self.plans_of(&statements, |name, query| match name {
+            "recheck_due" => query.bind(Time(now)).bind(1000_i64),
+            "updated_upto" | "leads_to_examine" => query.bind(0_i64).bind(1000_i64),
+            "any_paused_lead" => query,
+            "due_now" => query.bind(Time(now)).bind(sql::DUE_COUNT_CAP),
+            _ => query.bind(Time(now)),
+        })
+        .await
     }
 }
 
@@ -72,29 +89,18 @@ impl PgStore {
         &self,
         now: DateTime<Utc>,
     ) -> Result<Vec<(&'static str, Vec<String>)>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET LOCAL enable_seqscan = off")
-            .execute(&mut *tx)
-            .await?;
-        let mut plans = Vec::new();
-        for (name, statement) in sql::LEAD_EVENT_READS {
-            let explain = format!("EXPLAIN (COSTS OFF) {statement}");
-            let query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(explain));
-            let query = match name {
-                "clicks_since" => query.bind(1_i64).bind(Time(now)),
-                "stale_handoffs" => query.bind(Time(now)).bind(0_i64).bind(100_i64),
-                "record_chase" => query
-                    .bind(1_i64)
-                    .bind(Time(now))
-                    .bind("reminded")
-                    .bind(serde_json::json!({}))
-                    .bind(0_i64),
-                _ => query.bind(1_i64),
-            };
-            plans.push((name, query.fetch_all(&mut *tx).await?));
-        }
-        tx.rollback().await?;
-        Ok(plans)
+        self.plans_of(&sql::LEAD_EVENT_READS, |name, query| match name {
+            "clicks_since" => query.bind(1_i64).bind(Time(now)),
+            "stale_handoffs" => query.bind(Time(now)).bind(0_i64).bind(100_i64),
+            "record_chase" => query
+                .bind(1_i64)
+                .bind(Time(now))
+                .bind("reminded")
+                .bind(serde_json::json!({}))
+                .bind(0_i64),
+            _ => query.bind(1_i64),
+        })
+        .await
     }
 }
 
@@ -106,24 +112,13 @@ impl PgStore {
         &self,
         now: DateTime<Utc>,
     ) -> Result<Vec<(&'static str, Vec<String>)>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET LOCAL enable_seqscan = off")
-            .execute(&mut *tx)
-            .await?;
-        let mut plans = Vec::new();
-        for (name, statement, params) in sql::LEAD_DELIVERY_STATEMENTS {
-            let explain = format!("EXPLAIN (COSTS OFF) {statement}");
-            let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(explain));
-            for param in params.chars() {
-                query = match param {
-                    'l' => query.bind(1_i64),
-                    _ => query.bind(Time(now)),
-                };
-            }
-            plans.push((name, query.fetch_all(&mut *tx).await?));
-        }
-        tx.rollback().await?;
-        Ok(plans)
+        self.plans_of(&sql::LEAD_DELIVERY_STATEMENTS, |name, query| match name {
+            "postpone" => query.bind(1_i64).bind(Time(now)).bind(Time(now)),
+            "reactivate_enrolments" | "lead_deliveries" => query.bind(1_i64),
+            "hold_paused_leads" => query.bind(Time(now)),
+            _ => query.bind(1_i64).bind(Time(now)),
+        })
+        .await
     }
 }
 

@@ -4,6 +4,32 @@
 use super::queue::CLAIM_DUE;
 use super::*;
 
+/// An `EXPLAIN QUERY PLAN` of one statement, before its parameters are bound.
+type Explain = sqlx::query::QueryAs<
+    'static,
+    sqlx::Sqlite,
+    (i64, i64, i64, String),
+    sqlx::sqlite::SqliteArguments,
+>;
+
+impl SqliteStore {
+    /// The plans of `statements`, by name, one line per step, each bound by `bind`.
+    async fn plans_of(
+        &self,
+        statements: &[(&'static str, &str)],
+        bind: impl Fn(&str, Explain) -> Explain,
+    ) -> Result<Vec<(&'static str, Vec<String>)>, StoreError> {
+        let mut plans = Vec::new();
+        for (name, statement) in statements {
+            let explain = format!("EXPLAIN QUERY PLAN {statement}");
+            let query = bind(name, sqlx::query_as(sqlx::AssertSqlSafe(explain)));
+            let rows = query.fetch_all(&self.pool).await?;
+            plans.push((*name, rows.into_iter().map(|r| r.3).collect()));
+        }
+        Ok(plans)
+    }
+}
+
 impl SqliteStore {
     /// The plan of the claim at `now`, one line per step (`SEARCH d USING INDEX
     /// deliveries_pending (due_at<?)`, …). A `SCAN d` or a temporary B-tree for the order
@@ -40,21 +66,14 @@ impl SqliteStore {
             ("due_now", sql::DUE_NOW_PARTS),
             ("not_due", sql::NOT_DUE),
         ];
-        let mut plans = Vec::new();
-        for (name, statement) in statements {
-            let explain = format!("EXPLAIN QUERY PLAN {statement}");
-            let query = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(explain));
-            let query = match name {
-                "recheck_due" => query.bind(Time(now)).bind(1000_i64),
-                "updated_upto" | "leads_to_examine" => query.bind(0_i64).bind(1000_i64),
-                "any_paused_lead" => query,
-                "due_now" => query.bind(Time(now)).bind(sql::DUE_COUNT_CAP),
-                _ => query.bind(Time(now)),
-            };
-            let rows = query.fetch_all(&self.pool).await?;
-            plans.push((name, rows.into_iter().map(|r| r.3).collect()));
-        }
-        Ok(plans)
+        self.plans_of(&statements, |name, query| match name {
+            "recheck_due" => query.bind(Time(now)).bind(1000_i64),
+            "updated_upto" | "leads_to_examine" => query.bind(0_i64).bind(1000_i64),
+            "any_paused_lead" => query,
+            "due_now" => query.bind(Time(now)).bind(sql::DUE_COUNT_CAP),
+            _ => query.bind(Time(now)),
+        })
+        .await
     }
 }
 
@@ -67,25 +86,18 @@ impl SqliteStore {
         &self,
         now: DateTime<Utc>,
     ) -> Result<Vec<(&'static str, Vec<String>)>, StoreError> {
-        let mut plans = Vec::new();
-        for (name, statement) in sql::LEAD_EVENT_READS {
-            let explain = format!("EXPLAIN QUERY PLAN {statement}");
-            let query = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(explain));
-            let query = match name {
-                "clicks_since" => query.bind(1_i64).bind(Time(now)),
-                "stale_handoffs" => query.bind(Time(now)).bind(0_i64).bind(100_i64),
-                "record_chase" => query
-                    .bind(1_i64)
-                    .bind(Time(now))
-                    .bind("reminded")
-                    .bind(serde_json::json!({}))
-                    .bind(0_i64),
-                _ => query.bind(1_i64),
-            };
-            let rows = query.fetch_all(&self.pool).await?;
-            plans.push((name, rows.into_iter().map(|r| r.3).collect()));
-        }
-        Ok(plans)
+        self.plans_of(&sql::LEAD_EVENT_READS, |name, query| match name {
+            "clicks_since" => query.bind(1_i64).bind(Time(now)),
+            "stale_handoffs" => query.bind(Time(now)).bind(0_i64).bind(100_i64),
+            "record_chase" => query
+                .bind(1_i64)
+                .bind(Time(now))
+                .bind("reminded")
+                .bind(serde_json::json!({}))
+                .bind(0_i64),
+            _ => query.bind(1_i64),
+        })
+        .await
     }
 }
 
@@ -97,21 +109,13 @@ impl SqliteStore {
         &self,
         now: DateTime<Utc>,
     ) -> Result<Vec<(&'static str, Vec<String>)>, StoreError> {
-        let mut plans = Vec::new();
-        for (name, statement, params) in sql::LEAD_DELIVERY_STATEMENTS {
-            let explain = format!("EXPLAIN QUERY PLAN {statement}");
-            let mut query =
-                sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(explain));
-            for param in params.chars() {
-                query = match param {
-                    'l' => query.bind(1_i64),
-                    _ => query.bind(Time(now)),
-                };
-            }
-            let rows = query.fetch_all(&self.pool).await?;
-            plans.push((name, rows.into_iter().map(|r| r.3).collect()));
-        }
-        Ok(plans)
+        self.plans_of(&sql::LEAD_DELIVERY_STATEMENTS, |name, query| match name {
+            "postpone" => query.bind(1_i64).bind(Time(now)).bind(Time(now)),
+            "reactivate_enrolments" | "lead_deliveries" => query.bind(1_i64),
+            "hold_paused_leads" => query.bind(Time(now)),
+            _ => query.bind(1_i64).bind(Time(now)),
+        })
+        .await
     }
 }
 
