@@ -221,7 +221,8 @@ pub async fn flow_on<S: Store>(
 }
 
 /// Enrols every `new` lead that a segment matches at `now`, page by page (the store's
-/// `ENROL_PAGE` leads at a time).
+/// `ENROL_PAGE` leads at a time), writing the enrolments once the store's `ENROL_WRITE` have
+/// gathered (and at the end).
 ///
 /// A lead no segment matches is marked with the moment it could start matching
 /// (`domain::unmatched`) and not read again before then: an idle tick costs two index probes
@@ -232,30 +233,35 @@ pub async fn enrol<S: Store>(
     loaded: &Loaded,
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
-    enrol_in_pages(store, loaded, now, S::ENROL_PAGE).await
+    enrol_in_pages(store, loaded, now, S::ENROL_PAGE, S::ENROL_WRITE).await
 }
 
-/// [`enrol`], reading `page` leads at a time (a test crosses pages with a few leads).
+/// [`enrol`], reading `page` leads at a time and writing once `write` enrolments have
+/// gathered (a test crosses both with a few leads). The write enrols only leads still `new`
+/// (one that left that state since its page was read is left alone), and nothing of a
+/// gathered lead is written before it: a crash before the write only means the lead is read
+/// again.
 pub async fn enrol_in_pages<S: Store>(
     store: &S,
     loaded: &Loaded,
     now: DateTime<Utc>,
     page: usize,
+    write: usize,
 ) -> Result<usize, StoreError> {
     let settings = &loaded.settings;
     forget_marks_if_rules_changed(store, settings).await?;
     store.wake_unmatched(now).await?;
     let mut after = 0;
     let mut enrolled = 0;
+    let mut gathered: Vec<NewEnrolment> = Vec::new();
     loop {
         let leads = store.leads_to_examine(after, page).await?;
         let Some(last) = leads.last() else { break };
         after = last.id;
-        let mut batch = Vec::with_capacity(leads.len());
         let mut unmatched = Vec::new();
         for lead in &leads {
             match enrolment_for(settings, lead, now, now) {
-                Some(enrolment) => batch.push(enrolment),
+                Some(enrolment) => gathered.push(enrolment),
                 None => unmatched.push(UnmatchedLead {
                     lead_id: lead.id,
                     until: starts_matching_at(&settings.segments, lead, now, settings.default_tz),
@@ -263,12 +269,16 @@ pub async fn enrol_in_pages<S: Store>(
                 }),
             }
         }
-        enrolled += store.enrol(&batch, now).await?;
+        if gathered.len() >= write {
+            enrolled += store.enrol(&gathered, now).await?;
+            gathered.clear();
+        }
         store.mark_unmatched(&unmatched).await?;
         if leads.len() < page {
             break;
         }
     }
+    enrolled += store.enrol(&gathered, now).await?;
     Ok(enrolled)
 }
 

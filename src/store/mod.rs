@@ -348,9 +348,14 @@ pub trait LeadStore {
 
 /// The delivery queue: enrolments, claims, outcomes, leases and repairs.
 pub trait QueueStore {
-    /// Leads the enrolment pass reads, judges and hands to [`QueueStore::enrol`] at a time
-    /// (one transaction each): the backend's own trade-off (docs/performance.md).
+    /// Leads the enrolment pass reads and judges at a time: what it holds in memory
+    /// (docs/performance.md).
     const ENROL_PAGE: usize;
+
+    /// Enrolments the pass gathers, page after page, before it hands them to
+    /// [`QueueStore::enrol`] (one transaction, written in due order): the more, the fewer
+    /// stretches of the tables a send pass in due order jumps between (docs/performance.md).
+    const ENROL_WRITE: usize;
 
     /// Batches that may send at once, each with its own waves (dispatch's `Lanes`): 2 where
     /// two writers really write at once, so one batch's wave is on the wire while the other

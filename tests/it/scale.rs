@@ -558,7 +558,7 @@ async fn a_pass_enrols_page_after_page<S: Store>(store: S, url: String) {
         .await
         .expect("upsert");
     assert_eq!(
-        scheduler::enrol_in_pages(&store, &rules, now, 2)
+        scheduler::enrol_in_pages(&store, &rules, now, 2, 3)
             .await
             .expect("enrol"),
         4
@@ -585,7 +585,7 @@ async fn a_pass_enrols_page_after_page<S: Store>(store: S, url: String) {
     assert_eq!(waiting.len(), 3, "{waiting:?}");
     // Another pass finds nothing to read or write.
     assert_eq!(
-        scheduler::enrol_in_pages(&store, &rules, now + Duration::hours(1), 2)
+        scheduler::enrol_in_pages(&store, &rules, now + Duration::hours(1), 2, 2)
             .await
             .expect("enrol"),
         0
@@ -595,6 +595,58 @@ async fn a_pass_enrols_page_after_page<S: Store>(store: S, url: String) {
         .await
         .expect("claim");
     assert_eq!(due.len(), 4, "one first email per enrolment");
+}
+
+/// Leads read over several pages and written in one write are enrolled in due order across
+/// the pages, not page by page: a send pass in due order then reads and rewrites one stretch
+/// of rows per write.
+async fn pages_gathered_into_one_write_are_enrolled_in_due_order<S: Store>(store: S, url: String) {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = TestConfig::bare(&url)
+        .timezone("UTC")
+        .templates_dir(&repo().join("templates"))
+        .segment("quiet", "checkin")
+        .set_str("segments", "lost_reason", "went_quiet")
+        .campaign("checkin", "1d", "30d")
+        .any_time("checkin")
+        .write(&dir.path().join("c.toml"));
+    let rules = Loaded::load(&path).expect("config");
+    let now = t0();
+    // Each lead lost a minute before the one before it: the later the lead, the earlier due.
+    let leads: Vec<NewLead> = (0..7)
+        .map(|i| {
+            lead(
+                &format!("due{i}@example.com"),
+                "went_quiet",
+                now - Duration::minutes(i),
+            )
+        })
+        .collect();
+    store
+        .upsert_leads(&leads, "test", now)
+        .await
+        .expect("upsert");
+    assert_eq!(
+        scheduler::enrol_in_pages(&store, &rules, now, 2, 100)
+            .await
+            .expect("enrol"),
+        7
+    );
+    let mut claimed = store
+        .claim_due(now + Duration::days(2), "w", now + Duration::days(3), 100)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 7);
+    claimed.sort_by_key(|c| c.due_at);
+    let leads: Vec<i64> = claimed.iter().map(|c| c.lead_id).collect();
+    assert!(
+        leads.iter().rev().is_sorted(),
+        "the test's leads: {leads:?}"
+    );
+    let ids: Vec<i64> = claimed.iter().map(|c| c.id).collect();
+    assert!(ids.is_sorted(), "delivery ids in due order: {ids:?}");
+    let enrolments: Vec<i64> = claimed.iter().map(|c| c.enrolment_id).collect();
+    assert!(enrolments.is_sorted(), "enrolment ids: {enrolments:?}");
 }
 
 /// A page's enrolments and first deliveries are written in due order, not lead order: the
@@ -697,6 +749,7 @@ on_both!(
     unmatched_leads_wait_for_a_reason_to_match,
     a_pass_enrols_page_after_page,
     a_page_is_enrolled_in_due_order,
+    pages_gathered_into_one_write_are_enrolled_in_due_order,
     the_campaigns_in_flight_are_found_without_counting_enrolments,
 );
 
