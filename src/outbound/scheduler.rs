@@ -279,8 +279,16 @@ pub async fn enrol_in_pages<S: Store>(
         }
     }
     enrolled += store.enrol(&gathered, now).await?;
+    if enrolled >= REFRESH_STATISTICS_AFTER {
+        store.refresh_enrolment_statistics().await?;
+    }
     Ok(enrolled)
 }
+
+/// Enrolments in one pass after which the store refreshes its planner's statistics
+/// ([`crate::store::QueueStore::refresh_enrolment_statistics`]) before the send pass claims:
+/// below it, the tables changed too little to mislead a plan (and autovacuum catches up).
+pub const REFRESH_STATISTICS_AFTER: usize = 1_000;
 
 /// The store key holding the fingerprint of the rules unmatched leads were judged by.
 const RULES_KEY: &str = "enrol.rules_fingerprint";

@@ -50,6 +50,7 @@ mod notify;
 mod owner_back;
 mod pause;
 mod pipeline;
+mod planner_stats;
 mod postgres_scale_out;
 mod privacy;
 mod provider_events;

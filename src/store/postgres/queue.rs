@@ -296,6 +296,13 @@ impl QueueStore for PgStore {
         let batch = resumed_json(resumed);
         retrying!(self.resume_once(&batch, now))
     }
+
+    async fn refresh_enrolment_statistics(&self) -> Result<(), StoreError> {
+        sqlx::query("ANALYZE leads, enrolments, deliveries")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }
 
 /// One attempt of each write that may have to run again (see `retrying!`).

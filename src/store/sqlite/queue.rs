@@ -308,6 +308,10 @@ impl QueueStore for SqliteStore {
         tx.commit().await?;
         Ok(())
     }
+
+    async fn refresh_enrolment_statistics(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 impl SqliteStore {
