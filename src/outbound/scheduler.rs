@@ -254,6 +254,7 @@ pub async fn enrol_in_pages<S: Store>(
     let mut after = 0;
     let mut enrolled = 0;
     let mut gathered: Vec<NewEnrolment> = Vec::new();
+    let mut refreshed = 0;
     loop {
         let leads = store.leads_to_examine(after, page).await?;
         let Some(last) = leads.last() else { break };
@@ -272,6 +273,10 @@ pub async fn enrol_in_pages<S: Store>(
         if gathered.len() >= write {
             enrolled += store.enrol(&gathered, now).await?;
             gathered.clear();
+            if refresh_due(enrolled, refreshed, false) {
+                store.refresh_enrolment_statistics().await?;
+                refreshed = enrolled;
+            }
         }
         store.mark_unmatched(&unmatched).await?;
         if leads.len() < page {
@@ -279,16 +284,32 @@ pub async fn enrol_in_pages<S: Store>(
         }
     }
     enrolled += store.enrol(&gathered, now).await?;
-    if enrolled >= REFRESH_STATISTICS_AFTER {
+    if refresh_due(enrolled, refreshed, true) {
         store.refresh_enrolment_statistics().await?;
     }
     Ok(enrolled)
 }
 
-/// Enrolments in one pass after which the store refreshes its planner's statistics
-/// ([`crate::store::QueueStore::refresh_enrolment_statistics`]) before the send pass claims:
-/// below it, the tables changed too little to mislead a plan (and autovacuum catches up).
+/// Enrolments in one pass from which the store refreshes its planner's statistics
+/// ([`crate::store::QueueStore::refresh_enrolment_statistics`]): below it, the tables changed
+/// too little to mislead a plan (and autovacuum catches up).
 pub const REFRESH_STATISTICS_AFTER: usize = 1_000;
+
+/// Whether the pass refreshes the statistics now, having enrolled `enrolled` leads, `refreshed`
+/// of them by its last refresh: once `REFRESH_STATISTICS_AFTER` are enrolled, again each time
+/// the count has doubled (so the later writes' statements — the enrolments' triggers look up
+/// each new enrolment's lead — are planned for tables their size: on statistics of empty
+/// tables PostgreSQL scanned every enrolment once per new one, and 100k leads took 144 s), and
+/// at the `end` if anything was enrolled since (the send pass claims next). At most ~20
+/// refreshes however large the pass.
+fn refresh_due(enrolled: usize, refreshed: usize, end: bool) -> bool {
+    enrolled >= REFRESH_STATISTICS_AFTER
+        && if end {
+            enrolled > refreshed
+        } else {
+            enrolled >= 2 * refreshed
+        }
+}
 
 /// The store key holding the fingerprint of the rules unmatched leads were judged by.
 const RULES_KEY: &str = "enrol.rules_fingerprint";
@@ -413,4 +434,39 @@ async fn resume<S: Store>(
         }
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statistics_are_refreshed_past_the_threshold_each_time_the_pass_doubles_and_at_its_end() {
+        let n = REFRESH_STATISTICS_AFTER;
+        // (enrolled, refreshed, end) → due
+        let cases = [
+            (0, 0, false, false),
+            (0, 0, true, false),
+            (n - 1, 0, false, false),
+            (n - 1, 0, true, false),
+            (n, 0, false, true),
+            (n, 0, true, true),
+            (n + 1, n, false, false),
+            (2 * n - 1, n, false, false),
+            (2 * n, n, false, true),
+            (2 * n + 1, n, true, true),
+            (2 * n, 2 * n, true, false),
+            (5_000, 4_000, false, false),
+            (8_000, 4_000, false, true),
+            (1_000_000, 524_288, false, false),
+            (1_000_000, 524_288, true, true),
+        ];
+        for (enrolled, refreshed, end, due) in cases {
+            assert_eq!(
+                refresh_due(enrolled, refreshed, end),
+                due,
+                "enrolled {enrolled}, refreshed at {refreshed}, end {end}"
+            );
+        }
+    }
 }
