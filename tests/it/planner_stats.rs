@@ -2,25 +2,15 @@
 //! send pass claims, so the first claim is not planned on a table of `new` leads and no
 //! delivery (which joined every due delivery with every `nurturing` lead: minutes at 100k).
 
-use chrono::{DateTime, Duration, Utc};
-use rewarm::app::Loaded;
-use rewarm::domain::email::EmailAddress;
-use rewarm::domain::lead::NewLead;
+use chrono::Duration;
 use rewarm::outbound::scheduler;
 use rewarm::store::LeadStore as _;
+use rewarm::store::postgres::PgStore;
 
-use crate::scale::on_postgres;
-use crate::support::bin::repo;
-use crate::support::config::TestConfig;
-
-fn t0() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-03-03T09:00:00Z")
-        .expect("time")
-        .with_timezone(&Utc)
-}
+use crate::scale::{lead, loaded, on_postgres, t0};
 
 /// `SELECT` of one text value (None: no row).
-async fn text(store: &rewarm::store::postgres::PgStore, sql: &'static str) -> Option<String> {
+async fn text(store: &PgStore, sql: &'static str) -> Option<String> {
     sqlx::query_scalar(sql)
         .fetch_optional(store.pool())
         .await
@@ -36,21 +26,15 @@ const DELIVERY_STATES: &str = "SELECT most_common_vals::text FROM pg_stats
 async fn a_large_enrolment_refreshes_the_planners_statistics() {
     on_postgres("planner statistics", |store, url| async move {
         let dir = tempfile::tempdir().expect("dir");
-        let path = TestConfig::bare(&url)
-            .timezone("UTC")
-            .templates_dir(&repo().join("templates"))
-            .segment("later", "checkin")
-            .set_str("segments", "lost_reason", "timing")
-            .campaign("checkin", "1d", "30d")
-            .write(&dir.path().join("a.toml"));
-        let rules = Loaded::load(&path).expect("config");
+        let rules = loaded(dir.path(), &url, false);
         let now = t0();
-        let leads: Vec<NewLead> = (0..scheduler::REFRESH_STATISTICS_AFTER)
-            .map(|i| NewLead {
-                email: Some(EmailAddress::parse(&format!("s{i}@example.com")).expect("email")),
-                lost_reason: Some("timing".into()),
-                lost_at: Some(now - Duration::days(100)),
-                ..Default::default()
+        let leads: Vec<_> = (0..scheduler::REFRESH_STATISTICS_AFTER)
+            .map(|i| {
+                lead(
+                    &format!("s{i}@example.com"),
+                    "timing",
+                    now - Duration::days(100),
+                )
             })
             .collect();
         store

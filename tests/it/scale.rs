@@ -24,7 +24,7 @@ use crate::support::bin::repo;
 use crate::support::config::TestConfig;
 use crate::support::db::TestDatabase;
 
-fn t0() -> DateTime<Utc> {
+pub(crate) fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-03-03T09:00:00Z")
         .expect("time")
         .with_timezone(&Utc)
@@ -425,7 +425,7 @@ async fn the_send_writes_find_their_rows_by_key_on_postgres() {
 
 /// Segment `later`: loss reason `timing`, at least 30 days old → campaign `checkin`; with
 /// `quiet`, a second segment for `went_quiet` losses.
-fn loaded(dir: &Path, url: &str, quiet: bool) -> Loaded {
+pub(crate) fn loaded(dir: &Path, url: &str, quiet: bool) -> Loaded {
     let mut config = TestConfig::bare(url)
         .timezone("UTC")
         .templates_dir(&repo().join("templates"))
@@ -443,7 +443,7 @@ fn loaded(dir: &Path, url: &str, quiet: bool) -> Loaded {
     Loaded::load(&path).expect("config")
 }
 
-fn lead(address: &str, reason: &str, lost: DateTime<Utc>) -> NewLead {
+pub(crate) fn lead(address: &str, reason: &str, lost: DateTime<Utc>) -> NewLead {
     NewLead {
         email: Some(EmailAddress::parse(address).expect("email")),
         lost_reason: Some(reason.into()),
