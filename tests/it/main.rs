@@ -48,6 +48,7 @@ mod lifecycle_store;
 mod limits_and_dkim;
 mod notify;
 mod owner_back;
+mod page_room;
 mod pause;
 mod pipeline;
 mod planner_stats;

@@ -192,6 +192,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "delivery_key",
         include_str!("../../../migrations/postgres/0025_delivery_key.sql"),
     ),
+    (
+        26,
+        "page_room",
+        include_str!("../../../migrations/postgres/0026_page_room.sql"),
+    ),
 ];
 
 /// The advisory lock (`pg_advisory_xact_lock`) that serialises imports, enrolments and
