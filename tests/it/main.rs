@@ -62,6 +62,7 @@ mod report_stages;
 mod scale;
 mod sent_events;
 mod shutdown;
+mod state_plans;
 mod store;
 mod store_loop;
 mod suppression;

@@ -35,7 +35,7 @@ const DUE: usize = 3000;
 
 /// `DUE` leads, each with its first email due at a different minute before `t0`, the
 /// latest first (so id order is not due order).
-async fn seed_due<S: Store>(store: &S) {
+pub(crate) async fn seed_due<S: Store>(store: &S) {
     let leads: Vec<NewLead> = (0..DUE)
         .map(|i| NewLead {
             email: Some(EmailAddress::parse(&format!("lead{i}@example.com")).expect("email")),
@@ -67,7 +67,7 @@ async fn seed_due<S: Store>(store: &S) {
 }
 
 /// Statistics taken now, as a live database has them (the plans tested depend on them).
-async fn analyze_postgres(url: &str) {
+pub(crate) async fn analyze_postgres(url: &str) {
     let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
     sqlx::query("ANALYZE")
         .execute(&mut conn)

@@ -197,6 +197,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "page_room",
         include_str!("../../../migrations/postgres/0026_page_room.sql"),
     ),
+    (
+        27,
+        "state_index",
+        include_str!("../../../migrations/postgres/0027_state_index.sql"),
+    ),
 ];
 
 /// The advisory lock (`pg_advisory_xact_lock`) that serialises imports, enrolments and

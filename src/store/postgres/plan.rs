@@ -191,3 +191,27 @@ impl PgStore {
         Ok(plans)
     }
 }
+
+impl PgStore {
+    /// The plans of the questions that name a delivery's state alone, by name: the rows
+    /// written off (`unknown`), everything pending in due order (`plan` without a window) and
+    /// the console's sends per day (`sent`). Each has a partial index of its state since
+    /// migration 0027 dropped the index of every delivery's state; asked with
+    /// `enable_seqscan = off` (as `tick_plans`): a `Seq Scan on deliveries` means none serves it.
+    pub async fn state_plans(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(&'static str, Vec<String>)>, StoreError> {
+        let statements = [
+            ("unknown deliveries", sql::UNKNOWN_DELIVERIES),
+            ("pending deliveries", sql::PENDING_DELIVERIES),
+            ("sends per day", super::console::SENDS_PER_DAY),
+        ];
+        self.plans_of(&statements, |name, query| match name {
+            "unknown deliveries" => query.bind(100_i64),
+            "pending deliveries" => query,
+            _ => query.bind(Time(now)),
+        })
+        .await
+    }
+}

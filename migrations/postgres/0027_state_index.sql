@@ -1,0 +1,16 @@
+-- No index of every delivery's state (PostgreSQL only; issue 12).
+--
+-- `deliveries_due (state, due_at)` took an entry for every version of every delivery: a
+-- delivery's claim and its `sent` update change `state`, so neither can be a HOT update, and
+-- each wrote a new entry into every index of the table, this one included, as did each next
+-- step inserted — three of the 29 WAL records a 10k send pass wrote per email after 0026.
+-- Every question that names a state alone reads a partial index of that state instead:
+--   scheduled / retry_wait  deliveries_pending (due_at, id), deliveries_campaign_waiting
+--   claimed                 deliveries_lease (lease_until)
+--   sent                    deliveries_sent (sent_at)
+--   failed / unknown        deliveries_ended (state, updated_at), deliveries_unknown
+--   held                    deliveries_campaign_held (campaign)
+-- and every other reaches its rows through their enrolment (`deliveries_enrolment`) or key.
+-- `PgStore::state_plans` and the tick's and the repairs' plans hold these to their indexes
+-- (tests/it/state_plans.rs, tests/it/scale.rs).
+DROP INDEX IF EXISTS deliveries_due;
