@@ -194,10 +194,11 @@ impl PgStore {
 
 impl PgStore {
     /// The plans of the questions that name a delivery's state alone, by name: the rows
-    /// written off (`unknown`), everything pending in due order (`plan` without a window) and
-    /// the console's sends per day (`sent`). Each has a partial index of its state since
-    /// migration 0027 dropped the index of every delivery's state; asked with
-    /// `enable_seqscan = off` (as `tick_plans`): a `Seq Scan on deliveries` means none serves it.
+    /// written off (`unknown`), every pending delivery in due order
+    /// (`QueueStore::pending_deliveries`) and the console's sends per day (`sent`). Each has a
+    /// partial index of its state since migration 0027 dropped the index of every delivery's
+    /// state; asked with `enable_seqscan = off` (as `tick_plans`): a `Seq Scan on deliveries`
+    /// means none serves it.
     pub async fn state_plans(
         &self,
         now: DateTime<Utc>,
