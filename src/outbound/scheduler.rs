@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
+use futures::stream::FuturesOrdered;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
@@ -241,6 +243,12 @@ pub async fn enrol<S: Store>(
 /// (one that left that state since its page was read is left alone), and nothing of a
 /// gathered lead is written before it: a crash before the write only means the lead is read
 /// again.
+///
+/// The next write's leads are read and judged while the writes before it run (a read
+/// connection beside the writers; their leads all come after the written ones, whose rows
+/// only those writes change): at 1M leads on SQLite, reading was a fifth of the pass. Up to
+/// the store's `ENROL_LANES` writes run at once, each with its own leads; at most that many
+/// writes' enrolments are held, and the one gathering.
 pub async fn enrol_in_pages<S: Store>(
     store: &S,
     loaded: &Loaded,
@@ -251,43 +259,125 @@ pub async fn enrol_in_pages<S: Store>(
     let settings = &loaded.settings;
     forget_marks_if_rules_changed(store, settings).await?;
     store.wake_unmatched(now).await?;
-    let mut after = 0;
-    let mut enrolled = 0;
-    let mut gathered: Vec<NewEnrolment> = Vec::new();
-    let mut refreshed = 0;
-    loop {
-        let leads = store.leads_to_examine(after, page).await?;
-        let Some(last) = leads.last() else { break };
-        after = last.id;
-        let mut unmatched = Vec::new();
-        for lead in &leads {
-            match enrolment_for(settings, lead, now, now) {
-                Some(enrolment) => gathered.push(enrolment),
-                None => unmatched.push(UnmatchedLead {
-                    lead_id: lead.id,
-                    until: starts_matching_at(&settings.segments, lead, now, settings.default_tz),
-                    seen: lead.updated_at,
-                }),
+    let mut written = Written::default();
+    let mut pages = Pages {
+        after: 0,
+        page,
+        write,
+        done: false,
+    };
+    let mut writes = FuturesOrdered::new();
+    while !pages.done {
+        let gathered = {
+            let gather = pages.gather(store, settings, now);
+            tokio::pin!(gather);
+            loop {
+                tokio::select! {
+                    gathered = &mut gather => break gathered?,
+                    Some(n) = writes.next() => written.count(store, n?, false).await?,
+                }
+            }
+        };
+        while writes.len() >= S::ENROL_LANES.max(1) {
+            if let Some(n) = writes.next().await {
+                written.count(store, n?, false).await?;
             }
         }
-        if gathered.len() >= write {
-            enrolled += store.enrol(&gathered, now).await?;
-            gathered.clear();
-            if refresh_due(enrolled, refreshed, false) {
-                store.refresh_enrolment_statistics().await?;
-                refreshed = enrolled;
-            }
-        }
-        store.mark_unmatched(&unmatched).await?;
-        if leads.len() < page {
-            break;
-        }
+        writes.push_back(write_gathered(store, gathered, now));
     }
-    enrolled += store.enrol(&gathered, now).await?;
-    if refresh_due(enrolled, refreshed, true) {
-        store.refresh_enrolment_statistics().await?;
+    while let Some(n) = writes.next().await {
+        written.count(store, n?, false).await?;
     }
+    written.count(store, 0, true).await?;
+    Ok(written.enrolled)
+}
+
+/// One write: the enrolments (one transaction), then the marks of the unmatched leads;
+/// returns how many were enrolled.
+async fn write_gathered<S: Store>(
+    store: &S,
+    gathered: Gathered,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let enrolled = store.enrol(&gathered.enrolments, now).await?;
+    store.mark_unmatched(&gathered.unmatched).await?;
     Ok(enrolled)
+}
+
+/// The leads a pass has yet to read: those after `after`, `page` at a time, none once `done`.
+struct Pages {
+    after: i64,
+    page: usize,
+    write: usize,
+    done: bool,
+}
+
+/// The enrolments of the leads one write covers, and the leads among them no segment matches.
+#[derive(Default)]
+struct Gathered {
+    enrolments: Vec<NewEnrolment>,
+    unmatched: Vec<UnmatchedLead>,
+}
+
+impl Pages {
+    /// Reads and judges pages until `write` enrolments (or as many unmatched leads) have
+    /// gathered, or the leads run out.
+    async fn gather<S: Store>(
+        &mut self,
+        store: &S,
+        settings: &Settings,
+        now: DateTime<Utc>,
+    ) -> Result<Gathered, StoreError> {
+        let mut gathered = Gathered::default();
+        while !self.done && gathered.enrolments.len().max(gathered.unmatched.len()) < self.write {
+            let leads = store.leads_to_examine(self.after, self.page).await?;
+            self.done = leads.len() < self.page;
+            let Some(last) = leads.last() else { break };
+            self.after = last.id;
+            for lead in &leads {
+                match enrolment_for(settings, lead, now, now) {
+                    Some(enrolment) => gathered.enrolments.push(enrolment),
+                    None => gathered.unmatched.push(UnmatchedLead {
+                        lead_id: lead.id,
+                        until: starts_matching_at(
+                            &settings.segments,
+                            lead,
+                            now,
+                            settings.default_tz,
+                        ),
+                        seen: lead.updated_at,
+                    }),
+                }
+            }
+        }
+        Ok(gathered)
+    }
+}
+
+/// What a pass has enrolled so far, and how many of those when it last refreshed the
+/// planner's statistics.
+#[derive(Default)]
+struct Written {
+    enrolled: usize,
+    refreshed: usize,
+}
+
+impl Written {
+    /// Counts a write's `enrolled` leads, then refreshes the statistics when [`refresh_due`]
+    /// says so (`end`: every write is done).
+    async fn count<S: Store>(
+        &mut self,
+        store: &S,
+        enrolled: usize,
+        end: bool,
+    ) -> Result<(), StoreError> {
+        self.enrolled += enrolled;
+        if refresh_due(self.enrolled, self.refreshed, end) {
+            store.refresh_enrolment_statistics().await?;
+            self.refreshed = self.enrolled;
+        }
+        Ok(())
+    }
 }
 
 /// Enrolments in one pass from which the store refreshes its planner's statistics

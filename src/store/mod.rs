@@ -357,6 +357,10 @@ pub trait QueueStore {
     /// stretches of the tables a send pass in due order jumps between (docs/performance.md).
     const ENROL_WRITE: usize;
 
+    /// Enrolment writes a pass runs at once (each a transaction of its own leads), while it
+    /// reads the next: 2 where two writers really write at once, 1 where there is one writer.
+    const ENROL_LANES: usize;
+
     /// Batches that may send at once, each with its own waves (dispatch's `Lanes`): 2 where
     /// two writers really write at once, so one batch's wave is on the wire while the other
     /// records its own; 1 where there is one writer anyway (more lanes would only halve the

@@ -22,6 +22,7 @@ mod console_browser;
 mod console_pages;
 mod console_review;
 mod delivery_key;
+mod enrol_lanes;
 mod explain;
 mod faults_kill;
 mod faults_repair;

@@ -8,10 +8,14 @@
 //! - **Batches** travel as one `jsonb` parameter expanded with `jsonb_array_elements`, in
 //!   the same format as the SQLite store (times as integer milliseconds, turned into
 //!   `timestamptz` by the `rewarm_ms()` SQL function), so a batch is a handful of statements.
-//! - **Imports, enrolments and repairs** (`upsert_leads`, `enrol`, `resume_enrolments`)
-//!   take one transaction-scoped advisory lock, so they run one at a time across daemons,
-//!   as every write does on SQLite: two daemons importing or enrolling the same leads at
-//!   once neither collide on unique keys nor write an event twice.
+//! - **Imports, suppressions, enrolments and repairs** (`upsert_leads`, `suppress`, `enrol`,
+//!   `resume_enrolments`) take one transaction-scoped advisory lock, so they run one at a
+//!   time across daemons, as every write does on SQLite: two daemons importing the same
+//!   leads at once neither collide on unique keys nor write an event twice. Enrolments take
+//!   it shared: they run beside each other (a pass's writes use both of a server's cores)
+//!   but never beside an import, suppression or repair, and each first locks its own leads'
+//!   rows, in id order, so two daemons enrolling the same lead do it one after the other
+//!   (the second finds it no longer `new`).
 //! - A transaction that loses a deadlock or a serialization check is retried (it changed
 //!   nothing), so a rare lock-order clash between daemons never loses an outcome.
 //!
@@ -231,6 +235,16 @@ impl PgStore {
     /// Closes every connection of the pool.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// A transaction sharing the write lock with other enrolments (see the module docs).
+    async fn enrol_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+            .bind(WRITE_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
     }
 
     /// A transaction holding the write lock (see the module docs).
