@@ -239,21 +239,21 @@ impl PgStore {
 
     /// A transaction sharing the write lock with other enrolments (see the module docs).
     async fn enrol_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
-            .bind(WRITE_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
+        self.locked("SELECT pg_advisory_xact_lock_shared($1)").await
     }
 
     /// A transaction holding the write lock (see the module docs).
     async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        self.locked("SELECT pg_advisory_xact_lock($1)").await
+    }
+
+    /// A transaction that took the write lock with `lock` (a statement of `WRITE_LOCK`, `$1`).
+    async fn locked(
+        &self,
+        lock: &'static str,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(WRITE_LOCK)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(lock).bind(WRITE_LOCK).execute(&mut *tx).await?;
         Ok(tx)
     }
 }
