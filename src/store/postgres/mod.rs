@@ -208,8 +208,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-/// The advisory lock (`pg_advisory_xact_lock`) that serialises imports, enrolments and
-/// repairs across daemons ("rewarm" in ASCII, then 1).
+/// The advisory lock (`pg_advisory_xact_lock`) that serialises imports, suppressions and
+/// repairs across daemons, and that enrolments take shared ("rewarm" in ASCII, then 1).
 const WRITE_LOCK: i64 = 0x7265_7761_726d_0001;
 
 /// How often a transaction that lost a deadlock or serialization check is tried again.
