@@ -170,6 +170,29 @@ async fn a_4xx_on_rcpt_is_transient_for_that_message_only_and_a_5xx_permanent_wi
     assert!(server.connections_accepted() <= 2);
 }
 
+/// With PIPELINING, a message's MAIL FROM, RCPT TO and DATA go out in the same write as the
+/// previous message's body and final "." (RFC 2920: the content may open a group): one round
+/// trip per message. Every message still arrives once, intact, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_message_after_the_first_goes_out_with_the_previous_body_on_one_connection() {
+    let server = TestSmtpServer::start().await;
+    let pool = SmtpPool::new(settings(server.port(), 1));
+    let sent = batch(0..20);
+
+    let outcomes = pool.send_batch(sent.clone()).await;
+
+    assert!(outcomes.iter().all(|(_, o)| o.is_ok()), "{outcomes:?}");
+    let received = server.messages();
+    assert_eq!(received.len(), 20);
+    for (m, e) in received.iter().zip(&sent) {
+        assert_eq!(m.rcpt_to, vec![e.envelope_to.clone()]);
+        assert_eq!(m.data, e.bytes, "bytes of {}", e.message_id);
+    }
+    // The last body has no message after it.
+    assert_eq!(server.mail_after_data(), 19);
+    assert_eq!(server.connections_accepted(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_dropped_after_data_gives_unknown_for_that_message_and_the_rest_arrive_on_a_new_connection()
  {

@@ -330,6 +330,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// One connection's share of a batch: takes messages from the shared queue until it is empty.
+/// With PIPELINING it takes the next message with the current one, so that the next one's
+/// MAIL FROM, RCPT TO and DATA go out with the current body ([`Inner::send_one`]); if the
+/// connection is lost, or they could not go out, the next message goes back to the queue
+/// (nothing of it was sent) without counting an attempt.
 async fn worker(inner: Arc<Inner>, state: Arc<BatchState>) {
     // The semaphore is never closed, so acquiring only fails if it were; then send nothing
     // (the queued messages are reported Transient).
@@ -337,8 +341,10 @@ async fn worker(inner: Arc<Inner>, state: Arc<BatchState>) {
         return;
     };
     let mut conn: Option<Conn> = None;
+    // Taken with the previous message: its commands are already on `conn`, which is kept.
+    let mut ahead: Option<Job> = None;
     loop {
-        if lock(&state.queue).is_empty() {
+        if ahead.is_none() && lock(&state.queue).is_empty() {
             break;
         }
         let mut c = match conn.take() {
@@ -353,22 +359,46 @@ async fn worker(inner: Arc<Inner>, state: Arc<BatchState>) {
                 }
             },
         };
-        let Some(job) = lock(&state.queue).pop_front() else {
-            conn = Some(c);
-            break;
+        let (job, written) = match ahead.take() {
+            Some(job) => (job, true),
+            None => match lock(&state.queue).pop_front() {
+                Some(job) => (job, false),
+                None => {
+                    conn = Some(c);
+                    break;
+                }
+            },
         };
-        match inner.send_one(&mut c, &job.email).await {
+        let next = if c.pipelining {
+            lock(&state.queue).pop_front()
+        } else {
+            None
+        };
+        let (step, next_written) = inner
+            .send_one(&mut c, &job.email, written, next.as_ref().map(|j| &j.email))
+            .await;
+        let kept = match step {
             Step::Done(outcome) => {
                 state.record(job.index, outcome);
                 c.last_used = Instant::now();
                 c.reused_unproven = false;
                 conn = Some(c);
+                true
             }
             Step::DoneDrop(outcome, why) => {
                 tracing::warn!(connection = c.id, reason = %why, "SMTP connection dropped");
                 state.record(job.index, outcome);
+                false
             }
-            Step::NotSent(why) => state.not_sent(&c, job, why),
+            Step::NotSent(why) => {
+                state.not_sent(&c, job, why);
+                false
+            }
+        };
+        match next {
+            Some(next) if kept && next_written => ahead = Some(next),
+            Some(next) => lock(&state.queue).push_front(next),
+            None => {}
         }
     }
     if let Some(c) = conn {

@@ -41,7 +41,8 @@ pub(super) struct Conn {
     /// (the server closed it while idle), that is not the message's fault.
     pub(super) reused_unproven: bool,
     /// The server offers PIPELINING (RFC 2920): MAIL FROM, RCPT TO and DATA go out in one
-    /// write, their replies are read in order (two round trips per message instead of four).
+    /// write, with the previous message's body (one round trip per message instead of four),
+    /// and their replies are read in order.
     pub(super) pipelining: bool,
 }
 
@@ -173,25 +174,37 @@ impl Inner {
         Ok((smtp, pipelining))
     }
 
-    /// One message's conversation: MAIL FROM, RCPT TO, DATA, body.
-    pub(super) async fn send_one(&self, conn: &mut Conn, email: &OutgoingEmail) -> Step {
+    /// One message's conversation: MAIL FROM, RCPT TO, DATA, body. `written`: its MAIL FROM,
+    /// RCPT TO and DATA already went out after the previous message's body (only their
+    /// replies are read). With PIPELINING, `next`'s commands go out after this body, in the
+    /// same write (RFC 2920: the message content may open a group, DATA closes it): one
+    /// write and one round trip per message instead of two. The second value says whether
+    /// they did; nothing of `next` can be delivered before its own body.
+    pub(super) async fn send_one(
+        &self,
+        conn: &mut Conn,
+        email: &OutgoingEmail,
+        written: bool,
+        next: Option<&OutgoingEmail>,
+    ) -> (Step, bool) {
         let envelope = match envelope_of(email) {
             Ok(e) => e,
-            Err(e) => return Step::Done(Err(e)),
+            Err(e) => return (Step::Done(Err(e)), false),
         };
         let params = match mail_parameters(&conn.smtp, email) {
             Ok(p) => p,
-            Err(e) => return Step::Done(Err(e)),
+            Err(e) => return (Step::Done(Err(e)), false),
         };
         let timeout = self.settings.timeout;
-        let smtp = &mut conn.smtp;
         let envelope_sent = if conn.pipelining {
-            before_body_pipelined(smtp, &envelope, params, timeout).await
+            let commands = (!written).then(|| envelope_commands(&envelope, params));
+            before_body_pipelined(&mut conn.smtp, commands, envelope.to().len(), timeout).await
         } else {
-            before_body(smtp, &envelope, params, timeout).await
+            before_body(&mut conn.smtp, &envelope, params, timeout).await
         };
+        let smtp = &mut conn.smtp;
         if let Err(verdict) = envelope_sent {
-            return match verdict {
+            let step = match verdict {
                 Verdict::Refused(e) => {
                     // Close the half-open transaction so the session can carry the next one.
                     match tokio::time::timeout(timeout, smtp.command(Rset)).await {
@@ -209,6 +222,7 @@ impl Inner {
                     Step::DoneDrop(Err(e), why)
                 }
             };
+            return (step, false);
         }
 
         // SMTP carries lines: the CRLF before the final "." ends the last line. lettre always
@@ -218,7 +232,26 @@ impl Inner {
             .bytes
             .strip_suffix(b"\r\n")
             .unwrap_or(email.bytes.as_slice());
-        match step(Stage::EndOfData, timeout, smtp.message(body)).await {
+        // The body and its final "." go out in one write (lettre's `message` writes them in
+        // two), followed by the next message's commands when they can be.
+        let ahead = next
+            .filter(|_| conn.pipelining)
+            .and_then(|next| Some((envelope_of(next).ok()?, mail_parameters(smtp, next).ok()?)))
+            .map(|(envelope, params)| envelope_commands(&envelope, params));
+        let (sent, ahead) = match data_with_end(body) {
+            Some(mut data) => {
+                let ahead = ahead.map(|commands| data.push_str(&commands)).is_some();
+                (
+                    step(Stage::EndOfData, timeout, smtp.command(data)).await,
+                    ahead,
+                )
+            }
+            None => (
+                step(Stage::EndOfData, timeout, smtp.message(body)).await,
+                false,
+            ),
+        };
+        let step = match sent {
             Ok(_) => Step::Done(Ok(())),
             Err(Verdict::Refused(e)) => Step::Done(Err(e)),
             Err(Verdict::RefusedDrop(e)) => {
@@ -234,8 +267,19 @@ impl Inner {
                 let why = e.message().to_string();
                 Step::DoneDrop(Err(SendError::unknown(why.clone())), why)
             }
-        }
+        };
+        (step, ahead)
     }
+}
+
+/// MAIL FROM, each RCPT TO and DATA, as one pipelined group.
+fn envelope_commands(envelope: &Envelope, params: Vec<MailParameter>) -> String {
+    let mut commands = Mail::new(envelope.from().cloned(), params).to_string();
+    for to in envelope.to() {
+        commands.push_str(&Rcpt::new(to.clone(), vec![]).to_string());
+    }
+    commands.push_str(&Data.to_string());
+    commands
 }
 
 /// MAIL FROM, RCPT TO and DATA: everything before the body, which cannot deliver anything.
@@ -263,30 +307,24 @@ async fn before_body(
     Ok(())
 }
 
-/// [`before_body`] pipelined (RFC 2920): MAIL FROM, each RCPT TO and DATA in one write, then
+/// [`before_body`] pipelined (RFC 2920): MAIL FROM, each RCPT TO and DATA in one write
+/// (`commands`; `None` when they already went out with the previous message's body), then
 /// their replies in order, each read under the timeout and classified at its own stage. The
 /// first failure is the verdict; the replies after it are still read, so the session stays in
 /// step for RSET. A server that answers DATA with 354 after refusing an earlier command is
 /// waiting for a body: the connection is dropped (nothing was sent, nothing can be delivered).
 async fn before_body_pipelined(
     smtp: &mut AsyncSmtpConnection,
-    envelope: &Envelope,
-    params: Vec<MailParameter>,
+    commands: Option<String>,
+    recipients: usize,
     timeout: Duration,
 ) -> Result<(), Verdict> {
-    let mut commands = Mail::new(envelope.from().cloned(), params).to_string();
-    for to in envelope.to() {
-        commands.push_str(&Rcpt::new(to.clone(), vec![]).to_string());
-    }
-    commands.push_str(&Data.to_string());
-    let mut first_failure = step(Stage::MailFrom, timeout, smtp.command(commands))
-        .await
-        .err();
-    let stages = envelope
-        .to()
-        .iter()
-        .map(|_| Stage::RcptTo)
-        .chain([Stage::Data]);
+    let first = match commands {
+        Some(commands) => step(Stage::MailFrom, timeout, smtp.command(commands)).await,
+        None => step(Stage::MailFrom, timeout, smtp.read_response()).await,
+    };
+    let mut first_failure = first.err();
+    let stages = std::iter::repeat_n(Stage::RcptTo, recipients).chain([Stage::Data]);
     for stage in stages {
         // A broken conversation has no more replies to read.
         if matches!(
@@ -385,6 +423,27 @@ fn envelope_of(email: &OutgoingEmail) -> Result<Envelope, SendError> {
         .map_err(|e| SendError::permanent(format!("invalid envelope: {e}")))
 }
 
+/// The DATA section for `body` (a message without its final CRLF) as one string: every line
+/// that starts with "." gets another (RFC 5321 4.5.2, as lettre's codec does: at the start and
+/// after each CRLF), then CRLF "." CRLF. `None` when the body is not UTF-8 (then lettre's
+/// `message` writes the bytes).
+fn data_with_end(body: &[u8]) -> Option<String> {
+    let body = std::str::from_utf8(body).ok()?;
+    let mut data = String::with_capacity(body.len() + 16);
+    let mut rest = body;
+    if rest.starts_with('.') {
+        data.push('.');
+    }
+    while let Some(at) = rest.find("\r\n.") {
+        data.push_str(&rest[..at + 3]);
+        data.push('.');
+        rest = &rest[at + 3..];
+    }
+    data.push_str(rest);
+    data.push_str("\r\n.\r\n");
+    Some(data)
+}
+
 fn next_connection_id() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -394,6 +453,52 @@ fn next_connection_id() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What lettre's `message` writes for `body`: its codec's transparency, then the end.
+    fn lettre_data(body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut line_start = true;
+        let mut after_cr = false;
+        for &b in body {
+            out.push(b);
+            if b == b'.' && line_start {
+                out.push(b'.');
+            }
+            line_start = b == b'\n' && after_cr;
+            after_cr = b == b'\r';
+        }
+        out.extend_from_slice(b"\r\n.\r\n");
+        out
+    }
+
+    #[test]
+    fn data_doubles_each_leading_dot_and_ends_with_a_dot_line() {
+        let cases: [&[u8]; 12] = [
+            b"",
+            b".",
+            b"..",
+            b"Subject: x\r\n\r\nhi",
+            b".starts with a dot",
+            b"a\r\n.b\r\n..c\r\n.",
+            b"a\r\n.\r\n.\r\nb",
+            b"a\n.b",
+            b"a\r.b",
+            b"a.b.\r\n x .",
+            b"\r\n.",
+            "caf\u{e9}\r\n.\u{e9}".as_bytes(),
+        ];
+        for body in cases {
+            let data = data_with_end(body).expect("UTF-8");
+            assert_eq!(
+                data.as_bytes(),
+                lettre_data(body).as_slice(),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert_eq!(data_with_end(b"a\r\n.b").unwrap(), "a\r\n..b\r\n.\r\n");
+        assert!(data_with_end(&[0xff, b'.']).is_none());
+    }
 
     #[test]
     fn malformed_envelope_addresses_are_permanent() {

@@ -40,6 +40,9 @@ struct Shared {
     /// 1-based message numbers (counted over all connections) after whose data to hang up.
     drop_after: Mutex<HashSet<usize>>,
     data_received: AtomicUsize,
+    /// Ends of data read with the next MAIL FROM already behind them (one write from the
+    /// client: PIPELINING's group that the message content opens).
+    mail_after_data: AtomicUsize,
     connections: AtomicUsize,
     quits: AtomicUsize,
     /// The expected AUTH PLAIN initial response (base64), when authentication is required.
@@ -155,6 +158,11 @@ impl TestSmtpServer {
     /// Snapshot of every message accepted so far.
     pub fn messages(&self) -> Vec<CapturedMessage> {
         lock(&self.shared.messages).clone()
+    }
+
+    /// How many messages' end of data arrived with the next MAIL FROM in the same read.
+    pub fn mail_after_data(&self) -> usize {
+        self.shared.mail_after_data.load(Ordering::SeqCst)
     }
 
     pub fn count(&self) -> usize {
@@ -397,6 +405,11 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> io::Result<()> {
                         return Ok(()); // the client went away mid-data: nothing accepted
                     }
                     if line == b".\r\n" {
+                        if reader.buffer().len() >= 10
+                            && reader.buffer()[..10].eq_ignore_ascii_case(b"MAIL FROM:")
+                        {
+                            shared.mail_after_data.fetch_add(1, Ordering::SeqCst);
+                        }
                         break;
                     }
                     let unstuffed = if line.first() == Some(&b'.') {
