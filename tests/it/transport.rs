@@ -193,6 +193,37 @@ async fn each_message_after_the_first_goes_out_with_the_previous_body_on_one_con
     assert_eq!(server.connections_accepted(), 1);
 }
 
+/// A server that does not offer PIPELINING gets one command at a time, each after the reply
+/// to the one before; the body and its final "." still go out as one write (which is allowed:
+/// they are one "command", the message content). A refused recipient costs its message only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_pipelining_each_command_waits_for_its_reply_and_every_message_arrives() {
+    let server = TestSmtpServer::start().await;
+    server.without_pipelining();
+    server.reject_recipient("lead5@example.org", "550 5.1.1 no such user");
+    let pool = SmtpPool::new(settings(server.port(), 1));
+    let sent = batch(0..20);
+
+    let outcomes = outcome_map(pool.send_batch(sent.clone()).await);
+
+    assert!(
+        matches!(&outcomes[&5], Err(e) if e.is_permanent() && e.message().contains("550 5.1.1")),
+        "{:?}",
+        outcomes[&5]
+    );
+    assert_eq!(outcomes.values().filter(|o| o.is_ok()).count(), 19);
+    let received = server.messages();
+    let expected: Vec<&OutgoingEmail> = sent.iter().filter(|e| e.delivery_id != 5).collect();
+    assert_eq!(received.len(), expected.len());
+    for (m, e) in received.iter().zip(expected) {
+        assert_eq!(m.rcpt_to, vec![e.envelope_to.clone()]);
+        assert_eq!(m.data, e.bytes, "bytes of {}", e.message_id);
+    }
+    assert_eq!(server.unsynchronised(), 0);
+    assert_eq!(server.mail_after_data(), 0);
+    assert_eq!(server.connections_accepted(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_dropped_after_data_gives_unknown_for_that_message_and_the_rest_arrive_on_a_new_connection()
  {

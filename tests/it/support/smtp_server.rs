@@ -43,6 +43,10 @@ struct Shared {
     /// Ends of data read with the next MAIL FROM already behind them (one write from the
     /// client: PIPELINING's group that the message content opens).
     mail_after_data: AtomicUsize,
+    /// When set, EHLO does not offer PIPELINING, and every command (or end of data) read with
+    /// more of the client's bytes already behind it is counted: a client that did not wait.
+    no_pipelining: std::sync::atomic::AtomicBool,
+    unsynchronised: AtomicUsize,
     connections: AtomicUsize,
     quits: AtomicUsize,
     /// The expected AUTH PLAIN initial response (base64), when authentication is required.
@@ -106,6 +110,18 @@ impl TestSmtpServer {
             accept.abort();
         }
         self.kick_all_connections();
+    }
+
+    /// Stops offering PIPELINING to new sessions (EHLO without it) and counts the commands a
+    /// client sends before the reply to the one before ([`unsynchronised`](Self::unsynchronised)).
+    pub fn without_pipelining(&self) {
+        self.shared.no_pipelining.store(true, Ordering::SeqCst);
+    }
+
+    /// Commands (and ends of data) that arrived with more of the client's bytes behind them
+    /// while PIPELINING was not offered.
+    pub fn unsynchronised(&self) -> usize {
+        self.shared.unsynchronised.load(Ordering::SeqCst)
     }
 
     /// Leaves every RCPT TO unanswered (the transaction stalls after MAIL FROM) until
@@ -262,6 +278,10 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> io::Result<()> {
         if reader.read_until(b'\n', &mut line).await? == 0 {
             return Ok(());
         }
+        let no_pipelining = shared.no_pipelining.load(Ordering::SeqCst);
+        if no_pipelining && !reader.buffer().is_empty() {
+            shared.unsynchronised.fetch_add(1, Ordering::SeqCst);
+        }
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\r', '\n']);
         let (verb, arg) = match text.split_once(' ') {
@@ -278,6 +298,9 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> io::Result<()> {
                     "8BITMIME".to_string(),
                     "SIZE 52428800".to_string(),
                 ];
+                if no_pipelining {
+                    lines.retain(|l| l != "PIPELINING");
+                }
                 if lock(&shared.auth_plain).is_some() {
                     lines.push("AUTH PLAIN".to_string());
                 }
@@ -405,6 +428,9 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> io::Result<()> {
                         return Ok(()); // the client went away mid-data: nothing accepted
                     }
                     if line == b".\r\n" {
+                        if no_pipelining && !reader.buffer().is_empty() {
+                            shared.unsynchronised.fetch_add(1, Ordering::SeqCst);
+                        }
                         if reader.buffer().len() >= 10
                             && reader.buffer()[..10].eq_ignore_ascii_case(b"MAIL FROM:")
                         {
