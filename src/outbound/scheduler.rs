@@ -274,21 +274,21 @@ pub async fn enrol_in_pages<S: Store>(
             loop {
                 tokio::select! {
                     gathered = &mut gather => break gathered?,
-                    Some(n) = writes.next() => written.count(store, n?, false).await?,
+                    Some(n) = writes.next() => written.count(store, n?).await?,
                 }
             }
         };
         while writes.len() >= S::ENROL_LANES.max(1) {
             if let Some(n) = writes.next().await {
-                written.count(store, n?, false).await?;
+                written.count(store, n?).await?;
             }
         }
         writes.push_back(write_gathered(store, gathered, now));
     }
     while let Some(n) = writes.next().await {
-        written.count(store, n?, false).await?;
+        written.count(store, n?).await?;
     }
-    written.count(store, 0, true).await?;
+    written.finish(store).await?;
     Ok(written.enrolled)
 }
 
@@ -364,14 +364,18 @@ struct Written {
 
 impl Written {
     /// Counts a write's `enrolled` leads, then refreshes the statistics when [`refresh_due`]
-    /// says so (`end`: every write is done).
-    async fn count<S: Store>(
-        &mut self,
-        store: &S,
-        enrolled: usize,
-        end: bool,
-    ) -> Result<(), StoreError> {
+    /// says so.
+    async fn count<S: Store>(&mut self, store: &S, enrolled: usize) -> Result<(), StoreError> {
         self.enrolled += enrolled;
+        self.refresh(store, false).await
+    }
+
+    /// Every write is done: the last refresh, if [`refresh_due`] says so.
+    async fn finish<S: Store>(&mut self, store: &S) -> Result<(), StoreError> {
+        self.refresh(store, true).await
+    }
+
+    async fn refresh<S: Store>(&mut self, store: &S, end: bool) -> Result<(), StoreError> {
         if refresh_due(self.enrolled, self.refreshed, end) {
             store.refresh_enrolment_statistics().await?;
             self.refreshed = self.enrolled;

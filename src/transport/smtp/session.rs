@@ -187,20 +187,27 @@ impl Inner {
         written: bool,
         next: Option<&OutgoingEmail>,
     ) -> (Step, bool) {
-        let envelope = match envelope_of(email) {
-            Ok(e) => e,
-            Err(e) => return (Step::Done(Err(e)), false),
-        };
-        let params = match mail_parameters(&conn.smtp, email) {
-            Ok(p) => p,
-            Err(e) => return (Step::Done(Err(e)), false),
-        };
         let timeout = self.settings.timeout;
-        let envelope_sent = if conn.pipelining {
-            let commands = (!written).then(|| envelope_commands(&envelope, params));
-            before_body_pipelined(&mut conn.smtp, commands, envelope.to().len(), timeout).await
+        let envelope_sent = if written {
+            // Built from this message with the previous body (an `OutgoingEmail` has one
+            // recipient): only their replies are left to read.
+            before_body_pipelined(&mut conn.smtp, None, 1, timeout).await
         } else {
-            before_body(&mut conn.smtp, &envelope, params, timeout).await
+            let envelope = match envelope_of(email) {
+                Ok(e) => e,
+                Err(e) => return (Step::Done(Err(e)), false),
+            };
+            let params = match mail_parameters(&conn.smtp, email) {
+                Ok(p) => p,
+                Err(e) => return (Step::Done(Err(e)), false),
+            };
+            if conn.pipelining {
+                let commands = envelope_commands(&envelope, params);
+                let recipients = envelope.to().len();
+                before_body_pipelined(&mut conn.smtp, Some(commands), recipients, timeout).await
+            } else {
+                before_body(&mut conn.smtp, &envelope, params, timeout).await
+            }
         };
         let smtp = &mut conn.smtp;
         if let Err(verdict) = envelope_sent {
