@@ -206,6 +206,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "state_index",
         include_str!("../../../migrations/postgres/0027_state_index.sql"),
     ),
+    (
+        28,
+        "trigger_when",
+        include_str!("../../../migrations/postgres/0028_trigger_when.sql"),
+    ),
 ];
 
 /// The advisory lock (`pg_advisory_xact_lock`) that serialises imports, suppressions and
