@@ -148,7 +148,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     // One-shot commands read the time once: `--now`, or the wall clock.
     let now = cli.now.unwrap_or_else(Utc::now);
     if !matches!(cli.command, Command::Run(_)) {
-        crate::store::sqlite::read_without_memory_map();
+        crate::store::sqlite::read_as_one_shot();
     }
     match cli.command {
         Command::Run(args) => run::run(&cli.config, args, cli.now).await,

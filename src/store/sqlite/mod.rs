@@ -214,16 +214,26 @@ macro_rules! at_domain {
 pub(crate) use at_domain;
 
 /// Bytes of the database each connection reads through a memory map (`mmap_size`): 256 MiB
-/// for the daemon, whose send pass re-reads the same pages; see [`read_without_memory_map`].
+/// for the daemon, whose send pass re-reads the same pages; see [`read_as_one_shot`].
 static MEMORY_MAP: AtomicU64 = AtomicU64::new(256 << 20);
 
+/// KiB of page cache of each reading connection (the writer keeps 32 MiB): 32 MiB for the
+/// daemon; see [`read_as_one_shot`].
+static READ_CACHE_KIB: AtomicU64 = AtomicU64::new(32 << 10);
+
 /// Stores opened from now on in this process read through their page cache only, no memory
-/// map. For one-shot commands (`leads import`, `forecast`, `status`, …): the pages a map
-/// reads count in the process's resident memory (a 1M-lead import or forecast peaked at
-/// 212–244 MiB, almost all of it mapped file pages), and a command that reads each page once
-/// gains nothing from it.
-pub fn read_without_memory_map() {
+/// map, and each reading connection keeps 8 MiB of pages instead of 32. For one-shot commands
+/// (`leads import`, `forecast`, `status`, …), which read each page about once:
+///
+/// - the pages a map reads count in the process's resident memory (a 1M-lead import or
+///   forecast peaked at 212–244 MiB, almost all of it mapped file pages);
+/// - the reading pool opens up to 4 connections, a new one whenever a query starts before
+///   the last one's connection is back (it returns asynchronously), and then takes them in
+///   turn, so each fills its own cache: a 1M-lead `leads import --dry-run`, whose look-ups
+///   read the whole `leads` table, peaked at 96–99 MiB in some runs and 156 MiB in another.
+pub fn read_as_one_shot() {
     MEMORY_MAP.store(0, Ordering::Relaxed);
+    READ_CACHE_KIB.store(8 << 10, Ordering::Relaxed);
 }
 
 /// WAL pages between two automatic checkpoints for a database file of `bytes`: as many as the
@@ -294,7 +304,7 @@ impl SqliteStore {
             // SQLite's default 2 MB page cache put a third of a 20k send pass in the kernel,
             // re-reading pages: 32 MiB per connection (filled only as pages are read), and
             // reads through a 256 MiB memory map instead of read(2) (the daemon's; see
-            // `read_without_memory_map`).
+            // `read_as_one_shot`).
             .pragma("cache_size", "-32768")
             .pragma("mmap_size", MEMORY_MAP.load(Ordering::Relaxed).to_string())
             // A statement that changes many rows inside a transaction keeps its statement
@@ -330,7 +340,15 @@ impl SqliteStore {
         } else {
             options
         };
-        let pool = pool_of(4).connect_with(options.clone()).await?;
+        let read_cache = format!("-{}", READ_CACHE_KIB.load(Ordering::Relaxed));
+        let pool = match &file {
+            Some(_) => {
+                pool_of(4)
+                    .connect_with(options.clone().pragma("cache_size", read_cache))
+                    .await?
+            }
+            None => pool_of(4).connect_with(options.clone()).await?,
+        };
         // An in-memory database is one per connection: there the writer is the pool.
         let writer = match &file {
             Some(_) => {
