@@ -128,21 +128,6 @@ async fn strict_refuses_a_file_with_a_bad_row_in_a_later_chunk(url: String) {
     assert_eq!(kinds, vec!["imported"], "no event for an unchanged row");
 }
 
-#[tokio::test]
-async fn strict_refuses_a_file_with_a_bad_row_in_a_later_chunk_sqlite() {
-    let db = TestDatabase::sqlite();
-    strict_refuses_a_file_with_a_bad_row_in_a_later_chunk(db.url().to_string()).await;
-}
-
-#[tokio::test]
-async fn strict_refuses_a_file_with_a_bad_row_in_a_later_chunk_postgres() {
-    with_postgres(
-        "strict_refuses_a_file_with_a_bad_row_in_a_later_chunk",
-        strict_refuses_a_file_with_a_bad_row_in_a_later_chunk,
-    )
-    .await;
-}
-
 async fn rows_of_one_lead_in_different_chunks_fold_into_the_first(url: String) {
     let d = Deploy::new(&url);
     let mut rows: Vec<String> = (0..ROWS).map(filler).collect();
@@ -182,21 +167,6 @@ async fn rows_of_one_lead_in_different_chunks_fold_into_the_first(url: String) {
         out.contains("inserted 0, updated 0, unchanged 11999"),
         "{out}"
     );
-}
-
-#[tokio::test]
-async fn rows_of_one_lead_in_different_chunks_fold_into_the_first_sqlite() {
-    let db = TestDatabase::sqlite();
-    rows_of_one_lead_in_different_chunks_fold_into_the_first(db.url().to_string()).await;
-}
-
-#[tokio::test]
-async fn rows_of_one_lead_in_different_chunks_fold_into_the_first_postgres() {
-    with_postgres(
-        "rows_of_one_lead_in_different_chunks_fold_into_the_first",
-        rows_of_one_lead_in_different_chunks_fold_into_the_first,
-    )
-    .await;
 }
 
 /// Leads as JSON objects: more than a chunk, one address twice (apart), custom fields.
@@ -253,20 +223,35 @@ async fn a_state_change_keeps_the_import_hash_and_a_data_change_clears_it(url: S
     );
 }
 
-#[tokio::test]
-async fn a_state_change_keeps_the_import_hash_and_a_data_change_clears_it_sqlite() {
-    let db = TestDatabase::sqlite();
-    a_state_change_keeps_the_import_hash_and_a_data_change_clears_it(db.url().to_string()).await;
+/// Each body `async fn NAME(url: String)` runs as two tests: `sqlite::NAME` on a fresh SQLite
+/// database and `postgres::NAME` on a fresh PostgreSQL one (skipped without a server).
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = super::TestDatabase::sqlite();
+                    super::$name(db.url().to_string()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::with_postgres(stringify!($name), super::$name).await;
+                }
+            )*
+        }
+    };
 }
 
-#[tokio::test]
-async fn a_state_change_keeps_the_import_hash_and_a_data_change_clears_it_postgres() {
-    with_postgres(
-        "a_state_change_keeps_the_import_hash_and_a_data_change_clears_it",
-        a_state_change_keeps_the_import_hash_and_a_data_change_clears_it,
-    )
-    .await;
-}
+on_both!(
+    strict_refuses_a_file_with_a_bad_row_in_a_later_chunk,
+    rows_of_one_lead_in_different_chunks_fold_into_the_first,
+    a_state_change_keeps_the_import_hash_and_a_data_change_clears_it,
+);
 
 fn api_items() -> Vec<Value> {
     let mut items: Vec<Value> = (0..6_000)

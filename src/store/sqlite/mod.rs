@@ -340,15 +340,15 @@ impl SqliteStore {
         } else {
             options
         };
-        let read_cache = format!("-{}", READ_CACHE_KIB.load(Ordering::Relaxed));
-        let pool = match &file {
-            Some(_) => {
-                pool_of(4)
-                    .connect_with(options.clone().pragma("cache_size", read_cache))
-                    .await?
-            }
-            None => pool_of(4).connect_with(options.clone()).await?,
+        // The readers' page cache (an in-memory database's pool is its writer: it keeps 32 MiB).
+        let read_options = match &file {
+            Some(_) => options.clone().pragma(
+                "cache_size",
+                format!("-{}", READ_CACHE_KIB.load(Ordering::Relaxed)),
+            ),
+            None => options.clone(),
         };
+        let pool = pool_of(4).connect_with(read_options).await?;
         // An in-memory database is one per connection: there the writer is the pool.
         let writer = match &file {
             Some(_) => {
