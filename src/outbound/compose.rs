@@ -12,6 +12,7 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 
 use crate::config::{Campaign, Settings};
 use crate::domain::lead::Lead;
+use crate::outbound::body::text_body;
 use crate::outbound::links;
 use crate::outbound::render::{self, RenderedEmail, Templates};
 use crate::tokens::{TokenKeys, TokenKind};
@@ -329,15 +330,15 @@ impl<'a> Composer<'a> {
         if let Some(reply_to) = reply_to {
             builder = builder.reply_to(reply_to);
         }
+        let text = text_body(&rendered.text);
         let mut message = match &rendered.html {
-            Some(html) => builder.multipart(MultiPart::alternative_plain_html(
-                rendered.text.clone(),
-                html.clone(),
-            )),
+            Some(html) => {
+                builder.multipart(MultiPart::alternative_plain_html(text, text_body(html)))
+            }
             None => builder.singlepart(
                 SinglePart::builder()
                     .header(ContentType::TEXT_PLAIN)
-                    .body(rendered.text.clone()),
+                    .body(text),
             ),
         }
         .map_err(|e| ComposeError(e.to_string()))?;

@@ -13,7 +13,8 @@
 //!   fails as a whole, without costing any delivery an attempt).
 //! - [`render`]: a step's Tera templates filled with a lead's data.
 //! - [`compose`]: a rendered email becomes an RFC 5322 message (unsubscribe headers,
-//!   Message-ID); [`links`] rewrites its links for click tracking.
+//!   Message-ID); [`links`] rewrites its links for click tracking; [`body`] encodes each part
+//!   for the wire.
 //! - [`forecast`]: what will be sent when, by the same cadence code; it never writes.
 //! - [`replan`]: campaign edits applied by rule at start-up and on SIGHUP, and `plan`.
 //! - [`late`]: the lateness policy's `skip` (a step reached too late is skipped).
@@ -24,6 +25,7 @@
 //! leads that completed a campaign on to its `then` (`scheduler::recheck`, `flow_on`).
 
 pub mod actions;
+pub mod body;
 pub mod compose;
 pub mod dispatch;
 pub mod explain;
