@@ -14,6 +14,7 @@ use crate::config::{Campaign, Settings};
 use crate::domain::lead::Lead;
 use crate::outbound::body::text_body;
 use crate::outbound::links;
+use crate::outbound::mime;
 use crate::outbound::render::{self, RenderedEmail, Templates};
 use crate::tokens::{TokenKeys, TokenKind};
 use crate::transport::OutgoingEmail;
@@ -288,33 +289,11 @@ impl<'a> Composer<'a> {
                 " ",
             );
         let name = crate::outbound::render::truncate_chars(name.trim().to_string(), 100);
-        // The envelope lettre would otherwise derive by parsing the From and To headers it
-        // has just written (~3 % of a send pass); the SMTP envelope is ours anyway.
-        let envelope = lettre::address::Envelope::new(
-            Some(sender.from.email.clone()),
-            vec![to_address.clone()],
-        )
-        .map_err(|e| ComposeError(e.to_string()))?;
         let to = Mailbox::new((!name.is_empty()).then_some(name), to_address);
         let mut list_unsubscribe = format!("<{unsubscribe_url}>");
         if let Some(mailto) = &self.settings.compliance.unsubscribe_mailto {
             list_unsubscribe.push_str(&format!(", <mailto:{mailto}?subject=unsubscribe>"));
         }
-        let mut builder = lettre::Message::builder()
-            .envelope(envelope)
-            .from(sender.from.clone())
-            .to(to)
-            .subject(rendered.subject.clone())
-            .date(date.into())
-            .header(MessageId::from(format!("<{message_id}>")))
-            .raw_header(HeaderValue::new(
-                HeaderName::new_from_ascii_str("List-Unsubscribe"),
-                list_unsubscribe,
-            ))
-            .raw_header(HeaderValue::new(
-                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
-                "List-Unsubscribe=One-Click".into(),
-            ));
         // Replies to reply+TOKEN@… match their delivery; the display name stays the human one.
         let reply_to = match reply_address.and_then(|a| a.parse::<lettre::Address>().ok()) {
             Some(address) => {
@@ -327,32 +306,70 @@ impl<'a> Composer<'a> {
             }
             None => sender.reply_to.clone(),
         };
-        if let Some(reply_to) = reply_to {
-            builder = builder.reply_to(reply_to);
-        }
-        let text = text_body(&rendered.text);
-        let mut message = match &rendered.html {
-            Some(html) => {
-                builder.multipart(MultiPart::alternative_plain_html(text, text_body(html)))
-            }
-            None => builder.singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_PLAIN)
-                    .body(text),
-            ),
-        }
-        .map_err(|e| ComposeError(e.to_string()))?;
-        if let Some(dkim) = self.dkim {
-            message.sign(dkim);
-        }
+        let parts = mime::Parts {
+            from: &sender.from,
+            to: &to,
+            subject: &rendered.subject,
+            date,
+            message_id: &message_id,
+            list_unsubscribe: &list_unsubscribe,
+            reply_to: reply_to.as_ref(),
+            text: text_body(&rendered.text),
+            html: rendered.html.as_deref().map(text_body),
+        };
+        let bytes = match self.dkim {
+            None => mime::write(&parts, &mime::boundary()),
+            Some(dkim) => signed(parts, dkim)?,
+        };
         Ok(OutgoingEmail {
             delivery_id,
             envelope_from: bounce_address.unwrap_or_else(|| sender.from.email.to_string()),
             envelope_to: lead.email.to_string(),
             message_id,
-            bytes: message.formatted(),
+            bytes,
         })
     }
+}
+
+/// A message signed with DKIM: built by lettre, whose `Message` the signature needs (the same
+/// headers and parts as [`mime::write`]).
+fn signed(parts: mime::Parts<'_>, dkim: &DkimConfig) -> Result<Vec<u8>, ComposeError> {
+    // The envelope lettre would otherwise derive by parsing the From and To headers it has
+    // just written; the SMTP envelope is ours anyway.
+    let envelope = lettre::address::Envelope::new(
+        Some(parts.from.email.clone()),
+        vec![parts.to.email.clone()],
+    )
+    .map_err(|e| ComposeError(e.to_string()))?;
+    let mut builder = lettre::Message::builder()
+        .envelope(envelope)
+        .from(parts.from.clone())
+        .to(parts.to.clone())
+        .subject(parts.subject.to_owned())
+        .date(parts.date.into())
+        .header(MessageId::from(format!("<{}>", parts.message_id)))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe"),
+            parts.list_unsubscribe.to_owned(),
+        ))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+            "List-Unsubscribe=One-Click".into(),
+        ));
+    if let Some(reply_to) = parts.reply_to {
+        builder = builder.reply_to(reply_to.clone());
+    }
+    let mut message = match parts.html {
+        Some(html) => builder.multipart(MultiPart::alternative_plain_html(parts.text, html)),
+        None => builder.singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(parts.text),
+        ),
+    }
+    .map_err(|e| ComposeError(e.to_string()))?;
+    message.sign(dkim);
+    Ok(message.formatted())
 }
 
 /// What a delivery's message carries that is signed for it (see [`Composer::message_id`],

@@ -14,7 +14,7 @@
 //! - [`render`]: a step's Tera templates filled with a lead's data.
 //! - [`compose`]: a rendered email becomes an RFC 5322 message (unsubscribe headers,
 //!   Message-ID); [`links`] rewrites its links for click tracking; [`body`] encodes each part
-//!   for the wire.
+//!   for the wire, [`mime`] writes the message.
 //! - [`forecast`]: what will be sent when, by the same cadence code; it never writes.
 //! - [`replan`]: campaign edits applied by rule at start-up and on SIGHUP, and `plan`.
 //! - [`late`]: the lateness policy's `skip` (a step reached too late is skipped).
@@ -32,6 +32,7 @@ pub mod explain;
 pub mod forecast;
 pub mod late;
 pub mod links;
+pub mod mime;
 pub mod pause;
 pub mod preview;
 pub mod recording;
