@@ -6,9 +6,8 @@
 //! exactly what would be sent.
 
 use chrono::{DateTime, Utc};
+use lettre::message::Mailbox;
 use lettre::message::dkim::DkimConfig;
-use lettre::message::header::{ContentType, HeaderName, HeaderValue, MessageId};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
 
 use crate::config::{Campaign, Settings};
 use crate::domain::lead::Lead;
@@ -331,43 +330,10 @@ impl<'a> Composer<'a> {
     }
 }
 
-/// A message signed with DKIM: built by lettre, whose `Message` the signature needs (the same
-/// headers and parts as [`mime::write`]).
+/// A message signed with DKIM: built by lettre ([`mime::lettre_message`]), whose `Message`
+/// the signature needs.
 fn signed(parts: mime::Parts<'_>, dkim: &DkimConfig) -> Result<Vec<u8>, ComposeError> {
-    // The envelope lettre would otherwise derive by parsing the From and To headers it has
-    // just written; the SMTP envelope is ours anyway.
-    let envelope = lettre::address::Envelope::new(
-        Some(parts.from.email.clone()),
-        vec![parts.to.email.clone()],
-    )
-    .map_err(|e| ComposeError(e.to_string()))?;
-    let mut builder = lettre::Message::builder()
-        .envelope(envelope)
-        .from(parts.from.clone())
-        .to(parts.to.clone())
-        .subject(parts.subject.to_owned())
-        .date(parts.date.into())
-        .header(MessageId::from(format!("<{}>", parts.message_id)))
-        .raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str("List-Unsubscribe"),
-            parts.list_unsubscribe.to_owned(),
-        ))
-        .raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
-            "List-Unsubscribe=One-Click".into(),
-        ));
-    if let Some(reply_to) = parts.reply_to {
-        builder = builder.reply_to(reply_to.clone());
-    }
-    let mut message = match parts.html {
-        Some(html) => builder.multipart(MultiPart::alternative_plain_html(parts.text, html)),
-        None => builder.singlepart(
-            SinglePart::builder()
-                .header(ContentType::TEXT_PLAIN)
-                .body(parts.text),
-        ),
-    }
-    .map_err(|e| ComposeError(e.to_string()))?;
+    let mut message = mime::lettre_message(parts, None).map_err(ComposeError)?;
     message.sign(dkim);
     Ok(message.formatted())
 }

@@ -9,10 +9,12 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use email_encoding::headers::writer::EmailWriter;
-use lettre::message::{Body, Mailbox};
+use lettre::message::header::{ContentType, HeaderName, HeaderValue, MessageId};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use rand::Rng as _;
 
 /// What a delivery's message carries (every value already rendered and signed).
+#[derive(Clone)]
 pub struct Parts<'a> {
     pub from: &'a Mailbox,
     pub to: &'a Mailbox,
@@ -88,6 +90,55 @@ pub fn write(parts: &Parts<'_>, boundary: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The same message built by lettre, which a DKIM signature needs (its boundary random unless
+/// given). The tests hold [`write`] to its bytes.
+pub fn lettre_message(parts: Parts<'_>, boundary: Option<&str>) -> Result<lettre::Message, String> {
+    // The envelope lettre would otherwise derive by parsing the From and To headers it has
+    // just written; the SMTP envelope is ours anyway.
+    let envelope = lettre::address::Envelope::new(
+        Some(parts.from.email.clone()),
+        vec![parts.to.email.clone()],
+    )
+    .map_err(|e| e.to_string())?;
+    let mut builder = lettre::Message::builder()
+        .envelope(envelope)
+        .from(parts.from.clone())
+        .to(parts.to.clone())
+        .subject(parts.subject.to_owned())
+        .date(parts.date.into())
+        .header(MessageId::from(format!("<{}>", parts.message_id)))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe"),
+            parts.list_unsubscribe.to_owned(),
+        ))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+            "List-Unsubscribe=One-Click".into(),
+        ));
+    if let Some(reply_to) = parts.reply_to {
+        builder = builder.reply_to(reply_to.clone());
+    }
+    match parts.html {
+        Some(html) => {
+            let alternative = match boundary {
+                Some(boundary) => MultiPart::alternative().boundary(boundary),
+                None => MultiPart::alternative(),
+            };
+            builder.multipart(
+                alternative
+                    .singlepart(SinglePart::plain(parts.text))
+                    .singlepart(SinglePart::html(html)),
+            )
+        }
+        None => builder.singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(parts.text),
+        ),
+    }
+    .map_err(|e| e.to_string())
 }
 
 /// A part: its two headers, a blank line, the encoded body and a line end.
@@ -166,45 +217,7 @@ const fn allowed(c: u8) -> bool {
 mod tests {
     use super::*;
     use crate::outbound::body::text_body;
-    use lettre::message::header::{ContentType, HeaderName, HeaderValue, MessageId};
-    use lettre::message::{MultiPart, SinglePart};
     use proptest::prelude::*;
-
-    /// What lettre writes for the same parts (compose's former builder, with `boundary`).
-    fn lettre(p: &Parts<'_>, text: &str, html: Option<&str>, boundary: &str) -> Vec<u8> {
-        let mut builder = lettre::Message::builder()
-            .from(p.from.clone())
-            .to(p.to.clone())
-            .subject(p.subject.to_owned())
-            .date(p.date.into())
-            .header(MessageId::from(format!("<{}>", p.message_id)))
-            .raw_header(HeaderValue::new(
-                HeaderName::new_from_ascii_str("List-Unsubscribe"),
-                p.list_unsubscribe.to_owned(),
-            ))
-            .raw_header(HeaderValue::new(
-                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
-                "List-Unsubscribe=One-Click".into(),
-            ));
-        if let Some(reply_to) = p.reply_to {
-            builder = builder.reply_to(reply_to.clone());
-        }
-        match html {
-            Some(html) => builder.multipart(
-                MultiPart::alternative()
-                    .boundary(boundary)
-                    .singlepart(SinglePart::plain(text.to_owned()))
-                    .singlepart(SinglePart::html(html.to_owned())),
-            ),
-            None => builder.singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_PLAIN)
-                    .body(text.to_owned()),
-            ),
-        }
-        .unwrap()
-        .formatted()
-    }
 
     fn mailbox(name: Option<&str>, address: &str) -> Mailbox {
         Mailbox::new(name.map(str::to_owned), address.parse().unwrap())
@@ -244,7 +257,7 @@ mod tests {
         };
         let boundary = boundary();
         let ours = write(&parts, &boundary);
-        let theirs = lettre(&parts, text, html, &boundary);
+        let theirs = lettre_message(parts, Some(&boundary)).unwrap().formatted();
         assert_eq!(
             String::from_utf8_lossy(&ours),
             String::from_utf8_lossy(&theirs)
