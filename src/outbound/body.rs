@@ -7,59 +7,25 @@
 //! samples. Base64 (a body that is more than a third non-printable, such as CJK text) is
 //! left to lettre. The property test below holds the two to the same bytes.
 
+use email_encoding::body::Encoding;
 use lettre::message::Body;
 use lettre::message::header::ContentTransferEncoding;
 
 /// The longest quoted-printable line, without its CRLF (RFC 2045 §6.7; lettre's choice).
 const LIMIT: usize = 76;
 
-/// `text` (a rendered part) as lettre would encode it.
+/// `text` (a rendered part) as lettre would encode it, with lettre's own choice of encoding
+/// (`email-encoding`'s, the server not asked for 8BITMIME).
 pub fn text_body(text: &str) -> Body {
-    match choose(text.as_bytes()) {
-        Choice::SevenBit => {
+    match Encoding::choose(text, false) {
+        Encoding::SevenBit => {
             Body::dangerous_pre_encoded(crlf(text.as_bytes()), ContentTransferEncoding::SevenBit)
         }
-        Choice::QuotedPrintable => Body::dangerous_pre_encoded(
+        Encoding::QuotedPrintable => Body::dangerous_pre_encoded(
             quoted_printable(&crlf(text.as_bytes())),
             ContentTransferEncoding::QuotedPrintable,
         ),
-        Choice::Base64 => Body::new(text.to_owned()),
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Choice {
-    SevenBit,
-    QuotedPrintable,
-    Base64,
-}
-
-/// lettre's choice for a string when the server is not asked for 8BITMIME (email-encoding's
-/// `Encoding::choose(text, false)`): 7bit when ASCII with no line of 76 or more (counted as it
-/// counts them, on the text before CRLF), else quoted-printable unless more than a third of
-/// the bytes would need escaping.
-fn choose(b: &[u8]) -> Choice {
-    let mut last = 0;
-    let mut too_long = false;
-    for i in memchr::memchr_iter(b'\n', b) {
-        if i - last >= LIMIT {
-            too_long = true;
-            break;
-        }
-        last = i;
-    }
-    too_long = too_long || b.len() - last >= LIMIT;
-    if b.is_ascii() && !too_long {
-        return Choice::SevenBit;
-    }
-    let escaped = b
-        .iter()
-        .filter(|&&c| !matches!(c, b'\t' | b' '..=b'~'))
-        .count();
-    if escaped <= b.len() / 3 {
-        Choice::QuotedPrintable
-    } else {
-        Choice::Base64
+        Encoding::Base64 | Encoding::EightBit => Body::new(text.to_owned()),
     }
 }
 
@@ -241,7 +207,7 @@ mod tests {
     #[test]
     fn mostly_non_ascii_is_left_to_lettre_as_base64() {
         same_as_lettre("田中様、お元気ですか。ご検討のほどよろしくお願いいたします。");
-        assert_eq!(choose("田中様".as_bytes()), Choice::Base64);
+        assert_eq!(Encoding::choose("田中様", false), Encoding::Base64);
     }
 
     #[test]
