@@ -238,17 +238,22 @@ pub async fn enrol<S: Store>(
     enrol_in_pages(store, loaded, now, S::ENROL_PAGE, S::ENROL_WRITE).await
 }
 
-/// [`enrol`], reading `page` leads at a time and writing once `write` enrolments have
-/// gathered (a test crosses both with a few leads). The write enrols only leads still `new`
-/// (one that left that state since its page was read is left alone), and nothing of a
-/// gathered lead is written before it: a crash before the write only means the lead is read
-/// again.
+/// [`enrol`], reading `page` leads at a time and writing at most `write` enrolments at once
+/// (a test crosses both with a few leads). The write enrols only leads still `new` (one that
+/// left that state since its page was read is left alone), and nothing of a gathered lead is
+/// written before it: a crash before the write only means the lead is read again.
 ///
 /// The next write's leads are read and judged while the writes before it run (a read
 /// connection beside the writers; their leads all come after the written ones, whose rows
-/// only those writes change): at 1M leads on SQLite, reading was a fifth of the pass. Up to
+/// only those writes change): at 1M leads on SQLite, reading was a fifth of the pass. Each
+/// write runs as its own task, so judging a page never holds up a write's statements. Up to
 /// the store's `ENROL_LANES` writes run at once, each with its own leads; at most that many
-/// writes' enrolments are held, and the one gathering.
+/// writes' enrolments are held, and the ones gathering.
+///
+/// The first write is one page and each next one at most twice as many pages, up to `write`
+/// enrolments: the writer starts after one page instead of a whole write's worth (at 1M
+/// leads on SQLite it sat idle for the first ~2 s), and as a write takes about as long as
+/// reading and judging twice its leads there, the next one is gathered when it is free.
 pub async fn enrol_in_pages<S: Store>(
     store: &S,
     loaded: &Loaded,
@@ -259,34 +264,44 @@ pub async fn enrol_in_pages<S: Store>(
     let settings = &loaded.settings;
     forget_marks_if_rules_changed(store, settings).await?;
     store.wake_unmatched(now).await?;
+    let lanes = S::ENROL_LANES.max(1);
     let mut written = Written::default();
     let mut pages = Pages {
         after: 0,
         page,
-        write,
         done: false,
     };
+    let mut gathered = Gathered::default();
+    let (mut read, mut ramp) = (0, 1_usize);
     let mut writes = FuturesOrdered::new();
-    while !pages.done {
-        let gathered = {
-            let gather = pages.gather(store, settings, now);
-            tokio::pin!(gather);
-            loop {
-                tokio::select! {
-                    gathered = &mut gather => break gathered?,
-                    Some(n) = writes.next() => written.count(store, n?).await?,
+    loop {
+        let due = gathered.len() >= write || read >= ramp || pages.done;
+        if !gathered.is_empty() && due {
+            while writes.len() >= lanes {
+                if let Some(n) = writes.next().await {
+                    written.count(store, joined(n)?).await?;
                 }
             }
-        };
-        while writes.len() >= S::ENROL_LANES.max(1) {
-            if let Some(n) = writes.next().await {
-                written.count(store, n?).await?;
+            let write = write_gathered(store.clone(), std::mem::take(&mut gathered), now);
+            writes.push_back(tokio::spawn(write.in_current_span()));
+            (read, ramp) = (0, ramp.saturating_mul(2));
+            continue;
+        }
+        if pages.done {
+            break;
+        }
+        let next = pages.next(store, settings, now, &mut gathered);
+        tokio::pin!(next);
+        loop {
+            tokio::select! {
+                page = &mut next => break page?,
+                Some(n) = writes.next() => written.count(store, joined(n)?).await?,
             }
         }
-        writes.push_back(write_gathered(store, gathered, now));
+        read += 1;
     }
     while let Some(n) = writes.next().await {
-        written.count(store, n?).await?;
+        written.count(store, joined(n)?).await?;
     }
     written.finish(store).await?;
     Ok(written.enrolled)
@@ -295,7 +310,7 @@ pub async fn enrol_in_pages<S: Store>(
 /// One write: the enrolments (one transaction), then the marks of the unmatched leads;
 /// returns how many were enrolled.
 async fn write_gathered<S: Store>(
-    store: &S,
+    store: S,
     gathered: Gathered,
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
@@ -304,11 +319,23 @@ async fn write_gathered<S: Store>(
     Ok(enrolled)
 }
 
+/// A write task's outcome; a write that panicked panics the pass, as it did in place.
+fn joined(
+    outcome: Result<Result<usize, StoreError>, tokio::task::JoinError>,
+) -> Result<usize, StoreError> {
+    match outcome {
+        Ok(written) => written,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => Err(sqlx::Error::Protocol(format!("an enrolment write stopped: {e}")).into()),
+        },
+    }
+}
+
 /// The leads a pass has yet to read: those after `after`, `page` at a time, none once `done`.
 struct Pages {
     after: i64,
     page: usize,
-    write: usize,
     done: bool,
 }
 
@@ -319,38 +346,43 @@ struct Gathered {
     unmatched: Vec<UnmatchedLead>,
 }
 
+impl Gathered {
+    /// The larger of the two: what bounds a write.
+    fn len(&self) -> usize {
+        self.enrolments.len().max(self.unmatched.len())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.enrolments.is_empty() && self.unmatched.is_empty()
+    }
+}
+
 impl Pages {
-    /// Reads and judges pages until `write` enrolments (or as many unmatched leads) have
-    /// gathered, or the leads run out.
-    async fn gather<S: Store>(
+    /// Reads and judges the next page into `gathered`.
+    async fn next<S: Store>(
         &mut self,
         store: &S,
         settings: &Settings,
         now: DateTime<Utc>,
-    ) -> Result<Gathered, StoreError> {
-        let mut gathered = Gathered::default();
-        while !self.done && gathered.enrolments.len().max(gathered.unmatched.len()) < self.write {
-            let leads = store.leads_to_examine(self.after, self.page).await?;
-            self.done = leads.len() < self.page;
-            let Some(last) = leads.last() else { break };
-            self.after = last.id;
-            for lead in &leads {
-                match enrolment_for(settings, lead, now, now) {
-                    Some(enrolment) => gathered.enrolments.push(enrolment),
-                    None => gathered.unmatched.push(UnmatchedLead {
-                        lead_id: lead.id,
-                        until: starts_matching_at(
-                            &settings.segments,
-                            lead,
-                            now,
-                            settings.default_tz,
-                        ),
-                        seen: lead.updated_at,
-                    }),
-                }
+        gathered: &mut Gathered,
+    ) -> Result<(), StoreError> {
+        let leads = store.leads_to_examine(self.after, self.page).await?;
+        self.done = leads.len() < self.page;
+        let Some(last) = leads.last() else {
+            return Ok(());
+        };
+        self.after = last.id;
+        for lead in &leads {
+            match enrolment_for(settings, lead, now, now) {
+                Some(enrolment) => gathered.enrolments.push(enrolment),
+                None => gathered.unmatched.push(UnmatchedLead {
+                    lead_id: lead.id,
+                    until: starts_matching_at(&settings.segments, lead, now, settings.default_tz),
+                    seen: lead.updated_at,
+                }),
             }
         }
-        Ok(gathered)
+        Ok(())
     }
 }
 

@@ -13,6 +13,7 @@ mod api_transports;
 mod bounce_corpus;
 mod bounce_replay;
 mod browse_store;
+mod bulk_triggers;
 mod calendar;
 mod campaign_edits;
 mod caps_durable;

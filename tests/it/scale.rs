@@ -17,7 +17,7 @@ use rewarm::domain::lead::{LeadState, NewLead};
 use rewarm::outbound::scheduler;
 use rewarm::store::postgres::PgStore;
 use rewarm::store::sqlite::SqliteStore;
-use rewarm::store::{LeadStore as _, NewEnrolment, QueueStore as _, Store};
+use rewarm::store::{ClaimedDelivery, LeadStore as _, NewEnrolment, QueueStore as _, Store};
 use sqlx::Connection as _;
 
 use crate::support::bin::repo;
@@ -599,7 +599,8 @@ async fn a_pass_enrols_page_after_page<S: Store>(store: S, url: String) {
 
 /// Leads read over several pages and written in one write are enrolled in due order across
 /// the pages, not page by page: a send pass in due order then reads and rewrites one stretch
-/// of rows per write.
+/// of rows per write. The writes ramp up: the first is one page, each next twice as many
+/// pages (here pages of one lead: writes of 1, 2 and 4 leads).
 async fn pages_gathered_into_one_write_are_enrolled_in_due_order<S: Store>(store: S, url: String) {
     let dir = tempfile::tempdir().expect("dir");
     let path = TestConfig::bare(&url)
@@ -627,7 +628,7 @@ async fn pages_gathered_into_one_write_are_enrolled_in_due_order<S: Store>(store
         .await
         .expect("upsert");
     assert_eq!(
-        scheduler::enrol_in_pages(&store, &rules, now, 2, 100)
+        scheduler::enrol_in_pages(&store, &rules, now, 1, 100)
             .await
             .expect("enrol"),
         7
@@ -643,10 +644,20 @@ async fn pages_gathered_into_one_write_are_enrolled_in_due_order<S: Store>(store
         leads.iter().rev().is_sorted(),
         "the test's leads: {leads:?}"
     );
-    let ids: Vec<i64> = claimed.iter().map(|c| c.id).collect();
-    assert!(ids.is_sorted(), "delivery ids in due order: {ids:?}");
-    let enrolments: Vec<i64> = claimed.iter().map(|c| c.enrolment_id).collect();
-    assert!(enrolments.is_sorted(), "enrolment ids: {enrolments:?}");
+    // The leads of each write, latest (first due) first: the fourth to seventh lead (four
+    // pages), the second and third (two), the first (one).
+    let by_lead = |c: &&ClaimedDelivery| c.lead_id - leads[6];
+    for write in [3..=6, 1..=2] {
+        let rows: Vec<&ClaimedDelivery> = claimed
+            .iter()
+            .filter(|c| write.contains(&by_lead(c)))
+            .collect();
+        assert_eq!(rows.len(), write.clone().count());
+        let ids: Vec<i64> = rows.iter().map(|c| c.id).collect();
+        assert!(ids.is_sorted(), "delivery ids in due order: {ids:?}");
+        let enrolments: Vec<i64> = rows.iter().map(|c| c.enrolment_id).collect();
+        assert!(enrolments.is_sorted(), "enrolment ids: {enrolments:?}");
+    }
 }
 
 /// A page's enrolments and first deliveries are written in due order, not lead order: the

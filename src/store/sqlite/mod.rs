@@ -10,7 +10,8 @@
 //! `leads_at_domain` index spells it.
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -29,6 +30,7 @@ use super::shared::{self as sql, migrator};
 use super::*;
 
 mod browse;
+mod bulk;
 mod console;
 mod copy;
 mod edits;
@@ -64,7 +66,11 @@ pub struct SqliteStore {
     file: Option<identity::DatabaseFile>,
     /// The writer's `wal_autocheckpoint` (`checkpoint_pages` of the file's size): set on
     /// every new writer connection, and again by `check_storage` when the file has grown.
-    checkpoint: std::sync::Arc<AtomicU64>,
+    checkpoint: Arc<AtomicU64>,
+    /// The connection whose triggers a bulk write turned off (its handle's address; 0: none),
+    /// so that the pool turns them back on should that write be dropped mid-way: see
+    /// [`bulk`].
+    triggers_off: Arc<AtomicUsize>,
 }
 
 /// Rows per multi-row `INSERT … VALUES` into a temporary staging table (`temp.enrol_batch`:
@@ -280,6 +286,14 @@ impl SqliteStore {
             .await?)
     }
 
+    /// Whether the writer connection runs the main schema's triggers, as SQLite reports it
+    /// (a bulk write turns them off for a few statements: see [`bulk`]).
+    #[doc(hidden)]
+    pub async fn writer_runs_triggers(&self) -> Result<bool, StoreError> {
+        let mut conn = self.writer.acquire().await?;
+        bulk::triggers_enabled(&mut conn).await
+    }
+
     /// Closes the connections (waiting for those in use); every later call fails.
     pub async fn close(&self) {
         self.writer.close().await;
@@ -317,16 +331,25 @@ impl SqliteStore {
         // its connection inside that transaction; such a connection is closed instead of
         // going back to the pool, so the next write starts clean ("attempted to call
         // begin_with at non-zero transaction depth" never jams the daemon).
+        // A connection whose triggers a dropped bulk write left off gets them back first.
+        let triggers_off = Arc::new(AtomicUsize::new(0));
         let pool_of = |n: u32| {
+            let off = triggers_off.clone();
             SqlitePoolOptions::new()
                 .max_connections(n)
-                .after_release(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
+                .after_release(move |conn, _| {
+                    let off = off.clone();
+                    Box::pin(async move {
+                        bulk::restore_triggers(conn, &off).await?;
+                        Ok(!conn.is_in_transaction())
+                    })
+                })
                 .before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
         };
         // The file is created here, once, if missing; every later connection (the pools open
         // and replace connections whenever they like) only opens it: a database deleted under
         // the daemon is never silently re-created empty by a reconnect.
-        let checkpoint = std::sync::Arc::new(AtomicU64::new(checkpoint_pages(0)));
+        let checkpoint = Arc::new(AtomicU64::new(checkpoint_pages(0)));
         let options = if let Some(file) = &file {
             sqlx::ConnectOptions::connect(&options)
                 .await?
@@ -371,6 +394,7 @@ impl SqliteStore {
             writer,
             file,
             checkpoint,
+            triggers_off,
         })
     }
 
