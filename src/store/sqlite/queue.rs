@@ -102,18 +102,19 @@ const ENROL_COUNTS: [&str; 4] = [
      ON CONFLICT DO UPDATE SET n = n + excluded.n",
 ];
 
-/// `enrol`, triggers on again: `enrolments_report_insert` for the write's enrolments (those
-/// after the largest id before it, $1): their lead is recomputed when it has another
-/// enrolment or events of the report's stages from then on. The trigger's third question
-/// (sent deliveries of the new enrolment) has no answer here: the only deliveries of these
-/// enrolments are this write's first ones, scheduled. A lead enrolled in two campaigns at
-/// once is queued once.
+/// `enrol`, triggers on again: `enrolments_report_insert` for the write's leads: a lead is
+/// recomputed when it has an enrolment in another campaign or events of the report's stages
+/// from now ($1) on. Read in lead order from the staged batch (neighbouring look-ups, two a
+/// lead). The trigger's third question (sent deliveries of the new enrolment) has no answer
+/// here: the only deliveries of these enrolments are this write's first ones, scheduled. A
+/// staged lead whose enrolment was already there (not written) may be queued too, which
+/// only recomputes what is already right; one enrolled in two campaigns at once is queued
+/// once.
 const ENROL_REPORT: &str = "INSERT INTO report_recompute (lead_id)
-     SELECT DISTINCT e.lead_id FROM temp.enrol_batch b CROSS JOIN enrolments e ON e.lead_id = b.lead_id AND e.campaign = b.campaign
-     WHERE e.id > $1
-       AND (EXISTS (SELECT 1 FROM enrolments o WHERE o.lead_id = e.lead_id AND o.id <> e.id)
-         OR EXISTS (SELECT 1 FROM events v WHERE v.lead_id = e.lead_id
-                    AND v.kind IN ('replied', 'rewarmed', 'won', 'out_of_scope', 'suppressed') AND v.at >= e.enrolled_at))";
+     SELECT DISTINCT b.lead_id FROM temp.enrol_batch b
+     WHERE EXISTS (SELECT 1 FROM enrolments o WHERE o.lead_id = b.lead_id AND o.campaign <> b.campaign)
+        OR EXISTS (SELECT 1 FROM events v WHERE v.lead_id = b.lead_id
+                   AND v.kind IN ('replied', 'rewarmed', 'won', 'out_of_scope', 'suppressed') AND v.at >= $1)";
 
 /// `enrol`'s rows (`ENROL`) and their counters (`ENROL_COUNTS`), on a connection whose
 /// triggers are off; the number of enrolments written.
@@ -252,7 +253,7 @@ impl QueueStore for SqliteStore {
         bulk::set_triggers(&mut tx, true, &self.triggers_off).await?;
         let enrolled = written?;
         sqlx::query(ENROL_REPORT)
-            .bind(before)
+            .bind(Time(now))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
