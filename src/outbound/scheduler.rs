@@ -250,6 +250,10 @@ pub async fn enrol<S: Store>(
 /// the store's `ENROL_LANES` writes run at once, each with its own leads; at most that many
 /// writes' enrolments are held, and the ones gathering.
 ///
+/// A pass that fails (a read, or a write) returns at once; a write already running finishes
+/// on its own (its task is not cancelled), which is safe: each write is one transaction
+/// that enrols only leads still `new`.
+///
 /// The first write is one page and each next one at most twice as many pages, up to `write`
 /// enrolments: the writer starts after one page instead of a whole write's worth (at 1M
 /// leads on SQLite it sat idle for the first ~2 s), and as a write takes about as long as

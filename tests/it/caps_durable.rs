@@ -248,14 +248,21 @@ async fn two_processes_share_one_cap(url: &str) {
             cmd.spawn().expect("start rewarm")
         };
         let (a, b) = (spawn(), spawn());
-        [a, b].map(|child| report_of(child.wait_with_output().expect("wait"), &at(0)))
+        [a, b].map(|child| {
+            let output = child.wait_with_output().expect("wait");
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            (report_of(output, &at(0)), stderr)
+        })
     })
     .await
     .expect("the two processes");
-    let (s1, d1) = sent_deferred(&reports[0]);
-    let (s2, d2) = sent_deferred(&reports[1]);
-    assert_eq!(s1 + s2, 40, "exactly the cap, together: {reports:?}");
-    assert_eq!(d1 + d2, 110, "{reports:?}");
+    // What each process logged, for a failure's message.
+    let logs = format!("\nfirst:\n{}\nsecond:\n{}", reports[0].1, reports[1].1);
+    let reports = [&reports[0].0, &reports[1].0];
+    let (s1, d1) = sent_deferred(reports[0]);
+    let (s2, d2) = sent_deferred(reports[1]);
+    assert_eq!(s1 + s2, 40, "exactly the cap, together: {reports:?}{logs}");
+    assert_eq!(d1 + d2, 110, "{reports:?}{logs}");
     assert_eq!(server.count(), 40);
     assert!(per_recipient(&server).values().all(|n| *n == 1));
 }

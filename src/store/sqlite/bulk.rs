@@ -5,9 +5,9 @@
 //! recomputation queue of migration 0019).
 //!
 //! Why: a trigger runs as a sub-program once per row. A first enrolment of 700,000 leads ran
-//! 2.8 million trigger programs (four counter statements per lead) and three index probes per
-//! new enrolment: a sixth of the writer's time. The same changes counted once per statement
-//! cost a few milliseconds.
+//! seven trigger programs per lead, among them four counter statements and three index
+//! probes: a sixth of the writer's time. The same changes counted once per statement cost a
+//! few milliseconds.
 //!
 //! Which triggers a bulk path replaces is written next to it, and `tests/it/bulk_triggers.rs`
 //! holds the list of triggers of the tables it writes: a new trigger there fails that test
