@@ -5,13 +5,12 @@
 
 use chrono::Duration;
 use rewarm::outbound::scheduler;
+use rewarm::store::LeadStore as _;
 use rewarm::store::sqlite::SqliteStore;
-use rewarm::store::{LeadStore as _, Store as _};
 use sqlx::Connection as _;
 
-use crate::scale::{lead, loaded, t0};
+use crate::scale::{lead, loaded, on_sqlite, t0};
 use crate::support::counts;
-use crate::support::db::TestDatabase;
 
 /// The triggers of the tables the enrolment write fills, by table. The write stands in for
 /// those that fire on its rows (`ENROL_COUNTS`, `ENROL_REPORT` and the `unmatched_until`
@@ -46,10 +45,11 @@ const TRIGGERS: &[(&str, &str)] = &[
 
 #[tokio::test]
 async fn the_enrolment_write_stands_in_for_every_trigger_of_its_tables() {
-    let db = TestDatabase::sqlite();
-    let store = SqliteStore::connect(db.url()).await.expect("open");
-    store.migrate().await.expect("migrate");
-    let mut conn = sqlx::SqliteConnection::connect(db.url())
+    on_sqlite(the_triggers_are_the_known_ones).await;
+}
+
+async fn the_triggers_are_the_known_ones(_store: SqliteStore, url: String) {
+    let mut conn = sqlx::SqliteConnection::connect(&url)
         .await
         .expect("connect");
     let found: Vec<(String, String)> = sqlx::query_as(
@@ -75,12 +75,13 @@ async fn the_enrolment_write_stands_in_for_every_trigger_of_its_tables() {
 /// leads no segment matches are marked, and the writer runs its triggers again.
 #[tokio::test]
 async fn an_enrolment_without_row_triggers_keeps_counters_and_report_exact() {
-    let db = TestDatabase::sqlite();
-    let store = SqliteStore::connect(db.url()).await.expect("open");
-    store.migrate().await.expect("migrate");
+    on_sqlite(a_pass_keeps_counters_and_report_exact).await;
+}
+
+async fn a_pass_keeps_counters_and_report_exact(store: SqliteStore, url: String) {
     let dir = tempfile::tempdir().expect("dir");
-    let rules = loaded(dir.path(), db.url(), false);
-    let mut conn = sqlx::SqliteConnection::connect(db.url())
+    let rules = loaded(dir.path(), &url, false);
+    let mut conn = sqlx::SqliteConnection::connect(&url)
         .await
         .expect("connect");
     let now = t0();
@@ -122,7 +123,7 @@ async fn an_enrolment_without_row_triggers_keeps_counters_and_report_exact() {
             .await
             .expect("enrolment");
     assert_eq!(kept, Some(replied.timestamp_millis()));
-    counts::assert_exact(db.url()).await;
+    counts::assert_exact(&url).await;
     let (marked, first_steps): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM leads WHERE unmatched_until IS NOT NULL),
                 (SELECT count(*) FROM deliveries WHERE step = 0 AND state = 'scheduled')",

@@ -765,7 +765,7 @@ on_both!(
 );
 
 /// Runs `body` on a fresh, migrated SQLite database (its store and URL).
-async fn on_sqlite<F, Fut>(body: F)
+pub(crate) async fn on_sqlite<F, Fut>(body: F)
 where
     F: FnOnce(SqliteStore, String) -> Fut,
     Fut: Future<Output = ()>,
