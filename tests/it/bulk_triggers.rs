@@ -115,7 +115,7 @@ async fn a_pass_keeps_counters_and_report_exact(store: SqliteStore, url: String)
         .await
         .expect("enrol");
     assert_eq!(enrolled, 60);
-    assert!(store.writer_runs_triggers().await.expect("setting"));
+    assert!(store.writer_runs_row_checks().await.expect("setting"));
     let (kept,): (Option<i64>,) =
         sqlx::query_as("SELECT first_replied_at FROM enrolments WHERE lead_id = $1")
             .bind(lead_id)

@@ -67,10 +67,10 @@ pub struct SqliteStore {
     /// The writer's `wal_autocheckpoint` (`checkpoint_pages` of the file's size): set on
     /// every new writer connection, and again by `check_storage` when the file has grown.
     checkpoint: Arc<AtomicU64>,
-    /// The connection whose triggers a bulk write turned off (its handle's address; 0: none),
-    /// so that the pool turns them back on should that write be dropped mid-way: see
-    /// [`bulk`].
-    triggers_off: Arc<AtomicUsize>,
+    /// The connection whose triggers and foreign-key checks a bulk write turned off (its
+    /// handle's address; 0: none), so that the pool turns them back on should that write be
+    /// dropped mid-way: see [`bulk`].
+    row_checks_off: Arc<AtomicUsize>,
 }
 
 /// Rows per multi-row `INSERT … VALUES` into a temporary staging table (`temp.enrol_batch`:
@@ -286,12 +286,12 @@ impl SqliteStore {
             .await?)
     }
 
-    /// Whether the writer connection runs the main schema's triggers, as SQLite reports it
-    /// (a bulk write turns them off for a few statements: see [`bulk`]).
+    /// Whether the writer connection runs the main schema's triggers and checks foreign keys,
+    /// as SQLite reports it (a bulk write turns both off for a few statements: see [`bulk`]).
     #[doc(hidden)]
-    pub async fn writer_runs_triggers(&self) -> Result<bool, StoreError> {
+    pub async fn writer_runs_row_checks(&self) -> Result<bool, StoreError> {
         let mut conn = self.writer.acquire().await?;
-        bulk::triggers_enabled(&mut conn).await
+        bulk::row_checks_enabled(&mut conn).await
     }
 
     /// Closes the connections (waiting for those in use); every later call fails.
@@ -331,16 +331,16 @@ impl SqliteStore {
         // its connection inside that transaction; such a connection is closed instead of
         // going back to the pool, so the next write starts clean ("attempted to call
         // begin_with at non-zero transaction depth" never jams the daemon).
-        // A connection whose triggers a dropped bulk write left off gets them back first.
-        let triggers_off = Arc::new(AtomicUsize::new(0));
+        // A connection whose row checks a dropped bulk write left off gets them back first.
+        let row_checks_off = Arc::new(AtomicUsize::new(0));
         let pool_of = |n: u32| {
-            let off = triggers_off.clone();
+            let off = row_checks_off.clone();
             SqlitePoolOptions::new()
                 .max_connections(n)
                 .after_release(move |conn, _| {
                     let off = off.clone();
                     Box::pin(async move {
-                        bulk::restore_triggers(conn, &off).await?;
+                        bulk::restore_row_checks(conn, &off).await?;
                         Ok(!conn.is_in_transaction())
                     })
                 })
@@ -394,7 +394,7 @@ impl SqliteStore {
             writer,
             file,
             checkpoint,
-            triggers_off,
+            row_checks_off,
         })
     }
 

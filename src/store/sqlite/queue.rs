@@ -61,7 +61,9 @@ const ENROL_SUPPRESSED: [&str; 2] = [
 
 /// `enrol`, once the staged batch holds only leads still `new` and not listed: enrolment
 /// rows, first deliveries, events, then the lead. The first statement's count is the number
-/// enrolled. They run with the triggers off ([`bulk`]); what the triggers would have done
+/// enrolled. They run with the triggers and the foreign-key checks off ([`bulk`]): every
+/// row's lead was just found still `new` (`ENROL_FRESH`), every first delivery's enrolment
+/// was just written. What the triggers would have done
 /// row by row is done after them for the whole write: the counters (`ENROL_COUNTS`), the
 /// report's queue (`ENROL_REPORT`), and `leads_examine_again`'s cleared mark, which the last
 /// statement sets itself (`unmatched_until = NULL`). The other triggers of these tables do
@@ -117,7 +119,7 @@ const ENROL_REPORT: &str = "INSERT INTO report_recompute (lead_id)
                    AND v.kind IN ('replied', 'rewarmed', 'won', 'out_of_scope', 'suppressed') AND v.at >= $1)";
 
 /// `enrol`'s rows (`ENROL`) and their counters (`ENROL_COUNTS`), on a connection whose
-/// triggers are off; the number of enrolments written.
+/// triggers and foreign-key checks are off; the number of enrolments written.
 async fn enrol_rows(
     conn: &mut sqlx::SqliteConnection,
     now: DateTime<Utc>,
@@ -247,10 +249,10 @@ impl QueueStore for SqliteStore {
         let before: i64 = sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM enrolments")
             .fetch_one(&mut *tx)
             .await?;
-        // The triggers come back on whatever the statements did (see `bulk`).
-        bulk::set_triggers(&mut tx, false, &self.triggers_off).await?;
+        // The triggers and checks come back on whatever the statements did (see `bulk`).
+        bulk::set_row_checks(&mut tx, false, &self.row_checks_off).await?;
         let written = enrol_rows(&mut tx, now, before).await;
-        bulk::set_triggers(&mut tx, true, &self.triggers_off).await?;
+        bulk::set_row_checks(&mut tx, true, &self.row_checks_off).await?;
         let enrolled = written?;
         sqlx::query(ENROL_REPORT)
             .bind(Time(now))
