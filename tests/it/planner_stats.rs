@@ -62,3 +62,47 @@ async fn a_large_enrolment_refreshes_the_planners_statistics() {
     })
     .await;
 }
+
+/// Refreshes after the first run beside the writes; the last one, at the end, is waited for:
+/// a pass of 40 writes (1,000 enrolments past the first refresh, 2,000 past the second, which
+/// runs beside the writes after it) ends on statistics of every row it wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refreshes_run_beside_the_writes_and_the_last_one_sees_them_all() {
+    on_postgres(
+        "planner statistics beside the writes",
+        |store, url| async move {
+            let dir = tempfile::tempdir().expect("dir");
+            let rules = loaded(dir.path(), &url, false);
+            let now = t0();
+            let n = 4 * scheduler::REFRESH_STATISTICS_AFTER;
+            let leads: Vec<_> = (0..n)
+                .map(|i| {
+                    lead(
+                        &format!("w{i}@example.com"),
+                        "timing",
+                        now - Duration::days(100),
+                    )
+                })
+                .collect();
+            store
+                .upsert_leads(&leads, "test", now)
+                .await
+                .expect("upsert");
+            let enrolled = scheduler::enrol_in_pages(&store, &rules, now, 100, 100)
+                .await
+                .expect("enrol");
+            assert_eq!(enrolled, n);
+            let rows: f32 =
+                sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE relname = 'enrolments'")
+                    .fetch_one(store.pool())
+                    .await
+                    .expect("reltuples");
+            assert_eq!(rows as usize, n, "the last refresh counted every enrolment");
+            assert_eq!(
+                text(&store, DELIVERY_STATES).await.as_deref(),
+                Some("{scheduled}")
+            );
+        },
+    )
+    .await;
+}
