@@ -311,16 +311,16 @@ pub async fn enrol_in_pages<S: Store>(
     Ok(written.enrolled)
 }
 
-/// One write: the enrolments (one transaction), then the marks of the unmatched leads;
+/// One write: the enrolments and the marks of the unmatched leads ([`Store::enrol_and_mark`]);
 /// returns how many were enrolled.
 async fn write_gathered<S: Store>(
     store: S,
     gathered: Gathered,
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
-    let enrolled = store.enrol(&gathered.enrolments, now).await?;
-    store.mark_unmatched(&gathered.unmatched).await?;
-    Ok(enrolled)
+    store
+        .enrol_and_mark(&gathered.enrolments, &gathered.unmatched, now)
+        .await
 }
 
 /// A write's (or a refresh's) task outcome; a task that panicked panics the pass, as it did

@@ -212,6 +212,18 @@ pub trait Store:
     /// claiming and says so); then a ping. The daemon asks before every pass.
     fn check_storage(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// One write of an enrolment pass: [`QueueStore::enrol`] of `enrolments`, then
+    /// [`UnmatchedStore::mark_unmatched`] of the leads of the same pages no segment matched;
+    /// the number enrolled. SQLite writes both in one transaction: the marks land on the
+    /// pages of `leads` the enrolments' state change has just rewritten, which a second
+    /// transaction wrote to the WAL again (and its commit waited for the first's checkpoint).
+    fn enrol_and_mark(
+        &self,
+        enrolments: &[NewEnrolment],
+        unmatched: &[UnmatchedLead],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
     /// Counts for `status`; `since` bounds the sent/failed/unknown counts ("today").
     fn status(
         &self,

@@ -339,6 +339,19 @@ impl Store for PgStore {
         self.ping().await
     }
 
+    /// Two transactions: the enrolments' lanes lock their own leads (`ENROL_LANES`), and
+    /// the marks are one statement of their own.
+    async fn enrol_and_mark(
+        &self,
+        enrolments: &[NewEnrolment],
+        unmatched: &[UnmatchedLead],
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let enrolled = self.enrol(enrolments, now).await?;
+        self.mark_unmatched(unmatched).await?;
+        Ok(enrolled)
+    }
+
     common_store_methods!();
 }
 

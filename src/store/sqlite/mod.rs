@@ -452,6 +452,26 @@ impl Store for SqliteStore {
         self.ping().await
     }
 
+    async fn enrol_and_mark(
+        &self,
+        enrolments: &[NewEnrolment],
+        unmatched: &[UnmatchedLead],
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        if enrolments.is_empty() && unmatched.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.write().await?;
+        let enrolled = if enrolments.is_empty() {
+            0
+        } else {
+            self.enrol_in(&mut tx, enrolments, now).await?
+        };
+        unmatched::mark_in(&mut tx, unmatched).await?;
+        tx.commit().await?;
+        Ok(enrolled as usize)
+    }
+
     common_store_methods!();
 }
 

@@ -214,50 +214,7 @@ impl QueueStore for SqliteStore {
             return Ok(0);
         }
         let mut tx = self.write().await?;
-        for sql in ENROL_STAGE {
-            sqlx::query(sql).execute(&mut *tx).await?;
-        }
-        for chunk in enrolments.chunks(STAGE_ROWS) {
-            let mut stage = sqlx::QueryBuilder::new(
-                "INSERT OR IGNORE INTO temp.enrol_batch (lead_id, campaign, segment, due, template, detail) ",
-            );
-            stage.push_values(chunk, |mut row, e| {
-                row.push_bind(e.lead_id)
-                    .push_bind(&e.campaign)
-                    .push_bind(&e.segment)
-                    .push_bind(e.first_due.timestamp_millis())
-                    .push_bind(&e.template)
-                    .push_bind(enrolled_detail(e));
-            });
-            stage.build().execute(&mut *tx).await?;
-        }
-        let listed: Vec<i64> = if sqlx::query_scalar(ANY_LISTED).fetch_one(&mut *tx).await? {
-            sqlx::query_scalar(ENROL_LISTED).fetch_all(&mut *tx).await?
-        } else {
-            Vec::new()
-        };
-        if !listed.is_empty() {
-            for sql in ENROL_SUPPRESSED {
-                sqlx::query(sql)
-                    .bind(json!(listed))
-                    .bind(Time(now))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        sqlx::query(ENROL_FRESH).execute(&mut *tx).await?;
-        let before: i64 = sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM enrolments")
-            .fetch_one(&mut *tx)
-            .await?;
-        // The triggers and checks come back on whatever the statements did (see `bulk`).
-        bulk::set_row_checks(&mut tx, false, &self.row_checks_off).await?;
-        let written = enrol_rows(&mut tx, now, before).await;
-        bulk::set_row_checks(&mut tx, true, &self.row_checks_off).await?;
-        let enrolled = written?;
-        sqlx::query(ENROL_REPORT)
-            .bind(Time(now))
-            .execute(&mut *tx)
-            .await?;
+        let enrolled = self.enrol_in(&mut tx, enrolments, now).await?;
         tx.commit().await?;
         Ok(enrolled as usize)
     }
@@ -388,6 +345,65 @@ impl QueueStore for SqliteStore {
 
     async fn refresh_enrolment_statistics(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+impl SqliteStore {
+    /// [`QueueStore::enrol`]'s statements, inside the caller's write transaction `conn`; the
+    /// number of enrolments written.
+    pub(super) async fn enrol_in(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        enrolments: &[NewEnrolment],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        for sql in ENROL_STAGE {
+            sqlx::query(sql).execute(&mut *conn).await?;
+        }
+        for chunk in enrolments.chunks(STAGE_ROWS) {
+            let mut stage = sqlx::QueryBuilder::new(
+                "INSERT OR IGNORE INTO temp.enrol_batch (lead_id, campaign, segment, due, template, detail) ",
+            );
+            stage.push_values(chunk, |mut row, e| {
+                row.push_bind(e.lead_id)
+                    .push_bind(&e.campaign)
+                    .push_bind(&e.segment)
+                    .push_bind(e.first_due.timestamp_millis())
+                    .push_bind(&e.template)
+                    .push_bind(enrolled_detail(e));
+            });
+            stage.build().execute(&mut *conn).await?;
+        }
+        let listed: Vec<i64> = if sqlx::query_scalar(ANY_LISTED).fetch_one(&mut *conn).await? {
+            sqlx::query_scalar(ENROL_LISTED)
+                .fetch_all(&mut *conn)
+                .await?
+        } else {
+            Vec::new()
+        };
+        if !listed.is_empty() {
+            for sql in ENROL_SUPPRESSED {
+                sqlx::query(sql)
+                    .bind(json!(listed))
+                    .bind(Time(now))
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+        sqlx::query(ENROL_FRESH).execute(&mut *conn).await?;
+        let before: i64 = sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM enrolments")
+            .fetch_one(&mut *conn)
+            .await?;
+        // The triggers and checks come back on whatever the statements did (see `bulk`).
+        bulk::set_row_checks(conn, false, &self.row_checks_off).await?;
+        let written = enrol_rows(conn, now, before).await;
+        bulk::set_row_checks(conn, true, &self.row_checks_off).await?;
+        let enrolled = written?;
+        sqlx::query(ENROL_REPORT)
+            .bind(Time(now))
+            .execute(&mut *conn)
+            .await?;
+        Ok(enrolled)
     }
 }
 

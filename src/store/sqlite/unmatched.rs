@@ -25,20 +25,29 @@ impl UnmatchedStore for SqliteStore {
             return Ok(());
         }
         let mut tx = self.write().await?;
-        for chunk in leads.chunks(MARK_ROWS) {
-            let mut mark =
-                sqlx::QueryBuilder::new("UPDATE leads SET unmatched_until = v.column2 FROM (");
-            mark.push_values(chunk, |mut row, l| {
-                row.push_bind(l.lead_id)
-                    .push_bind(l.until_ms())
-                    .push_bind(l.seen.timestamp_millis());
-            });
-            mark.push(
-                ") AS v WHERE leads.id = v.column1 AND +leads.state = 'new' AND leads.updated_at = v.column3",
-            );
-            mark.build().execute(&mut *tx).await?;
-        }
+        mark_in(&mut tx, leads).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// [`UnmatchedStore::mark_unmatched`]'s statements, inside the caller's write transaction.
+pub(super) async fn mark_in(
+    conn: &mut sqlx::SqliteConnection,
+    leads: &[UnmatchedLead],
+) -> Result<(), StoreError> {
+    for chunk in leads.chunks(MARK_ROWS) {
+        let mut mark =
+            sqlx::QueryBuilder::new("UPDATE leads SET unmatched_until = v.column2 FROM (");
+        mark.push_values(chunk, |mut row, l| {
+            row.push_bind(l.lead_id)
+                .push_bind(l.until_ms())
+                .push_bind(l.seen.timestamp_millis());
+        });
+        mark.push(
+            ") AS v WHERE leads.id = v.column1 AND +leads.state = 'new' AND leads.updated_at = v.column3",
+        );
+        mark.build().execute(&mut *conn).await?;
+    }
+    Ok(())
 }
