@@ -216,7 +216,7 @@ pub trait Store:
     /// [`UnmatchedStore::mark_unmatched`] of the leads of the same pages no segment matched;
     /// the number enrolled. SQLite writes both in one transaction: the marks land on the
     /// pages of `leads` the enrolments' state change has just rewritten, which a second
-    /// transaction wrote to the WAL again (and its commit waited for the first's checkpoint).
+    /// transaction wrote to the WAL again.
     fn enrol_and_mark(
         &self,
         enrolments: &[NewEnrolment],
