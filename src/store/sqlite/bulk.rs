@@ -10,7 +10,7 @@
 //! probes: a sixth of the writer's time. The same changes counted once per statement cost a
 //! few milliseconds. A foreign-key check is a look-up of the parent row for every row
 //! written: the enrolments and first deliveries, written in due order, looked up their
-//! leads at random, 1.4 million look-ups into the largest table, a quarter of the same
+//! leads at random, 1.4 million look-ups into the largest table, a fifth to a third of the same
 //! statements' time (`docs/performance.md`). A bulk path only writes rows whose parents its
 //! own statements have just read or written in the same transaction (a join on the lead
 //! still `new`, the enrolment just inserted), which is what the check would have asked.
