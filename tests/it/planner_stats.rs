@@ -17,6 +17,19 @@ async fn text(store: &PgStore, sql: &'static str) -> Option<String> {
         .expect("query")
 }
 
+/// Imports `n` leads (`{prefix}{i}@example.com`) lost for `timing` 100 days before `t0`: a
+/// segment of `loaded`'s rules enrols each.
+async fn lost_leads(store: &PgStore, prefix: &str, n: usize) {
+    let lost = t0() - Duration::days(100);
+    let leads: Vec<_> = (0..n)
+        .map(|i| lead(&format!("{prefix}{i}@example.com"), "timing", lost))
+        .collect();
+    store
+        .upsert_leads(&leads, "test", t0())
+        .await
+        .expect("upsert");
+}
+
 const LEADS_STATES: &str =
     "SELECT most_common_vals::text FROM pg_stats WHERE tablename = 'leads' AND attname = 'state'";
 const DELIVERY_STATES: &str = "SELECT most_common_vals::text FROM pg_stats
@@ -28,19 +41,7 @@ async fn a_large_enrolment_refreshes_the_planners_statistics() {
         let dir = tempfile::tempdir().expect("dir");
         let rules = loaded(dir.path(), &url, false);
         let now = t0();
-        let leads: Vec<_> = (0..scheduler::REFRESH_STATISTICS_AFTER)
-            .map(|i| {
-                lead(
-                    &format!("s{i}@example.com"),
-                    "timing",
-                    now - Duration::days(100),
-                )
-            })
-            .collect();
-        store
-            .upsert_leads(&leads, "test", now)
-            .await
-            .expect("upsert");
+        lost_leads(&store, "s", scheduler::REFRESH_STATISTICS_AFTER).await;
         // Statistics from before the pass, as after `db copy` of a database not enrolled yet.
         sqlx::query("ANALYZE")
             .execute(store.pool())
@@ -75,19 +76,7 @@ async fn refreshes_run_beside_the_writes_and_the_last_one_sees_them_all() {
             let rules = loaded(dir.path(), &url, false);
             let now = t0();
             let n = 4 * scheduler::REFRESH_STATISTICS_AFTER;
-            let leads: Vec<_> = (0..n)
-                .map(|i| {
-                    lead(
-                        &format!("w{i}@example.com"),
-                        "timing",
-                        now - Duration::days(100),
-                    )
-                })
-                .collect();
-            store
-                .upsert_leads(&leads, "test", now)
-                .await
-                .expect("upsert");
+            lost_leads(&store, "w", n).await;
             let enrolled = scheduler::enrol_in_pages(&store, &rules, now, 100, 100)
                 .await
                 .expect("enrol");

@@ -63,10 +63,10 @@ const ENROL_SUPPRESSED: [&str; 2] = [
 /// rows, first deliveries, events, then the lead. The first statement's count is the number
 /// enrolled. They run with the triggers and the foreign-key checks off ([`bulk`]): every
 /// row's lead was just found still `new` (`ENROL_FRESH`), every first delivery's enrolment
-/// was just written. What the triggers would have done
-/// row by row is done after them for the whole write: the counters (`ENROL_COUNTS`), the
-/// report's queue (`ENROL_REPORT`), and `leads_examine_again`'s cleared mark, which the last
-/// statement sets itself (`unmatched_until = NULL`). The other triggers of these tables do
+/// was just written. What the triggers would have done row by row is done after them for
+/// the whole write: the counters (`ENROL_COUNTS`), the report's queue (`ENROL_REPORT`), and
+/// `leads_examine_again`'s cleared mark, which the last statement sets itself
+/// (`unmatched_until = NULL`). The other triggers of these tables do
 /// nothing for these rows: `deliveries_report_insert` (a `sent` row), `events_report_insert`
 /// (a report stage's event).
 ///
@@ -210,13 +210,8 @@ impl QueueStore for SqliteStore {
         enrolments: &[NewEnrolment],
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        if enrolments.is_empty() {
-            return Ok(0);
-        }
-        let mut tx = self.write().await?;
-        let enrolled = self.enrol_in(&mut tx, enrolments, now).await?;
-        tx.commit().await?;
-        Ok(enrolled as usize)
+        // A write with no marks: the same transaction.
+        Store::enrol_and_mark(self, enrolments, &[], now).await
     }
 
     async fn claim_due(
