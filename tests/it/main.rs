@@ -18,6 +18,7 @@ mod calendar;
 mod campaign_edits;
 mod caps_durable;
 mod check;
+mod checkpoints;
 mod console_auth;
 mod console_browser;
 mod console_pages;

@@ -17,7 +17,7 @@ use rewarm::domain::lead::{LeadState, NewLead};
 use rewarm::outbound::scheduler;
 use rewarm::store::postgres::PgStore;
 use rewarm::store::sqlite::SqliteStore;
-use rewarm::store::{ClaimedDelivery, LeadStore as _, NewEnrolment, QueueStore as _, Store};
+use rewarm::store::{ClaimedDelivery, NewEnrolment, QueueStore as _, Store};
 use sqlx::Connection as _;
 
 use crate::support::bin::repo;
@@ -149,50 +149,6 @@ async fn the_claim_reads_due_rows_in_index_order_on_postgres() {
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
-}
-
-// ── The WAL checkpoint follows the database ────────────────────────────────────────────
-
-/// A daemon started on a small database checkpoints every 1,000 WAL pages (SQLite's default);
-/// once the file has grown, its next tick's storage check sets the threshold the rule gives
-/// the new size (as many pages as the file, at most 40,000), as a restart would.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_wal_checkpoint_follows_the_database_as_it_grows_on_sqlite() {
-    let db = TestDatabase::sqlite();
-    let store = SqliteStore::connect(db.url()).await.expect("open");
-    store.migrate().await.expect("migrate");
-    assert_eq!(
-        store.writer_checkpoint_pages().await.expect("pragma"),
-        1_000
-    );
-    let leads: Vec<NewLead> = (0..12_000)
-        .map(|i| NewLead {
-            email: Some(EmailAddress::parse(&format!("grown{i}@example.com")).expect("email")),
-            company: Some(format!("A company with a long enough name, number {i}")),
-            ..Default::default()
-        })
-        .collect();
-    store
-        .upsert_leads(&leads, "test", t0())
-        .await
-        .expect("upsert");
-    let mut conn = sqlx::SqliteConnection::connect(db.url())
-        .await
-        .expect("connect");
-    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(&mut conn)
-        .await
-        .expect("checkpoint");
-    let _ = conn.close().await;
-    let path = db.url().trim_start_matches("sqlite://").to_string();
-    let pages = std::fs::metadata(&path).expect("file").len() / 4096;
-    assert!((1_001..40_000).contains(&pages), "{pages} pages");
-    store.check_storage().await.expect("check");
-    assert_eq!(
-        store.writer_checkpoint_pages().await.expect("pragma"),
-        pages as i64
-    );
-    store.close().await;
 }
 
 // ── An idle tick ───────────────────────────────────────────────────────────────────────

@@ -21,6 +21,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use self::checkpoint::Checkpoints;
 use self::outbox::ENQUEUE;
 use self::suppression::{SUPPRESS_INSERT, SUPPRESS_REACH};
 use super::batch::*;
@@ -31,6 +32,7 @@ use super::*;
 
 mod browse;
 mod bulk;
+mod checkpoint;
 mod console;
 mod copy;
 mod edits;
@@ -64,9 +66,10 @@ pub struct SqliteStore {
     /// The database file, when there is one (not `sqlite::memory:`): what
     /// [`Store::check_storage`] watches and where the identity marker lives.
     file: Option<identity::DatabaseFile>,
-    /// The writer's `wal_autocheckpoint` (`checkpoint_pages` of the file's size): set on
-    /// every new writer connection, and again by `check_storage` when the file has grown.
-    checkpoint: Arc<AtomicU64>,
+    /// The WAL's checkpoints (a file's; none in memory), run beside the writer once the WAL
+    /// passes `checkpoint_pages` of the file's size: set when the store opens, and again by
+    /// `check_storage` when the file has grown.
+    checkpoints: Option<&'static Checkpoints>,
     /// The connection whose triggers and foreign-key checks a bulk write turned off (its
     /// handle's address; 0: none), so that the pool turns them back on should that write be
     /// dropped mid-way: see [`bulk`].
@@ -242,8 +245,9 @@ pub fn read_as_one_shot() {
     READ_CACHE_KIB.store(8 << 10, Ordering::Relaxed);
 }
 
-/// WAL pages between two automatic checkpoints for a database file of `bytes`: as many as the
-/// file has (4 KiB each), at least SQLite's default 1,000, at most 40,000 (160 MiB).
+/// WAL pages past which a checkpoint runs (beside the writer: [`checkpoint`]) for a database
+/// file of `bytes`: as many as the file has (4 KiB each), at least SQLite's default 1,000, at
+/// most 40,000 (160 MiB).
 ///
 /// A send pass dirties pages all over the deliveries and events B-trees; checkpointing every
 /// 1,000 pages copied them back (and fsynced) 1,667 times in a 100k pass, re-reading what it
@@ -251,21 +255,13 @@ pub fn read_as_one_shot() {
 /// back once (40,000: 4× fewer page reads, 65 fsyncs). That pass: 3,084 msg/s at 1,000,
 /// 3,604–3,902 with this rule (33,421 pages for its 137 MB file), 4,393 at 40,000. The WAL
 /// grows up to that size before it is checkpointed, so the threshold follows the database:
-/// a small database keeps SQLite's default and needs no more than ~4 MiB free for its WAL; a
-/// larger one at most its own size again, and never more than 160 MiB. Set when the store
+/// a small database keeps SQLite's default and needs no more than ~8 MiB free for its WAL; a
+/// larger one at most twice its own size (should the checkpointer fall behind, the commit
+/// that reaches twice the threshold checkpoints), and never more than 320 MiB. Set when the store
 /// opens, and again by each tick's [`Store::check_storage`] when the file has grown (or
 /// shrunk) into another value.
 pub(crate) fn checkpoint_pages(bytes: u64) -> u64 {
     (bytes / 4096).clamp(1_000, 40_000)
-}
-
-async fn set_checkpoint(conn: &mut sqlx::SqliteConnection, pages: u64) -> Result<(), sqlx::Error> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "PRAGMA wal_autocheckpoint = {pages}"
-    )))
-    .execute(conn)
-    .await
-    .map(|_| ())
 }
 
 impl SqliteStore {
@@ -278,12 +274,21 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// The writer connection's `wal_autocheckpoint`, as SQLite reports it.
-    pub async fn writer_checkpoint_pages(&self) -> Result<i64, StoreError> {
+    /// WAL pages past which a checkpoint runs (none for an in-memory database), and SQLite's
+    /// own `wal_autocheckpoint` of the writer connection, which reads 0 once the checkpoints
+    /// are ours (see [`checkpoint`]).
+    pub async fn writer_checkpoint_pages(&self) -> Result<(Option<u64>, i64), StoreError> {
         let mut conn = self.writer.acquire().await?;
-        Ok(sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+        let sqlite = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
             .fetch_one(&mut *conn)
-            .await?)
+            .await?;
+        Ok((self.checkpoints.map(Checkpoints::threshold), sqlite))
+    }
+
+    /// Checkpoints run so far: (beside the writer, by the writer in a commit).
+    #[doc(hidden)]
+    pub fn checkpoints_done(&self) -> (u64, u64) {
+        self.checkpoints.map_or((0, 0), Checkpoints::done)
     }
 
     /// Whether the writer connection runs the main schema's triggers and checks foreign keys,
@@ -296,6 +301,9 @@ impl SqliteStore {
 
     /// Closes the connections (waiting for those in use); every later call fails.
     pub async fn close(&self) {
+        if let Some(checkpoints) = self.checkpoints {
+            checkpoints.stop().await;
+        }
         self.writer.close().await;
         self.pool.close().await;
     }
@@ -349,19 +357,18 @@ impl SqliteStore {
         // The file is created here, once, if missing; every later connection (the pools open
         // and replace connections whenever they like) only opens it: a database deleted under
         // the daemon is never silently re-created empty by a reconnect.
-        let checkpoint = Arc::new(AtomicU64::new(checkpoint_pages(0)));
-        let options = if let Some(file) = &file {
+        let (options, checkpoints) = if let Some(file) = &file {
             sqlx::ConnectOptions::connect(&options)
                 .await?
                 .close()
                 .await?;
-            let pages = checkpoint_pages(file.size());
-            checkpoint.store(pages, Ordering::Relaxed);
-            options
-                .create_if_missing(false)
-                .pragma("wal_autocheckpoint", pages.to_string())
+            let checkpoints = Checkpoints::new(checkpoint_pages(file.size()));
+            let options = options.create_if_missing(false);
+            // The checkpointer reads only the WAL and its index: a small page cache.
+            checkpoints.start(options.clone().pragma("cache_size", "-256"));
+            (options, Some(checkpoints))
         } else {
-            options
+            (options, None)
         };
         // The readers' page cache (an in-memory database's pool is its writer: it keeps 32 MiB).
         let read_options = match &file {
@@ -373,16 +380,12 @@ impl SqliteStore {
         };
         let pool = pool_of(4).connect_with(read_options).await?;
         // An in-memory database is one per connection: there the writer is the pool.
-        let writer = match &file {
-            Some(_) => {
-                // A writer connection replaced later (after a failed transaction) starts
-                // with the threshold of the moment, not the one of the opening.
-                let pages = checkpoint.clone();
+        let writer = match checkpoints {
+            // Every writer connection (one replaced after a failed transaction too) commits
+            // under the store's checkpoints.
+            Some(checkpoints) => {
                 pool_of(1)
-                    .after_connect(move |conn, _| {
-                        let pages = pages.load(Ordering::Relaxed);
-                        Box::pin(async move { set_checkpoint(conn, pages).await })
-                    })
+                    .after_connect(move |conn, _| Box::pin(checkpoints.watch(conn)))
                     .connect_with(options)
                     .await?
             }
@@ -393,7 +396,7 @@ impl SqliteStore {
             pool,
             writer,
             file,
-            checkpoint,
+            checkpoints,
             row_checks_off,
         })
     }
@@ -442,11 +445,8 @@ impl Store for SqliteStore {
     async fn check_storage(&self) -> Result<(), StoreError> {
         if let Some(file) = &self.file {
             file.still_there()?;
-            let pages = checkpoint_pages(file.size());
-            if self.checkpoint.load(Ordering::Relaxed) != pages {
-                let mut conn = self.writer.acquire().await?;
-                set_checkpoint(&mut conn, pages).await?;
-                self.checkpoint.store(pages, Ordering::Relaxed);
+            if let Some(checkpoints) = self.checkpoints {
+                checkpoints.set_threshold(checkpoint_pages(file.size()));
             }
         }
         self.ping().await
