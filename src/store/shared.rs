@@ -28,7 +28,7 @@ macro_rules! select_leads {
 /// writes went to a random leaf (migration 0024 on SQLite, 0025 on PostgreSQL). Every
 /// delivery belongs to an enrolment of its own lead. A state the statement also asks for is
 /// spelled `(…) IS TRUE`, which no index serves: otherwise either database may read every
-/// lead's rows in that state (`deliveries_due`, `deliveries_pending`) instead of the lead's few.
+/// lead's rows in that state (`deliveries_pending`, `deliveries_sent`) instead of the lead's few.
 macro_rules! of_leads {
     ($leads:literal) => {
         of_leads!("", $leads)
@@ -549,7 +549,7 @@ const REPORT_ZEROS: &str = "CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGI
 /// lead with its stages, each a flag (1 if it happened in any of the lead's windows in that
 /// group), the first re-warm a time; `t` folds `f` per lead. The cohort, then one pass over
 /// the events of the stages' kinds in [$1, $2) (`events_kind_at`) and the sent deliveries
-/// (`deliveries_due`), joined in bulk.
+/// (`deliveries_sent`), joined in bulk.
 fn report_flags_from_events(group: &str) -> String {
     format!(
         "{cohort},

@@ -1,11 +1,14 @@
-//! PostgreSQL keeps no index of every delivery's state (migration 0027: each of a send's
-//! state changes wrote an entry into it). Held here: the questions that name a state alone
+//! Neither database keeps an index of every delivery's state (PostgreSQL's migration 0027,
+//! SQLite's 0025: each of a send's state changes, and each first delivery an enrolment
+//! writes, put an entry into it). Held here: the questions that name a state alone
 //! still read a partial index of that state, and the index is gone. The tick's questions
 //! (`scale::an_idle_tick_searches_indexes_only_on_postgres`), the repairs
 //! (`faults_repair::postgres_repairs_use_their_partial_indexes`) and the send pass's writes
 //! (`scale::the_send_writes_find_their_rows_by_key_on_postgres`) are held where they are.
 
-use crate::scale::{analyze_postgres, on_postgres, seed_due, t0};
+use sqlx::Connection as _;
+
+use crate::scale::{analyze_postgres, on_postgres, on_sqlite, seed_due, t0};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn questions_by_a_deliverys_state_read_its_partial_index_on_postgres() {
@@ -47,6 +50,55 @@ async fn questions_by_a_deliverys_state_read_its_partial_index_on_postgres() {
                 "{name} reads none of {partial:?}:\n{plan:#?}"
             );
         }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn questions_by_a_deliverys_state_read_its_partial_index_on_sqlite() {
+    on_sqlite(|store, url| async move {
+        seed_due(&store).await;
+        let mut conn = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("connect");
+        sqlx::query("ANALYZE")
+            .execute(&mut conn)
+            .await
+            .expect("analyze");
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'deliveries'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .expect("indexes");
+        let _ = conn.close().await;
+        assert!(
+            !indexes.iter().any(|i| i == "deliveries_due"),
+            "{indexes:?}"
+        );
+        let plans = store.state_plans(t0()).await.expect("plans");
+        let expected: [(&str, &[&str]); 3] = [
+            ("unknown deliveries", &["deliveries_unknown"]),
+            ("pending deliveries", &["deliveries_pending"]),
+            ("sends per day", &["deliveries_sent"]),
+        ];
+        assert_eq!(plans.len(), expected.len());
+        for ((name, plan), (want, partial)) in plans.iter().zip(expected) {
+            assert_eq!(*name, want);
+            // A walk of deliveries is one of a state's partial index (its rows alone).
+            assert!(
+                !plan.iter().any(|l| (l.starts_with("SCAN d ")
+                    || l == "SCAN d"
+                    || l.starts_with("SCAN deliveries"))
+                    && !partial.iter().any(|i| l.contains(i))),
+                "{name} scans deliveries:\n{plan:#?}"
+            );
+            assert!(
+                plan.iter().any(|l| partial.iter().any(|i| l.contains(i))),
+                "{name} reads none of {partial:?}:\n{plan:#?}"
+            );
+        }
+        store.close().await;
     })
     .await;
 }

@@ -201,6 +201,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "delivery_key",
         include_str!("../../../migrations/sqlite/0024_delivery_key.sql"),
     ),
+    (
+        25,
+        "state_index",
+        include_str!("../../../migrations/sqlite/0025_state_index.sql"),
+    ),
 ];
 
 /// `concat!`s `$before`, then `'@' || <the domain of the email column $col>` spelled exactly as

@@ -78,6 +78,29 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// The plans of the questions that name a delivery's state alone, by name: each reads a
+    /// partial index of its state since migration 0025 dropped the index of every
+    /// delivery's state (as `PgStore::state_plans`); a `SCAN` of `deliveries` means none
+    /// serves it.
+    pub async fn state_plans(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(&'static str, Vec<String>)>, StoreError> {
+        let statements = [
+            ("unknown deliveries", sql::UNKNOWN_DELIVERIES),
+            ("pending deliveries", sql::PENDING_DELIVERIES),
+            ("sends per day", super::console::SENDS_PER_DAY),
+        ];
+        self.plans_of(&statements, |name, query| match name {
+            "unknown deliveries" => query.bind(100_i64),
+            "pending deliveries" => query,
+            _ => query.bind(Time(now)),
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
     /// The plans of the statements that read one lead's events by its id, by name
     /// (`LEAD_EVENT_READS`): each must search `events_lead` (SQLite uses a partial index only
     /// when the query spells its condition, `kind <> 'sent'`), the timeline also
@@ -104,7 +127,7 @@ impl SqliteStore {
 impl SqliteStore {
     /// The plans of the statements that find one lead's deliveries through its enrolments
     /// (`LEAD_DELIVERY_STATEMENTS`), by name: each must search `deliveries_enrolment`; a `SCAN`
-    /// of `deliveries` or a search of `deliveries_due` would read rows of every lead.
+    /// of `deliveries` or a search of a state's index would read rows of every lead.
     pub async fn lead_delivery_plans(
         &self,
         now: DateTime<Utc>,

@@ -154,7 +154,7 @@ const ENROL_FRESH: &str = "DELETE FROM temp.enrol_batch
 ///
 /// Linear whatever the backlog: `CROSS JOIN` keeps deliveries the outer loop, read in due
 /// order from the partial index `deliveries_pending` (migration 0011; `INDEXED BY`, since
-/// with every row pending the planner's statistics favour `deliveries_due` and a sort), and
+/// with every row pending the planner's statistics favoured another index and a sort), and
 /// each row's lead and suppressions are looked up by key; the scan stops after `$4` rows,
 /// nothing sorts or filters every due row (`tests/it/scale.rs` checks the plan).
 pub(crate) const CLAIM_DUE: &str = at_domain!(
@@ -183,8 +183,8 @@ pub(super) const EXPIRE_LEASES: [&str; 3] = [
 ];
 
 impl QueueStore for SqliteStore {
-    /// Each page's first deliveries go into `deliveries_pending` and `deliveries_due` at
-    /// random places (their due times), so each commit rewrites most of those indexes' leaf
+    /// Each page's first deliveries go into `deliveries_pending` (and, before migration 0025,
+    /// `deliveries_due`) at random places (their due times), so each commit rewrites most of those indexes' leaf
     /// pages into the WAL: a 1M enrolment took ~39 s in pages of 5,000, ~32 s in pages of
     /// 20,000 (~50 MiB more held at the peak).
     const ENROL_PAGE: usize = 20_000;

@@ -1,0 +1,19 @@
+-- No index of every delivery's state (SQLite; issue 12), as on PostgreSQL since its 0027.
+--
+-- `deliveries_due (state, due_at)` took an entry for every delivery, keyed by its due time:
+-- a first enrolment writes its first deliveries in due order within each write, but each
+-- write's due times span the whole range, so every write rewrote most of the index's leaves
+-- (1M leads, alternating on copies of one seed: 10.87–10.91 s with it, 10.27–10.72 s
+-- without); and each claim and `sent` update moved the row's entry. Every question that
+-- names a state alone reads a partial index of that state instead, its predicate spelled
+-- as the index's (SQLite uses a partial index only when the query's WHERE holds the same
+-- term):
+--   scheduled / retry_wait  deliveries_pending (due_at), deliveries_campaign_waiting
+--   claimed                 deliveries_lease (lease_until)
+--   sent                    deliveries_sent (sent_at)
+--   failed / unknown        deliveries_ended (state, updated_at), deliveries_unknown
+--   held                    deliveries_campaign_held (campaign)
+-- and every other reaches its rows through their enrolment (`deliveries_enrolment`) or key.
+-- `SqliteStore::state_plans` and the tick's and the repairs' plans hold these to their
+-- indexes (tests/it/state_plans.rs, tests/it/scale.rs, tests/it/faults_repair.rs).
+DROP INDEX IF EXISTS deliveries_due;
