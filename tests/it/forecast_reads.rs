@@ -1,20 +1,22 @@
-//! What the forecast reads of the leads in `new`, on both backends: with the segments' loss
+//! What the forecast reads, on both backends. Of the leads in `new`: with the segments' loss
 //! reasons as a filter, every lead a segment could take is read (whatever the case, the
 //! spaces around the reason, or a `%`, `_` or `\` in it), and leads whose reason no segment
-//! lists are not.
+//! lists are not. Of the pending deliveries: those of leads whose address or domain is on the
+//! suppression list are not read (the list empty: every one, without a probe).
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use futures::FutureExt as _;
 use rewarm::domain::email::EmailAddress;
 use rewarm::domain::lead::NewLead;
-use rewarm::store::ForecastStore;
 use rewarm::store::forecast::reason_filter;
 use rewarm::store::postgres::PgStore;
 use rewarm::store::prelude::*;
 use rewarm::store::sqlite::SqliteStore;
+use rewarm::store::{ForecastStore, NewEnrolment};
+use sqlx::Connection as _;
 
 use crate::support::db::TestDatabase;
 
@@ -71,6 +73,105 @@ async fn only_leads_a_segment_could_take_are_read<S: Store + ForecastStore>(stor
     let mut all = 0;
     store.new_leads(&[], |_| all += 1).await.expect("new leads");
     assert_eq!(all, LEADS.len());
+}
+
+/// The addresses of the pending deliveries the forecast reads for the next day.
+async fn pending<S: ForecastStore>(store: &S) -> Vec<String> {
+    let mut read = Vec::new();
+    store
+        .pending_before(t0() + Duration::days(1), |d| read.push(d.email))
+        .await
+        .expect("pending");
+    read.sort();
+    read
+}
+
+/// Four leads, each with a delivery due; then an address and a domain are put on the list
+/// the way a suppression recorded a moment ago is seen (`list` inserts the rows; the leads
+/// and their deliveries are left as they are): their deliveries are no longer read.
+async fn suppressed_leads_are_not_pending<S, F, Fut>(store: S, list: F)
+where
+    S: Store + ForecastStore,
+    F: FnOnce(&'static [&'static str]) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let emails = [
+        "kept@x.example",
+        "listed@x.example",
+        "one@listed.example",
+        "two@listed.example",
+    ];
+    let leads: Vec<NewLead> = emails
+        .iter()
+        .map(|e| NewLead {
+            email: Some(EmailAddress::parse(e).expect("an address")),
+            ..NewLead::default()
+        })
+        .collect();
+    store
+        .upsert_leads(&leads, "test", t0())
+        .await
+        .expect("leads");
+    let found = store
+        .leads_in_state(rewarm::domain::lead::LeadState::New, 0, 10)
+        .await
+        .expect("leads");
+    let enrolments: Vec<NewEnrolment> = found
+        .iter()
+        .map(|l| NewEnrolment {
+            lead_id: l.id,
+            campaign: "c".into(),
+            segment: "all".into(),
+            first_due: t0() + Duration::hours(1),
+            template: "first".into(),
+        })
+        .collect();
+    assert_eq!(store.enrol(&enrolments, t0()).await.expect("enrol"), 4);
+    assert_eq!(pending(&store).await, emails, "nothing listed");
+    list(&["listed@x.example", "@listed.example"]).await;
+    assert_eq!(pending(&store).await, ["kept@x.example"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_suppressed_leads_are_not_pending() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let url = format!("sqlite://{}", dir.path().join("s.db").display());
+    let store = SqliteStore::connect(&url).await.expect("open");
+    store.migrate().await.expect("migrate");
+    suppressed_leads_are_not_pending(store, |addresses| async move {
+        let mut conn = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("connect");
+        for address in addresses {
+            sqlx::query(
+                "INSERT INTO suppressions (address, reason, created_at) VALUES ($1, 'manual', 0)",
+            )
+            .bind(address)
+            .execute(&mut conn)
+            .await
+            .expect("listed");
+        }
+        let _ = conn.close().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_suppressed_leads_are_not_pending() {
+    on_postgres("forecast_reads_suppressed_leads_are_not_pending", |store| async move {
+        let pool = store.pool().clone();
+        suppressed_leads_are_not_pending(store, |addresses| async move {
+            for address in addresses {
+                sqlx::query("INSERT INTO suppressions (address, reason, created_at) VALUES ($1, 'manual', now())")
+                    .bind(address)
+                    .execute(&pool)
+                    .await
+                    .expect("listed");
+            }
+        })
+        .await;
+    })
+    .await;
 }
 
 #[test]

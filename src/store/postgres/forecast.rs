@@ -9,6 +9,7 @@ use crate::store::forecast::{
 };
 
 const PENDING_BEFORE: &str = forecast_pending_select!("rewarm_at_domain(l.email)");
+const PENDING_BEFORE_UNLISTED: &str = forecast_pending_select!(unlisted);
 
 const NEW_LEADS: &str = "SELECT id, email, first_name, last_name, company, title, owner_email, owner_name, lost_reason, lost_at, timezone, tags, fields, state, created_at, updated_at
      FROM leads WHERE state = 'new'

@@ -10,6 +10,7 @@ use crate::store::forecast::{
 
 const PENDING_BEFORE: &str =
     forecast_pending_select!("substr(l.email, length(rtrim(l.email, replace(l.email, '@', ''))))");
+const PENDING_BEFORE_UNLISTED: &str = forecast_pending_select!(unlisted);
 
 const NEW_LEADS: &str = at_domain!(
     "SELECT id, email, first_name, last_name, company, title, owner_email, owner_name, lost_reason, lost_at, timezone, tags, fields, state, created_at, updated_at
