@@ -375,7 +375,7 @@ macro_rules! common_queue_methods {
         async fn due_now(&self, now: DateTime<Utc>) -> Result<i64, StoreError> {
             // One read transaction: the counters and both ranges from one snapshot.
             let mut tx = self.pool.begin().await?;
-            let (pending, due, paused): (i64, i64, i64) = sqlx::query_as(sql::DUE_NOW_PARTS)
+            let (pending, due, paused): (i64, i64, i64) = sqlx::query_as(DUE_NOW_PARTS)
                 .bind(Time(now))
                 .bind(sql::DUE_COUNT_CAP)
                 .fetch_one(&mut *tx)
@@ -383,7 +383,7 @@ macro_rules! common_queue_methods {
             let due = if due < sql::DUE_COUNT_CAP {
                 due
             } else {
-                let waiting: i64 = sqlx::query_scalar(sql::NOT_DUE)
+                let waiting: i64 = sqlx::query_scalar(NOT_DUE)
                     .bind(Time(now))
                     .fetch_one(&mut *tx)
                     .await?;

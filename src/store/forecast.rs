@@ -101,7 +101,7 @@ macro_rules! forecast_store_methods {
             // With nothing on the suppression list (a first import), no probe per row: at a
             // million due, SQLite's two probes a row were a third of the statement's time.
             // A suppression added between the two reads is missed, as one added just after.
-            let listed: bool = sqlx::query_scalar($crate::store::forecast::ANY_LISTED)
+            let listed: bool = sqlx::query_scalar($crate::store::shared::ANY_LISTED)
                 .fetch_one(&self.pool)
                 .await?;
             let sql = if listed {
@@ -172,9 +172,6 @@ macro_rules! forecast_pending_select {
     };
 }
 pub(crate) use forecast_pending_select;
-
-/// Whether the suppression list has anything on it.
-pub(crate) const ANY_LISTED: &str = "SELECT EXISTS (SELECT 1 FROM suppressions)";
 
 pub(crate) const COUNT_PENDING_BEFORE: &str = "SELECT count(*) FROM deliveries d
      WHERE d.state IN ('scheduled', 'retry_wait') AND d.due_at < $1";

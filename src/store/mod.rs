@@ -216,15 +216,22 @@ pub trait Store:
 
     /// One write of an enrolment pass: [`QueueStore::enrol`] of `enrolments`, then
     /// [`UnmatchedStore::mark_unmatched`] of the leads of the same pages no segment matched;
-    /// the number enrolled. SQLite writes both in one transaction: the marks land on the
-    /// pages of `leads` the enrolments' state change has just rewritten, which a second
-    /// transaction wrote to the WAL again.
+    /// the number enrolled. Two transactions here (PostgreSQL: the enrolments' lanes lock
+    /// their own leads, `ENROL_LANES`, and the marks are one statement of their own); SQLite
+    /// writes both in one: the marks land on the pages of `leads` the enrolments' state
+    /// change has just rewritten, which a second transaction wrote to the WAL again.
     fn enrol_and_mark(
         &self,
         enrolments: &[NewEnrolment],
         unmatched: &[UnmatchedLead],
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        async move {
+            let enrolled = self.enrol(enrolments, now).await?;
+            self.mark_unmatched(unmatched).await?;
+            Ok(enrolled)
+        }
+    }
 
     /// Counts for `status`; `since` bounds the sent/failed/unknown counts ("today").
     fn status(

@@ -246,15 +246,36 @@ macro_rules! due_now_sql {
 /// waiting, must not cost a scrape a million index entries): the pending total (the counters of
 /// 0018), how many are due counted up to $2, and if that many, how many are not due yet
 /// (then the due ones are the total less those); less the paused leads' due rows. $1: now.
-pub(crate) const DUE_NOW_PARTS: &str =
-    "SELECT (SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM state_counts WHERE part = 'deliveries' AND state IN ('scheduled', 'retry_wait')),
-            (SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE state IN ('scheduled', 'retry_wait') AND due_at <= $1 LIMIT $2) AS due),
+/// `$pending` names the pending deliveries: `deliveries` on PostgreSQL, `deliveries INDEXED
+/// BY deliveries_pending` on SQLite, whose planner, with statistics that count most rows
+/// pending and due, may walk the whole table instead (no index of every delivery's state
+/// since migration 0025).
+macro_rules! due_now_parts {
+    ($pending:literal) => {
+        concat!(
+            "SELECT (SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM state_counts WHERE part = 'deliveries' AND state IN ('scheduled', 'retry_wait')),
+            (SELECT count(*) FROM (SELECT 1 FROM ",
+            $pending,
+            " WHERE state IN ('scheduled', 'retry_wait') AND due_at <= $1 LIMIT $2) AS due),
             (SELECT count(*) FROM leads l CROSS JOIN enrolments e CROSS JOIN deliveries d
              WHERE l.state = 'paused' AND e.lead_id = l.id AND d.enrolment_id = e.id
-               AND (d.state IN ('scheduled', 'retry_wait') AND d.due_at <= $1) IS TRUE)";
-/// The pending deliveries not due yet at $1 (`DUE_NOW_PARTS`' other side).
-pub(crate) const NOT_DUE: &str =
-    "SELECT count(*) FROM deliveries WHERE state IN ('scheduled', 'retry_wait') AND due_at > $1";
+               AND (d.state IN ('scheduled', 'retry_wait') AND d.due_at <= $1) IS TRUE)"
+        )
+    };
+}
+pub(crate) use due_now_parts;
+/// The pending deliveries not due yet at $1 (`due_now_parts!`' other side; `$pending` as
+/// there).
+macro_rules! not_due {
+    ($pending:literal) => {
+        concat!(
+            "SELECT count(*) FROM ",
+            $pending,
+            " WHERE state IN ('scheduled', 'retry_wait') AND due_at > $1"
+        )
+    };
+}
+pub(crate) use not_due;
 /// Due rows `DUE_NOW_PARTS` counts before it counts the other side instead.
 pub(crate) const DUE_COUNT_CAP: i64 = 50_000;
 /// An enrolment stalls only when a lease expires into `unknown` (every other outcome
@@ -281,6 +302,40 @@ pub(crate) const STALLED_IN: &str = "SELECT e.id, e.lead_id, e.campaign, max(d.s
 pub(crate) const RELEASE_UNSTARTED: &str = "UPDATE deliveries SET state = 'scheduled', attempts = attempts - 1, claimed_by = NULL, lease_until = NULL, updated_at = $2
      WHERE state = 'claimed' AND claimed_by = $1 AND started_at IS NULL";
 /// `unknown_deliveries`: the rows written off, latest first (the `deliveries_unknown` index).
+/// Whether the suppression list has anything on it (its probes are skipped while it is empty:
+/// an enrolment's on SQLite, the forecast's on both).
+pub(crate) const ANY_LISTED: &str = "SELECT EXISTS (SELECT 1 FROM suppressions)";
+
+/// The questions that name a delivery's state alone, by name, as both stores' `state_plans`
+/// ask them (with the backend's sends per day), and their parameters.
+macro_rules! state_plans_method {
+    () => {
+        /// The plans of the questions that name a delivery's state alone, by name: the rows
+        /// written off (`unknown`), every pending delivery in due order
+        /// (`QueueStore::pending_deliveries`) and the console's sends per day (`sent`). Each
+        /// reads a partial index of its state since the index of every delivery's state was
+        /// dropped (migration 0027 on PostgreSQL, asked with `enable_seqscan = off` as
+        /// `tick_plans`; 0025 on SQLite): a sequential scan of `deliveries` means none serves it.
+        pub async fn state_plans(
+            &self,
+            now: DateTime<Utc>,
+        ) -> Result<Vec<(&'static str, Vec<String>)>, StoreError> {
+            let statements = [
+                ("unknown deliveries", sql::UNKNOWN_DELIVERIES),
+                ("pending deliveries", sql::PENDING_DELIVERIES),
+                ("sends per day", super::console::SENDS_PER_DAY),
+            ];
+            self.plans_of(&statements, |name, query| match name {
+                "unknown deliveries" => query.bind(100_i64),
+                "pending deliveries" => query,
+                _ => query.bind(Time(now)),
+            })
+            .await
+        }
+    };
+}
+pub(crate) use state_plans_method;
+
 pub(crate) const UNKNOWN_DELIVERIES: &str =
     "SELECT d.id, d.lead_id, l.email, d.campaign, d.step, d.updated_at, d.last_error
      FROM deliveries d JOIN leads l ON l.id = d.lead_id WHERE d.state = 'unknown'

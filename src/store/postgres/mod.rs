@@ -44,6 +44,10 @@ use super::rows::*;
 use super::shared::{self as sql, migrator};
 use super::*;
 
+/// `/metrics`' due-now counts (see `due_now_parts!`).
+const DUE_NOW_PARTS: &str = sql::due_now_parts!("deliveries");
+const NOT_DUE: &str = sql::not_due!("deliveries");
+
 mod browse;
 mod console;
 mod copy;
@@ -337,19 +341,6 @@ impl Store for PgStore {
 
     async fn check_storage(&self) -> Result<(), StoreError> {
         self.ping().await
-    }
-
-    /// Two transactions: the enrolments' lanes lock their own leads (`ENROL_LANES`), and
-    /// the marks are one statement of their own.
-    async fn enrol_and_mark(
-        &self,
-        enrolments: &[NewEnrolment],
-        unmatched: &[UnmatchedLead],
-        now: DateTime<Utc>,
-    ) -> Result<usize, StoreError> {
-        let enrolled = self.enrol(enrolments, now).await?;
-        self.mark_unmatched(unmatched).await?;
-        Ok(enrolled)
     }
 
     common_store_methods!();

@@ -67,8 +67,8 @@ impl PgStore {
             ),
             ("wake_unmatched", crate::store::unmatched::ANY_TO_WAKE),
             ("any_paused_lead", crate::store::hold::ANY_PAUSED_LEAD),
-            ("due_now", sql::DUE_NOW_PARTS),
-            ("not_due", sql::NOT_DUE),
+            ("due_now", super::DUE_NOW_PARTS),
+            ("not_due", super::NOT_DUE),
         ];
         self.plans_of(&statements, |name, query| match name {
             "recheck_due" => query.bind(Time(now)).bind(1000_i64),
@@ -193,26 +193,5 @@ impl PgStore {
 }
 
 impl PgStore {
-    /// The plans of the questions that name a delivery's state alone, by name: the rows
-    /// written off (`unknown`), every pending delivery in due order
-    /// (`QueueStore::pending_deliveries`) and the console's sends per day (`sent`). Each has a
-    /// partial index of its state since migration 0027 dropped the index of every delivery's
-    /// state; asked with `enable_seqscan = off` (as `tick_plans`): a `Seq Scan on deliveries`
-    /// means none serves it.
-    pub async fn state_plans(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(&'static str, Vec<String>)>, StoreError> {
-        let statements = [
-            ("unknown deliveries", sql::UNKNOWN_DELIVERIES),
-            ("pending deliveries", sql::PENDING_DELIVERIES),
-            ("sends per day", super::console::SENDS_PER_DAY),
-        ];
-        self.plans_of(&statements, |name, query| match name {
-            "unknown deliveries" => query.bind(100_i64),
-            "pending deliveries" => query,
-            _ => query.bind(Time(now)),
-        })
-        .await
-    }
+    sql::state_plans_method!();
 }

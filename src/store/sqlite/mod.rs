@@ -208,6 +208,10 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// `/metrics`' due-now counts (see `due_now_parts!`), through the pending deliveries' index.
+const DUE_NOW_PARTS: &str = sql::due_now_parts!("deliveries INDEXED BY deliveries_pending");
+const NOT_DUE: &str = sql::not_due!("deliveries INDEXED BY deliveries_pending");
+
 /// `concat!`s `$before`, then `'@' || <the domain of the email column $col>` spelled exactly as
 /// the `leads_at_domain` index spells it (migrations/sqlite/0002), then `$after`.
 macro_rules! at_domain {
@@ -262,9 +266,9 @@ pub fn read_as_one_shot() {
 /// grows up to that size before it is checkpointed, so the threshold follows the database:
 /// a small database keeps SQLite's default and needs no more than ~8 MiB free for its WAL; a
 /// larger one at most twice its own size (should the checkpointer fall behind, the commit
-/// that reaches twice the threshold checkpoints), and never more than 320 MiB. Set when the store
-/// opens, and again by each tick's [`Store::check_storage`] when the file has grown (or
-/// shrunk) into another value.
+/// that reaches twice the threshold checkpoints), and never more than 320 MiB. Set when the
+/// store opens, and again by each tick's [`Store::check_storage`] when the file has grown
+/// (or shrunk) into another value.
 pub(crate) fn checkpoint_pages(bytes: u64) -> u64 {
     (bytes / 4096).clamp(1_000, 40_000)
 }

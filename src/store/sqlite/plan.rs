@@ -63,8 +63,8 @@ impl SqliteStore {
             ("leads_to_examine", super::unmatched::LEADS_TO_EXAMINE),
             ("wake_unmatched", super::unmatched::ANY_TO_WAKE),
             ("any_paused_lead", crate::store::hold::ANY_PAUSED_LEAD),
-            ("due_now", sql::DUE_NOW_PARTS),
-            ("not_due", sql::NOT_DUE),
+            ("due_now", super::DUE_NOW_PARTS),
+            ("not_due", super::NOT_DUE),
         ];
         self.plans_of(&statements, |name, query| match name {
             "recheck_due" => query.bind(Time(now)).bind(1000_i64),
@@ -78,26 +78,7 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// The plans of the questions that name a delivery's state alone, by name: each reads a
-    /// partial index of its state since migration 0025 dropped the index of every
-    /// delivery's state (as `PgStore::state_plans`); a `SCAN` of `deliveries` means none
-    /// serves it.
-    pub async fn state_plans(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(&'static str, Vec<String>)>, StoreError> {
-        let statements = [
-            ("unknown deliveries", sql::UNKNOWN_DELIVERIES),
-            ("pending deliveries", sql::PENDING_DELIVERIES),
-            ("sends per day", super::console::SENDS_PER_DAY),
-        ];
-        self.plans_of(&statements, |name, query| match name {
-            "unknown deliveries" => query.bind(100_i64),
-            "pending deliveries" => query,
-            _ => query.bind(Time(now)),
-        })
-        .await
-    }
+    sql::state_plans_method!();
 }
 
 impl SqliteStore {
