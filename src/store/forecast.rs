@@ -1,6 +1,7 @@
 //! What the forecast reads (`rewarm forecast`): the pending deliveries due before its
-//! horizon and the leads waiting in `new`, each streamed row by row in the order the daemon
-//! would meet them — never loaded whole. Read only.
+//! horizon and the leads waiting in `new`, each streamed in the order the daemon would meet
+//! them — never loaded whole: row by row, or (SQLite's pending deliveries) in chunks of a
+//! thousand rows. Read only.
 
 use std::future::Future;
 
@@ -87,11 +88,9 @@ pub trait ForecastStore {
     ) -> impl Future<Output = Result<i64, StoreError>> + Send;
 }
 
-/// `ForecastStore` for a backend whose statements are `PENDING_BEFORE` (and
-/// `PENDING_BEFORE_UNLISTED`, without the suppression probes), `NEW_LEADS` (without
-/// its order), `LIKE` (its case-insensitive match, `$1` the pattern) and
-/// `COUNT_PENDING_BEFORE` in scope.
-macro_rules! forecast_store_methods {
+/// `ForecastStore::pending_before` read row by row, for a backend whose statements are
+/// `PENDING_BEFORE` and `PENDING_BEFORE_UNLISTED` (without the suppression probes).
+macro_rules! pending_before_by_row {
     () => {
         async fn pending_before<F: FnMut(ForecastDelivery) + Send>(
             &self,
@@ -117,7 +116,15 @@ macro_rules! forecast_store_methods {
             }
             Ok(())
         }
+    };
+}
+pub(crate) use pending_before_by_row;
 
+/// The rest of `ForecastStore` for a backend whose statements are `NEW_LEADS` (without its
+/// order), `LIKE` (its case-insensitive match, `$1` the pattern) and `COUNT_PENDING_BEFORE`
+/// in scope.
+macro_rules! forecast_store_methods {
+    () => {
         async fn new_leads<F: FnMut(Lead) + Send>(
             &self,
             reasons: &[String],

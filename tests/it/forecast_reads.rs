@@ -2,7 +2,9 @@
 //! reasons as a filter, every lead a segment could take is read (whatever the case, the
 //! spaces around the reason, or a `%`, `_` or `\` in it), and leads whose reason no segment
 //! lists are not. Of the pending deliveries: those of leads whose address or domain is on the
-//! suppression list are not read (the list empty: every one, without a probe).
+//! suppression list are not read (the list empty: every one, without a probe). On SQLite
+//! they are read in chunks: any chunk size reads each one once, in claim order, even where a
+//! chunk ends inside a run of equal due times, and a chunk searches `deliveries_pending`.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -172,6 +174,131 @@ async fn postgres_suppressed_leads_are_not_pending() {
         .await;
     })
     .await;
+}
+
+/// (due time in ms, id, address) of every pending delivery due before `until`, as read in
+/// chunks of `size`.
+async fn in_chunks(
+    store: &SqliteStore,
+    until: DateTime<Utc>,
+    size: i64,
+) -> Vec<(i64, i64, String)> {
+    let mut read = Vec::new();
+    store
+        .pending_before_in_chunks(until, size, |d| {
+            read.push((d.due_at.timestamp_millis(), d.id, d.email))
+        })
+        .await
+        .expect("pending");
+    read
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_chunks_read_each_pending_delivery_once_in_claim_order() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let url = format!("sqlite://{}", dir.path().join("s.db").display());
+    let store = SqliteStore::connect(&url).await.expect("open");
+    store.migrate().await.expect("migrate");
+    let leads: Vec<NewLead> = (0..13)
+        .map(|i| NewLead {
+            email: Some(
+                EmailAddress::parse(&format!("l{i}@x{}.example", i % 2)).expect("an address"),
+            ),
+            ..NewLead::default()
+        })
+        .collect();
+    store
+        .upsert_leads(&leads, "test", t0())
+        .await
+        .expect("leads");
+    let found = store
+        .leads_in_state(rewarm::domain::lead::LeadState::New, 0, 20)
+        .await
+        .expect("leads");
+    // Due in three runs of equal times (out of id order), one after the horizon.
+    let enrolments: Vec<NewEnrolment> = found
+        .iter()
+        .enumerate()
+        .map(|(i, l)| NewEnrolment {
+            lead_id: l.id,
+            campaign: "c".into(),
+            segment: "all".into(),
+            first_due: t0()
+                + Duration::hours([3, 1, 2][i % 3])
+                + Duration::days(i64::from(i == 12)),
+            template: "first".into(),
+        })
+        .collect();
+    assert_eq!(store.enrol(&enrolments, t0()).await.expect("enrol"), 13);
+    let until = t0() + Duration::days(1);
+    let whole = in_chunks(&store, until, 5_000).await;
+    assert_eq!(whole.len(), 12, "{whole:?}");
+    let mut sorted = whole.clone();
+    sorted.sort();
+    assert_eq!(whole, sorted, "claim order");
+    let mut trait_read = Vec::new();
+    store
+        .pending_before(until, |d| {
+            trait_read.push((d.due_at.timestamp_millis(), d.id, d.email))
+        })
+        .await
+        .expect("pending");
+    assert_eq!(trait_read, whole);
+    for size in [1, 2, 3, 4, 5, 11, 12, 13] {
+        assert_eq!(
+            in_chunks(&store, until, size).await,
+            whole,
+            "chunks of {size}"
+        );
+    }
+    // With the list in use (the statement with the probes): a domain's leads are left out.
+    let mut conn = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("connect");
+    sqlx::query("INSERT INTO suppressions (address, reason, created_at) VALUES ('@x1.example', 'manual', 0)")
+        .execute(&mut conn)
+        .await
+        .expect("listed");
+    let _ = conn.close().await;
+    let kept: Vec<_> = whole
+        .iter()
+        .filter(|r| r.2.ends_with("@x0.example"))
+        .cloned()
+        .collect();
+    assert_eq!(kept.len(), 6);
+    for size in [1, 2, 5, 5_000] {
+        assert_eq!(
+            in_chunks(&store, until, size).await,
+            kept,
+            "chunks of {size}, listed"
+        );
+    }
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_forecast_chunk_searches_the_pending_index_in_its_order() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let url = format!("sqlite://{}", dir.path().join("s.db").display());
+    let store = SqliteStore::connect(&url).await.expect("open");
+    store.migrate().await.expect("migrate");
+    let plan = store.forecast_chunk_plan().await.expect("plan");
+    for search in [
+        "SEARCH d USING INDEX deliveries_pending (due_at=? AND rowid>?)",
+        "SEARCH d USING INDEX deliveries_pending (due_at>? AND due_at<?)",
+    ] {
+        assert!(
+            plan.iter().any(|l| l.contains(search)),
+            "{search}: {plan:#?}"
+        );
+    }
+    assert!(
+        !plan
+            .iter()
+            .any(|l| l.starts_with("SCAN d") || l.contains("TEMP B-TREE")),
+        "a chunk scans or sorts: {plan:#?}"
+    );
+    store.close().await;
 }
 
 #[test]

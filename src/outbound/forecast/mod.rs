@@ -55,7 +55,10 @@ impl Planned {
                 .with_timezone(&work.place.tz)
                 .format("%Y-%m-%d %H:%M %Z")
                 .to_string(),
-            email: work.email.as_deref().unwrap_or_default().to_string(),
+            email: work
+                .email
+                .as_deref()
+                .map_or_else(String::new, String::clone),
             campaign: work.campaign.to_string(),
             step: work.step + 1,
             template: work.template.to_string(),
@@ -160,10 +163,12 @@ impl Maker {
             id: 0,
             lead_id: lead.id,
             place: lead.place(self.default_tz),
-            email: self.with_emails.then(|| Arc::from(lead.email.as_str())),
+            email: self
+                .with_emails
+                .then(|| Arc::new(lead.email.as_str().to_string())),
             domain: self
                 .with_domains
-                .then(|| sim.name(&domain_of(lead.email.as_str()))),
+                .then(|| sim.domain(&domain_of(lead.email.as_str()))),
             campaign: sim.name(campaign),
             step,
             template: sim.name(template),
@@ -181,8 +186,8 @@ impl Maker {
             id: d.id,
             lead_id: d.lead_id,
             place,
-            email: self.with_emails.then(|| Arc::from(d.email.as_str())),
-            domain: self.with_domains.then(|| sim.name(&domain_of(&d.email))),
+            domain: self.with_domains.then(|| sim.domain(&domain_of(&d.email))),
+            email: self.with_emails.then(|| Arc::new(d.email)),
             campaign: sim.name(&d.campaign),
             step: d.step,
             template: sim.name(&d.template),

@@ -5,7 +5,7 @@ use futures::TryStreamExt as _;
 use super::*;
 use crate::store::forecast::{
     COUNT_PENDING_BEFORE, ForecastDelivery, ForecastRow, ForecastStore, forecast_pending_select,
-    forecast_store_methods,
+    forecast_store_methods, pending_before_by_row,
 };
 
 const PENDING_BEFORE: &str = forecast_pending_select!("rewarm_at_domain(l.email)");
@@ -18,5 +18,6 @@ const NEW_LEADS: &str = "SELECT id, email, first_name, last_name, company, title
 const LIKE: &str = "lost_reason ILIKE $1 ESCAPE ''";
 
 impl ForecastStore for PgStore {
+    pending_before_by_row!();
     forecast_store_methods!();
 }
