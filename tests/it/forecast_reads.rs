@@ -88,6 +88,47 @@ async fn pending<S: ForecastStore>(store: &S) -> Vec<String> {
     read
 }
 
+/// Leads with these addresses, each enrolled in campaign `c` with its first email due at
+/// `due(i)` (`i` its place in `emails`); how many were enrolled.
+async fn enrol<S: Store>(
+    store: &S,
+    emails: &[impl AsRef<str>],
+    due: impl Fn(usize) -> DateTime<Utc>,
+) -> usize {
+    let leads: Vec<NewLead> = emails
+        .iter()
+        .map(|e| NewLead {
+            email: Some(EmailAddress::parse(e.as_ref()).expect("an address")),
+            ..NewLead::default()
+        })
+        .collect();
+    store
+        .upsert_leads(&leads, "test", t0())
+        .await
+        .expect("leads");
+    let found = store
+        .leads_in_state(rewarm::domain::lead::LeadState::New, 0, 100)
+        .await
+        .expect("leads");
+    let enrolments: Vec<NewEnrolment> = found
+        .iter()
+        .map(|l| {
+            let i = emails
+                .iter()
+                .position(|e| e.as_ref() == l.email.as_str())
+                .expect("one of the leads");
+            NewEnrolment {
+                lead_id: l.id,
+                campaign: "c".into(),
+                segment: "all".into(),
+                first_due: due(i),
+                template: "first".into(),
+            }
+        })
+        .collect();
+    store.enrol(&enrolments, t0()).await.expect("enrol")
+}
+
 /// Four leads, each with a delivery due; then an address and a domain are put on the list
 /// the way a suppression recorded a moment ago is seen (`list` inserts the rows; the leads
 /// and their deliveries are left as they are): their deliveries are no longer read.
@@ -103,32 +144,8 @@ where
         "one@listed.example",
         "two@listed.example",
     ];
-    let leads: Vec<NewLead> = emails
-        .iter()
-        .map(|e| NewLead {
-            email: Some(EmailAddress::parse(e).expect("an address")),
-            ..NewLead::default()
-        })
-        .collect();
-    store
-        .upsert_leads(&leads, "test", t0())
-        .await
-        .expect("leads");
-    let found = store
-        .leads_in_state(rewarm::domain::lead::LeadState::New, 0, 10)
-        .await
-        .expect("leads");
-    let enrolments: Vec<NewEnrolment> = found
-        .iter()
-        .map(|l| NewEnrolment {
-            lead_id: l.id,
-            campaign: "c".into(),
-            segment: "all".into(),
-            first_due: t0() + Duration::hours(1),
-            template: "first".into(),
-        })
-        .collect();
-    assert_eq!(store.enrol(&enrolments, t0()).await.expect("enrol"), 4);
+    let enrolled = enrol(&store, &emails, |_| t0() + Duration::hours(1)).await;
+    assert_eq!(enrolled, 4);
     assert_eq!(pending(&store).await, emails, "nothing listed");
     list(&["listed@x.example", "@listed.example"]).await;
     assert_eq!(pending(&store).await, ["kept@x.example"]);
@@ -136,10 +153,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_suppressed_leads_are_not_pending() {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let url = format!("sqlite://{}", dir.path().join("s.db").display());
-    let store = SqliteStore::connect(&url).await.expect("open");
-    store.migrate().await.expect("migrate");
+    let (_dir, url, store) = sqlite().await;
     suppressed_leads_are_not_pending(store, |addresses| async move {
         let mut conn = sqlx::SqliteConnection::connect(&url)
             .await
@@ -195,41 +209,14 @@ async fn in_chunks(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_chunks_read_each_pending_delivery_once_in_claim_order() {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let url = format!("sqlite://{}", dir.path().join("s.db").display());
-    let store = SqliteStore::connect(&url).await.expect("open");
-    store.migrate().await.expect("migrate");
-    let leads: Vec<NewLead> = (0..13)
-        .map(|i| NewLead {
-            email: Some(
-                EmailAddress::parse(&format!("l{i}@x{}.example", i % 2)).expect("an address"),
-            ),
-            ..NewLead::default()
-        })
+    let (_dir, url, store) = sqlite().await;
+    let emails: Vec<String> = (0..13)
+        .map(|i| format!("l{i}@x{}.example", i % 2))
         .collect();
-    store
-        .upsert_leads(&leads, "test", t0())
-        .await
-        .expect("leads");
-    let found = store
-        .leads_in_state(rewarm::domain::lead::LeadState::New, 0, 20)
-        .await
-        .expect("leads");
     // Due in three runs of equal times (out of id order), one after the horizon.
-    let enrolments: Vec<NewEnrolment> = found
-        .iter()
-        .enumerate()
-        .map(|(i, l)| NewEnrolment {
-            lead_id: l.id,
-            campaign: "c".into(),
-            segment: "all".into(),
-            first_due: t0()
-                + Duration::hours([3, 1, 2][i % 3])
-                + Duration::days(i64::from(i == 12)),
-            template: "first".into(),
-        })
-        .collect();
-    assert_eq!(store.enrol(&enrolments, t0()).await.expect("enrol"), 13);
+    let due =
+        |i: usize| t0() + Duration::hours([3, 1, 2][i % 3]) + Duration::days(i64::from(i == 12));
+    assert_eq!(enrol(&store, &emails, due).await, 13);
     let until = t0() + Duration::days(1);
     let whole = in_chunks(&store, until, 5_000).await;
     assert_eq!(whole.len(), 12, "{whole:?}");
@@ -278,10 +265,7 @@ async fn sqlite_chunks_read_each_pending_delivery_once_in_claim_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_forecast_chunk_searches_the_pending_index_in_its_order() {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let url = format!("sqlite://{}", dir.path().join("s.db").display());
-    let store = SqliteStore::connect(&url).await.expect("open");
-    store.migrate().await.expect("migrate");
+    let (_dir, _, store) = sqlite().await;
     let plan = store.forecast_chunk_plan().await.expect("plan");
     for search in [
         "SEARCH d USING INDEX deliveries_pending (due_at=? AND rowid>?)",
@@ -317,10 +301,7 @@ fn a_segment_without_reasons_reads_every_lead() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_only_leads_a_segment_could_take_are_read() {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let url = format!("sqlite://{}", dir.path().join("s.db").display());
-    let store = SqliteStore::connect(&url).await.expect("open");
-    store.migrate().await.expect("migrate");
+    let (_dir, _, store) = sqlite().await;
     only_leads_a_segment_could_take_are_read(store).await;
 }
 
@@ -331,6 +312,15 @@ async fn postgres_only_leads_a_segment_could_take_are_read() {
         only_leads_a_segment_could_take_are_read,
     )
     .await;
+}
+
+/// A migrated SQLite store in a temporary folder (kept while the folder lives), and its URL.
+async fn sqlite() -> (tempfile::TempDir, String, SqliteStore) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let url = format!("sqlite://{}", dir.path().join("s.db").display());
+    let store = SqliteStore::connect(&url).await.expect("open");
+    store.migrate().await.expect("migrate");
+    (dir, url, store)
 }
 
 async fn on_postgres<F, Fut>(test: &str, body: F)
