@@ -107,9 +107,9 @@ macro_rules! report_counts_of {
             from_events: bool,
         ) -> Result<ReportCounts, StoreError> {
             let since = Time(q.since.unwrap_or(DateTime::UNIX_EPOCH));
-            let group = sql::report_group(q.by, MONTH);
+            let group = super::report_sql::report_group(q.by, MONTH);
             type Row = (String, String, i64, i64, i64, i64, i64, i64, i64, i64, i64);
-            let rows: Vec<Row> = sqlx::query_as(AssertSqlSafe(sql::report_sql(
+            let rows: Vec<Row> = sqlx::query_as(AssertSqlSafe(super::report_sql::report_sql(
                 &group,
                 DAYS,
                 COHORT,
@@ -128,12 +128,13 @@ macro_rules! report_counts_of {
                     days.push((g, d, a));
                 }
             }
-            let mut intents: Vec<(String, String, i64)> =
-                sqlx::query_as(AssertSqlSafe(sql::report_intents_sql(&group, from_events)))
-                    .bind(since)
-                    .bind(Time(q.until))
-                    .fetch_all(&self.pool)
-                    .await?;
+            let mut intents: Vec<(String, String, i64)> = sqlx::query_as(AssertSqlSafe(
+                super::report_sql::report_intents_sql(&group, from_events),
+            ))
+            .bind(since)
+            .bind(Time(q.until))
+            .fetch_all(&self.pool)
+            .await?;
             let mut total: std::collections::BTreeMap<String, i64> = Default::default();
             for (_, intent, n) in &intents {
                 *total.entry(intent.clone()).or_default() += n;

@@ -106,6 +106,7 @@ mod relay;
 #[macro_use]
 mod edits;
 mod edits_sql;
+mod report_sql;
 #[macro_use]
 mod hold;
 #[macro_use]

@@ -76,6 +76,16 @@ pub(crate) async fn analyze_postgres(url: &str) {
     let _ = conn.close().await;
 }
 
+/// The same on SQLite.
+pub(crate) async fn analyze_sqlite(url: &str) {
+    let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
+    sqlx::query("ANALYZE")
+        .execute(&mut conn)
+        .await
+        .expect("analyze");
+    let _ = conn.close().await;
+}
+
 /// The first claim takes the rows due earliest: the index order is the due order.
 async fn claim_takes_the_earliest<S: Store>(store: &S) {
     let claimed = store
@@ -96,13 +106,7 @@ async fn the_claim_reads_due_rows_in_index_order_on_sqlite() {
     let store = SqliteStore::connect(db.url()).await.expect("open");
     store.migrate().await.expect("migrate");
     seed_due(&store).await;
-    let mut conn = sqlx::SqliteConnection::connect(db.url())
-        .await
-        .expect("connect");
-    sqlx::query("ANALYZE")
-        .execute(&mut conn)
-        .await
-        .expect("analyze");
+    analyze_sqlite(db.url()).await;
     let plan = store.claim_plan(t0()).await.expect("plan");
     assert!(
         plan.iter()
@@ -165,13 +169,7 @@ async fn an_idle_tick_searches_indexes_only_on_sqlite() {
     let store = SqliteStore::connect(db.url()).await.expect("open");
     store.migrate().await.expect("migrate");
     seed_due(&store).await;
-    let mut conn = sqlx::SqliteConnection::connect(db.url())
-        .await
-        .expect("connect");
-    sqlx::query("ANALYZE")
-        .execute(&mut conn)
-        .await
-        .expect("analyze");
+    analyze_sqlite(db.url()).await;
     let plans = store.tick_plans(t0()).await.expect("plans");
     assert_eq!(plans.len(), 7, "{plans:#?}");
     for (name, plan) in &plans {

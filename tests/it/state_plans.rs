@@ -8,7 +8,7 @@
 
 use sqlx::Connection as _;
 
-use crate::scale::{analyze_postgres, on_postgres, on_sqlite, seed_due, t0};
+use crate::scale::{analyze_postgres, analyze_sqlite, on_postgres, on_sqlite, seed_due, t0};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn questions_by_a_deliverys_state_read_its_partial_index_on_postgres() {
@@ -58,13 +58,10 @@ async fn questions_by_a_deliverys_state_read_its_partial_index_on_postgres() {
 async fn questions_by_a_deliverys_state_read_its_partial_index_on_sqlite() {
     on_sqlite(|store, url| async move {
         seed_due(&store).await;
+        analyze_sqlite(&url).await;
         let mut conn = sqlx::SqliteConnection::connect(&url)
             .await
             .expect("connect");
-        sqlx::query("ANALYZE")
-            .execute(&mut conn)
-            .await
-            .expect("analyze");
         let indexes: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'deliveries'",
         )

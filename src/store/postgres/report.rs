@@ -1,5 +1,5 @@
 //! The report's aggregates on PostgreSQL: only the month of a time stamp and the days
-//! between two differ from the other backend (`shared::report_sql`).
+//! between two differ from the other backend (`report_sql::report_sql`).
 
 use sqlx::AssertSqlSafe;
 
