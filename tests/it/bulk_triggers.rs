@@ -1,20 +1,24 @@
-//! SQLite's enrolment write runs its row statements with the triggers off and does what
-//! they would have done once for the whole write (`src/store/sqlite/bulk.rs`): the counters
-//! `status` reads and the report's kept stages must come out as the triggers keep them, and
-//! the writer must run its triggers again afterwards.
+//! SQLite's enrolment write and an import's new leads run their row statements with the
+//! triggers off and do what they would have done once for the whole write
+//! (`src/store/sqlite/bulk.rs`): the counters `status` reads, the report's kept stages and
+//! the tag mirror must come out as the triggers keep them, and the writer must run its
+//! triggers again afterwards.
 
 use chrono::Duration;
 use rewarm::outbound::scheduler;
-use rewarm::store::LeadStore as _;
 use rewarm::store::sqlite::SqliteStore;
+use rewarm::store::{LeadStore as _, Suppression, SuppressionReason, SuppressionStore as _};
 use sqlx::Connection as _;
 
 use crate::scale::{lead, loaded, on_sqlite, t0};
 use crate::support::counts;
 
-/// The triggers of the tables the enrolment write fills, by table. The write stands in for
-/// those that fire on its rows (`ENROL_COUNTS`, `ENROL_REPORT` and the `unmatched_until`
-/// of the leads' update in `src/store/sqlite/queue.rs`); the others do nothing for them.
+/// The triggers of the tables the enrolment write and an import fill, by table. The
+/// enrolment write stands in for those that fire on its rows (`ENROL_COUNTS`,
+/// `ENROL_REPORT` and the `unmatched_until` of the leads' update in
+/// `src/store/sqlite/queue.rs`), an import's new leads for `leads_count_insert` and
+/// `lead_tags_insert` (`IMPORTED_BULK` in `src/store/sqlite/leads.rs`); the others do
+/// nothing for their rows.
 /// A trigger added to these tables fails this test until that list is checked against it.
 const TRIGGERS: &[(&str, &str)] = &[
     ("deliveries", "deliveries_count_delete"),
@@ -132,4 +136,71 @@ async fn a_pass_keeps_counters_and_report_exact(store: SqliteStore, url: String)
     .await
     .expect("rows");
     assert_eq!((marked, first_steps), (30, 60));
+}
+
+/// Two imports with the triggers off for their new leads: the counters equal a full count
+/// (leads arriving `new` and, listed by address or domain, `suppressed`), the tag mirror
+/// equals one built from the leads' tags, and the writer runs its triggers again.
+#[tokio::test]
+async fn an_import_without_row_triggers_keeps_counters_and_tags_exact() {
+    on_sqlite(imports_keep_counters_and_tags_exact).await;
+}
+
+async fn imports_keep_counters_and_tags_exact(store: SqliteStore, url: String) {
+    let now = t0();
+    let listed = ["bulk3@example.com", "@listed.example"].map(|address| Suppression {
+        address: address.into(),
+        reason: SuppressionReason::Manual,
+        evidence: serde_json::json!({"source": "test"}),
+        created_at: now,
+    });
+    store.suppress(&listed, now).await.expect("suppress");
+    let batch = |from: i64| -> Vec<_> {
+        (from..from + 40)
+            .map(|i| {
+                let domain = if i % 10 == 0 {
+                    "listed.example"
+                } else {
+                    "example.com"
+                };
+                let mut lead = lead(&format!("bulk{i}@{domain}"), "timing", now);
+                lead.tags = match i % 4 {
+                    0 => vec![],
+                    1 => vec!["VIP".into()],
+                    _ => vec!["vip".into(), format!("t{}", i % 3)],
+                };
+                lead
+            })
+            .collect()
+    };
+    for from in [0, 40] {
+        store
+            .upsert_leads(&batch(from), "test", now)
+            .await
+            .expect("import");
+    }
+    assert!(store.writer_runs_row_checks().await.expect("setting"));
+    counts::assert_exact(&url).await;
+    let mut conn = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("connect");
+    let mirror = "SELECT tag, lead_id FROM lead_tags ORDER BY 1, 2";
+    let kept: Vec<(String, i64)> = sqlx::query_as(mirror)
+        .fetch_all(&mut conn)
+        .await
+        .expect("tags");
+    let built: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT DISTINCT lower(j.value), l.id FROM leads l, json_each(l.tags) j ORDER BY 1, 2",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("tags built");
+    assert_eq!(kept, built);
+    assert_eq!(kept.len(), 100, "20 leads with one tag, 40 with two");
+    let states: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state, count(*) FROM leads GROUP BY state ORDER BY 1")
+            .fetch_all(&mut conn)
+            .await
+            .expect("states");
+    assert_eq!(states, [("new".into(), 71), ("suppressed".into(), 9)]);
 }

@@ -120,7 +120,7 @@ impl LeadStore for SqliteStore {
             ..UpsertSummary::default()
         };
         if !sorted.new.is_empty() {
-            insert_new(&mut tx, &sorted.new, source, now).await?;
+            insert_new(&mut tx, &self.row_checks_off, &sorted.new, source, now).await?;
         }
         if !sorted.known.is_empty() {
             let stored: Vec<LeadRow> = sqlx::query_as(select_leads!(
@@ -178,10 +178,29 @@ impl LeadStore for SqliteStore {
     }
 }
 
+/// `insert_new`, triggers on again: what `leads_count_insert` and `lead_tags_insert` would
+/// have done for each lead inserted after id $1 (this write's), once for the write: the
+/// leads counted by state, the tags mirrored in one join.
+const IMPORTED_BULK: [&str; 2] = [
+    "INSERT INTO state_counts (part, state, campaign, n)
+     SELECT 'leads', state, '', count(*) FROM leads WHERE id > $1 GROUP BY state
+     ON CONFLICT DO UPDATE SET n = n + excluded.n",
+    "INSERT OR IGNORE INTO lead_tags (tag, lead_id)
+     SELECT lower(j.value), l.id FROM leads l, json_each(l.tags) j
+     WHERE l.id > $1 AND l.tags <> '[]' AND j.type = 'text'",
+];
+
 /// Inserts new leads in file order (multi-row `VALUES`, prepared once per size), then their
-/// `imported` events in one statement.
+/// `imported` events in one statement, with the triggers and foreign-key checks off
+/// ([`bulk`]); then what the triggers would have done, once for the write
+/// (`IMPORTED_BULK`). With a trigger on the table, SQLite writes the rows of a multi-row
+/// insert into a temporary B-tree first, whatever the trigger's WHEN says, and runs the
+/// tag mirror's `json_each` once per lead. The other insert trigger of these tables,
+/// `events_report_insert`, does nothing for an `imported` event (not a report stage); each
+/// event's lead is one this write has just inserted (the foreign key's question).
 async fn insert_new(
     tx: &mut sqlx::SqliteConnection,
+    off: &std::sync::atomic::AtomicUsize,
     new: &[(&NewLead, i64)],
     source: &str,
     now: DateTime<Utc>,
@@ -189,6 +208,25 @@ async fn insert_new(
     let before: i64 = sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM leads")
         .fetch_one(&mut *tx)
         .await?;
+    // The triggers and checks come back on whatever the statements did (see `bulk`).
+    bulk::set_row_checks(tx, false, off).await?;
+    let written = insert_rows(tx, new, source, now, before).await;
+    bulk::set_row_checks(tx, true, off).await?;
+    written?;
+    for sql in IMPORTED_BULK {
+        sqlx::query(sql).bind(before).execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// `insert_new`'s rows: the leads, then their `imported` events (those after id `before`).
+async fn insert_rows(
+    tx: &mut sqlx::SqliteConnection,
+    new: &[(&NewLead, i64)],
+    source: &str,
+    now: DateTime<Utc>,
+    before: i64,
+) -> Result<(), StoreError> {
     for batch in new.chunks(INSERT_ROWS) {
         let rows: Vec<NewRow<'_>> = batch
             .iter()
