@@ -215,6 +215,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "trigger_when",
         include_str!("../../../migrations/postgres/0028_trigger_when.sql"),
     ),
+    (
+        29,
+        "hot_foreign_keys",
+        include_str!("../../../migrations/postgres/0029_hot_foreign_keys.sql"),
+    ),
 ];
 
 /// The advisory lock (`pg_advisory_xact_lock`) that serialises imports, suppressions and

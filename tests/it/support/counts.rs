@@ -68,7 +68,16 @@ const STAGES_DRIFTED: &str = concat!(
      ORDER BY e.id"
 );
 
-/// Panics unless the counters of the database at `url` equal the full counts.
+/// Rows whose lead is missing, or is not their enrolment's, by table: what the foreign keys of
+/// `events.lead_id` and `deliveries.lead_id` guarded on PostgreSQL before its migration 0029
+/// (SQLite keeps them).
+const ASTRAY: &str = "SELECT 'deliveries', d.id FROM deliveries d JOIN enrolments e ON e.id = d.enrolment_id
+        WHERE d.lead_id <> e.lead_id
+     UNION ALL SELECT 'events', v.id FROM events v WHERE NOT EXISTS (SELECT 1 FROM leads l WHERE l.id = v.lead_id)
+     ORDER BY 1, 2";
+
+/// Panics unless the counters of the database at `url` equal the full counts (and every
+/// delivery and event belongs to its lead).
 pub async fn assert_exact(url: &str) {
     let (counted, kept): (Vec<Row>, Vec<Row>) = if url.starts_with("sqlite:") {
         let mut conn = sqlx::SqliteConnection::connect(url).await.expect("open");
@@ -77,7 +86,10 @@ pub async fn assert_exact(url: &str) {
         let drifted: Result<Vec<i64>, _> = sqlx::query_scalar(STAGES_DRIFTED)
             .fetch_all(&mut conn)
             .await;
+        let astray: Result<Vec<(String, i64)>, _> =
+            sqlx::query_as(ASTRAY).fetch_all(&mut conn).await;
         assert_stages(drifted.expect("report stages"));
+        assert_at_home(astray.expect("rows astray"));
         (counted.expect("count"), kept.expect("counters"))
     } else {
         let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
@@ -86,11 +98,23 @@ pub async fn assert_exact(url: &str) {
         let drifted: Result<Vec<i64>, _> = sqlx::query_scalar(STAGES_DRIFTED)
             .fetch_all(&mut conn)
             .await;
+        let astray: Result<Vec<(String, i64)>, _> =
+            sqlx::query_as(ASTRAY).fetch_all(&mut conn).await;
         let _ = conn.close().await;
         assert_stages(drifted.expect("report stages"));
+        assert_at_home(astray.expect("rows astray"));
         (counted.expect("count"), kept.expect("counters"))
     };
     assert_eq!(kept, counted, "the state counters drifted from the rows");
+}
+
+/// Panics when a delivery or an event has lost its lead, or a delivery is not its
+/// enrolment's lead's.
+fn assert_at_home(astray: Vec<(String, i64)>) {
+    assert!(
+        astray.is_empty(),
+        "rows whose lead is missing or not their enrolment's (table, id): {astray:?}"
+    );
 }
 
 /// Panics when an enrolment's kept report stages drifted from the event log.
