@@ -199,13 +199,15 @@ fn plain_date(raw: &str) -> Option<NaiveDate> {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    let number = |digits: &[u8]| {
-        digits.iter().try_fold(0u32, |n, &d| {
-            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
-        })
-    };
     let year = i32::try_from(number(&b[..4])?).ok()?;
     NaiveDate::from_ymd_opt(year, number(&b[5..7])?, number(&b[8..])?)
+}
+
+/// The number `digits` spell (ASCII digits only, else None).
+fn number(digits: &[u8]) -> Option<u32> {
+    digits.iter().try_fold(0u32, |n, &d| {
+        d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+    })
 }
 
 /// `YYYY-MM-DD HH:MM` (or with a `T`) spelt out in full (sixteen characters), the other
@@ -216,11 +218,6 @@ fn plain_minute(raw: &str) -> Option<NaiveDateTime> {
         return None;
     }
     let date = plain_date(raw.get(..10)?)?;
-    let number = |digits: &[u8]| {
-        digits.iter().try_fold(0u32, |n, &d| {
-            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
-        })
-    };
     date.and_hms_opt(number(&b[11..13])?, number(&b[14..])?, 0)
 }
 
