@@ -98,11 +98,16 @@ pub(crate) const UNPAUSE_CAMPAIGN: &str = "DELETE FROM paused_campaigns WHERE na
 pub(crate) const PAUSED_CAMPAIGNS: &str =
     "SELECT name, paused_at, paused_by FROM paused_campaigns ORDER BY name";
 /// Campaign $1 at $2, event detail $3: the events first (they read the rows still waiting).
+/// Only while the campaign is paused, read in the same statement: `hold_new` reads the paused
+/// campaigns before its write, and a `campaigns resume` committed in between must not see
+/// its released rows held again, with nothing left to release them.
 pub(crate) const HOLD_CAMPAIGN: [&str; 2] = [
     "INSERT INTO events (lead_id, at, kind, detail)
-     SELECT DISTINCT lead_id, $2, 'paused', $3 FROM deliveries WHERE campaign = $1 AND state IN ('scheduled', 'retry_wait')",
+     SELECT DISTINCT lead_id, $2, 'paused', $3 FROM deliveries WHERE campaign = $1 AND state IN ('scheduled', 'retry_wait')
+       AND EXISTS (SELECT 1 FROM paused_campaigns p WHERE p.name = $1)",
     "UPDATE deliveries SET held_from = state, state = 'held', updated_at = $2
-     WHERE campaign = $1 AND state IN ('scheduled', 'retry_wait') AND $3 = $3",
+     WHERE campaign = $1 AND state IN ('scheduled', 'retry_wait') AND $3 = $3
+       AND EXISTS (SELECT 1 FROM paused_campaigns p WHERE p.name = $1)",
 ];
 /// Campaign $1 at $2, event detail $3: rows of paused leads stay held.
 pub(crate) const RELEASE_CAMPAIGN: [&str; 2] = [
