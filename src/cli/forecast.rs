@@ -8,10 +8,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::with_store;
 use crate::config::Settings;
+use crate::outbound::forecast::sim::Shared;
 use crate::outbound::forecast::{Kind, Planned, Work, grid, simulate};
 use crate::store::Store;
 
@@ -56,7 +57,9 @@ struct Printer {
     json: bool,
     emails: usize,
     calls: usize,
-    per_day: BTreeMap<(String, String), (usize, usize)>,
+    /// Emails and calls by UTC day and campaign (the day formatted only when printed: at a
+    /// million emails, formatting it for each one was 3 % of the forecast).
+    per_day: BTreeMap<(NaiveDate, Shared), (usize, usize)>,
     error: Option<std::io::Error>,
 }
 
@@ -99,7 +102,7 @@ impl Printer {
         if !self.leads {
             let counts = self
                 .per_day
-                .entry((at.format("%Y-%m-%d").to_string(), work.campaign.to_string()))
+                .entry((at.date_naive(), work.campaign.clone()))
                 .or_default();
             match kind {
                 Kind::Email => counts.0 += 1,
@@ -145,8 +148,9 @@ impl Printer {
                     .per_day
                     .iter()
                     .map(|((day, campaign), (n, calls))| {
+                        let day = day.format("%Y-%m-%d").to_string();
                         let mut row =
-                            serde_json::json!({"day": day, "campaign": campaign, "emails": n});
+                            serde_json::json!({"day": day, "campaign": campaign.as_str(), "emails": n});
                         if *calls > 0 {
                             row["calls"] = serde_json::json!(calls);
                         }
@@ -162,6 +166,7 @@ impl Printer {
                     "day (UTC)", "campaign", "emails", "calls"
                 );
                 for ((day, campaign), (n, c)) in &self.per_day {
+                    let day = day.format("%Y-%m-%d").to_string();
                     text.push_str(&format!("{day:<12} {campaign:<24} {n:>6} {c:>6}\n"));
                 }
                 text.push_str(&format!(

@@ -63,10 +63,12 @@ impl From<ForecastRow> for ForecastDelivery {
 pub trait ForecastStore {
     /// Every delivery the daemon could claim (`scheduled` or `retry_wait`, of a lead in
     /// `nurturing`, whose address is not suppressed) due before `until`, in claim order
-    /// (`due_at`, then id), handed to `each` one by one.
+    /// (`due_at`, then id), handed to `each` one by one. Without `addresses` (the caller
+    /// needs neither the addresses nor their domains), `email` may be left empty.
     fn pending_before<F: FnMut(ForecastDelivery) + Send>(
         &self,
         until: DateTime<Utc>,
+        addresses: bool,
         each: F,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -95,6 +97,7 @@ macro_rules! pending_before_by_row {
         async fn pending_before<F: FnMut(ForecastDelivery) + Send>(
             &self,
             until: DateTime<Utc>,
+            _addresses: bool,
             mut each: F,
         ) -> Result<(), StoreError> {
             // With nothing on the suppression list (a first import), no probe per row: at a

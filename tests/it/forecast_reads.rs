@@ -5,6 +5,8 @@
 //! suppression list are not read (the list empty: every one, without a probe). On SQLite
 //! they are read in chunks: any chunk size reads each one once, in claim order, even where a
 //! chunk ends inside a run of equal due times, and a chunk searches `deliveries_pending`.
+//! With many due, SQLite reads the leads once by a scan instead of one look-up per delivery:
+//! the same deliveries with the same cells, in the same order, whatever the chunk sizes.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -81,7 +83,7 @@ async fn only_leads_a_segment_could_take_are_read<S: Store + ForecastStore>(stor
 async fn pending<S: ForecastStore>(store: &S) -> Vec<String> {
     let mut read = Vec::new();
     store
-        .pending_before(t0() + Duration::days(1), |d| read.push(d.email))
+        .pending_before(t0() + Duration::days(1), true, |d| read.push(d.email))
         .await
         .expect("pending");
     read.sort();
@@ -225,7 +227,7 @@ async fn sqlite_chunks_read_each_pending_delivery_once_in_claim_order() {
     assert_eq!(whole, sorted, "claim order");
     let mut trait_read = Vec::new();
     store
-        .pending_before(until, |d| {
+        .pending_before(until, true, |d| {
             trait_read.push((d.due_at.timestamp_millis(), d.id, d.email))
         })
         .await
@@ -260,6 +262,147 @@ async fn sqlite_chunks_read_each_pending_delivery_once_in_claim_order() {
             "chunks of {size}, listed"
         );
     }
+    store.close().await;
+}
+
+/// Every pending delivery due before `until` as read by the scan of the leads (leads in
+/// chunks of `sizes.0`, deliveries in chunks of `sizes.1`), each as its `Debug` text; with
+/// `addresses` or without.
+async fn scanning(
+    store: &SqliteStore,
+    until: DateTime<Utc>,
+    sizes: (i64, i64),
+    addresses: bool,
+) -> Vec<String> {
+    let mut read = Vec::new();
+    store
+        .pending_before_scanning(until, sizes, addresses, |d| read.push(format!("{d:?}")))
+        .await
+        .expect("pending");
+    read
+}
+
+/// The same as [`scanning`], through a look-up of each delivery's lead, in chunks of `size`.
+async fn looking_up(store: &SqliteStore, until: DateTime<Utc>, size: i64) -> Vec<String> {
+    let mut read = Vec::new();
+    store
+        .pending_before_in_chunks(until, size, |d| read.push(format!("{d:?}")))
+        .await
+        .expect("pending");
+    read
+}
+
+async fn sql(url: &str, statement: &'static str) {
+    let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
+    sqlx::query(statement)
+        .execute(&mut conn)
+        .await
+        .expect(statement);
+    let _ = conn.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_the_scan_of_the_leads_reads_what_the_look_ups_read() {
+    let (_dir, url, store) = sqlite().await;
+    let emails: Vec<String> = (0..13)
+        .map(|i| format!("l{i}@x{}.example", i % 2))
+        .collect();
+    let due =
+        |i: usize| t0() + Duration::hours([3, 1, 2][i % 3]) + Duration::days(i64::from(i == 12));
+    assert_eq!(enrol(&store, &emails, due).await, 13);
+    let until = t0() + Duration::days(1);
+    // Zones and countries, some shared, some not; one lead leaves `nurturing` with its
+    // delivery still scheduled: neither read hands it over.
+    sql(&url, "UPDATE leads SET timezone = CASE id % 3 WHEN 0 THEN 'Europe/Berlin' WHEN 1 THEN 'America/New_York' END,
+                    fields = CASE WHEN id % 4 = 0 THEN json_object('country', 'DE') WHEN id % 4 = 1 THEN json_object('country', 'US') ELSE fields END").await;
+    sql(
+        &url,
+        "UPDATE leads SET state = 'rewarmed' WHERE email = 'l4@x0.example'",
+    )
+    .await;
+    let whole = looking_up(&store, until, 5_000).await;
+    assert_eq!(whole.len(), 11, "{whole:#?}");
+    assert!(!whole.iter().any(|d| d.contains("l4@x0.example")));
+    for zone in [
+        "Europe/Berlin",
+        "America/New_York",
+        "\"DE\"",
+        "\"US\"",
+        "timezone: None",
+    ] {
+        assert!(whole.iter().any(|d| d.contains(zone)), "{zone}: {whole:#?}");
+    }
+    assert!(
+        store.forecast_scans(until).await.expect("count"),
+        "11 due among 12 leads"
+    );
+    assert!(
+        !store.forecast_scans(t0()).await.expect("count"),
+        "nothing due"
+    );
+    for lead_size in [1, 2, 5, 5_000] {
+        for size in [1, 3, 11, 12, 5_000] {
+            assert_eq!(
+                scanning(&store, until, (lead_size, size), true).await,
+                whole,
+                "leads in chunks of {lead_size}, deliveries of {size}"
+            );
+        }
+    }
+    // Without addresses: the same deliveries, their addresses left empty.
+    let bare = scanning(&store, until, (2, 3), false).await;
+    let emptied: Vec<String> = whole
+        .iter()
+        .zip(&emails_of(&whole))
+        .map(|(d, email)| d.replace(&format!("email: \"{email}\""), "email: \"\""))
+        .collect();
+    assert_eq!(bare, emptied);
+    // With a domain on the list: its leads are not read (the statement with the probes).
+    sql(&url, "INSERT INTO suppressions (address, reason, created_at) VALUES ('@x1.example', 'manual', 0)").await;
+    let kept = looking_up(&store, until, 5_000).await;
+    assert_eq!(kept.len(), 5, "{kept:#?}");
+    assert!(kept.iter().all(|d| d.contains("@x0.example")));
+    for sizes in [(1, 1), (2, 5), (5_000, 5_000)] {
+        assert_eq!(
+            scanning(&store, until, sizes, true).await,
+            kept,
+            "{sizes:?}"
+        );
+    }
+    store.close().await;
+}
+
+/// The address in each `Debug` text of a `ForecastDelivery`.
+fn emails_of(read: &[String]) -> Vec<String> {
+    read.iter()
+        .map(|d| {
+            let from = d.find("email: \"").expect("an address") + 8;
+            let to = from + d[from..].find('"').expect("its end");
+            d[from..to].to_string()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_the_scan_reads_the_leads_and_the_deliveries_through_their_indexes() {
+    let (_dir, _, store) = sqlite().await;
+    let plan = store.forecast_scan_plans().await.expect("plan");
+    for search in [
+        "SEARCH l USING INDEX leads_state (state=? AND id>?)",
+        "SEARCH d USING INDEX deliveries_pending (due_at=? AND rowid>?)",
+        "SEARCH d USING INDEX deliveries_pending (due_at>? AND due_at<?)",
+    ] {
+        assert!(
+            plan.iter().any(|l| l.contains(search)),
+            "{search}: {plan:#?}"
+        );
+    }
+    assert!(
+        !plan.iter().any(|l| l.starts_with("SCAN l")
+            || l.starts_with("SCAN d")
+            || l.contains("TEMP B-TREE")),
+        "a chunk scans a table or sorts: {plan:#?}"
+    );
     store.close().await;
 }
 

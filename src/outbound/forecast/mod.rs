@@ -132,8 +132,9 @@ where
         })
         .await?;
     // What is scheduled, in claim order.
+    let addresses = make.with_emails || make.with_domains;
     store
-        .pending_before(grid.until, |d| {
+        .pending_before(grid.until, addresses, |d| {
             let work = make.stored(&mut sim, d);
             sim.feed(work);
         })

@@ -4,7 +4,9 @@
 //! SQLite (`json_group_array`), not row by row: sqlx hands each row from its worker thread
 //! to the reading task through a channel, copying every column value first (a `malloc` and
 //! a `free` each), and at a million rows the two threads woke each other for every row.
-//! SQLite reads the next chunk while the forecast simulates the one before.
+//! SQLite reads the next chunk while the forecast simulates the one before. With many of
+//! them due in the window, each one's lead is not looked up but found among the leads read
+//! once beforehand (`forecast_scan.rs`).
 
 use futures::TryStreamExt as _;
 use serde::Deserialize;
@@ -164,9 +166,16 @@ impl ForecastStore for SqliteStore {
     async fn pending_before<F: FnMut(ForecastDelivery) + Send>(
         &self,
         until: DateTime<Utc>,
+        addresses: bool,
         each: F,
     ) -> Result<(), StoreError> {
-        self.pending_before_in_chunks(until, CHUNK, each).await
+        if super::forecast_scan::scan_pays(&self.pool, until).await? {
+            let sizes = (super::forecast_scan::LEAD_CHUNK, CHUNK);
+            self.pending_before_scanning(until, sizes, addresses, each)
+                .await
+        } else {
+            self.pending_before_in_chunks(until, CHUNK, each).await
+        }
     }
 
     forecast_store_methods!();

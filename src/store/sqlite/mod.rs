@@ -37,6 +37,7 @@ mod console;
 mod copy;
 mod edits;
 mod forecast;
+mod forecast_scan;
 mod handoff;
 mod hold;
 pub mod identity;
