@@ -428,6 +428,40 @@ async fn sqlite_a_forecast_chunk_searches_the_pending_index_in_its_order() {
     store.close().await;
 }
 
+/// 3,000 pending deliveries due a minute apart, statistics taken: a window holding ten of
+/// them reads them from `deliveries_pending` on PostgreSQL, not by a scan of `deliveries`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_narrow_forecast_window_reads_the_pending_index() {
+    on_postgres(
+        "forecast_reads_a_narrow_window_reads_the_pending_index",
+        |store| async move {
+            crate::scale::seed_due(&store).await;
+            sqlx::query("ANALYZE")
+                .execute(store.pool())
+                .await
+                .expect("analyze");
+            let until = crate::scale::t0() - Duration::minutes(2_990);
+            let plan = store.forecast_plan(until).await.expect("plan");
+            assert!(
+                plan.iter()
+                    .any(|l| l.contains("Index Scan using deliveries_pending on deliveries d")),
+                "{plan:#?}"
+            );
+            assert!(
+                !plan.iter().any(|l| l.contains("Seq Scan on deliveries")),
+                "the forecast scans deliveries: {plan:#?}"
+            );
+            let mut read = 0;
+            store
+                .pending_before(until, false, |_| read += 1)
+                .await
+                .expect("pending");
+            assert_eq!(read, 10);
+        },
+    )
+    .await;
+}
+
 #[test]
 fn a_segment_without_reasons_reads_every_lead() {
     let segment = |reasons: &[&str]| rewarm::domain::segment::Segment {

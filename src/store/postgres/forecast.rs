@@ -21,3 +21,19 @@ impl ForecastStore for PgStore {
     pending_before_by_row!();
     forecast_store_methods!();
 }
+
+impl PgStore {
+    /// The plan (`EXPLAIN`, no costs) of the forecast's pending deliveries due before
+    /// `until`, with the suppression probes: a window holding few of them reads
+    /// `deliveries_pending` (a window holding most of them is joined by hashing and sorted,
+    /// as it should be).
+    #[doc(hidden)]
+    pub async fn forecast_plan(&self, until: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        let sql = format!("EXPLAIN (COSTS OFF) {PENDING_BEFORE}");
+        let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(Time(until))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(line,)| line).collect())
+    }
+}
