@@ -348,7 +348,7 @@ async fn read_sendable(
             let (json, n) = chunk?;
             let rows: Vec<LeadCells<'_>> = serde_json::from_str(&json)
                 .map_err(|e| unreadable("leads", leads.last_id.unwrap_or(0), n, &e))?;
-            // SQLite aggregates in the order its subquery gives; the search needs id order.
+            // SQLite aggregates in the order its subquery gives; the slots take ids in order.
             let sorted = rows.windows(2).all(|w| w[0].0 < w[1].0);
             let mut rows = rows;
             if !sorted {
