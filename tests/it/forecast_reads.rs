@@ -209,17 +209,26 @@ async fn in_chunks(
     read
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_chunks_read_each_pending_delivery_once_in_claim_order() {
-    let (_dir, url, store) = sqlite().await;
+/// Thirteen leads `l{i}@x{i % 2}.example`, each enrolled with its first email due in one of
+/// three runs of equal times (out of id order), the last one after the horizon; the horizon.
+async fn enrol_thirteen(store: &SqliteStore) -> DateTime<Utc> {
     let emails: Vec<String> = (0..13)
         .map(|i| format!("l{i}@x{}.example", i % 2))
         .collect();
-    // Due in three runs of equal times (out of id order), one after the horizon.
     let due =
         |i: usize| t0() + Duration::hours([3, 1, 2][i % 3]) + Duration::days(i64::from(i == 12));
-    assert_eq!(enrol(&store, &emails, due).await, 13);
-    let until = t0() + Duration::days(1);
+    assert_eq!(enrol(store, &emails, due).await, 13);
+    t0() + Duration::days(1)
+}
+
+/// Puts the domain of the odd leads on the suppression list.
+const LIST_X1: &str =
+    "INSERT INTO suppressions (address, reason, created_at) VALUES ('@x1.example', 'manual', 0)";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_chunks_read_each_pending_delivery_once_in_claim_order() {
+    let (_dir, url, store) = sqlite().await;
+    let until = enrol_thirteen(&store).await;
     let whole = in_chunks(&store, until, 5_000).await;
     assert_eq!(whole.len(), 12, "{whole:?}");
     let mut sorted = whole.clone();
@@ -241,14 +250,7 @@ async fn sqlite_chunks_read_each_pending_delivery_once_in_claim_order() {
         );
     }
     // With the list in use (the statement with the probes): a domain's leads are left out.
-    let mut conn = sqlx::SqliteConnection::connect(&url)
-        .await
-        .expect("connect");
-    sqlx::query("INSERT INTO suppressions (address, reason, created_at) VALUES ('@x1.example', 'manual', 0)")
-        .execute(&mut conn)
-        .await
-        .expect("listed");
-    let _ = conn.close().await;
+    sql(&url, LIST_X1).await;
     let kept: Vec<_> = whole
         .iter()
         .filter(|r| r.2.ends_with("@x0.example"))
@@ -292,6 +294,7 @@ async fn looking_up(store: &SqliteStore, until: DateTime<Utc>, size: i64) -> Vec
     read
 }
 
+/// Runs `statement` on a connection of its own (as another process would).
 async fn sql(url: &str, statement: &'static str) {
     let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
     sqlx::query(statement)
@@ -304,13 +307,7 @@ async fn sql(url: &str, statement: &'static str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_the_scan_of_the_leads_reads_what_the_look_ups_read() {
     let (_dir, url, store) = sqlite().await;
-    let emails: Vec<String> = (0..13)
-        .map(|i| format!("l{i}@x{}.example", i % 2))
-        .collect();
-    let due =
-        |i: usize| t0() + Duration::hours([3, 1, 2][i % 3]) + Duration::days(i64::from(i == 12));
-    assert_eq!(enrol(&store, &emails, due).await, 13);
-    let until = t0() + Duration::days(1);
+    let until = enrol_thirteen(&store).await;
     // Zones and countries, some shared, some not; one lead leaves `nurturing` with its
     // delivery still scheduled: neither read hands it over.
     sql(&url, "UPDATE leads SET timezone = CASE id % 3 WHEN 0 THEN 'Europe/Berlin' WHEN 1 THEN 'America/New_York' END,
@@ -358,7 +355,7 @@ async fn sqlite_the_scan_of_the_leads_reads_what_the_look_ups_read() {
         .collect();
     assert_eq!(bare, emptied);
     // With a domain on the list: its leads are not read (the statement with the probes).
-    sql(&url, "INSERT INTO suppressions (address, reason, created_at) VALUES ('@x1.example', 'manual', 0)").await;
+    sql(&url, LIST_X1).await;
     let kept = looking_up(&store, until, 5_000).await;
     assert_eq!(kept.len(), 5, "{kept:#?}");
     assert!(kept.iter().all(|d| d.contains("@x0.example")));

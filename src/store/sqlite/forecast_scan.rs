@@ -346,14 +346,11 @@ async fn read_sendable(
         let mut leads = Sendable::with_capacity(expected, addresses);
         while let Some(chunk) = rx.recv().await {
             let (json, n) = chunk?;
-            let rows: Vec<LeadCells<'_>> = serde_json::from_str(&json)
+            let mut rows: Vec<LeadCells<'_>> = serde_json::from_str(&json)
                 .map_err(|e| unreadable("leads", leads.last_id.unwrap_or(0), n, &e))?;
-            // SQLite aggregates in the order its subquery gives; the slots take ids in order.
-            let sorted = rows.windows(2).all(|w| w[0].0 < w[1].0);
-            let mut rows = rows;
-            if !sorted {
-                rows.sort_by_key(|r| r.0);
-            }
+            // SQLite aggregates in the order its subquery gives; the slots take ids in order
+            // (a chunk already in order is sorted in one pass).
+            rows.sort_by_key(|r| r.0);
             if leads
                 .last_id
                 .is_some_and(|last| rows.first().is_some_and(|r| r.0 <= last))
